@@ -1,0 +1,474 @@
+//! Wiring: each command gathers facts through the shell, asks the core what to do,
+//! and has the shell do it. The only place that knows both halves.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt;
+
+use crate::cli::{Cli, Command};
+use crate::core::desired::{resolve, Desired, DesiredContainer, Facts, LABEL_SCOPE, LABEL_SERVICE, LABEL_VERSION};
+use crate::core::diag::{Diagnostic, Diagnostics};
+use crate::core::hash::secret_hash;
+use crate::core::plan::{self, short, Action, Observed, Plan, Step};
+use crate::core::render::{plan_text, status_text, StatusRow, Style};
+use crate::core::spec::{self, Spec};
+use crate::shell::baseimage::{self, BaseImageError};
+use crate::shell::docker::{Engine, EngineError};
+use crate::shell::lock::{self, LockError};
+use crate::shell::source::{self, SourceError};
+use crate::shell::{gpu, probe};
+
+/// How many engine actions run at once within one phase of a plan.
+const PARALLEL: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    SpecInvalid(Diagnostics),
+    #[error("{0}")]
+    PlanRefused(Diagnostics),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{0}\n  help: start the Docker engine, or point DOCKER_HOST at it; `berth doctor` checks the set-up")]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    BaseImage(#[from] BaseImageError),
+    #[error("cannot read the saved plan {path}: {why}\n  help: make one with `berth plan --out {path}`")]
+    PlanRead { path: PathBuf, why: String },
+    #[error("cannot write the plan to {path}: {source}")]
+    PlanWrite { path: PathBuf, source: std::io::Error },
+    #[error("the saved plan {path} is stale: the engine changed since it was made\n{changes}\n  help: run `berth plan --out {path}` again, review it, then apply it")]
+    PlanStale { path: PathBuf, changes: String },
+    #[error("{failed} of {total} actions failed; later phases were not started\n{details}\n  help: fix the cause above and run `berth apply` again: it picks up where this one stopped")]
+    ApplyFail { failed: usize, total: usize, details: String },
+    #[error("no container of `{target}` in project `{project}`\n  help: `berth status` lists what runs")]
+    ContainerFind { target: String, project: String },
+}
+
+/// Runs one command; the exit code on success (plan's detailed exit code is 2).
+pub async fn run(cli: Cli) -> Result<u8, AppError> {
+    let verbose = cli.verbose;
+    match cli.command {
+        Command::Validate(f) => {
+            load(&f.file)?;
+            Ok(0)
+        }
+        Command::Schema => {
+            print!("{}", spec::json_schema());
+            Ok(0)
+        }
+        Command::Plan { file, json, detailed_exitcode, out, allow_empty } => {
+            let spec = load(&file.file)?;
+            let engine = Engine::connect().await?;
+            let plan = make_plan(&engine, &spec, &file.file, allow_empty).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan).expect("a plan always serializes"));
+            } else {
+                print!("{}", plan_text(&plan, style()));
+            }
+            if let Some(path) = out {
+                let text = serde_json::to_string_pretty(&plan).expect("a plan always serializes");
+                std::fs::write(&path, text + "\n").map_err(|source| AppError::PlanWrite { path: path.clone(), source })?;
+                if !json {
+                    println!("Saved the plan to {}; `berth apply --plan {}` applies exactly it.", path.display(), path.display());
+                }
+            }
+            Ok(if detailed_exitcode && !plan.is_empty() { 2 } else { 0 })
+        }
+        Command::Apply { file, plan, allow_empty } => apply(&file.file, plan.as_deref(), allow_empty).await,
+        Command::Status { file, json } => status(&file.file, json).await,
+        Command::Logs { file, target, follow, tail } => logs(&file.file, &target, follow, tail).await,
+        Command::Destroy { file, volumes } => destroy(&file.file, volumes).await,
+        Command::Baseimages => {
+            let engine = Engine::connect().await?;
+            for line in baseimage::ensure_all(&engine, verbose).await? {
+                println!("{line}");
+            }
+            Ok(0)
+        }
+        Command::Doctor(f) => doctor(&f.file).await,
+    }
+}
+
+fn style() -> Style {
+    Style { color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() }
+}
+
+fn load(file: &Path) -> Result<Spec, AppError> {
+    let text = source::read_spec(file)?;
+    spec::parse(&file.display().to_string(), &text).map_err(AppError::SpecInvalid)
+}
+
+fn refused(file: &Path, items: Vec<Diagnostic>) -> AppError {
+    AppError::PlanRefused(Diagnostics { file: file.display().to_string(), items })
+}
+
+/// Facts of this host for the spec: one image list, the secrets' variables, and
+/// the GPU inventory only when a GPU class is asked for.
+async fn desired(engine: &Engine, spec: &Spec, file: &Path) -> Result<Desired, AppError> {
+    let wants_gpu = spec.versions().any(|v| v.machine.gpu_memory_bytes().is_some());
+    let facts = Facts {
+        image_ids: engine.image_ids().await?,
+        env: source::secret_env(spec),
+        gpus: if wants_gpu { gpu::inventory().0 } else { Default::default() },
+    };
+    resolve(spec, &facts).map_err(|items| refused(file, items))
+}
+
+async fn make_plan(engine: &Engine, spec: &Spec, file: &Path, allow_empty: bool) -> Result<Plan, AppError> {
+    let (desired, observed) = tokio::join!(desired(engine, spec, file), engine.observe(&spec.project));
+    let (desired, observed) = (desired?, observed?);
+    plan::plan(&desired, &observed, &plan::Options { allow_empty }).map_err(|items| refused(file, items))
+}
+
+async fn apply(file: &Path, saved: Option<&Path>, allow_empty: bool) -> Result<u8, AppError> {
+    let engine = Engine::connect().await?;
+    let (plan, spec_file) = match saved {
+        Some(path) => {
+            let plan = read_plan(path)?;
+            let _lock = take_lock(&plan.project, "apply")?;
+            let observed = engine.observe(&plan.project).await?;
+            check_fresh(path, &plan, &observed)?;
+            return execute_and_report(&engine, &plan, path).await;
+        }
+        None => {
+            let spec = load(file)?;
+            (spec, file)
+        }
+    };
+    let _lock = take_lock(&plan.project, "apply")?;
+    // Planned under the lock, so a concurrent apply cannot make it stale.
+    let plan = make_plan(&engine, &plan, spec_file, allow_empty).await?;
+    execute_and_report(&engine, &plan, spec_file).await
+}
+
+fn take_lock(project: &str, command: &str) -> Result<lock::ProjectLock, AppError> {
+    Ok(lock::acquire(project, command, |holder| {
+        eprintln!("waiting for the lock on project `{project}`, held by {holder}");
+    })?)
+}
+
+fn read_plan(path: &Path) -> Result<Plan, AppError> {
+    let text = std::fs::read_to_string(path).map_err(|e| AppError::PlanRead { path: path.into(), why: e.to_string() })?;
+    serde_json::from_str(&text).map_err(|e| AppError::PlanRead { path: path.into(), why: format!("not a berth plan ({e})") })
+}
+
+/// Refuses a saved plan when the engine no longer looks as it did, naming what changed.
+fn check_fresh(path: &Path, plan: &Plan, observed: &Observed) -> Result<(), AppError> {
+    if observed.fingerprint(&plan.project) == plan.fingerprint {
+        return Ok(());
+    }
+    let now = observed.summary(&plan.project);
+    let mut changes = Vec::new();
+    for line in &plan.observed {
+        if !now.contains(line) {
+            changes.push(format!("  - was: {line}"));
+        }
+    }
+    for line in &now {
+        if !plan.observed.contains(line) {
+            changes.push(format!("  + now: {line}"));
+        }
+    }
+    Err(AppError::PlanStale { path: path.into(), changes: changes.join("\n") })
+}
+
+/// Secret values for every container the plan creates, checked against the hashes
+/// the plan recorded, before the first action.
+fn plan_secrets(plan: &Plan, origin: &Path) -> Result<BTreeMap<String, BTreeMap<String, String>>, AppError> {
+    let mut all = BTreeMap::new();
+    let mut problems = Vec::new();
+    for step in &plan.steps {
+        let (Action::CreateContainer { container } | Action::ReplaceContainer { container, .. }) = &step.action else {
+            continue;
+        };
+        let mut values = BTreeMap::new();
+        for (name, var) in &container.secret_sources {
+            let id = format!("{}@{}", container.service, container.version);
+            match std::env::var(var) {
+                Err(_) => problems.push(Diagnostic::new(
+                    None,
+                    format!("{id}: secret `{name}` reads the environment variable `{var}`, which is not set"),
+                    format!("export {var}=... in the environment that runs berth"),
+                )),
+                Ok(v) if Some(&secret_hash(&plan.project, name, &v)) != container.config.secrets.get(name) => {
+                    problems.push(Diagnostic::new(
+                        None,
+                        format!("{id}: secret `{name}` (from `{var}`) changed since the plan was made"),
+                        "make the plan again with the current value",
+                    ))
+                }
+                Ok(v) => {
+                    values.insert(name.clone(), v);
+                }
+            }
+        }
+        all.insert(container.name.clone(), values);
+    }
+    if problems.is_empty() {
+        Ok(all)
+    } else {
+        Err(refused(origin, problems))
+    }
+}
+
+async fn execute_and_report(engine: &Engine, plan: &Plan, origin: &Path) -> Result<u8, AppError> {
+    let secrets = plan_secrets(plan, origin)?;
+    if plan.is_empty() {
+        println!("No changes: the engine matches the file ({} unchanged).", plan.unchanged.len());
+    } else {
+        execute(engine, plan, &secrets).await?;
+        let (c, r, s, d) = plan.counts();
+        println!("Applied: {c} created, {r} replaced, {s} started, {d} removed, {} unchanged.", plan.unchanged.len());
+    }
+    // Where each service answers: one more list call, read-only.
+    let observed = engine.observe(&plan.project).await?;
+    for c in observed.containers.iter().filter(|c| c.owned_by(&plan.project)) {
+        println!("  {:<32} {}", c.subject(&plan.project), url(c).unwrap_or_else(|| format!("({})", c.state)));
+    }
+    Ok(0)
+}
+
+/// Where a container answers on the host, if it is published.
+fn url(c: &plan::ObservedContainer) -> Option<String> {
+    c.ports.iter().find_map(|p| p.public.map(|port| format!("http://127.0.0.1:{port}/")))
+}
+
+/// Runs the plan's steps phase by phase; within a phase, up to [`PARALLEL`] at once,
+/// each printed as it completes. A failure lets the phase finish, then stops.
+async fn execute(engine: &Engine, plan: &Plan, secrets: &BTreeMap<String, BTreeMap<String, String>>) -> Result<(), AppError> {
+    let style = style();
+    let mut failures = Vec::new();
+    let none = BTreeMap::new();
+    let none = &none;
+    for phase in 0..=3u8 {
+        let steps = plan.steps.iter().filter(|s| s.action.phase() == phase);
+        let mut running = futures_util::stream::iter(steps.map(|step| async move {
+            let result = run_step(engine, step, secrets.get(step_container(step)).unwrap_or(none)).await;
+            (step, result)
+        }))
+        .buffer_unordered(PARALLEL);
+        while let Some((step, result)) = running.next().await {
+            let subject = step.action.subject(&plan.project);
+            match result {
+                Ok(()) => {
+                    let (mark, past) = match step.action.verb() {
+                        "create" => ("+", "created"),
+                        "replace" => ("~", "replaced"),
+                        "start" => (">", "started"),
+                        _ => ("-", "removed"),
+                    };
+                    let head = if style.color { format!("\x1b[1m{mark} {past:<9}\x1b[0m") } else { format!("{mark} {past:<9}") };
+                    println!("{head} {subject}");
+                }
+                Err(e) => {
+                    eprintln!("! failed    {subject}: {e}");
+                    failures.push(format!("  {subject}: {e}"));
+                }
+            }
+        }
+        if !failures.is_empty() {
+            return Err(AppError::ApplyFail { failed: failures.len(), total: plan.steps.len(), details: failures.join("\n") });
+        }
+    }
+    Ok(())
+}
+
+fn step_container(step: &Step) -> &str {
+    match &step.action {
+        Action::CreateContainer { container } | Action::ReplaceContainer { container, .. } => &container.name,
+        _ => "",
+    }
+}
+
+async fn run_step(engine: &Engine, step: &Step, secrets: &BTreeMap<String, String>) -> Result<(), EngineError> {
+    match &step.action {
+        Action::CreateNetwork { network } => engine.create_network(network).await,
+        Action::CreateVolume { volume } => engine.create_volume(volume).await,
+        Action::CreateContainer { container } => create_and_start(engine, container, secrets).await.map(|_| ()),
+        Action::ReplaceContainer { old_id, container } => replace(engine, old_id, container, secrets).await,
+        Action::StartContainer { id, name, .. } => engine.start_container(id, name).await,
+        Action::RemoveContainer { id, name, .. } | Action::RemoveLeftover { id, name, .. } => engine.remove_container(id, name).await,
+        Action::RemoveNetwork { name, .. } => engine.remove_network(name).await,
+    }
+}
+
+/// Creates and starts; a container that does not start is removed again, so the
+/// next plan sees a clean "create".
+async fn create_and_start(engine: &Engine, c: &DesiredContainer, secrets: &BTreeMap<String, String>) -> Result<String, EngineError> {
+    let id = engine.create_container(&c.name, c, secrets).await?;
+    if let Err(e) = engine.start_container(&id, &c.name).await {
+        let _ = engine.remove_container(&id, &c.name).await;
+        return Err(e);
+    }
+    Ok(id)
+}
+
+/// Replace under the same name: move the old container aside (renamed, stopped),
+/// start the new one, then remove the old. If the new one fails, the old one is
+/// put back. Killed midway, the renamed container is a leftover the next plan removes.
+async fn replace(engine: &Engine, old_id: &str, c: &DesiredContainer, secrets: &BTreeMap<String, String>) -> Result<(), EngineError> {
+    let aside = format!("{}-old-{}", c.name, short(old_id));
+    engine.rename_container(old_id, &c.name, &aside).await?;
+    engine.stop_container(old_id, &aside).await?;
+    match create_and_start(engine, c, secrets).await {
+        Ok(_) => engine.remove_container(old_id, &aside).await,
+        Err(e) => {
+            let _ = engine.rename_container(old_id, &aside, &c.name).await;
+            let _ = engine.start_container(old_id, &c.name).await;
+            Err(e)
+        }
+    }
+}
+
+async fn status(file: &Path, json: bool) -> Result<u8, AppError> {
+    let spec = load(file)?;
+    let engine = Engine::connect().await?;
+    let observed = engine.observe(&spec.project).await?;
+    let ours: Vec<&plan::ObservedContainer> = observed.containers.iter().filter(|c| c.owned_by(&spec.project)).collect();
+    let rows = futures_util::future::join_all(ours.iter().map(|c| {
+        let engine = engine.clone();
+        async move {
+            let running = c.state == "running";
+            let port = c.ports.iter().find_map(|p| p.public);
+            let (health, stats) = if running {
+                let health = match port {
+                    Some(p) => probe::health(p).await.to_string(),
+                    None => "unknown".to_string(),
+                };
+                (health, engine.stats(&c.id).await)
+            } else {
+                ("-".to_string(), None)
+            };
+            StatusRow {
+                service: c.label(LABEL_SERVICE).to_string(),
+                version: c.label(LABEL_VERSION).to_string(),
+                container: c.name.clone(),
+                state: c.state.clone(),
+                health,
+                url: url(c),
+                scope: c.label(LABEL_SCOPE).to_string(),
+                cpu_percent: stats.map(|s| s.0),
+                memory_bytes: stats.map(|s| s.1),
+                memory_limit_bytes: stats.map(|s| s.2),
+            }
+        }
+    }))
+    .await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("rows always serialize"));
+    } else {
+        print!("{}", status_text(&rows));
+    }
+    Ok(0)
+}
+
+async fn logs(file: &Path, target: &str, follow: bool, tail: Option<usize>) -> Result<u8, AppError> {
+    let spec = load(file)?;
+    let engine = Engine::connect().await?;
+    let (service, version) = match target.split_once('@') {
+        Some((s, v)) => (s.to_string(), Some(v.to_string())),
+        None => (target.to_string(), None),
+    };
+    let version = version.or_else(|| {
+        spec.services.iter().find(|s| s.name == service).map(|s| s.active.to_string())
+    });
+    let observed = engine.observe(&spec.project).await?;
+    let found = observed.containers.iter().find(|c| {
+        c.owned_by(&spec.project)
+            && c.label(LABEL_SERVICE) == service
+            && version.as_deref().is_none_or(|v| c.label(LABEL_VERSION) == v)
+    });
+    let Some(c) = found else {
+        return Err(AppError::ContainerFind { target: target.to_string(), project: spec.project });
+    };
+    let mut stream = std::pin::pin!(engine.logs(&c.id, follow, tail));
+    while let Some(chunk) = stream.next().await {
+        print!("{}", chunk?);
+    }
+    Ok(0)
+}
+
+async fn destroy(file: &Path, volumes: bool) -> Result<u8, AppError> {
+    let spec = load(file)?;
+    let project = spec.project.as_str();
+    let engine = Engine::connect().await?;
+    let _lock = take_lock(project, "destroy")?;
+    let observed = engine.observe(project).await?;
+    let ours = observed.containers.iter().filter(|c| c.owned_by(project));
+    let mut removing = futures_util::stream::iter(ours.map(|c| {
+        let engine = &engine;
+        async move { (c, engine.remove_container(&c.id, &c.name).await) }
+    }))
+    .buffer_unordered(PARALLEL);
+    let mut removed = 0;
+    while let Some((c, r)) = removing.next().await {
+        r?;
+        removed += 1;
+        println!("- removed   {}", c.subject(project));
+    }
+    drop(removing);
+    let owned = |labels: &BTreeMap<String, String>| labels.get(crate::core::desired::LABEL_PROJECT).map(String::as_str) == Some(project);
+    for n in observed.networks.iter().filter(|n| owned(&n.labels)) {
+        engine.remove_network(&n.name).await?;
+        println!("- removed   network {}", n.name);
+    }
+    let mut kept = Vec::new();
+    for v in observed.volumes.iter().filter(|v| owned(&v.labels)) {
+        if volumes {
+            engine.remove_volume(&v.name).await?;
+            println!("- removed   volume {}", v.name);
+        } else {
+            kept.push(v.name.clone());
+        }
+    }
+    println!("Destroyed project `{project}`: {removed} containers removed.");
+    if !kept.is_empty() {
+        println!("Kept {} volume(s) ({}); `berth destroy --volumes` removes them.", kept.len(), kept.join(", "));
+    }
+    Ok(0)
+}
+
+async fn doctor(file: &Path) -> Result<u8, AppError> {
+    let mut ok = true;
+    match Engine::connect().await {
+        Ok(engine) => {
+            let (version, arch) = engine.version().await?;
+            println!("ok    engine: Docker {version} on {arch}");
+            match engine.image_labels(baseimage::BUSYBOX_TAG).await? {
+                Some(_) => println!("ok    base image {} present", baseimage::BUSYBOX_TAG),
+                None => println!("note  base image {} missing: `berth baseimages` builds it", baseimage::BUSYBOX_TAG),
+            }
+        }
+        Err(e) => {
+            ok = false;
+            println!("FAIL  engine: {e}");
+        }
+    }
+    let (inventory, driver) = gpu::inventory();
+    match (&inventory.problem, driver) {
+        (Some(why), _) => println!("note  GPUs: none usable: {why}"),
+        (None, d) => {
+            let d = d.unwrap_or_default();
+            println!("ok    GPUs: driver {}, CUDA {}", d.version, d.cuda);
+            for g in &inventory.gpus {
+                println!("      [{}] {} {} {} MiB", g.index, g.uuid, g.name, g.memory_total >> 20);
+            }
+        }
+    }
+    if let Ok(spec) = load(file) {
+        for v in spec.versions() {
+            if let Some(p) = v.publish {
+                match std::net::TcpListener::bind(("127.0.0.1", p)) {
+                    Ok(_) => println!("ok    port {p} ({}) is free", v.id()),
+                    Err(_) => println!("note  port {p} ({}) is in use (fine if berth already runs it)", v.id()),
+                }
+            }
+        }
+    }
+    Ok(if ok { 0 } else { 1 })
+}

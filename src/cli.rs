@@ -1,0 +1,88 @@
+//! The command line: clap definitions only. What each command does lives in `app`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about = "Declarative services on one Docker engine: plan, apply, converge.")]
+pub struct Cli {
+    /// Print more: build logs, engine calls.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct FileArg {
+    /// The services file.
+    #[arg(short = 'f', long = "file", default_value = "services.yaml")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and check the file; prints nothing but errors.
+    Validate(FileArg),
+    /// Show what apply would do, and why, field by field.
+    Plan {
+        #[command(flatten)]
+        file: FileArg,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Exit 2 when there are changes (0: none, 1: error), as Terraform does.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Save the plan, with a fingerprint of the engine state, for `apply --plan`.
+        #[arg(long, value_name = "PLAN")]
+        out: Option<PathBuf>,
+        /// Allow a file with no services to remove everything.
+        #[arg(long)]
+        allow_empty: bool,
+    },
+    /// Converge the engine to the file, printing each action as it happens.
+    Apply {
+        #[command(flatten)]
+        file: FileArg,
+        /// Apply exactly this saved plan, or refuse if the engine changed since.
+        #[arg(long, value_name = "PLAN")]
+        plan: Option<PathBuf>,
+        /// Allow a file with no services to remove everything.
+        #[arg(long)]
+        allow_empty: bool,
+    },
+    /// Every owned container: service, version, state, health, port, CPU and memory.
+    Status {
+        #[command(flatten)]
+        file: FileArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A container's logs.
+    Logs {
+        #[command(flatten)]
+        file: FileArg,
+        /// SERVICE or SERVICE@VERSION (default: the active version).
+        target: String,
+        #[arg(long)]
+        follow: bool,
+        #[arg(long)]
+        tail: Option<usize>,
+    },
+    /// Remove everything the project owns; keeps survive unless --volumes.
+    Destroy {
+        #[command(flatten)]
+        file: FileArg,
+        /// Remove the keeps (named volumes) too.
+        #[arg(long)]
+        volumes: bool,
+    },
+    /// Print the JSON Schema of services.yaml.
+    Schema,
+    /// Build the local base images (berth-local/*) from Debian packages, if missing or stale.
+    Baseimages,
+    /// Check the engine, base images, GPUs and ports.
+    Doctor(FileArg),
+}

@@ -1,0 +1,325 @@
+//! Desired state: a validated [`Spec`] plus facts about this host, resolved into the
+//! exact engine objects that should exist (containers, networks, volumes).
+//!
+//! Facts (image IDs, secret values, GPUs) are gathered by the shell and passed in,
+//! so this stays a pure function that tests can drive with made-up hosts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::diag::Diagnostic;
+use super::hash::{secret_hash, sha256_hex, ContainerConfig};
+use super::spec::{Scope, Source, Spec, Version};
+
+pub const LABEL_PROJECT: &str = "berth.project";
+pub const LABEL_SERVICE: &str = "berth.service";
+pub const LABEL_VERSION: &str = "berth.version";
+pub const LABEL_SCOPE: &str = "berth.scope";
+pub const LABEL_HASH: &str = "berth.hash";
+/// The canonical configuration the hash was computed from (see [`ContainerConfig`]).
+pub const LABEL_CONFIG: &str = "berth.config";
+pub const LABEL_KEEP: &str = "berth.keep";
+
+/// What the host can offer, gathered by the shell.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// Image reference -> image ID, for the references the engine has.
+    pub image_ids: BTreeMap<String, String>,
+    /// Environment variable -> value, for the variables secrets read.
+    pub env: BTreeMap<String, String>,
+    /// GPUs berth may hand out.
+    pub gpus: GpuInventory,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gpu {
+    pub index: u32,
+    pub uuid: String,
+    pub name: String,
+    pub memory_total: u64,
+}
+
+/// The GPUs of the host, or why there are none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuInventory {
+    pub gpus: Vec<Gpu>,
+    /// Why no GPU is usable, when `gpus` is empty (no NVML library, no driver, ...).
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredNetwork {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredVolume {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredContainer {
+    pub name: String,
+    pub service: String,
+    pub version: String,
+    /// The reference the spec named, for messages (the config holds its ID).
+    pub image_ref: String,
+    /// Secret name -> the environment variable its value is read from at apply time.
+    pub secret_sources: BTreeMap<String, String>,
+    pub config: ContainerConfig,
+    pub hash: String,
+}
+
+impl DesiredContainer {
+    /// `project/service@version`, as plan lines name it.
+    pub fn subject(&self, project: &str) -> String {
+        format!("{project}/{}@{}", self.service, self.version)
+    }
+}
+
+/// Everything that should exist on the engine for one project.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Desired {
+    pub project: String,
+    pub networks: Vec<DesiredNetwork>,
+    pub volumes: Vec<DesiredVolume>,
+    pub containers: Vec<DesiredContainer>,
+}
+
+pub fn container_name(project: &str, service: &str, version: &str) -> String {
+    format!("{project}-{service}-{version}")
+}
+
+pub fn network_name(project: &str, scope: &Scope) -> String {
+    match scope {
+        Scope::Global => format!("berth-{project}-global"),
+        Scope::Database(db) => format!("berth-{project}-db-{db}"),
+    }
+}
+
+/// `/var/lib/data` -> `var-lib-data`: a volume-name-safe form of a keep path.
+pub fn keep_slug(path: &str) -> String {
+    let mut slug = String::new();
+    for c in path.trim_matches('/').chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '_' || c == '.' { c.to_ascii_lowercase() } else { '-' };
+        if !(c == '-' && slug.ends_with('-')) {
+            slug.push(c);
+        }
+    }
+    slug
+}
+
+pub fn volume_name(project: &str, service: &str, keep: &str) -> String {
+    format!("{project}-{service}-{}", keep_slug(keep))
+}
+
+/// Resolves a spec against the host's facts. Every problem is collected: a missing
+/// image, an unset secret variable, a GPU class the host cannot serve.
+pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
+    let project = &spec.project;
+    let mut problems = Vec::new();
+    let databases: BTreeSet<&str> = spec
+        .versions()
+        .filter_map(|v| match &v.scope {
+            Scope::Database(db) => Some(db.as_str()),
+            Scope::Global => None,
+        })
+        .collect();
+
+    let mut networks: BTreeMap<String, DesiredNetwork> = BTreeMap::new();
+    let mut volumes: BTreeMap<String, DesiredVolume> = BTreeMap::new();
+    let mut containers = Vec::new();
+
+    for svc in &spec.services {
+        for v in &svc.versions {
+            let active = v.version == svc.active;
+            match container(project, v, active, &databases, facts) {
+                Ok((c, nets, vols)) => {
+                    for n in nets {
+                        networks.entry(n.name.clone()).or_insert(n);
+                    }
+                    for vol in vols {
+                        volumes.entry(vol.name.clone()).or_insert(vol);
+                    }
+                    containers.push(c);
+                }
+                Err(mut d) => problems.append(&mut d),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        problems.sort_by_key(|d| d.pos);
+        return Err(problems);
+    }
+    Ok(Desired {
+        project: project.clone(),
+        networks: networks.into_values().collect(),
+        volumes: volumes.into_values().collect(),
+        containers,
+    })
+}
+
+type Resolved = (DesiredContainer, Vec<DesiredNetwork>, Vec<DesiredVolume>);
+
+fn container(
+    project: &str,
+    v: &Version,
+    active: bool,
+    databases: &BTreeSet<&str>,
+    facts: &Facts,
+) -> Result<Resolved, Vec<Diagnostic>> {
+    let id = v.id();
+    let mut problems = Vec::new();
+    let version = v.version.to_string();
+
+    let (image_ref, image_id) = match &v.source {
+        Source::Image(r) => match facts.image_ids.get(r) {
+            Some(id) => (r.clone(), id.clone()),
+            None => {
+                problems.push(Diagnostic::new(
+                    Some(v.pos),
+                    format!("{id}: image `{r}` is not on the engine"),
+                    "load or build it first (`docker load`, `docker build`); `berth baseimages` builds the berth-local/* images",
+                ));
+                (r.clone(), String::new())
+            }
+        },
+        Source::Package(p) => {
+            problems.push(Diagnostic::new(
+                Some(v.pos),
+                format!("{id}: building from the code package `{p}` is not supported by this version of berth yet"),
+                "run a ready image with `image:` for now",
+            ));
+            (p.clone(), String::new())
+        }
+    };
+
+    if let Some(need) = v.machine.gpu_memory_bytes() {
+        let fits = facts.gpus.gpus.iter().any(|g| g.memory_total >= need);
+        if !fits {
+            let host = match (&facts.gpus.problem, facts.gpus.gpus.is_empty()) {
+                (Some(why), _) => format!("this host has no usable GPU ({why})"),
+                (None, true) => "this host has no GPU".to_string(),
+                (None, false) => {
+                    let seen: Vec<String> = facts
+                        .gpus
+                        .gpus
+                        .iter()
+                        .map(|g| format!("{} with {} MiB", g.name, g.memory_total >> 20))
+                        .collect();
+                    format!("this host has {}", seen.join(", "))
+                }
+            };
+            problems.push(Diagnostic::new(
+                Some(v.pos),
+                format!("{id}: machine class `{}` needs a GPU with at least {} GiB; {host}", v.machine.name(), need >> 30),
+                "run it on a host with a suitable NVIDIA GPU and driver, or choose a CPU class (small, medium, large)",
+            ));
+        }
+    }
+
+    let mut secrets = BTreeMap::new();
+    let mut secret_sources = BTreeMap::new();
+    for (name, s) in &v.secrets {
+        match facts.env.get(&s.from_env) {
+            Some(value) => {
+                secrets.insert(name.clone(), secret_hash(project, name, value));
+                secret_sources.insert(name.clone(), s.from_env.clone());
+            }
+            None => problems.push(Diagnostic::new(
+                Some(s.pos),
+                format!("{id}: secret `{name}` reads the environment variable `{}`, which is not set", s.from_env),
+                format!("export {}=... in the environment that runs berth", s.from_env),
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    let mut labels = BTreeMap::new();
+    labels.insert(LABEL_PROJECT.to_string(), project.to_string());
+    labels.insert(LABEL_SERVICE.to_string(), v.service.clone());
+    labels.insert(LABEL_VERSION.to_string(), version.clone());
+    labels.insert(LABEL_SCOPE.to_string(), v.scope.label());
+
+    let mut env = v.env.clone();
+    env.insert("BERTH_PROJECT".into(), project.to_string());
+    env.insert("BERTH_SERVICE".into(), v.service.clone());
+    env.insert("BERTH_VERSION".into(), version.clone());
+    if let Scope::Database(db) = &v.scope {
+        env.insert("BERTH_DATABASE".into(), db.clone());
+    }
+
+    // A global service joins every database network too, so database-scoped
+    // services reach it; a database service joins its own network only.
+    let scopes: Vec<Scope> = match &v.scope {
+        Scope::Global => std::iter::once(Scope::Global)
+            .chain(databases.iter().map(|d| Scope::Database(d.to_string())))
+            .collect(),
+        db => vec![db.clone()],
+    };
+    let aliases: Vec<String> = if active { vec![v.service.clone()] } else { Vec::new() };
+    let mut nets = Vec::new();
+    let mut networks = BTreeMap::new();
+    for scope in scopes {
+        let name = network_name(project, &scope);
+        networks.insert(name.clone(), aliases.clone());
+        let labels = object_labels(&name, project, &scope, &[]);
+        nets.push(DesiredNetwork { name, labels });
+    }
+
+    let mut vols = Vec::new();
+    let mut mounts = BTreeMap::new();
+    for keep in &v.keeps {
+        let name = volume_name(project, &v.service, keep);
+        mounts.insert(keep.clone(), name.clone());
+        let extra = [(LABEL_SERVICE, v.service.as_str()), (LABEL_KEEP, keep.as_str())];
+        let labels = object_labels(&name, project, &v.scope, &extra);
+        vols.push(DesiredVolume { name, labels });
+    }
+
+    let config = ContainerConfig {
+        image: image_id,
+        command: v.command.clone(),
+        env,
+        secrets,
+        nano_cpus: v.machine.nano_cpus(),
+        memory: v.machine.memory_bytes(),
+        port: v.port,
+        publish: v.publish,
+        mounts,
+        networks,
+        labels,
+    };
+    let hash = config.hash();
+    Ok((
+        DesiredContainer {
+            name: container_name(project, &v.service, &version),
+            service: v.service.clone(),
+            version,
+            image_ref,
+            secret_sources,
+            config,
+            hash,
+        },
+        nets,
+        vols,
+    ))
+}
+
+/// The labels of a network or volume, `berth.hash` over the others included.
+fn object_labels(name: &str, project: &str, scope: &Scope, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    labels.insert(LABEL_PROJECT.to_string(), project.to_string());
+    labels.insert(LABEL_SCOPE.to_string(), scope.label());
+    for (k, v) in extra {
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let canonical = serde_json::to_string(&(name, &labels)).expect("plain data always serializes");
+    labels.insert(LABEL_HASH.to_string(), sha256_hex(canonical.as_bytes()));
+    labels
+}

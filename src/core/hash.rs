@@ -1,0 +1,76 @@
+//! Content hashing: the canonical form of everything that decides a container.
+//!
+//! `berth.hash` is the SHA-256 of [`ContainerConfig`] serialized as JSON. Every map
+//! in it is a `BTreeMap` and every field has a fixed place, so the same desired
+//! state gives the same bytes, and so the same hash, on every machine, whatever
+//! the key order or formatting of the YAML it came from.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Everything that decides a container. Stored verbatim in the `berth.config` label
+/// so a later plan can say which field changed without asking the engine again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    /// The image ID (not the tag): re-tagging to new content changes the hash.
+    pub image: String,
+    /// `None`: the image's own command.
+    pub command: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    /// Secret name -> hash of its value: a changed secret replaces the container,
+    /// and the value itself is never stored.
+    pub secrets: BTreeMap<String, String>,
+    pub nano_cpus: i64,
+    pub memory: i64,
+    /// The port inside the container.
+    pub port: u16,
+    /// The host port on 127.0.0.1; `None`: the engine picks a free one.
+    pub publish: Option<u16>,
+    /// Container path -> volume name.
+    pub mounts: BTreeMap<String, String>,
+    /// Network name -> DNS aliases on it.
+    pub networks: BTreeMap<String, Vec<String>>,
+    /// Every label but `berth.hash` and `berth.config` (which are derived from this).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ContainerConfig {
+    /// The canonical form: compact JSON, fields in declaration order, maps sorted.
+    pub fn canonical(&self) -> String {
+        serde_json::to_string(self).expect("plain data always serializes")
+    }
+
+    pub fn hash(&self) -> String {
+        sha256_hex(self.canonical().as_bytes())
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The hash a secret value is recorded by. Domain-separated by project and name, so
+/// equal values of two secrets do not show as equal hashes.
+pub fn secret_hash(project: &str, name: &str, value: &str) -> String {
+    let mut h = Sha256::new();
+    for part in ["berth-secret", project, name, value] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// A hash of a list of lines, order-independent: used for fingerprints of the
+/// observed engine state.
+pub fn lines_hash(lines: &[String]) -> String {
+    let mut sorted: Vec<&String> = lines.iter().collect();
+    sorted.sort();
+    let mut h = Sha256::new();
+    for l in sorted {
+        h.update(l.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}

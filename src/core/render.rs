@@ -1,0 +1,161 @@
+//! Rendering: plans and status as text for people (colour on a terminal only) and
+//! as JSON for programs. Pure: takes values, returns strings.
+
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::{Action, Plan, Reason, SENSITIVE};
+
+/// ANSI colours, or none when the output is not a terminal.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+fn sign(action: &Action) -> (&'static str, &'static str) {
+    match action.verb() {
+        "create" => ("+", "32"),
+        "replace" => ("~", "33"),
+        "start" => (">", "36"),
+        _ => ("-", "31"),
+    }
+}
+
+fn quote(v: &Option<String>) -> String {
+    match v {
+        None => "(none)".to_string(),
+        // Lists and "(...)" notes are already unambiguous; quote only plain strings.
+        Some(s) if s == SENSITIVE || s.starts_with('[') || s.starts_with('(') => s.clone(),
+        Some(s) => format!("{s:?}"),
+    }
+}
+
+/// One reason as text; multi-line values get a unified diff below the line.
+pub fn reason_text(r: &Reason) -> String {
+    match r {
+        Reason::Note { text } => text.clone(),
+        Reason::Changed { field, sensitive: true, old, new } => {
+            let what = match (old, new) {
+                (None, _) => "added",
+                (_, None) => "removed",
+                _ => "changed",
+            };
+            format!("{field}: {SENSITIVE} {what}")
+        }
+        Reason::Changed { field, old, new, .. } => {
+            let multi = old.as_deref().unwrap_or("").contains('\n') || new.as_deref().unwrap_or("").contains('\n');
+            if !multi {
+                return format!("{field}: {} -> {}", quote(old), quote(new));
+            }
+            let (a, b) = (old.as_deref().unwrap_or(""), new.as_deref().unwrap_or(""));
+            let diff = similar::TextDiff::from_lines(a, b);
+            let mut out = format!("{field}: changed");
+            for change in diff.iter_all_changes() {
+                let tag = match change.tag() {
+                    similar::ChangeTag::Delete => "-",
+                    similar::ChangeTag::Insert => "+",
+                    similar::ChangeTag::Equal => " ",
+                };
+                let _ = write!(out, "\n    {tag} {}", change.value().trim_end_matches('\n'));
+            }
+            out
+        }
+    }
+}
+
+/// The human plan, as design.md section 2 shows it.
+pub fn plan_text(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    let subjects: Vec<String> = plan.steps.iter().map(|s| s.action.subject(&plan.project)).collect();
+    let width = subjects.iter().map(String::len).max().unwrap_or(0).max(20);
+    for (step, subject) in plan.steps.iter().zip(&subjects) {
+        let (mark, color) = sign(&step.action);
+        let head = style.paint(color, &format!("{mark} {:<8}", step.action.verb()));
+        let mut reasons = step.reasons.iter().map(reason_text);
+        let first = reasons.next().unwrap_or_default();
+        let _ = writeln!(out, "{head} {subject:<width$}   {first}");
+        for more in reasons {
+            let _ = writeln!(out, "{:indent$}{more}", "", indent = 10 + width + 4);
+        }
+    }
+    let (c, r, s, d) = plan.counts();
+    if plan.is_empty() {
+        out.push_str("No changes: the engine matches the file.\n");
+    }
+    let start = if s > 0 { format!(", {s} to start") } else { String::new() };
+    let _ = writeln!(
+        out,
+        "Plan: {c} to create, {r} to replace{start}, {d} to remove, {} unchanged.",
+        plan.unchanged.len()
+    );
+    out
+}
+
+/// One container as `status` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusRow {
+    pub service: String,
+    pub version: String,
+    pub container: String,
+    pub state: String,
+    /// healthy | unhealthy | starting | - (not running)
+    pub health: String,
+    pub url: Option<String>,
+    pub scope: String,
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub memory_limit_bytes: Option<u64>,
+}
+
+pub fn status_text(rows: &[StatusRow]) -> String {
+    if rows.is_empty() {
+        return "No containers: nothing of this project runs on the engine.\n".to_string();
+    }
+    let header = ["SERVICE", "VERSION", "STATE", "HEALTH", "URL", "SCOPE", "CPU", "MEMORY"];
+    let table: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.service.clone(),
+                r.version.clone(),
+                r.state.clone(),
+                r.health.clone(),
+                r.url.clone().unwrap_or_else(|| "-".into()),
+                r.scope.clone(),
+                r.cpu_percent.map(|c| format!("{c:.1}%")).unwrap_or_else(|| "-".into()),
+                match (r.memory_bytes, r.memory_limit_bytes) {
+                    (Some(m), Some(l)) => format!("{} / {} MiB", m >> 20, l >> 20),
+                    (Some(m), None) => format!("{} MiB", m >> 20),
+                    _ => "-".into(),
+                },
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &table {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let parts: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let _ = writeln!(out, "{}", parts.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in &table {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}

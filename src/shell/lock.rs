@@ -1,0 +1,62 @@
+//! The project lock: two `apply` (or `destroy`) runs on one project never interleave.
+//!
+//! An OS file lock in berth's state directory: released by the kernel when the
+//! holder exits, even when it is killed, so a crash never leaves a stale lock.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("cannot take the lock {path}: {source}\n  help: set BERTH_STATE_DIR to a writable directory")]
+    LockTake { path: PathBuf, source: std::io::Error },
+}
+
+/// Held while the value lives.
+pub struct ProjectLock {
+    _file: File,
+}
+
+/// Where berth keeps its local state: `$BERTH_STATE_DIR`, else
+/// `$XDG_STATE_HOME/berth`, else `~/.local/state/berth`.
+pub fn state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("BERTH_STATE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("berth");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/berth"),
+        None => std::env::temp_dir().join("berth-state"),
+    }
+}
+
+/// Takes the project's lock, waiting for it if another berth holds it; `on_wait`
+/// is told who holds it before the wait starts.
+pub fn acquire(project: &str, command: &str, on_wait: impl FnOnce(&str)) -> Result<ProjectLock, LockError> {
+    let dir = state_dir().join("locks");
+    let path = dir.join(format!("{project}.lock"));
+    let err = |source| LockError::LockTake { path: path.clone(), source };
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(err)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            on_wait(if holder.is_empty() { "another berth process" } else { holder });
+            file.lock().map_err(err)?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
+    }
+    // Say who holds it, for the next one that has to wait.
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "pid {} (berth {command}, since unix time {since})", std::process::id());
+    let _ = file.flush();
+    Ok(ProjectLock { _file: file })
+}

@@ -1,0 +1,10 @@
+//! The imperative shell: one module per outside system. Each gathers facts for the
+//! core or carries out one kind of action; none of them decides what to do.
+
+pub mod baseimage;
+pub mod build;
+pub mod docker;
+pub mod gpu;
+pub mod lock;
+pub mod probe;
+pub mod source;
