@@ -714,8 +714,8 @@ impl Validator {
             if !k.value.starts_with('/') || k.value.split('/').any(|c| c == "..") {
                 self.err(
                     Pos::from(k.referenced),
-                    format!("{id}: keep path `{}` is not absolute", k.value),
-                    "write the absolute path inside the container, for example `/data`",
+                    format!("{id}: keep path `{}` is not a plain absolute path", k.value),
+                    "write the absolute path inside the container, without `..`, for example `/data`",
                 );
             } else if keeps.contains(&k.value) {
                 self.err(Pos::from(k.referenced), format!("{id}: keep path `{}` is listed twice", k.value), "list each path once");

@@ -1,0 +1,298 @@
+//! The pure core without Docker: hashing stability and planner cases.
+//! Each planner case is a (file, engine state) pair and the plan text it must give.
+
+use std::collections::BTreeMap;
+
+use berth::core::desired::{resolve, Desired, Facts, GpuInventory, LABEL_CONFIG, LABEL_HASH, LABEL_PROJECT};
+use berth::core::plan::{plan, Observed, ObservedContainer, ObservedObject, Options};
+use berth::core::render::{plan_text, Style};
+use berth::core::spec::parse;
+
+const BASE: &str = "project: demo
+services:
+  hello:
+    image: busybox:stable
+    env: { GREETING: hi }
+    keeps: [/data]
+  notes:
+    version: 1.0.0
+    image: busybox:stable
+    scope: { database: sales }
+";
+
+fn facts() -> Facts {
+    Facts {
+        image_ids: BTreeMap::from([
+            ("busybox:stable".to_string(), "sha256:1111111111111111".to_string()),
+            ("busybox:next".to_string(), "sha256:2222222222222222".to_string()),
+        ]),
+        env: BTreeMap::from([("TOKEN".to_string(), "s3cret".to_string())]),
+        gpus: GpuInventory::default(),
+    }
+}
+
+fn desired(yaml: &str) -> Desired {
+    resolve(&parse("services.yaml", yaml).unwrap(), &facts()).unwrap()
+}
+
+/// The engine as berth would leave it after applying `yaml`, every container in `state`.
+fn applied(yaml: &str, state: &str) -> Observed {
+    let d = desired(yaml);
+    let mut o = Observed::default();
+    for c in &d.containers {
+        let mut labels = c.config.labels.clone();
+        labels.insert(LABEL_HASH.into(), c.hash.clone());
+        labels.insert(LABEL_CONFIG.into(), c.config.canonical());
+        o.containers.push(ObservedContainer {
+            id: format!("id-{}", c.name),
+            name: c.name.clone(),
+            labels,
+            state: state.into(),
+            status: format!("{state} for a while"),
+            ports: vec![],
+        });
+    }
+    for n in &d.networks {
+        o.networks.push(ObservedObject { id: format!("net-{}", n.name), name: n.name.clone(), labels: n.labels.clone() });
+    }
+    for v in &d.volumes {
+        o.volumes.push(ObservedObject { id: v.name.clone(), name: v.name.clone(), labels: v.labels.clone() });
+    }
+    o
+}
+
+fn check(yaml: &str, observed: &Observed, allow_empty: bool, expect: &str) {
+    let got = match plan(&desired(yaml), observed, &Options { allow_empty }) {
+        Ok(p) => plan_text(&p, Style { color: false }),
+        Err(d) => d.iter().map(|d| format!("error: {}\n  help: {}\n", d.message, d.help)).collect(),
+    };
+    assert_eq!(got.trim_end(), expect.trim_end(), "\n--- got ---\n{got}");
+}
+
+#[test]
+fn an_empty_engine_gets_networks_and_volumes_before_containers() {
+    check(
+        BASE,
+        &Observed::default(),
+        false,
+        "\
++ create   network berth-demo-db-sales   needed by the services of this scope
++ create   network berth-demo-global     needed by the services of this scope
++ create   volume demo-hello-data        keeps /data of hello
++ create   demo/hello@0.0.0              new service
++ create   demo/notes@1.0.0              new service
+Plan: 5 to create, 0 to replace, 0 to remove, 0 unchanged.",
+    );
+}
+
+#[test]
+fn an_engine_that_matches_the_file_gets_no_step() {
+    check(BASE, &applied(BASE, "running"), false, "No changes: the engine matches the file.\nPlan: 0 to create, 0 to replace, 0 to remove, 2 unchanged.");
+}
+
+#[test]
+fn one_changed_env_value_replaces_that_container_and_names_the_field() {
+    let edited = BASE.replace("GREETING: hi", "GREETING: hello");
+    check(
+        &edited,
+        &applied(BASE, "running"),
+        false,
+        "\
+~ replace  demo/hello@0.0.0       env.GREETING: \"hi\" -> \"hello\"
+Plan: 0 to create, 1 to replace, 0 to remove, 1 unchanged.",
+    );
+}
+
+#[test]
+fn a_changed_machine_class_and_image_are_each_named() {
+    let edited = BASE.replace("    env: { GREETING: hi }", "    env: { GREETING: hi }\n    machine: medium").replace(
+        "    version: 1.0.0\n    image: busybox:stable",
+        "    version: 1.0.0\n    image: busybox:next",
+    );
+    check(
+        &edited,
+        &applied(BASE, "running"),
+        false,
+        "\
+~ replace  demo/hello@0.0.0       cpus: \"2\" -> \"4\"
+                                  memory: \"4096 MiB\" -> \"8192 MiB\"
+~ replace  demo/notes@1.0.0       image: \"sha256:1111111111111111\" -> \"sha256:2222222222222222\"
+Plan: 0 to create, 2 to replace, 0 to remove, 0 unchanged.",
+    );
+}
+
+#[test]
+fn a_secret_change_shows_as_sensitive_and_never_its_value() {
+    let with_secret = BASE.replace("    env: { GREETING: hi }", "    env: { GREETING: hi }\n    secrets: { API: { from_env: TOKEN } }");
+    check(
+        &with_secret,
+        &applied(BASE, "running"),
+        false,
+        "\
+~ replace  demo/hello@0.0.0       secrets.API: (sensitive) added
+Plan: 0 to create, 1 to replace, 0 to remove, 1 unchanged.",
+    );
+}
+
+#[test]
+fn a_service_no_longer_declared_is_removed_with_its_network_but_not_its_keep() {
+    let only_notes = "project: demo\nservices:\n  notes:\n    version: 1.0.0\n    image: busybox:stable\n    scope: { database: sales }\n";
+    check(
+        only_notes,
+        &applied(BASE, "running"),
+        false,
+        "\
+- remove   demo/hello@0.0.0            no longer declared
+- remove   network berth-demo-global   no service uses it any more
+Plan: 0 to create, 0 to replace, 2 to remove, 1 unchanged.",
+    );
+}
+
+#[test]
+fn an_exited_container_with_the_right_hash_is_started_not_replaced() {
+    check(
+        BASE,
+        &applied(BASE, "exited"),
+        false,
+        "\
+> start    demo/hello@0.0.0       container is exited (exited for a while); its configuration is right
+> start    demo/notes@1.0.0       container is exited (exited for a while); its configuration is right
+Plan: 0 to create, 0 to replace, 2 to start, 0 to remove, 0 unchanged.",
+    );
+}
+
+#[test]
+fn a_desired_name_held_by_an_unmanaged_container_refuses_the_plan() {
+    let mut o = Observed::default();
+    o.containers.push(ObservedContainer {
+        id: "abcdef1234567890".into(),
+        name: "demo-hello-0.0.0".into(),
+        labels: BTreeMap::new(),
+        state: "running".into(),
+        status: "Up".into(),
+        ports: vec![],
+    });
+    check(
+        BASE,
+        &o,
+        false,
+        "\
+error: container name `demo-hello-0.0.0` is taken by a container berth does not manage (id abcdef123456, no label berth.project=demo)
+  help: remove or rename that container yourself, or rename the project: berth never touches what it does not own",
+    );
+}
+
+#[test]
+fn a_lookalike_of_another_project_is_never_planned_for_removal() {
+    let mut o = applied(BASE, "running");
+    let mut foreign = o.containers[0].clone();
+    foreign.name = "demo-other-1.0.0".into();
+    foreign.id = "foreign".into();
+    foreign.labels.insert(LABEL_PROJECT.into(), "someone-else".into());
+    o.containers.push(foreign);
+    check(BASE, &o, false, "No changes: the engine matches the file.\nPlan: 0 to create, 0 to replace, 0 to remove, 2 unchanged.");
+}
+
+#[test]
+fn an_empty_file_never_removes_everything_without_allow_empty() {
+    let empty = "project: demo\nservices: {}\n";
+    check(
+        empty,
+        &applied(BASE, "running"),
+        false,
+        "\
+error: the file declares no services, and applying it would remove all 2 containers of project `demo`
+  help: pass --allow-empty if removing everything is what you want, or use `berth destroy`",
+    );
+    let allowed = plan(&desired(empty), &applied(BASE, "running"), &Options { allow_empty: true }).unwrap();
+    assert_eq!(allowed.counts(), (0, 0, 0, 4), "two containers and two networks go");
+}
+
+#[test]
+fn a_leftover_of_an_interrupted_replace_is_removed_before_creating() {
+    let mut o = applied(BASE, "running");
+    o.containers[0].name = "demo-hello-0.0.0-old-abc".into();
+    check(
+        BASE,
+        &o,
+        false,
+        "\
+- remove   demo/hello@0.0.0       leftover `demo-hello-0.0.0-old-abc` of an interrupted replace
++ create   demo/hello@0.0.0       new version
+Plan: 1 to create, 0 to replace, 1 to remove, 1 unchanged.",
+    );
+}
+
+#[test]
+fn a_gpu_class_on_a_host_without_gpu_is_refused_naming_service_and_class() {
+    let gpu = BASE.replace("    env: { GREETING: hi }", "    env: { GREETING: hi }\n    machine: small-gpu");
+    let spec = parse("services.yaml", &gpu).unwrap();
+    let mut f = facts();
+    f.gpus.problem = Some("the NVML library libnvidia-ml.so is not installed".into());
+    let err = resolve(&spec, &f).unwrap_err();
+    assert_eq!(err.len(), 1);
+    assert!(err[0].message.contains("hello@0.0.0: machine class `small-gpu` needs a GPU with at least 4 GiB"), "{}", err[0].message);
+    assert!(err[0].message.contains("libnvidia-ml.so"), "{}", err[0].message);
+}
+
+#[test]
+fn a_missing_image_and_an_unset_secret_are_both_reported() {
+    let yaml = "project: demo\nservices:\n  a:\n    image: nowhere:1\n  b:\n    image: busybox:stable\n    secrets: { K: { from_env: UNSET_VAR_FOR_TEST } }\n";
+    let err = resolve(&parse("s.yaml", yaml).unwrap(), &facts()).unwrap_err();
+    let text: Vec<&str> = err.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        text,
+        [
+            "a@0.0.0: image `nowhere:1` is not on the engine",
+            "b@0.0.0: secret `K` reads the environment variable `UNSET_VAR_FOR_TEST`, which is not set"
+        ]
+    );
+}
+
+// --- hashing -------------------------------------------------------------
+
+fn hash_of(yaml: &str, service: &str) -> String {
+    desired(yaml).containers.into_iter().find(|c| c.service == service).unwrap().hash
+}
+
+#[test]
+fn the_same_desired_state_always_gives_the_same_hash() {
+    assert_eq!(hash_of(BASE, "hello"), hash_of(BASE, "hello"));
+    // A known value: the canonical form is part of the contract, stable across machines.
+    let again = "project: demo\nservices:\n  notes: {version: 1.0.0, image: busybox:stable, scope: {database: sales}}\n  hello: {keeps: [/data], env: {GREETING: hi}, image: busybox:stable}\n";
+    assert_eq!(hash_of(BASE, "hello"), hash_of(again, "hello"), "key order and YAML style do not matter");
+}
+
+#[test]
+fn every_field_that_decides_the_container_changes_the_hash() {
+    let base = hash_of(BASE, "hello");
+    let edits = [
+        ("    env: { GREETING: hi }", "    env: { GREETING: ho }"),
+        ("    env: { GREETING: hi }", "    env: { GREETING: hi, MORE: x }"),
+        ("    image: busybox:stable\n    env", "    image: busybox:next\n    env"),
+        ("    keeps: [/data]", "    keeps: [/data2]"),
+        ("    keeps: [/data]", "    keeps: [/data]\n    machine: large"),
+        ("    keeps: [/data]", "    keeps: [/data]\n    port: 9000"),
+        ("    keeps: [/data]", "    keeps: [/data]\n    publish: 18000"),
+        ("    keeps: [/data]", "    keeps: [/data]\n    command: [sh]"),
+        ("    keeps: [/data]", "    keeps: [/data]\n    secrets: { S: { from_env: TOKEN } }"),
+        ("    keeps: [/data]", "    keeps: [/data]\n    version: 1.0.0"),
+        ("    keeps: [/data]", "    keeps: [/data]\n    scope: { database: sales }"),
+        ("project: demo", "project: demo2"),
+    ];
+    let mut seen = vec![base.clone()];
+    for (from, to) in edits {
+        let edited = BASE.replace(from, to);
+        assert_ne!(edited, BASE, "the edit {to:?} applies");
+        let h = hash_of(&edited, "hello");
+        assert!(!seen.contains(&h), "editing to {to:?} must change the hash");
+        seen.push(h);
+    }
+}
+
+#[test]
+fn a_new_database_scope_changes_the_networks_of_global_services() {
+    let more = format!("{BASE}  ledger:\n    image: busybox:stable\n    scope: {{ database: finance }}\n");
+    assert_ne!(hash_of(BASE, "hello"), hash_of(&more, "hello"));
+    assert_eq!(hash_of(BASE, "notes"), hash_of(&more, "notes"), "a database service does not join other databases");
+}

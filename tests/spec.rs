@@ -1,0 +1,81 @@
+//! Spec parsing and validation, data-driven: every file under tests/fixtures/spec
+//! is parsed, and what berth says about it is compared with its snapshot.
+//! Refresh the snapshots with `INSTA_UPDATE=always cargo test --test spec`.
+
+use std::fmt::Write;
+
+use berth::core::spec::{parse, Source, Spec};
+
+/// What a user would see: the validated spec in brief, or every diagnostic.
+fn check(name: &str, text: &str) -> String {
+    match parse(name, text) {
+        Ok(spec) => summary(&spec),
+        Err(diags) => format!("error: {diags}"),
+    }
+}
+
+fn summary(spec: &Spec) -> String {
+    let mut out = format!("project {}\n", spec.project);
+    for s in &spec.services {
+        let _ = writeln!(out, "service {} active={}", s.name, s.active);
+        for v in &s.versions {
+            let source = match &v.source {
+                Source::Image(i) => format!("image {i}"),
+                Source::Package(p) => format!("package {p}"),
+            };
+            let _ = writeln!(
+                out,
+                "  {} {source} machine={} scope={} path={} port={} publish={:?} command={:?}",
+                v.id(),
+                v.machine.name(),
+                v.scope.label(),
+                v.path,
+                v.port,
+                v.publish,
+                v.command
+            );
+            let secrets: Vec<String> = v.secrets.iter().map(|(k, s)| format!("{k}<-${}", s.from_env)).collect();
+            let _ = writeln!(out, "    env={:?} secrets={secrets:?} keeps={:?}", v.env, v.keeps);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_spec_fixture_parses_or_reports_what_its_snapshot_says() {
+    insta::glob!("fixtures/spec/*.yaml", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let name = format!("{}", path.file_name().unwrap().to_string_lossy());
+        insta::assert_snapshot!(check(&name, &text));
+    });
+}
+
+#[test]
+fn validation_reports_every_problem_of_a_file_in_one_run() {
+    let text = std::fs::read_to_string("tests/fixtures/spec/many_problems_at_once.yaml").unwrap();
+    let diags = parse("f.yaml", &text).unwrap_err();
+    // machine, keep, runtime-with-image, path, port, version: six problems, not one.
+    assert_eq!(diags.items.len(), 6, "{diags}");
+    assert!(diags.items.iter().all(|d| d.pos.is_some()), "every problem has a position: {diags}");
+}
+
+#[test]
+fn the_same_service_written_in_other_key_order_and_style_validates_the_same() {
+    let a = "project: p\nservices:\n  s:\n    image: i\n    env: {A: '1', B: '2'}\n    keeps: [/d]\n";
+    let b = "services:\n  s:\n    keeps:\n      - /d\n    env:\n      B: 2\n      A: 1\n    image: \"i\"\nproject: p\n";
+    let (mut x, mut y) = (parse("a", a).unwrap(), parse("b", b).unwrap());
+    // Positions differ by construction; everything else must not.
+    for v in x.services.iter_mut().chain(y.services.iter_mut()).flat_map(|s| s.versions.iter_mut()) {
+        v.pos = berth::core::diag::Pos { line: 0, column: 0 };
+    }
+    assert_eq!(x, y);
+}
+
+#[test]
+fn the_committed_json_schema_equals_the_generated_one() {
+    let committed = std::fs::read_to_string("schema/services.schema.json").unwrap();
+    assert!(
+        committed == berth::core::spec::json_schema(),
+        "schema/services.schema.json is stale: run `cargo run -q -- schema > schema/services.schema.json`"
+    );
+}
