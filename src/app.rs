@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use futures_util::StreamExt;
 
 use crate::cli::{Cli, Command};
-use crate::core::desired::{resolve, Desired, DesiredContainer, Facts, LABEL_SCOPE, LABEL_SERVICE, LABEL_VERSION};
+use crate::core::desired::{
+    resolve, Desired, DesiredContainer, Facts, LABEL_SCOPE, LABEL_SERVICE, LABEL_VERSION,
+};
 use crate::core::diag::{Diagnostic, Diagnostics};
 use crate::core::hash::secret_hash;
 use crate::core::plan::{self, short, Action, Observed, Plan, Step};
@@ -37,15 +39,26 @@ pub enum AppError {
     Lock(#[from] LockError),
     #[error(transparent)]
     BaseImage(#[from] BaseImageError),
-    #[error("cannot read the saved plan {path}: {why}\n  help: make one with `berth plan --out {path}`")]
+    #[error(
+        "cannot read the saved plan {path}: {why}\n  help: make one with `berth plan --out {path}`"
+    )]
     PlanRead { path: PathBuf, why: String },
     #[error("cannot write the plan to {path}: {source}")]
-    PlanWrite { path: PathBuf, source: std::io::Error },
+    PlanWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the saved plan {path} is stale: the engine changed since it was made\n{changes}\n  help: run `berth plan --out {path}` again, review it, then apply it")]
     PlanStale { path: PathBuf, changes: String },
     #[error("{failed} of {total} actions failed; later phases were not started\n{details}\n  help: fix the cause above and run `berth apply` again: it picks up where this one stopped")]
-    ApplyFail { failed: usize, total: usize, details: String },
-    #[error("no container of `{target}` in project `{project}`\n  help: `berth status` lists what runs")]
+    ApplyFail {
+        failed: usize,
+        total: usize,
+        details: String,
+    },
+    #[error(
+        "no container of `{target}` in project `{project}`\n  help: `berth status` lists what runs"
+    )]
     ContainerFind { target: String, project: String },
 }
 
@@ -61,27 +74,56 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
             print!("{}", spec::json_schema());
             Ok(0)
         }
-        Command::Plan { file, json, detailed_exitcode, out, allow_empty } => {
+        Command::Plan {
+            file,
+            json,
+            detailed_exitcode,
+            out,
+            allow_empty,
+        } => {
             let spec = load(&file.file)?;
             let engine = Engine::connect().await?;
             let plan = make_plan(&engine, &spec, &file.file, allow_empty).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&plan).expect("a plan always serializes"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&plan).expect("a plan always serializes")
+                );
             } else {
                 print!("{}", plan_text(&plan, style()));
             }
             if let Some(path) = out {
                 let text = serde_json::to_string_pretty(&plan).expect("a plan always serializes");
-                std::fs::write(&path, text + "\n").map_err(|source| AppError::PlanWrite { path: path.clone(), source })?;
+                std::fs::write(&path, text + "\n").map_err(|source| AppError::PlanWrite {
+                    path: path.clone(),
+                    source,
+                })?;
                 if !json {
-                    println!("Saved the plan to {}; `berth apply --plan {}` applies exactly it.", path.display(), path.display());
+                    println!(
+                        "Saved the plan to {}; `berth apply --plan {}` applies exactly it.",
+                        path.display(),
+                        path.display()
+                    );
                 }
             }
-            Ok(if detailed_exitcode && !plan.is_empty() { 2 } else { 0 })
+            Ok(if detailed_exitcode && !plan.is_empty() {
+                2
+            } else {
+                0
+            })
         }
-        Command::Apply { file, plan, allow_empty } => apply(&file.file, plan.as_deref(), allow_empty).await,
+        Command::Apply {
+            file,
+            plan,
+            allow_empty,
+        } => apply(&file.file, plan.as_deref(), allow_empty).await,
         Command::Status { file, json } => status(&file.file, json).await,
-        Command::Logs { file, target, follow, tail } => logs(&file.file, &target, follow, tail).await,
+        Command::Logs {
+            file,
+            target,
+            follow,
+            tail,
+        } => logs(&file.file, &target, follow, tail).await,
         Command::Destroy { file, volumes } => destroy(&file.file, volumes).await,
         Command::Baseimages => {
             let engine = Engine::connect().await?;
@@ -95,7 +137,9 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
 }
 
 fn style() -> Style {
-    Style { color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() }
+    Style {
+        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
 }
 
 fn load(file: &Path) -> Result<Spec, AppError> {
@@ -104,25 +148,41 @@ fn load(file: &Path) -> Result<Spec, AppError> {
 }
 
 fn refused(file: &Path, items: Vec<Diagnostic>) -> AppError {
-    AppError::PlanRefused(Diagnostics { file: file.display().to_string(), items })
+    AppError::PlanRefused(Diagnostics {
+        file: file.display().to_string(),
+        items,
+    })
 }
 
 /// Facts of this host for the spec: one image list, the secrets' variables, and
 /// the GPU inventory only when a GPU class is asked for.
 async fn desired(engine: &Engine, spec: &Spec, file: &Path) -> Result<Desired, AppError> {
-    let wants_gpu = spec.versions().any(|v| v.machine.gpu_memory_bytes().is_some());
+    let wants_gpu = spec
+        .versions()
+        .any(|v| v.machine.gpu_memory_bytes().is_some());
     let facts = Facts {
         image_ids: engine.image_ids().await?,
         env: source::secret_env(spec),
-        gpus: if wants_gpu { gpu::inventory().0 } else { Default::default() },
+        gpus: if wants_gpu {
+            gpu::inventory().0
+        } else {
+            Default::default()
+        },
     };
     resolve(spec, &facts).map_err(|items| refused(file, items))
 }
 
-async fn make_plan(engine: &Engine, spec: &Spec, file: &Path, allow_empty: bool) -> Result<Plan, AppError> {
-    let (desired, observed) = tokio::join!(desired(engine, spec, file), engine.observe(&spec.project));
+async fn make_plan(
+    engine: &Engine,
+    spec: &Spec,
+    file: &Path,
+    allow_empty: bool,
+) -> Result<Plan, AppError> {
+    let (desired, observed) =
+        tokio::join!(desired(engine, spec, file), engine.observe(&spec.project));
     let (desired, observed) = (desired?, observed?);
-    plan::plan(&desired, &observed, &plan::Options { allow_empty }).map_err(|items| refused(file, items))
+    plan::plan(&desired, &observed, &plan::Options { allow_empty })
+        .map_err(|items| refused(file, items))
 }
 
 async fn apply(file: &Path, saved: Option<&Path>, allow_empty: bool) -> Result<u8, AppError> {
@@ -153,8 +213,14 @@ fn take_lock(project: &str, command: &str) -> Result<lock::ProjectLock, AppError
 }
 
 fn read_plan(path: &Path) -> Result<Plan, AppError> {
-    let text = std::fs::read_to_string(path).map_err(|e| AppError::PlanRead { path: path.into(), why: e.to_string() })?;
-    serde_json::from_str(&text).map_err(|e| AppError::PlanRead { path: path.into(), why: format!("not a berth plan ({e})") })
+    let text = std::fs::read_to_string(path).map_err(|e| AppError::PlanRead {
+        path: path.into(),
+        why: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| AppError::PlanRead {
+        path: path.into(),
+        why: format!("not a berth plan ({e})"),
+    })
 }
 
 /// Refuses a saved plan when the engine no longer looks as it did, naming what changed.
@@ -174,16 +240,24 @@ fn check_fresh(path: &Path, plan: &Plan, observed: &Observed) -> Result<(), AppE
             changes.push(format!("  + now: {line}"));
         }
     }
-    Err(AppError::PlanStale { path: path.into(), changes: changes.join("\n") })
+    Err(AppError::PlanStale {
+        path: path.into(),
+        changes: changes.join("\n"),
+    })
 }
 
 /// Secret values for every container the plan creates, checked against the hashes
 /// the plan recorded, before the first action.
-fn plan_secrets(plan: &Plan, origin: &Path) -> Result<BTreeMap<String, BTreeMap<String, String>>, AppError> {
+fn plan_secrets(
+    plan: &Plan,
+    origin: &Path,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, AppError> {
     let mut all = BTreeMap::new();
     let mut problems = Vec::new();
     for step in &plan.steps {
-        let (Action::CreateContainer { container } | Action::ReplaceContainer { container, .. }) = &step.action else {
+        let (Action::CreateContainer { container } | Action::ReplaceContainer { container, .. }) =
+            &step.action
+        else {
             continue;
         };
         let mut values = BTreeMap::new();
@@ -219,28 +293,48 @@ fn plan_secrets(plan: &Plan, origin: &Path) -> Result<BTreeMap<String, BTreeMap<
 async fn execute_and_report(engine: &Engine, plan: &Plan, origin: &Path) -> Result<u8, AppError> {
     let secrets = plan_secrets(plan, origin)?;
     if plan.is_empty() {
-        println!("No changes: the engine matches the file ({} unchanged).", plan.unchanged.len());
+        println!(
+            "No changes: the engine matches the file ({} unchanged).",
+            plan.unchanged.len()
+        );
     } else {
         execute(engine, plan, &secrets).await?;
         let (c, r, s, d) = plan.counts();
-        println!("Applied: {c} created, {r} replaced, {s} started, {d} removed, {} unchanged.", plan.unchanged.len());
+        println!(
+            "Applied: {c} created, {r} replaced, {s} started, {d} removed, {} unchanged.",
+            plan.unchanged.len()
+        );
     }
     // Where each service answers: one more list call, read-only.
     let observed = engine.observe(&plan.project).await?;
-    for c in observed.containers.iter().filter(|c| c.owned_by(&plan.project)) {
-        println!("  {:<32} {}", c.subject(&plan.project), url(c).unwrap_or_else(|| format!("({})", c.state)));
+    for c in observed
+        .containers
+        .iter()
+        .filter(|c| c.owned_by(&plan.project))
+    {
+        println!(
+            "  {:<32} {}",
+            c.subject(&plan.project),
+            url(c).unwrap_or_else(|| format!("({})", c.state))
+        );
     }
     Ok(0)
 }
 
 /// Where a container answers on the host, if it is published.
 fn url(c: &plan::ObservedContainer) -> Option<String> {
-    c.ports.iter().find_map(|p| p.public.map(|port| format!("http://127.0.0.1:{port}/")))
+    c.ports
+        .iter()
+        .find_map(|p| p.public.map(|port| format!("http://127.0.0.1:{port}/")))
 }
 
 /// Runs the plan's steps phase by phase; within a phase, up to [`PARALLEL`] at once,
 /// each printed as it completes. A failure lets the phase finish, then stops.
-async fn execute(engine: &Engine, plan: &Plan, secrets: &BTreeMap<String, BTreeMap<String, String>>) -> Result<(), AppError> {
+async fn execute(
+    engine: &Engine,
+    plan: &Plan,
+    secrets: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<(), AppError> {
     let style = style();
     let mut failures = Vec::new();
     let none = BTreeMap::new();
@@ -248,7 +342,12 @@ async fn execute(engine: &Engine, plan: &Plan, secrets: &BTreeMap<String, BTreeM
     for phase in 0..=3u8 {
         let steps = plan.steps.iter().filter(|s| s.action.phase() == phase);
         let mut running = futures_util::stream::iter(steps.map(|step| async move {
-            let result = run_step(engine, step, secrets.get(step_container(step)).unwrap_or(none)).await;
+            let result = run_step(
+                engine,
+                step,
+                secrets.get(step_container(step)).unwrap_or(none),
+            )
+            .await;
             (step, result)
         }))
         .buffer_unordered(PARALLEL);
@@ -262,7 +361,11 @@ async fn execute(engine: &Engine, plan: &Plan, secrets: &BTreeMap<String, BTreeM
                         "start" => (">", "started"),
                         _ => ("-", "removed"),
                     };
-                    let head = if style.color { format!("\x1b[1m{mark} {past:<9}\x1b[0m") } else { format!("{mark} {past:<9}") };
+                    let head = if style.color {
+                        format!("\x1b[1m{mark} {past:<9}\x1b[0m")
+                    } else {
+                        format!("{mark} {past:<9}")
+                    };
                     println!("{head} {subject}");
                 }
                 Err(e) => {
@@ -272,7 +375,11 @@ async fn execute(engine: &Engine, plan: &Plan, secrets: &BTreeMap<String, BTreeM
             }
         }
         if !failures.is_empty() {
-            return Err(AppError::ApplyFail { failed: failures.len(), total: plan.steps.len(), details: failures.join("\n") });
+            return Err(AppError::ApplyFail {
+                failed: failures.len(),
+                total: plan.steps.len(),
+                details: failures.join("\n"),
+            });
         }
     }
     Ok(())
@@ -280,26 +387,42 @@ async fn execute(engine: &Engine, plan: &Plan, secrets: &BTreeMap<String, BTreeM
 
 fn step_container(step: &Step) -> &str {
     match &step.action {
-        Action::CreateContainer { container } | Action::ReplaceContainer { container, .. } => &container.name,
+        Action::CreateContainer { container } | Action::ReplaceContainer { container, .. } => {
+            &container.name
+        }
         _ => "",
     }
 }
 
-async fn run_step(engine: &Engine, step: &Step, secrets: &BTreeMap<String, String>) -> Result<(), EngineError> {
+async fn run_step(
+    engine: &Engine,
+    step: &Step,
+    secrets: &BTreeMap<String, String>,
+) -> Result<(), EngineError> {
     match &step.action {
         Action::CreateNetwork { network } => engine.create_network(network).await,
         Action::CreateVolume { volume } => engine.create_volume(volume).await,
-        Action::CreateContainer { container } => create_and_start(engine, container, secrets).await.map(|_| ()),
-        Action::ReplaceContainer { old_id, container } => replace(engine, old_id, container, secrets).await,
+        Action::CreateContainer { container } => create_and_start(engine, container, secrets)
+            .await
+            .map(|_| ()),
+        Action::ReplaceContainer { old_id, container } => {
+            replace(engine, old_id, container, secrets).await
+        }
         Action::StartContainer { id, name, .. } => engine.start_container(id, name).await,
-        Action::RemoveContainer { id, name, .. } | Action::RemoveLeftover { id, name, .. } => engine.remove_container(id, name).await,
+        Action::RemoveContainer { id, name, .. } | Action::RemoveLeftover { id, name, .. } => {
+            engine.remove_container(id, name).await
+        }
         Action::RemoveNetwork { name, .. } => engine.remove_network(name).await,
     }
 }
 
 /// Creates and starts; a container that does not start is removed again, so the
 /// next plan sees a clean "create".
-async fn create_and_start(engine: &Engine, c: &DesiredContainer, secrets: &BTreeMap<String, String>) -> Result<String, EngineError> {
+async fn create_and_start(
+    engine: &Engine,
+    c: &DesiredContainer,
+    secrets: &BTreeMap<String, String>,
+) -> Result<String, EngineError> {
     let id = engine.create_container(&c.name, c, secrets).await?;
     if let Err(e) = engine.start_container(&id, &c.name).await {
         let _ = engine.remove_container(&id, &c.name).await;
@@ -311,7 +434,12 @@ async fn create_and_start(engine: &Engine, c: &DesiredContainer, secrets: &BTree
 /// Replace under the same name: move the old container aside (renamed, stopped),
 /// start the new one, then remove the old. If the new one fails, the old one is
 /// put back. Killed midway, the renamed container is a leftover the next plan removes.
-async fn replace(engine: &Engine, old_id: &str, c: &DesiredContainer, secrets: &BTreeMap<String, String>) -> Result<(), EngineError> {
+async fn replace(
+    engine: &Engine,
+    old_id: &str,
+    c: &DesiredContainer,
+    secrets: &BTreeMap<String, String>,
+) -> Result<(), EngineError> {
     let aside = format!("{}-old-{}", c.name, short(old_id));
     engine.rename_container(old_id, &c.name, &aside).await?;
     engine.stop_container(old_id, &aside).await?;
@@ -329,7 +457,11 @@ async fn status(file: &Path, json: bool) -> Result<u8, AppError> {
     let spec = load(file)?;
     let engine = Engine::connect().await?;
     let observed = engine.observe(&spec.project).await?;
-    let ours: Vec<&plan::ObservedContainer> = observed.containers.iter().filter(|c| c.owned_by(&spec.project)).collect();
+    let ours: Vec<&plan::ObservedContainer> = observed
+        .containers
+        .iter()
+        .filter(|c| c.owned_by(&spec.project))
+        .collect();
     let rows = futures_util::future::join_all(ours.iter().map(|c| {
         let engine = engine.clone();
         async move {
@@ -360,14 +492,22 @@ async fn status(file: &Path, json: bool) -> Result<u8, AppError> {
     }))
     .await;
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows).expect("rows always serialize"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows always serialize")
+        );
     } else {
         print!("{}", status_text(&rows));
     }
     Ok(0)
 }
 
-async fn logs(file: &Path, target: &str, follow: bool, tail: Option<usize>) -> Result<u8, AppError> {
+async fn logs(
+    file: &Path,
+    target: &str,
+    follow: bool,
+    tail: Option<usize>,
+) -> Result<u8, AppError> {
     let spec = load(file)?;
     let engine = Engine::connect().await?;
     let (service, version) = match target.split_once('@') {
@@ -375,16 +515,24 @@ async fn logs(file: &Path, target: &str, follow: bool, tail: Option<usize>) -> R
         None => (target.to_string(), None),
     };
     let version = version.or_else(|| {
-        spec.services.iter().find(|s| s.name == service).map(|s| s.active.to_string())
+        spec.services
+            .iter()
+            .find(|s| s.name == service)
+            .map(|s| s.active.to_string())
     });
     let observed = engine.observe(&spec.project).await?;
     let found = observed.containers.iter().find(|c| {
         c.owned_by(&spec.project)
             && c.label(LABEL_SERVICE) == service
-            && version.as_deref().is_none_or(|v| c.label(LABEL_VERSION) == v)
+            && version
+                .as_deref()
+                .is_none_or(|v| c.label(LABEL_VERSION) == v)
     });
     let Some(c) = found else {
-        return Err(AppError::ContainerFind { target: target.to_string(), project: spec.project });
+        return Err(AppError::ContainerFind {
+            target: target.to_string(),
+            project: spec.project,
+        });
     };
     let mut stream = std::pin::pin!(engine.logs(&c.id, follow, tail));
     while let Some(chunk) = stream.next().await {
@@ -412,7 +560,12 @@ async fn destroy(file: &Path, volumes: bool) -> Result<u8, AppError> {
         println!("- removed   {}", c.subject(project));
     }
     drop(removing);
-    let owned = |labels: &BTreeMap<String, String>| labels.get(crate::core::desired::LABEL_PROJECT).map(String::as_str) == Some(project);
+    let owned = |labels: &BTreeMap<String, String>| {
+        labels
+            .get(crate::core::desired::LABEL_PROJECT)
+            .map(String::as_str)
+            == Some(project)
+    };
     for n in observed.networks.iter().filter(|n| owned(&n.labels)) {
         engine.remove_network(&n.name).await?;
         println!("- removed   network {}", n.name);
@@ -428,7 +581,11 @@ async fn destroy(file: &Path, volumes: bool) -> Result<u8, AppError> {
     }
     println!("Destroyed project `{project}`: {removed} containers removed.");
     if !kept.is_empty() {
-        println!("Kept {} volume(s) ({}); `berth destroy --volumes` removes them.", kept.len(), kept.join(", "));
+        println!(
+            "Kept {} volume(s) ({}); `berth destroy --volumes` removes them.",
+            kept.len(),
+            kept.join(", ")
+        );
     }
     Ok(0)
 }
@@ -441,7 +598,10 @@ async fn doctor(file: &Path) -> Result<u8, AppError> {
             println!("ok    engine: Docker {version} on {arch}");
             match engine.image_labels(baseimage::BUSYBOX_TAG).await? {
                 Some(_) => println!("ok    base image {} present", baseimage::BUSYBOX_TAG),
-                None => println!("note  base image {} missing: `berth baseimages` builds it", baseimage::BUSYBOX_TAG),
+                None => println!(
+                    "note  base image {} missing: `berth baseimages` builds it",
+                    baseimage::BUSYBOX_TAG
+                ),
             }
         }
         Err(e) => {
@@ -456,7 +616,13 @@ async fn doctor(file: &Path) -> Result<u8, AppError> {
             let d = d.unwrap_or_default();
             println!("ok    GPUs: driver {}, CUDA {}", d.version, d.cuda);
             for g in &inventory.gpus {
-                println!("      [{}] {} {} {} MiB", g.index, g.uuid, g.name, g.memory_total >> 20);
+                println!(
+                    "      [{}] {} {} {} MiB",
+                    g.index,
+                    g.uuid,
+                    g.name,
+                    g.memory_total >> 20
+                );
             }
         }
     }
@@ -465,7 +631,10 @@ async fn doctor(file: &Path) -> Result<u8, AppError> {
             if let Some(p) = v.publish {
                 match std::net::TcpListener::bind(("127.0.0.1", p)) {
                     Ok(_) => println!("ok    port {p} ({}) is free", v.id()),
-                    Err(_) => println!("note  port {p} ({}) is in use (fine if berth already runs it)", v.id()),
+                    Err(_) => println!(
+                        "note  port {p} ({}) is in use (fine if berth already runs it)",
+                        v.id()
+                    ),
                 }
             }
         }

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about = "Declarative services on one Docker engine: plan, apply, converge.")]
+#[command(
+    name = "berth",
+    version,
+    about = "Declarative services on one Docker engine: plan, apply, converge."
+)]
 pub struct Cli {
     /// Print more: build logs, engine calls.
     #[arg(short, long, global = true)]

@@ -2,7 +2,18 @@
 
 #[test]
 fn the_core_imports_no_io_crate_and_no_filesystem() {
-    let forbidden = ["tokio", "bollard", "git2", "notify", "nvml", "std::fs", "std::net", "std::process", "hyper", "crate::shell"];
+    let forbidden = [
+        "tokio",
+        "bollard",
+        "git2",
+        "notify",
+        "nvml",
+        "std::fs",
+        "std::net",
+        "std::process",
+        "hyper",
+        "crate::shell",
+    ];
     let mut offences = Vec::new();
     for entry in std::fs::read_dir("src/core").unwrap() {
         let path = entry.unwrap().path();
@@ -16,7 +27,11 @@ fn the_core_imports_no_io_crate_and_no_filesystem() {
             }
         }
     }
-    assert!(offences.is_empty(), "the core must stay pure:\n{}", offences.join("\n"));
+    assert!(
+        offences.is_empty(),
+        "the core must stay pure:\n{}",
+        offences.join("\n")
+    );
 }
 
 #[test]
@@ -33,10 +48,16 @@ fn only_the_docker_module_imports_bollard() {
             }
         }
     }
-    assert!(offences.is_empty(), "bollard outside shell/docker.rs: {offences:?}");
+    assert!(
+        offences.is_empty(),
+        "bollard outside shell/docker.rs: {offences:?}"
+    );
 }
 
 /// Whether the code of a file (comments left out) names `word`.
 fn code_mentions(path: &std::path::Path, word: &str) -> bool {
-    std::fs::read_to_string(path).unwrap().lines().any(|l| l.split("//").next().unwrap_or("").contains(word))
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .any(|l| l.split("//").next().unwrap_or("").contains(word))
 }

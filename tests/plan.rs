@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use berth::core::desired::{resolve, Desired, Facts, GpuInventory, LABEL_CONFIG, LABEL_HASH, LABEL_PROJECT};
+use berth::core::desired::{
+    resolve, Desired, Facts, GpuInventory, LABEL_CONFIG, LABEL_HASH, LABEL_PROJECT,
+};
 use berth::core::plan::{plan, Observed, ObservedContainer, ObservedObject, Options};
 use berth::core::render::{plan_text, Style};
 use berth::core::spec::parse;
@@ -23,8 +25,14 @@ services:
 fn facts() -> Facts {
     Facts {
         image_ids: BTreeMap::from([
-            ("busybox:stable".to_string(), "sha256:1111111111111111".to_string()),
-            ("busybox:next".to_string(), "sha256:2222222222222222".to_string()),
+            (
+                "busybox:stable".to_string(),
+                "sha256:1111111111111111".to_string(),
+            ),
+            (
+                "busybox:next".to_string(),
+                "sha256:2222222222222222".to_string(),
+            ),
         ]),
         env: BTreeMap::from([("TOKEN".to_string(), "s3cret".to_string())]),
         gpus: GpuInventory::default(),
@@ -53,10 +61,18 @@ fn applied(yaml: &str, state: &str) -> Observed {
         });
     }
     for n in &d.networks {
-        o.networks.push(ObservedObject { id: format!("net-{}", n.name), name: n.name.clone(), labels: n.labels.clone() });
+        o.networks.push(ObservedObject {
+            id: format!("net-{}", n.name),
+            name: n.name.clone(),
+            labels: n.labels.clone(),
+        });
     }
     for v in &d.volumes {
-        o.volumes.push(ObservedObject { id: v.name.clone(), name: v.name.clone(), labels: v.labels.clone() });
+        o.volumes.push(ObservedObject {
+            id: v.name.clone(),
+            name: v.name.clone(),
+            labels: v.labels.clone(),
+        });
     }
     o
 }
@@ -64,7 +80,10 @@ fn applied(yaml: &str, state: &str) -> Observed {
 fn check(yaml: &str, observed: &Observed, allow_empty: bool, expect: &str) {
     let got = match plan(&desired(yaml), observed, &Options { allow_empty }) {
         Ok(p) => plan_text(&p, Style { color: false }),
-        Err(d) => d.iter().map(|d| format!("error: {}\n  help: {}\n", d.message, d.help)).collect(),
+        Err(d) => d
+            .iter()
+            .map(|d| format!("error: {}\n  help: {}\n", d.message, d.help))
+            .collect(),
     };
     assert_eq!(got.trim_end(), expect.trim_end(), "\n--- got ---\n{got}");
 }
@@ -105,10 +124,15 @@ Plan: 0 to create, 1 to replace, 0 to remove, 1 unchanged.",
 
 #[test]
 fn a_changed_machine_class_and_image_are_each_named() {
-    let edited = BASE.replace("    env: { GREETING: hi }", "    env: { GREETING: hi }\n    machine: medium").replace(
-        "    version: 1.0.0\n    image: busybox:stable",
-        "    version: 1.0.0\n    image: busybox:next",
-    );
+    let edited = BASE
+        .replace(
+            "    env: { GREETING: hi }",
+            "    env: { GREETING: hi }\n    machine: medium",
+        )
+        .replace(
+            "    version: 1.0.0\n    image: busybox:stable",
+            "    version: 1.0.0\n    image: busybox:next",
+        );
     check(
         &edited,
         &applied(BASE, "running"),
@@ -123,7 +147,10 @@ Plan: 0 to create, 2 to replace, 0 to remove, 0 unchanged.",
 
 #[test]
 fn a_secret_change_shows_as_sensitive_and_never_its_value() {
-    let with_secret = BASE.replace("    env: { GREETING: hi }", "    env: { GREETING: hi }\n    secrets: { API: { from_env: TOKEN } }");
+    let with_secret = BASE.replace(
+        "    env: { GREETING: hi }",
+        "    env: { GREETING: hi }\n    secrets: { API: { from_env: TOKEN } }",
+    );
     check(
         &with_secret,
         &applied(BASE, "running"),
@@ -188,7 +215,9 @@ fn a_lookalike_of_another_project_is_never_planned_for_removal() {
     let mut foreign = o.containers[0].clone();
     foreign.name = "demo-other-1.0.0".into();
     foreign.id = "foreign".into();
-    foreign.labels.insert(LABEL_PROJECT.into(), "someone-else".into());
+    foreign
+        .labels
+        .insert(LABEL_PROJECT.into(), "someone-else".into());
     o.containers.push(foreign);
     check(BASE, &o, false, "No changes: the engine matches the file.\nPlan: 0 to create, 0 to replace, 0 to remove, 2 unchanged.");
 }
@@ -204,8 +233,17 @@ fn an_empty_file_never_removes_everything_without_allow_empty() {
 error: the file declares no services, and applying it would remove all 2 containers of project `demo`
   help: pass --allow-empty if removing everything is what you want, or use `berth destroy`",
     );
-    let allowed = plan(&desired(empty), &applied(BASE, "running"), &Options { allow_empty: true }).unwrap();
-    assert_eq!(allowed.counts(), (0, 0, 0, 4), "two containers and two networks go");
+    let allowed = plan(
+        &desired(empty),
+        &applied(BASE, "running"),
+        &Options { allow_empty: true },
+    )
+    .unwrap();
+    assert_eq!(
+        allowed.counts(),
+        (0, 0, 0, 4),
+        "two containers and two networks go"
+    );
 }
 
 #[test]
@@ -225,14 +263,27 @@ Plan: 1 to create, 0 to replace, 1 to remove, 1 unchanged.",
 
 #[test]
 fn a_gpu_class_on_a_host_without_gpu_is_refused_naming_service_and_class() {
-    let gpu = BASE.replace("    env: { GREETING: hi }", "    env: { GREETING: hi }\n    machine: small-gpu");
+    let gpu = BASE.replace(
+        "    env: { GREETING: hi }",
+        "    env: { GREETING: hi }\n    machine: small-gpu",
+    );
     let spec = parse("services.yaml", &gpu).unwrap();
     let mut f = facts();
     f.gpus.problem = Some("the NVML library libnvidia-ml.so is not installed".into());
     let err = resolve(&spec, &f).unwrap_err();
     assert_eq!(err.len(), 1);
-    assert!(err[0].message.contains("hello@0.0.0: machine class `small-gpu` needs a GPU with at least 4 GiB"), "{}", err[0].message);
-    assert!(err[0].message.contains("libnvidia-ml.so"), "{}", err[0].message);
+    assert!(
+        err[0]
+            .message
+            .contains("hello@0.0.0: machine class `small-gpu` needs a GPU with at least 4 GiB"),
+        "{}",
+        err[0].message
+    );
+    assert!(
+        err[0].message.contains("libnvidia-ml.so"),
+        "{}",
+        err[0].message
+    );
 }
 
 #[test]
@@ -252,7 +303,12 @@ fn a_missing_image_and_an_unset_secret_are_both_reported() {
 // --- hashing -------------------------------------------------------------
 
 fn hash_of(yaml: &str, service: &str) -> String {
-    desired(yaml).containers.into_iter().find(|c| c.service == service).unwrap().hash
+    desired(yaml)
+        .containers
+        .into_iter()
+        .find(|c| c.service == service)
+        .unwrap()
+        .hash
 }
 
 #[test]
@@ -260,7 +316,11 @@ fn the_same_desired_state_always_gives_the_same_hash() {
     assert_eq!(hash_of(BASE, "hello"), hash_of(BASE, "hello"));
     // A known value: the canonical form is part of the contract, stable across machines.
     let again = "project: demo\nservices:\n  notes: {version: 1.0.0, image: busybox:stable, scope: {database: sales}}\n  hello: {keeps: [/data], env: {GREETING: hi}, image: busybox:stable}\n";
-    assert_eq!(hash_of(BASE, "hello"), hash_of(again, "hello"), "key order and YAML style do not matter");
+    assert_eq!(
+        hash_of(BASE, "hello"),
+        hash_of(again, "hello"),
+        "key order and YAML style do not matter"
+    );
 }
 
 #[test]
@@ -268,16 +328,40 @@ fn every_field_that_decides_the_container_changes_the_hash() {
     let base = hash_of(BASE, "hello");
     let edits = [
         ("    env: { GREETING: hi }", "    env: { GREETING: ho }"),
-        ("    env: { GREETING: hi }", "    env: { GREETING: hi, MORE: x }"),
-        ("    image: busybox:stable\n    env", "    image: busybox:next\n    env"),
+        (
+            "    env: { GREETING: hi }",
+            "    env: { GREETING: hi, MORE: x }",
+        ),
+        (
+            "    image: busybox:stable\n    env",
+            "    image: busybox:next\n    env",
+        ),
         ("    keeps: [/data]", "    keeps: [/data2]"),
-        ("    keeps: [/data]", "    keeps: [/data]\n    machine: large"),
+        (
+            "    keeps: [/data]",
+            "    keeps: [/data]\n    machine: large",
+        ),
         ("    keeps: [/data]", "    keeps: [/data]\n    port: 9000"),
-        ("    keeps: [/data]", "    keeps: [/data]\n    publish: 18000"),
-        ("    keeps: [/data]", "    keeps: [/data]\n    command: [sh]"),
-        ("    keeps: [/data]", "    keeps: [/data]\n    secrets: { S: { from_env: TOKEN } }"),
-        ("    keeps: [/data]", "    keeps: [/data]\n    version: 1.0.0"),
-        ("    keeps: [/data]", "    keeps: [/data]\n    scope: { database: sales }"),
+        (
+            "    keeps: [/data]",
+            "    keeps: [/data]\n    publish: 18000",
+        ),
+        (
+            "    keeps: [/data]",
+            "    keeps: [/data]\n    command: [sh]",
+        ),
+        (
+            "    keeps: [/data]",
+            "    keeps: [/data]\n    secrets: { S: { from_env: TOKEN } }",
+        ),
+        (
+            "    keeps: [/data]",
+            "    keeps: [/data]\n    version: 1.0.0",
+        ),
+        (
+            "    keeps: [/data]",
+            "    keeps: [/data]\n    scope: { database: sales }",
+        ),
         ("project: demo", "project: demo2"),
     ];
     let mut seen = vec![base.clone()];
@@ -292,7 +376,12 @@ fn every_field_that_decides_the_container_changes_the_hash() {
 
 #[test]
 fn a_new_database_scope_changes_the_networks_of_global_services() {
-    let more = format!("{BASE}  ledger:\n    image: busybox:stable\n    scope: {{ database: finance }}\n");
+    let more =
+        format!("{BASE}  ledger:\n    image: busybox:stable\n    scope: {{ database: finance }}\n");
     assert_ne!(hash_of(BASE, "hello"), hash_of(&more, "hello"));
-    assert_eq!(hash_of(BASE, "notes"), hash_of(&more, "notes"), "a database service does not join other databases");
+    assert_eq!(
+        hash_of(BASE, "notes"),
+        hash_of(&more, "notes"),
+        "a database service does not join other databases"
+    );
 }

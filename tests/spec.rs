@@ -34,8 +34,16 @@ fn summary(spec: &Spec) -> String {
                 v.publish,
                 v.command
             );
-            let secrets: Vec<String> = v.secrets.iter().map(|(k, s)| format!("{k}<-${}", s.from_env)).collect();
-            let _ = writeln!(out, "    env={:?} secrets={secrets:?} keeps={:?}", v.env, v.keeps);
+            let secrets: Vec<String> = v
+                .secrets
+                .iter()
+                .map(|(k, s)| format!("{k}<-${}", s.from_env))
+                .collect();
+            let _ = writeln!(
+                out,
+                "    env={:?} secrets={secrets:?} keeps={:?}",
+                v.env, v.keeps
+            );
         }
     }
     out
@@ -56,16 +64,25 @@ fn validation_reports_every_problem_of_a_file_in_one_run() {
     let diags = parse("f.yaml", &text).unwrap_err();
     // machine, keep, runtime-with-image, path, port, version: six problems, not one.
     assert_eq!(diags.items.len(), 6, "{diags}");
-    assert!(diags.items.iter().all(|d| d.pos.is_some()), "every problem has a position: {diags}");
+    assert!(
+        diags.items.iter().all(|d| d.pos.is_some()),
+        "every problem has a position: {diags}"
+    );
 }
 
 #[test]
 fn the_same_service_written_in_other_key_order_and_style_validates_the_same() {
-    let a = "project: p\nservices:\n  s:\n    image: i\n    env: {A: '1', B: '2'}\n    keeps: [/d]\n";
+    let a =
+        "project: p\nservices:\n  s:\n    image: i\n    env: {A: '1', B: '2'}\n    keeps: [/d]\n";
     let b = "services:\n  s:\n    keeps:\n      - /d\n    env:\n      B: 2\n      A: 1\n    image: \"i\"\nproject: p\n";
     let (mut x, mut y) = (parse("a", a).unwrap(), parse("b", b).unwrap());
     // Positions differ by construction; everything else must not.
-    for v in x.services.iter_mut().chain(y.services.iter_mut()).flat_map(|s| s.versions.iter_mut()) {
+    for v in x
+        .services
+        .iter_mut()
+        .chain(y.services.iter_mut())
+        .flat_map(|s| s.versions.iter_mut())
+    {
         v.pos = berth::core::diag::Pos { line: 0, column: 0 };
     }
     assert_eq!(x, y);

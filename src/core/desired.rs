@@ -104,7 +104,11 @@ pub fn network_name(project: &str, scope: &Scope) -> String {
 pub fn keep_slug(path: &str) -> String {
     let mut slug = String::new();
     for c in path.trim_matches('/').chars() {
-        let c = if c.is_ascii_alphanumeric() || c == '_' || c == '.' { c.to_ascii_lowercase() } else { '-' };
+        let c = if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+            c.to_ascii_lowercase()
+        } else {
+            '-'
+        };
         if !(c == '-' && slug.ends_with('-')) {
             slug.push(c);
         }
@@ -231,8 +235,14 @@ fn container(
             }
             None => problems.push(Diagnostic::new(
                 Some(s.pos),
-                format!("{id}: secret `{name}` reads the environment variable `{}`, which is not set", s.from_env),
-                format!("export {}=... in the environment that runs berth", s.from_env),
+                format!(
+                    "{id}: secret `{name}` reads the environment variable `{}`, which is not set",
+                    s.from_env
+                ),
+                format!(
+                    "export {}=... in the environment that runs berth",
+                    s.from_env
+                ),
             )),
         }
     }
@@ -262,7 +272,11 @@ fn container(
             .collect(),
         db => vec![db.clone()],
     };
-    let aliases: Vec<String> = if active { vec![v.service.clone()] } else { Vec::new() };
+    let aliases: Vec<String> = if active {
+        vec![v.service.clone()]
+    } else {
+        Vec::new()
+    };
     let mut nets = Vec::new();
     let mut networks = BTreeMap::new();
     for scope in scopes {
@@ -277,7 +291,10 @@ fn container(
     for keep in &v.keeps {
         let name = volume_name(project, &v.service, keep);
         mounts.insert(keep.clone(), name.clone());
-        let extra = [(LABEL_SERVICE, v.service.as_str()), (LABEL_KEEP, keep.as_str())];
+        let extra = [
+            (LABEL_SERVICE, v.service.as_str()),
+            (LABEL_KEEP, keep.as_str()),
+        ];
         let labels = object_labels(&name, project, &v.scope, &extra);
         vols.push(DesiredVolume { name, labels });
     }
@@ -312,7 +329,12 @@ fn container(
 }
 
 /// The labels of a network or volume, `berth.hash` over the others included.
-fn object_labels(name: &str, project: &str, scope: &Scope, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+fn object_labels(
+    name: &str,
+    project: &str,
+    scope: &Scope,
+    extra: &[(&str, &str)],
+) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
     labels.insert(LABEL_PROJECT.to_string(), project.to_string());
     labels.insert(LABEL_SCOPE.to_string(), scope.label());

@@ -67,7 +67,12 @@ impl fmt::Display for Diagnostics {
             f.write_str(&d.render(&self.file))?;
         }
         if self.items.len() > 1 {
-            write!(f, "\n{} problems in {}; nothing was changed", self.items.len(), self.file)?;
+            write!(
+                f,
+                "\n{} problems in {}; nothing was changed",
+                self.items.len(),
+                self.file
+            )?;
         }
         Ok(())
     }

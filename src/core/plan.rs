@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::desired::{
-    Desired, DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_CONFIG, LABEL_HASH, LABEL_PROJECT, LABEL_SERVICE,
-    LABEL_VERSION,
+    Desired, DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_CONFIG, LABEL_HASH,
+    LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
 };
 use super::diag::Diagnostic;
 use super::hash::{lines_hash, ContainerConfig};
@@ -63,7 +63,11 @@ impl ObservedContainer {
     }
     /// `project/service@version` for owned containers, the name otherwise.
     pub fn subject(&self, project: &str) -> String {
-        format!("{project}/{}@{}", self.label(LABEL_SERVICE), self.label(LABEL_VERSION))
+        format!(
+            "{project}/{}@{}",
+            self.label(LABEL_SERVICE),
+            self.label(LABEL_VERSION)
+        )
     }
 }
 
@@ -71,14 +75,36 @@ impl Observed {
     /// One line per observed object: what a saved plan's fingerprint is taken over,
     /// and what `apply --plan` compares to say what changed.
     pub fn summary(&self, project: &str) -> Vec<String> {
-        let who = |labels: &BTreeMap<String, String>| if owned(labels, project) { "owned" } else { "not-owned" };
+        let who = |labels: &BTreeMap<String, String>| {
+            if owned(labels, project) {
+                "owned"
+            } else {
+                "not-owned"
+            }
+        };
         let mut lines = Vec::new();
         for c in &self.containers {
-            let hash = c.labels.get(LABEL_HASH).map(|h| &h[..h.len().min(12)]).unwrap_or("-");
-            lines.push(format!("container {} id={} {} hash={} state={}", c.name, short(&c.id), who(&c.labels), hash, c.state));
+            let hash = c
+                .labels
+                .get(LABEL_HASH)
+                .map(|h| &h[..h.len().min(12)])
+                .unwrap_or("-");
+            lines.push(format!(
+                "container {} id={} {} hash={} state={}",
+                c.name,
+                short(&c.id),
+                who(&c.labels),
+                hash,
+                c.state
+            ));
         }
         for n in &self.networks {
-            lines.push(format!("network {} id={} {}", n.name, short(&n.id), who(&n.labels)));
+            lines.push(format!(
+                "network {} id={} {}",
+                n.name,
+                short(&n.id),
+                who(&n.labels)
+            ));
         }
         for v in &self.volumes {
             lines.push(format!("volume {} {}", v.name, who(&v.labels)));
@@ -105,7 +131,9 @@ pub const SENSITIVE: &str = "(sensitive)";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reason {
-    Note { text: String },
+    Note {
+        text: String,
+    },
     /// One field of the container changed; `None` is absent. Secrets show as [`SENSITIVE`].
     Changed {
         field: String,
@@ -124,28 +152,56 @@ impl Reason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
-    CreateNetwork { network: DesiredNetwork },
-    CreateVolume { volume: DesiredVolume },
-    CreateContainer { container: DesiredContainer },
+    CreateNetwork {
+        network: DesiredNetwork,
+    },
+    CreateVolume {
+        volume: DesiredVolume,
+    },
+    CreateContainer {
+        container: DesiredContainer,
+    },
     /// Replace `old_id` (same name) by a new container.
-    ReplaceContainer { old_id: String, container: DesiredContainer },
+    ReplaceContainer {
+        old_id: String,
+        container: DesiredContainer,
+    },
     /// An owned container whose hash matches but that is not running.
-    StartContainer { id: String, name: String, subject: String },
-    RemoveContainer { id: String, name: String, subject: String },
+    StartContainer {
+        id: String,
+        name: String,
+        subject: String,
+    },
+    RemoveContainer {
+        id: String,
+        name: String,
+        subject: String,
+    },
     /// An owned container of a desired service@version under another name: what an
     /// interrupted replace leaves. Removed before creating, as it may hold the port.
-    RemoveLeftover { id: String, name: String, subject: String },
-    RemoveNetwork { id: String, name: String },
+    RemoveLeftover {
+        id: String,
+        name: String,
+        subject: String,
+    },
+    RemoveNetwork {
+        id: String,
+        name: String,
+    },
 }
 
 impl Action {
     /// The verb a plan line shows.
     pub fn verb(&self) -> &'static str {
         match self {
-            Action::CreateNetwork { .. } | Action::CreateVolume { .. } | Action::CreateContainer { .. } => "create",
+            Action::CreateNetwork { .. }
+            | Action::CreateVolume { .. }
+            | Action::CreateContainer { .. } => "create",
             Action::ReplaceContainer { .. } => "replace",
             Action::StartContainer { .. } => "start",
-            Action::RemoveContainer { .. } | Action::RemoveLeftover { .. } | Action::RemoveNetwork { .. } => "remove",
+            Action::RemoveContainer { .. }
+            | Action::RemoveLeftover { .. }
+            | Action::RemoveNetwork { .. } => "remove",
         }
     }
 
@@ -154,7 +210,9 @@ impl Action {
         match self {
             Action::CreateNetwork { network } => format!("network {}", network.name),
             Action::CreateVolume { volume } => format!("volume {}", volume.name),
-            Action::CreateContainer { container } | Action::ReplaceContainer { container, .. } => container.subject(project),
+            Action::CreateContainer { container } | Action::ReplaceContainer { container, .. } => {
+                container.subject(project)
+            }
             Action::StartContainer { subject, .. }
             | Action::RemoveContainer { subject, .. }
             | Action::RemoveLeftover { subject, .. } => subject.clone(),
@@ -165,8 +223,12 @@ impl Action {
     /// The order apply runs phases in: what others depend on first, removals last.
     pub fn phase(&self) -> u8 {
         match self {
-            Action::CreateNetwork { .. } | Action::CreateVolume { .. } | Action::RemoveLeftover { .. } => 0,
-            Action::CreateContainer { .. } | Action::ReplaceContainer { .. } | Action::StartContainer { .. } => 1,
+            Action::CreateNetwork { .. }
+            | Action::CreateVolume { .. }
+            | Action::RemoveLeftover { .. } => 0,
+            Action::CreateContainer { .. }
+            | Action::ReplaceContainer { .. }
+            | Action::StartContainer { .. } => 1,
             Action::RemoveContainer { .. } => 2,
             Action::RemoveNetwork { .. } => 3,
         }
@@ -200,7 +262,12 @@ impl Plan {
 
     /// (create, replace, start, remove) counts.
     pub fn counts(&self) -> (usize, usize, usize, usize) {
-        let n = |verb: &str| self.steps.iter().filter(|s| s.action.verb() == verb).count();
+        let n = |verb: &str| {
+            self.steps
+                .iter()
+                .filter(|s| s.action.verb() == verb)
+                .count()
+        };
         (n("create"), n("replace"), n("start"), n("remove"))
     }
 }
@@ -213,13 +280,21 @@ pub struct Options {
 /// Computes the steps that take `observed` to `desired`. Refuses, before any step,
 /// when a desired name is held by an object berth does not own, or when an empty
 /// file would remove everything without `allow_empty`.
-pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Plan, Vec<Diagnostic>> {
+pub fn plan(
+    desired: &Desired,
+    observed: &Observed,
+    opts: &Options,
+) -> Result<Plan, Vec<Diagnostic>> {
     let project = desired.project.as_str();
     let mut problems = Vec::new();
     let mut steps = Vec::new();
     let mut unchanged = Vec::new();
 
-    let ours: Vec<&ObservedContainer> = observed.containers.iter().filter(|c| c.owned_by(project)).collect();
+    let ours: Vec<&ObservedContainer> = observed
+        .containers
+        .iter()
+        .filter(|c| c.owned_by(project))
+        .collect();
     if desired.containers.is_empty() && !ours.is_empty() && !opts.allow_empty {
         problems.push(Diagnostic::new(
             None,
@@ -237,7 +312,9 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Pl
             Some(n) if owned(&n.labels, project) => {}
             Some(n) => problems.push(taken("network", &net.name, &n.id, project)),
             None => steps.push(Step {
-                action: Action::CreateNetwork { network: net.clone() },
+                action: Action::CreateNetwork {
+                    network: net.clone(),
+                },
                 reasons: vec![Reason::note("needed by the services of this scope")],
             }),
         }
@@ -247,11 +324,19 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Pl
             Some(v) if owned(&v.labels, project) => {}
             Some(v) => problems.push(taken("volume", &vol.name, &v.id, project)),
             None => steps.push(Step {
-                action: Action::CreateVolume { volume: vol.clone() },
+                action: Action::CreateVolume {
+                    volume: vol.clone(),
+                },
                 reasons: vec![Reason::note(format!(
                     "keeps {} of {}",
-                    vol.labels.get(super::desired::LABEL_KEEP).map(String::as_str).unwrap_or("?"),
-                    vol.labels.get(LABEL_SERVICE).map(String::as_str).unwrap_or("?")
+                    vol.labels
+                        .get(super::desired::LABEL_KEEP)
+                        .map(String::as_str)
+                        .unwrap_or("?"),
+                    vol.labels
+                        .get(LABEL_SERVICE)
+                        .map(String::as_str)
+                        .unwrap_or("?")
                 ))],
             }),
         }
@@ -259,7 +344,11 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Pl
 
     let mut matched: BTreeSet<&str> = BTreeSet::new();
     for d in &desired.containers {
-        if let Some(other) = observed.containers.iter().find(|c| c.name == d.name && !c.owned_by(project)) {
+        if let Some(other) = observed
+            .containers
+            .iter()
+            .find(|c| c.name == d.name && !c.owned_by(project))
+        {
             problems.push(taken("container", &d.name, &other.id, project));
             continue;
         }
@@ -267,35 +356,60 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Pl
         // Owned containers of this service@version under another name are leftovers
         // of an interrupted replace (see the executor): they go once the right one is up.
         for c in ours.iter().filter(|c| {
-            c.name != d.name && c.label(LABEL_SERVICE) == d.service && c.label(LABEL_VERSION) == d.version
+            c.name != d.name
+                && c.label(LABEL_SERVICE) == d.service
+                && c.label(LABEL_VERSION) == d.version
         }) {
             matched.insert(&c.id);
             steps.push(Step {
-                action: Action::RemoveLeftover { id: c.id.clone(), name: c.name.clone(), subject: c.subject(project) },
-                reasons: vec![Reason::note(format!("leftover `{}` of an interrupted replace", c.name))],
+                action: Action::RemoveLeftover {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    subject: c.subject(project),
+                },
+                reasons: vec![Reason::note(format!(
+                    "leftover `{}` of an interrupted replace",
+                    c.name
+                ))],
             });
         }
         match same_name {
             None => {
                 let first = !ours.iter().any(|c| c.label(LABEL_SERVICE) == d.service);
                 steps.push(Step {
-                    action: Action::CreateContainer { container: d.clone() },
-                    reasons: vec![Reason::note(if first { "new service" } else { "new version" })],
+                    action: Action::CreateContainer {
+                        container: d.clone(),
+                    },
+                    reasons: vec![Reason::note(if first {
+                        "new service"
+                    } else {
+                        "new version"
+                    })],
                 });
             }
             Some(c) => {
                 matched.insert(&c.id);
                 if c.label(LABEL_HASH) != d.hash {
                     steps.push(Step {
-                        action: Action::ReplaceContainer { old_id: c.id.clone(), container: d.clone() },
+                        action: Action::ReplaceContainer {
+                            old_id: c.id.clone(),
+                            container: d.clone(),
+                        },
                         reasons: changes(c.labels.get(LABEL_CONFIG), &d.config),
                     });
                 } else if matches!(c.state.as_str(), "running" | "restarting" | "paused") {
                     unchanged.push(d.subject(project));
                 } else {
                     steps.push(Step {
-                        action: Action::StartContainer { id: c.id.clone(), name: c.name.clone(), subject: d.subject(project) },
-                        reasons: vec![Reason::note(format!("container is {} ({}); its configuration is right", c.state, c.status))],
+                        action: Action::StartContainer {
+                            id: c.id.clone(),
+                            name: c.name.clone(),
+                            subject: d.subject(project),
+                        },
+                        reasons: vec![Reason::note(format!(
+                            "container is {} ({}); its configuration is right",
+                            c.state, c.status
+                        ))],
                     });
                 }
             }
@@ -304,16 +418,27 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Pl
     for c in &ours {
         if !matched.contains(c.id.as_str()) {
             steps.push(Step {
-                action: Action::RemoveContainer { id: c.id.clone(), name: c.name.clone(), subject: c.subject(project) },
+                action: Action::RemoveContainer {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    subject: c.subject(project),
+                },
                 reasons: vec![Reason::note("no longer declared")],
             });
         }
     }
     let wanted: BTreeSet<&str> = desired.networks.iter().map(|n| n.name.as_str()).collect();
-    for n in observed.networks.iter().filter(|n| owned(&n.labels, project)) {
+    for n in observed
+        .networks
+        .iter()
+        .filter(|n| owned(&n.labels, project))
+    {
         if !wanted.contains(n.name.as_str()) {
             steps.push(Step {
-                action: Action::RemoveNetwork { id: n.id.clone(), name: n.name.clone() },
+                action: Action::RemoveNetwork {
+                    id: n.id.clone(),
+                    name: n.name.clone(),
+                },
                 reasons: vec![Reason::note("no service uses it any more")],
             });
         }
@@ -323,7 +448,10 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &Options) -> Result<Pl
         return Err(problems);
     }
     // Stable order: by phase, then by subject.
-    steps.sort_by(|a, b| (a.action.phase(), a.action.subject(project)).cmp(&(b.action.phase(), b.action.subject(project))));
+    steps.sort_by(|a, b| {
+        (a.action.phase(), a.action.subject(project))
+            .cmp(&(b.action.phase(), b.action.subject(project)))
+    });
     unchanged.sort();
     Ok(Plan {
         project: project.to_string(),
@@ -368,13 +496,18 @@ pub fn display_fields(c: &ContainerConfig) -> BTreeMap<String, String> {
     f.insert("port".to_string(), c.port.to_string());
     f.insert(
         "publish".to_string(),
-        c.publish.map(|p| p.to_string()).unwrap_or_else(|| "(a free port)".to_string()),
+        c.publish
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "(a free port)".to_string()),
     );
     for (k, v) in &c.mounts {
         f.insert(format!("keeps.{k}"), v.clone());
     }
     for (k, v) in &c.networks {
-        f.insert(format!("networks.{k}"), serde_json::to_string(v).unwrap_or_default());
+        f.insert(
+            format!("networks.{k}"),
+            serde_json::to_string(v).unwrap_or_default(),
+        );
     }
     for (k, v) in &c.labels {
         f.insert(format!("labels.{k}"), v.clone());
@@ -385,7 +518,9 @@ pub fn display_fields(c: &ContainerConfig) -> BTreeMap<String, String> {
 /// Field-by-field reasons for a replacement.
 fn changes(old: Option<&String>, new: &ContainerConfig) -> Vec<Reason> {
     let Some(old) = old.and_then(|o| serde_json::from_str::<ContainerConfig>(o).ok()) else {
-        return vec![Reason::note("configuration differs (the container records no readable berth.config)")];
+        return vec![Reason::note(
+            "configuration differs (the container records no readable berth.config)",
+        )];
     };
     let (a, b) = (display_fields(&old), display_fields(new));
     let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
@@ -396,8 +531,20 @@ fn changes(old: Option<&String>, new: &ContainerConfig) -> Vec<Reason> {
             let sensitive = k.starts_with("secrets.");
             out.push(Reason::Changed {
                 field: k.clone(),
-                old: o.map(|v| if sensitive { SENSITIVE.to_string() } else { v.clone() }),
-                new: n.map(|v| if sensitive { SENSITIVE.to_string() } else { v.clone() }),
+                old: o.map(|v| {
+                    if sensitive {
+                        SENSITIVE.to_string()
+                    } else {
+                        v.clone()
+                    }
+                }),
+                new: n.map(|v| {
+                    if sensitive {
+                        SENSITIVE.to_string()
+                    } else {
+                        v.clone()
+                    }
+                }),
                 sensitive,
             });
         }

@@ -45,7 +45,12 @@ fn quote(v: &Option<String>) -> String {
 pub fn reason_text(r: &Reason) -> String {
     match r {
         Reason::Note { text } => text.clone(),
-        Reason::Changed { field, sensitive: true, old, new } => {
+        Reason::Changed {
+            field,
+            sensitive: true,
+            old,
+            new,
+        } => {
             let what = match (old, new) {
                 (None, _) => "added",
                 (_, None) => "removed",
@@ -53,8 +58,11 @@ pub fn reason_text(r: &Reason) -> String {
             };
             format!("{field}: {SENSITIVE} {what}")
         }
-        Reason::Changed { field, old, new, .. } => {
-            let multi = old.as_deref().unwrap_or("").contains('\n') || new.as_deref().unwrap_or("").contains('\n');
+        Reason::Changed {
+            field, old, new, ..
+        } => {
+            let multi = old.as_deref().unwrap_or("").contains('\n')
+                || new.as_deref().unwrap_or("").contains('\n');
             if !multi {
                 return format!("{field}: {} -> {}", quote(old), quote(new));
             }
@@ -77,7 +85,11 @@ pub fn reason_text(r: &Reason) -> String {
 /// The human plan, as design.md section 2 shows it.
 pub fn plan_text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
-    let subjects: Vec<String> = plan.steps.iter().map(|s| s.action.subject(&plan.project)).collect();
+    let subjects: Vec<String> = plan
+        .steps
+        .iter()
+        .map(|s| s.action.subject(&plan.project))
+        .collect();
     let width = subjects.iter().map(String::len).max().unwrap_or(0).max(20);
     for (step, subject) in plan.steps.iter().zip(&subjects) {
         let (mark, color) = sign(&step.action);
@@ -93,7 +105,11 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     if plan.is_empty() {
         out.push_str("No changes: the engine matches the file.\n");
     }
-    let start = if s > 0 { format!(", {s} to start") } else { String::new() };
+    let start = if s > 0 {
+        format!(", {s} to start")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
         "Plan: {c} to create, {r} to replace{start}, {d} to remove, {} unchanged.",
@@ -122,7 +138,9 @@ pub fn status_text(rows: &[StatusRow]) -> String {
     if rows.is_empty() {
         return "No containers: nothing of this project runs on the engine.\n".to_string();
     }
-    let header = ["SERVICE", "VERSION", "STATE", "HEALTH", "URL", "SCOPE", "CPU", "MEMORY"];
+    let header = [
+        "SERVICE", "VERSION", "STATE", "HEALTH", "URL", "SCOPE", "CPU", "MEMORY",
+    ];
     let table: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
@@ -133,7 +151,9 @@ pub fn status_text(rows: &[StatusRow]) -> String {
                 r.health.clone(),
                 r.url.clone().unwrap_or_else(|| "-".into()),
                 r.scope.clone(),
-                r.cpu_percent.map(|c| format!("{c:.1}%")).unwrap_or_else(|| "-".into()),
+                r.cpu_percent
+                    .map(|c| format!("{c:.1}%"))
+                    .unwrap_or_else(|| "-".into()),
                 match (r.memory_bytes, r.memory_limit_bytes) {
                     (Some(m), Some(l)) => format!("{} / {} MiB", m >> 20, l >> 20),
                     (Some(m), None) => format!("{} MiB", m >> 20),
@@ -150,7 +170,11 @@ pub fn status_text(rows: &[StatusRow]) -> String {
     }
     let mut out = String::new();
     let mut line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         let _ = writeln!(out, "{}", parts.join("  ").trim_end());
     };
     line(header.to_vec());

@@ -20,7 +20,9 @@ pub const UNVERSIONED: &str = "0.0.0";
 pub const DEFAULT_PORT: u16 = 8000;
 
 /// Machine classes: enforced container limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Machine {
     Small,
@@ -80,7 +82,9 @@ impl Machine {
 }
 
 /// Runtimes that berth builds images for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub enum Runtime {
     #[serde(rename = "python3.11")]
     Python311,
@@ -382,12 +386,19 @@ fn syntax_diagnostic(e: &serde_saphyr::Error) -> Diagnostic {
         let key = rest.split(',').next().unwrap_or(rest).trim();
         (
             format!("duplicate key `{key}`"),
-            "each key may appear once in a mapping: merge the two entries or rename one".to_string(),
+            "each key may appear once in a mapping: merge the two entries or rename one"
+                .to_string(),
         )
     } else if msg.starts_with("unknown field") {
-        (msg, "remove the key or fix its spelling; `berth schema` lists every key".to_string())
+        (
+            msg,
+            "remove the key or fix its spelling; `berth schema` lists every key".to_string(),
+        )
     } else {
-        (msg, "fix the YAML at this position; `berth schema` describes the file".to_string())
+        (
+            msg,
+            "fix the YAML at this position; `berth schema` describes the file".to_string(),
+        )
     };
     Diagnostic::new(pos, message, help)
 }
@@ -417,7 +428,12 @@ fn pick<'a, T>(version: &'a Option<T>, service: &'a Option<T>) -> Option<&'a T> 
 }
 
 impl Validator {
-    fn err(&mut self, pos: impl Into<Option<Pos>>, message: impl Into<String>, help: impl Into<String>) {
+    fn err(
+        &mut self,
+        pos: impl Into<Option<Pos>>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.items.push(Diagnostic::new(pos.into(), message, help));
     }
 
@@ -478,10 +494,17 @@ impl Validator {
             (Some(v), None) => declared.push((&v.value, Pos::from(v.referenced), None)),
             (None, Some(vs)) => {
                 if vs.is_empty() {
-                    self.err(pos, format!("service `{name}` declares no versions"), "add at least one entry under `versions:`");
+                    self.err(
+                        pos,
+                        format!("service `{name}` declares no versions"),
+                        "add at least one entry under `versions:`",
+                    );
                     return None;
                 }
-                declared.extend(vs.iter().map(|(k, v)| (k.value.as_str(), Pos::from(k.referenced), Some(v))));
+                declared.extend(
+                    vs.iter()
+                        .map(|(k, v)| (k.value.as_str(), Pos::from(k.referenced), Some(v))),
+                );
             }
             (None, None) => declared.push((UNVERSIONED, pos, None)),
         }
@@ -518,11 +541,18 @@ impl Validator {
             Some(a) => match semver::Version::parse(&a.value) {
                 Ok(v) if versions.iter().any(|x| x.version == v) => v,
                 _ => {
-                    let declared: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
+                    let declared: Vec<String> =
+                        versions.iter().map(|v| v.version.to_string()).collect();
                     self.err(
                         Pos::from(a.referenced),
-                        format!("service `{name}`: active version `{}` is not declared", a.value),
-                        format!("set `active` to one of the declared versions: {}", declared.join(", ")),
+                        format!(
+                            "service `{name}`: active version `{}` is not declared",
+                            a.value
+                        ),
+                        format!(
+                            "set `active` to one of the declared versions: {}",
+                            declared.join(", ")
+                        ),
                     );
                     return None;
                 }
@@ -549,7 +579,11 @@ impl Validator {
         let source = match (pick(&v.image, &s.image), pick(&v.package, &s.package)) {
             (Some(i), None) => {
                 if i.value.trim().is_empty() {
-                    self.err(Pos::from(i.referenced), format!("{id}: `image` is empty"), "name an image, for example `berth-local/busybox:stable`");
+                    self.err(
+                        Pos::from(i.referenced),
+                        format!("{id}: `image` is empty"),
+                        "name an image, for example `berth-local/busybox:stable`",
+                    );
                 }
                 Some(Source::Image(i.value.clone()))
             }
@@ -590,18 +624,27 @@ impl Validator {
             (Some(Source::Package(_)), None, None) => self.err(
                 pos,
                 format!("{id} builds from a package but names no `runtime`"),
-                format!("add `runtime:` with one of {}", list_names(&Runtime::ALL, Runtime::name)),
+                format!(
+                    "add `runtime:` with one of {}",
+                    list_names(&Runtime::ALL, Runtime::name)
+                ),
             ),
             (Some(Source::Image(_)), _, Some(r)) => self.err(
                 Pos::from(r.referenced),
-                format!("{id}: `runtime` applies only to code packages, and this version runs an image"),
+                format!(
+                    "{id}: `runtime` applies only to code packages, and this version runs an image"
+                ),
                 "remove `runtime`, or replace `image` with `package`",
             ),
             _ => {}
         }
         let extras = pick(&v.extras, &s.extras).cloned().unwrap_or_default();
         if !extras.is_empty() && matches!(source, Some(Source::Image(_))) {
-            self.err(pos, format!("{id}: `extras` applies only to code packages"), "remove `extras`, or build from a `package`");
+            self.err(
+                pos,
+                format!("{id}: `extras` applies only to code packages"),
+                "remove `extras`, or build from a `package`",
+            );
         }
 
         let machine = match pick(&v.machine, &s.machine) {
@@ -620,7 +663,9 @@ impl Validator {
             None => Scope::Global,
             Some(sc) => match &sc.value {
                 RawScope::Named(n) if n == "global" => Scope::Global,
-                RawScope::Database(d) if is_valid_name(&d.database) => Scope::Database(d.database.clone()),
+                RawScope::Database(d) if is_valid_name(&d.database) => {
+                    Scope::Database(d.database.clone())
+                }
                 RawScope::Database(d) => {
                     self.err(
                         Pos::from(sc.referenced),
@@ -644,7 +689,11 @@ impl Validator {
             None => format!("/{service}"),
             Some(p) => {
                 if !p.value.starts_with('/') {
-                    self.err(Pos::from(p.referenced), format!("{id}: path `{}` does not start with `/`", p.value), format!("write it as `/{}`", p.value));
+                    self.err(
+                        Pos::from(p.referenced),
+                        format!("{id}: path `{}` does not start with `/`", p.value),
+                        format!("write it as `/{}`", p.value),
+                    );
                 }
                 p.value.clone()
             }
@@ -654,21 +703,33 @@ impl Validator {
             None => DEFAULT_PORT,
             Some(p) => {
                 if p.value == 0 {
-                    self.err(Pos::from(p.referenced), format!("{id}: port 0 is not a port"), "use the port the service listens on, 1 to 65535 (8000 by default)");
+                    self.err(
+                        Pos::from(p.referenced),
+                        format!("{id}: port 0 is not a port"),
+                        "use the port the service listens on, 1 to 65535 (8000 by default)",
+                    );
                 }
                 p.value
             }
         };
         let publish = pick(&v.publish, &s.publish).map(|p| {
             if p.value == 0 {
-                self.err(Pos::from(p.referenced), format!("{id}: publish port 0 is not a port"), "use 1 to 65535, or drop `publish` to get a free port");
+                self.err(
+                    Pos::from(p.referenced),
+                    format!("{id}: publish port 0 is not a port"),
+                    "use 1 to 65535, or drop `publish` to get a free port",
+                );
             }
             p.value
         });
 
         let command = pick(&v.command, &s.command).map(|c| {
             if c.value.is_empty() {
-                self.err(Pos::from(c.referenced), format!("{id}: `command` is empty"), "list the program and its arguments, or remove `command` to use the image's");
+                self.err(
+                    Pos::from(c.referenced),
+                    format!("{id}: `command` is empty"),
+                    "list the program and its arguments, or remove `command` to use the image's",
+                );
             }
             c.value.clone()
         });
@@ -688,7 +749,10 @@ impl Validator {
                 if env.contains_key(&k.value) {
                     self.err(
                         Pos::from(k.referenced),
-                        format!("{id}: `{}` is both an environment variable and a secret", k.value),
+                        format!(
+                            "{id}: `{}` is both an environment variable and a secret",
+                            k.value
+                        ),
                         "keep it in one of `env` or `secrets`",
                     );
                 }
@@ -718,9 +782,17 @@ impl Validator {
                     "write the absolute path inside the container, without `..`, for example `/data`",
                 );
             } else if keeps.contains(&k.value) {
-                self.err(Pos::from(k.referenced), format!("{id}: keep path `{}` is listed twice", k.value), "list each path once");
+                self.err(
+                    Pos::from(k.referenced),
+                    format!("{id}: keep path `{}` is listed twice", k.value),
+                    "list each path once",
+                );
             } else if k.value.trim_end_matches('/').is_empty() {
-                self.err(Pos::from(k.referenced), format!("{id}: `/` cannot be kept"), "keep a directory below `/`, for example `/data`");
+                self.err(
+                    Pos::from(k.referenced),
+                    format!("{id}: `/` cannot be kept"),
+                    "keep a directory below `/`, for example `/data`",
+                );
             } else {
                 keeps.push(k.value.clone());
             }

@@ -18,14 +18,20 @@ pub enum BaseImageError {
     #[error("no statically linked busybox at {path}: {why}\n  help: install Debian's busybox-static (`apt-get install busybox-static`), or point BERTH_BUSYBOX at a static busybox binary")]
     BusyboxFind { path: PathBuf, why: String },
     #[error("{path} is built for {binary}, but the engine runs {engine}\n  help: use a busybox built for {engine}")]
-    PlatformMatch { path: PathBuf, binary: String, engine: String },
+    PlatformMatch {
+        path: PathBuf,
+        binary: String,
+        engine: String,
+    },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
 
 /// Where the busybox binary comes from.
 pub fn busybox_path() -> PathBuf {
-    std::env::var_os("BERTH_BUSYBOX").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/bin/busybox"))
+    std::env::var_os("BERTH_BUSYBOX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/bin/busybox"))
 }
 
 /// The architecture an ELF binary is for, in the engine's words, and whether it is
@@ -69,15 +75,24 @@ fn engine_arch(arch: &str) -> &str {
 
 /// The busybox build context, checked against the engine's architecture.
 pub fn busybox_context(path: &Path, arch: &str) -> Result<Context, BaseImageError> {
-    let find = |why: String| BaseImageError::BusyboxFind { path: path.to_path_buf(), why };
+    let find = |why: String| BaseImageError::BusyboxFind {
+        path: path.to_path_buf(),
+        why,
+    };
     let bytes = std::fs::read(path).map_err(|e| find(e.to_string()))?;
     let (binary, is_static) = elf_facts(&bytes).map_err(find)?;
     if !is_static {
-        return Err(find("it is dynamically linked; an empty image has no C library".into()));
+        return Err(find(
+            "it is dynamically linked; an empty image has no C library".into(),
+        ));
     }
     let engine = engine_arch(arch);
     if binary != engine {
-        return Err(BaseImageError::PlatformMatch { path: path.to_path_buf(), binary: binary.into(), engine: engine.into() });
+        return Err(BaseImageError::PlatformMatch {
+            path: path.to_path_buf(),
+            binary: binary.into(),
+            engine: engine.into(),
+        });
     }
     let mut ctx = Context::default();
     ctx.add("Dockerfile", 0o644, BUSYBOX_DOCKERFILE.as_bytes().to_vec());
@@ -92,8 +107,14 @@ pub async fn ensure_all(engine: &Engine, verbose: bool) -> Result<Vec<String>, B
     let path = busybox_path();
     let ctx = busybox_context(&path, &arch)?;
     let labels = BTreeMap::from([
-        ("org.opencontainers.image.title".to_string(), "berth busybox base".to_string()),
-        ("org.opencontainers.image.description".to_string(), format!("static busybox from {}", path.display())),
+        (
+            "org.opencontainers.image.title".to_string(),
+            "berth busybox base".to_string(),
+        ),
+        (
+            "org.opencontainers.image.description".to_string(),
+            format!("static busybox from {}", path.display()),
+        ),
     ]);
     let built = ensure_image(engine, BUSYBOX_TAG, &ctx, labels, |line| {
         if verbose {
@@ -103,6 +124,10 @@ pub async fn ensure_all(engine: &Engine, verbose: bool) -> Result<Vec<String>, B
     .await?;
     Ok(vec![match built {
         Built::Cached(h) => format!("{BUSYBOX_TAG}: up to date (context {})", &h[..12]),
-        Built::Fresh(h) => format!("{BUSYBOX_TAG}: built from {} (context {})", path.display(), &h[..12]),
+        Built::Fresh(h) => format!(
+            "{BUSYBOX_TAG}: built from {} (context {})",
+            path.display(),
+            &h[..12]
+        ),
     }])
 }

@@ -26,14 +26,23 @@ pub struct Context {
 
 impl Context {
     pub fn add(&mut self, path: &str, mode: u32, bytes: Vec<u8>) {
-        self.files.insert(path.to_string(), ContextFile { path: path.to_string(), mode, bytes });
+        self.files.insert(
+            path.to_string(),
+            ContextFile {
+                path: path.to_string(),
+                mode,
+                bytes,
+            },
+        );
     }
 
     /// SHA-256 over paths, modes and bytes, in path order: not mtimes or owners.
     pub fn hash(&self) -> String {
         let mut canonical = Vec::new();
         for f in self.files.values() {
-            canonical.extend_from_slice(format!("{}\0{:o}\0{}\0", f.path, f.mode, f.bytes.len()).as_bytes());
+            canonical.extend_from_slice(
+                format!("{}\0{:o}\0{}\0", f.path, f.mode, f.bytes.len()).as_bytes(),
+            );
             canonical.extend_from_slice(&f.bytes);
         }
         sha256_hex(&canonical)
@@ -54,7 +63,9 @@ impl Context {
                 .append_data(&mut header, &f.path, f.bytes.as_slice())
                 .expect("writing a tar to memory cannot fail");
         }
-        builder.into_inner().expect("writing a tar to memory cannot fail")
+        builder
+            .into_inner()
+            .expect("writing a tar to memory cannot fail")
     }
 }
 
@@ -81,6 +92,8 @@ pub async fn ensure_image(
         }
     }
     labels.insert(LABEL_CONTEXT_HASH.to_string(), hash.clone());
-    engine.build_image(tag, context.tar(), &labels, on_line).await?;
+    engine
+        .build_image(tag, context.tar(), &labels, on_line)
+        .await?;
     Ok(Built::Fresh(hash))
 }

@@ -9,18 +9,21 @@ use std::collections::{BTreeMap, HashMap};
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkingConfig, PortBinding as EnginePortBinding, RestartPolicy, RestartPolicyNameEnum,
-    VolumeCreateRequest,
+    NetworkCreateRequest, NetworkingConfig, PortBinding as EnginePortBinding, RestartPolicy,
+    RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptions,
-    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptions, RenameContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListImagesOptions, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptions, RenameContainerOptionsBuilder,
+    StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
 
-use crate::core::desired::{DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_CONFIG, LABEL_HASH};
+use crate::core::desired::{
+    DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_CONFIG, LABEL_HASH,
+};
 use crate::core::plan::{Observed, ObservedContainer, ObservedObject, PortBinding};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +31,10 @@ pub enum EngineError {
     #[error("cannot reach the Docker engine: {0}")]
     EngineConnect(#[source] BollardError),
     #[error("cannot list {what} on the engine: {source}")]
-    ObjectList { what: &'static str, source: BollardError },
+    ObjectList {
+        what: &'static str,
+        source: BollardError,
+    },
     #[error("cannot create network {name}: {source}")]
     NetworkCreate { name: String, source: BollardError },
     #[error("cannot remove network {name}: {source}")]
@@ -40,7 +46,11 @@ pub enum EngineError {
     #[error("cannot create container {name}: {source}")]
     ContainerCreate { name: String, source: BollardError },
     #[error("cannot {verb} container {name}: {source}")]
-    ContainerChange { verb: &'static str, name: String, source: BollardError },
+    ContainerChange {
+        verb: &'static str,
+        name: String,
+        source: BollardError,
+    },
     #[error("cannot read logs of {name}: {source}")]
     LogsRead { name: String, source: BollardError },
     #[error("cannot build image {tag}: {message}")]
@@ -48,14 +58,29 @@ pub enum EngineError {
 }
 
 fn is_not_found(e: &BollardError) -> bool {
-    matches!(e, BollardError::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 /// Whether the engine answered that the thing is already in the wanted state
 /// (304 Not Modified: already started / already stopped).
 fn is_not_modified(e: &BollardError) -> bool {
-    matches!(e, BollardError::DockerResponseServerError { status_code: 304, .. })
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 304,
+            ..
+        }
+    )
 }
+
+/// The CFS scheduling period (µs) CPU limits are expressed in.
+const CPU_PERIOD: i64 = 100_000;
 
 /// A connected engine.
 #[derive(Clone)]
@@ -76,14 +101,21 @@ impl Engine {
     /// on an API version with the engine, so older engines work too.
     pub async fn connect() -> Result<Engine, EngineError> {
         let docker = Docker::connect_with_defaults().map_err(EngineError::EngineConnect)?;
-        let docker = docker.negotiate_version().await.map_err(EngineError::EngineConnect)?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(EngineError::EngineConnect)?;
         docker.ping().await.map_err(EngineError::EngineConnect)?;
         Ok(Engine { docker })
     }
 
     /// The engine's version and architecture, for `doctor` and the platform check.
     pub async fn version(&self) -> Result<(String, String), EngineError> {
-        let v = self.docker.version().await.map_err(EngineError::EngineConnect)?;
+        let v = self
+            .docker
+            .version()
+            .await
+            .map_err(EngineError::EngineConnect)?;
         Ok((v.version.unwrap_or_default(), v.arch.unwrap_or_default()))
     }
 
@@ -92,12 +124,18 @@ impl Engine {
     /// look-alike that is not ours is seen (and never touched).
     pub async fn observe(&self, project: &str) -> Result<Observed, EngineError> {
         let filters = HashMap::from([("name", vec![format!("^/{project}-")])]);
-        let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         let (containers, networks, volumes) = tokio::join!(
             self.docker.list_containers(Some(opts)),
             self.docker.list_networks(Some(
                 ListNetworksOptionsBuilder::default()
-                    .filters(&HashMap::from([("name", vec![format!("berth-{project}-")])]))
+                    .filters(&HashMap::from([(
+                        "name",
+                        vec![format!("berth-{project}-")]
+                    )]))
                     .build()
             )),
             self.docker.list_volumes(Some(
@@ -106,13 +144,27 @@ impl Engine {
                     .build()
             )),
         );
-        let containers = containers.map_err(|source| EngineError::ObjectList { what: "containers", source })?;
-        let networks = networks.map_err(|source| EngineError::ObjectList { what: "networks", source })?;
-        let volumes = volumes.map_err(|source| EngineError::ObjectList { what: "volumes", source })?;
+        let containers = containers.map_err(|source| EngineError::ObjectList {
+            what: "containers",
+            source,
+        })?;
+        let networks = networks.map_err(|source| EngineError::ObjectList {
+            what: "networks",
+            source,
+        })?;
+        let volumes = volumes.map_err(|source| EngineError::ObjectList {
+            what: "volumes",
+            source,
+        })?;
 
         let mut observed = Observed::default();
         for c in containers {
-            let name = c.names.unwrap_or_default().into_iter().next().unwrap_or_default();
+            let name = c
+                .names
+                .unwrap_or_default()
+                .into_iter()
+                .next()
+                .unwrap_or_default();
             let name = name.trim_start_matches('/').to_string();
             // The engine's name filter is a substring match on the regex; keep exact prefixes.
             if !name.starts_with(&format!("{project}-")) {
@@ -120,7 +172,12 @@ impl Engine {
             }
             let state = c
                 .state
-                .map(|s| serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
+                .map(|s| {
+                    serde_json::to_value(s)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default()
+                })
                 .unwrap_or_default();
             observed.containers.push(ObservedContainer {
                 id: c.id.unwrap_or_default(),
@@ -132,14 +189,22 @@ impl Engine {
                     .ports
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|p| PortBinding { private: p.private_port, public: p.public_port, ip: p.ip })
+                    .map(|p| PortBinding {
+                        private: p.private_port,
+                        public: p.public_port,
+                        ip: p.ip,
+                    })
                     .collect(),
             });
         }
         for n in networks {
             let name = n.name.unwrap_or_default();
             if name.starts_with(&format!("berth-{project}-")) {
-                observed.networks.push(ObservedObject { id: n.id.unwrap_or_default(), name, labels: btreemap(n.labels) });
+                observed.networks.push(ObservedObject {
+                    id: n.id.unwrap_or_default(),
+                    name,
+                    labels: btreemap(n.labels),
+                });
             }
         }
         for v in volumes.volumes.unwrap_or_default() {
@@ -160,9 +225,15 @@ impl Engine {
     pub async fn image_ids(&self) -> Result<BTreeMap<String, String>, EngineError> {
         let images = self
             .docker
-            .list_images(Some(ListImagesOptions { all: false, ..Default::default() }))
+            .list_images(Some(ListImagesOptions {
+                all: false,
+                ..Default::default()
+            }))
             .await
-            .map_err(|source| EngineError::ObjectList { what: "images", source })?;
+            .map_err(|source| EngineError::ObjectList {
+                what: "images",
+                source,
+            })?;
         let mut ids = BTreeMap::new();
         for img in images {
             for tag in &img.repo_tags {
@@ -193,28 +264,48 @@ impl Engine {
             .create_network(req)
             .await
             .map(|_| ())
-            .map_err(|source| EngineError::NetworkCreate { name: n.name.clone(), source })
+            .map_err(|source| EngineError::NetworkCreate {
+                name: n.name.clone(),
+                source,
+            })
     }
 
     pub async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
         match self.docker.remove_network(name).await {
-            Err(e) if !is_not_found(&e) => Err(EngineError::NetworkRemove { name: name.into(), source: e }),
+            Err(e) if !is_not_found(&e) => Err(EngineError::NetworkRemove {
+                name: name.into(),
+                source: e,
+            }),
             _ => Ok(()),
         }
     }
 
     pub async fn create_volume(&self, v: &DesiredVolume) -> Result<(), EngineError> {
-        let req = VolumeCreateRequest { name: Some(v.name.clone()), labels: Some(hashmap(&v.labels)), ..Default::default() };
+        let req = VolumeCreateRequest {
+            name: Some(v.name.clone()),
+            labels: Some(hashmap(&v.labels)),
+            ..Default::default()
+        };
         self.docker
             .create_volume(req)
             .await
             .map(|_| ())
-            .map_err(|source| EngineError::VolumeCreate { name: v.name.clone(), source })
+            .map_err(|source| EngineError::VolumeCreate {
+                name: v.name.clone(),
+                source,
+            })
     }
 
     pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
-        match self.docker.remove_volume(name, None::<RemoveVolumeOptions>).await {
-            Err(e) if !is_not_found(&e) => Err(EngineError::VolumeRemove { name: name.into(), source: e }),
+        match self
+            .docker
+            .remove_volume(name, None::<RemoveVolumeOptions>)
+            .await
+        {
+            Err(e) if !is_not_found(&e) => Err(EngineError::VolumeRemove {
+                name: name.into(),
+                source: e,
+            }),
             _ => Ok(()),
         }
     }
@@ -229,11 +320,19 @@ impl Engine {
         secrets: &BTreeMap<String, String>,
     ) -> Result<String, EngineError> {
         let cfg = &c.config;
-        let err = |source| EngineError::ContainerCreate { name: name.to_string(), source };
+        let err = |source| EngineError::ContainerCreate {
+            name: name.to_string(),
+            source,
+        };
         let mut labels = hashmap(&cfg.labels);
         labels.insert(LABEL_HASH.into(), c.hash.clone());
         labels.insert(LABEL_CONFIG.into(), cfg.canonical());
-        let env: Vec<String> = cfg.env.iter().chain(secrets.iter()).map(|(k, v)| format!("{k}={v}")).collect();
+        let env: Vec<String> = cfg
+            .env
+            .iter()
+            .chain(secrets.iter())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let port_key = format!("{}/tcp", cfg.port);
         let binding = EnginePortBinding {
             host_ip: Some("127.0.0.1".into()),
@@ -255,7 +354,11 @@ impl Engine {
         // connected before the first start.
         let first = networks.next();
         let endpoint = |aliases: &Vec<String>| EndpointSettings {
-            aliases: if aliases.is_empty() { None } else { Some(aliases.clone()) },
+            aliases: if aliases.is_empty() {
+                None
+            } else {
+                Some(aliases.clone())
+            },
             ..Default::default()
         };
         let body = ContainerCreateBody {
@@ -265,7 +368,10 @@ impl Engine {
             labels: Some(labels),
             exposed_ports: Some(vec![port_key.clone()]),
             host_config: Some(HostConfig {
-                nano_cpus: Some(cfg.nano_cpus),
+                // As a CFS quota rather than NanoCpus: same enforcement, but the engine
+                // accepts a class larger than the host (a 4-CPU class on 2 cores).
+                cpu_period: Some(CPU_PERIOD),
+                cpu_quota: Some(cfg.nano_cpus / 1_000_000_000 * CPU_PERIOD),
                 memory: Some(cfg.memory),
                 port_bindings: Some(HashMap::from([(port_key, Some(vec![binding]))])),
                 mounts: Some(mounts),
@@ -283,9 +389,17 @@ impl Engine {
             ..Default::default()
         };
         let opts = CreateContainerOptionsBuilder::default().name(name).build();
-        let id = self.docker.create_container(Some(opts), body).await.map_err(err)?.id;
+        let id = self
+            .docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(err)?
+            .id;
         for (net, aliases) in networks {
-            let req = NetworkConnectRequest { container: id.clone(), endpoint_config: Some(endpoint(aliases)) };
+            let req = NetworkConnectRequest {
+                container: id.clone(),
+                endpoint_config: Some(endpoint(aliases)),
+            };
             if let Err(e) = self.docker.connect_network(net, req).await {
                 let _ = self.remove_container(&id, name).await;
                 return Err(err(e));
@@ -296,7 +410,11 @@ impl Engine {
 
     pub async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
         match self.docker.start_container(id, None).await {
-            Err(e) if !is_not_modified(&e) => Err(EngineError::ContainerChange { verb: "start", name: name.into(), source: e }),
+            Err(e) if !is_not_modified(&e) => Err(EngineError::ContainerChange {
+                verb: "start",
+                name: name.into(),
+                source: e,
+            }),
             _ => Ok(()),
         }
     }
@@ -305,25 +423,44 @@ impl Engine {
         let opts = StopContainerOptionsBuilder::default().t(10).build();
         match self.docker.stop_container(id, Some(opts)).await {
             Err(e) if !is_not_modified(&e) && !is_not_found(&e) => {
-                Err(EngineError::ContainerChange { verb: "stop", name: name.into(), source: e })
+                Err(EngineError::ContainerChange {
+                    verb: "stop",
+                    name: name.into(),
+                    source: e,
+                })
             }
             _ => Ok(()),
         }
     }
 
-    pub async fn rename_container(&self, id: &str, name: &str, new_name: &str) -> Result<(), EngineError> {
-        let opts = RenameContainerOptionsBuilder::default().name(new_name).build();
+    pub async fn rename_container(
+        &self,
+        id: &str,
+        name: &str,
+        new_name: &str,
+    ) -> Result<(), EngineError> {
+        let opts = RenameContainerOptionsBuilder::default()
+            .name(new_name)
+            .build();
         self.docker
             .rename_container(id, opts)
             .await
-            .map_err(|source| EngineError::ContainerChange { verb: "rename", name: name.into(), source })
+            .map_err(|source| EngineError::ContainerChange {
+                verb: "rename",
+                name: name.into(),
+                source,
+            })
     }
 
     /// Removes a container, stopping it first; absent already is fine.
     pub async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
         let opts = RemoveContainerOptionsBuilder::default().force(true).build();
         match self.docker.remove_container(id, Some(opts)).await {
-            Err(e) if !is_not_found(&e) => Err(EngineError::ContainerChange { verb: "remove", name: name.into(), source: e }),
+            Err(e) if !is_not_found(&e) => Err(EngineError::ContainerChange {
+                verb: "remove",
+                name: name.into(),
+                source: e,
+            }),
             _ => Ok(()),
         }
     }
@@ -335,16 +472,27 @@ impl Engine {
         let s = self.docker.stats(id, Some(opts)).next().await?.ok()?;
         let cpu = s.cpu_stats?;
         let pre = s.precpu_stats?;
-        let total = cpu.cpu_usage.as_ref()?.total_usage? as f64 - pre.cpu_usage.as_ref()?.total_usage.unwrap_or(0) as f64;
-        let system = cpu.system_cpu_usage.unwrap_or(0) as f64 - pre.system_cpu_usage.unwrap_or(0) as f64;
+        let total = cpu.cpu_usage.as_ref()?.total_usage? as f64
+            - pre.cpu_usage.as_ref()?.total_usage.unwrap_or(0) as f64;
+        let system =
+            cpu.system_cpu_usage.unwrap_or(0) as f64 - pre.system_cpu_usage.unwrap_or(0) as f64;
         let cpus = cpu.online_cpus.unwrap_or(1) as f64;
-        let percent = if system > 0.0 { total / system * cpus * 100.0 } else { 0.0 };
+        let percent = if system > 0.0 {
+            total / system * cpus * 100.0
+        } else {
+            0.0
+        };
         let mem = s.memory_stats?;
         Some((percent, mem.usage.unwrap_or(0), mem.limit.unwrap_or(0)))
     }
 
     /// The container's logs as a stream of text chunks.
-    pub fn logs(&self, name: &str, follow: bool, tail: Option<usize>) -> impl Stream<Item = Result<String, EngineError>> + '_ {
+    pub fn logs(
+        &self,
+        name: &str,
+        follow: bool,
+        tail: Option<usize>,
+    ) -> impl Stream<Item = Result<String, EngineError>> + '_ {
         let opts = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
@@ -355,7 +503,10 @@ impl Engine {
         self.docker.logs(name, Some(opts)).map(move |chunk| {
             chunk
                 .map(|c| c.to_string())
-                .map_err(|source| EngineError::LogsRead { name: owned.clone(), source })
+                .map_err(|source| EngineError::LogsRead {
+                    name: owned.clone(),
+                    source,
+                })
         })
     }
 
@@ -369,13 +520,33 @@ impl Engine {
         labels: &BTreeMap<String, String>,
         mut on_line: impl FnMut(&str),
     ) -> Result<String, EngineError> {
-        let labels: HashMap<&str, &str> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let opts = BuildImageOptionsBuilder::default().t(tag).rm(true).forcerm(true).labels(&labels).build();
-        let mut stream = self.docker.build_image(opts, None, Some(bollard::body_full(context.into())));
+        let labels: HashMap<&str, &str> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let opts = BuildImageOptionsBuilder::default()
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .labels(&labels)
+            .build();
+        let mut stream =
+            self.docker
+                .build_image(opts, None, Some(bollard::body_full(context.into())));
         let mut log: Vec<String> = Vec::new();
         let fail = |log: &[String], message: String| {
-            let tail = log.iter().rev().take(15).rev().cloned().collect::<Vec<_>>().join("\n");
-            EngineError::ImageBuild { tag: tag.to_string(), message: format!("{message}\nlast lines of the build log:\n{tail}") }
+            let tail = log
+                .iter()
+                .rev()
+                .take(15)
+                .rev()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n");
+            EngineError::ImageBuild {
+                tag: tag.to_string(),
+                message: format!("{message}\nlast lines of the build log:\n{tail}"),
+            }
         };
         let mut id = None;
         while let Some(item) = stream.next().await {
@@ -397,18 +568,29 @@ impl Engine {
             Some(id) => Ok(id),
             None => {
                 // Older engines report the ID only in the log; ask for the tag instead.
-                let img = self.docker.inspect_image(tag).await.map_err(|e| fail(&log, e.to_string()))?;
-                img.id.ok_or_else(|| fail(&log, "the engine reported no image ID".into()))
+                let img = self
+                    .docker
+                    .inspect_image(tag)
+                    .await
+                    .map_err(|e| fail(&log, e.to_string()))?;
+                img.id
+                    .ok_or_else(|| fail(&log, "the engine reported no image ID".into()))
             }
         }
     }
 
     /// The labels of an image, or `None` when there is no such image.
-    pub async fn image_labels(&self, reference: &str) -> Result<Option<BTreeMap<String, String>>, EngineError> {
+    pub async fn image_labels(
+        &self,
+        reference: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, EngineError> {
         match self.docker.inspect_image(reference).await {
             Ok(img) => Ok(Some(btreemap(img.config.and_then(|c| c.labels)))),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(source) => Err(EngineError::ObjectList { what: "images", source }),
+            Err(source) => Err(EngineError::ObjectList {
+                what: "images",
+                source,
+            }),
         }
     }
 }

@@ -26,7 +26,13 @@ pub fn inventory() -> (GpuInventory, Option<Driver>) {
                 nvml_wrapper::error::NvmlError::NoPermission => "no permission to talk to the NVIDIA driver".to_string(),
                 other => format!("NVML failed to start: {other}"),
             };
-            return (GpuInventory { gpus: Vec::new(), problem: Some(why) }, None);
+            return (
+                GpuInventory {
+                    gpus: Vec::new(),
+                    problem: Some(why),
+                },
+                None,
+            );
         }
     };
     let driver = Driver {
@@ -39,12 +45,20 @@ pub fn inventory() -> (GpuInventory, Option<Driver>) {
     let count = match nvml.device_count() {
         Ok(c) => c,
         Err(e) => {
-            return (GpuInventory { gpus: Vec::new(), problem: Some(format!("NVML cannot count GPUs: {e}")) }, Some(driver))
+            return (
+                GpuInventory {
+                    gpus: Vec::new(),
+                    problem: Some(format!("NVML cannot count GPUs: {e}")),
+                },
+                Some(driver),
+            )
         }
     };
     let mut gpus = Vec::new();
     for index in 0..count {
-        let Ok(d) = nvml.device_by_index(index) else { continue };
+        let Ok(d) = nvml.device_by_index(index) else {
+            continue;
+        };
         gpus.push(Gpu {
             index,
             uuid: d.uuid().unwrap_or_default(),

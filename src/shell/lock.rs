@@ -10,7 +10,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("cannot take the lock {path}: {source}\n  help: set BERTH_STATE_DIR to a writable directory")]
-    LockTake { path: PathBuf, source: std::io::Error },
+    LockTake {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Held while the value lives.
@@ -35,28 +38,52 @@ pub fn state_dir() -> PathBuf {
 
 /// Takes the project's lock, waiting for it if another berth holds it; `on_wait`
 /// is told who holds it before the wait starts.
-pub fn acquire(project: &str, command: &str, on_wait: impl FnOnce(&str)) -> Result<ProjectLock, LockError> {
+pub fn acquire(
+    project: &str,
+    command: &str,
+    on_wait: impl FnOnce(&str),
+) -> Result<ProjectLock, LockError> {
     let dir = state_dir().join("locks");
     let path = dir.join(format!("{project}.lock"));
-    let err = |source| LockError::LockTake { path: path.clone(), source };
+    let err = |source| LockError::LockTake {
+        path: path.clone(),
+        source,
+    };
     std::fs::create_dir_all(&dir).map_err(err)?;
-    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(err)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(err)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
-            on_wait(if holder.is_empty() { "another berth process" } else { holder });
+            on_wait(if holder.is_empty() {
+                "another berth process"
+            } else {
+                holder
+            });
             file.lock().map_err(err)?;
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
     }
     // Say who holds it, for the next one that has to wait.
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let _ = file.set_len(0);
     let _ = file.rewind();
-    let _ = write!(file, "pid {} (berth {command}, since unix time {since})", std::process::id());
+    let _ = write!(
+        file,
+        "pid {} (berth {command}, since unix time {since})",
+        std::process::id()
+    );
     let _ = file.flush();
     Ok(ProjectLock { _file: file })
 }

@@ -9,8 +9,12 @@ use hyper_util::rt::TokioIo;
 /// `GET /` on 127.0.0.1:`port`: `Ok(status)` when an HTTP answer came back in time.
 pub async fn get_root(port: u16, timeout: Duration) -> Result<u16, String> {
     let attempt = async {
-        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -21,7 +25,9 @@ pub async fn get_root(port: u16, timeout: Duration) -> Result<u16, String> {
         let res = sender.send_request(req).await.map_err(|e| e.to_string())?;
         Ok(res.status().as_u16())
     };
-    tokio::time::timeout(timeout, attempt).await.map_err(|_| "timed out".to_string())?
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| "timed out".to_string())?
 }
 
 /// healthy | unhealthy, by the contract.

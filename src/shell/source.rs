@@ -9,12 +9,18 @@ use crate::core::spec::Spec;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot read {path}: {source}\n  help: check the path, or pass the file with -f FILE")]
-    SpecRead { path: PathBuf, source: std::io::Error },
+    SpecRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The text of a spec file.
 pub fn read_spec(path: &Path) -> Result<String, SourceError> {
-    std::fs::read_to_string(path).map_err(|source| SourceError::SpecRead { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| SourceError::SpecRead {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The values of the environment variables the spec's secrets read. Unset ones are
@@ -22,6 +28,10 @@ pub fn read_spec(path: &Path) -> Result<String, SourceError> {
 pub fn secret_env(spec: &Spec) -> BTreeMap<String, String> {
     spec.versions()
         .flat_map(|v| v.secrets.values())
-        .filter_map(|s| std::env::var(&s.from_env).ok().map(|val| (s.from_env.clone(), val)))
+        .filter_map(|s| {
+            std::env::var(&s.from_env)
+                .ok()
+                .map(|val| (s.from_env.clone(), val))
+        })
         .collect()
 }

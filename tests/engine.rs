@@ -1,0 +1,628 @@
+//! The real `berth` binary against the real Docker engine. Each test owns a project
+//! named after it and destroys it at the end. Without an engine these tests say so
+//! loudly and pass; with CI=true they fail instead.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Once;
+
+const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn engine_ready() -> bool {
+    let ok = Command::new("docker")
+        .arg("info")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true but the Docker engine is unreachable: engine tests must run in CI");
+        }
+        eprintln!("\n!!! SKIPPED: the Docker engine is unreachable, so this engine test did not run !!!\n");
+    }
+    ok
+}
+
+static BASE_IMAGES: Once = Once::new();
+
+struct Project {
+    name: String,
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A fresh project for one test; `None` (after a loud message) without an engine.
+    fn new(tag: &str) -> Option<Project> {
+        if !engine_ready() {
+            return None;
+        }
+        BASE_IMAGES.call_once(|| {
+            let out = Command::new(BERTH).arg("baseimages").output().unwrap();
+            assert!(
+                out.status.success(),
+                "berth baseimages: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        });
+        let name = format!("t{}-{tag}", std::process::id() % 100_000);
+        Some(Project {
+            name,
+            dir: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    /// Writes services.yaml; `{p}` stands for the project name.
+    fn write(&self, yaml: &str) {
+        std::fs::write(
+            self.dir.path().join("services.yaml"),
+            yaml.replace("{p}", &self.name),
+        )
+        .unwrap();
+    }
+
+    fn berth_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        Command::new(BERTH)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("BERTH_STATE_DIR", self.dir.path().join(".state"))
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        self.berth_env(args, &[])
+    }
+
+    /// Runs berth, asserts success, returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Container name -> ID of everything labelled with this project.
+    fn containers(&self) -> BTreeMap<String, String> {
+        let filter = format!("label=berth.project={}", self.name);
+        docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Names}} {{.ID}}",
+        ])
+        .lines()
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(n, i)| (n.to_string(), i.to_string()))
+        })
+        .collect()
+    }
+
+    fn inspect(&self, container: &str, format: &str) -> String {
+        docker(&["inspect", "--format", format, container])
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.berth(&["destroy", "--volumes"]);
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+const TWO: &str = "project: {p}
+services:
+  web:
+    image: berth-local/busybox:stable
+    command: [sh, -c, 'echo $GREETING > /www/index.html && exec httpd -f -p 8000 -h /www']
+    env: { GREETING: hi }
+  notes:
+    version: 1.0.0
+    image: berth-local/busybox:stable
+    scope: { database: sales }
+    keeps: [/data]
+    command: [sh, -c, 'echo ok > /www/index.html && exec httpd -f -p 8000 -h /www']
+";
+
+/// The body of GET `url`, retried for up to 10 s while the service starts.
+fn get(url: &str) -> String {
+    for _ in 0..50 {
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "2", url])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return text(&out.stdout).trim().to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("{url} never answered");
+}
+
+/// Now, as the fractional unix time `docker events` accepts.
+fn unix_now() -> String {
+    format!(
+        "{:.6}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    )
+}
+
+#[test]
+fn apply_twice_makes_no_change_to_the_engine_the_second_time() {
+    let Some(p) = Project::new("idem") else {
+        return;
+    };
+    p.write(TWO);
+    let first = p.ok(&["apply"]);
+    assert!(first.contains(&format!("{}/web@0.0.0", p.name)), "{first}");
+    let ids = p.containers();
+    assert_eq!(ids.len(), 2);
+    // The services answer the contract's GET / where apply says they do.
+    let url = first
+        .lines()
+        .find(|l| l.contains("/web@") && l.contains("http://"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .to_string();
+    assert_eq!(get(&url), "hi");
+
+    let since = unix_now();
+    let second = p.ok(&["apply"]);
+    assert!(second.contains("No changes"), "{second}");
+    let until = unix_now();
+    assert_eq!(p.containers(), ids, "same containers, same IDs");
+    let events = docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        &format!("label=berth.project={}", p.name),
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    assert_eq!(events, "", "a no-op apply must not touch the engine");
+    let plan = p.berth(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
+}
+
+#[test]
+fn changing_one_field_replaces_exactly_that_container_and_the_keep_survives() {
+    let Some(p) = Project::new("onefield") else {
+        return;
+    };
+    p.write(TWO);
+    p.ok(&["apply"]);
+    let before = p.containers();
+    let notes = format!("{}-notes-1.0.0", p.name);
+    docker(&["exec", &notes, "sh", "-c", "echo precious > /data/file"]);
+
+    p.write(&TWO.replace("keeps: [/data]", "keeps: [/data]\n    env: { MODE: fast }"));
+    let plan = p.berth(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "changes mean exit 2");
+    let plan = text(&plan.stdout);
+    let lines: Vec<&str> = plan.lines().collect();
+    assert_eq!(lines.len(), 2, "one step and the summary:\n{plan}");
+    assert!(
+        lines[0].starts_with(&format!("~ replace  {}/notes@1.0.0", p.name)),
+        "{plan}"
+    );
+    assert!(lines[0].ends_with("env.MODE: (none) -> \"fast\""), "{plan}");
+    assert!(
+        lines[1].contains("1 to replace") && lines[1].contains("1 unchanged"),
+        "{plan}"
+    );
+
+    p.ok(&["apply"]);
+    let after = p.containers();
+    let web = format!("{}-web-0.0.0", p.name);
+    assert_eq!(
+        before[&web], after[&web],
+        "the other container is untouched"
+    );
+    assert_ne!(before[&notes], after[&notes], "the edited one is replaced");
+    assert_eq!(
+        docker(&["exec", &notes, "cat", "/data/file"]),
+        "precious",
+        "the keep survives a replacement"
+    );
+    assert!(p.ok(&["plan"]).contains("0 to replace"));
+}
+
+#[test]
+fn machine_classes_are_enforced_as_limits_visible_in_docker_inspect() {
+    let Some(p) = Project::new("limits") else {
+        return;
+    };
+    p.write(&TWO.replace(
+        "    env: { GREETING: hi }",
+        "    env: { GREETING: hi }\n    machine: medium",
+    ));
+    p.ok(&["apply"]);
+    let web = format!("{}-web-0.0.0", p.name);
+    assert_eq!(
+        p.inspect(
+            &web,
+            "{{.HostConfig.CpuQuota}}/{{.HostConfig.CpuPeriod}} {{.HostConfig.Memory}}"
+        ),
+        format!("400000/100000 {}", 8u64 << 30)
+    );
+    let notes = format!("{}-notes-1.0.0", p.name);
+    assert_eq!(
+        p.inspect(
+            &notes,
+            "{{.HostConfig.CpuQuota}}/{{.HostConfig.CpuPeriod}} {{.HostConfig.Memory}}"
+        ),
+        format!("200000/100000 {}", 4u64 << 30)
+    );
+    // Labels as the contract names them.
+    let labels = p.inspect(&notes, "{{index .Config.Labels \"berth.project\"}} {{index .Config.Labels \"berth.service\"}} {{index .Config.Labels \"berth.version\"}} {{index .Config.Labels \"berth.scope\"}}");
+    assert_eq!(labels, format!("{} notes 1.0.0 database:sales", p.name));
+    assert_eq!(
+        p.inspect(&notes, "{{len (index .Config.Labels \"berth.hash\")}}"),
+        "64"
+    );
+    // Scopes as networks: the database service on its own network only, the global one on both.
+    let nets = |c: &str| {
+        p.inspect(
+            c,
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        )
+    };
+    assert_eq!(nets(&notes), format!("berth-{}-db-sales", p.name));
+    assert_eq!(
+        nets(&web),
+        format!("berth-{0}-db-sales berth-{0}-global", p.name)
+    );
+    assert!(p
+        .inspect(&notes, "{{.Config.Env}}")
+        .contains("BERTH_DATABASE=sales"));
+}
+
+#[test]
+fn a_secret_value_appears_in_no_output_label_or_saved_plan() {
+    let Some(p) = Project::new("secret") else {
+        return;
+    };
+    let value = "hunter2-very-secret";
+    p.write(&TWO.replace(
+        "    env: { GREETING: hi }",
+        "    env: { GREETING: hi }\n    secrets: { API_TOKEN: { from_env: T_SECRET } }",
+    ));
+    let env = [("T_SECRET", value)];
+    let missing = p.berth(&["plan"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("T_SECRET"),
+        "a missing variable is named: {}",
+        text(&missing.stderr)
+    );
+
+    let plan_file = p.dir.path().join("plan.json");
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["plan"],
+        vec!["plan", "--json"],
+        vec!["plan", "--out", plan_file.to_str().unwrap()],
+        vec!["apply"],
+        vec!["status"],
+        vec!["status", "--json"],
+    ] {
+        let out = p.berth_env(&args, &env);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        outputs.push(text(&out.stdout) + &text(&out.stderr));
+    }
+    outputs.push(std::fs::read_to_string(&plan_file).unwrap());
+    let web = format!("{}-web-0.0.0", p.name);
+    outputs.push(p.inspect(&web, "{{json .Config.Labels}}"));
+    for o in &outputs {
+        assert!(!o.contains(value), "the secret leaked into:\n{o}");
+    }
+    assert!(outputs[0].contains("(sensitive)") || outputs[0].contains("new service"));
+    // It does reach the service, and only there.
+    assert!(p
+        .inspect(&web, "{{.Config.Env}}")
+        .contains(&format!("API_TOKEN={value}")));
+    // A changed value replaces the container, shown as sensitive.
+    let changed = p.berth_env(&["plan"], &[("T_SECRET", "other")]);
+    assert!(
+        text(&changed.stdout).contains("secrets.API_TOKEN: (sensitive) changed"),
+        "{}",
+        text(&changed.stdout)
+    );
+}
+
+#[test]
+fn a_stale_saved_plan_is_refused_and_changes_nothing() {
+    let Some(p) = Project::new("stale") else {
+        return;
+    };
+    p.write(TWO);
+    p.ok(&["apply"]);
+    p.write(&TWO.replace("GREETING: hi", "GREETING: ho"));
+    let plan_file = p.dir.path().join("plan.json");
+    p.ok(&["plan", "--out", plan_file.to_str().unwrap()]);
+    let notes = format!("{}-notes-1.0.0", p.name);
+    docker(&["stop", "-t", "1", &notes]);
+    let before = p.containers();
+    let out = p.berth(&["apply", "--plan", plan_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: the saved plan") && err.contains("stale"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("container {notes}")) && err.contains("state=exited"),
+        "names what changed: {err}"
+    );
+    assert_eq!(p.containers(), before, "nothing was applied");
+    assert_eq!(p.inspect(&notes, "{{.State.Status}}"), "exited");
+
+    // A fresh saved plan applies exactly: web replaced, notes started.
+    p.ok(&["plan", "--out", plan_file.to_str().unwrap()]);
+    let applied = p.ok(&["apply", "--plan", plan_file.to_str().unwrap()]);
+    assert!(
+        applied.contains(&format!("~ replaced  {}/web@0.0.0", p.name)),
+        "{applied}"
+    );
+    assert!(
+        applied.contains(&format!("> started   {}/notes@1.0.0", p.name)),
+        "{applied}"
+    );
+    assert_eq!(
+        p.containers()[&notes],
+        before[&notes],
+        "started, not replaced"
+    );
+}
+
+#[test]
+fn unmanaged_lookalike_containers_are_never_touched() {
+    let Some(p) = Project::new("lookalike") else {
+        return;
+    };
+    let other = format!("{}-other-1.0.0", p.name);
+    let taken = format!("{}-web-0.0.0", p.name);
+    for name in [&other, &taken] {
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "berth-local/busybox:stable",
+            "sleep",
+            "300",
+        ]);
+    }
+    let cleanup = || {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &other, &taken])
+            .output();
+    };
+    p.write(TWO);
+    let out = p.berth(&["apply"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "container name `{taken}` is taken by a container berth does not manage"
+        )),
+        "{err}"
+    );
+    assert!(p.containers().is_empty(), "refused before any action");
+    docker(&["rm", "-f", &taken]);
+    p.ok(&["apply"]);
+    p.ok(&["destroy", "--volumes"]);
+    assert_eq!(
+        docker(&["inspect", "--format", "{{.State.Status}}", &other]),
+        "running",
+        "the look-alike survives apply and destroy"
+    );
+    cleanup();
+}
+
+#[test]
+fn destroy_removes_everything_but_the_keeps_unless_asked() {
+    let Some(p) = Project::new("destroy") else {
+        return;
+    };
+    p.write(TWO);
+    p.ok(&["apply"]);
+    let out = p.ok(&["destroy"]);
+    assert!(out.contains("Kept 1 volume"), "{out}");
+    assert!(p.containers().is_empty());
+    let label = format!("label=berth.project={}", p.name);
+    assert_eq!(docker(&["network", "ls", "-q", "--filter", &label]), "");
+    assert_eq!(
+        docker(&["volume", "ls", "-q", "--filter", &label]),
+        format!("{}-notes-data", p.name)
+    );
+    p.ok(&["destroy", "--volumes"]);
+    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &label]), "");
+}
+
+#[test]
+fn a_stopped_container_is_started_again_not_replaced() {
+    let Some(p) = Project::new("restart") else {
+        return;
+    };
+    p.write(TWO);
+    p.ok(&["apply"]);
+    let web = format!("{}-web-0.0.0", p.name);
+    let id = p.containers()[&web].clone();
+    docker(&["stop", "-t", "1", &web]);
+    assert!(p
+        .ok(&["plan"])
+        .contains(&format!("> start    {}/web@0.0.0", p.name)));
+    p.ok(&["apply"]);
+    assert_eq!(p.containers()[&web], id);
+    assert_eq!(p.inspect(&web, "{{.State.Status}}"), "running");
+}
+
+#[test]
+fn a_bad_file_or_an_impossible_plan_changes_nothing_and_says_where() {
+    let Some(p) = Project::new("bad") else { return };
+    p.write("project: {p}\nservices:\n  web:\n    image: berth-local/busybox:stable\n    machine: huge\n");
+    let out = p.berth(&["apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .starts_with("error: services.yaml:5:14: web@0.0.0: unknown machine class `huge`"),
+        "{}",
+        text(&out.stderr)
+    );
+    p.write(&TWO.replace(
+        "    env: { GREETING: hi }",
+        "    env: { GREETING: hi }\n    machine: large-gpu",
+    ));
+    let out = p.berth(&["apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("web@0.0.0: machine class `large-gpu` needs a GPU with at least 8 GiB"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(p.containers().is_empty());
+    let label = format!("label=berth.project={}", p.name);
+    assert_eq!(
+        docker(&["network", "ls", "-q", "--filter", &label]),
+        "",
+        "refused before the first action"
+    );
+}
+
+#[test]
+fn an_empty_file_removes_nothing_without_allow_empty() {
+    let Some(p) = Project::new("empty") else {
+        return;
+    };
+    p.write(TWO);
+    p.ok(&["apply"]);
+    p.write("project: {p}\nservices: {}\n");
+    let out = p.berth(&["apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(p.containers().len(), 2);
+    p.ok(&["apply", "--allow-empty"]);
+    assert!(p.containers().is_empty());
+}
+
+#[test]
+fn retagging_the_image_to_new_content_replaces_the_container() {
+    let Some(p) = Project::new("retag") else {
+        return;
+    };
+    let tag = format!("{}-img:v1", p.name);
+    let build = |marker: &str| {
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            format!("FROM berth-local/busybox:stable\nLABEL marker={marker}\n"),
+        )
+        .unwrap();
+        docker(&["build", "-q", "-t", &tag, ctx.path().to_str().unwrap()]);
+    };
+    build("one");
+    p.write(&format!(
+        "project: {{p}}\nservices:\n  web:\n    image: {tag}\n    command: [sleep, '300']\n"
+    ));
+    p.ok(&["apply"]);
+    assert!(p.ok(&["plan"]).contains("No changes"));
+    build("two");
+    let plan = p.ok(&["plan"]);
+    assert!(
+        plan.contains(&format!("~ replace  {}/web@0.0.0", p.name))
+            && plan.contains("image: \"sha256:"),
+        "{plan}"
+    );
+    p.ok(&["apply"]);
+    p.ok(&["destroy"]);
+    let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+}
+
+#[test]
+fn a_second_apply_waits_for_the_lock_of_the_first() {
+    let Some(p) = Project::new("lock") else {
+        return;
+    };
+    p.write(TWO);
+    std::env::set_var("BERTH_STATE_DIR", p.dir.path().join(".state"));
+    let held = berth::shell::lock::acquire(&p.name, "test", |_| {}).unwrap();
+    let child = Command::new(BERTH)
+        .arg("apply")
+        .current_dir(p.dir.path())
+        .env("BERTH_STATE_DIR", p.dir.path().join(".state"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        p.containers().is_empty(),
+        "the second apply must not act while the lock is held"
+    );
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("waiting for the lock"),
+        "says who holds it: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("berth test"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(p.containers().len(), 2);
+}
+
+#[test]
+fn status_reports_state_health_url_and_usage_as_json() {
+    let Some(p) = Project::new("status") else {
+        return;
+    };
+    p.write(TWO);
+    p.ok(&["apply"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let rows: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        assert_eq!(r["state"], "running");
+        assert_eq!(r["health"], "healthy", "{r}");
+        assert!(r["url"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+        assert!(r["memory_bytes"].as_u64().unwrap() > 0);
+    }
+    let _ = Path::new("");
+}
