@@ -36,6 +36,7 @@ def write_specs(d, n, greeting0="hi"):
 
 
 def run(cmd, d, env=None):
+    print(f"    running: {' '.join(os.path.basename(c) if i == 0 else c for i, c in enumerate(cmd))}", file=sys.stderr, flush=True)
     t = time.perf_counter()
     p = subprocess.run(cmd, cwd=d, capture_output=True, text=True, env=env)
     dt = time.perf_counter() - t
@@ -105,7 +106,7 @@ def bench(n, reps):
 def main():
     ns = [int(a) for a in sys.argv[1:]] or [10, 100, 500]
     version = subprocess.run(COMPOSE + ["version", "--short"], capture_output=True, text=True).stdout.strip()
-    print(f"compose: {' '.join(COMPOSE)} {version}; berth: {BERTH}")
+    print(f"compose: {' '.join(COMPOSE)} {version}; berth: {BERTH}", flush=True)
     subprocess.run([BERTH, "baseimages"], check=True, capture_output=True)
     for n in ns:
         reps = 5 if n <= 100 else 3
@@ -118,7 +119,7 @@ def main():
               f"({r['compose no-op up -d'] / r['berth no-op plan']:.1f}x faster)")
         print(f"  ratio no-op apply / compose no-op up:   {r['berth no-op apply'] / r['compose no-op up -d']:.3f}")
         print(f"  ratio apply / compose up (from nothing): {r['berth apply (from nothing)'] / r['compose up -d (from nothing)']:.3f}")
-        print(f"  ratio one-service change:               {r['berth one-service change'] / r['compose one-service change']:.3f}")
+        print(f"  ratio one-service change:               {r['berth one-service change'] / r['compose one-service change']:.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -385,3 +385,27 @@ fn a_new_database_scope_changes_the_networks_of_global_services() {
         "a database service does not join other databases"
     );
 }
+
+#[test]
+fn a_multi_line_value_change_is_shown_as_a_line_diff() {
+    let before = BASE.replace(
+        "    env: { GREETING: hi }",
+        "    env: { GREETING: hi, SCRIPT: \"one\\ntwo\\nthree\\n\" }",
+    );
+    let after = BASE.replace(
+        "    env: { GREETING: hi }",
+        "    env: { GREETING: hi, SCRIPT: \"one\\n2\\nthree\\n\" }",
+    );
+    check(
+        &after,
+        &applied(&before, "running"),
+        false,
+        "\
+~ replace  demo/hello@0.0.0       env.SCRIPT: changed
+      one
+    - two
+    + 2
+      three
+Plan: 0 to create, 1 to replace, 0 to remove, 1 unchanged.",
+    );
+}
