@@ -15,7 +15,7 @@ use crate::core::diag::{Diagnostic, Diagnostics};
 use crate::core::hash::secret_hash;
 use crate::core::plan::{self, short, Action, Observed, Plan, Step};
 use crate::core::render::{plan_text, status_text, StatusRow, Style};
-use crate::core::spec::{self, Spec};
+use crate::core::spec::{self, Runtime, Spec};
 use crate::shell::baseimage::{self, BaseImageError};
 use crate::shell::docker::{Engine, EngineError};
 use crate::shell::lock::{self, LockError};
@@ -56,6 +56,8 @@ pub enum AppError {
         total: usize,
         details: String,
     },
+    #[error("unknown runtime `{name}`\n  help: use one of python3.11, python3.12, python3.13 (each also -cuda), node20, node22")]
+    RuntimeUnknown { name: String },
     #[error(
         "no container of `{target}` in project `{project}`\n  help: `berth status` lists what runs"
     )]
@@ -125,9 +127,22 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
             tail,
         } => logs(&file.file, &target, follow, tail).await,
         Command::Destroy { file, volumes } => destroy(&file.file, volumes).await,
-        Command::Baseimages => {
+        Command::Baseimages { runtimes, all } => {
+            let mut wanted = Vec::new();
+            for name in &runtimes {
+                match Runtime::ALL.iter().find(|r| r.name() == name) {
+                    Some(r) => wanted.push(*r),
+                    None => return Err(AppError::RuntimeUnknown { name: name.clone() }),
+                }
+            }
+            if all {
+                wanted = Runtime::ALL
+                    .into_iter()
+                    .filter(|r| !matches!(baseimage::base_source(*r), baseimage::BaseSource::Provided { .. }))
+                    .collect();
+            }
             let engine = Engine::connect().await?;
-            for line in baseimage::ensure_all(&engine, verbose).await? {
+            for line in baseimage::ensure_all(&engine, verbose, &wanted).await? {
                 println!("{line}");
             }
             Ok(0)

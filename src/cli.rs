@@ -85,8 +85,14 @@ pub enum Command {
     },
     /// Print the JSON Schema of services.yaml.
     Schema,
-    /// Build the local base images (berth-local/*) from Debian packages, if missing or stale.
-    Baseimages,
+    /// Build the local base images (berth-local/*) from Debian packages and PyPI, if missing or stale.
+    Baseimages {
+        /// Runtimes whose bases to build too (python3.11, python3.13, node20, node22, ...).
+        runtimes: Vec<String>,
+        /// Every runtime base that can be built on this machine.
+        #[arg(long)]
+        all: bool,
+    },
     /// Check the engine, base images, GPUs and ports.
     Doctor(FileArg),
 }

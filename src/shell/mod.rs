@@ -6,5 +6,6 @@ pub mod build;
 pub mod docker;
 pub mod gpu;
 pub mod lock;
+pub mod package;
 pub mod probe;
 pub mod source;

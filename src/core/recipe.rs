@@ -1,0 +1,237 @@
+//! Build recipes: from a package's file list and manifests to the Dockerfile that
+//! builds its image. Pure: the shell reads the files and runs the build.
+//!
+//! Layers, top to bottom: the runtime base; the dependencies (their own layer, so
+//! a code-only change reuses it from the engine's cache); the code; a non-root user.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::spec::Runtime;
+
+/// Bumped whenever the generated Dockerfile changes shape: part of every image hash.
+pub const RECIPE_VERSION: u32 = 1;
+
+/// The uid/gid services run as inside built images (the base images create it).
+pub const APP_UID: u32 = 10001;
+
+/// The manifests of a package that decide how it is built and started.
+#[derive(Debug, Clone, Default)]
+pub struct Manifests {
+    /// Every path in the package.
+    pub paths: Vec<String>,
+    pub pyproject: Option<String>,
+    pub requirements: Option<String>,
+    pub package_json: Option<String>,
+}
+
+/// What a package needs installed, as the build will install it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Deps {
+    None,
+    /// requirements.txt lines for pip, from pyproject.toml or requirements.txt.
+    Python { requirements: String },
+    /// npm dependencies from package.json (and its lock file, when present).
+    Node { lock: bool },
+}
+
+/// A build recipe problem: the message names the package; the help says what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipeError {
+    pub message: String,
+    pub help: String,
+}
+
+fn err(message: impl Into<String>, help: impl Into<String>) -> RecipeError {
+    RecipeError { message: message.into(), help: help.into() }
+}
+
+pub fn is_python(r: Runtime) -> bool {
+    !matches!(r, Runtime::Node20 | Runtime::Node22)
+}
+
+#[derive(Deserialize, Default)]
+struct PyProject {
+    #[serde(default)]
+    project: PyProjectTable,
+}
+
+#[derive(Deserialize, Default)]
+struct PyProjectTable {
+    #[serde(default)]
+    dependencies: Vec<String>,
+    #[serde(default, rename = "optional-dependencies")]
+    optional: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    scripts: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+struct PackageJson {
+    main: Option<String>,
+    #[serde(default)]
+    scripts: BTreeMap<String, String>,
+    #[serde(default)]
+    dependencies: BTreeMap<String, serde_json::Value>,
+}
+
+fn pyproject(m: &Manifests) -> Result<Option<PyProject>, RecipeError> {
+    m.pyproject
+        .as_deref()
+        .map(|t| toml::from_str(t).map_err(|e| err(format!("pyproject.toml does not parse: {e}"), "fix pyproject.toml (PEP 621 `[project]` table)")))
+        .transpose()
+}
+
+fn package_json(m: &Manifests) -> Result<Option<PackageJson>, RecipeError> {
+    m.package_json
+        .as_deref()
+        .map(|t| serde_json::from_str(t).map_err(|e| err(format!("package.json does not parse: {e}"), "fix package.json")))
+        .transpose()
+}
+
+/// The dependencies to install: PEP 621 `dependencies` plus the named `extras`
+/// groups of pyproject.toml, else requirements.txt; for Node, package.json's.
+pub fn deps(runtime: Runtime, extras: &[String], m: &Manifests) -> Result<Deps, RecipeError> {
+    if !is_python(runtime) {
+        if !extras.is_empty() {
+            return Err(err("`extras` applies to Python packages only", "remove `extras`"));
+        }
+        let pj = package_json(m)?;
+        return Ok(match pj {
+            Some(p) if !p.dependencies.is_empty() => Deps::Node { lock: m.paths.iter().any(|p| p == "package-lock.json") },
+            _ => Deps::None,
+        });
+    }
+    let mut lines: Vec<String> = Vec::new();
+    if let Some(py) = pyproject(m)? {
+        lines.extend(py.project.dependencies.iter().cloned());
+        for extra in extras {
+            match py.project.optional.get(extra) {
+                Some(group) => lines.extend(group.iter().cloned()),
+                None => {
+                    let known: Vec<&String> = py.project.optional.keys().collect();
+                    return Err(err(
+                        format!("extra `{extra}` is not an optional-dependencies group of pyproject.toml"),
+                        format!("use one of {known:?}, or add `[project.optional-dependencies] {extra} = [...]`"),
+                    ));
+                }
+            }
+        }
+    } else if !extras.is_empty() {
+        return Err(err("`extras` needs a pyproject.toml with `[project.optional-dependencies]`", "add pyproject.toml, or remove `extras`"));
+    }
+    if lines.is_empty() {
+        if let Some(req) = &m.requirements {
+            lines.extend(
+                req.lines()
+                    .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+                    .filter(|l| !l.is_empty()),
+            );
+        }
+    }
+    if lines.is_empty() {
+        return Ok(Deps::None);
+    }
+    let mut requirements = lines.join("\n");
+    requirements.push('\n');
+    Ok(Deps::Python { requirements })
+}
+
+/// The command a built service starts with: the spec's `command`, else one
+/// conventional entry file, else the package's declared script. Ambiguity or
+/// absence is an error, never a guess.
+pub fn entry(runtime: Runtime, command: Option<&Vec<String>>, m: &Manifests) -> Result<Vec<String>, RecipeError> {
+    if let Some(c) = command {
+        return Ok(c.clone());
+    }
+    let has = |p: &str| m.paths.iter().any(|x| x == p);
+    let (files, run): (&[&str], fn(&str) -> Vec<String>) = if is_python(runtime) {
+        (&["main.py", "app.py", "server.py"], |f| vec!["python".into(), f.into()])
+    } else {
+        (&["server.js", "index.js", "main.js"], |f| vec!["node".into(), f.into()])
+    };
+    let found: Vec<&&str> = files.iter().filter(|f| has(f)).collect();
+    match found.as_slice() {
+        [one] => return Ok(run(one)),
+        [_, _, ..] => {
+            let names: Vec<&str> = found.iter().map(|f| **f).collect();
+            return Err(err(
+                format!("the entry point is ambiguous: the package has {}", names.join(" and ")),
+                "set `command:` in services.yaml to say which one starts the service",
+            ));
+        }
+        [] => {}
+    }
+    if is_python(runtime) {
+        if let Some(py) = pyproject(m)? {
+            let scripts: Vec<(&String, &String)> = py.project.scripts.iter().collect();
+            match scripts.as_slice() {
+                [(_, target)] => {
+                    let (module, func) = target.split_once(':').unwrap_or((target.as_str(), "main"));
+                    return Ok(vec!["python".into(), "-c".into(), format!("import {module}; {module}.{func}()")]);
+                }
+                [_, _, ..] => {
+                    return Err(err(
+                        "the entry point is ambiguous: pyproject.toml declares several `[project.scripts]`",
+                        "set `command:` in services.yaml",
+                    ))
+                }
+                [] => {}
+            }
+        }
+    } else if let Some(pj) = package_json(m)? {
+        if let Some(main) = pj.main {
+            return Ok(vec!["node".into(), main]);
+        }
+        if pj.scripts.contains_key("start") {
+            return Ok(vec!["npm".into(), "start".into()]);
+        }
+    }
+    let conventional = files.join(", ");
+    Err(err(
+        format!("no entry point: no `command`, none of {conventional}, and no declared script"),
+        format!("add one of {conventional} to the package, or set `command:` in services.yaml"),
+    ))
+}
+
+/// The Dockerfile of a service image. Paths in the build context: `app/` holds the
+/// package, `deps/` the dependency files (wheels and requirements.txt for Python).
+pub fn dockerfile(base: &str, runtime: Runtime, deps: &Deps, cmd: &[String]) -> String {
+    let mut d = format!("# generated by berth (recipe {RECIPE_VERSION})\nFROM {base}\n");
+    match deps {
+        Deps::None => {}
+        Deps::Python { .. } => d.push_str(
+            "COPY deps/ /tmp/deps/\n\
+             RUN python3 -m venv /app/.venv \\\n \
+             && /app/.venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check \\\n      \
+             --find-links /tmp/deps/wheels -r /tmp/deps/requirements.txt \\\n \
+             && rm -rf /tmp/deps\n",
+        ),
+        Deps::Node { lock } => {
+            let install = if *lock { "npm ci --omit=dev" } else { "npm install --omit=dev" };
+            d.push_str(&format!(
+                "COPY app/package.json app/package-lock.jso[n] /app/\nRUN cd /app && {install} && rm -rf /root/.npm\n"
+            ));
+        }
+    }
+    d.push_str(&format!("COPY --chown={APP_UID}:{APP_UID} app/ /app/\n"));
+    if is_python(runtime) {
+        d.push_str("ENV PATH=/app/.venv/bin:$PATH\n");
+    }
+    let cmd_json = serde_json::to_string(cmd).expect("strings serialize");
+    d.push_str(&format!("WORKDIR /app\nUSER {APP_UID}:{APP_UID}\nCMD {cmd_json}\n"));
+    d
+}
+
+/// The wheel platform tags that run on a Debian base for an engine architecture.
+pub fn wheel_platforms(arch: &str) -> Vec<String> {
+    let machine = match arch {
+        "arm64" | "aarch64" => "aarch64",
+        _ => "x86_64",
+    };
+    ["manylinux2014", "manylinux_2_17", "manylinux_2_28", "manylinux_2_31", "manylinux_2_34", "manylinux_2_36"]
+        .iter()
+        .map(|p| format!("{p}_{machine}"))
+        .collect()
+}
