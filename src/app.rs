@@ -9,7 +9,8 @@ use futures_util::StreamExt;
 
 use crate::cli::{Cli, Command};
 use crate::core::desired::{
-    resolve, Desired, DesiredContainer, Facts, LABEL_SCOPE, LABEL_SERVICE, LABEL_VERSION,
+    resolve, BuildFact, BuildInput, Desired, DesiredContainer, Facts, LABEL_SCOPE, LABEL_SERVICE,
+    LABEL_VERSION,
 };
 use crate::core::diag::{Diagnostic, Diagnostics};
 use crate::core::hash::secret_hash;
@@ -17,6 +18,7 @@ use crate::core::plan::{self, short, Action, Observed, Plan, Step};
 use crate::core::render::{plan_text, status_text, StatusRow, Style};
 use crate::core::spec::{self, Runtime, Spec};
 use crate::shell::baseimage::{self, BaseImageError};
+use crate::shell::build::{self, BuildError};
 use crate::shell::docker::{Engine, EngineError};
 use crate::shell::lock::{self, LockError};
 use crate::shell::source::{self, SourceError};
@@ -37,6 +39,8 @@ pub enum AppError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
     #[error(transparent)]
     BaseImage(#[from] BaseImageError),
     #[error(
@@ -118,7 +122,7 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
             file,
             plan,
             allow_empty,
-        } => apply(&file.file, plan.as_deref(), allow_empty).await,
+        } => apply(&file.file, plan.as_deref(), allow_empty, verbose).await,
         Command::Status { file, json } => status(&file.file, json).await,
         Command::Logs {
             file,
@@ -138,7 +142,12 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
             if all {
                 wanted = Runtime::ALL
                     .into_iter()
-                    .filter(|r| !matches!(baseimage::base_source(*r), baseimage::BaseSource::Provided { .. }))
+                    .filter(|r| {
+                        !matches!(
+                            baseimage::base_source(*r),
+                            baseimage::BaseSource::Provided { .. }
+                        )
+                    })
                     .collect();
             }
             let engine = Engine::connect().await?;
@@ -148,6 +157,28 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
             Ok(0)
         }
         Command::Doctor(f) => doctor(&f.file).await,
+        Command::Package { dir, out } => {
+            let out = out.unwrap_or_else(|| {
+                let name = dir
+                    .canonicalize()
+                    .ok()
+                    .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string()));
+                PathBuf::from(format!(
+                    "{}.tar.gz",
+                    name.unwrap_or_else(|| "package".into())
+                ))
+            });
+            let (ctx, size) =
+                crate::shell::package::package_dir(&dir, &out).map_err(BuildError::from)?;
+            println!(
+                "{}: {} files, {size} bytes, content {}",
+                out.display(),
+                ctx.len(),
+                &ctx.hash()[..12]
+            );
+            Ok(0)
+        }
+        Command::Build { file, target } => build_only(&file.file, target.as_deref(), verbose).await,
     }
 }
 
@@ -175,8 +206,11 @@ async fn desired(engine: &Engine, spec: &Spec, file: &Path) -> Result<Desired, A
     let wants_gpu = spec
         .versions()
         .any(|v| v.machine.gpu_memory_bytes().is_some());
+    let image_ids = engine.image_ids().await?;
+    let builds = build_facts(engine, spec, file, &image_ids).await?;
     let facts = Facts {
-        image_ids: engine.image_ids().await?,
+        builds,
+        image_ids,
         env: source::secret_env(spec),
         gpus: if wants_gpu {
             gpu::inventory().0
@@ -185,6 +219,68 @@ async fn desired(engine: &Engine, spec: &Spec, file: &Path) -> Result<Desired, A
         },
     };
     resolve(spec, &facts).map_err(|items| refused(file, items))
+}
+
+/// For every version built from a package: read and check the package, resolve
+/// its dependencies, and find out whether its image (and base) already exist.
+async fn build_facts(
+    engine: &Engine,
+    spec: &Spec,
+    file: &Path,
+    image_ids: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, BuildFact>, AppError> {
+    let mut facts = BTreeMap::new();
+    let mut arch = None;
+    for v in spec.versions() {
+        let (spec::Source::Package(p), Some(runtime)) = (&v.source, v.runtime) else {
+            continue;
+        };
+        let arch = match &arch {
+            Some(a) => a,
+            None => arch.insert(engine.version().await?.1),
+        };
+        let input = BuildInput {
+            id: v.id(),
+            package: build::package_path(file, p).display().to_string(),
+            runtime,
+            extras: v.extras.clone(),
+            command: v.command.clone(),
+        };
+        let prepared = build::prepare(&input, arch).await?;
+        let base_id = image_ids.get(&prepared.base);
+        if base_id.is_none() {
+            if let baseimage::BaseSource::Provided { why, how } = baseimage::base_source(runtime) {
+                return Err(BaseImageError::RuntimeUnavailable {
+                    runtime: runtime.name(),
+                    why: why.into(),
+                    how: how.into(),
+                }
+                .into());
+            }
+        }
+        let tag = base_id.map(|id| {
+            build::image_tag(
+                &spec.project,
+                &v.service,
+                &v.version.to_string(),
+                &build::with_base(&prepared, id).hash(),
+            )
+        });
+        let image_id = tag.as_ref().and_then(|t| image_ids.get(t)).cloned();
+        facts.insert(
+            v.id(),
+            BuildFact {
+                input,
+                source_hash: prepared.source_hash.clone(),
+                base: prepared.base.clone(),
+                base_missing: base_id.is_none(),
+                tag,
+                image_id,
+                stripped: prepared.stripped.clone(),
+            },
+        );
+    }
+    Ok(facts)
 }
 
 async fn make_plan(
@@ -200,7 +296,12 @@ async fn make_plan(
         .map_err(|items| refused(file, items))
 }
 
-async fn apply(file: &Path, saved: Option<&Path>, allow_empty: bool) -> Result<u8, AppError> {
+async fn apply(
+    file: &Path,
+    saved: Option<&Path>,
+    allow_empty: bool,
+    verbose: bool,
+) -> Result<u8, AppError> {
     let engine = Engine::connect().await?;
     let (plan, spec_file) = match saved {
         Some(path) => {
@@ -208,7 +309,7 @@ async fn apply(file: &Path, saved: Option<&Path>, allow_empty: bool) -> Result<u
             let _lock = take_lock(&plan.project, "apply")?;
             let observed = engine.observe(&plan.project).await?;
             check_fresh(path, &plan, &observed)?;
-            return execute_and_report(&engine, &plan, path).await;
+            return execute_and_report(&engine, &plan, path, verbose).await;
         }
         None => {
             let spec = load(file)?;
@@ -218,7 +319,7 @@ async fn apply(file: &Path, saved: Option<&Path>, allow_empty: bool) -> Result<u
     let _lock = take_lock(&plan.project, "apply")?;
     // Planned under the lock, so a concurrent apply cannot make it stale.
     let plan = make_plan(&engine, &plan, spec_file, allow_empty).await?;
-    execute_and_report(&engine, &plan, spec_file).await
+    execute_and_report(&engine, &plan, spec_file, verbose).await
 }
 
 fn take_lock(project: &str, command: &str) -> Result<lock::ProjectLock, AppError> {
@@ -305,7 +406,12 @@ fn plan_secrets(
     }
 }
 
-async fn execute_and_report(engine: &Engine, plan: &Plan, origin: &Path) -> Result<u8, AppError> {
+async fn execute_and_report(
+    engine: &Engine,
+    plan: &Plan,
+    origin: &Path,
+    verbose: bool,
+) -> Result<u8, AppError> {
     let secrets = plan_secrets(plan, origin)?;
     if plan.is_empty() {
         println!(
@@ -313,7 +419,7 @@ async fn execute_and_report(engine: &Engine, plan: &Plan, origin: &Path) -> Resu
             plan.unchanged.len()
         );
     } else {
-        execute(engine, plan, &secrets).await?;
+        execute(engine, plan, &secrets, verbose).await?;
         let (c, r, s, d) = plan.counts();
         println!(
             "Applied: {c} created, {r} replaced, {s} started, {d} removed, {} unchanged.",
@@ -343,35 +449,61 @@ fn url(c: &plan::ObservedContainer) -> Option<String> {
         .find_map(|p| p.public.map(|port| format!("http://127.0.0.1:{port}/")))
 }
 
+/// Why one step of a plan failed.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Base(#[from] BaseImageError),
+    #[error("{0}")]
+    Pending(String),
+}
+
+/// Carries out a plan's steps; what one phase builds, a later phase uses.
+struct Executor<'a> {
+    engine: &'a Engine,
+    project: &'a str,
+    secrets: &'a BTreeMap<String, BTreeMap<String, String>>,
+    /// `service@version` -> the image ID its build produced.
+    built: std::sync::Mutex<BTreeMap<String, String>>,
+    verbose: bool,
+}
+
 /// Runs the plan's steps phase by phase; within a phase, up to [`PARALLEL`] at once,
 /// each printed as it completes. A failure lets the phase finish, then stops.
 async fn execute(
     engine: &Engine,
     plan: &Plan,
     secrets: &BTreeMap<String, BTreeMap<String, String>>,
+    verbose: bool,
 ) -> Result<(), AppError> {
     let style = style();
+    let ex = Executor {
+        engine,
+        project: &plan.project,
+        secrets,
+        built: Default::default(),
+        verbose,
+    };
+    let ex = &ex;
     let mut failures = Vec::new();
-    let none = BTreeMap::new();
-    let none = &none;
-    for phase in 0..=3u8 {
+    for phase in 0..=Action::LAST_PHASE {
         let steps = plan.steps.iter().filter(|s| s.action.phase() == phase);
-        let mut running = futures_util::stream::iter(steps.map(|step| async move {
-            let result = run_step(
-                engine,
-                step,
-                secrets.get(step_container(step)).unwrap_or(none),
-            )
-            .await;
-            (step, result)
-        }))
-        .buffer_unordered(PARALLEL);
+        // Builds are CPU-heavy: one at a time; engine calls run side by side.
+        let width = if phase == 1 { 1 } else { PARALLEL };
+        let mut running =
+            futures_util::stream::iter(steps.map(|step| async move { (step, ex.run(step).await) }))
+                .buffer_unordered(width);
         while let Some((step, result)) = running.next().await {
             let subject = step.action.subject(&plan.project);
             match result {
                 Ok(()) => {
                     let (mark, past) = match step.action.verb() {
                         "create" => ("+", "created"),
+                        "build" => ("+", "built"),
                         "replace" => ("~", "replaced"),
                         "start" => (">", "started"),
                         _ => ("-", "removed"),
@@ -384,7 +516,11 @@ async fn execute(
                     println!("{head} {subject}");
                 }
                 Err(e) => {
-                    eprintln!("! failed    {subject}: {e}");
+                    let first = e.to_string();
+                    eprintln!(
+                        "! failed    {subject}: {}",
+                        first.lines().next().unwrap_or("")
+                    );
                     failures.push(format!("  {subject}: {e}"));
                 }
             }
@@ -400,35 +536,145 @@ async fn execute(
     Ok(())
 }
 
-fn step_container(step: &Step) -> &str {
-    match &step.action {
-        Action::CreateContainer { container } | Action::ReplaceContainer { container, .. } => {
-            &container.name
+impl Executor<'_> {
+    async fn run(&self, step: &Step) -> Result<(), StepError> {
+        let engine = self.engine;
+        match &step.action {
+            Action::BuildBase { runtime, .. } => {
+                let mut say = |l: String| eprintln!("  {l}");
+                baseimage::ensure_runtime(engine, *runtime, &mut say).await?;
+            }
+            Action::BuildImage {
+                service,
+                version,
+                build,
+            } => {
+                let id = self.build(service, version, build).await?;
+                self.built
+                    .lock()
+                    .expect("no panics hold it")
+                    .insert(build.input.id.clone(), id);
+            }
+            Action::CreateNetwork { network } => engine.create_network(network).await?,
+            Action::CreateVolume { volume } => engine.create_volume(volume).await?,
+            Action::CreateContainer { container } => {
+                let c = self.with_image(container)?;
+                create_and_start(engine, &c, self.secrets_of(&c)).await?;
+            }
+            Action::ReplaceContainer { old_id, container } => {
+                let c = self.with_image(container)?;
+                replace(engine, old_id, &c, self.secrets_of(&c)).await?;
+            }
+            Action::StartContainer { id, name, .. } => engine.start_container(id, name).await?,
+            Action::RemoveContainer { id, name, .. } | Action::RemoveLeftover { id, name, .. } => {
+                engine.remove_container(id, name).await?
+            }
+            Action::RemoveNetwork { name, .. } => engine.remove_network(name).await?,
         }
-        _ => "",
+        Ok(())
+    }
+
+    fn secrets_of(&self, c: &DesiredContainer) -> &BTreeMap<String, String> {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        self.secrets.get(&c.name).unwrap_or(&NONE)
+    }
+
+    /// A container whose image was built in this apply gets that image's ID, and
+    /// its hash is computed again over it.
+    fn with_image(&self, c: &DesiredContainer) -> Result<DesiredContainer, StepError> {
+        let mut c = c.clone();
+        if let Some(b) = &c.build {
+            if b.image_id.is_none() {
+                let built = self.built.lock().expect("no panics hold it");
+                let id = built.get(&b.input.id).ok_or_else(|| {
+                    StepError::Pending(format!("the image of {} was not built", b.input.id))
+                })?;
+                c.config.image = id.clone();
+                c.hash = c.config.hash();
+            }
+        }
+        Ok(c)
+    }
+
+    /// Builds a service image from its package, checking that the package is still
+    /// what the plan saw. Returns the image ID.
+    async fn build(
+        &self,
+        service: &str,
+        version: &str,
+        b: &BuildFact,
+    ) -> Result<String, StepError> {
+        let engine = self.engine;
+        let (_, arch) = engine.version().await?;
+        let prepared = build::prepare(&b.input, &arch).await?;
+        if prepared.source_hash != b.source_hash {
+            return Err(BuildError::SourceChange {
+                id: b.input.id.clone(),
+                planned: b.source_hash[..12].to_string(),
+                now: prepared.source_hash[..12].to_string(),
+            }
+            .into());
+        }
+        let base_id = engine.image_id(&prepared.base).await?.ok_or_else(|| {
+            StepError::Pending(format!("the base image {} is missing", prepared.base))
+        })?;
+        let ctx = build::with_base(&prepared, &base_id);
+        let tag = build::image_tag(self.project, service, version, &ctx.hash());
+        let labels = BTreeMap::from([
+            ("berth.project".to_string(), self.project.to_string()),
+            ("berth.service".to_string(), service.to_string()),
+            ("berth.version".to_string(), version.to_string()),
+            (
+                "berth.runtime".to_string(),
+                b.input.runtime.name().to_string(),
+            ),
+            (
+                "org.opencontainers.image.title".to_string(),
+                format!("{}/{service}", self.project),
+            ),
+            (
+                "org.opencontainers.image.version".to_string(),
+                version.to_string(),
+            ),
+        ]);
+        let progress = progress_bar(&tag);
+        let verbose = self.verbose;
+        let started = std::time::Instant::now();
+        build::ensure_image(engine, &tag, &ctx, labels, |line| {
+            if verbose {
+                eprintln!("  | {line}");
+            }
+            if let Some(p) = &progress {
+                p.set_message(format!(
+                    "{tag}: {}",
+                    line.chars().take(80).collect::<String>()
+                ));
+            }
+        })
+        .await?;
+        if let Some(p) = progress {
+            p.finish_and_clear();
+        }
+        tracing::debug!(
+            tag,
+            seconds = started.elapsed().as_secs_f64(),
+            "image built"
+        );
+        engine.image_id(&tag).await?.ok_or_else(|| {
+            StepError::Pending(format!("the engine has no image {tag} after building it"))
+        })
     }
 }
 
-async fn run_step(
-    engine: &Engine,
-    step: &Step,
-    secrets: &BTreeMap<String, String>,
-) -> Result<(), EngineError> {
-    match &step.action {
-        Action::CreateNetwork { network } => engine.create_network(network).await,
-        Action::CreateVolume { volume } => engine.create_volume(volume).await,
-        Action::CreateContainer { container } => create_and_start(engine, container, secrets)
-            .await
-            .map(|_| ()),
-        Action::ReplaceContainer { old_id, container } => {
-            replace(engine, old_id, container, secrets).await
-        }
-        Action::StartContainer { id, name, .. } => engine.start_container(id, name).await,
-        Action::RemoveContainer { id, name, .. } | Action::RemoveLeftover { id, name, .. } => {
-            engine.remove_container(id, name).await
-        }
-        Action::RemoveNetwork { name, .. } => engine.remove_network(name).await,
+/// A spinner with the build's current line, on a terminal only.
+fn progress_bar(tag: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
     }
+    let p = indicatif::ProgressBar::new_spinner();
+    p.enable_steady_tick(std::time::Duration::from_millis(120));
+    p.set_message(format!("{tag}: building"));
+    Some(p)
 }
 
 /// Creates and starts; a container that does not start is removed again, so the
@@ -446,7 +692,7 @@ async fn create_and_start(
     Ok(id)
 }
 
-/// Replace under the same name: move the old container aside (renamed, stopped),
+/// Replace under the same name: move the old container aside (stopped, renamed),
 /// start the new one, then remove the old. If the new one fails, the old one is
 /// put back. Killed midway, the renamed container is a leftover the next plan removes.
 async fn replace(
@@ -456,8 +702,9 @@ async fn replace(
     secrets: &BTreeMap<String, String>,
 ) -> Result<(), EngineError> {
     let aside = format!("{}-old-{}", c.name, short(old_id));
+    // Stopped first: the engine cannot rename a container that is restarting.
+    engine.stop_container(old_id, &c.name).await?;
     engine.rename_container(old_id, &c.name, &aside).await?;
-    engine.stop_container(old_id, &aside).await?;
     match create_and_start(engine, c, secrets).await {
         Ok(_) => engine.remove_container(old_id, &aside).await,
         Err(e) => {
@@ -466,6 +713,59 @@ async fn replace(
             Err(e)
         }
     }
+}
+
+/// `berth build [SERVICE[@VERSION]]`: the build steps of the plan, and nothing else.
+async fn build_only(file: &Path, target: Option<&str>, verbose: bool) -> Result<u8, AppError> {
+    let spec = load(file)?;
+    let engine = Engine::connect().await?;
+    let image_ids = engine.image_ids().await?;
+    let mut facts = build_facts(&engine, &spec, file, &image_ids).await?;
+    facts.retain(|id, _| match target {
+        None => true,
+        Some(t) if t.contains('@') => id == t,
+        Some(t) => id.split('@').next() == Some(t),
+    });
+    if facts.is_empty() {
+        return Err(AppError::ContainerFind {
+            target: target.unwrap_or("any service").into(),
+            project: spec.project,
+        });
+    }
+    let mut steps = Vec::new();
+    let mut bases = std::collections::BTreeSet::new();
+    for (id, b) in &facts {
+        if b.base_missing && bases.insert(b.base.clone()) {
+            steps.push(Step {
+                action: Action::BuildBase {
+                    runtime: b.input.runtime,
+                    tag: b.base.clone(),
+                },
+                reasons: vec![],
+            });
+        }
+        let (service, version) = id.split_once('@').expect("ids are service@version");
+        match &b.image_id {
+            Some(_) => println!("= cached    {}", b.tag.as_deref().unwrap_or(id)),
+            None => steps.push(Step {
+                action: Action::BuildImage {
+                    service: service.into(),
+                    version: version.into(),
+                    build: b.clone(),
+                },
+                reasons: vec![],
+            }),
+        }
+    }
+    let plan = Plan {
+        project: spec.project.clone(),
+        fingerprint: String::new(),
+        observed: vec![],
+        steps,
+        unchanged: vec![],
+    };
+    execute(&engine, &plan, &BTreeMap::new(), verbose).await?;
+    Ok(0)
 }
 
 async fn status(file: &Path, json: bool) -> Result<u8, AppError> {

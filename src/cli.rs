@@ -95,4 +95,18 @@ pub enum Command {
     },
     /// Check the engine, base images, GPUs and ports.
     Doctor(FileArg),
+    /// Make a deterministic .tar.gz code package of a directory (same content, same bytes).
+    Package {
+        dir: PathBuf,
+        /// The archive to write (default: DIR's name + .tar.gz).
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+    },
+    /// Build the images of services built from code, without running them.
+    Build {
+        #[command(flatten)]
+        file: FileArg,
+        /// SERVICE or SERVICE@VERSION (default: every one built from a package).
+        target: Option<String>,
+    },
 }

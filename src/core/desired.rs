@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::diag::Diagnostic;
 use super::hash::{secret_hash, sha256_hex, ContainerConfig};
-use super::spec::{Scope, Source, Spec, Version};
+use super::spec::{Runtime, Scope, Source, Spec, Version};
 
 pub const LABEL_PROJECT: &str = "berth.project";
 pub const LABEL_SERVICE: &str = "berth.service";
@@ -21,9 +21,41 @@ pub const LABEL_HASH: &str = "berth.hash";
 pub const LABEL_CONFIG: &str = "berth.config";
 pub const LABEL_KEEP: &str = "berth.keep";
 
+/// What a service version is built from: enough to build it again at apply time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildInput {
+    /// `service@version`, for messages.
+    pub id: String,
+    /// The package: a `.tar.gz` file or a directory, as an absolute path.
+    pub package: String,
+    pub runtime: Runtime,
+    pub extras: Vec<String>,
+    pub command: Option<Vec<String>>,
+}
+
+/// What the shell found out about building one service version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildFact {
+    pub input: BuildInput,
+    /// Hash of the build context without the base image: a saved plan checks it.
+    pub source_hash: String,
+    /// The base image tag (berth-local/<runtime>:stable).
+    pub base: String,
+    /// The base is not in the engine yet and is built first.
+    pub base_missing: bool,
+    /// The image tag, known once the base is (it hashes the base's ID).
+    pub tag: Option<String>,
+    /// The image ID when that tag is already in the engine: nothing to build.
+    pub image_id: Option<String>,
+    /// The top-level directory the package was wrapped in, stripped.
+    pub stripped: Option<String>,
+}
+
 /// What the host can offer, gathered by the shell.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
+    /// `service@version` -> build facts, for versions built from packages.
+    pub builds: BTreeMap<String, BuildFact>,
     /// Image reference -> image ID, for the references the engine has.
     pub image_ids: BTreeMap<String, String>,
     /// Environment variable -> value, for the variables secrets read.
@@ -69,8 +101,17 @@ pub struct DesiredContainer {
     pub image_ref: String,
     /// Secret name -> the environment variable its value is read from at apply time.
     pub secret_sources: BTreeMap<String, String>,
+    /// Set when the image is built from a package.
+    #[serde(default)]
+    pub build: Option<BuildFact>,
     pub config: ContainerConfig,
     pub hash: String,
+}
+
+/// The image field of a container whose image is built during apply; the
+/// executor puts the built image's ID in its place and hashes again.
+pub fn pending_image(tag: Option<&str>) -> String {
+    format!("(to be built: {})", tag.unwrap_or("a new image"))
 }
 
 impl DesiredContainer {
@@ -179,6 +220,7 @@ fn container(
     let mut problems = Vec::new();
     let version = v.version.to_string();
 
+    let mut build = None;
     let (image_ref, image_id) = match &v.source {
         Source::Image(r) => match facts.image_ids.get(r) {
             Some(id) => (r.clone(), id.clone()),
@@ -191,14 +233,24 @@ fn container(
                 (r.clone(), String::new())
             }
         },
-        Source::Package(p) => {
-            problems.push(Diagnostic::new(
-                Some(v.pos),
-                format!("{id}: building from the code package `{p}` is not supported by this version of berth yet"),
-                "run a ready image with `image:` for now",
-            ));
-            (p.clone(), String::new())
-        }
+        Source::Package(p) => match facts.builds.get(&id) {
+            Some(b) => {
+                build = Some(b.clone());
+                let image = b
+                    .image_id
+                    .clone()
+                    .unwrap_or_else(|| pending_image(b.tag.as_deref()));
+                (b.tag.clone().unwrap_or_else(|| p.clone()), image)
+            }
+            None => {
+                problems.push(Diagnostic::new(
+                    Some(v.pos),
+                    format!("{id}: the package `{p}` was not prepared for building"),
+                    "this is a bug in berth: please report it",
+                ));
+                (p.clone(), String::new())
+            }
+        },
     };
 
     if let Some(need) = v.machine.gpu_memory_bytes() {
@@ -263,6 +315,10 @@ fn container(
     if let Scope::Database(db) = &v.scope {
         env.insert("BERTH_DATABASE".into(), db.clone());
     }
+    if build.is_some() {
+        // Built services follow the contract's port; frameworks read PORT.
+        env.insert("PORT".into(), v.port.to_string());
+    }
 
     // A global service joins every database network too, so database-scoped
     // services reach it; a database service joins its own network only.
@@ -320,6 +376,7 @@ fn container(
             version,
             image_ref,
             secret_sources,
+            build,
             config,
             hash,
         },

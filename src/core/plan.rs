@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::desired::{
-    Desired, DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_CONFIG, LABEL_HASH,
+    BuildFact, Desired, DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_CONFIG, LABEL_HASH,
     LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
 };
 use super::diag::Diagnostic;
@@ -152,6 +152,17 @@ impl Reason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
+    /// Build a runtime's base image locally (berth-local/<runtime>:stable).
+    BuildBase {
+        runtime: super::spec::Runtime,
+        tag: String,
+    },
+    /// Build a service image from its package.
+    BuildImage {
+        service: String,
+        version: String,
+        build: BuildFact,
+    },
     CreateNetwork {
         network: DesiredNetwork,
     },
@@ -194,6 +205,7 @@ impl Action {
     /// The verb a plan line shows.
     pub fn verb(&self) -> &'static str {
         match self {
+            Action::BuildBase { .. } | Action::BuildImage { .. } => "build",
             Action::CreateNetwork { .. }
             | Action::CreateVolume { .. }
             | Action::CreateContainer { .. } => "create",
@@ -208,6 +220,15 @@ impl Action {
     /// What the step acts on, as a plan line names it.
     pub fn subject(&self, project: &str) -> String {
         match self {
+            Action::BuildBase { tag, .. } => format!("image {tag}"),
+            Action::BuildImage {
+                service,
+                version,
+                build,
+            } => match &build.tag {
+                Some(tag) => format!("image {tag}"),
+                None => format!("image of {project}/{service}@{version}"),
+            },
             Action::CreateNetwork { network } => format!("network {}", network.name),
             Action::CreateVolume { volume } => format!("volume {}", volume.name),
             Action::CreateContainer { container } | Action::ReplaceContainer { container, .. } => {
@@ -223,16 +244,21 @@ impl Action {
     /// The order apply runs phases in: what others depend on first, removals last.
     pub fn phase(&self) -> u8 {
         match self {
-            Action::CreateNetwork { .. }
+            Action::BuildBase { .. }
+            | Action::CreateNetwork { .. }
             | Action::CreateVolume { .. }
             | Action::RemoveLeftover { .. } => 0,
+            Action::BuildImage { .. } => 1,
             Action::CreateContainer { .. }
             | Action::ReplaceContainer { .. }
-            | Action::StartContainer { .. } => 1,
-            Action::RemoveContainer { .. } => 2,
-            Action::RemoveNetwork { .. } => 3,
+            | Action::StartContainer { .. } => 2,
+            Action::RemoveContainer { .. } => 3,
+            Action::RemoveNetwork { .. } => 4,
         }
     }
+
+    /// The last phase: apply runs phases 0 to this one in order.
+    pub const LAST_PHASE: u8 = 4;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,6 +284,14 @@ pub struct Plan {
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+
+    /// How many build steps.
+    pub fn builds(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| s.action.verb() == "build")
+            .count()
     }
 
     /// (create, replace, start, remove) counts.
@@ -339,6 +373,39 @@ pub fn plan(
                         .unwrap_or("?")
                 ))],
             }),
+        }
+    }
+
+    let mut bases: BTreeSet<&str> = BTreeSet::new();
+    for d in &desired.containers {
+        let Some(b) = &d.build else { continue };
+        if b.base_missing && bases.insert(&b.base) {
+            steps.push(Step {
+                action: Action::BuildBase {
+                    runtime: b.input.runtime,
+                    tag: b.base.clone(),
+                },
+                reasons: vec![Reason::note(format!(
+                    "the {} runtime's base is not on the engine yet",
+                    b.input.runtime.name()
+                ))],
+            });
+        }
+        if b.image_id.is_none() {
+            let mut why = format!("package {}", b.input.package);
+            if let Some(w) = &b.stripped {
+                why.push_str(&format!(
+                    " (its single top-level directory `{w}/` is stripped)"
+                ));
+            }
+            steps.push(Step {
+                action: Action::BuildImage {
+                    service: d.service.clone(),
+                    version: d.version.clone(),
+                    build: b.clone(),
+                },
+                reasons: vec![Reason::note(why)],
+            });
         }
     }
 

@@ -31,9 +31,13 @@ pub struct Manifests {
 pub enum Deps {
     None,
     /// requirements.txt lines for pip, from pyproject.toml or requirements.txt.
-    Python { requirements: String },
+    Python {
+        requirements: String,
+    },
     /// npm dependencies from package.json (and its lock file, when present).
-    Node { lock: bool },
+    Node {
+        lock: bool,
+    },
 }
 
 /// A build recipe problem: the message names the package; the help says what to do.
@@ -44,7 +48,10 @@ pub struct RecipeError {
 }
 
 fn err(message: impl Into<String>, help: impl Into<String>) -> RecipeError {
-    RecipeError { message: message.into(), help: help.into() }
+    RecipeError {
+        message: message.into(),
+        help: help.into(),
+    }
 }
 
 pub fn is_python(r: Runtime) -> bool {
@@ -79,14 +86,28 @@ struct PackageJson {
 fn pyproject(m: &Manifests) -> Result<Option<PyProject>, RecipeError> {
     m.pyproject
         .as_deref()
-        .map(|t| toml::from_str(t).map_err(|e| err(format!("pyproject.toml does not parse: {e}"), "fix pyproject.toml (PEP 621 `[project]` table)")))
+        .map(|t| {
+            toml::from_str(t).map_err(|e| {
+                err(
+                    format!("pyproject.toml does not parse: {e}"),
+                    "fix pyproject.toml (PEP 621 `[project]` table)",
+                )
+            })
+        })
         .transpose()
 }
 
 fn package_json(m: &Manifests) -> Result<Option<PackageJson>, RecipeError> {
     m.package_json
         .as_deref()
-        .map(|t| serde_json::from_str(t).map_err(|e| err(format!("package.json does not parse: {e}"), "fix package.json")))
+        .map(|t| {
+            serde_json::from_str(t).map_err(|e| {
+                err(
+                    format!("package.json does not parse: {e}"),
+                    "fix package.json",
+                )
+            })
+        })
         .transpose()
 }
 
@@ -95,11 +116,16 @@ fn package_json(m: &Manifests) -> Result<Option<PackageJson>, RecipeError> {
 pub fn deps(runtime: Runtime, extras: &[String], m: &Manifests) -> Result<Deps, RecipeError> {
     if !is_python(runtime) {
         if !extras.is_empty() {
-            return Err(err("`extras` applies to Python packages only", "remove `extras`"));
+            return Err(err(
+                "`extras` applies to Python packages only",
+                "remove `extras`",
+            ));
         }
         let pj = package_json(m)?;
         return Ok(match pj {
-            Some(p) if !p.dependencies.is_empty() => Deps::Node { lock: m.paths.iter().any(|p| p == "package-lock.json") },
+            Some(p) if !p.dependencies.is_empty() => Deps::Node {
+                lock: m.paths.iter().any(|p| p == "package-lock.json"),
+            },
             _ => Deps::None,
         });
     }
@@ -119,7 +145,10 @@ pub fn deps(runtime: Runtime, extras: &[String], m: &Manifests) -> Result<Deps, 
             }
         }
     } else if !extras.is_empty() {
-        return Err(err("`extras` needs a pyproject.toml with `[project.optional-dependencies]`", "add pyproject.toml, or remove `extras`"));
+        return Err(err(
+            "`extras` needs a pyproject.toml with `[project.optional-dependencies]`",
+            "add pyproject.toml, or remove `extras`",
+        ));
     }
     if lines.is_empty() {
         if let Some(req) = &m.requirements {
@@ -141,15 +170,23 @@ pub fn deps(runtime: Runtime, extras: &[String], m: &Manifests) -> Result<Deps, 
 /// The command a built service starts with: the spec's `command`, else one
 /// conventional entry file, else the package's declared script. Ambiguity or
 /// absence is an error, never a guess.
-pub fn entry(runtime: Runtime, command: Option<&Vec<String>>, m: &Manifests) -> Result<Vec<String>, RecipeError> {
+pub fn entry(
+    runtime: Runtime,
+    command: Option<&Vec<String>>,
+    m: &Manifests,
+) -> Result<Vec<String>, RecipeError> {
     if let Some(c) = command {
         return Ok(c.clone());
     }
     let has = |p: &str| m.paths.iter().any(|x| x == p);
     let (files, run): (&[&str], fn(&str) -> Vec<String>) = if is_python(runtime) {
-        (&["main.py", "app.py", "server.py"], |f| vec!["python".into(), f.into()])
+        (&["main.py", "app.py", "server.py"], |f| {
+            vec!["python3".into(), f.into()]
+        })
     } else {
-        (&["server.js", "index.js", "main.js"], |f| vec!["node".into(), f.into()])
+        (&["server.js", "index.js", "main.js"], |f| {
+            vec!["node".into(), f.into()]
+        })
     };
     let found: Vec<&&str> = files.iter().filter(|f| has(f)).collect();
     match found.as_slice() {
@@ -157,7 +194,10 @@ pub fn entry(runtime: Runtime, command: Option<&Vec<String>>, m: &Manifests) -> 
         [_, _, ..] => {
             let names: Vec<&str> = found.iter().map(|f| **f).collect();
             return Err(err(
-                format!("the entry point is ambiguous: the package has {}", names.join(" and ")),
+                format!(
+                    "the entry point is ambiguous: the package has {}",
+                    names.join(" and ")
+                ),
                 "set `command:` in services.yaml to say which one starts the service",
             ));
         }
@@ -169,7 +209,7 @@ pub fn entry(runtime: Runtime, command: Option<&Vec<String>>, m: &Manifests) -> 
             match scripts.as_slice() {
                 [(_, target)] => {
                     let (module, func) = target.split_once(':').unwrap_or((target.as_str(), "main"));
-                    return Ok(vec!["python".into(), "-c".into(), format!("import {module}; {module}.{func}()")]);
+                    return Ok(vec!["python3".into(), "-c".into(), format!("import {module}; {module}.{func}()")]);
                 }
                 [_, _, ..] => {
                     return Err(err(
@@ -198,20 +238,30 @@ pub fn entry(runtime: Runtime, command: Option<&Vec<String>>, m: &Manifests) -> 
 /// The Dockerfile of a service image. Paths in the build context: `app/` holds the
 /// package, `deps/` the dependency files (wheels and requirements.txt for Python).
 pub fn dockerfile(base: &str, runtime: Runtime, deps: &Deps, cmd: &[String]) -> String {
-    let mut d = format!("# generated by berth (recipe {RECIPE_VERSION})\nFROM {base}\n");
-    match deps {
-        Deps::None => {}
-        Deps::Python { .. } => d.push_str(
-            "COPY deps/ /tmp/deps/\n\
+    let mut d = format!("# generated by berth (recipe {RECIPE_VERSION})\n");
+    if let Deps::Python { .. } = deps {
+        // A separate stage installs the wheels, so they never reach the final image;
+        // the engine caches it for as long as the dependencies do not change.
+        d.push_str(&format!(
+            "FROM {base} AS deps\n\
+             COPY --chown={APP_UID}:{APP_UID} deps/ /tmp/deps/\n\
              RUN python3 -m venv /app/.venv \\\n \
              && /app/.venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check \\\n      \
-             --find-links /tmp/deps/wheels -r /tmp/deps/requirements.txt \\\n \
-             && rm -rf /tmp/deps\n",
-        ),
+             --find-links /tmp/deps/wheels -r /tmp/deps/requirements.txt\n\n"
+        ));
+    }
+    d.push_str(&format!("FROM {base}\n"));
+    match deps {
+        Deps::None => {}
+        Deps::Python { .. } => d.push_str("COPY --from=deps /app/.venv /app/.venv\n"),
         Deps::Node { lock } => {
-            let install = if *lock { "npm ci --omit=dev" } else { "npm install --omit=dev" };
+            let install = if *lock {
+                "npm ci --omit=dev"
+            } else {
+                "npm install --omit=dev"
+            };
             d.push_str(&format!(
-                "COPY app/package.json app/package-lock.jso[n] /app/\nRUN cd /app && {install} && rm -rf /root/.npm\n"
+                "COPY --chown={APP_UID}:{APP_UID} app/package.json app/package-lock.jso[n] /app/\nRUN cd /app && {install} && rm -rf ~/.npm\n"
             ));
         }
     }
@@ -220,7 +270,9 @@ pub fn dockerfile(base: &str, runtime: Runtime, deps: &Deps, cmd: &[String]) -> 
         d.push_str("ENV PATH=/app/.venv/bin:$PATH\n");
     }
     let cmd_json = serde_json::to_string(cmd).expect("strings serialize");
-    d.push_str(&format!("WORKDIR /app\nUSER {APP_UID}:{APP_UID}\nCMD {cmd_json}\n"));
+    d.push_str(&format!(
+        "WORKDIR /app\nUSER {APP_UID}:{APP_UID}\nCMD {cmd_json}\n"
+    ));
     d
 }
 
@@ -230,8 +282,15 @@ pub fn wheel_platforms(arch: &str) -> Vec<String> {
         "arm64" | "aarch64" => "aarch64",
         _ => "x86_64",
     };
-    ["manylinux2014", "manylinux_2_17", "manylinux_2_28", "manylinux_2_31", "manylinux_2_34", "manylinux_2_36"]
-        .iter()
-        .map(|p| format!("{p}_{machine}"))
-        .collect()
+    [
+        "manylinux2014",
+        "manylinux_2_17",
+        "manylinux_2_28",
+        "manylinux_2_31",
+        "manylinux_2_34",
+        "manylinux_2_36",
+    ]
+    .iter()
+    .map(|p| format!("{p}_{machine}"))
+    .collect()
 }

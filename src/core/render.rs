@@ -25,7 +25,7 @@ impl Style {
 
 fn sign(action: &Action) -> (&'static str, &'static str) {
     match action.verb() {
-        "create" => ("+", "32"),
+        "create" | "build" => ("+", "32"),
         "replace" => ("~", "33"),
         "start" => (">", "36"),
         _ => ("-", "31"),
@@ -110,9 +110,13 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     } else {
         String::new()
     };
+    let build = match plan.builds() {
+        0 => String::new(),
+        b => format!("{b} to build, "),
+    };
     let _ = writeln!(
         out,
-        "Plan: {c} to create, {r} to replace{start}, {d} to remove, {} unchanged.",
+        "Plan: {build}{c} to create, {r} to replace{start}, {d} to remove, {} unchanged.",
         plan.unchanged.len()
     );
     out

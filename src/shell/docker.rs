@@ -82,6 +82,24 @@ fn is_not_modified(e: &BollardError) -> bool {
 /// The CFS scheduling period (µs) CPU limits are expressed in.
 const CPU_PERIOD: i64 = 100_000;
 
+/// Build output carries terminal colour codes; logs and errors want plain text.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A connected engine.
 #[derive(Clone)]
 pub struct Engine {
@@ -552,6 +570,7 @@ impl Engine {
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| fail(&log, e.to_string()))?;
             if let Some(text) = info.stream {
+                let text = strip_ansi(&text);
                 for line in text.lines().filter(|l| !l.trim().is_empty()) {
                     on_line(line);
                     log.push(line.to_string());
@@ -595,8 +614,13 @@ impl Engine {
             changes,
             ..Default::default()
         };
-        let mut stream = self.docker.create_image(Some(opts), Some(bollard::body_try_stream(tarball)), None);
-        let fail = |message: String| EngineError::ImageBuild { tag: format!("{repo}:{tag}"), message };
+        let mut stream =
+            self.docker
+                .create_image(Some(opts), Some(bollard::body_try_stream(tarball)), None);
+        let fail = |message: String| EngineError::ImageBuild {
+            tag: format!("{repo}:{tag}"),
+            message,
+        };
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| fail(e.to_string()))?;
             if let Some(e) = info.error_detail.and_then(|d| d.message) {
@@ -604,6 +628,18 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// The ID of an image, or `None` when there is no such image.
+    pub async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(img) => Ok(img.id),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(source) => Err(EngineError::ObjectList {
+                what: "images",
+                source,
+            }),
+        }
     }
 
     /// The labels of an image, or `None` when there is no such image.

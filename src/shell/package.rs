@@ -14,7 +14,14 @@ use std::sync::Arc;
 use super::build::{Context, Entry};
 
 /// Names never packaged from a directory, at any depth.
-pub const ALWAYS_EXCLUDED: [&str; 6] = [".git", ".venv", "node_modules", "__pycache__", ".env", ".berthignore"];
+pub const ALWAYS_EXCLUDED: [&str; 6] = [
+    ".git",
+    ".venv",
+    "node_modules",
+    "__pycache__",
+    ".env",
+    ".berthignore",
+];
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -27,20 +34,40 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_entries: 20_000, max_entry_bytes: 256 << 20, max_total_bytes: 1 << 30, max_ratio: 200 }
+        Limits {
+            max_entries: 20_000,
+            max_entry_bytes: 256 << 20,
+            max_total_bytes: 1 << 30,
+            max_ratio: 200,
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
     #[error("cannot read package {path}: {source}\n  help: check the path in services.yaml (relative to the file)")]
-    PackageRead { path: PathBuf, source: std::io::Error },
+    PackageRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("package {path}: entry `{entry}` is refused: {rule}\n  help: {help}")]
-    EntryRefuse { path: PathBuf, entry: String, rule: String, help: String },
+    EntryRefuse {
+        path: PathBuf,
+        entry: String,
+        rule: String,
+        help: String,
+    },
     #[error("package {path} is refused: {rule}\n  help: {help}")]
-    PackageRefuse { path: PathBuf, rule: String, help: String },
+    PackageRefuse {
+        path: PathBuf,
+        rule: String,
+        help: String,
+    },
     #[error("cannot write {path}: {source}")]
-    ArchiveWrite { path: PathBuf, source: std::io::Error },
+    ArchiveWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A package's content, ready to hash and to send to the engine.
@@ -54,7 +81,10 @@ pub struct Package {
 /// Reads a package: a `.tar.gz` file or a directory.
 pub fn read(path: &Path, limits: Limits) -> Result<Package, PackageError> {
     if path.is_dir() {
-        read_dir(path, limits).map(|context| Package { context, stripped: None })
+        read_dir(path, limits).map(|context| Package {
+            context,
+            stripped: None,
+        })
     } else {
         read_archive(path, limits)
     }
@@ -110,10 +140,16 @@ impl<R: Read> Read for Counting<R> {
 }
 
 pub fn read_archive(path: &Path, limits: Limits) -> Result<Package, PackageError> {
-    let file = std::fs::File::open(path).map_err(|source| PackageError::PackageRead { path: path.into(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| PackageError::PackageRead {
+        path: path.into(),
+        source,
+    })?;
     let compressed = Arc::new(AtomicU64::new(0));
     // Multi-member gzip (concatenated archives, as some tools write) reads as one stream.
-    let gz = flate2::read::MultiGzDecoder::new(Counting { inner: std::io::BufReader::new(file), count: compressed.clone() });
+    let gz = flate2::read::MultiGzDecoder::new(Counting {
+        inner: std::io::BufReader::new(file),
+        count: compressed.clone(),
+    });
     let mut archive = tar::Archive::new(gz);
     let refuse = |entry: &str, rule: String, help: &str| PackageError::EntryRefuse {
         path: path.into(),
@@ -121,7 +157,10 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<Package, PackageError
         rule,
         help: help.to_string(),
     };
-    let read_err = |source| PackageError::PackageRead { path: path.into(), source };
+    let read_err = |source| PackageError::PackageRead {
+        path: path.into(),
+        source,
+    };
     let mut ctx = Context::default();
     let (mut count, mut total) = (0usize, 0u64);
     for entry in archive.entries().map_err(read_err)? {
@@ -136,7 +175,13 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<Package, PackageError
         }
         let raw = entry.path().map_err(read_err)?.to_path_buf();
         let shown = raw.display().to_string();
-        let name = normal_path(&raw).map_err(|why| refuse(&shown, why.into(), "packages hold relative paths inside the package only"))?;
+        let name = normal_path(&raw).map_err(|why| {
+            refuse(
+                &shown,
+                why.into(),
+                "packages hold relative paths inside the package only",
+            )
+        })?;
         if name.is_empty() {
             continue;
         }
@@ -147,10 +192,20 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<Package, PackageError
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let size = entry.header().size().map_err(read_err)?;
                 if size > limits.max_entry_bytes {
-                    return Err(refuse(&name, format!("it is {size} bytes, over the limit of {}", limits.max_entry_bytes), "keep large files out of the code package (use assets)"));
+                    return Err(refuse(
+                        &name,
+                        format!(
+                            "it is {size} bytes, over the limit of {}",
+                            limits.max_entry_bytes
+                        ),
+                        "keep large files out of the code package (use assets)",
+                    ));
                 }
                 let mut bytes = Vec::with_capacity(size.min(1 << 20) as usize);
-                (&mut entry).take(limits.max_entry_bytes + 1).read_to_end(&mut bytes).map_err(read_err)?;
+                (&mut entry)
+                    .take(limits.max_entry_bytes + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(read_err)?;
                 total += bytes.len() as u64;
                 if total > limits.max_total_bytes {
                     return Err(PackageError::PackageRefuse {
@@ -163,7 +218,10 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<Package, PackageError
                 if total > (1 << 20) && total / packed > limits.max_ratio {
                     return Err(PackageError::PackageRefuse {
                         path: path.into(),
-                        rule: format!("it expands more than {}x (a compression bomb?)", limits.max_ratio),
+                        rule: format!(
+                            "it expands more than {}x (a compression bomb?)",
+                            limits.max_ratio
+                        ),
                         help: "make the package with `berth package DIR`".into(),
                     });
                 }
@@ -171,14 +229,26 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<Package, PackageError
                 ctx.add(&name, mode, bytes);
             }
             tar::EntryType::Symlink => {
-                let target = entry.link_name().map_err(read_err)?.map(|t| t.display().to_string()).unwrap_or_default();
+                let target = entry
+                    .link_name()
+                    .map_err(read_err)?
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
                 if !link_stays_inside(&name, &target) {
-                    return Err(refuse(&name, format!("it is a symlink to `{target}`, outside the package"), "links may point only inside the package"));
+                    return Err(refuse(
+                        &name,
+                        format!("it is a symlink to `{target}`, outside the package"),
+                        "links may point only inside the package",
+                    ));
                 }
                 ctx.add_symlink(&name, &target);
             }
             tar::EntryType::Link => {
-                let target = entry.link_name().map_err(read_err)?.map(|t| t.to_path_buf()).unwrap_or_default();
+                let target = entry
+                    .link_name()
+                    .map_err(read_err)?
+                    .map(|t| t.to_path_buf())
+                    .unwrap_or_default();
                 let target = normal_path(&target).unwrap_or_default();
                 match ctx.get(&target).cloned() {
                     Some(Entry::File { mode, bytes }) => ctx.add(&name, mode, bytes),
@@ -187,17 +257,33 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<Package, PackageError
                     }
                 }
             }
-            tar::EntryType::XHeader | tar::EntryType::XGlobalHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink => {}
+            tar::EntryType::XHeader
+            | tar::EntryType::XGlobalHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink => {}
             other => {
-                return Err(refuse(&name, format!("it is a {other:?} entry; only files, directories and links are allowed"), "remove device files, FIFOs and sockets from the package"))
+                return Err(refuse(
+                    &name,
+                    format!(
+                        "it is a {other:?} entry; only files, directories and links are allowed"
+                    ),
+                    "remove device files, FIFOs and sockets from the package",
+                ))
             }
         }
     }
     if ctx.is_empty() {
-        return Err(PackageError::PackageRefuse { path: path.into(), rule: "it holds no files".into(), help: "make it with `berth package DIR`".into() });
+        return Err(PackageError::PackageRefuse {
+            path: path.into(),
+            rule: "it holds no files".into(),
+            help: "make it with `berth package DIR`".into(),
+        });
     }
     let stripped = strip_wrapper(&mut ctx);
-    Ok(Package { context: ctx, stripped })
+    Ok(Package {
+        context: ctx,
+        stripped,
+    })
 }
 
 /// A package whose every path starts with one directory is unwrapped.
@@ -231,26 +317,36 @@ pub fn read_dir(dir: &Path, limits: Limits) -> Result<Context, PackageError> {
         .build();
     let mut ctx = Context::default();
     for item in walker {
-        let item = item.map_err(|e| PackageError::PackageRead { path: dir.into(), source: std::io::Error::other(e.to_string()) })?;
+        let item = item.map_err(|e| PackageError::PackageRead {
+            path: dir.into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         let full = item.path();
         let rel = full.strip_prefix(dir).unwrap_or(full);
         let Ok(name) = normal_path(rel) else { continue };
         if name.is_empty() {
             continue;
         }
-        let read_err = |source| PackageError::PackageRead { path: full.into(), source };
+        let read_err = |source| PackageError::PackageRead {
+            path: full.into(),
+            source,
+        };
         let meta = std::fs::symlink_metadata(full).map_err(read_err)?;
         let ft = meta.file_type();
         if ft.is_dir() {
             continue;
         } else if ft.is_symlink() {
-            let target = std::fs::read_link(full).map_err(read_err)?.display().to_string();
+            let target = std::fs::read_link(full)
+                .map_err(read_err)?
+                .display()
+                .to_string();
             if !link_stays_inside(&name, &target) {
                 return Err(PackageError::EntryRefuse {
                     path: dir.into(),
                     entry: name,
                     rule: format!("it is a symlink to `{target}`, outside the directory"),
-                    help: "links may point only inside the package; copy the file in instead".into(),
+                    help: "links may point only inside the package; copy the file in instead"
+                        .into(),
                 });
             }
             ctx.add_symlink(&name, &target);
@@ -260,11 +356,19 @@ pub fn read_dir(dir: &Path, limits: Limits) -> Result<Context, PackageError> {
                 return Err(PackageError::EntryRefuse {
                     path: dir.into(),
                     entry: name,
-                    rule: format!("it is {} bytes, over the limit of {}", meta.len(), limits.max_entry_bytes),
+                    rule: format!(
+                        "it is {} bytes, over the limit of {}",
+                        meta.len(),
+                        limits.max_entry_bytes
+                    ),
                     help: "list it in .berthignore, or keep it out of the code".into(),
                 });
             }
-            ctx.add(&name, meta.permissions().mode(), std::fs::read(full).map_err(read_err)?);
+            ctx.add(
+                &name,
+                meta.permissions().mode(),
+                std::fs::read(full).map_err(read_err)?,
+            );
         } else {
             return Err(PackageError::EntryRefuse {
                 path: dir.into(),
@@ -276,13 +380,20 @@ pub fn read_dir(dir: &Path, limits: Limits) -> Result<Context, PackageError> {
         if ctx.len() > limits.max_entries || ctx.size() > limits.max_total_bytes {
             return Err(PackageError::PackageRefuse {
                 path: dir.into(),
-                rule: format!("it holds more than {} files or {} bytes", limits.max_entries, limits.max_total_bytes),
+                rule: format!(
+                    "it holds more than {} files or {} bytes",
+                    limits.max_entries, limits.max_total_bytes
+                ),
                 help: "list what the service does not need in .berthignore".into(),
             });
         }
     }
     if ctx.is_empty() {
-        return Err(PackageError::PackageRefuse { path: dir.into(), rule: "it holds no files".into(), help: "point `package` at the service's source directory".into() });
+        return Err(PackageError::PackageRefuse {
+            path: dir.into(),
+            rule: "it holds no files".into(),
+            help: "point `package` at the service's source directory".into(),
+        });
     }
     Ok(ctx)
 }
@@ -291,8 +402,11 @@ pub fn read_dir(dir: &Path, limits: Limits) -> Result<Context, PackageError> {
 /// entries, zero mtimes and owners, normalized modes, a gzip header without time or name).
 pub fn archive(ctx: &Context) -> Vec<u8> {
     use std::io::Write;
-    let mut gz = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::new(6));
-    gz.write_all(&ctx.tar()).expect("writing to memory cannot fail");
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::new(6));
+    gz.write_all(&ctx.tar())
+        .expect("writing to memory cannot fail");
     gz.finish().expect("writing to memory cannot fail")
 }
 
@@ -300,6 +414,9 @@ pub fn archive(ctx: &Context) -> Vec<u8> {
 pub fn package_dir(dir: &Path, out: &Path) -> Result<(Context, usize), PackageError> {
     let ctx = read_dir(dir, Limits::default())?;
     let bytes = archive(&ctx);
-    std::fs::write(out, &bytes).map_err(|source| PackageError::ArchiveWrite { path: out.into(), source })?;
+    std::fs::write(out, &bytes).map_err(|source| PackageError::ArchiveWrite {
+        path: out.into(),
+        source,
+    })?;
     Ok((ctx, bytes.len()))
 }
