@@ -24,6 +24,7 @@ services:
 
 fn facts() -> Facts {
     Facts {
+        builds: BTreeMap::new(),
         image_ids: BTreeMap::from([
             (
                 "busybox:stable".to_string(),
@@ -408,4 +409,60 @@ fn a_multi_line_value_change_is_shown_as_a_line_diff() {
       three
 Plan: 0 to create, 1 to replace, 0 to remove, 1 unchanged.",
     );
+}
+
+fn with_build(image_id: Option<&str>, base_missing: bool) -> Facts {
+    use berth::core::desired::{BuildFact, BuildInput};
+    use berth::core::spec::Runtime;
+    let mut f = facts();
+    f.builds.insert(
+        "api@1.0.0".into(),
+        BuildFact {
+            input: BuildInput {
+                id: "api@1.0.0".into(),
+                package: "/src/api".into(),
+                runtime: Runtime::Python311,
+                extras: vec![],
+                command: None,
+            },
+            source_hash: "s".repeat(64),
+            base: "berth-local/python3.11:stable".into(),
+            base_missing,
+            tag: (!base_missing).then(|| "berth/demo-api:1.0.0-abcdefabcdef".to_string()),
+            image_id: image_id.map(String::from),
+            stripped: Some("api-1.0.0".into()),
+        },
+    );
+    f
+}
+
+const CODE: &str = "project: demo\nservices:\n  api:\n    version: 1.0.0\n    runtime: python3.11\n    package: api\n";
+
+#[test]
+fn a_package_without_an_image_gets_its_base_and_image_built_before_its_container() {
+    let spec = parse("services.yaml", CODE).unwrap();
+    let d = resolve(&spec, &with_build(None, true)).unwrap();
+    let p = plan(&d, &Observed::default(), &Options { allow_empty: false }).unwrap();
+    assert_eq!(
+        plan_text(&p, Style { color: false }).trim_end(),
+        "\
++ build    image berth-local/python3.11:stable   the python3.11 runtime's base is not on the engine yet
++ create   network berth-demo-global             needed by the services of this scope
++ build    image of demo/api@1.0.0               package /src/api (its single top-level directory `api-1.0.0/` is stripped)
++ create   demo/api@1.0.0                        new service
+Plan: 2 to build, 2 to create, 0 to replace, 0 to remove, 0 unchanged."
+    );
+    assert_eq!(
+        d.containers[0].config.env.get("PORT").map(String::as_str),
+        Some("8000")
+    );
+}
+
+#[test]
+fn a_package_whose_image_exists_is_never_built_again() {
+    let spec = parse("services.yaml", CODE).unwrap();
+    let d = resolve(&spec, &with_build(Some("sha256:9999"), false)).unwrap();
+    let p = plan(&d, &Observed::default(), &Options { allow_empty: false }).unwrap();
+    assert_eq!(p.builds(), 0);
+    assert_eq!(d.containers[0].config.image, "sha256:9999");
 }

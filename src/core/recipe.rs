@@ -179,7 +179,8 @@ pub fn entry(
         return Ok(c.clone());
     }
     let has = |p: &str| m.paths.iter().any(|x| x == p);
-    let (files, run): (&[&str], fn(&str) -> Vec<String>) = if is_python(runtime) {
+    type Run = fn(&str) -> Vec<String>;
+    let (files, run): (&[&str], Run) = if is_python(runtime) {
         (&["main.py", "app.py", "server.py"], |f| {
             vec!["python3".into(), f.into()]
         })

@@ -1,0 +1,282 @@
+//! Building from code against the real engine: the examples build, run and answer
+//! as a non-root user; unchanged code never rebuilds; a code-only change reuses
+//! the dependency layer; a bad dependency or package changes nothing.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{docker, get, text, unix_now, Project, BERTH};
+
+static RUNTIMES: std::sync::Once = std::sync::Once::new();
+
+/// A project with the python3.11 and node22 bases in place.
+fn project(tag: &str) -> Option<Project> {
+    let p = Project::new(tag)?;
+    RUNTIMES.call_once(|| {
+        let out = Command::new(BERTH)
+            .args(["baseimages", "python3.11", "node22"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "berth baseimages: {}",
+            text(&out.stderr)
+        );
+    });
+    Some(p)
+}
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Copies an example into the project's directory, to edit it there.
+fn copy_example(p: &Project, name: &str) -> std::path::PathBuf {
+    let to = p.dir.path().join(name);
+    std::fs::create_dir_all(&to).unwrap();
+    for e in std::fs::read_dir(example(name)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+    to
+}
+
+fn url_of(p: &Project, service: &str) -> String {
+    let rows: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["service"] == service)
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The layer digests of a container's image.
+fn layers(container: &str) -> Vec<String> {
+    let image = docker(&["inspect", "--format", "{{.Image}}", container]);
+    docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{range .RootFS.Layers}}{{.}} {{end}}",
+        &image,
+    ])
+    .split_whitespace()
+    .map(String::from)
+    .collect()
+}
+
+#[test]
+fn the_python_fastapi_with_extras_and_node_examples_build_run_and_answer_as_non_root() {
+    let Some(p) = project("examples") else { return };
+    p.write(&format!(
+        "project: {{p}}\nservices:\n  stdlib:\n    runtime: python3.11\n    package: {}\n  greeter:\n    runtime: python3.11\n    extras: [fastjson]\n    package: {}\n  node:\n    runtime: node22\n    package: {}\n",
+        example("python-stdlib"),
+        example("python-fastapi"),
+        example("node-hello")
+    ));
+    let plan = p.ok(&["plan"]);
+    assert!(plan.contains("Plan: 3 to build, 4 to create"), "{plan}");
+    p.ok(&["apply"]);
+    for service in ["stdlib", "greeter", "node"] {
+        let body: serde_json::Value = serde_json::from_str(&get(&url_of(&p, service))).unwrap();
+        assert_eq!(body["service"], service);
+        assert_eq!(
+            body["uid"], 10001,
+            "{service} runs as the non-root app user"
+        );
+    }
+    let greeter: serde_json::Value = serde_json::from_str(&get(&url_of(&p, "greeter"))).unwrap();
+    assert_eq!(greeter["framework"], "fastapi");
+    assert_eq!(greeter["orjson"], true, "the extra group was installed");
+    let node: serde_json::Value = serde_json::from_str(&get(&url_of(&p, "node"))).unwrap();
+    assert!(
+        node["runtime"].as_str().unwrap().starts_with("v22."),
+        "{node}"
+    );
+
+    // Nothing changed: no build step, and apply touches nothing.
+    let plan = p.ok(&["plan"]);
+    assert!(
+        plan.contains("No changes") && !plan.contains("build"),
+        "{plan}"
+    );
+    let since = unix_now();
+    p.ok(&["apply"]);
+    let until = unix_now();
+    let events = docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    let ours: Vec<&str> = events.lines().filter(|l| l.contains(&p.name)).collect();
+    assert!(ours.is_empty(), "no build, no container change: {ours:?}");
+}
+
+#[test]
+fn a_code_only_change_rebuilds_only_the_code_layer_and_a_dependency_change_the_dependency_layer() {
+    let Some(p) = project("layers") else { return };
+    let src = copy_example(&p, "python-fastapi");
+    // A dependency set of its own: other tests building the same set at the same
+    // time would each leave an equally valid cache entry, and the engine may pick either.
+    let py = src.join("pyproject.toml");
+    std::fs::write(
+        &py,
+        std::fs::read_to_string(&py)
+            .unwrap()
+            .replace("\"uvicorn>=0.29\",", "\"uvicorn>=0.29\",\n    \"six\","),
+    )
+    .unwrap();
+    p.write(&format!(
+        "project: {{p}}\nservices:\n  api:\n    runtime: python3.11\n    package: {}\n",
+        src.display()
+    ));
+    p.ok(&["apply"]);
+    let name = format!("{}-api-0.0.0", p.name);
+    let before = layers(&name);
+
+    let main = src.join("main.py");
+    std::fs::write(
+        &main,
+        std::fs::read_to_string(&main)
+            .unwrap()
+            .replace("\"fastapi\"", "\"fastapi!\""),
+    )
+    .unwrap();
+    let plan = p.ok(&["plan"]);
+    assert!(
+        plan.contains("+ build") && plan.contains("~ replace"),
+        "{plan}"
+    );
+    p.ok(&["apply"]);
+    let after = layers(&name);
+    assert_eq!(before.len(), after.len());
+    assert_eq!(
+        before[..before.len() - 1],
+        after[..after.len() - 1],
+        "base and dependency layers come from cache"
+    );
+    assert_ne!(before.last(), after.last(), "the code layer is new");
+    assert!(get(&url_of(&p, "api")).contains("fastapi!"));
+
+    std::fs::write(
+        &py,
+        std::fs::read_to_string(&py)
+            .unwrap()
+            .replace("\"six\",", "\"six\",\n    \"packaging\","),
+    )
+    .unwrap();
+    p.ok(&["apply"]);
+    let deps_changed = layers(&name);
+    assert_ne!(
+        after[after.len() - 2],
+        deps_changed[deps_changed.len() - 2],
+        "the dependency layer is rebuilt"
+    );
+}
+
+#[test]
+fn an_unresolvable_dependency_fails_the_plan_naming_it_and_the_running_version_stays() {
+    let Some(p) = project("baddep") else { return };
+    let src = copy_example(&p, "python-fastapi");
+    p.write(&format!(
+        "project: {{p}}\nservices:\n  api:\n    runtime: python3.11\n    package: {}\n",
+        src.display()
+    ));
+    p.ok(&["apply"]);
+    let before = p.containers();
+    let py = src.join("pyproject.toml");
+    std::fs::write(
+        &py,
+        std::fs::read_to_string(&py).unwrap().replace(
+            "\"uvicorn>=0.29\",",
+            "\"uvicorn>=0.29\",\n    \"berth-no-such-package-xyz\",",
+        ),
+    )
+    .unwrap();
+    let out = p.berth(&["apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: api@0.0.0: cannot resolve the Python dependencies"),
+        "{err}"
+    );
+    assert!(
+        err.contains("berth-no-such-package-xyz"),
+        "names the package: {err}"
+    );
+    assert_eq!(p.containers(), before, "nothing running was touched");
+    assert_eq!(
+        p.inspect(&format!("{}-api-0.0.0", p.name), "{{.State.Status}}"),
+        "running"
+    );
+}
+
+#[test]
+fn a_refused_package_or_an_unavailable_runtime_is_a_plan_error_before_any_action() {
+    let Some(p) = project("refuse") else { return };
+    let src = copy_example(&p, "python-stdlib");
+    std::os::unix::fs::symlink("/etc/passwd", src.join("passwd")).unwrap();
+    p.write(&format!(
+        "project: {{p}}\nservices:\n  api:\n    runtime: python3.11\n    package: {}\n",
+        src.display()
+    ));
+    let out = p.berth(&["plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "entry `passwd` is refused: it is a symlink to `/etc/passwd`, outside the directory"
+        ),
+        "{err}"
+    );
+
+    std::fs::remove_file(src.join("passwd")).unwrap();
+    p.write(&format!(
+        "project: {{p}}\nservices:\n  api:\n    runtime: python3.12\n    package: {}\n",
+        src.display()
+    ));
+    if docker(&["images", "-q", "berth-local/python3.12:stable"]).is_empty() {
+        let out = p.berth(&["apply"]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(
+            err.starts_with("error: runtime python3.12 has no base image"),
+            "{err}"
+        );
+        assert!(
+            err.contains("help: build baseimages/python/Dockerfile"),
+            "says how to provide it: {err}"
+        );
+    }
+    assert!(p.containers().is_empty());
+}
+
+#[test]
+fn berth_package_makes_the_same_bytes_from_the_same_directory() {
+    let Some(p) = Project::new("pkg") else { return };
+    let src = copy_example(&p, "python-fastapi");
+    let a = p.dir.path().join("a.tar.gz");
+    let b = p.dir.path().join("b.tar.gz");
+    p.ok(&["package", src.to_str().unwrap(), "-o", a.to_str().unwrap()]);
+    for e in std::fs::read_dir(&src).unwrap() {
+        let path = e.unwrap().path();
+        let body = std::fs::read(&path).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, body).unwrap();
+    }
+    p.ok(&["package", src.to_str().unwrap(), "-o", b.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}

@@ -1,0 +1,161 @@
+//! Helpers shared by the engine tests: a project in a temp dir driven through the
+//! real `berth` binary, and the docker CLI for looking at what it did.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::sync::Once;
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn engine_ready() -> bool {
+    let ok = Command::new("docker")
+        .arg("info")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true but the Docker engine is unreachable: engine tests must run in CI");
+        }
+        eprintln!("\n!!! SKIPPED: the Docker engine is unreachable, so this engine test did not run !!!\n");
+    }
+    ok
+}
+
+static BASE_IMAGES: Once = Once::new();
+
+pub struct Project {
+    pub name: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A fresh project for one test; `None` (after a loud message) without an engine.
+    pub fn new(tag: &str) -> Option<Project> {
+        if !engine_ready() {
+            return None;
+        }
+        BASE_IMAGES.call_once(|| {
+            let out = Command::new(BERTH).arg("baseimages").output().unwrap();
+            assert!(
+                out.status.success(),
+                "berth baseimages: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        });
+        let name = format!("t{}-{tag}", std::process::id() % 100_000);
+        Some(Project {
+            name,
+            dir: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    /// Writes services.yaml; `{p}` stands for the project name.
+    pub fn write(&self, yaml: &str) {
+        std::fs::write(
+            self.dir.path().join("services.yaml"),
+            yaml.replace("{p}", &self.name),
+        )
+        .unwrap();
+    }
+
+    pub fn berth_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        Command::new(BERTH)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("BERTH_STATE_DIR", self.dir.path().join(".state"))
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.berth_env(args, &[])
+    }
+
+    /// Runs berth, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Container name -> ID of everything labelled with this project.
+    pub fn containers(&self) -> BTreeMap<String, String> {
+        let filter = format!("label=berth.project={}", self.name);
+        docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Names}} {{.ID}}",
+        ])
+        .lines()
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(n, i)| (n.to_string(), i.to_string()))
+        })
+        .collect()
+    }
+
+    pub fn inspect(&self, container: &str, format: &str) -> String {
+        docker(&["inspect", "--format", format, container])
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.berth(&["destroy", "--volumes"]);
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// The body of GET `url`, retried for up to 10 s while the service starts.
+pub fn get(url: &str) -> String {
+    for _ in 0..50 {
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "2", url])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return text(&out.stdout).trim().to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("{url} never answered");
+}
+
+/// Now, as the fractional unix time `docker events` accepts.
+pub fn unix_now() -> String {
+    format!(
+        "{:.6}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    )
+}

@@ -1,0 +1,288 @@
+//! Code packages without Docker: deterministic archives, and every archive entry
+//! berth must refuse. Malicious archives are made here with the tar crate.
+
+use std::io::Write;
+use std::path::Path;
+
+use berth::shell::build::Entry;
+use berth::shell::package::{archive, read, read_archive, read_dir, Limits, PackageError};
+
+/// An archive from (path, kind) entries; kinds: "file:TEXT", "dir", "symlink:TARGET",
+/// "hardlink:TARGET", "fifo", "chardev".
+fn tarball(entries: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(0);
+        let (k, arg) = kind.split_once(':').unwrap_or((kind, ""));
+        // Write the raw name so `..` and absolute paths survive (the builder refuses them).
+        let name = path.as_bytes();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        match k {
+            "file" => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(arg.len() as u64);
+                h.set_cksum();
+                b.append(&h, arg.as_bytes()).unwrap();
+                continue;
+            }
+            "dir" => h.set_entry_type(tar::EntryType::Directory),
+            "symlink" => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_link_name(arg).unwrap();
+            }
+            "hardlink" => {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_link_name(arg).unwrap();
+            }
+            "fifo" => h.set_entry_type(tar::EntryType::Fifo),
+            "chardev" => h.set_entry_type(tar::EntryType::Char),
+            other => panic!("unknown kind {other}"),
+        }
+        h.set_cksum();
+        b.append(&h, std::io::empty()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Reads an archive made of `entries`; Ok(sorted paths) or Err(the refusal's text).
+fn check(entries: &[(&str, &str)], limits: Limits) -> Result<Vec<String>, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.tar.gz");
+    std::fs::write(&path, gz(&tarball(entries))).unwrap();
+    read_archive(&path, limits)
+        .map(|p| p.context.paths().cloned().collect())
+        .map_err(|e| {
+            e.to_string()
+                .replace(&path.display().to_string(), "p.tar.gz")
+        })
+}
+
+fn refused(entries: &[(&str, &str)], expect: &str) {
+    let got = check(entries, Limits::default()).expect_err("must be refused");
+    assert!(got.contains(expect), "expected {expect:?} in:\n{got}");
+}
+
+#[test]
+fn a_path_climbing_out_with_dotdot_is_refused() {
+    refused(
+        &[("ok.py", "file:x"), ("../evil.py", "file:x")],
+        "entry `../evil.py` is refused: the path climbs out with `..`",
+    );
+}
+
+#[test]
+fn an_absolute_path_is_refused() {
+    refused(
+        &[("/etc/passwd", "file:x")],
+        "entry `/etc/passwd` is refused: the path is absolute",
+    );
+}
+
+#[test]
+fn a_symlink_out_of_the_package_is_refused_and_one_inside_is_kept() {
+    refused(
+        &[("a/link", "symlink:../../etc/passwd")],
+        "it is a symlink to `../../etc/passwd`, outside the package",
+    );
+    refused(&[("link", "symlink:/etc/passwd")], "outside the package");
+    let ok = check(
+        &[
+            ("a/real.txt", "file:x"),
+            ("a/link", "symlink:real.txt"),
+            ("b.txt", "file:y"),
+        ],
+        Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(ok, ["a/link", "a/real.txt", "b.txt"]);
+}
+
+#[test]
+fn a_hardlink_out_of_the_package_is_refused_and_one_to_an_earlier_file_is_a_copy() {
+    refused(&[("x", "hardlink:/etc/shadow")], "hardlink to");
+    refused(
+        &[("x", "hardlink:later.txt"), ("later.txt", "file:x")],
+        "not an earlier file of the package",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.tar.gz");
+    std::fs::write(
+        &path,
+        gz(&tarball(&[
+            ("a.txt", "file:same"),
+            ("b.txt", "hardlink:a.txt"),
+        ])),
+    )
+    .unwrap();
+    let p = read_archive(&path, Limits::default()).unwrap();
+    assert_eq!(p.context.get("b.txt"), p.context.get("a.txt"));
+}
+
+#[test]
+fn device_files_and_fifos_are_refused() {
+    refused(
+        &[("dev", "chardev")],
+        "only files, directories and links are allowed",
+    );
+    refused(
+        &[("pipe", "fifo")],
+        "only files, directories and links are allowed",
+    );
+}
+
+#[test]
+fn an_oversized_entry_too_many_entries_and_a_bomb_are_refused() {
+    let small = Limits {
+        max_entry_bytes: 4,
+        ..Limits::default()
+    };
+    let got = check(&[("big.bin", "file:12345")], small).unwrap_err();
+    assert!(
+        got.contains("entry `big.bin` is refused: it is 5 bytes, over the limit of 4"),
+        "{got}"
+    );
+    let few = Limits {
+        max_entries: 2,
+        ..Limits::default()
+    };
+    let got = check(&[("a", "file:1"), ("b", "file:2"), ("c", "file:3")], few).unwrap_err();
+    assert!(got.contains("it has more than 2 entries"), "{got}");
+    // 64 MiB of zeros compress about a thousandfold.
+    let zeros = "0".repeat(64 << 20);
+    let got = check(&[("zeros", &format!("file:{zeros}"))], Limits::default()).unwrap_err();
+    assert!(got.contains("expands more than 200x"), "{got}");
+}
+
+#[test]
+fn a_multi_member_gzip_reads_as_one_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("multi.tar.gz");
+    let tar = tarball(&[("a.py", "file:print(1)"), ("b.py", "file:print(2)")]);
+    let (head, tail) = tar.split_at(512 + 512);
+    let mut bytes = gz(head);
+    bytes.extend(gz(tail));
+    std::fs::write(&path, bytes).unwrap();
+    let p = read_archive(&path, Limits::default()).unwrap();
+    assert_eq!(
+        p.context.paths().cloned().collect::<Vec<_>>(),
+        ["a.py", "b.py"]
+    );
+}
+
+#[test]
+fn a_package_wrapped_in_one_directory_is_unwrapped_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.tar.gz");
+    std::fs::write(
+        &path,
+        gz(&tarball(&[
+            ("app-1.0/", "dir"),
+            ("app-1.0/main.py", "file:x"),
+            ("app-1.0/lib/u.py", "file:y"),
+        ])),
+    )
+    .unwrap();
+    let p = read_archive(&path, Limits::default()).unwrap();
+    assert_eq!(p.stripped.as_deref(), Some("app-1.0"));
+    assert_eq!(
+        p.context.paths().cloned().collect::<Vec<_>>(),
+        ["lib/u.py", "main.py"]
+    );
+}
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+#[test]
+fn packaging_a_directory_gives_the_same_bytes_for_the_same_content() {
+    let src = tempfile::tempdir().unwrap();
+    for (rel, text) in [
+        ("main.py", "print('hi')\n"),
+        ("lib/util.py", "X = 1\n"),
+        (".env", "SECRET=1"),
+        (".git/HEAD", "ref"),
+        ("__pycache__/x.pyc", "b"),
+        ("node_modules/m/i.js", "1"),
+        ("notes.log", "debug"),
+        (".berthignore", "*.log\n"),
+    ] {
+        write(src.path(), rel, text);
+    }
+    let first = archive(&read_dir(src.path(), Limits::default()).unwrap());
+    // Touch every file (new mtimes), and write them again in another order.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for (rel, text) in [("lib/util.py", "X = 1\n"), ("main.py", "print('hi')\n")] {
+        write(src.path(), rel, text);
+    }
+    let second = archive(&read_dir(src.path(), Limits::default()).unwrap());
+    assert_eq!(first, second, "same content, same bytes");
+    let ctx = read_dir(src.path(), Limits::default()).unwrap();
+    assert_eq!(
+        ctx.paths().cloned().collect::<Vec<_>>(),
+        ["lib/util.py", "main.py"],
+        "excluded: .env .git __pycache__ node_modules and .berthignore's *.log"
+    );
+
+    // The archive reads back to the same content.
+    let out = tempfile::tempdir().unwrap();
+    let tgz = out.path().join("p.tar.gz");
+    std::fs::write(&tgz, &first).unwrap();
+    assert_eq!(read(&tgz, Limits::default()).unwrap().context, ctx);
+
+    // One changed byte changes the hash.
+    write(src.path(), "main.py", "print('ho')\n");
+    assert_ne!(
+        read_dir(src.path(), Limits::default()).unwrap().hash(),
+        ctx.hash()
+    );
+}
+
+#[test]
+fn a_directory_symlink_pointing_outside_is_refused() {
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "main.py", "x");
+    std::os::unix::fs::symlink("/etc/passwd", src.path().join("passwd")).unwrap();
+    let err = read_dir(src.path(), Limits::default()).unwrap_err();
+    assert!(
+        matches!(&err, PackageError::EntryRefuse { entry, .. } if entry == "passwd"),
+        "{err}"
+    );
+}
+
+#[test]
+fn modes_are_normalized_to_executable_or_not() {
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "run.sh", "#!/bin/sh");
+    write(src.path(), "data.txt", "x");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        src.path().join("run.sh"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        src.path().join("data.txt"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let ctx = read_dir(src.path(), Limits::default()).unwrap();
+    assert!(matches!(
+        ctx.get("run.sh"),
+        Some(Entry::File { mode: 0o755, .. })
+    ));
+    assert!(matches!(
+        ctx.get("data.txt"),
+        Some(Entry::File { mode: 0o644, .. })
+    ));
+}
