@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{docker, get, text, unix_now, Project, BERTH};
+use common::{docker, get, text, Project, BERTH};
 
 static RUNTIMES: std::sync::Once = std::sync::Once::new();
 
@@ -109,19 +109,7 @@ fn the_python_fastapi_with_extras_and_node_examples_build_run_and_answer_as_non_
         plan.contains("No changes") && !plan.contains("build"),
         "{plan}"
     );
-    let since = unix_now();
-    p.ok(&["apply"]);
-    let until = unix_now();
-    let events = docker(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--format",
-        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
-    ]);
-    let ours: Vec<&str> = events.lines().filter(|l| l.contains(&p.name)).collect();
+    let ours = p.events_during(&["apply"]);
     assert!(ours.is_empty(), "no build, no container change: {ours:?}");
 }
 

@@ -159,3 +159,27 @@ pub fn unix_now() -> String {
             .as_secs_f64()
     )
 }
+
+impl Project {
+    /// Runs berth with `args` and returns the engine events that mention this
+    /// project while it ran (containers, images, networks, volumes).
+    pub fn events_during(&self, args: &[&str]) -> Vec<String> {
+        let since = unix_now();
+        self.ok(args);
+        let until = unix_now();
+        let events = docker(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}} {{index .Actor.Attributes \"berth.project\"}}",
+        ]);
+        events
+            .lines()
+            .filter(|l| l.contains(&self.name))
+            .map(String::from)
+            .collect()
+    }
+}
