@@ -145,7 +145,9 @@ fn dependencies_get_their_own_stage_and_the_code_comes_last() {
         "{d}"
     );
     assert!(
-        d.ends_with("USER 10001:10001\nCMD [\"python3\",\"main.py\"]\n"),
+        d.ends_with(
+            "USER 10001:10001\nCMD [\"python3\",\"main.py\"]\nCOPY --chown=10001:10001 app/ /app/\n"
+        ),
         "{d}"
     );
 }

@@ -266,14 +266,14 @@ pub fn dockerfile(base: &str, runtime: Runtime, deps: &Deps, cmd: &[String]) -> 
             ));
         }
     }
-    d.push_str(&format!("COPY --chown={APP_UID}:{APP_UID} app/ /app/\n"));
+    // Everything but the code comes first, so a code-only change rebuilds one
+    // layer; the base already sets WORKDIR /app, the app user and the init.
     if is_python(runtime) {
         d.push_str("ENV PATH=/app/.venv/bin:$PATH\n");
     }
     let cmd_json = serde_json::to_string(cmd).expect("strings serialize");
-    d.push_str(&format!(
-        "WORKDIR /app\nUSER {APP_UID}:{APP_UID}\nCMD {cmd_json}\n"
-    ));
+    d.push_str(&format!("USER {APP_UID}:{APP_UID}\nCMD {cmd_json}\n"));
+    d.push_str(&format!("COPY --chown={APP_UID}:{APP_UID} app/ /app/\n"));
     d
 }
 

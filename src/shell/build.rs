@@ -166,9 +166,21 @@ pub async fn ensure_image(
         }
     }
     labels.insert(LABEL_CONTEXT_HASH.to_string(), hash.clone());
-    engine
-        .build_image(tag, context.tar(), &labels, on_line)
-        .await?;
+    // The labels go in as one LABEL line at the end of the Dockerfile sent, not as
+    // the API's labels: the engine's classic builder turns each of those into a
+    // step of its own (a container each), and the hash is of the context without them.
+    let mut sent = context.clone();
+    if let Some(Entry::File { mode, bytes }) = context.get("Dockerfile") {
+        let quote = |s: &String| serde_json::to_string(s).expect("strings serialize");
+        let pairs: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
+            .collect();
+        let mut dockerfile = bytes.clone();
+        dockerfile.extend(format!("LABEL {}\n", pairs.join(" ")).into_bytes());
+        sent.add("Dockerfile", *mode, dockerfile);
+    }
+    engine.build_image(tag, sent.tar(), on_line).await?;
     Ok(Built::Fresh(hash))
 }
 

@@ -535,18 +535,12 @@ impl Engine {
         &self,
         tag: &str,
         context: Vec<u8>,
-        labels: &BTreeMap<String, String>,
         mut on_line: impl FnMut(&str),
     ) -> Result<String, EngineError> {
-        let labels: HashMap<&str, &str> = labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
         let opts = BuildImageOptionsBuilder::default()
             .t(tag)
             .rm(true)
             .forcerm(true)
-            .labels(&labels)
             .build();
         let mut stream =
             self.docker
