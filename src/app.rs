@@ -231,6 +231,7 @@ async fn build_facts(
 ) -> Result<BTreeMap<String, BuildFact>, AppError> {
     let mut facts = BTreeMap::new();
     let mut arch = None;
+    let mut checked = std::collections::BTreeSet::new();
     for v in spec.versions() {
         let (spec::Source::Package(p), Some(runtime)) = (&v.source, v.runtime) else {
             continue;
@@ -248,6 +249,9 @@ async fn build_facts(
         };
         let prepared = build::prepare(&input, arch).await?;
         let base_id = image_ids.get(&prepared.base);
+        if base_id.is_some() && checked.insert(prepared.base.clone()) {
+            baseimage::check_arch(engine, &prepared.base, arch).await?;
+        }
         if base_id.is_none() {
             if let baseimage::BaseSource::Provided { why, how } = baseimage::base_source(runtime) {
                 return Err(BaseImageError::RuntimeUnavailable {

@@ -463,3 +463,36 @@ fn status_reports_state_health_url_and_usage_as_json() {
     }
     let _ = Path::new("");
 }
+
+#[test]
+fn an_apply_killed_midway_through_a_replace_converges_next_time_without_duplicates() {
+    let Some(p) = Project::new("crash") else {
+        return;
+    };
+    p.write(TWO);
+    p.ok(&["apply"]);
+    let notes = format!("{}-notes-1.0.0", p.name);
+    docker(&["exec", &notes, "sh", "-c", "echo kept > /data/file"]);
+    // What a replace killed after moving the old container aside leaves behind.
+    docker(&["stop", "-t", "1", &notes]);
+    docker(&["rename", &notes, &format!("{notes}-old-0123456789ab")]);
+    p.write(&TWO.replace("keeps: [/data]", "keeps: [/data]\n    env: { MODE: fast }"));
+    let plan = p.ok(&["plan"]);
+    assert!(
+        plan.contains("leftover") && plan.contains(&format!("+ create   {}/notes@1.0.0", p.name)),
+        "{plan}"
+    );
+    p.ok(&["apply"]);
+    let names: Vec<String> = p.containers().into_keys().collect();
+    assert_eq!(
+        names,
+        [notes.clone(), format!("{}-web-0.0.0", p.name)],
+        "no duplicates"
+    );
+    assert_eq!(
+        docker(&["exec", &notes, "cat", "/data/file"]),
+        "kept",
+        "no lost keeps"
+    );
+    assert!(p.ok(&["plan"]).contains("No changes"));
+}

@@ -33,6 +33,12 @@ pub enum BaseImageError {
         why: String,
         how: String,
     },
+    #[error("base image {tag} is for {image}, but the engine runs {engine}\n  help: provide a {engine} build of {tag}; an image for another architecture fails at run time with `exec format error`")]
+    BaseArch {
+        tag: String,
+        image: String,
+        engine: String,
+    },
     #[error("cannot build the Debian {suite} root filesystem: {message}\n  help: {help}")]
     RootfsBuild {
         suite: &'static str,
@@ -83,7 +89,7 @@ fn elf_facts(bytes: &[u8]) -> Result<(&'static str, bool), String> {
     Ok((arch, is_static))
 }
 
-fn engine_arch(arch: &str) -> &str {
+pub fn engine_arch(arch: &str) -> &str {
     match arch {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -442,4 +448,23 @@ pub async fn ensure_runtime(
         say(format!("{tag}: built (context {})", &h[..12]));
     }
     Ok(tag)
+}
+
+/// Refuses a base image built for another architecture than the engine's.
+pub async fn check_arch(
+    engine: &Engine,
+    tag: &str,
+    engine_arch_name: &str,
+) -> Result<(), BaseImageError> {
+    let engine_arch_name = engine_arch(engine_arch_name);
+    match engine.image_arch(tag).await? {
+        Some(a) if !a.is_empty() && engine_arch(&a) != engine_arch_name => {
+            Err(BaseImageError::BaseArch {
+                tag: tag.to_string(),
+                image: a,
+                engine: engine_arch_name.to_string(),
+            })
+        }
+        _ => Ok(()),
+    }
 }

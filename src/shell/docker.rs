@@ -624,6 +624,18 @@ impl Engine {
         Ok(())
     }
 
+    /// The architecture an image is for (`amd64`, `arm64`), if the image exists.
+    pub async fn image_arch(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(img) => Ok(img.architecture),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(source) => Err(EngineError::ObjectList {
+                what: "images",
+                source,
+            }),
+        }
+    }
+
     /// The ID of an image, or `None` when there is no such image.
     pub async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
         match self.docker.inspect_image(reference).await {
