@@ -97,12 +97,16 @@ def bench(n, reps):
     run([BERTH, "destroy"], d, env)
 
     write_specs(d, n)
-    # docker-compose v1 has been seen to stall on hundreds of services: give it
-    # 10 minutes, report "inf" if it did not finish, and let it complete afterwards.
-    r["compose up -d (from nothing)"] = run(COMPOSE + ["-p", "benchc", "up", "-d"], d, timeout=600)
-    for _ in range(5):
-        if run(COMPOSE + ["-p", "benchc", "up", "-d"], d, timeout=600) != float("inf"):
-            break
+    if n <= 100:
+        r["compose up -d (from nothing)"] = run(COMPOSE + ["-p", "benchc", "up", "-d"], d)
+    else:
+        # docker-compose 1.29 stalls creating hundreds of services in one `up` on
+        # this engine (seen: stuck at 46 of 500 for 10 minutes); in batches of 50
+        # it gets there, and that sum is what is reported.
+        total = 0.0
+        for i in range(0, n, 50):
+            total += run(COMPOSE + ["-p", "benchc", "up", "-d"] + [f"s{j}" for j in range(i, min(n, i + 50))], d, timeout=600)
+        r["compose up -d (from nothing)"] = total
     r["compose no-op up -d"] = median(COMPOSE + ["-p", "benchc", "up", "-d"], d, reps)
     write_specs(d, n, greeting0="changed")
     r["compose one-service change"] = run(COMPOSE + ["-p", "benchc", "up", "-d"], d)

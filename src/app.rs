@@ -9,8 +9,8 @@ use futures_util::StreamExt;
 
 use crate::cli::{Cli, Command};
 use crate::core::desired::{
-    resolve, BuildFact, BuildInput, Desired, DesiredContainer, Facts, LABEL_SCOPE, LABEL_SERVICE,
-    LABEL_VERSION,
+    resolve, BuildFact, BuildInput, Desired, DesiredContainer, Facts, LABEL_REVISION, LABEL_SCOPE,
+    LABEL_SERVICE, LABEL_VERSION,
 };
 use crate::core::diag::{Diagnostic, Diagnostics};
 use crate::core::hash::secret_hash;
@@ -35,7 +35,7 @@ pub enum AppError {
     PlanRefused(Diagnostics),
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("{0}\n  help: start the Docker engine, or point DOCKER_HOST at it; `berth doctor` checks the set-up")]
+    #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
     Lock(#[from] LockError),
@@ -60,6 +60,8 @@ pub enum AppError {
         total: usize,
         details: String,
     },
+    #[error("{0}")]
+    Daemon(String),
     #[error("unknown runtime `{name}`\n  help: use one of python3.11, python3.12, python3.13 (each also -cuda), node20, node22")]
     RuntimeUnknown { name: String },
     #[error(
@@ -157,6 +159,50 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
             Ok(0)
         }
         Command::Doctor(f) => doctor(&f.file).await,
+        Command::Watch {
+            file,
+            git,
+            reference,
+            path,
+            interval,
+            listen,
+            token_file,
+        } => {
+            let interval = crate::daemon::parse_duration(&interval).map_err(AppError::Daemon)?;
+            let token = match token_file {
+                Some(f) => Some(
+                    std::fs::read_to_string(&f)
+                        .map_err(|e| {
+                            AppError::Daemon(format!(
+                                "cannot read the token file {}: {e}",
+                                f.display()
+                            ))
+                        })?
+                        .trim()
+                        .to_string(),
+                ),
+                None => std::env::var("BERTH_TOKEN").ok(),
+            }
+            .filter(|t| !t.is_empty());
+            let source = match git {
+                Some(url) => crate::daemon::WatchSource::Git {
+                    url,
+                    reference,
+                    path,
+                },
+                None => crate::daemon::WatchSource::File(
+                    file.unwrap_or_else(|| PathBuf::from("services.yaml")),
+                ),
+            };
+            crate::daemon::run(crate::daemon::WatchOptions {
+                source,
+                interval,
+                listen,
+                token,
+                verbose,
+            })
+            .await
+        }
         Command::Package { dir, out } => {
             let out = out.unwrap_or_else(|| {
                 let name = dir
@@ -188,7 +234,7 @@ fn style() -> Style {
     }
 }
 
-fn load(file: &Path) -> Result<Spec, AppError> {
+pub(crate) fn load(file: &Path) -> Result<Spec, AppError> {
     let text = source::read_spec(file)?;
     spec::parse(&file.display().to_string(), &text).map_err(AppError::SpecInvalid)
 }
@@ -287,7 +333,7 @@ async fn build_facts(
     Ok(facts)
 }
 
-async fn make_plan(
+pub(crate) async fn make_plan(
     engine: &Engine,
     spec: &Spec,
     file: &Path,
@@ -307,23 +353,18 @@ async fn apply(
     verbose: bool,
 ) -> Result<u8, AppError> {
     let engine = Engine::connect().await?;
-    let (plan, spec_file) = match saved {
-        Some(path) => {
-            let plan = read_plan(path)?;
-            let _lock = take_lock(&plan.project, "apply")?;
-            let observed = engine.observe(&plan.project).await?;
-            check_fresh(path, &plan, &observed)?;
-            return execute_and_report(&engine, &plan, path, verbose).await;
-        }
-        None => {
-            let spec = load(file)?;
-            (spec, file)
-        }
-    };
-    let _lock = take_lock(&plan.project, "apply")?;
+    if let Some(path) = saved {
+        let plan = read_plan(path)?;
+        let _lock = take_lock(&plan.project, "apply")?;
+        let observed = engine.observe(&plan.project).await?;
+        check_fresh(path, &plan, &observed)?;
+        return execute_and_report(&engine, &plan, path, verbose).await;
+    }
+    let spec = load(file)?;
+    let _lock = take_lock(&spec.project, "apply")?;
     // Planned under the lock, so a concurrent apply cannot make it stale.
-    let plan = make_plan(&engine, &plan, spec_file, allow_empty).await?;
-    execute_and_report(&engine, &plan, spec_file, verbose).await
+    let plan = make_plan(&engine, &spec, file, allow_empty).await?;
+    execute_and_report(&engine, &plan, file, verbose).await
 }
 
 fn take_lock(project: &str, command: &str) -> Result<lock::ProjectLock, AppError> {
@@ -368,7 +409,7 @@ fn check_fresh(path: &Path, plan: &Plan, observed: &Observed) -> Result<(), AppE
 
 /// Secret values for every container the plan creates, checked against the hashes
 /// the plan recorded, before the first action.
-fn plan_secrets(
+pub(crate) fn plan_secrets(
     plan: &Plan,
     origin: &Path,
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, AppError> {
@@ -423,7 +464,7 @@ async fn execute_and_report(
             plan.unchanged.len()
         );
     } else {
-        execute(engine, plan, &secrets, verbose).await?;
+        execute(engine, plan, &secrets, verbose, None).await?;
         let (c, r, s, d) = plan.counts();
         println!(
             "Applied: {c} created, {r} replaced, {s} started, {d} removed, {} unchanged.",
@@ -474,15 +515,19 @@ struct Executor<'a> {
     /// `service@version` -> the image ID its build produced.
     built: std::sync::Mutex<BTreeMap<String, String>>,
     verbose: bool,
+    /// The commit the desired state came from (`berth watch --git`), labelled on
+    /// the containers this apply creates.
+    revision: Option<&'a str>,
 }
 
 /// Runs the plan's steps phase by phase; within a phase, up to [`PARALLEL`] at once,
 /// each printed as it completes. A failure lets the phase finish, then stops.
-async fn execute(
+pub(crate) async fn execute(
     engine: &Engine,
     plan: &Plan,
     secrets: &BTreeMap<String, BTreeMap<String, String>>,
     verbose: bool,
+    revision: Option<&str>,
 ) -> Result<(), AppError> {
     let style = style();
     let ex = Executor {
@@ -491,6 +536,7 @@ async fn execute(
         secrets,
         built: Default::default(),
         verbose,
+        revision,
     };
     let ex = &ex;
     let mut failures = Vec::new();
@@ -587,6 +633,7 @@ impl Executor<'_> {
     /// its hash is computed again over it.
     fn with_image(&self, c: &DesiredContainer) -> Result<DesiredContainer, StepError> {
         let mut c = c.clone();
+        c.revision = self.revision.map(String::from);
         if let Some(b) = &c.build {
             if b.image_id.is_none() {
                 let built = self.built.lock().expect("no panics hold it");
@@ -768,48 +815,14 @@ async fn build_only(file: &Path, target: Option<&str>, verbose: bool) -> Result<
         steps,
         unchanged: vec![],
     };
-    execute(&engine, &plan, &BTreeMap::new(), verbose).await?;
+    execute(&engine, &plan, &BTreeMap::new(), verbose, None).await?;
     Ok(0)
 }
 
 async fn status(file: &Path, json: bool) -> Result<u8, AppError> {
     let spec = load(file)?;
     let engine = Engine::connect().await?;
-    let observed = engine.observe(&spec.project).await?;
-    let ours: Vec<&plan::ObservedContainer> = observed
-        .containers
-        .iter()
-        .filter(|c| c.owned_by(&spec.project))
-        .collect();
-    let rows = futures_util::future::join_all(ours.iter().map(|c| {
-        let engine = engine.clone();
-        async move {
-            let running = c.state == "running";
-            let port = c.ports.iter().find_map(|p| p.public);
-            let (health, stats) = if running {
-                let health = match port {
-                    Some(p) => probe::health(p).await.to_string(),
-                    None => "unknown".to_string(),
-                };
-                (health, engine.stats(&c.id).await)
-            } else {
-                ("-".to_string(), None)
-            };
-            StatusRow {
-                service: c.label(LABEL_SERVICE).to_string(),
-                version: c.label(LABEL_VERSION).to_string(),
-                container: c.name.clone(),
-                state: c.state.clone(),
-                health,
-                url: url(c),
-                scope: c.label(LABEL_SCOPE).to_string(),
-                cpu_percent: stats.map(|s| s.0),
-                memory_bytes: stats.map(|s| s.1),
-                memory_limit_bytes: stats.map(|s| s.2),
-            }
-        }
-    }))
-    .await;
+    let rows = status_rows(&engine, &spec.project, true).await?;
     if json {
         println!(
             "{}",
@@ -819,6 +832,56 @@ async fn status(file: &Path, json: bool) -> Result<u8, AppError> {
         print!("{}", status_text(&rows));
     }
     Ok(0)
+}
+
+/// Every owned container as `status` shows it: one list call, then per running
+/// container a health probe and (with `usage`) one stats sample, side by side.
+pub(crate) async fn status_rows(
+    engine: &Engine,
+    project: &str,
+    usage: bool,
+) -> Result<Vec<StatusRow>, AppError> {
+    let observed = engine.observe(project).await?;
+    let ours: Vec<&plan::ObservedContainer> = observed
+        .containers
+        .iter()
+        .filter(|c| c.owned_by(project))
+        .collect();
+    let rows = futures_util::future::join_all(ours.iter().map(|c| async move {
+        let running = c.state == "running";
+        let port = c.ports.iter().find_map(|p| p.public);
+        let (health, stats) = if running {
+            let health = match port {
+                Some(p) => probe::health(p).await.to_string(),
+                None => "unknown".to_string(),
+            };
+            (
+                health,
+                if usage {
+                    engine.stats(&c.id).await
+                } else {
+                    None
+                },
+            )
+        } else {
+            ("-".to_string(), None)
+        };
+        StatusRow {
+            service: c.label(LABEL_SERVICE).to_string(),
+            version: c.label(LABEL_VERSION).to_string(),
+            container: c.name.clone(),
+            state: c.state.clone(),
+            health,
+            url: url(c),
+            scope: c.label(LABEL_SCOPE).to_string(),
+            revision: c.labels.get(LABEL_REVISION).cloned(),
+            cpu_percent: stats.map(|s| s.0),
+            memory_bytes: stats.map(|s| s.1),
+            memory_limit_bytes: stats.map(|s| s.2),
+        }
+    }))
+    .await;
+    Ok(rows)
 }
 
 async fn logs(

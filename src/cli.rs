@@ -14,6 +14,9 @@ pub struct Cli {
     /// Print more: build logs, engine calls.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Log format: text, or json (one object per line, for log collectors).
+    #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]
+    pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -95,6 +98,31 @@ pub enum Command {
     },
     /// Check the engine, base images, GPUs and ports.
     Doctor(FileArg),
+    /// The daemon: converge now, then on every change of the file or the branch,
+    /// and whenever the engine drifts. Stops on SIGTERM or Ctrl-C; services keep running.
+    Watch {
+        /// The services file to follow (default ./services.yaml, unless --git).
+        #[arg(short = 'f', long = "file", conflicts_with = "git")]
+        file: Option<PathBuf>,
+        /// A git repository to follow instead (https, ssh, file:// or a path).
+        #[arg(long)]
+        git: Option<String>,
+        /// The branch to follow.
+        #[arg(long = "ref", default_value = "main", requires = "git")]
+        reference: String,
+        /// The services file inside the repository.
+        #[arg(long, default_value = "services.yaml", requires = "git")]
+        path: String,
+        /// How often to fetch the branch and fully resync with the engine.
+        #[arg(long, default_value = "30s")]
+        interval: String,
+        /// Serve /status, /metrics, /healthz and POST /reconcile on this address.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// A file holding the bearer token for POST /reconcile (else $BERTH_TOKEN).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
     /// Make a deterministic .tar.gz code package of a directory (same content, same bytes).
     Package {
         dir: PathBuf,

@@ -6,18 +6,22 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = berth::cli::Cli::parse();
-    let filter = if cli.verbose {
-        "berth=debug"
-    } else {
-        "berth=warn"
+    let daemon = matches!(cli.command, berth::cli::Command::Watch { .. });
+    let filter = match (cli.verbose, daemon) {
+        (true, _) => "berth=debug",
+        (false, true) => "berth=info",
+        (false, false) => "berth=warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-                .unwrap_or_else(|_| filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| filter.into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

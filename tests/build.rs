@@ -268,3 +268,82 @@ fn berth_package_makes_the_same_bytes_from_the_same_directory() {
     p.ok(&["package", src.to_str().unwrap(), "-o", b.to_str().unwrap()]);
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
 }
+
+#[test]
+fn every_runtime_that_can_be_built_here_builds_runs_and_answers() {
+    let Some(p) = project("runtimes") else { return };
+    let out = Command::new(BERTH)
+        .args(["baseimages", "--all"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "berth baseimages --all: {}",
+        text(&out.stderr)
+    );
+    p.write(&format!(
+        "project: {{p}}\nservices:\n  py311:\n    runtime: python3.11\n    package: {py}\n  py313:\n    runtime: python3.13\n    package: {py}\n  node20:\n    runtime: node20\n    package: {node}\n  node22:\n    runtime: node22\n    package: {node}\n",
+        py = example("python-stdlib"),
+        node = example("node-hello"),
+    ));
+    p.ok(&["apply"]);
+    let python = |c: &str| {
+        docker(&[
+            "exec",
+            c,
+            "python3",
+            "-c",
+            "import sys; print(sys.version.split()[0])",
+        ])
+    };
+    assert!(python(&format!("{}-py311-0.0.0", p.name)).starts_with("3.11."));
+    assert!(python(&format!("{}-py313-0.0.0", p.name)).starts_with("3.13."));
+    for (service, major) in [
+        ("py311", None),
+        ("py313", None),
+        ("node20", Some("v20.")),
+        ("node22", Some("v22.")),
+    ] {
+        let body: serde_json::Value = serde_json::from_str(&get(&url_of(&p, service))).unwrap();
+        assert_eq!(body["service"], service);
+        assert_eq!(body["uid"], 10001);
+        if let Some(m) = major {
+            assert!(body["runtime"].as_str().unwrap().starts_with(m), "{body}");
+        }
+    }
+    // The image is hardened: tini is PID 1's child reaper, no compiler, no apt lists.
+    let c = format!("{}-py311-0.0.0", p.name);
+    let checks = docker(&["exec", &c, "sh", "-c", "command -v gcc cc || echo no-compiler; ls /var/lib/apt/lists | wc -l; echo $PYTHONUNBUFFERED"]);
+    assert_eq!(
+        checks.split_whitespace().collect::<Vec<_>>(),
+        ["no-compiler", "0", "1"]
+    );
+}
+
+#[test]
+fn two_versions_of_a_service_run_side_by_side() {
+    let Some(p) = Project::new("versions") else {
+        return;
+    };
+    p.write(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/versions-side-by-side.yaml"),
+        )
+        .unwrap()
+        .replace("project: versions", "project: {p}"),
+    );
+    p.ok(&["apply"]);
+    let names: Vec<String> = p.containers().into_keys().collect();
+    assert_eq!(
+        names,
+        [
+            format!("{}-greeter-1.0.0", p.name),
+            format!("{}-greeter-1.1.0", p.name)
+        ]
+    );
+    let rows: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+    for r in rows.as_array().unwrap() {
+        let v = r["version"].as_str().unwrap();
+        assert_eq!(get(r["url"].as_str().unwrap()), format!("greeter {v}"));
+    }
+}

@@ -20,6 +20,9 @@ pub const LABEL_HASH: &str = "berth.hash";
 /// The canonical configuration the hash was computed from (see [`ContainerConfig`]).
 pub const LABEL_CONFIG: &str = "berth.config";
 pub const LABEL_KEEP: &str = "berth.keep";
+/// The commit a container was created from; not part of the hash, so a commit
+/// that does not change a service does not replace it.
+pub const LABEL_REVISION: &str = "berth.revision";
 
 /// What a service version is built from: enough to build it again at apply time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +107,9 @@ pub struct DesiredContainer {
     /// Set when the image is built from a package.
     #[serde(default)]
     pub build: Option<BuildFact>,
+    /// The commit this container is created from, when the source is git.
+    #[serde(default)]
+    pub revision: Option<String>,
     pub config: ContainerConfig,
     pub hash: String,
 }
@@ -377,6 +383,7 @@ fn container(
             image_ref,
             secret_sources,
             build,
+            revision: None,
             config,
             hash,
         },

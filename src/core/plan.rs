@@ -464,7 +464,10 @@ pub fn plan(
                         },
                         reasons: changes(c.labels.get(LABEL_CONFIG), &d.config),
                     });
-                } else if matches!(c.state.as_str(), "running" | "restarting" | "paused") {
+                } else if matches!(
+                    c.state.as_str(),
+                    "running" | "restarting" | "paused" | "removing"
+                ) {
                     unchanged.push(d.subject(project));
                 } else {
                     steps.push(Step {

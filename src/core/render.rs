@@ -133,6 +133,8 @@ pub struct StatusRow {
     pub health: String,
     pub url: Option<String>,
     pub scope: String,
+    /// The commit the container was created from (`berth watch --git`).
+    pub revision: Option<String>,
     pub cpu_percent: Option<f64>,
     pub memory_bytes: Option<u64>,
     pub memory_limit_bytes: Option<u64>,

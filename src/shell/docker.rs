@@ -28,7 +28,7 @@ use crate::core::plan::{Observed, ObservedContainer, ObservedObject, PortBinding
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("cannot reach the Docker engine: {0}")]
+    #[error("cannot reach the Docker engine: {0}\n  help: start the Docker engine, or point DOCKER_HOST at it; `berth doctor` checks the set-up")]
     EngineConnect(#[source] BollardError),
     #[error("cannot list {what} on the engine: {source}")]
     ObjectList {
@@ -345,6 +345,9 @@ impl Engine {
         let mut labels = hashmap(&cfg.labels);
         labels.insert(LABEL_HASH.into(), c.hash.clone());
         labels.insert(LABEL_CONFIG.into(), cfg.canonical());
+        if let Some(rev) = &c.revision {
+            labels.insert(crate::core::desired::LABEL_REVISION.into(), rev.clone());
+        }
         let env: Vec<String> = cfg
             .env
             .iter()
@@ -634,6 +637,38 @@ impl Engine {
                 source,
             }),
         }
+    }
+
+    /// Container events of a project (die, stop, kill, destroy, oom, start, ...),
+    /// as `(action, container name)`: a hint that the engine drifted. Events can
+    /// be missed, so the caller lists again rather than trusting them.
+    pub fn container_events(
+        &self,
+        project: &str,
+    ) -> impl Stream<Item = Result<(String, String), EngineError>> + '_ {
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            (
+                "label".to_string(),
+                vec![format!("berth.project={project}")],
+            ),
+        ]);
+        let opts = bollard::query_parameters::EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        self.docker.events(Some(opts)).map(|e| {
+            let e = e.map_err(|source| EngineError::ObjectList {
+                what: "events",
+                source,
+            })?;
+            let name = e
+                .actor
+                .and_then(|a| a.attributes)
+                .and_then(|a| a.get("name").cloned())
+                .unwrap_or_default();
+            Ok((e.action.unwrap_or_default(), name))
+        })
     }
 
     /// The ID of an image, or `None` when there is no such image.

@@ -1,11 +1,14 @@
 //! The imperative shell: one module per outside system. Each gathers facts for the
 //! core or carries out one kind of action; none of them decides what to do.
 
+pub mod api;
 pub mod baseimage;
 pub mod build;
 pub mod docker;
+pub mod git;
 pub mod gpu;
 pub mod lock;
 pub mod package;
 pub mod probe;
 pub mod source;
+pub mod watch;

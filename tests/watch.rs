@@ -1,0 +1,460 @@
+//! `berth watch` against the real engine and real git repositories in temp dirs:
+//! file saves of every kind, broken saves, git commits and force-pushes, drift
+//! repair, the API, and a clean stop. Time-dependent logic runs on a paused clock.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{docker, text, Project, BERTH};
+
+/// A running `berth watch`; killed (SIGKILL) if a test fails before stopping it.
+struct Daemon {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Daemon {
+    fn start(p: &Project, args: &[&str]) -> Daemon {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(p.dir.path().join("daemon.log")).unwrap();
+        let child = Command::new(BERTH)
+            .arg("watch")
+            .args(args)
+            .args(["--listen", &listen])
+            .current_dir(p.dir.path())
+            .env("BERTH_STATE_DIR", p.dir.path().join(".state"))
+            .env("BERTH_TOKEN", "test-token")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = Daemon { child, port };
+        d.wait_for(Duration::from_secs(60), |s| {
+            !s["last_reconcile"].is_null() || !s["last_error"].is_null()
+        });
+        d
+    }
+
+    fn curl(&self, args: &[&str]) -> (u16, String) {
+        let url = format!("http://127.0.0.1:{}{}", self.port, args[0]);
+        let out = Command::new("curl")
+            .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "60"])
+            .args(&args[1..])
+            .arg(&url)
+            .output()
+            .unwrap();
+        let body = text(&out.stdout);
+        let (body, code) = body.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.parse().unwrap_or(0), body.to_string())
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let (code, body) = self.curl(&["/status"]);
+        if code != 200 {
+            return serde_json::Value::Null;
+        }
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        let (_, body) = self.curl(&["/metrics"]);
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("{name} "))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(-1.0)
+    }
+
+    /// Polls /status until `ok` holds; panics after `limit`.
+    fn wait_for(
+        &self,
+        limit: Duration,
+        ok: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let s = self.status();
+            if !s.is_null() && ok(&s) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "timed out waiting; last status: {s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+const ONE: &str = "project: {p}\nservices:\n  web:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo $GREETING > /www/index.html && exec httpd -f -p 8000 -h /www']\n    env: { GREETING: one }\n";
+
+fn greeting(p: &Project) -> String {
+    let env = p.inspect(
+        &format!("{}-web-0.0.0", p.name),
+        "{{range .Config.Env}}{{println .}}{{end}}",
+    );
+    env.lines()
+        .find_map(|l| l.strip_prefix("GREETING="))
+        .unwrap_or("")
+        .to_string()
+}
+
+fn wait_greeting(p: &Project, want: &str) {
+    let start = Instant::now();
+    while greeting(p) != want {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never converged to GREETING={want}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn every_way_an_editor_saves_the_file_converges() {
+    let Some(p) = Project::new("wsave") else {
+        return;
+    };
+    p.write(ONE);
+    let d = Daemon::start(&p, &["-f", "services.yaml", "--interval", "1h"]);
+    wait_greeting(&p, "one");
+    let file = p.dir.path().join("services.yaml");
+    let body = |g: &str| {
+        ONE.replace("{p}", &p.name)
+            .replace("GREETING: one", &format!("GREETING: {g}"))
+    };
+
+    // Save by rename (vim, most IDEs).
+    let tmp = p.dir.path().join(".services.yaml.swp");
+    std::fs::write(&tmp, body("renamed")).unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    wait_greeting(&p, "renamed");
+
+    // Truncate and write in place (nano, echo >).
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&file)
+            .unwrap();
+        f.write_all(body("truncated").as_bytes()).unwrap();
+    }
+    wait_greeting(&p, "truncated");
+
+    // Delete, then create again.
+    std::fs::remove_file(&file).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&file, body("recreated")).unwrap();
+    wait_greeting(&p, "recreated");
+    // The replaced container is removed right after its successor started.
+    let start = Instant::now();
+    while p.containers().len() != 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no duplicates: {:?}",
+            p.containers()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reconciles = d.metric("berth_reconcile_total");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        d.metric("berth_reconcile_total") <= reconciles + 1.0,
+        "an idle daemon does not keep reconciling"
+    );
+    drop(d);
+}
+
+#[test]
+fn a_broken_save_keeps_what_runs_and_reports_then_the_fix_converges() {
+    let Some(p) = Project::new("wbroken") else {
+        return;
+    };
+    p.write(ONE);
+    let d = Daemon::start(&p, &["-f", "services.yaml", "--interval", "1h"]);
+    wait_greeting(&p, "one");
+    let before = p.containers();
+    p.write(&ONE.replace("env:", "envv:"));
+    let s = d.wait_for(Duration::from_secs(20), |s| {
+        s["last_reconcile"]["result"] == "error"
+    });
+    let err = s["last_reconcile"]["error"].as_str().unwrap();
+    assert!(
+        err.contains("services.yaml:6:5: unknown field `envv`"),
+        "{err}"
+    );
+    assert_eq!(p.containers(), before, "what runs keeps running");
+    p.write("project: {p}\nservices: {}\n");
+    let s = d.wait_for(Duration::from_secs(20), |s| {
+        s["last_reconcile"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("declares no services"))
+    });
+    assert!(s["last_reconcile"]["result"] == "error");
+    assert_eq!(p.containers(), before, "an empty file never prunes");
+    p.write(&ONE.replace("GREETING: one", "GREETING: fixed"));
+    wait_greeting(&p, "fixed");
+    d.wait_for(Duration::from_secs(20), |s| {
+        s["last_reconcile"]["result"] == "ok"
+    });
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.org",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn commits_and_force_pushes_on_a_branch_converge_with_the_revision_label() {
+    let Some(p) = Project::new("wgit") else {
+        return;
+    };
+    let bare = p.dir.path().join("remote.git");
+    let work = p.dir.path().join("work");
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "--bare", "-q"]);
+    git(
+        p.dir.path(),
+        &["clone", "-q", bare.to_str().unwrap(), "work"],
+    );
+    std::fs::write(work.join("services.yaml"), ONE.replace("{p}", &p.name)).unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "one"]);
+    git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    let first = git(&work, &["rev-parse", "HEAD"]);
+
+    let url = format!("file://{}", bare.display());
+    let d = Daemon::start(
+        &p,
+        &[
+            "--git",
+            &url,
+            "--ref",
+            "main",
+            "--path",
+            "services.yaml",
+            "--interval",
+            "1s",
+        ],
+    );
+    wait_greeting(&p, "one");
+    let web = format!("{}-web-0.0.0", p.name);
+    assert_eq!(
+        p.inspect(&web, "{{index .Config.Labels \"berth.revision\"}}"),
+        first
+    );
+    let s = d.wait_for(Duration::from_secs(10), |s| s["revision"] == first.as_str());
+    assert_eq!(
+        s["services"][0]["revision"],
+        first.as_str(),
+        "status shows the revision"
+    );
+
+    std::fs::write(
+        work.join("services.yaml"),
+        ONE.replace("{p}", &p.name)
+            .replace("GREETING: one", "GREETING: two"),
+    )
+    .unwrap();
+    git(&work, &["commit", "-qam", "two"]);
+    git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    wait_greeting(&p, "two");
+    let second = git(&work, &["rev-parse", "HEAD"]);
+    assert_eq!(
+        p.inspect(&web, "{{index .Config.Labels \"berth.revision\"}}"),
+        second
+    );
+
+    // Rewrite history: the branch now points to another "two" commit.
+    std::fs::write(
+        work.join("services.yaml"),
+        ONE.replace("{p}", &p.name)
+            .replace("GREETING: one", "GREETING: forced"),
+    )
+    .unwrap();
+    git(&work, &["commit", "-q", "--amend", "-am", "forced"]);
+    git(&work, &["push", "-q", "-f", "origin", "HEAD:main"]);
+    wait_greeting(&p, "forced");
+    drop(d);
+}
+
+#[test]
+fn a_removed_or_stopped_container_is_put_back_and_counted_as_drift() {
+    let Some(p) = Project::new("wdrift") else {
+        return;
+    };
+    p.write(ONE);
+    let d = Daemon::start(&p, &["-f", "services.yaml", "--interval", "1h"]);
+    wait_greeting(&p, "one");
+    let web = format!("{}-web-0.0.0", p.name);
+    docker(&["rm", "-f", &web]);
+    let start = Instant::now();
+    while p.containers().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the removed container came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.wait_for(Duration::from_secs(20), |_| {
+        p.inspect(&web, "{{.State.Status}}") == "running"
+    });
+    docker(&["stop", "-t", "1", &web]);
+    d.wait_for(Duration::from_secs(20), |_| {
+        p.inspect(&web, "{{.State.Status}}") == "running"
+    });
+    let start = Instant::now();
+    while d.metric("berth_drift_corrections_total") < 2.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "both repairs are counted as drift"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_api_reports_status_and_metrics_and_refuses_reconcile_without_the_token() {
+    let Some(p) = Project::new("wapi") else {
+        return;
+    };
+    p.write(ONE);
+    let d = Daemon::start(&p, &["-f", "services.yaml", "--interval", "1h"]);
+    let s = d.wait_for(Duration::from_secs(20), |s| {
+        s["last_reconcile"]["result"] == "ok"
+    });
+    assert_eq!(s["source"]["kind"], "file");
+    assert!(s["last_reconcile"]["at"].as_u64().unwrap() > 0);
+    let svc = &s["services"][0];
+    assert_eq!(svc["service"], "web");
+    assert_eq!(svc["state"], "running");
+    assert!(svc["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    assert!(d.metric("berth_reconcile_total") >= 1.0);
+    assert_eq!(d.metric("berth_managed_containers"), 1.0);
+    assert_eq!(d.curl(&["/healthz"]), (200, "ok\n".to_string()));
+
+    assert_eq!(d.curl(&["/reconcile", "-X", "POST"]).0, 401);
+    assert_eq!(
+        d.curl(&[
+            "/reconcile",
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Bearer wrong"
+        ])
+        .0,
+        401
+    );
+    let before = d.metric("berth_reconcile_total");
+    let (code, body) = d.curl(&[
+        "/reconcile",
+        "-X",
+        "POST",
+        "-H",
+        "Authorization: Bearer test-token",
+    ]);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("converged"), "{body}");
+    assert!(d.metric("berth_reconcile_total") > before);
+    let log = std::fs::read_to_string(p.dir.path().join("daemon.log")).unwrap();
+    assert!(!log.contains("test-token"), "the token is never logged");
+}
+
+#[test]
+fn sigterm_stops_the_daemon_and_leaves_the_services_running() {
+    let Some(p) = Project::new("wterm") else {
+        return;
+    };
+    p.write(ONE);
+    let mut d = Daemon::start(&p, &["-f", "services.yaml", "--interval", "1h"]);
+    wait_greeting(&p, "one");
+    let ids = p.containers();
+    let pid = d.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = d.child.wait().unwrap();
+    assert!(status.success(), "a clean stop exits 0: {status}");
+    assert_eq!(p.containers(), ids);
+    assert_eq!(
+        p.inspect(&format!("{}-web-0.0.0", p.name), "{{.State.Status}}"),
+        "running"
+    );
+
+    // Starting it again changes nothing that is already right.
+    let d2 = Daemon::start(&p, &["-f", "services.yaml", "--interval", "1h"]);
+    d2.wait_for(Duration::from_secs(20), |s| {
+        s["last_reconcile"]["result"] == "ok"
+    });
+    assert_eq!(p.containers(), ids);
+    let log = BufReader::new(std::fs::File::open(p.dir.path().join("daemon.log")).unwrap());
+    assert!(log
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("converged")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_resync_ticker_fires_once_per_interval_on_a_paused_clock() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let task = tokio::spawn(berth::daemon::ticker(Duration::from_secs(30), tx));
+    tokio::time::sleep(Duration::from_secs(95)).await;
+    let mut ticks = 0;
+    while let Ok(e) = rx.try_recv() {
+        assert!(matches!(e, berth::daemon::Event::Tick));
+        ticks += 1;
+    }
+    assert_eq!(ticks, 3, "30 s, 60 s and 90 s; none at start");
+    task.abort();
+}
+
+#[test]
+fn fetch_failures_back_off_doubling_up_to_five_minutes() {
+    use berth::shell::git::next_delay;
+    let i = Duration::from_secs(30);
+    let delays: Vec<u64> = (0..12).map(|f| next_delay(i, f).as_secs()).collect();
+    assert_eq!(delays, [30, 1, 2, 4, 8, 16, 32, 64, 128, 256, 256, 256]);
+    assert_eq!(
+        berth::shell::git::redact("https://user:secret@git.example.org/x.git"),
+        "https://***@git.example.org/x.git"
+    );
+}
