@@ -84,6 +84,11 @@ struct Daemon {
     current: Option<(Option<String>, PathBuf)>,
     /// The project, once a file parsed: engine events are followed for it.
     project: Option<String>,
+    /// The spec of the last successful reconcile.
+    last_spec: Option<crate::core::spec::Spec>,
+    /// Why the source could not be read (a failed fetch, a refused commit), until
+    /// it can again. Reported beside the last reconcile, which used the last good state.
+    source_error: Option<String>,
     stats: Stats,
     status: Arc<RwLock<serde_json::Value>>,
     metrics: Arc<RwLock<String>>,
@@ -266,6 +271,8 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
         opts,
         current,
         project: None,
+        last_spec: None,
+        source_error: None,
         stats: Stats::default(),
         status,
         metrics,
@@ -292,6 +299,7 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
                 Event::GitFetched { revision, file } => {
                     tracing::info!(revision, "new commit");
                     d.current = Some((Some(revision), file));
+                    d.source_error = None;
                     trigger = "git";
                 }
                 Event::GitFailed(e) => {
@@ -341,14 +349,20 @@ impl Daemon {
             return Err("no source yet".into());
         };
         let started = Instant::now();
+        tracing::debug!(trigger, "reconcile started");
         let outcome = self.converge(&file, revision.as_deref()).await;
         let secs = started.elapsed().as_secs_f64();
         self.stats.reconciles += 1;
         self.stats.duration_sum += secs;
         self.stats.last_duration = secs;
         match outcome {
-            Ok((steps, rows)) => {
-                if steps > 0 && matches!(trigger, "engine" | "tick") {
+            Ok((steps, rows, changed)) => {
+                let trigger = match (&self.opts.source, changed) {
+                    (_, false) => trigger,
+                    (WatchSource::File(_), true) => "file",
+                    (WatchSource::Git { .. }, true) => "git",
+                };
+                if steps > 0 && !changed {
                     self.stats.drift_corrections += steps as u64;
                 }
                 self.stats.managed = rows.len();
@@ -379,8 +393,11 @@ impl Daemon {
         &mut self,
         file: &std::path::Path,
         revision: Option<&str>,
-    ) -> Result<(usize, Vec<crate::core::render::StatusRow>), AppError> {
+    ) -> Result<(usize, Vec<crate::core::render::StatusRow>, bool), AppError> {
         let spec = app::load(file)?;
+        // Steps taken for a spec that did not change undo drift; steps for a new
+        // spec are the change itself, whatever event woke the loop first.
+        let changed = self.last_spec.as_ref() != Some(&spec);
         if self.project.as_deref() != Some(spec.project.as_str()) {
             self.project = Some(spec.project.clone());
             tokio::spawn(follow_engine(
@@ -403,13 +420,16 @@ impl Daemon {
             app::execute(&self.engine, &plan, &secrets, self.opts.verbose, revision).await?;
         }
         let rows = app::status_rows(&self.engine, &spec.project, false).await?;
-        Ok((plan.steps.len(), rows))
+        self.last_spec = Some(spec);
+        Ok((plan.steps.len(), rows, changed))
     }
 
     fn record_error(&mut self, e: &str) {
         self.stats.errors += 1;
+        self.source_error = Some(e.to_string());
         let mut doc = self.status.write().expect("no panics hold it");
         doc["last_error"] = json!(e);
+        doc["source_error"] = json!(e);
     }
 
     /// Writes the `/status` document and the `/metrics` text.
@@ -449,7 +469,8 @@ impl Daemon {
                     "error": error,
                     "duration_seconds": self.stats.last_duration,
                 }) } else { json!(null) },
-                "last_error": error,
+                "last_error": error.or(self.source_error.as_deref()),
+                "source_error": self.source_error,
                 "services": services,
             });
         }

@@ -243,6 +243,8 @@ fn commits_and_force_pushes_on_a_branch_converge_with_the_revision_label() {
     let Some(p) = Project::new("wgit") else {
         return;
     };
+    // The project's own copy of the file, so the test's clean-up (`berth destroy`) finds it.
+    p.write(ONE);
     let bare = p.dir.path().join("remote.git");
     let work = p.dir.path().join("work");
     std::fs::create_dir_all(&bare).unwrap();
@@ -457,4 +459,71 @@ fn fetch_failures_back_off_doubling_up_to_five_minutes() {
         berth::shell::git::redact("https://user:secret@git.example.org/x.git"),
         "https://***@git.example.org/x.git"
     );
+}
+
+#[test]
+fn a_commit_with_a_symlink_out_of_the_repository_is_refused_and_the_last_good_one_keeps_running() {
+    let Some(p) = Project::new("wlink") else {
+        return;
+    };
+    // The project's own copy of the file, so the test's clean-up (`berth destroy`) finds it.
+    p.write(ONE);
+    let bare = p.dir.path().join("remote.git");
+    let work = p.dir.path().join("work");
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "--bare", "-q"]);
+    git(
+        p.dir.path(),
+        &["clone", "-q", bare.to_str().unwrap(), "work"],
+    );
+    std::fs::write(work.join("services.yaml"), ONE.replace("{p}", &p.name)).unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "one"]);
+    git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    let url = format!("file://{}", bare.display());
+    let d = Daemon::start(
+        &p,
+        &[
+            "--git",
+            &url,
+            "--path",
+            "services.yaml",
+            "--interval",
+            "1s",
+            "--log-format",
+            "json",
+        ],
+    );
+    wait_greeting(&p, "one");
+
+    std::os::unix::fs::symlink("/etc/passwd", work.join("passwd")).unwrap();
+    std::fs::write(
+        work.join("services.yaml"),
+        ONE.replace("{p}", &p.name)
+            .replace("GREETING: one", "GREETING: evil"),
+    )
+    .unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "evil"]);
+    git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    let s = d.wait_for(Duration::from_secs(20), |s| {
+        s["last_error"].as_str().is_some_and(|e| {
+            e.contains("the symlink `passwd` points to `/etc/passwd`, outside the repository")
+        })
+    });
+    assert!(
+        s["last_error"].as_str().unwrap().contains("file://"),
+        "names the source"
+    );
+    assert_eq!(greeting(&p), "one", "the last good commit keeps running");
+
+    // Logs are JSON, one object per line.
+    let log = std::fs::read_to_string(p.dir.path().join("daemon.log")).unwrap();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
+    }
 }

@@ -51,6 +51,7 @@ pub fn watch_file(
                     .any(|p| p.file_name() == Some(name.as_os_str()))
         });
         if ours {
+            tracing::debug!("services file changed");
             on_change();
         }
     })
