@@ -33,6 +33,10 @@ fn free_port() -> u16 {
 
 impl Daemon {
     fn start(p: &Project, args: &[&str]) -> Daemon {
+        Daemon::start_env(p, args, &[])
+    }
+
+    fn start_env(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(p.dir.path().join("daemon.log")).unwrap();
@@ -43,6 +47,7 @@ impl Daemon {
             .current_dir(p.dir.path())
             .env("BERTH_STATE_DIR", p.dir.path().join(".state"))
             .env("BERTH_TOKEN", "test-token")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -526,4 +531,110 @@ fn a_commit_with_a_symlink_out_of_the_repository_is_refused_and_the_last_good_on
             serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
         assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
     }
+}
+
+/// A unix-socket proxy in front of the engine that can be cut and restored, to
+/// play an engine that goes away and comes back.
+struct EngineProxy {
+    path: std::path::PathBuf,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
+}
+
+impl EngineProxy {
+    fn start(path: &std::path::Path) -> EngineProxy {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        use std::sync::atomic::Ordering;
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::<UnixStream>::new()));
+        let (p, u, c) = (path.to_path_buf(), up.clone(), conns.clone());
+        std::thread::spawn(move || loop {
+            let _ = std::fs::remove_file(&p);
+            let listener = UnixListener::bind(&p).unwrap();
+            listener.set_nonblocking(true).unwrap();
+            while u.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        let engine = UnixStream::connect("/var/run/docker.sock").unwrap();
+                        c.lock()
+                            .unwrap()
+                            .extend([client.try_clone().unwrap(), engine.try_clone().unwrap()]);
+                        let (mut a, mut b) =
+                            (client.try_clone().unwrap(), engine.try_clone().unwrap());
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut a, &mut b);
+                            let _ = b.shutdown(std::net::Shutdown::Both);
+                        });
+                        let (mut a, mut b) = (engine, client);
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut a, &mut b);
+                            let _ = b.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            drop(listener);
+            let _ = std::fs::remove_file(&p);
+            while !u.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        EngineProxy {
+            path: path.to_path_buf(),
+            up,
+            conns,
+        }
+    }
+
+    /// Closes every connection and stops accepting: the engine is gone.
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn an_engine_that_goes_away_and_comes_back_is_reconnected_and_converged() {
+    let Some(p) = Project::new("wengine") else {
+        return;
+    };
+    p.write(ONE);
+    let sock = p.dir.path().join("engine.sock");
+    let proxy = EngineProxy::start(&sock);
+    let host = format!("unix://{}", proxy.path.display());
+    let d = Daemon::start_env(
+        &p,
+        &["-f", "services.yaml", "--interval", "1h"],
+        &[("DOCKER_HOST", &host)],
+    );
+    wait_greeting(&p, "one");
+    proxy.cut();
+    std::thread::sleep(Duration::from_millis(500));
+    // While the engine is unreachable for the daemon, the service disappears.
+    docker(&["rm", "-f", &format!("{}-web-0.0.0", p.name)]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(p.containers().is_empty());
+    proxy.restore();
+    let start = Instant::now();
+    while p.containers().len() != 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "reconnected and converged"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.wait_for(Duration::from_secs(20), |s| {
+        s["last_reconcile"]["result"] == "ok"
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(p.containers().len(), 1, "no duplicates");
 }
