@@ -68,6 +68,8 @@ pub enum AppError {
         "no container of `{target}` in project `{project}`\n  help: `berth status` lists what runs"
     )]
     ContainerFind { target: String, project: String },
+    #[error("nothing to build for `{target}` in project `{project}`: no such service version is built from a package\n  help: `berth build` builds the versions that have `package:` and `runtime:`")]
+    BuildTargetFind { target: String, project: String },
 }
 
 /// Runs one command; the exit code on success (plan's detailed exit code is 2).
@@ -778,7 +780,7 @@ async fn build_only(file: &Path, target: Option<&str>, verbose: bool) -> Result<
         Some(t) => id.split('@').next() == Some(t),
     });
     if facts.is_empty() {
-        return Err(AppError::ContainerFind {
+        return Err(AppError::BuildTargetFind {
             target: target.unwrap_or("any service").into(),
             project: spec.project,
         });

@@ -243,11 +243,8 @@ fn git(dir: &std::path::Path, args: &[&str]) -> String {
     text(&out.stdout).trim().to_string()
 }
 
-#[test]
-fn commits_and_force_pushes_on_a_branch_converge_with_the_revision_label() {
-    let Some(p) = Project::new("wgit") else {
-        return;
-    };
+/// A bare repository and a clone of it, with ONE committed and pushed to main.
+fn remote_with_one(p: &Project) -> (std::path::PathBuf, std::path::PathBuf) {
     // The project's own copy of the file, so the test's clean-up (`berth destroy`) finds it.
     p.write(ONE);
     let bare = p.dir.path().join("remote.git");
@@ -262,6 +259,15 @@ fn commits_and_force_pushes_on_a_branch_converge_with_the_revision_label() {
     git(&work, &["add", "."]);
     git(&work, &["commit", "-qm", "one"]);
     git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    (bare, work)
+}
+
+#[test]
+fn commits_and_force_pushes_on_a_branch_converge_with_the_revision_label() {
+    let Some(p) = Project::new("wgit") else {
+        return;
+    };
+    let (bare, work) = remote_with_one(&p);
     let first = git(&work, &["rev-parse", "HEAD"]);
 
     let url = format!("file://{}", bare.display());
@@ -471,20 +477,7 @@ fn a_commit_with_a_symlink_out_of_the_repository_is_refused_and_the_last_good_on
     let Some(p) = Project::new("wlink") else {
         return;
     };
-    // The project's own copy of the file, so the test's clean-up (`berth destroy`) finds it.
-    p.write(ONE);
-    let bare = p.dir.path().join("remote.git");
-    let work = p.dir.path().join("work");
-    std::fs::create_dir_all(&bare).unwrap();
-    git(&bare, &["init", "--bare", "-q"]);
-    git(
-        p.dir.path(),
-        &["clone", "-q", bare.to_str().unwrap(), "work"],
-    );
-    std::fs::write(work.join("services.yaml"), ONE.replace("{p}", &p.name)).unwrap();
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-qm", "one"]);
-    git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    let (bare, work) = remote_with_one(&p);
     let url = format!("file://{}", bare.display());
     let d = Daemon::start(
         &p,
