@@ -852,28 +852,24 @@ pub(crate) async fn status_rows(
     let rows = futures_util::future::join_all(ours.iter().map(|c| async move {
         let running = c.state == "running";
         let port = c.ports.iter().find_map(|p| p.public);
-        let (health, stats) = if running {
-            let health = match port {
-                Some(p) => probe::health(p).await.to_string(),
-                None => "unknown".to_string(),
-            };
-            (
-                health,
-                if usage {
-                    engine.stats(&c.id).await
-                } else {
-                    None
-                },
-            )
-        } else {
-            ("-".to_string(), None)
+        let probe = match (running, port) {
+            (true, Some(p)) => Some(probe::health(p).await),
+            _ => None,
         };
+        let stats = if running && usage {
+            engine.stats(&c.id).await
+        } else {
+            None
+        };
+        let restarts = engine.restart_count(&c.id).await.unwrap_or(0);
+        let health = crate::core::render::health_word(&c.state, restarts, probe);
         StatusRow {
             service: c.label(LABEL_SERVICE).to_string(),
             version: c.label(LABEL_VERSION).to_string(),
             container: c.name.clone(),
             state: c.state.clone(),
             health,
+            restarts,
             url: url(c),
             scope: c.label(LABEL_SCOPE).to_string(),
             revision: c.labels.get(LABEL_REVISION).cloned(),

@@ -496,3 +496,32 @@ fn an_apply_killed_midway_through_a_replace_converges_next_time_without_duplicat
     );
     assert!(p.ok(&["plan"]).contains("No changes"));
 }
+
+#[test]
+fn a_crash_loop_is_reported_by_status_not_hidden() {
+    let Some(p) = Project::new("crashloop") else {
+        return;
+    };
+    p.write("project: {p}\nservices:\n  bad:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo failing; exit 3']\n");
+    p.ok(&["apply"]);
+    let start = std::time::Instant::now();
+    loop {
+        let rows: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+        let r = &rows[0];
+        if r["health"] == "crash-looping" && r["restarts"].as_i64().unwrap() >= 3 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "never reported as a crash loop: {r}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let table = p.ok(&["status"]);
+    assert!(
+        table.contains("RESTARTS") && table.contains("crash-looping"),
+        "{table}"
+    );
+    let logs = p.ok(&["logs", "bad", "--tail", "1"]);
+    assert_eq!(logs.trim(), "failing");
+}

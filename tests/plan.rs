@@ -466,3 +466,18 @@ fn a_package_whose_image_exists_is_never_built_again() {
     assert_eq!(p.builds(), 0);
     assert_eq!(d.containers[0].config.image, "sha256:9999");
 }
+
+#[test]
+fn a_container_the_engine_keeps_restarting_is_a_crash_loop_whatever_a_probe_says() {
+    use berth::core::render::health_word;
+    assert_eq!(health_word("restarting", 1, None), "crash-looping");
+    assert_eq!(health_word("exited", 5, None), "crash-looping");
+    assert_eq!(health_word("running", 5, Some("healthy")), "healthy");
+    assert_eq!(
+        health_word("running", 5, Some("unhealthy")),
+        "crash-looping"
+    );
+    assert_eq!(health_word("running", 1, Some("unhealthy")), "unhealthy");
+    assert_eq!(health_word("running", 0, None), "unknown");
+    assert_eq!(health_word("exited", 0, None), "-");
+}

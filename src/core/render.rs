@@ -122,6 +122,20 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     out
 }
 
+/// The health a status row shows: a container the engine keeps restarting is a
+/// crash loop, whatever a probe between two crashes might answer.
+pub fn health_word(state: &str, restarts: i64, probe: Option<&str>) -> String {
+    let healthy = state == "running" && probe == Some("healthy");
+    if state == "restarting" || (restarts >= 3 && !healthy) {
+        return "crash-looping".to_string();
+    }
+    match (state, probe) {
+        ("running", Some(p)) => p.to_string(),
+        ("running", None) => "unknown".to_string(),
+        _ => "-".to_string(),
+    }
+}
+
 /// One container as `status` reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusRow {
@@ -129,8 +143,10 @@ pub struct StatusRow {
     pub version: String,
     pub container: String,
     pub state: String,
-    /// healthy | unhealthy | starting | - (not running)
+    /// healthy | unhealthy | crash-looping | unknown (no published port) | - (not running)
     pub health: String,
+    /// Restarts by the engine's restart policy since the container was created.
+    pub restarts: i64,
     pub url: Option<String>,
     pub scope: String,
     /// The commit the container was created from (`berth watch --git`).
@@ -145,9 +161,9 @@ pub fn status_text(rows: &[StatusRow]) -> String {
         return "No containers: nothing of this project runs on the engine.\n".to_string();
     }
     let header = [
-        "SERVICE", "VERSION", "STATE", "HEALTH", "URL", "SCOPE", "CPU", "MEMORY",
+        "SERVICE", "VERSION", "STATE", "HEALTH", "RESTARTS", "URL", "SCOPE", "CPU", "MEMORY",
     ];
-    let table: Vec<[String; 8]> = rows
+    let table: Vec<[String; 9]> = rows
         .iter()
         .map(|r| {
             [
@@ -155,6 +171,7 @@ pub fn status_text(rows: &[StatusRow]) -> String {
                 r.version.clone(),
                 r.state.clone(),
                 r.health.clone(),
+                r.restarts.to_string(),
                 r.url.clone().unwrap_or_else(|| "-".into()),
                 r.scope.clone(),
                 r.cpu_percent

@@ -486,6 +486,16 @@ impl Engine {
         }
     }
 
+    /// How many times the engine has restarted a container (its restart policy at
+    /// work after crashes); `None` when the container is gone.
+    pub async fn restart_count(&self, id: &str) -> Option<i64> {
+        self.docker
+            .inspect_container(id, None)
+            .await
+            .ok()?
+            .restart_count
+    }
+
     /// One stats sample: (CPU percent over the engine's sampling interval, memory
     /// used, memory limit). `None` when the container is not running.
     pub async fn stats(&self, id: &str) -> Option<(f64, u64, u64)> {
