@@ -62,6 +62,8 @@ pub enum AppError {
     },
     #[error("{0}")]
     Daemon(String),
+    #[error("{failed}")]
+    RolloutFail { failed: String },
     #[error("unknown runtime `{name}`\n  help: use one of python3.11, python3.12, python3.13 (each also -cuda), node20, node22")]
     RuntimeUnknown { name: String },
     #[error(
@@ -93,7 +95,16 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
         } => {
             let spec = load(&file.file)?;
             let engine = Engine::connect().await?;
-            let plan = make_plan(&engine, &spec, &file.file, allow_empty).await?;
+            let plan = make_plan(
+                &engine,
+                &spec,
+                &file.file,
+                plan::Options {
+                    allow_empty,
+                    retry_failed: true,
+                },
+            )
+            .await?;
             if json {
                 println!(
                     "{}",
@@ -339,13 +350,12 @@ pub(crate) async fn make_plan(
     engine: &Engine,
     spec: &Spec,
     file: &Path,
-    allow_empty: bool,
+    opts: plan::Options,
 ) -> Result<Plan, AppError> {
     let (desired, observed) =
         tokio::join!(desired(engine, spec, file), engine.observe(&spec.project));
     let (desired, observed) = (desired?, observed?);
-    plan::plan(&desired, &observed, &plan::Options { allow_empty })
-        .map_err(|items| refused(file, items))
+    plan::plan(&desired, &observed, &opts).map_err(|items| refused(file, items))
 }
 
 async fn apply(
@@ -365,7 +375,16 @@ async fn apply(
     let spec = load(file)?;
     let _lock = take_lock(&spec.project, "apply")?;
     // Planned under the lock, so a concurrent apply cannot make it stale.
-    let plan = make_plan(&engine, &spec, file, allow_empty).await?;
+    let plan = make_plan(
+        &engine,
+        &spec,
+        file,
+        plan::Options {
+            allow_empty,
+            retry_failed: true,
+        },
+    )
+    .await?;
     execute_and_report(&engine, &plan, file, verbose).await
 }
 
@@ -473,6 +492,11 @@ async fn execute_and_report(
             plan.unchanged.len()
         );
     }
+    if !plan.failed.is_empty() {
+        return Err(AppError::RolloutFail {
+            failed: plan.failed.join("\n  "),
+        });
+    }
     // Where each service answers: one more list call, read-only.
     let observed = engine.observe(&plan.project).await?;
     for c in observed
@@ -507,6 +531,14 @@ enum StepError {
     Base(#[from] BaseImageError),
     #[error("{0}")]
     Pending(String),
+    #[error("{id} never became healthy: GET / must answer 2xx within {timeout_ms} ms, and the last try said: {why}\n  the container is kept stopped as {kept}; its last log lines:\n{logs}\n  help: fix the service (or its `health:` timeout) and apply again; what ran before keeps running")]
+    Unhealthy {
+        id: String,
+        why: String,
+        timeout_ms: u64,
+        kept: String,
+        logs: String,
+    },
 }
 
 /// Carries out a plan's steps; what one phase builds, a later phase uses.
@@ -730,36 +762,88 @@ fn progress_bar(tag: &str) -> Option<indicatif::ProgressBar> {
     Some(p)
 }
 
-/// Creates and starts; a container that does not start is removed again, so the
-/// next plan sees a clean "create".
+/// Creates and starts a container, then waits for it to pass its health gate.
+/// One that does not start is removed again, so the next plan sees a clean
+/// "create"; one that starts but never answers is stopped and kept aside as
+/// `<name>-failed-<id>` for inspection (the next plan removes it and tries again).
 async fn create_and_start(
     engine: &Engine,
     c: &DesiredContainer,
     secrets: &BTreeMap<String, String>,
-) -> Result<String, EngineError> {
+) -> Result<String, StepError> {
     let id = engine.create_container(&c.name, c, secrets).await?;
     if let Err(e) = engine.start_container(&id, &c.name).await {
         let _ = engine.remove_container(&id, &c.name).await;
-        return Err(e);
+        return Err(e.into());
+    }
+    if let Err(why) = wait_healthy(engine, &id, c).await {
+        let logs = engine.logs_tail(&id, 10).await;
+        let _ = engine.stop_container(&id, &c.name).await;
+        let failed = format!("{}-failed-{}", c.name, short(&id));
+        let _ = engine.rename_container(&id, &c.name, &failed).await;
+        return Err(StepError::Unhealthy {
+            id: format!("{}@{}", c.service, c.version),
+            why,
+            timeout_ms: c.health.timeout_ms,
+            kept: failed,
+            logs: logs
+                .trim_end()
+                .lines()
+                .map(|l| format!("    | {l}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
     }
     Ok(id)
 }
 
+/// Asks `GET /` on the container's published port every interval until a 2xx,
+/// the timeout, or the container stopping. Err says what the last answer was.
+async fn wait_healthy(engine: &Engine, id: &str, c: &DesiredContainer) -> Result<(), String> {
+    let h = c.health;
+    if h.timeout_ms == 0 {
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(h.timeout_ms);
+    let mut last = "no answer yet".to_string();
+    loop {
+        match engine.state_and_port(id, c.config.port).await {
+            None => return Err("the container disappeared".into()),
+            Some((state, _)) if state == "exited" || state == "dead" => {
+                return Err(format!("the container {state} (last answer: {last})"));
+            }
+            Some((_, None)) => last = "the port is not published yet".into(),
+            Some((_, Some(port))) => {
+                match probe::get_root(port, std::time::Duration::from_secs(2)).await {
+                    Ok(status) if (200..300).contains(&status) => return Ok(()),
+                    Ok(status) => last = format!("GET / answered {status}"),
+                    Err(e) => last = format!("GET / failed: {e}"),
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(last);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(h.interval_ms)).await;
+    }
+}
+
 /// Replace under the same name: move the old container aside (stopped, renamed),
-/// start the new one, then remove the old. If the new one fails, the old one is
-/// put back. Killed midway, the renamed container is a leftover the next plan removes.
+/// start the new one and wait for it to be healthy, then remove the old. If the
+/// new one fails, the old one is put back. Killed midway, the renamed container is
+/// a leftover the next plan removes.
 async fn replace(
     engine: &Engine,
     old_id: &str,
     c: &DesiredContainer,
     secrets: &BTreeMap<String, String>,
-) -> Result<(), EngineError> {
+) -> Result<(), StepError> {
     let aside = format!("{}-old-{}", c.name, short(old_id));
     // Stopped first: the engine cannot rename a container that is restarting.
     engine.stop_container(old_id, &c.name).await?;
     engine.rename_container(old_id, &c.name, &aside).await?;
     match create_and_start(engine, c, secrets).await {
-        Ok(_) => engine.remove_container(old_id, &aside).await,
+        Ok(_) => Ok(engine.remove_container(old_id, &aside).await?),
         Err(e) => {
             let _ = engine.rename_container(old_id, &aside, &c.name).await;
             let _ = engine.start_container(old_id, &c.name).await;
@@ -816,6 +900,7 @@ async fn build_only(file: &Path, target: Option<&str>, verbose: bool) -> Result<
         observed: vec![],
         steps,
         unchanged: vec![],
+        failed: vec![],
     };
     execute(&engine, &plan, &BTreeMap::new(), verbose, None).await?;
     Ok(0)
@@ -862,7 +947,11 @@ pub(crate) async fn status_rows(
             None
         };
         let restarts = engine.restart_count(&c.id).await.unwrap_or(0);
-        let health = crate::core::render::health_word(&c.state, restarts, probe);
+        let health = if c.name.contains("-failed-") {
+            "failed".to_string()
+        } else {
+            crate::core::render::health_word(&c.state, restarts, probe)
+        };
         StatusRow {
             service: c.label(LABEL_SERVICE).to_string(),
             version: c.label(LABEL_VERSION).to_string(),

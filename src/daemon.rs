@@ -350,7 +350,10 @@ impl Daemon {
         };
         let started = Instant::now();
         tracing::debug!(trigger, "reconcile started");
-        let outcome = self.converge(&file, revision.as_deref()).await;
+        // A configuration that failed its health gate is tried again on the resync
+        // timer or when asked, not on the engine events its failure caused.
+        let retry = matches!(trigger, "tick" | "api");
+        let outcome = self.converge(&file, revision.as_deref(), retry).await;
         let secs = started.elapsed().as_secs_f64();
         self.stats.reconciles += 1;
         self.stats.duration_sum += secs;
@@ -393,6 +396,7 @@ impl Daemon {
         &mut self,
         file: &std::path::Path,
         revision: Option<&str>,
+        retry_failed: bool,
     ) -> Result<(usize, Vec<crate::core::render::StatusRow>, bool), AppError> {
         let spec = app::load(file)?;
         // Steps taken for a spec that did not change undo drift; steps for a new
@@ -414,13 +418,22 @@ impl Daemon {
         })
         .await
         .map_err(|e| AppError::Daemon(e.to_string()))??;
-        let plan = app::make_plan(&self.engine, &spec, file, false).await?;
+        let opts = crate::core::plan::Options {
+            allow_empty: false,
+            retry_failed,
+        };
+        let plan = app::make_plan(&self.engine, &spec, file, opts).await?;
         let secrets = app::plan_secrets(&plan, file)?;
         if !plan.is_empty() {
             app::execute(&self.engine, &plan, &secrets, self.opts.verbose, revision).await?;
         }
         let rows = app::status_rows(&self.engine, &spec.project, false).await?;
         self.last_spec = Some(spec);
+        if !plan.failed.is_empty() {
+            return Err(AppError::RolloutFail {
+                failed: plan.failed.join("\n  "),
+            });
+        }
         Ok((plan.steps.len(), rows, changed))
     }
 
@@ -487,29 +500,10 @@ impl Daemon {
     }
 }
 
-/// `30s`, `1m`, `500ms`, `2h` -> a duration.
+/// `30s`, `1m`, `500ms`, `2h` -> a duration of more than zero.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration: write 500ms, 30s, 5m or 1h"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "`{text}` is not a duration: write 500ms, 30s, 5m or 1h"
-            ))
-        }
-    };
-    if secs <= 0.0 {
-        return Err(format!("`{text}` must be more than zero"));
+    match crate::core::spec::parse_duration_ms(text)? {
+        0 => Err(format!("`{text}` must be more than zero")),
+        ms => Ok(Duration::from_millis(ms)),
     }
-    Ok(Duration::from_secs_f64(secs))
 }

@@ -391,7 +391,7 @@ fn retagging_the_image_to_new_content_replaces_the_container() {
     };
     build("one");
     p.write(&format!(
-        "project: {{p}}\nservices:\n  web:\n    image: {tag}\n    command: [sleep, '300']\n"
+        "project: {{p}}\nservices:\n  web:\n    image: {tag}\n    command: [sh, -c, 'echo ok > /www/index.html && exec httpd -f -p 8000 -h /www']\n"
     ));
     p.ok(&["apply"]);
     assert!(p.ok(&["plan"]).contains("No changes"));
@@ -502,7 +502,8 @@ fn a_crash_loop_is_reported_by_status_not_hidden() {
     let Some(p) = Project::new("crashloop") else {
         return;
     };
-    p.write("project: {p}\nservices:\n  bad:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo failing; exit 3']\n");
+    // Healthy for two seconds, then it crashes; the engine restarts it with backoff.
+    p.write("project: {p}\nservices:\n  bad:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo ok > /www/index.html; httpd -p 8000 -h /www; sleep 2; echo failing; exit 3']\n");
     p.ok(&["apply"]);
     let start = std::time::Instant::now();
     loop {
@@ -512,7 +513,7 @@ fn a_crash_loop_is_reported_by_status_not_hidden() {
             break;
         }
         assert!(
-            start.elapsed() < std::time::Duration::from_secs(20),
+            start.elapsed() < std::time::Duration::from_secs(40),
             "never reported as a crash loop: {r}"
         );
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -524,4 +525,76 @@ fn a_crash_loop_is_reported_by_status_not_hidden() {
     );
     let logs = p.ok(&["logs", "bad", "--tail", "1"]);
     assert_eq!(logs.trim(), "failing");
+}
+
+#[test]
+fn a_version_that_never_becomes_healthy_leaves_the_old_one_running_and_says_why() {
+    let Some(p) = Project::new("unhealthy") else {
+        return;
+    };
+    p.write(TWO);
+    p.ok(&["apply"]);
+    let web = format!("{}-web-0.0.0", p.name);
+    let before = p.containers()[&web].clone();
+    // Serves an empty directory: a TCP listener that answers 404 is not healthy.
+    let bad = TWO.replace(
+        "command: [sh, -c, 'echo $GREETING > /www/index.html && exec httpd -f -p 8000 -h /www']",
+        "command: [sh, -c, 'echo starting-bad; exec httpd -f -p 8000 -h /tmp']\n    health: { timeout: 2s, interval: 100ms }",
+    );
+    assert_ne!(bad, TWO);
+    p.write(&bad);
+    let out = p.berth(&["apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("web@0.0.0 never became healthy"), "{err}");
+    assert!(
+        err.contains("GET / answered 404"),
+        "names the health check's answer: {err}"
+    );
+    assert!(
+        err.contains("| starting-bad"),
+        "shows the last log lines: {err}"
+    );
+    assert_eq!(
+        p.containers()[&web],
+        before,
+        "the old container is back under its name"
+    );
+    assert_eq!(p.inspect(&web, "{{.State.Status}}"), "running");
+    let failed: Vec<String> = p
+        .containers()
+        .into_keys()
+        .filter(|n| n.contains("-failed-"))
+        .collect();
+    assert_eq!(failed.len(), 1, "the failed one is kept for inspection");
+    assert_eq!(p.inspect(&failed[0], "{{.State.Status}}"), "exited");
+    let rows: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+    assert!(rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["health"] == "failed"));
+
+    // Applying again tries again: the earlier failed container makes way.
+    let again = p.berth(&["apply"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("web@0.0.0 never became healthy"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(
+        p.containers()
+            .keys()
+            .filter(|n| n.contains("-failed-"))
+            .count(),
+        1,
+        "one failed container at a time"
+    );
+
+    // A fixed configuration converges and clears the failed one away.
+    p.write(&TWO.replace("GREETING: hi", "GREETING: fixed"));
+    p.ok(&["apply"]);
+    assert!(p.containers().keys().all(|n| !n.contains("-failed-")));
+    assert_ne!(p.containers()[&web], before);
 }

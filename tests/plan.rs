@@ -79,7 +79,14 @@ fn applied(yaml: &str, state: &str) -> Observed {
 }
 
 fn check(yaml: &str, observed: &Observed, allow_empty: bool, expect: &str) {
-    let got = match plan(&desired(yaml), observed, &Options { allow_empty }) {
+    let got = match plan(
+        &desired(yaml),
+        observed,
+        &Options {
+            allow_empty,
+            retry_failed: true,
+        },
+    ) {
         Ok(p) => plan_text(&p, Style { color: false }),
         Err(d) => d
             .iter()
@@ -237,7 +244,10 @@ error: the file declares no services, and applying it would remove all 2 contain
     let allowed = plan(
         &desired(empty),
         &applied(BASE, "running"),
-        &Options { allow_empty: true },
+        &Options {
+            allow_empty: true,
+            retry_failed: true,
+        },
     )
     .unwrap();
     assert_eq!(
@@ -442,7 +452,15 @@ const CODE: &str = "project: demo\nservices:\n  api:\n    version: 1.0.0\n    ru
 fn a_package_without_an_image_gets_its_base_and_image_built_before_its_container() {
     let spec = parse("services.yaml", CODE).unwrap();
     let d = resolve(&spec, &with_build(None, true)).unwrap();
-    let p = plan(&d, &Observed::default(), &Options { allow_empty: false }).unwrap();
+    let p = plan(
+        &d,
+        &Observed::default(),
+        &Options {
+            allow_empty: false,
+            retry_failed: true,
+        },
+    )
+    .unwrap();
     assert_eq!(
         plan_text(&p, Style { color: false }).trim_end(),
         "\
@@ -462,7 +480,15 @@ Plan: 2 to build, 2 to create, 0 to replace, 0 to remove, 0 unchanged."
 fn a_package_whose_image_exists_is_never_built_again() {
     let spec = parse("services.yaml", CODE).unwrap();
     let d = resolve(&spec, &with_build(Some("sha256:9999"), false)).unwrap();
-    let p = plan(&d, &Observed::default(), &Options { allow_empty: false }).unwrap();
+    let p = plan(
+        &d,
+        &Observed::default(),
+        &Options {
+            allow_empty: false,
+            retry_failed: true,
+        },
+    )
+    .unwrap();
     assert_eq!(p.builds(), 0);
     assert_eq!(d.containers[0].config.image, "sha256:9999");
 }
@@ -480,4 +506,52 @@ fn a_container_the_engine_keeps_restarting_is_a_crash_loop_whatever_a_probe_says
     assert_eq!(health_word("running", 1, Some("unhealthy")), "unhealthy");
     assert_eq!(health_word("running", 0, None), "unknown");
     assert_eq!(health_word("exited", 0, None), "-");
+}
+
+#[test]
+fn a_configuration_that_failed_its_health_gate_is_retried_only_when_asked() {
+    // The old container runs an older configuration; the failed one, kept aside,
+    // carries the desired hash.
+    let edited = BASE.replace("GREETING: hi", "GREETING: broken");
+    let mut o = applied(BASE, "running");
+    let mut failed = applied(&edited, "exited").containers.remove(0);
+    failed.name = "demo-hello-0.0.0-failed-abc".into();
+    failed.id = "failed-id".into();
+    o.containers.push(failed);
+    let d = desired(&edited);
+    let quiet = plan(
+        &d,
+        &o,
+        &Options {
+            allow_empty: false,
+            retry_failed: false,
+        },
+    )
+    .unwrap();
+    assert!(quiet.steps.is_empty(), "{:?}", quiet.steps);
+    assert_eq!(quiet.failed.len(), 1);
+    assert!(
+        quiet.failed[0].contains("demo/hello@0.0.0 never became healthy with this configuration")
+    );
+    let text = plan_text(&quiet, Style { color: false });
+    assert!(
+        text.starts_with("! failed   demo/hello@0.0.0 never became healthy"),
+        "{text}"
+    );
+
+    let retry = plan(
+        &d,
+        &o,
+        &Options {
+            allow_empty: false,
+            retry_failed: true,
+        },
+    )
+    .unwrap();
+    let verbs: Vec<&str> = retry.steps.iter().map(|s| s.action.verb()).collect();
+    assert_eq!(
+        verbs,
+        ["remove", "replace"],
+        "the failed one makes way, then the replace is tried again"
+    );
 }

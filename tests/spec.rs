@@ -41,8 +41,8 @@ fn summary(spec: &Spec) -> String {
                 .collect();
             let _ = writeln!(
                 out,
-                "    env={:?} secrets={secrets:?} keeps={:?}",
-                v.env, v.keeps
+                "    env={:?} secrets={secrets:?} keeps={:?} health={}ms/{}ms",
+                v.env, v.keeps, v.health.timeout_ms, v.health.interval_ms
             );
         }
     }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::diag::Diagnostic;
 use super::hash::{secret_hash, sha256_hex, ContainerConfig};
-use super::spec::{Runtime, Scope, Source, Spec, Version};
+use super::spec::{Health, Runtime, Scope, Source, Spec, Version};
 
 pub const LABEL_PROJECT: &str = "berth.project";
 pub const LABEL_SERVICE: &str = "berth.service";
@@ -110,6 +110,10 @@ pub struct DesiredContainer {
     /// The commit this container is created from, when the source is git.
     #[serde(default)]
     pub revision: Option<String>,
+    /// The gate a started container passes before apply goes on (not hashed:
+    /// it decides how berth waits, not what runs).
+    #[serde(default)]
+    pub health: Health,
     pub config: ContainerConfig,
     pub hash: String,
 }
@@ -384,6 +388,7 @@ fn container(
             secret_sources,
             build,
             revision: None,
+            health: v.health,
             config,
             hash,
         },

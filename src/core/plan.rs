@@ -279,6 +279,10 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Subjects of containers that are already right.
     pub unchanged: Vec<String>,
+    /// Versions whose desired configuration already failed its health gate: no
+    /// step is planned for them, and apply reports them as errors.
+    #[serde(default)]
+    pub failed: Vec<String>,
 }
 
 impl Plan {
@@ -309,6 +313,10 @@ impl Plan {
 pub struct Options {
     /// Allow a file with no services to remove everything (Argo CD's `allowEmpty`).
     pub allow_empty: bool,
+    /// Try again a configuration that already failed its health gate (its failed
+    /// container kept aside has the same hash). `apply` does; the daemon does only
+    /// on its resync timer or when asked, so failures never feed a retry storm.
+    pub retry_failed: bool,
 }
 
 /// Computes the steps that take `observed` to `desired`. Refuses, before any step,
@@ -410,6 +418,7 @@ pub fn plan(
     }
 
     let mut matched: BTreeSet<&str> = BTreeSet::new();
+    let mut failed_rollouts = Vec::new();
     for d in &desired.containers {
         if let Some(other) = observed
             .containers
@@ -422,23 +431,47 @@ pub fn plan(
         let same_name = ours.iter().find(|c| c.name == d.name);
         // Owned containers of this service@version under another name are leftovers
         // of an interrupted replace (see the executor): they go once the right one is up.
+        let mut known_bad = false;
         for c in ours.iter().filter(|c| {
             c.name != d.name
                 && c.label(LABEL_SERVICE) == d.service
                 && c.label(LABEL_VERSION) == d.version
         }) {
             matched.insert(&c.id);
+            let failed = c.name.starts_with(&format!("{}-failed-", d.name));
+            if failed && c.label(LABEL_HASH) == d.hash && !opts.retry_failed {
+                // This very configuration already failed its health gate: trying it
+                // again on every apply (or every daemon event) would only fail again.
+                known_bad = true;
+                failed_rollouts.push(format!(
+                    "{} never became healthy with this configuration; kept stopped as `{}`. Change the configuration, or remove that container to try again",
+                    d.subject(project),
+                    c.name
+                ));
+                continue;
+            }
+            let why = if failed {
+                format!(
+                    "`{}` failed its health gate with an earlier configuration",
+                    c.name
+                )
+            } else {
+                format!("leftover `{}` of an interrupted replace", c.name)
+            };
             steps.push(Step {
                 action: Action::RemoveLeftover {
                     id: c.id.clone(),
                     name: c.name.clone(),
                     subject: c.subject(project),
                 },
-                reasons: vec![Reason::note(format!(
-                    "leftover `{}` of an interrupted replace",
-                    c.name
-                ))],
+                reasons: vec![Reason::note(why)],
             });
+        }
+        if known_bad {
+            if let Some(c) = same_name {
+                matched.insert(&c.id);
+            }
+            continue;
         }
         match same_name {
             None => {
@@ -529,6 +562,7 @@ pub fn plan(
         observed: observed.summary(project),
         steps,
         unchanged,
+        failed: failed_rollouts,
     })
 }
 

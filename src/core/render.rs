@@ -101,8 +101,11 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
             let _ = writeln!(out, "{:indent$}{more}", "", indent = 10 + width + 4);
         }
     }
+    for f in &plan.failed {
+        let _ = writeln!(out, "{} {f}", style.paint("31", "! failed  "));
+    }
     let (c, r, s, d) = plan.counts();
-    if plan.is_empty() {
+    if plan.is_empty() && plan.failed.is_empty() {
         out.push_str("No changes: the engine matches the file.\n");
     }
     let start = if s > 0 {

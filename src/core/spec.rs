@@ -174,6 +174,18 @@ pub struct RawAsset {
     pub sha256: Option<String>,
 }
 
+/// `health: { timeout: 30s, interval: 250ms }`: the gate a new container passes.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// How long to wait for the first 2xx answer (default 30s; `0s`: do not wait).
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// How often to ask (default 250ms).
+    #[schemars(with = "Option<String>")]
+    pub interval: Option<Spanned<String>>,
+}
+
 /// Declares the fields a service and a version share, once, so the two raw types
 /// cannot drift apart (serde's `flatten` does not combine with `deny_unknown_fields`).
 macro_rules! settings_struct {
@@ -224,6 +236,8 @@ macro_rules! settings_struct {
             /// Files fetched once, verified, mounted read-only.
             #[schemars(with = "Option<Vec<RawAsset>>")]
             pub assets: Option<Spanned<Vec<RawAsset>>>,
+            /// How long a new container may take to answer `GET /` with a 2xx.
+            pub health: Option<RawHealth>,
         }
     };
 }
@@ -290,6 +304,42 @@ impl Scope {
     }
 }
 
+/// The health gate: a started container must answer `GET /` with a 2xx within
+/// `timeout_ms` (asked every `interval_ms`); 0 means it is not waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub timeout_ms: u64,
+    pub interval_ms: u64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            timeout_ms: 30_000,
+            interval_ms: 250,
+        }
+    }
+}
+
+/// `30s`, `1m`, `250ms`, `2h` -> milliseconds.
+pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("`{text}` is not a duration: write 250ms, 30s, 5m or 1h");
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let factor = match unit {
+        "ms" => 1.0,
+        "s" => 1000.0,
+        "m" => 60_000.0,
+        "h" => 3_600_000.0,
+        _ => return Err(bad()),
+    };
+    Ok((n * factor).round() as u64)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Image(String),
@@ -320,6 +370,7 @@ pub struct Version {
     pub env: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, SecretRef>,
     pub keeps: Vec<String>,
+    pub health: Health,
     /// Where the version is declared, for errors found after validation.
     pub pos: Pos,
 }
@@ -798,6 +849,24 @@ impl Validator {
             }
         }
 
+        let mut health = Health::default();
+        if let Some(h) = pick(&v.health, &s.health) {
+            for (field, value, min) in [("timeout", &h.timeout, 0), ("interval", &h.interval, 10)] {
+                let Some(value) = value else { continue };
+                match parse_duration_ms(&value.value) {
+                    Ok(ms) if ms >= min => {
+                        if field == "timeout" {
+                            health.timeout_ms = ms;
+                        } else {
+                            health.interval_ms = ms;
+                        }
+                    }
+                    Ok(_) => self.err(Pos::from(value.referenced), format!("{id}: health {field} `{}` is too short", value.value), "use at least 10ms"),
+                    Err(e) => self.err(Pos::from(value.referenced), format!("{id}: health {field}: {e}"), "for example `timeout: 30s`, `interval: 250ms`; `timeout: 0s` starts without waiting"),
+                }
+            }
+        }
+
         if let Some(a) = pick(&v.assets, &s.assets) {
             if !a.value.is_empty() {
                 self.err(
@@ -826,6 +895,7 @@ impl Validator {
             env,
             secrets,
             keeps,
+            health,
             pos,
         })
     }

@@ -486,6 +486,37 @@ impl Engine {
         }
     }
 
+    /// The container's state word and the host port its `private` TCP port is
+    /// published on, if any; `None` when the container is gone.
+    pub async fn state_and_port(&self, id: &str, private: u16) -> Option<(String, Option<u16>)> {
+        let c = self.docker.inspect_container(id, None).await.ok()?;
+        let state = c
+            .state
+            .and_then(|s| s.status)
+            .and_then(|s| serde_json::to_value(s).ok())
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let port = c
+            .network_settings
+            .and_then(|n| n.ports)
+            .and_then(|p| p.get(&format!("{private}/tcp")).cloned().flatten())
+            .and_then(|b| {
+                b.into_iter()
+                    .find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
+            });
+        Some((state, port))
+    }
+
+    /// The last `n` lines a container wrote, stdout and stderr together.
+    pub async fn logs_tail(&self, id: &str, n: usize) -> String {
+        let mut out = String::new();
+        let mut stream = std::pin::pin!(self.logs(id, false, Some(n)));
+        while let Some(Ok(chunk)) = stream.next().await {
+            out.push_str(&chunk);
+        }
+        out
+    }
+
     /// How many times the engine has restarted a container (its restart policy at
     /// work after crashes); `None` when the container is gone.
     pub async fn restart_count(&self, id: &str) -> Option<i64> {

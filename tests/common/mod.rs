@@ -119,6 +119,17 @@ impl Project {
         .collect()
     }
 
+    /// Like [`Project::inspect`], but `None` while the container does not exist.
+    pub fn try_inspect(&self, container: &str, format: &str) -> Option<String> {
+        let out = Command::new("docker")
+            .args(["inspect", "--format", format, container])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
     pub fn inspect(&self, container: &str, format: &str) -> String {
         docker(&["inspect", "--format", format, container])
     }
