@@ -172,6 +172,7 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
             Ok(0)
         }
         Command::Doctor(f) => doctor(&f.file).await,
+        Command::Serve { file, gateway } => serve(&file.file, gateway).await,
         Command::Watch {
             file,
             git,
@@ -180,6 +181,7 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
             interval,
             listen,
             token_file,
+            gateway,
         } => {
             let interval = crate::daemon::parse_duration(&interval).map_err(AppError::Daemon)?;
             let token = match token_file {
@@ -213,6 +215,7 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
                 listen,
                 token,
                 verbose,
+                gateway,
             })
             .await
         }
@@ -903,6 +906,51 @@ async fn build_only(file: &Path, target: Option<&str>, verbose: bool) -> Result<
         failed: vec![],
     };
     execute(&engine, &plan, &BTreeMap::new(), verbose, None).await?;
+    Ok(0)
+}
+
+/// The routes of a spec over what runs now: one list call.
+pub(crate) async fn route_table(
+    engine: &Engine,
+    spec: &Spec,
+) -> Result<crate::core::route::RouteTable, AppError> {
+    let observed = engine.observe(&spec.project).await?;
+    Ok(crate::core::route::routes(spec, &observed))
+}
+
+/// `berth serve`: the gateway alone, its routes refreshed every second from the
+/// file and the engine (a file that does not parse keeps the last routes).
+async fn serve(file: &Path, addr: std::net::SocketAddr) -> Result<u8, AppError> {
+    let engine = Engine::connect().await?;
+    let table = std::sync::Arc::new(std::sync::RwLock::new(
+        crate::core::route::RouteTable::default(),
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    crate::shell::gateway::serve(addr, table.clone(), async {
+        let _ = stopped.await;
+    })
+    .await
+    .map_err(|e| AppError::Daemon(e.to_string()))?;
+    tracing::warn!(%addr, "gateway listening");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| AppError::Daemon(e.to_string()))?;
+    loop {
+        match load(file) {
+            Ok(spec) => match route_table(&engine, &spec).await {
+                Ok(t) => *table.write().expect("no panics hold it") = t,
+                Err(e) => tracing::warn!(error = %e, "cannot refresh the routes"),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "the file does not parse; keeping the last routes")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    let _ = stop.send(());
     Ok(0)
 }
 

@@ -122,6 +122,17 @@ pub enum Command {
         /// A file holding the bearer token for POST /reconcile (else $BERTH_TOKEN).
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// Serve the routing gateway on this address too.
+        #[arg(long, value_name = "ADDR")]
+        gateway: Option<std::net::SocketAddr>,
+    },
+    /// Serve the routing gateway for what runs, without converging anything.
+    Serve {
+        #[command(flatten)]
+        file: FileArg,
+        /// The gateway's address.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7780")]
+        gateway: std::net::SocketAddr,
     },
     /// Make a deterministic .tar.gz code package of a directory (same content, same bytes).
     Package {

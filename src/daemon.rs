@@ -64,6 +64,8 @@ pub struct WatchOptions {
     pub listen: Option<SocketAddr>,
     pub token: Option<String>,
     pub verbose: bool,
+    /// Serve the routing gateway here, its routes updated after every reconcile.
+    pub gateway: Option<SocketAddr>,
 }
 
 /// Counters and the last outcome, for `/status` and `/metrics`.
@@ -84,6 +86,8 @@ struct Daemon {
     current: Option<(Option<String>, PathBuf)>,
     /// The project, once a file parsed: engine events are followed for it.
     project: Option<String>,
+    /// What the gateway routes to, refreshed after every reconcile.
+    routes: Arc<RwLock<crate::core::route::RouteTable>>,
     /// The spec of the last successful reconcile.
     last_spec: Option<crate::core::spec::Spec>,
     /// Why the source could not be read (a failed fetch, a refused commit), until
@@ -266,6 +270,17 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
         tracing::info!(%addr, "API listening");
     }
 
+    let routes = Arc::new(RwLock::new(crate::core::route::RouteTable::default()));
+    let (stop_gateway, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(addr) = opts.gateway {
+        crate::shell::gateway::serve(addr, routes.clone(), async {
+            let _ = gateway_stopped.await;
+        })
+        .await
+        .map_err(|e| AppError::Daemon(e.to_string()))?;
+        tracing::info!(%addr, "gateway listening");
+    }
+
     let mut d = Daemon {
         engine,
         opts,
@@ -273,6 +288,7 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
         project: None,
         last_spec: None,
         source_error: None,
+        routes,
         stats: Stats::default(),
         status,
         metrics,
@@ -338,6 +354,7 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
         }
     }
     let _ = stop_api.send(());
+    let _ = stop_gateway.send(());
     tracing::info!("stopped; the services keep running");
     Ok(0)
 }
@@ -428,6 +445,10 @@ impl Daemon {
             app::execute(&self.engine, &plan, &secrets, self.opts.verbose, revision).await?;
         }
         let rows = app::status_rows(&self.engine, &spec.project, false).await?;
+        if self.opts.gateway.is_some() {
+            *self.routes.write().expect("no panics hold it") =
+                app::route_table(&self.engine, &spec).await?;
+        }
         self.last_spec = Some(spec);
         if !plan.failed.is_empty() {
             return Err(AppError::RolloutFail {

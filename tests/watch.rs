@@ -379,10 +379,27 @@ fn the_api_reports_status_and_metrics_and_refuses_reconcile_without_the_token() 
         return;
     };
     p.write(ONE);
-    let d = Daemon::start(&p, &["-f", "services.yaml", "--interval", "1h"]);
+    let gateway = format!("127.0.0.1:{}", free_port());
+    let d = Daemon::start(
+        &p,
+        &[
+            "-f",
+            "services.yaml",
+            "--interval",
+            "1h",
+            "--gateway",
+            &gateway,
+        ],
+    );
     let s = d.wait_for(Duration::from_secs(20), |s| {
         s["last_reconcile"]["result"] == "ok"
     });
+    // The daemon's gateway routes to what it converged.
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "5", &format!("http://{gateway}/web/")])
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout).trim(), "one");
     assert_eq!(s["source"]["kind"], "file");
     assert!(s["last_reconcile"]["at"].as_u64().unwrap() > 0);
     let svc = &s["services"][0];

@@ -9,4 +9,5 @@ pub mod hash;
 pub mod plan;
 pub mod recipe;
 pub mod render;
+pub mod route;
 pub mod spec;

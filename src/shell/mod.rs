@@ -5,6 +5,7 @@ pub mod api;
 pub mod baseimage;
 pub mod build;
 pub mod docker;
+pub mod gateway;
 pub mod git;
 pub mod gpu;
 pub mod lock;
