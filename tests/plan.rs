@@ -448,19 +448,24 @@ fn with_build(image_id: Option<&str>, base_missing: bool) -> Facts {
 
 const CODE: &str = "project: demo\nservices:\n  api:\n    version: 1.0.0\n    runtime: python3.11\n    package: api\n";
 
-#[test]
-fn a_package_without_an_image_gets_its_base_and_image_built_before_its_container() {
-    let spec = parse("services.yaml", CODE).unwrap();
-    let d = resolve(&spec, &with_build(None, true)).unwrap();
-    let p = plan(
-        &d,
+/// The plan for an engine that holds nothing yet.
+fn plan_from_nothing(d: &Desired) -> berth::core::plan::Plan {
+    plan(
+        d,
         &Observed::default(),
         &Options {
             allow_empty: false,
             retry_failed: true,
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn a_package_without_an_image_gets_its_base_and_image_built_before_its_container() {
+    let spec = parse("services.yaml", CODE).unwrap();
+    let d = resolve(&spec, &with_build(None, true)).unwrap();
+    let p = plan_from_nothing(&d);
     assert_eq!(
         plan_text(&p, Style { color: false }).trim_end(),
         "\
@@ -480,15 +485,7 @@ Plan: 2 to build, 2 to create, 0 to replace, 0 to remove, 0 unchanged."
 fn a_package_whose_image_exists_is_never_built_again() {
     let spec = parse("services.yaml", CODE).unwrap();
     let d = resolve(&spec, &with_build(Some("sha256:9999"), false)).unwrap();
-    let p = plan(
-        &d,
-        &Observed::default(),
-        &Options {
-            allow_empty: false,
-            retry_failed: true,
-        },
-    )
-    .unwrap();
+    let p = plan_from_nothing(&d);
     assert_eq!(p.builds(), 0);
     assert_eq!(d.containers[0].config.image, "sha256:9999");
 }

@@ -176,13 +176,7 @@ pub fn volume_name(project: &str, service: &str, keep: &str) -> String {
 pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
     let project = &spec.project;
     let mut problems = Vec::new();
-    let databases: BTreeSet<&str> = spec
-        .versions()
-        .filter_map(|v| match &v.scope {
-            Scope::Database(db) => Some(db.as_str()),
-            Scope::Global => None,
-        })
-        .collect();
+    let databases = spec.databases();
 
     let mut networks: BTreeMap<String, DesiredNetwork> = BTreeMap::new();
     let mut volumes: BTreeMap<String, DesiredVolume> = BTreeMap::new();

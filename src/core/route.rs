@@ -61,13 +61,7 @@ pub fn routes(spec: &Spec, observed: &Observed) -> RouteTable {
             ports.insert(&c.name, port);
         }
     }
-    let databases: Vec<&str> = spec
-        .versions()
-        .filter_map(|v| match &v.scope {
-            Scope::Database(d) => Some(d.as_str()),
-            Scope::Global => None,
-        })
-        .collect();
+    let databases = spec.databases();
     let mut table = RouteTable::default();
     for svc in &spec.services {
         for v in &svc.versions {

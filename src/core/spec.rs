@@ -401,6 +401,16 @@ impl Spec {
     pub fn versions(&self) -> impl Iterator<Item = &Version> {
         self.services.iter().flat_map(|s| s.versions.iter())
     }
+
+    /// The databases some version is bound to, each once.
+    pub fn databases(&self) -> std::collections::BTreeSet<&str> {
+        self.versions()
+            .filter_map(|v| match &v.scope {
+                Scope::Database(db) => Some(db.as_str()),
+                Scope::Global => None,
+            })
+            .collect()
+    }
 }
 
 // ---------------------------------------------------------------------------
