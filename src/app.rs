@@ -994,11 +994,11 @@ pub(crate) async fn status_rows(
         } else {
             None
         };
-        let restarts = engine.restart_count(&c.id).await.unwrap_or(0);
+        let (restarts, up_secs) = engine.restarts(&c.id).await.unwrap_or((0, 0));
         let health = if c.name.contains("-failed-") {
             "failed".to_string()
         } else {
-            crate::core::render::health_word(&c.state, restarts, probe)
+            crate::core::render::health_word(&c.state, restarts, up_secs, probe)
         };
         StatusRow {
             service: c.label(LABEL_SERVICE).to_string(),

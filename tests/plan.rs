@@ -493,16 +493,21 @@ fn a_package_whose_image_exists_is_never_built_again() {
 #[test]
 fn a_container_the_engine_keeps_restarting_is_a_crash_loop_whatever_a_probe_says() {
     use berth::core::render::health_word;
-    assert_eq!(health_word("restarting", 1, None), "crash-looping");
-    assert_eq!(health_word("exited", 5, None), "crash-looping");
-    assert_eq!(health_word("running", 5, Some("healthy")), "healthy");
+    assert_eq!(health_word("restarting", 1, 0, None), "crash-looping");
+    assert_eq!(health_word("exited", 5, 0, None), "crash-looping");
     assert_eq!(
-        health_word("running", 5, Some("unhealthy")),
-        "crash-looping"
+        health_word("running", 5, 2, Some("healthy")),
+        "crash-looping",
+        "healthy between two crashes"
     );
-    assert_eq!(health_word("running", 1, Some("unhealthy")), "unhealthy");
-    assert_eq!(health_word("running", 0, None), "unknown");
-    assert_eq!(health_word("exited", 0, None), "-");
+    assert_eq!(
+        health_word("running", 5, 600, Some("healthy")),
+        "healthy",
+        "up ten minutes since: recovered"
+    );
+    assert_eq!(health_word("running", 1, 2, Some("unhealthy")), "unhealthy");
+    assert_eq!(health_word("running", 0, 2, None), "unknown");
+    assert_eq!(health_word("exited", 0, 0, None), "-");
 }
 
 #[test]

@@ -125,11 +125,11 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     out
 }
 
-/// The health a status row shows: a container the engine keeps restarting is a
-/// crash loop, whatever a probe between two crashes might answer.
-pub fn health_word(state: &str, restarts: i64, probe: Option<&str>) -> String {
-    let healthy = state == "running" && probe == Some("healthy");
-    if state == "restarting" || (restarts >= 3 && !healthy) {
+/// The health a status row shows. A container the engine is restarting, or one
+/// restarted three times or more that has been up less than a minute since, is
+/// in a crash loop, whatever a probe between two crashes might answer.
+pub fn health_word(state: &str, restarts: i64, up_secs: u64, probe: Option<&str>) -> String {
+    if state == "restarting" || (restarts >= 3 && up_secs < 60) {
         return "crash-looping".to_string();
     }
     match (state, probe) {

@@ -518,13 +518,19 @@ impl Engine {
     }
 
     /// How many times the engine has restarted a container (its restart policy at
-    /// work after crashes); `None` when the container is gone.
-    pub async fn restart_count(&self, id: &str) -> Option<i64> {
-        self.docker
-            .inspect_container(id, None)
-            .await
-            .ok()?
-            .restart_count
+    /// work after crashes), and for how many seconds it has been up since its last
+    /// start; `None` when the container is gone.
+    pub async fn restarts(&self, id: &str) -> Option<(i64, u64)> {
+        let c = self.docker.inspect_container(id, None).await.ok()?;
+        let started = c
+            .state
+            .and_then(|s| s.started_at)
+            .and_then(|t| humantime::parse_rfc3339_weak(&t).ok());
+        let up = started
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Some((c.restart_count.unwrap_or(0), up))
     }
 
     /// One stats sample: (CPU percent over the engine's sampling interval, memory
