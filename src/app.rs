@@ -774,16 +774,27 @@ async fn create_and_start(
     c: &DesiredContainer,
     secrets: &BTreeMap<String, String>,
 ) -> Result<String, StepError> {
-    let id = engine.create_container(&c.name, c, secrets).await?;
-    if let Err(e) = engine.start_container(&id, &c.name).await {
-        let _ = engine.remove_container(&id, &c.name).await;
+    create_and_start_as(engine, &c.name, c, secrets).await
+}
+
+/// [`create_and_start`] under another name than the desired one (a replace's
+/// successor starts beside its predecessor).
+async fn create_and_start_as(
+    engine: &Engine,
+    name: &str,
+    c: &DesiredContainer,
+    secrets: &BTreeMap<String, String>,
+) -> Result<String, StepError> {
+    let id = engine.create_container(name, c, secrets).await?;
+    if let Err(e) = engine.start_container(&id, name).await {
+        let _ = engine.remove_container(&id, name).await;
         return Err(e.into());
     }
     if let Err(why) = wait_healthy(engine, &id, c).await {
         let logs = engine.logs_tail(&id, 10).await;
-        let _ = engine.stop_container(&id, &c.name).await;
+        let _ = engine.stop_container(&id, name).await;
         let failed = format!("{}-failed-{}", c.name, short(&id));
-        let _ = engine.rename_container(&id, &c.name, &failed).await;
+        let _ = engine.rename_container(&id, name, &failed).await;
         return Err(StepError::Unhealthy {
             id: format!("{}@{}", c.service, c.version),
             why,
@@ -831,9 +842,10 @@ async fn wait_healthy(engine: &Engine, id: &str, c: &DesiredContainer) -> Result
     }
 }
 
-/// Replace under the same name: move the old container aside (stopped, renamed),
-/// start the new one and wait for it to be healthy, then remove the old. If the
-/// new one fails, the old one is put back. Killed midway, the renamed container is
+/// Replace under the same name. Without a fixed host port or keeps, the new
+/// container starts beside the old one and must be healthy before the old one
+/// stops; otherwise the old one is stopped and moved aside first, and put back if
+/// the new one fails. Killed midway, a renamed container (`-old-`, `-next-`) is
 /// a leftover the next plan removes.
 async fn replace(
     engine: &Engine,
@@ -842,6 +854,17 @@ async fn replace(
     secrets: &BTreeMap<String, String>,
 ) -> Result<(), StepError> {
     let aside = format!("{}-old-{}", c.name, short(old_id));
+    if c.config.publish.is_none() && c.config.mounts.is_empty() {
+        // Side by side: the successor starts under a temporary name while the old
+        // container keeps serving, and takes over only once it is healthy. (A fixed
+        // host port, or keeps two processes must not share, need stop-first.)
+        let next = format!("{}-next-{}", c.name, &c.hash[..12]);
+        let new_id = create_and_start_as(engine, &next, c, secrets).await?;
+        engine.stop_container(old_id, &c.name).await?;
+        engine.rename_container(old_id, &c.name, &aside).await?;
+        engine.rename_container(&new_id, &next, &c.name).await?;
+        return Ok(engine.remove_container(old_id, &aside).await?);
+    }
     // Stopped first: the engine cannot rename a container that is restarting.
     engine.stop_container(old_id, &c.name).await?;
     engine.rename_container(old_id, &c.name, &aside).await?;

@@ -536,6 +536,7 @@ fn a_version_that_never_becomes_healthy_leaves_the_old_one_running_and_says_why(
     p.ok(&["apply"]);
     let web = format!("{}-web-0.0.0", p.name);
     let before = p.containers()[&web].clone();
+    let started = p.inspect(&web, "{{.State.StartedAt}}");
     // Serves an empty directory: a TCP listener that answers 404 is not healthy.
     let bad = TWO.replace(
         "command: [sh, -c, 'echo $GREETING > /www/index.html && exec httpd -f -p 8000 -h /www']",
@@ -561,6 +562,11 @@ fn a_version_that_never_becomes_healthy_leaves_the_old_one_running_and_says_why(
         "the old container is back under its name"
     );
     assert_eq!(p.inspect(&web, "{{.State.Status}}"), "running");
+    assert_eq!(
+        p.inspect(&web, "{{.State.StartedAt}}"),
+        started,
+        "the old one was never stopped: its successor started beside it"
+    );
     let failed: Vec<String> = p
         .containers()
         .into_keys()
