@@ -5,13 +5,13 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth::core::desired::{LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION};
 use berth::core::plan::{Observed, ObservedContainer, PortBinding};
 use berth::core::route::routes;
 use berth::core::spec::parse;
-use common::{Project, BERTH};
+use common::{eventually, Project, BERTH};
 
 const SPEC: &str = "project: demo
 services:
@@ -122,15 +122,11 @@ fn berth_serve_proxies_to_the_running_versions() {
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     };
-    let start = Instant::now();
-    while get("/greeter/") != "greeter 1.1.0 200" {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the gateway came up: {}",
-            get("/greeter/")
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually(
+        Duration::from_secs(20),
+        || format!("the gateway came up: {}", get("/greeter/")),
+        || get("/greeter/") == "greeter 1.1.0 200",
+    );
     assert_eq!(get("/greeter@1.0.0/"), "greeter 1.0.0 200");
     assert_eq!(get("/greeter/sub.txt"), "sub 200", "the prefix is stripped");
     assert_eq!(get("/_db/sales/notes/"), "notes sales 200");

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{docker, text, Project, BERTH};
+use common::{docker, eventually, text, Project, BERTH};
 
 /// A running `berth watch`; killed (SIGKILL) if a test fails before stopping it.
 struct Daemon {
@@ -128,14 +128,11 @@ fn greeting(p: &Project) -> String {
 }
 
 fn wait_greeting(p: &Project, want: &str) {
-    let start = Instant::now();
-    while greeting(p) != want {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "never converged to GREETING={want}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(20),
+        || format!("never converged to GREETING={want}"),
+        || greeting(p) == want,
+    );
 }
 
 #[test]
@@ -176,15 +173,11 @@ fn every_way_an_editor_saves_the_file_converges() {
     std::fs::write(&file, body("recreated")).unwrap();
     wait_greeting(&p, "recreated");
     // The replaced container is removed right after its successor started.
-    let start = Instant::now();
-    while p.containers().len() != 1 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no duplicates: {:?}",
-            p.containers()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(10),
+        || format!("no duplicates: {:?}", p.containers()),
+        || p.containers().len() == 1,
+    );
     let reconciles = d.metric("berth_reconcile_total");
     std::thread::sleep(Duration::from_secs(2));
     assert!(
@@ -338,39 +331,31 @@ fn a_removed_or_stopped_container_is_put_back_and_counted_as_drift() {
     wait_greeting(&p, "one");
     let web = format!("{}-web-0.0.0", p.name);
     docker(&["rm", "-f", &web]);
-    let start = Instant::now();
-    while p.containers().is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the removed container came back"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(20),
+        || "the removed container came back".to_string(),
+        || !p.containers().is_empty(),
+    );
     // Stopping it while the daemon still waits for it to be healthy would be a
     // failed rollout, not drift: wait until the repair is over.
     let repaired = |want: f64| {
-        let start = Instant::now();
-        while d.metric("berth_drift_corrections_total") < want
-            || p.try_inspect(&web, "{{.State.Status}}").as_deref() != Some("running")
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "repair number {want} is done and counted as drift"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        eventually(
+            Duration::from_secs(20),
+            || format!("repair number {want} is done and counted as drift"),
+            || {
+                d.metric("berth_drift_corrections_total") >= want
+                    && p.try_inspect(&web, "{{.State.Status}}").as_deref() == Some("running")
+            },
+        );
     };
     repaired(1.0);
     docker(&["stop", "-t", "1", &web]);
     repaired(2.0);
-    let start = Instant::now();
-    while d.metric("berth_drift_corrections_total") < 2.0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "both repairs are counted as drift"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(20),
+        || "both repairs are counted as drift".to_string(),
+        || d.metric("berth_drift_corrections_total") >= 2.0,
+    );
 }
 
 #[test]
@@ -647,14 +632,11 @@ fn an_engine_that_goes_away_and_comes_back_is_reconnected_and_converged() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(p.containers().is_empty());
     proxy.restore();
-    let start = Instant::now();
-    while p.containers().len() != 1 {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "reconnected and converged"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(30),
+        || "reconnected and converged".to_string(),
+        || p.containers().len() == 1,
+    );
     d.wait_for(Duration::from_secs(20), |s| {
         s["last_reconcile"]["result"] == "ok"
     });

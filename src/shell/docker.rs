@@ -674,16 +674,27 @@ impl Engine {
         Ok(())
     }
 
-    /// The architecture an image is for (`amd64`, `arm64`), if the image exists.
-    pub async fn image_arch(&self, reference: &str) -> Result<Option<String>, EngineError> {
+    /// An image's inspection, or `None` when there is no such image (404).
+    async fn image(
+        &self,
+        reference: &str,
+    ) -> Result<Option<bollard::models::ImageInspect>, EngineError> {
         match self.docker.inspect_image(reference).await {
-            Ok(img) => Ok(img.architecture),
+            Ok(img) => Ok(Some(img)),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(source) => Err(EngineError::ObjectList {
                 what: "images",
                 source,
             }),
         }
+    }
+
+    /// The architecture an image is for (`amd64`, `arm64`), if the image exists.
+    pub async fn image_arch(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        Ok(self
+            .image(reference)
+            .await?
+            .and_then(|img| img.architecture))
     }
 
     /// Container events of a project (die, stop, kill, destroy, oom, start, ...),
@@ -720,14 +731,7 @@ impl Engine {
 
     /// The ID of an image, or `None` when there is no such image.
     pub async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
-        match self.docker.inspect_image(reference).await {
-            Ok(img) => Ok(img.id),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(source) => Err(EngineError::ObjectList {
-                what: "images",
-                source,
-            }),
-        }
+        Ok(self.image(reference).await?.and_then(|img| img.id))
     }
 
     /// The labels of an image, or `None` when there is no such image.
@@ -735,13 +739,9 @@ impl Engine {
         &self,
         reference: &str,
     ) -> Result<Option<BTreeMap<String, String>>, EngineError> {
-        match self.docker.inspect_image(reference).await {
-            Ok(img) => Ok(Some(btreemap(img.config.and_then(|c| c.labels)))),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(source) => Err(EngineError::ObjectList {
-                what: "images",
-                source,
-            }),
-        }
+        Ok(self
+            .image(reference)
+            .await?
+            .map(|img| btreemap(img.config.and_then(|c| c.labels))))
     }
 }

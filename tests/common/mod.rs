@@ -194,3 +194,16 @@ impl Project {
             .collect()
     }
 }
+
+/// Polls `done` every 100 ms until it holds; panics with `what()` after `limit`.
+pub fn eventually(
+    limit: std::time::Duration,
+    what: impl Fn() -> String,
+    mut done: impl FnMut() -> bool,
+) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out: {}", what());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
