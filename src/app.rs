@@ -22,7 +22,7 @@ use crate::shell::build::{self, BuildError};
 use crate::shell::docker::{Engine, EngineError};
 use crate::shell::lock::{self, LockError};
 use crate::shell::source::{self, SourceError};
-use crate::shell::{gpu, probe};
+use crate::shell::{gateway, gpu, probe, state};
 
 /// How many engine actions run at once within one phase of a plan.
 const PARALLEL: usize = 8;
@@ -62,6 +62,14 @@ pub enum AppError {
     },
     #[error("{0}")]
     Daemon(String),
+    #[error("{0}")]
+    TokensInvalid(Diagnostics),
+    #[error(
+        "no service `{service}` in {file}\n  help: `berth status` lists the services that run"
+    )]
+    ServiceFind { service: String, file: PathBuf },
+    #[error("cannot roll back: {why}\n  help: {help}")]
+    RollbackRefuse { why: String, help: String },
     #[error("{failed}")]
     RolloutFail { failed: String },
     #[error("unknown runtime `{name}`\n  help: use one of python3.11, python3.12, python3.13 (each also -cuda), node20, node22")]
@@ -112,6 +120,9 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
                 );
             } else {
                 print!("{}", plan_text(&plan, style()));
+                for n in hold_notes(&spec) {
+                    println!("{n}");
+                }
             }
             if let Some(path) = out {
                 let text = serde_json::to_string_pretty(&plan).expect("a plan always serializes");
@@ -172,7 +183,22 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
             Ok(0)
         }
         Command::Doctor(f) => doctor(&f.file).await,
-        Command::Serve { file, gateway } => serve(&file.file, gateway).await,
+        Command::Serve {
+            file,
+            gateway,
+            tokens,
+        } => serve(&file.file, gateway, tokens.as_deref()).await,
+        Command::Rollback { file, service, to } => {
+            rollback(&file.file, &service, to.as_deref(), verbose).await
+        }
+        Command::Token {
+            command:
+                crate::cli::TokenCommand::Add {
+                    name,
+                    permission,
+                    tokens,
+                },
+        } => token_add(&tokens, &name, &permission),
         Command::Watch {
             file,
             git,
@@ -182,6 +208,7 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
             listen,
             token_file,
             gateway,
+            tokens,
         } => {
             let interval = crate::daemon::parse_duration(&interval).map_err(AppError::Daemon)?;
             let token = match token_file {
@@ -199,6 +226,7 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
                 None => std::env::var("BERTH_TOKEN").ok(),
             }
             .filter(|t| !t.is_empty());
+            let tokens = load_tokens(tokens.as_deref(), token.as_deref())?;
             let source = match git {
                 Some(url) => crate::daemon::WatchSource::Git {
                     url,
@@ -213,7 +241,7 @@ pub async fn run(cli: Cli) -> Result<u8, AppError> {
                 source,
                 interval,
                 listen,
-                token,
+                tokens,
                 verbose,
                 gateway,
             })
@@ -250,9 +278,51 @@ fn style() -> Style {
     }
 }
 
+/// Reads and validates the file, then applies the rollback holds that still
+/// apply (`berth rollback`), so every command sees the same active versions.
 pub(crate) fn load(file: &Path) -> Result<Spec, AppError> {
     let text = source::read_spec(file)?;
-    spec::parse(&file.display().to_string(), &text).map_err(AppError::SpecInvalid)
+    let spec = spec::parse(&file.display().to_string(), &text).map_err(AppError::SpecInvalid)?;
+    let holds = state::holds(&spec.project);
+    Ok(spec.with_holds(&holds).0)
+}
+
+/// After a successful converge: remember each service's active version (for
+/// `berth rollback`) and forget the holds that no longer apply (the file's
+/// `active` changed since).
+pub(crate) fn settle(spec: &Spec) {
+    let holds = state::holds(&spec.project);
+    let kept: BTreeMap<_, _> = holds
+        .iter()
+        .filter(|(name, h)| {
+            spec.services
+                .iter()
+                .any(|s| &&s.name == name && s.file_active.as_ref() == Some(&h.file_active))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let result = if kept.len() != holds.len() {
+        state::write_holds(&spec.project, &kept)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = result.and_then(|_| state::record_active(spec)) {
+        tracing::warn!(error = %e, "cannot record the active versions");
+    }
+}
+
+/// The notes `plan` and `apply` print for services a rollback holds.
+fn hold_notes(spec: &Spec) -> Vec<String> {
+    spec.services
+        .iter()
+        .filter_map(|s| {
+            let file = s.file_active.as_ref()?;
+            Some(format!(
+                "note: `{}` is held at {} by `berth rollback`; the file says `active: \"{file}\"`. Set `active: \"{}\"` to keep it; changing `active` ends the hold.",
+                s.name, s.active, s.active
+            ))
+        })
+        .collect()
 }
 
 fn refused(file: &Path, items: Vec<Diagnostic>) -> AppError {
@@ -388,7 +458,12 @@ async fn apply(
         },
     )
     .await?;
-    execute_and_report(&engine, &plan, file, verbose).await
+    let code = execute_and_report(&engine, &plan, file, verbose).await?;
+    settle(&spec);
+    for n in hold_notes(&spec) {
+        println!("{n}");
+    }
+    Ok(code)
 }
 
 fn take_lock(project: &str, command: &str) -> Result<lock::ProjectLock, AppError> {
@@ -650,12 +725,18 @@ impl Executor<'_> {
             }
             Action::ReplaceContainer { old_id, container } => {
                 let c = self.with_image(container)?;
-                replace(engine, old_id, &c, self.secrets_of(&c)).await?;
+                replace(engine, self.project, old_id, &c, self.secrets_of(&c)).await?;
             }
             Action::StartContainer { id, name, .. } => engine.start_container(id, name).await?,
-            Action::RemoveContainer { id, name, .. } | Action::RemoveLeftover { id, name, .. } => {
+            Action::RemoveContainer { id, name, .. } => {
+                // No longer declared: gateways stop routing to it and finish what
+                // they sent before it goes.
+                if let Some(port) = engine.published_port(id).await {
+                    drain_gateways(self.project, port).await;
+                }
                 engine.remove_container(id, name).await?
             }
+            Action::RemoveLeftover { id, name, .. } => engine.remove_container(id, name).await?,
             Action::RemoveNetwork { name, .. } => engine.remove_network(name).await?,
         }
         Ok(())
@@ -843,12 +924,14 @@ async fn wait_healthy(engine: &Engine, id: &str, c: &DesiredContainer) -> Result
 }
 
 /// Replace under the same name. Without a fixed host port or keeps, the new
-/// container starts beside the old one and must be healthy before the old one
-/// stops; otherwise the old one is stopped and moved aside first, and put back if
-/// the new one fails. Killed midway, a renamed container (`-old-`, `-next-`) is
-/// a leftover the next plan removes.
+/// container starts beside the old one and must be healthy before it takes the
+/// name; then every gateway switches to it and drains the old one, and only then
+/// is the old one stopped. With a fixed port or keeps, the old one is stopped and
+/// moved aside first, and put back if the new one fails. Killed midway, a renamed
+/// container (`-old-`, `-next-`) is a leftover the next plan removes.
 async fn replace(
     engine: &Engine,
+    project: &str,
     old_id: &str,
     c: &DesiredContainer,
     secrets: &BTreeMap<String, String>,
@@ -860,9 +943,18 @@ async fn replace(
         // host port, or keeps two processes must not share, need stop-first.)
         let next = format!("{}-next-{}", c.name, &c.hash[..12]);
         let new_id = create_and_start_as(engine, &next, c, secrets).await?;
-        engine.stop_container(old_id, &c.name).await?;
+        let old_port = engine
+            .state_and_port(old_id, c.config.port)
+            .await
+            .and_then(|(_, p)| p);
+        // Both renames happen while the old one still serves: a gateway that looks
+        // in between routes to it (`-old-`), never to nothing.
         engine.rename_container(old_id, &c.name, &aside).await?;
         engine.rename_container(&new_id, &next, &c.name).await?;
+        if let Some(port) = old_port {
+            drain_gateways(project, port).await;
+        }
+        engine.stop_container(old_id, &aside).await?;
         return Ok(engine.remove_container(old_id, &aside).await?);
     }
     // Stopped first: the engine cannot rename a container that is restarting.
@@ -876,6 +968,28 @@ async fn replace(
             Err(e)
         }
     }
+}
+
+/// How long a gateway may take to finish the requests in flight to a container
+/// that is leaving, before it is stopped anyway.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Tells every gateway of the project (in this process or another) to route away
+/// from `port` now, and waits until the requests they sent there are done. A
+/// gateway that no longer answers is forgotten.
+async fn drain_gateways(project: &str, port: u16) {
+    let gateways = state::gateways(project);
+    futures_util::future::join_all(gateways.into_iter().map(|(file, addr)| async move {
+        match gateway::drain(addr, port, DRAIN_TIMEOUT).await {
+            Ok(0) => tracing::debug!(%addr, port, "gateway drained"),
+            Ok(left) => tracing::warn!(%addr, port, left, "requests still in flight after the drain timeout"),
+            Err(e) => {
+                tracing::info!(%addr, error = %e, "a registered gateway does not answer; forgetting it");
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }))
+    .await;
 }
 
 /// `berth build [SERVICE[@VERSION]]`: the build steps of the plan, and nothing else.
@@ -932,48 +1046,286 @@ async fn build_only(file: &Path, target: Option<&str>, verbose: bool) -> Result<
     Ok(0)
 }
 
-/// The routes of a spec over what runs now: one list call.
+/// The routes over what runs now: one list call.
 pub(crate) async fn route_table(
     engine: &Engine,
-    spec: &Spec,
+    project: &str,
 ) -> Result<crate::core::route::RouteTable, AppError> {
-    let observed = engine.observe(&spec.project).await?;
-    Ok(crate::core::route::routes(spec, &observed))
+    let observed = engine.observe(project).await?;
+    Ok(crate::core::route::routes(project, &observed))
 }
 
-/// `berth serve`: the gateway alone, its routes refreshed every second from the
-/// file and the engine (a file that does not parse keeps the last routes).
-async fn serve(file: &Path, addr: std::net::SocketAddr) -> Result<u8, AppError> {
+/// The tokens the gateway and the API accept: the token file's (hashed), plus a
+/// token given in clear (`BERTH_TOKEN`, `--token-file`), which may do anything.
+pub(crate) fn load_tokens(
+    file: Option<&Path>,
+    root: Option<&str>,
+) -> Result<crate::core::access::Tokens, AppError> {
+    let mut tokens = match file {
+        None => Default::default(),
+        Some(f) => {
+            let text = source::read_spec(f)?;
+            crate::core::access::parse_tokens(&f.display().to_string(), &text)
+                .map_err(AppError::TokensInvalid)?
+        }
+    };
+    if let Some(t) = root {
+        tokens = tokens.with_root(t);
+    }
+    Ok(tokens)
+}
+
+/// Starts a gateway for `project` whose routes come from the engine (every
+/// refresh is one list call), and registers its control address so that applies
+/// in any process switch and drain it.
+pub(crate) async fn start_gateway(
+    engine: &Engine,
+    project: &str,
+    addr: std::net::SocketAddr,
+    tokens: crate::core::access::Tokens,
+    table: std::sync::Arc<std::sync::RwLock<crate::core::route::RouteTable>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(gateway::Running, state::GatewayRegistration), AppError> {
+    let (e, p) = (engine.clone(), project.to_string());
+    let refresh: gateway::Refresh = std::sync::Arc::new(move || {
+        let (e, p) = (e.clone(), p.clone());
+        Box::pin(async move { route_table(&e, &p).await.ok() })
+    });
+    let state = gateway::GatewayState {
+        table,
+        tokens: std::sync::Arc::new(tokens),
+        refresh,
+    };
+    let running = gateway::serve(addr, state, shutdown)
+        .await
+        .map_err(|e| AppError::Daemon(e.to_string()))?;
+    let registration = state::register_gateway(project, running.control)
+        .map_err(|e| AppError::Daemon(e.to_string()))?;
+    Ok((running, registration))
+}
+
+/// `berth serve`: the gateway alone, for what runs. Its routes follow the
+/// engine (refreshed every second, and at once when an apply switches a
+/// container); the file only names the project.
+async fn serve(
+    file: &Path,
+    addr: std::net::SocketAddr,
+    tokens: Option<&Path>,
+) -> Result<u8, AppError> {
+    let spec = load(file)?;
+    let tokens = load_tokens(tokens, std::env::var("BERTH_TOKEN").ok().as_deref())?;
     let engine = Engine::connect().await?;
     let table = std::sync::Arc::new(std::sync::RwLock::new(
-        crate::core::route::RouteTable::default(),
+        route_table(&engine, &spec.project).await?,
     ));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    crate::shell::gateway::serve(addr, table.clone(), async {
-        let _ = stopped.await;
-    })
-    .await
-    .map_err(|e| AppError::Daemon(e.to_string()))?;
+    let (_running, _registration) =
+        start_gateway(&engine, &spec.project, addr, tokens, table.clone(), async {
+            let _ = stopped.await;
+        })
+        .await?;
     tracing::warn!(%addr, "gateway listening");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| AppError::Daemon(e.to_string()))?;
     loop {
-        match load(file) {
-            Ok(spec) => match route_table(&engine, &spec).await {
-                Ok(t) => *table.write().expect("no panics hold it") = t,
-                Err(e) => tracing::warn!(error = %e, "cannot refresh the routes"),
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "the file does not parse; keeping the last routes")
-            }
-        }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
+        match route_table(&engine, &spec.project).await {
+            Ok(t) => *table.write().expect("no panics hold it") = t,
+            Err(e) => tracing::warn!(error = %e, "cannot refresh the routes"),
+        }
     }
     let _ = stop.send(());
+    Ok(0)
+}
+
+/// `berth rollback SERVICE [--to VERSION]`: makes the version that was active
+/// before (or the one named) active again, when it is still declared and runs
+/// healthy. It holds until the file's `active` for that service changes.
+async fn rollback(
+    file: &Path,
+    service: &str,
+    to: Option<&str>,
+    verbose: bool,
+) -> Result<u8, AppError> {
+    let spec = load(file)?;
+    let Some(svc) = spec.services.iter().find(|s| s.name == service) else {
+        return Err(AppError::ServiceFind {
+            service: service.into(),
+            file: file.into(),
+        });
+    };
+    let declared: Vec<String> = svc.versions.iter().map(|v| v.version.to_string()).collect();
+    let current = svc.active.to_string();
+    let target = match to {
+        Some(v) if declared.iter().any(|d| d == v) => v.to_string(),
+        Some(v) => {
+            return Err(AppError::RollbackRefuse {
+                why: format!("`{service}` declares no version {v}"),
+                help: format!("pick one of {}", declared.join(", ")),
+            })
+        }
+        None => state::history(&spec.project)
+            .get(service)
+            .and_then(|h| {
+                h.iter()
+                    .rev()
+                    .find(|v| **v != current && declared.contains(v))
+                    .cloned()
+            })
+            .ok_or_else(|| AppError::RollbackRefuse {
+                why: format!("no version of `{service}` other than {current} was active before and is still declared"),
+                help: format!("name one with `berth rollback {service} --to VERSION` ({})", declared.join(", ")),
+            })?,
+    };
+    if target == current {
+        return Err(AppError::RollbackRefuse {
+            why: format!("{service}@{target} is already active"),
+            help: "nothing to do".into(),
+        });
+    }
+    let engine = Engine::connect().await?;
+    let _lock = take_lock(&spec.project, "rollback")?;
+    // Only to a version that serves now: a rollback is for when things are bad.
+    let observed = engine.observe(&spec.project).await?;
+    let name = crate::core::desired::container_name(&spec.project, service, &target);
+    let health = match observed.containers.iter().find(|c| c.name == name) {
+        Some(c) if c.state == "running" => match c.ports.iter().find_map(|p| p.public) {
+            Some(port) => probe::health(port).await.to_string(),
+            None => "not published".into(),
+        },
+        Some(c) => c.state.clone(),
+        None => "not running".into(),
+    };
+    if health != "healthy" {
+        return Err(AppError::RollbackRefuse {
+            why: format!("{service}@{target} is {health}, so it cannot take over"),
+            help: format!(
+                "`berth status` shows why; `berth logs {service}@{target}` shows its logs"
+            ),
+        });
+    }
+    let file_active = svc
+        .file_active
+        .clone()
+        .unwrap_or_else(|| svc.active.clone());
+    let before = state::holds(&spec.project);
+    let mut holds = before.clone();
+    if target == file_active.to_string() {
+        holds.remove(service);
+    } else {
+        holds.insert(
+            service.to_string(),
+            crate::core::spec::ActiveHold {
+                version: semver::Version::parse(&target).expect("declared versions parse"),
+                file_active: file_active.clone(),
+            },
+        );
+    }
+    state::write_holds(&spec.project, &holds).map_err(|e| AppError::Daemon(e.to_string()))?;
+    let held = load(file)?;
+    let result = async {
+        let plan = make_plan(
+            &engine,
+            &held,
+            file,
+            plan::Options {
+                allow_empty: false,
+                retry_failed: true,
+            },
+        )
+        .await?;
+        execute_and_report(&engine, &plan, file, verbose).await
+    }
+    .await;
+    if let Err(e) = result {
+        // Nothing changes hands when the switch failed: the hold goes too.
+        let _ = state::write_holds(&spec.project, &before);
+        return Err(e);
+    }
+    settle(&held);
+    println!("Rolled back `{service}` to {target} (it was {current}).");
+    if target != file_active.to_string() {
+        println!(
+            "The file still says `active: \"{file_active}\"`; berth keeps {target} active until that changes. To keep it, set `active: \"{target}\"` under `services.{service}` in {}.",
+            file.display()
+        );
+    }
+    Ok(0)
+}
+
+/// `berth token add NAME -p PERMISSION...`: a new random token, printed once;
+/// only its SHA-256 is appended to the token file.
+fn token_add(file: &Path, name: &str, permissions: &[String]) -> Result<u8, AppError> {
+    use crate::core::access::{token_entry, Permission};
+    let mut perms = Vec::new();
+    for p in permissions {
+        match Permission::parse(p) {
+            Some(p) => perms.push(p),
+            None => {
+                return Err(AppError::TokensInvalid(Diagnostics {
+                    file: file.display().to_string(),
+                    items: vec![Diagnostic::new(
+                        None,
+                        format!("unknown permission `{p}`"),
+                        format!(
+                            "use some of {}",
+                            Permission::ALL.map(Permission::name).join(", ")
+                        ),
+                    )],
+                }))
+            }
+        }
+    }
+    if !spec::is_valid_name(name) {
+        return Err(AppError::TokensInvalid(Diagnostics {
+            file: file.display().to_string(),
+            items: vec![Diagnostic::new(
+                None,
+                format!("token name `{name}` is not valid"),
+                "use a lowercase letter, then up to 31 lowercase letters, digits or dashes",
+            )],
+        }));
+    }
+    let existing = std::fs::read_to_string(file).unwrap_or_default();
+    if !existing.trim().is_empty() {
+        let tokens = crate::core::access::parse_tokens(&file.display().to_string(), &existing)
+            .map_err(AppError::TokensInvalid)?;
+        if tokens.tokens.iter().any(|t| t.name == name) {
+            return Err(AppError::TokensInvalid(Diagnostics {
+                file: file.display().to_string(),
+                items: vec![Diagnostic::new(
+                    None,
+                    format!("a token named `{name}` exists already"),
+                    "pick another name, or delete its entry from the file first",
+                )],
+            }));
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| AppError::Daemon(format!("no randomness: {e}")))?;
+    let value = format!("berth_{}", hex::encode(bytes));
+    let mut text = if existing.trim().is_empty() {
+        "tokens:\n".to_string()
+    } else {
+        existing
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&token_entry(name, &value, &perms));
+    std::fs::write(file, text).map_err(|source| AppError::PlanWrite {
+        path: file.into(),
+        source,
+    })?;
+    eprintln!(
+        "Added token `{name}` to {} (only its SHA-256 is stored). It is shown this once:",
+        file.display()
+    );
+    println!("{value}");
     Ok(0)
 }
 
@@ -1020,12 +1372,16 @@ pub(crate) async fn status_rows(
         let (restarts, up_secs) = engine.restarts(&c.id).await.unwrap_or((0, 0));
         let health = if c.name.contains("-failed-") {
             "failed".to_string()
+        } else if c.name.contains("-next-") && running {
+            // A successor on probation: its health gate is still running.
+            "starting".to_string()
         } else {
             crate::core::render::health_word(&c.state, restarts, up_secs, probe)
         };
         StatusRow {
             service: c.label(LABEL_SERVICE).to_string(),
             version: c.label(LABEL_VERSION).to_string(),
+            active: c.label(crate::core::desired::LABEL_ACTIVE) == "true",
             container: c.name.clone(),
             state: c.state.clone(),
             health,
@@ -1050,6 +1406,20 @@ async fn logs(
 ) -> Result<u8, AppError> {
     let spec = load(file)?;
     let engine = Engine::connect().await?;
+    let c = find_target(&engine, &spec, target).await?;
+    let mut stream = std::pin::pin!(engine.logs(&c.id, follow, tail));
+    while let Some(chunk) = stream.next().await {
+        print!("{}", chunk?);
+    }
+    Ok(0)
+}
+
+/// The container of `SERVICE` (its active version) or `SERVICE@VERSION`.
+pub(crate) async fn find_target(
+    engine: &Engine,
+    spec: &Spec,
+    target: &str,
+) -> Result<plan::ObservedContainer, AppError> {
     let (service, version) = match target.split_once('@') {
         Some((s, v)) => (s.to_string(), Some(v.to_string())),
         None => (target.to_string(), None),
@@ -1061,24 +1431,17 @@ async fn logs(
             .map(|s| s.active.to_string())
     });
     let observed = engine.observe(&spec.project).await?;
-    let found = observed.containers.iter().find(|c| {
+    let found = observed.containers.into_iter().find(|c| {
         c.owned_by(&spec.project)
             && c.label(LABEL_SERVICE) == service
             && version
                 .as_deref()
                 .is_none_or(|v| c.label(LABEL_VERSION) == v)
     });
-    let Some(c) = found else {
-        return Err(AppError::ContainerFind {
-            target: target.to_string(),
-            project: spec.project,
-        });
-    };
-    let mut stream = std::pin::pin!(engine.logs(&c.id, follow, tail));
-    while let Some(chunk) = stream.next().await {
-        print!("{}", chunk?);
-    }
-    Ok(0)
+    found.ok_or_else(|| AppError::ContainerFind {
+        target: target.to_string(),
+        project: spec.project.clone(),
+    })
 }
 
 async fn destroy(file: &Path, volumes: bool) -> Result<u8, AppError> {

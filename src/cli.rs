@@ -119,9 +119,12 @@ pub enum Command {
         /// Serve /status, /metrics, /healthz and POST /reconcile on this address.
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
-        /// A file holding the bearer token for POST /reconcile (else $BERTH_TOKEN).
+        /// A file holding a bearer token with every permission (else $BERTH_TOKEN).
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// The token file (hashed tokens with permissions) for the API and the gateway.
+        #[arg(long, value_name = "FILE")]
+        tokens: Option<PathBuf>,
         /// Serve the routing gateway on this address too.
         #[arg(long, value_name = "ADDR")]
         gateway: Option<std::net::SocketAddr>,
@@ -133,6 +136,24 @@ pub enum Command {
         /// The gateway's address.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7780")]
         gateway: std::net::SocketAddr,
+        /// The token file (hashed tokens with permissions); $BERTH_TOKEN may do anything.
+        #[arg(long, value_name = "FILE")]
+        tokens: Option<PathBuf>,
+    },
+    /// Make the version that was active before (or --to VERSION) active again,
+    /// when it runs healthy; it holds until the file's `active` changes.
+    Rollback {
+        #[command(flatten)]
+        file: FileArg,
+        service: String,
+        /// The version to make active (default: the one active before).
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+    },
+    /// Manage the tokens of the gateway and the API.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// Make a deterministic .tar.gz code package of a directory (same content, same bytes).
     Package {
@@ -147,5 +168,20 @@ pub enum Command {
         file: FileArg,
         /// SERVICE or SERVICE@VERSION (default: every one built from a package).
         target: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token: printed once, stored only as its SHA-256 in the token file.
+    Add {
+        /// The token's name (shown in logs instead of the token).
+        name: String,
+        /// A permission: services:view, services:deploy, services:stop, logs:view, images:build.
+        #[arg(short = 'p', long = "permission", required = true)]
+        permission: Vec<String>,
+        /// The token file.
+        #[arg(long, value_name = "FILE", default_value = "tokens.yaml")]
+        tokens: PathBuf,
     },
 }

@@ -62,7 +62,8 @@ pub struct WatchOptions {
     pub source: WatchSource,
     pub interval: Duration,
     pub listen: Option<SocketAddr>,
-    pub token: Option<String>,
+    /// Who may use the API and the gateway's private services.
+    pub tokens: crate::core::access::Tokens,
     pub verbose: bool,
     /// Serve the routing gateway here, its routes updated after every reconcile.
     pub gateway: Option<SocketAddr>,
@@ -88,11 +89,21 @@ struct Daemon {
     project: Option<String>,
     /// What the gateway routes to, refreshed after every reconcile.
     routes: Arc<RwLock<crate::core::route::RouteTable>>,
+    /// The project the gateway routes for, once known (its refreshes read it).
+    gateway_project: Arc<RwLock<Option<String>>>,
+    /// The gateway's control address, registered for the project once known.
+    gateway_control: Option<SocketAddr>,
+    _registration: Option<crate::shell::state::GatewayRegistration>,
     /// The spec of the last successful reconcile.
     last_spec: Option<crate::core::spec::Spec>,
+    /// The same, for the API's log requests.
+    shared_spec: Arc<RwLock<Option<crate::core::spec::Spec>>>,
     /// Why the source could not be read (a failed fetch, a refused commit), until
     /// it can again. Reported beside the last reconcile, which used the last good state.
     source_error: Option<String>,
+    /// Why the last rollout failed (a step's error: the health gate's answer and
+    /// the container's last lines), until a reconcile succeeds.
+    rollout_error: Option<String>,
     stats: Stats,
     status: Arc<RwLock<serde_json::Value>>,
     metrics: Arc<RwLock<String>>,
@@ -245,6 +256,7 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
     tokio::spawn(ticker(opts.interval, tx.clone()));
     tokio::spawn(signals(tx.clone()));
 
+    let shared_spec: Arc<RwLock<Option<crate::core::spec::Spec>>> = Default::default();
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(addr) = opts.listen {
         let (req_tx, mut req_rx) = mpsc::channel::<ReconcileReply>(16);
@@ -252,7 +264,21 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
             status: status.clone(),
             metrics: metrics.clone(),
             reconcile: req_tx,
-            token: opts.token.clone().map(Arc::new),
+            tokens: Arc::new(opts.tokens.clone()),
+            logs: {
+                let (e, spec) = (engine.clone(), shared_spec.clone());
+                Arc::new(move |target, tail| {
+                    let e = e.clone();
+                    let spec = spec.read().expect("no panics hold it").clone();
+                    Box::pin(async move {
+                        let spec = spec.ok_or("nothing has converged yet")?;
+                        let c = app::find_target(&e, &spec, &target)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        Ok(e.logs_tail(&c.id, tail).await)
+                    })
+                })
+            },
         };
         api::serve(addr, state, async {
             let _ = api_stopped.await;
@@ -271,13 +297,27 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
     }
 
     let routes = Arc::new(RwLock::new(crate::core::route::RouteTable::default()));
+    let gateway_project: Arc<RwLock<Option<String>>> = Default::default();
     let (stop_gateway, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut gateway_control = None;
     if let Some(addr) = opts.gateway {
-        crate::shell::gateway::serve(addr, routes.clone(), async {
+        let (e, p) = (engine.clone(), gateway_project.clone());
+        let refresh: crate::shell::gateway::Refresh = Arc::new(move || {
+            let e = e.clone();
+            let project = p.read().expect("no panics hold it").clone();
+            Box::pin(async move { app::route_table(&e, &project?).await.ok() })
+        });
+        let state = crate::shell::gateway::GatewayState {
+            table: routes.clone(),
+            tokens: Arc::new(opts.tokens.clone()),
+            refresh,
+        };
+        let running = crate::shell::gateway::serve(addr, state, async {
             let _ = gateway_stopped.await;
         })
         .await
         .map_err(|e| AppError::Daemon(e.to_string()))?;
+        gateway_control = Some(running.control);
         tracing::info!(%addr, "gateway listening");
     }
 
@@ -287,8 +327,13 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
         current,
         project: None,
         last_spec: None,
+        shared_spec,
         source_error: None,
+        rollout_error: None,
         routes,
+        gateway_project,
+        gateway_control,
+        _registration: None,
         stats: Stats::default(),
         status,
         metrics,
@@ -386,6 +431,7 @@ impl Daemon {
                     self.stats.drift_corrections += steps as u64;
                 }
                 self.stats.managed = rows.len();
+                self.rollout_error = None;
                 let summary = format!("converged: {steps} steps");
                 tracing::info!(
                     trigger,
@@ -399,9 +445,28 @@ impl Daemon {
             }
             Err(e) => {
                 let text = e.to_string();
+                // A step that failed (a health gate: with its answer and log lines)
+                // is kept until a reconcile succeeds; the reconciles its own events
+                // cause only say that the configuration is known to fail.
+                if let AppError::ApplyFail { .. } = &e {
+                    self.rollout_error = Some(text.clone());
+                }
                 tracing::error!(trigger, error = %text, "reconcile failed; what runs keeps running");
                 self.stats.errors += 1;
-                self.publish(None, trigger, Some(&text));
+                // What runs now (a failed rollout's container kept aside, the old
+                // one still serving), so /status shows the failure where it is.
+                let rows = match &self.project {
+                    Some(p) => app::status_rows(&self.engine, p, false).await.ok(),
+                    None => None,
+                };
+                if self.opts.gateway.is_some() {
+                    if let Some(p) = &self.project {
+                        if let Ok(t) = app::route_table(&self.engine, p).await {
+                            *self.routes.write().expect("no panics hold it") = t;
+                        }
+                    }
+                }
+                self.publish(rows.as_deref(), trigger, Some(&text));
                 Err(text)
             }
         }
@@ -421,6 +486,14 @@ impl Daemon {
         let changed = self.last_spec.as_ref() != Some(&spec);
         if self.project.as_deref() != Some(spec.project.as_str()) {
             self.project = Some(spec.project.clone());
+            if let Some(control) = self.gateway_control {
+                *self.gateway_project.write().expect("no panics hold it") =
+                    Some(spec.project.clone());
+                self._registration = Some(
+                    crate::shell::state::register_gateway(&spec.project, control)
+                        .map_err(|e| AppError::Daemon(e.to_string()))?,
+                );
+            }
             tokio::spawn(follow_engine(
                 self.engine.clone(),
                 spec.project.clone(),
@@ -447,14 +520,18 @@ impl Daemon {
         let rows = app::status_rows(&self.engine, &spec.project, false).await?;
         if self.opts.gateway.is_some() {
             *self.routes.write().expect("no panics hold it") =
-                app::route_table(&self.engine, &spec).await?;
+                app::route_table(&self.engine, &spec.project).await?;
         }
-        self.last_spec = Some(spec);
         if !plan.failed.is_empty() {
+            *self.shared_spec.write().expect("no panics hold it") = Some(spec.clone());
+            self.last_spec = Some(spec);
             return Err(AppError::RolloutFail {
                 failed: plan.failed.join("\n  "),
             });
         }
+        app::settle(&spec);
+        *self.shared_spec.write().expect("no panics hold it") = Some(spec.clone());
+        self.last_spec = Some(spec);
         Ok((plan.steps.len(), rows, changed))
     }
 
@@ -505,6 +582,7 @@ impl Daemon {
                 }) } else { json!(null) },
                 "last_error": error.or(self.source_error.as_deref()),
                 "source_error": self.source_error,
+                "rollout_error": self.rollout_error,
                 "services": services,
             });
         }

@@ -505,7 +505,15 @@ fn a_container_the_engine_keeps_restarting_is_a_crash_loop_whatever_a_probe_says
         "healthy",
         "up ten minutes since: recovered"
     );
-    assert_eq!(health_word("running", 1, 2, Some("unhealthy")), "unhealthy");
+    assert_eq!(
+        health_word("running", 1, 2, Some("unhealthy")),
+        "starting",
+        "not answering yet, but young"
+    );
+    assert_eq!(
+        health_word("running", 1, 600, Some("unhealthy")),
+        "unhealthy"
+    );
     assert_eq!(health_word("running", 0, 2, None), "unknown");
     assert_eq!(health_word("exited", 0, 0, None), "-");
 }

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{docker, eventually, text, Project, BERTH};
+use common::{docker, eventually, free_port, http_get, text, Project, BERTH};
 
 /// A running `berth watch`; killed (SIGKILL) if a test fails before stopping it.
 struct Daemon {
@@ -23,15 +23,28 @@ impl Drop for Daemon {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Daemon {
+    /// Follows services.yaml (1 h resync) with the gateway on a free port, and
+    /// `extra` arguments; returns the daemon and the gateway's port, once converged.
+    fn with_gateway(p: &Project, extra: &[&str]) -> (Daemon, u16) {
+        let port = free_port();
+        let gateway = format!("127.0.0.1:{port}");
+        let mut args = vec![
+            "-f",
+            "services.yaml",
+            "--interval",
+            "1h",
+            "--gateway",
+            &gateway,
+        ];
+        args.extend_from_slice(extra);
+        let d = Daemon::start(p, &args);
+        d.wait_for(Duration::from_secs(20), |s| {
+            s["last_reconcile"]["result"] == "ok"
+        });
+        (d, port)
+    }
+
     fn start(p: &Project, args: &[&str]) -> Daemon {
         Daemon::start_env(p, args, &[])
     }
@@ -73,7 +86,7 @@ impl Daemon {
     }
 
     fn status(&self) -> serde_json::Value {
-        let (code, body) = self.curl(&["/status"]);
+        let (code, body) = self.curl(&["/status", "-H", AUTH]);
         if code != 200 {
             return serde_json::Value::Null;
         }
@@ -81,7 +94,7 @@ impl Daemon {
     }
 
     fn metric(&self, name: &str) -> f64 {
-        let (_, body) = self.curl(&["/metrics"]);
+        let (_, body) = self.curl(&["/metrics", "-H", AUTH]);
         body.lines()
             .find_map(|l| {
                 l.strip_prefix(&format!("{name} "))
@@ -110,6 +123,9 @@ impl Daemon {
         }
     }
 }
+
+/// The daemon's token (BERTH_TOKEN: every permission).
+const AUTH: &str = "Authorization: Bearer test-token";
 
 const ONE: &str = "project: {p}\nservices:\n  web:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo $GREETING > /www/index.html && exec httpd -f -p 8000 -h /www']\n    env: { GREETING: one }\n";
 
@@ -359,32 +375,39 @@ fn a_removed_or_stopped_container_is_put_back_and_counted_as_drift() {
 }
 
 #[test]
-fn the_api_reports_status_and_metrics_and_refuses_reconcile_without_the_token() {
+fn the_api_serves_status_metrics_logs_and_reconcile_only_to_tokens_with_the_permission() {
     let Some(p) = Project::new("wapi") else {
         return;
     };
     p.write(ONE);
-    let gateway = format!("127.0.0.1:{}", free_port());
-    let d = Daemon::start(
-        &p,
-        &[
-            "-f",
-            "services.yaml",
-            "--interval",
-            "1h",
-            "--gateway",
-            &gateway,
-        ],
+    let viewer = p.ok(&["token", "add", "viewer", "-p", "services:view"]);
+    let deployer = p.ok(&["token", "add", "deployer", "-p", "services:deploy"]);
+    let reader = p.ok(&["token", "add", "reader", "-p", "logs:view"]);
+    let bearer = |t: &str| format!("Authorization: Bearer {}", t.trim());
+    let (d, gateway_port) = Daemon::with_gateway(&p, &["--tokens", "tokens.yaml"]);
+    let s = d.status();
+    // Each endpoint asks for its permission: 403 for a token without it.
+    assert_eq!(d.curl(&["/status", "-H", &bearer(&viewer)]).0, 200);
+    assert_eq!(d.curl(&["/status", "-H", &bearer(&deployer)]).0, 403);
+    assert_eq!(
+        d.curl(&["/reconcile", "-X", "POST", "-H", &bearer(&viewer)])
+            .0,
+        403
     );
-    let s = d.wait_for(Duration::from_secs(20), |s| {
-        s["last_reconcile"]["result"] == "ok"
-    });
-    // The daemon's gateway routes to what it converged.
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "5", &format!("http://{gateway}/web/")])
-        .output()
-        .unwrap();
-    assert_eq!(text(&out.stdout).trim(), "one");
+    assert_eq!(
+        d.curl(&["/reconcile", "-X", "POST", "-H", &bearer(&deployer)])
+            .0,
+        200
+    );
+    assert_eq!(d.curl(&["/logs/web", "-H", &bearer(&viewer)]).0, 403);
+    let (code, logs) = d.curl(&["/logs/web?tail=5", "-H", &bearer(&reader)]);
+    assert_eq!(code, 200, "{logs}");
+    assert_eq!(d.curl(&["/logs/nope", "-H", &bearer(&reader)]).0, 404);
+    // The daemon's gateway routes to what it converged (private: a token is needed).
+    assert_eq!(
+        http_get(gateway_port, "/web/", Some("test-token")),
+        (200, "one".to_string())
+    );
     assert_eq!(s["source"]["kind"], "file");
     assert!(s["last_reconcile"]["at"].as_u64().unwrap() > 0);
     let svc = &s["services"][0];
@@ -397,6 +420,8 @@ fn the_api_reports_status_and_metrics_and_refuses_reconcile_without_the_token() 
     assert!(d.metric("berth_reconcile_total") >= 1.0);
     assert_eq!(d.metric("berth_managed_containers"), 1.0);
     assert_eq!(d.curl(&["/healthz"]), (200, "ok\n".to_string()));
+    assert_eq!(d.curl(&["/status"]).0, 401, "status needs services:view");
+    assert_eq!(d.curl(&["/metrics"]).0, 401, "metrics need services:view");
 
     assert_eq!(d.curl(&["/reconcile", "-X", "POST"]).0, 401);
     assert_eq!(
@@ -423,6 +448,9 @@ fn the_api_reports_status_and_metrics_and_refuses_reconcile_without_the_token() 
     assert!(d.metric("berth_reconcile_total") > before);
     let log = std::fs::read_to_string(p.dir.path().join("daemon.log")).unwrap();
     assert!(!log.contains("test-token"), "the token is never logged");
+    for t in [&viewer, &deployer, &reader] {
+        assert!(!log.contains(t.trim()), "no token is ever logged");
+    }
 }
 
 #[test]
@@ -642,4 +670,35 @@ fn an_engine_that_goes_away_and_comes_back_is_reconnected_and_converged() {
     });
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(p.containers().len(), 1, "no duplicates");
+}
+
+#[test]
+fn a_rollout_that_fails_its_health_gate_shows_as_failed_and_the_old_one_keeps_serving() {
+    let Some(p) = Project::new("wfail") else {
+        return;
+    };
+    p.write(ONE);
+    let (d, gateway_port) = Daemon::with_gateway(&p, &[]);
+    // Serves an empty directory: GET / answers 404, which is not healthy.
+    p.write(&ONE.replace(
+        "command: [sh, -c, 'echo $GREETING > /www/index.html && exec httpd -f -p 8000 -h /www']\n    env: { GREETING: one }",
+        "command: [sh, -c, 'exec httpd -f -p 8000 -h /tmp']\n    env: { GREETING: two }\n    health: { timeout: 2s, interval: 100ms }",
+    ));
+    let s = d.wait_for(Duration::from_secs(30), |s| {
+        s["last_reconcile"]["result"] == "error"
+            && s["services"]
+                .as_array()
+                .is_some_and(|rows| rows.iter().any(|r| r["health"] == "failed"))
+    });
+    let error = s["last_reconcile"]["error"].as_str().unwrap();
+    assert!(error.contains("web@0.0.0 never became healthy"), "{error}");
+    // The health gate's own report stays, whatever reconciles followed.
+    let why = d.wait_for(Duration::from_secs(10), |s| s["rollout_error"].is_string());
+    let why = why["rollout_error"].as_str().unwrap();
+    assert!(why.contains("GET / answered 404"), "{why}");
+    assert_eq!(
+        http_get(gateway_port, "/web/", Some("test-token")),
+        (200, "one".to_string()),
+        "the old one still serves"
+    );
 }

@@ -20,6 +20,12 @@ pub const LABEL_HASH: &str = "berth.hash";
 /// The canonical configuration the hash was computed from (see [`ContainerConfig`]).
 pub const LABEL_CONFIG: &str = "berth.config";
 pub const LABEL_KEEP: &str = "berth.keep";
+/// The service URL path the gateway routes to the container.
+pub const LABEL_PATH: &str = "berth.path";
+/// `true` on the active version: the gateway routes the service path to it.
+pub const LABEL_ACTIVE: &str = "berth.active";
+/// `true` when the gateway serves it without a token.
+pub const LABEL_PUBLIC: &str = "berth.public";
 /// The commit a container was created from; not part of the hash, so a commit
 /// that does not change a service does not replace it.
 pub const LABEL_REVISION: &str = "berth.revision";
@@ -311,6 +317,11 @@ fn container(
     labels.insert(LABEL_SERVICE.to_string(), v.service.clone());
     labels.insert(LABEL_VERSION.to_string(), version.clone());
     labels.insert(LABEL_SCOPE.to_string(), v.scope.label());
+    // What the gateway needs, on the container itself: routes follow what was
+    // converged, not a file that may have been saved since.
+    labels.insert(LABEL_PATH.to_string(), v.path.clone());
+    labels.insert(LABEL_ACTIVE.to_string(), active.to_string());
+    labels.insert(LABEL_PUBLIC.to_string(), v.public.to_string());
 
     let mut env = v.env.clone();
     env.insert("BERTH_PROJECT".into(), project.to_string());

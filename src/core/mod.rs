@@ -3,6 +3,7 @@
 //! Nothing here may import tokio, bollard, git2, notify, nvml or `std::fs`
 //! (tests/architecture.rs checks it): the shell gathers facts, the core decides.
 
+pub mod access;
 pub mod desired;
 pub mod diag;
 pub mod hash;

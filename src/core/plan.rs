@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::desired::{
-    BuildFact, Desired, DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_CONFIG, LABEL_HASH,
-    LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
+    BuildFact, Desired, DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_ACTIVE,
+    LABEL_CONFIG, LABEL_HASH, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
 };
 use super::diag::Diagnostic;
 use super::hash::{lines_hash, ContainerConfig};
@@ -249,16 +249,28 @@ impl Action {
             | Action::CreateVolume { .. }
             | Action::RemoveLeftover { .. } => 0,
             Action::BuildImage { .. } => 1,
+            // Active versions first: a service path always has a version that
+            // claims it while the active one changes hands.
+            Action::CreateContainer { container } | Action::ReplaceContainer { container, .. }
+                if container
+                    .config
+                    .labels
+                    .get(LABEL_ACTIVE)
+                    .map(String::as_str)
+                    == Some("true") =>
+            {
+                2
+            }
             Action::CreateContainer { .. }
             | Action::ReplaceContainer { .. }
-            | Action::StartContainer { .. } => 2,
-            Action::RemoveContainer { .. } => 3,
-            Action::RemoveNetwork { .. } => 4,
+            | Action::StartContainer { .. } => 3,
+            Action::RemoveContainer { .. } => 4,
+            Action::RemoveNetwork { .. } => 5,
         }
     }
 
     /// The last phase: apply runs phases 0 to this one in order.
-    pub const LAST_PHASE: u8 = 4;
+    pub const LAST_PHASE: u8 = 5;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -128,11 +128,17 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
 /// The health a status row shows. A container the engine is restarting, or one
 /// restarted three times or more that has been up less than a minute since, is
 /// in a crash loop, whatever a probe between two crashes might answer.
+/// How long a running container that does not answer yet counts as starting
+/// (the default health timeout).
+pub const STARTING_SECS: u64 = 30;
+
 pub fn health_word(state: &str, restarts: i64, up_secs: u64, probe: Option<&str>) -> String {
     if state == "restarting" || (restarts >= 3 && up_secs < 60) {
         return "crash-looping".to_string();
     }
     match (state, probe) {
+        // Not answering yet, but young enough to be still starting up.
+        ("running", Some("unhealthy")) if up_secs < STARTING_SECS => "starting".to_string(),
         ("running", Some(p)) => p.to_string(),
         ("running", None) => "unknown".to_string(),
         _ => "-".to_string(),
@@ -144,9 +150,12 @@ pub fn health_word(state: &str, restarts: i64, up_secs: u64, probe: Option<&str>
 pub struct StatusRow {
     pub service: String,
     pub version: String,
+    /// The service path routes to this version.
+    pub active: bool,
     pub container: String,
     pub state: String,
-    /// healthy | unhealthy | crash-looping | unknown (no published port) | - (not running)
+    /// healthy | starting | unhealthy | failed | crash-looping | unknown (no
+    /// published port) | - (not running)
     pub health: String,
     /// Restarts by the engine's restart policy since the container was created.
     pub restarts: i64,
@@ -171,7 +180,11 @@ pub fn status_text(rows: &[StatusRow]) -> String {
         .map(|r| {
             [
                 r.service.clone(),
-                r.version.clone(),
+                if r.active {
+                    format!("{} (active)", r.version)
+                } else {
+                    r.version.clone()
+                },
                 r.state.clone(),
                 r.health.clone(),
                 r.restarts.to_string(),

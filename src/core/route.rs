@@ -1,87 +1,143 @@
-//! Routing: which container a gateway request goes to. Pure: built from the spec
-//! (paths, active versions, scopes) and the observed containers (their ports).
+//! Routing: which container a gateway request goes to. Pure: built from the
+//! observed containers (their ports, and the labels berth gave them from the spec:
+//! path, scope, active, public).
 //!
 //! `/<path>/...` goes to the active version, `/<path>@<version>/...` to any
 //! declared one; a database-scoped service lives under `/_db/<db>/<path>`, and a
 //! global one answers at `/<path>` and under every database's prefix too. The
 //! matched prefix is stripped, so a service serves itself at `/`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::desired::{container_name, LABEL_PROJECT};
+use super::desired::{
+    container_name, LABEL_ACTIVE, LABEL_PATH, LABEL_PROJECT, LABEL_PUBLIC, LABEL_SCOPE,
+    LABEL_SERVICE, LABEL_VERSION,
+};
 use super::plan::Observed;
-use super::spec::{Scope, Spec};
 
-/// Prefix -> the loopback port of the container that serves it.
+/// Where one prefix goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    /// The loopback port of the container that serves it.
+    pub port: u16,
+    pub service: String,
+    pub version: String,
+    /// Served without a token.
+    pub public: bool,
+}
+
+/// Prefix -> route.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RouteTable {
-    pub routes: BTreeMap<String, u16>,
+    pub routes: BTreeMap<String, Route>,
+}
+
+/// A request path resolved: the route, the matched prefix, and the rest (at least `/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved<'a> {
+    pub route: &'a Route,
+    pub prefix: &'a str,
+    pub rest: String,
 }
 
 impl RouteTable {
-    /// The longest prefix that matches `path` at a segment boundary: its port, the
-    /// prefix, and the rest of the path (at least `/`).
-    pub fn resolve(&self, path: &str) -> Option<(u16, String, String)> {
-        let mut best: Option<(&String, u16)> = None;
-        for (prefix, port) in &self.routes {
+    /// The longest prefix that matches `path` at a segment boundary.
+    pub fn resolve(&self, path: &str) -> Option<Resolved<'_>> {
+        let mut best: Option<(&String, &Route)> = None;
+        for (prefix, route) in &self.routes {
             let boundary = path == prefix.as_str()
                 || (path.starts_with(prefix.as_str())
                     && path.as_bytes().get(prefix.len()) == Some(&b'/'));
             if boundary && best.is_none_or(|(b, _)| prefix.len() > b.len()) {
-                best = Some((prefix, *port));
+                best = Some((prefix, route));
             }
         }
-        let (prefix, port) = best?;
+        let (prefix, route) = best?;
         let rest = &path[prefix.len()..];
-        Some((
-            port,
-            prefix.clone(),
-            if rest.is_empty() {
+        Some(Resolved {
+            route,
+            prefix,
+            rest: if rest.is_empty() {
                 "/".to_string()
             } else {
                 rest.to_string()
             },
-        ))
+        })
     }
 }
 
-/// The routes of a spec over what runs: only running, published containers of
-/// the project are routed to.
-pub fn routes(spec: &Spec, observed: &Observed) -> RouteTable {
-    let mut ports: BTreeMap<&str, u16> = BTreeMap::new();
+/// The routes over what runs, from the containers alone (their labels say path,
+/// scope, active and public), so every gateway follows what was converged. Only
+/// running, published containers of the project are routed to. A version is
+/// served by the container under its own name; while a replace renames
+/// containers, by its predecessor (`-old-`) until the successor takes the name,
+/// never by a successor still on probation (`-next-`) or a failed one.
+pub fn routes(project: &str, observed: &Observed) -> RouteTable {
+    struct Seen<'a> {
+        canonical: bool,
+        port: u16,
+        labels: &'a BTreeMap<String, String>,
+    }
+    let mut seen: BTreeMap<(&str, &str), Seen> = BTreeMap::new();
+    let mut databases = BTreeSet::new();
     for c in &observed.containers {
         if c.state != "running"
-            || c.labels.get(LABEL_PROJECT).map(String::as_str) != Some(spec.project.as_str())
+            || c.labels.get(LABEL_PROJECT).map(String::as_str) != Some(project)
+            || c.name.contains("-next-")
+            || c.name.contains("-failed-")
         {
             continue;
         }
-        if let Some(port) = c.ports.iter().find_map(|p| p.public) {
-            ports.insert(&c.name, port);
+        let (Some(service), Some(version), Some(_)) = (
+            c.labels.get(LABEL_SERVICE),
+            c.labels.get(LABEL_VERSION),
+            c.labels.get(LABEL_PATH),
+        ) else {
+            continue;
+        };
+        let Some(port) = c.ports.iter().find_map(|p| p.public) else {
+            continue;
+        };
+        if let Some(db) = c.label(LABEL_SCOPE).strip_prefix("database:") {
+            databases.insert(db.to_string());
+        }
+        let canonical = c.name == container_name(project, service, version);
+        let key = (service.as_str(), version.as_str());
+        if seen.get(&key).is_none_or(|s| canonical && !s.canonical) {
+            seen.insert(
+                key,
+                Seen {
+                    canonical,
+                    port,
+                    labels: &c.labels,
+                },
+            );
         }
     }
-    let databases = spec.databases();
     let mut table = RouteTable::default();
-    for svc in &spec.services {
-        for v in &svc.versions {
-            let name = container_name(&spec.project, &v.service, &v.version.to_string());
-            let Some(&port) = ports.get(name.as_str()) else {
-                continue;
-            };
-            let prefixes: Vec<String> = match &v.scope {
-                Scope::Database(d) => vec![format!("/_db/{d}")],
-                Scope::Global => std::iter::once(String::new())
-                    .chain(databases.iter().map(|d| format!("/_db/{d}")))
-                    .collect(),
-            };
-            for base in prefixes {
-                table
-                    .routes
-                    .insert(format!("{base}{}@{}", v.path, v.version), port);
-                if v.version == svc.active {
-                    table.routes.insert(format!("{base}{}", v.path), port);
-                }
+    for ((service, version), s) in &seen {
+        let label = |k: &str| s.labels.get(k).map(String::as_str).unwrap_or("");
+        let route = Route {
+            port: s.port,
+            service: service.to_string(),
+            version: version.to_string(),
+            public: label(LABEL_PUBLIC) == "true",
+        };
+        let path = label(LABEL_PATH);
+        let prefixes: Vec<String> = match label(LABEL_SCOPE).strip_prefix("database:") {
+            Some(db) => vec![format!("/_db/{db}")],
+            None => std::iter::once(String::new())
+                .chain(databases.iter().map(|d| format!("/_db/{d}")))
+                .collect(),
+        };
+        for base in prefixes {
+            table
+                .routes
+                .insert(format!("{base}{path}@{version}"), route.clone());
+            if label(LABEL_ACTIVE) == "true" {
+                table.routes.insert(format!("{base}{path}"), route.clone());
             }
         }
     }

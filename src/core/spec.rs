@@ -238,6 +238,10 @@ macro_rules! settings_struct {
             pub assets: Option<Spanned<Vec<RawAsset>>>,
             /// How long a new container may take to answer `GET /` with a 2xx.
             pub health: Option<RawHealth>,
+            /// Whether the gateway serves it without a token (default false: a
+            /// request needs a token with `services:view`).
+            #[schemars(with = "Option<bool>")]
+            pub public: Option<Spanned<bool>>,
         }
     };
 }
@@ -371,6 +375,8 @@ pub struct Version {
     pub secrets: BTreeMap<String, SecretRef>,
     pub keeps: Vec<String>,
     pub health: Health,
+    /// Served by the gateway without a token.
+    pub public: bool,
     /// Where the version is declared, for errors found after validation.
     pub pos: Pos,
 }
@@ -385,8 +391,19 @@ impl Version {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     pub name: String,
+    /// The version the service path routes to: the file's, or a rollback's.
     pub active: semver::Version,
+    /// Set while a rollback holds `active` away from what the file says: the file's.
+    pub file_active: Option<semver::Version>,
     pub versions: Vec<Version>,
+}
+
+/// A rollback's hold on a service's active version: `version` stays active for as
+/// long as the file still says `file_active` (a new `active` in the file ends it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveHold {
+    pub version: semver::Version,
+    pub file_active: semver::Version,
 }
 
 /// A valid services.yaml.
@@ -400,6 +417,29 @@ pub struct Spec {
 impl Spec {
     pub fn versions(&self) -> impl Iterator<Item = &Version> {
         self.services.iter().flat_map(|s| s.versions.iter())
+    }
+
+    /// The spec with the rollback holds that still apply (the file still says what
+    /// it said at the rollback, and the held version is still declared); returns
+    /// the services whose hold no longer applies.
+    pub fn with_holds(mut self, holds: &BTreeMap<String, ActiveHold>) -> (Spec, Vec<String>) {
+        let mut stale = Vec::new();
+        for (service, hold) in holds {
+            let svc = self.services.iter_mut().find(|s| &s.name == service);
+            match svc {
+                Some(s)
+                    if s.active == hold.file_active
+                        && s.versions.iter().any(|v| v.version == hold.version) =>
+                {
+                    if s.active != hold.version {
+                        s.file_active = Some(s.active.clone());
+                        s.active = hold.version.clone();
+                    }
+                }
+                _ => stale.push(service.clone()),
+            }
+        }
+        (self, stale)
     }
 
     /// The databases some version is bound to, each once.
@@ -622,6 +662,7 @@ impl Validator {
         Some(Service {
             name: name.to_string(),
             active,
+            file_active: None,
             versions,
         })
     }
@@ -877,6 +918,8 @@ impl Validator {
             }
         }
 
+        let public = pick(&v.public, &s.public).is_some_and(|p| p.value);
+
         if let Some(a) = pick(&v.assets, &s.assets) {
             if !a.value.is_empty() {
                 self.err(
@@ -906,6 +949,7 @@ impl Validator {
             secrets,
             keeps,
             health,
+            public,
             pos,
         })
     }

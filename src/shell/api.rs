@@ -1,5 +1,7 @@
-//! The daemon's HTTP API (axum): `GET /status`, `GET /metrics`, `POST /reconcile`
-//! (bearer token, compared in constant time), `GET /healthz`.
+//! The daemon's HTTP API (axum): `GET /status` and `GET /metrics` (services:view),
+//! `POST /reconcile` (services:deploy), `GET /logs/{target}?tail=N` (logs:view),
+//! `GET /healthz` (open). Bearer tokens are
+//! checked by their hash, in constant time.
 //!
 //! It knows nothing of the daemon: it serves the snapshots it is handed and
 //! forwards reconcile requests on a channel.
@@ -12,11 +14,23 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::core::access::{Decision, Permission, Tokens};
 
 /// What a reconcile asked for over the API answered: Ok(summary) or Err(error).
 pub type ReconcileReply = oneshot::Sender<Result<String, String>>;
+
+/// The last `tail` log lines of a target (`SERVICE` or `SERVICE@VERSION`), or why not.
+pub type LogsFn = Arc<
+    dyn Fn(
+            String,
+            usize,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -25,8 +39,11 @@ pub struct ApiState {
     /// The `/metrics` text.
     pub metrics: Arc<RwLock<String>>,
     pub reconcile: mpsc::Sender<ReconcileReply>,
-    /// `None`: POST /reconcile is refused, since no token was configured.
-    pub token: Option<Arc<String>>,
+    /// Who may do what: `/status` and `/metrics` need services:view,
+    /// `POST /reconcile` services:deploy.
+    pub tokens: Arc<Tokens>,
+    /// Serves `GET /logs/{target}?tail=N` (logs:view).
+    pub logs: LogsFn,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +60,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/reconcile", post(reconcile))
+        .route("/logs/{target}", get(logs))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
 }
@@ -67,41 +85,78 @@ pub async fn serve(
     }))
 }
 
-async fn status(State(s): State<ApiState>) -> Response {
+async fn status(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Some(r) = refuse(&s, &headers, Permission::ServicesView) {
+        return r;
+    }
     let doc = s.status.read().expect("no panics hold it").clone();
     axum::Json(doc).into_response()
 }
 
-async fn metrics(State(s): State<ApiState>) -> Response {
+async fn metrics(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Some(r) = refuse(&s, &headers, Permission::ServicesView) {
+        return r;
+    }
     let text = s.metrics.read().expect("no panics hold it").clone();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-/// Whether the request carries the configured bearer token.
-fn authorized(headers: &HeaderMap, token: &str) -> bool {
-    let Some(given) = headers
+/// `None` when the request's bearer token holds `needed`; else the 401 or 403.
+fn refuse(s: &ApiState, headers: &HeaderMap, needed: Permission) -> Option<Response> {
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some(given) = given.strip_prefix("Bearer ") else {
-        return false;
-    };
-    given.as_bytes().ct_eq(token.as_bytes()).into()
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match s.tokens.decide(presented, needed) {
+        Decision::Allow(name) => {
+            tracing::debug!(
+                token = name,
+                permission = needed.name(),
+                "API request allowed"
+            );
+            None
+        }
+        Decision::Unauthenticated => Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                format!("a valid bearer token with {} is required\n", needed.name()),
+            )
+                .into_response(),
+        ),
+        Decision::Forbidden(name) => Some(
+            (
+                StatusCode::FORBIDDEN,
+                format!("token `{name}` lacks {}\n", needed.name()),
+            )
+                .into_response(),
+        ),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct LogsQuery {
+    tail: Option<usize>,
+}
+
+async fn logs(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    axum::extract::Path(target): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<LogsQuery>,
+) -> Response {
+    if let Some(r) = refuse(&s, &headers, Permission::LogsView) {
+        return r;
+    }
+    match (s.logs)(target, q.tail.unwrap_or(100)).await {
+        Ok(text) => text.into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
+    }
 }
 
 async fn reconcile(State(s): State<ApiState>, headers: HeaderMap) -> Response {
-    let Some(token) = &s.token else {
-        return (StatusCode::FORBIDDEN, "reconcile over the API is disabled: start the daemon with BERTH_TOKEN or --token-file\n").into_response();
-    };
-    if !authorized(&headers, token) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "a valid bearer token is required\n",
-        )
-            .into_response();
+    if let Some(r) = refuse(&s, &headers, Permission::ServicesDeploy) {
+        return r;
     }
     let (tx, rx) = oneshot::channel();
     if s.reconcile.send(tx).await.is_err() {

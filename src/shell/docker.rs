@@ -507,6 +507,20 @@ impl Engine {
         Some((state, port))
     }
 
+    /// The host port a running container is published on, if any.
+    pub async fn published_port(&self, id: &str) -> Option<u16> {
+        let c = self.docker.inspect_container(id, None).await.ok()?;
+        if c.state.and_then(|s| s.running) != Some(true) {
+            return None;
+        }
+        c.network_settings
+            .and_then(|n| n.ports)?
+            .into_values()
+            .flatten()
+            .flatten()
+            .find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
+    }
+
     /// The last `n` lines a container wrote, stdout and stderr together.
     pub async fn logs_tail(&self, id: &str, n: usize) -> String {
         let mut out = String::new();

@@ -1,82 +1,334 @@
 //! The routing gateway: an HTTP reverse proxy (axum + hyper) in front of the
 //! services' loopback ports, following a [`RouteTable`] it is handed. Bodies
-//! stream both ways; the matched prefix is stripped.
+//! stream both ways, WebSocket (any `Upgrade`) connections are passed through,
+//! the matched prefix is stripped, and private services need a token.
+//!
+//! It counts the requests in flight per backend port, and serves a control
+//! endpoint on its own loopback port: `POST /drain` refreshes the routes at once
+//! and answers when nothing is in flight to the given port any more. That is how
+//! a replace switches traffic and drains the old container before stopping it,
+//! whether the gateway runs in the applying process or in another one.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use axum::Router;
+use http_body_util::BodyExt;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use crate::core::access::{Decision, Permission, Tokens};
 use crate::core::route::RouteTable;
+
+/// Produces fresh routes (from the spec and the engine); `None` keeps the old ones.
+pub type Refresh =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<RouteTable>> + Send>> + Send + Sync>;
+
+/// Requests in flight per backend port.
+#[derive(Default)]
+struct InFlight(Mutex<HashMap<u16, usize>>);
+
+impl InFlight {
+    fn enter(self: &Arc<Self>, port: u16) -> Guard {
+        *self
+            .0
+            .lock()
+            .expect("no panics hold it")
+            .entry(port)
+            .or_default() += 1;
+        Guard {
+            port,
+            counts: self.clone(),
+        }
+    }
+
+    fn count(&self, port: u16) -> usize {
+        self.0
+            .lock()
+            .expect("no panics hold it")
+            .get(&port)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// One request in flight; it ends when the response body is done or dropped.
+struct Guard {
+    port: u16,
+    counts: Arc<InFlight>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let mut m = self.counts.0.lock().expect("no panics hold it");
+        if let Some(n) = m.get_mut(&self.port) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.port);
+            }
+        }
+    }
+}
+
+/// What the gateway shares with whoever runs it.
+#[derive(Clone)]
+pub struct GatewayState {
+    pub table: Arc<RwLock<RouteTable>>,
+    pub tokens: Arc<Tokens>,
+    pub refresh: Refresh,
+}
 
 #[derive(Clone)]
 struct Gateway {
-    table: Arc<RwLock<RouteTable>>,
+    state: GatewayState,
+    inflight: Arc<InFlight>,
     client: Client<HttpConnector, Body>,
 }
 
-/// Serves the gateway on `addr` until `shutdown`; binds now, so a taken port is
-/// an error at start.
+/// A gateway that runs: its control address (for [`drain`]) and its task.
+pub struct Running {
+    pub control: SocketAddr,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Serves the gateway on `addr` and its control endpoint on a free loopback port
+/// until `shutdown`; binds now, so a taken port is an error at start.
 pub async fn serve(
     addr: SocketAddr,
-    table: Arc<RwLock<RouteTable>>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<tokio::task::JoinHandle<()>, super::api::ApiError> {
+    state: GatewayState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, super::api::ApiError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| super::api::ApiError::ListenerBind { addr, source })?;
+    let control_addr: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let control = tokio::net::TcpListener::bind(control_addr)
+        .await
+        .map_err(|source| super::api::ApiError::ListenerBind {
+            addr: control_addr,
+            source,
+        })?;
+    let control_addr =
+        control
+            .local_addr()
+            .map_err(|source| super::api::ApiError::ListenerBind {
+                addr: control_addr,
+                source,
+            })?;
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    let client = Client::builder(TokioExecutor::new()).build(connector);
-    let app = Router::new()
-        .fallback(proxy)
-        .with_state(Gateway { table, client });
-    Ok(tokio::spawn(async move {
+    connector.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector);
+    let g = Gateway {
+        state,
+        inflight: Default::default(),
+        client,
+    };
+    let app = Router::new().fallback(proxy).with_state(g.clone());
+    let control_app = Router::new()
+        .route("/drain", post(drain_handler))
+        .with_state(g);
+    let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(control, control_app)
+            .with_graceful_shutdown(async {
+                let _ = control_stopped.await;
+            })
+            .await;
+    });
+    let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
         {
             tracing::error!(error = %e, "the gateway stopped");
         }
-    }))
+        let _ = stop_control.send(());
+    });
+    Ok(Running {
+        control: control_addr,
+        task,
+    })
+}
+
+fn bearer(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+fn plain(status: StatusCode, text: String) -> Response {
+    (status, text).into_response()
 }
 
 async fn proxy(State(g): State<Gateway>, mut req: Request) -> Response {
     let path = req.uri().path().to_string();
-    let Some((port, prefix, rest)) = g.table.read().expect("no panics hold it").resolve(&path)
-    else {
-        return (
+    // Resolved and counted under the table's lock: a drain that swaps the table
+    // then waits sees every request that was sent to the old port.
+    let resolved = {
+        let table = g.state.table.read().expect("no panics hold it");
+        table.resolve(&path).map(|r| {
+            (
+                r.route.clone(),
+                r.prefix.to_string(),
+                r.rest,
+                g.inflight.enter(r.route.port),
+            )
+        })
+    };
+    let Some((route, prefix, rest, guard)) = resolved else {
+        return plain(
             StatusCode::NOT_FOUND,
             format!("no service is routed at {path}\n"),
-        )
-            .into_response();
+        );
     };
+    if !route.public {
+        match g
+            .state
+            .tokens
+            .decide(bearer(&req), Permission::ServicesView)
+        {
+            Decision::Allow(_) => {
+                // berth's token is for berth, not for the service behind it.
+                req.headers_mut().remove(header::AUTHORIZATION);
+            }
+            Decision::Unauthenticated => {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    format!(
+                        "{}@{} is private: send `Authorization: Bearer <token>` with a token that has services:view\n",
+                        route.service, route.version
+                    ),
+                )
+                    .into_response();
+            }
+            Decision::Forbidden(name) => {
+                return plain(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "token `{name}` lacks services:view, which {}@{} needs\n",
+                        route.service, route.version
+                    ),
+                );
+            }
+        }
+    }
     let target = match req.uri().query() {
-        Some(q) => format!("http://127.0.0.1:{port}{rest}?{q}"),
-        None => format!("http://127.0.0.1:{port}{rest}"),
+        Some(q) => format!("http://127.0.0.1:{}{rest}?{q}", route.port),
+        None => format!("http://127.0.0.1:{}{rest}", route.port),
     };
     let Ok(uri) = target.parse::<Uri>() else {
-        return (StatusCode::BAD_REQUEST, "bad request path\n").into_response();
+        return plain(StatusCode::BAD_REQUEST, "bad request path\n".into());
     };
     *req.uri_mut() = uri;
     if let Ok(v) = HeaderValue::from_str(&prefix) {
         req.headers_mut().insert("x-forwarded-prefix", v);
     }
     req.headers_mut().remove(header::HOST);
+    let upgrade = req
+        .headers()
+        .contains_key(header::UPGRADE)
+        .then(|| hyper::upgrade::on(&mut req));
     match g.client.request(req).await {
-        Ok(res) => res.map(Body::new).into_response(),
-        Err(e) => (
+        Ok(mut res) if res.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            // A WebSocket (or other upgrade): once both sides have switched, the
+            // two connections are spliced, and the request counts as in flight
+            // until either side closes.
+            let theirs = hyper::upgrade::on(&mut res);
+            if let Some(ours) = upgrade {
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    let (Ok(ours), Ok(theirs)) = (ours.await, theirs.await) else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(
+                        &mut TokioIo::new(ours),
+                        &mut TokioIo::new(theirs),
+                    )
+                    .await;
+                });
+            }
+            res.map(|_| Body::empty()).into_response()
+        }
+        Ok(res) => res
+            .map(|body| {
+                Body::new(body.map_frame(move |frame| {
+                    let _ = &guard;
+                    frame
+                }))
+            })
+            .into_response(),
+        Err(e) => plain(
             StatusCode::BAD_GATEWAY,
             format!("the service behind {path} did not answer: {e}\n"),
-        )
-            .into_response(),
+        ),
     }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DrainRequest {
+    /// The backend port traffic leaves.
+    port: u16,
+    /// How long to wait for its requests to finish.
+    timeout_ms: u64,
+}
+
+/// Refreshes the routes, then waits until nothing is in flight to `port` (or the
+/// timeout); answers how many requests were still in flight at the end.
+async fn drain_handler(
+    State(g): State<Gateway>,
+    axum::Json(d): axum::Json<DrainRequest>,
+) -> Response {
+    if let Some(t) = (g.state.refresh)().await {
+        *g.state.table.write().expect("no panics hold it") = t;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(d.timeout_ms);
+    while g.inflight.count(d.port) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    axum::Json(serde_json::json!({ "in_flight": g.inflight.count(d.port) })).into_response()
+}
+
+/// Asks the gateway at `control` to switch its routes and drain `port`; `Ok` with
+/// the requests left in flight when it answered.
+pub async fn drain(control: SocketAddr, port: u16, timeout: Duration) -> Result<u64, String> {
+    let body = serde_json::to_vec(&DrainRequest {
+        port,
+        timeout_ms: timeout.as_millis() as u64,
+    })
+    .expect("a drain request serializes");
+    let attempt = async {
+        let req = hyper::Request::post("/drain")
+            .header(header::HOST, control.to_string())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let res = super::probe::send(control, req).await?;
+        let bytes = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        Ok(v["in_flight"].as_u64().unwrap_or(0))
+    };
+    tokio::time::timeout(timeout + Duration::from_secs(5), attempt)
+        .await
+        .map_err(|_| "timed out".to_string())?
 }

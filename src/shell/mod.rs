@@ -12,4 +12,5 @@ pub mod lock;
 pub mod package;
 pub mod probe;
 pub mod source;
+pub mod state;
 pub mod watch;

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""The routing gateway, measured in one run on loopback:
+
+1. Overhead: wrk (a standard HTTP load tool) against one service directly on its
+   published port, then through `berth serve` -> requests/s and p99 latency, and
+   their ratios.
+2. Switch time: from the start of `berth apply` (after changing the active
+   version's env) to the first request through the gateway that the new
+   container answers, over the switches.
+3. Failed requests: two client threads send GETs through the gateway without
+   pause during 20 switches (a side-by-side replace each), and every answer that
+   is not a 200 with a known body counts as failed. Goal: 0.
+
+Usage: bench/gateway_bench.py [--switches 20] [--seconds 10]
+Needs target/release/berth, wrk (apt-get install wrk) and the busybox base
+(`berth baseimages`). Sends traffic to 127.0.0.1 only; every loop is bounded.
+"""
+import argparse, http.client, os, re, shutil, socket, statistics, subprocess, sys, tempfile, threading, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BERTH = os.path.join(ROOT, "target", "release", "berth")
+SPEC = """project: {project}
+services:
+  web:
+    image: berth-local/busybox:stable
+    command: [sh, -c, 'echo "$GREETING" > /www/index.html && exec httpd -f -p 8000 -h /www']
+    public: true
+    env: {{ GREETING: "{greeting}" }}
+    health: {{ interval: 50ms }}
+"""
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def get(port, path="/", timeout=5):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read().decode(errors="replace").strip()
+        c.close()
+        return r.status, body
+    except Exception as e:  # a refused or reset connection is a failed request
+        return 0, repr(e)
+
+
+def wrk(url, seconds, connections):
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: (.*)", out)
+    return rps, float(p99.group(1)) * scale, int(errors.group(1)) if errors else 0, sock.group(1) if sock else ""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--switches", type=int, default=20)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=16)
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing: apt-get install wrk")
+    work = tempfile.mkdtemp(prefix="berth-gwbench-")
+    project = f"gwb{os.getpid() % 10000}"
+    env = dict(os.environ, BERTH_STATE_DIR=os.path.join(work, ".state"), NO_COLOR="1")
+    env.pop("BERTH_TOKEN", None)
+    berth = lambda *a: subprocess.run([BERTH, *a], cwd=work, env=env, capture_output=True, text=True, check=True).stdout
+    write = lambda g: open(os.path.join(work, "services.yaml"), "w").write(SPEC.format(project=project, greeting=g))
+    gw_port = free_port()
+    gateway = None
+    try:
+        write("g0")
+        berth("apply")
+        gateway = subprocess.Popen([BERTH, "serve", "--gateway", f"127.0.0.1:{gw_port}"], cwd=work, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if get(gw_port, "/web/") == (200, "g0"):
+                break
+            time.sleep(0.1)
+        direct_port = int(re.search(r"127\.0\.0\.1:(\d+)", berth("status")).group(1))
+
+        print(f"1. overhead: wrk -t2 -c{args.connections} -d{args.seconds}s --latency, same container, same run")
+        d_rps, d_p99, d_err, d_sock = wrk(f"http://127.0.0.1:{direct_port}/", args.seconds, args.connections)
+        g_rps, g_p99, g_err, g_sock = wrk(f"http://127.0.0.1:{gw_port}/web/", args.seconds, args.connections)
+        print(f"   direct : {d_rps:9.0f} req/s   p99 {d_p99:7.2f} ms   non-2xx {d_err} {d_sock}")
+        print(f"   gateway: {g_rps:9.0f} req/s   p99 {g_p99:7.2f} ms   non-2xx {g_err} {g_sock}")
+        print(f"   ratio  : {g_rps / d_rps:.2f}x the direct throughput, p99 +{g_p99 - d_p99:.2f} ms")
+
+        print(f"2+3. {args.switches} switches (env change of the active version, side-by-side replace) under two request loops")
+        stop = threading.Event()
+        results = []
+        lock = threading.Lock()
+
+        def loop():
+            seen = []
+            while not stop.is_set() and len(seen) < 200_000:
+                seen.append(get(gw_port, "/web/"))
+            with lock:
+                results.extend(seen)
+
+        threads = [threading.Thread(target=loop) for _ in range(2)]
+        for t in threads:
+            t.start()
+        switch_ms = []
+        known = {"g0"}
+        for i in range(1, args.switches + 1):
+            greeting = f"g{i}"
+            known.add(greeting)
+            write(greeting)
+            t0 = time.monotonic()
+            subprocess.run([BERTH, "apply"], cwd=work, env=env, capture_output=True, check=True)
+            applied = time.monotonic()
+            # The new container serves by the time apply returns (it switched
+            # before stopping the old one); poll in case a gateway lags.
+            while get(gw_port, "/web/")[1] != greeting and time.monotonic() - t0 < 30:
+                time.sleep(0.005)
+            switch_ms.append((time.monotonic() - t0) * 1000)
+            print(f"   switch {i:2}: {switch_ms[-1]:6.0f} ms to serving (apply itself {1000 * (applied - t0):6.0f} ms)")
+        stop.set()
+        for t in threads:
+            t.join()
+        failed = [r for r in results if r[0] != 200 or r[1] not in known]
+        print(f"   switch time: median {statistics.median(switch_ms):.0f} ms, "
+              f"p95 {sorted(switch_ms)[int(0.95 * (len(switch_ms) - 1))]:.0f} ms, max {max(switch_ms):.0f} ms")
+        print(f"   requests during the switches: {len(results)}, failed: {len(failed)} (goal: 0)")
+        for r in failed[:5]:
+            print(f"     failed: {r}")
+        return 1 if failed else 0
+    finally:
+        if gateway:
+            gateway.kill()
+        subprocess.run([BERTH, "destroy"], cwd=work, env=env, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+//! berth's local records beside the lock, per project: the active versions seen
+//! over time (for `berth rollback`), the rollback holds, and the gateways that
+//! run (so an apply in another process can ask them to switch and drain).
+//!
+//! All small JSON files under `$BERTH_STATE_DIR/projects/<project>/`; a record
+//! that cannot be read is treated as empty, since it only ever refines what the
+//! services file says.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::core::spec::{ActiveHold, Spec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot write {path}: {source}\n  help: set BERTH_STATE_DIR to a writable directory")]
+    StateWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn project_dir(project: &str) -> PathBuf {
+    super::lock::state_dir().join("projects").join(project)
+}
+
+fn read_json<T: serde::de::DeserializeOwned + Default>(path: &PathBuf) -> T {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Writes by rename, so a reader never sees half a file.
+fn write_json<T: serde::Serialize>(path: &PathBuf, value: &T) -> Result<(), StateError> {
+    let err = |source| StateError::StateWrite {
+        path: path.clone(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let text = serde_json::to_string_pretty(value).expect("state always serializes");
+    std::fs::write(&tmp, text).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Service -> the rollback that holds its active version.
+pub fn holds(project: &str) -> BTreeMap<String, ActiveHold> {
+    read_json(&project_dir(project).join("holds.json"))
+}
+
+pub fn write_holds(project: &str, holds: &BTreeMap<String, ActiveHold>) -> Result<(), StateError> {
+    write_json(&project_dir(project).join("holds.json"), holds)
+}
+
+/// Service -> the versions that were active, oldest first, each change once.
+pub fn history(project: &str) -> BTreeMap<String, Vec<String>> {
+    read_json(&project_dir(project).join("history.json"))
+}
+
+/// Records each service's active version after a successful converge, when it
+/// differs from the last one recorded (at most 50 kept per service).
+pub fn record_active(spec: &Spec) -> Result<(), StateError> {
+    let mut history = history(&spec.project);
+    let mut changed = false;
+    for s in &spec.services {
+        let list = history.entry(s.name.clone()).or_default();
+        let active = s.active.to_string();
+        if list.last() != Some(&active) {
+            list.push(active);
+            if list.len() > 50 {
+                list.remove(0);
+            }
+            changed = true;
+        }
+    }
+    if changed {
+        write_json(&project_dir(&spec.project).join("history.json"), &history)?;
+    }
+    Ok(())
+}
+
+/// A running gateway's registration; removed when dropped.
+pub struct GatewayRegistration {
+    path: PathBuf,
+}
+
+impl Drop for GatewayRegistration {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn gateways_dir(project: &str) -> PathBuf {
+    project_dir(project).join("gateways")
+}
+
+/// Announces a gateway's control address for the project's appliers.
+pub fn register_gateway(
+    project: &str,
+    control: SocketAddr,
+) -> Result<GatewayRegistration, StateError> {
+    let path = gateways_dir(project).join(format!("{}.addr", std::process::id()));
+    let err = |source| StateError::StateWrite {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(gateways_dir(project)).map_err(err)?;
+    std::fs::write(&path, control.to_string()).map_err(err)?;
+    Ok(GatewayRegistration { path })
+}
+
+/// The control addresses of the project's registered gateways, with the files
+/// that name them (a gateway that no longer answers is forgotten by its caller).
+pub fn gateways(project: &str) -> Vec<(PathBuf, SocketAddr)> {
+    let Ok(entries) = std::fs::read_dir(gateways_dir(project)) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let addr = std::fs::read_to_string(e.path())
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            Some((e.path(), addr))
+        })
+        .collect()
+}
