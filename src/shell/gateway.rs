@@ -136,6 +136,10 @@ pub async fn serve(
         inflight: Default::default(),
         client,
     };
+    // Small answers go out at once, not after a delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let app = Router::new().fallback(proxy).with_state(g.clone());
     let control_app = Router::new()
         .route("/drain", post(drain_handler))
