@@ -34,6 +34,10 @@ use crate::core::route::RouteTable;
 pub type Refresh =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<RouteTable>> + Send>> + Send + Sync>;
 
+/// How long a service may take to start answering (its headers); the body then
+/// streams for as long as it takes.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Requests in flight per backend port.
 #[derive(Default)]
 struct InFlight(Mutex<HashMap<u16, usize>>);
@@ -248,7 +252,19 @@ async fn proxy(State(g): State<Gateway>, mut req: Request) -> Response {
         .headers()
         .contains_key(header::UPGRADE)
         .then(|| hyper::upgrade::on(&mut req));
-    match g.client.request(req).await {
+    let answer = match tokio::time::timeout(ANSWER_TIMEOUT, g.client.request(req)).await {
+        Ok(a) => a,
+        Err(_) => {
+            return plain(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "the service behind {path} sent no answer within {} s\n",
+                    ANSWER_TIMEOUT.as_secs()
+                ),
+            )
+        }
+    };
+    match answer {
         Ok(mut res) if res.status() == StatusCode::SWITCHING_PROTOCOLS => {
             // A WebSocket (or other upgrade): once both sides have switched, the
             // two connections are spliced, and the request counts as in flight
