@@ -332,25 +332,65 @@ fn refused(file: &Path, items: Vec<Diagnostic>) -> AppError {
     })
 }
 
-/// Facts of this host for the spec: one image list, the secrets' variables, and
-/// the GPU inventory only when a GPU class is asked for.
+/// Facts of this host for the spec: one image list, the secrets' variables, the
+/// assets (fetched and verified now, so a bad one changes nothing), and the GPU
+/// inventory only when a GPU class or a CUDA runtime is asked for.
 async fn desired(engine: &Engine, spec: &Spec, file: &Path) -> Result<Desired, AppError> {
     let wants_gpu = spec
         .versions()
-        .any(|v| v.machine.gpu_memory_bytes().is_some());
+        .any(|v| v.machine.gpu_memory_bytes().is_some() || v.runtime.is_some_and(|r| r.is_cuda()));
+    let (gpus, driver) = if wants_gpu {
+        gpu::inventory()
+    } else {
+        Default::default()
+    };
     let image_ids = engine.image_ids().await?;
-    let builds = build_facts(engine, spec, file, &image_ids).await?;
+    let cuda = driver
+        .as_ref()
+        .and_then(|d| crate::core::gpu::parse_cuda(&d.cuda));
+    let builds = build_facts(engine, spec, file, &image_ids, cuda).await?;
     let facts = Facts {
         builds,
         image_ids,
         env: source::secret_env(spec),
-        gpus: if wants_gpu {
-            gpu::inventory().0
-        } else {
-            Default::default()
-        },
+        gpus,
+        assets: asset_facts(spec, file).await?,
     };
     resolve(spec, &facts).map_err(|items| refused(file, items))
+}
+
+/// Every asset of the spec from the cache, fetching (and verifying) the missing
+/// ones; every problem is reported, with the asset's place in the file.
+async fn asset_facts(
+    spec: &Spec,
+    file: &Path,
+) -> Result<BTreeMap<String, crate::core::desired::AssetFact>, AppError> {
+    use crate::shell::asset;
+    let mut wanted: BTreeMap<&str, (&spec::Asset, String)> = BTreeMap::new();
+    for v in spec.versions() {
+        for a in &v.assets {
+            wanted.entry(a.url.as_str()).or_insert((a, v.id()));
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let client = asset::client();
+    let mut facts = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (url, (a, id)) in wanted {
+        match asset::ensure(&client, a).await {
+            Ok(f) => {
+                facts.insert(url.to_string(), f);
+            }
+            Err(e) => problems.push(Diagnostic::new(Some(a.pos), format!("{id}: {e}"), e.help())),
+        }
+    }
+    if problems.is_empty() {
+        Ok(facts)
+    } else {
+        Err(refused(file, problems))
+    }
 }
 
 /// For every version built from a package: read and check the package, resolve
@@ -360,6 +400,7 @@ async fn build_facts(
     spec: &Spec,
     file: &Path,
     image_ids: &BTreeMap<String, String>,
+    driver_cuda: Option<(u32, u32)>,
 ) -> Result<BTreeMap<String, BuildFact>, AppError> {
     let mut facts = BTreeMap::new();
     let mut arch = None;
@@ -372,12 +413,39 @@ async fn build_facts(
             Some(a) => a,
             None => arch.insert(engine.version().await?.1),
         };
+        // A CUDA runtime is built on the newest CUDA base the driver supports;
+        // the choice names the base, so it is part of the image's hash.
+        let cuda = match runtime.is_cuda() {
+            false => None,
+            true => match crate::core::gpu::cuda_base(driver_cuda) {
+                Ok(((major, minor), why)) => {
+                    tracing::info!(
+                        id = v.id(),
+                        cuda = format!("{major}.{minor}"),
+                        why,
+                        "CUDA base chosen"
+                    );
+                    Some(format!("{major}.{minor}"))
+                }
+                Err(why) => {
+                    return Err(refused(
+                        file,
+                        vec![Diagnostic::new(
+                            Some(v.pos),
+                            format!("{}: runtime `{}`: {why}", v.id(), runtime.name()),
+                            "upgrade the NVIDIA driver, or use a runtime without -cuda",
+                        )],
+                    ))
+                }
+            },
+        };
         let input = BuildInput {
             id: v.id(),
             package: build::package_path(file, p).display().to_string(),
             runtime,
             extras: v.extras.clone(),
             command: v.command.clone(),
+            cuda,
         };
         let prepared = build::prepare(&input, arch).await?;
         let base_id = image_ids.get(&prepared.base);
@@ -389,7 +457,7 @@ async fn build_facts(
                 return Err(BaseImageError::RuntimeUnavailable {
                     runtime: runtime.name(),
                     why: why.into(),
-                    how: how.into(),
+                    how: format!("{how} (here: {})", prepared.base),
                 }
                 .into());
             }
@@ -997,7 +1065,17 @@ async fn build_only(file: &Path, target: Option<&str>, verbose: bool) -> Result<
     let spec = load(file)?;
     let engine = Engine::connect().await?;
     let image_ids = engine.image_ids().await?;
-    let mut facts = build_facts(&engine, &spec, file, &image_ids).await?;
+    let cuda = if spec
+        .versions()
+        .any(|v| v.runtime.is_some_and(|r| r.is_cuda()))
+    {
+        gpu::inventory()
+            .1
+            .and_then(|d| crate::core::gpu::parse_cuda(&d.cuda))
+    } else {
+        None
+    };
+    let mut facts = build_facts(&engine, &spec, file, &image_ids, cuda).await?;
     facts.retain(|id, _| match target {
         None => true,
         Some(t) if t.contains('@') => id == t,
@@ -1041,6 +1119,7 @@ async fn build_only(file: &Path, target: Option<&str>, verbose: bool) -> Result<
         steps,
         unchanged: vec![],
         failed: vec![],
+        warnings: vec![],
     };
     execute(&engine, &plan, &BTreeMap::new(), verbose, None).await?;
     Ok(0)
@@ -1378,7 +1457,21 @@ pub(crate) async fn status_rows(
         } else {
             crate::core::render::health_word(&c.state, restarts, up_secs, probe)
         };
+        let config: Option<crate::core::hash::ContainerConfig> = c
+            .labels
+            .get(crate::core::desired::LABEL_CONFIG)
+            .and_then(|t| serde_json::from_str(t).ok());
         StatusRow {
+            gpu: config.as_ref().and_then(|c| c.gpu.clone()),
+            assets: config
+                .as_ref()
+                .map(|c| {
+                    c.assets
+                        .iter()
+                        .map(|(path, sha)| format!("{path} (sha256 {})", &sha[..12.min(sha.len())]))
+                        .collect()
+                })
+                .unwrap_or_default(),
             service: c.label(LABEL_SERVICE).to_string(),
             version: c.label(LABEL_VERSION).to_string(),
             active: c.label(crate::core::desired::LABEL_ACTIVE) == "true",
@@ -1520,12 +1613,17 @@ async fn doctor(file: &Path) -> Result<u8, AppError> {
             println!("ok    GPUs: driver {}, CUDA {}", d.version, d.cuda);
             for g in &inventory.gpus {
                 println!(
-                    "      [{}] {} {} {} MiB",
+                    "      [{}] {} {}: {} MiB, {} MiB free",
                     g.index,
                     g.uuid,
                     g.name,
-                    g.memory_total >> 20
+                    g.memory_total >> 20,
+                    g.memory_free >> 20
                 );
+            }
+            match crate::core::gpu::cuda_base(crate::core::gpu::parse_cuda(&d.cuda)) {
+                Ok(((a, b), _)) => println!("ok    CUDA base for -cuda runtimes: {a}.{b}"),
+                Err(why) => println!("note  -cuda runtimes cannot run here: {why}"),
             }
         }
     }

@@ -12,6 +12,8 @@ fn the_core_imports_no_io_crate_and_no_filesystem() {
         "std::net",
         "std::process",
         "hyper",
+        "reqwest",
+        "axum",
         "crate::shell",
     ];
     let mut offences = Vec::new();

@@ -37,6 +37,7 @@ fn facts() -> Facts {
         ]),
         env: BTreeMap::from([("TOKEN".to_string(), "s3cret".to_string())]),
         gpus: GpuInventory::default(),
+        assets: BTreeMap::new(),
     }
 }
 
@@ -434,6 +435,7 @@ fn with_build(image_id: Option<&str>, base_missing: bool) -> Facts {
                 runtime: Runtime::Python311,
                 extras: vec![],
                 command: None,
+                cuda: None,
             },
             source_hash: "s".repeat(64),
             base: "berth-local/python3.11:stable".into(),

@@ -44,6 +44,12 @@ fn summary(spec: &Spec) -> String {
                 "    env={:?} secrets={secrets:?} keeps={:?} health={}ms/{}ms",
                 v.env, v.keeps, v.health.timeout_ms, v.health.interval_ms
             );
+            if v.public || v.share_gpu {
+                let _ = writeln!(out, "    public={} share_gpu={}", v.public, v.share_gpu);
+            }
+            for a in &v.assets {
+                let _ = writeln!(out, "    asset {}={} sha256={:?}", a.env, a.url, a.sha256);
+            }
         }
     }
     out

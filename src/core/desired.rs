@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::diag::Diagnostic;
+use super::gpu::{self, GpuRequest};
 use super::hash::{secret_hash, sha256_hex, ContainerConfig};
 use super::spec::{Health, Runtime, Scope, Source, Spec, Version};
 
@@ -40,6 +41,9 @@ pub struct BuildInput {
     pub runtime: Runtime,
     pub extras: Vec<String>,
     pub command: Option<Vec<String>>,
+    /// The CUDA base (`12.4`) a `-cuda` runtime is built on, chosen by the driver.
+    #[serde(default)]
+    pub cuda: Option<String>,
 }
 
 /// What the shell found out about building one service version.
@@ -71,6 +75,17 @@ pub struct Facts {
     pub env: BTreeMap<String, String>,
     /// GPUs berth may hand out.
     pub gpus: GpuInventory,
+    /// Asset URL -> the file fetched and verified for it.
+    pub assets: BTreeMap<String, AssetFact>,
+}
+
+/// An asset in the local cache: its content's SHA-256 and where the file is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetFact {
+    pub sha256: String,
+    /// The cached file on the host (bind-mounted read-only).
+    pub path: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +94,9 @@ pub struct Gpu {
     pub uuid: String,
     pub name: String,
     pub memory_total: u64,
+    /// Free now (for `doctor`; admission goes by the total).
+    #[serde(default)]
+    pub memory_free: u64,
 }
 
 /// The GPUs of the host, or why there are none.
@@ -110,6 +128,10 @@ pub struct DesiredContainer {
     pub image_ref: String,
     /// Secret name -> the environment variable its value is read from at apply time.
     pub secret_sources: BTreeMap<String, String>,
+    /// Container path -> the cached asset file on the host (the config holds its
+    /// SHA-256; the host path differs between machines, so it is not hashed).
+    #[serde(default)]
+    pub asset_sources: BTreeMap<String, String>,
     /// Set when the image is built from a package.
     #[serde(default)]
     pub build: Option<BuildFact>,
@@ -144,6 +166,9 @@ pub struct Desired {
     pub networks: Vec<DesiredNetwork>,
     pub volumes: Vec<DesiredVolume>,
     pub containers: Vec<DesiredContainer>,
+    /// What is allowed but worth saying (an asset without a checksum).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 pub fn container_name(project: &str, service: &str, version: &str) -> String {
@@ -187,11 +212,61 @@ pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
     let mut networks: BTreeMap<String, DesiredNetwork> = BTreeMap::new();
     let mut volumes: BTreeMap<String, DesiredVolume> = BTreeMap::new();
     let mut containers = Vec::new();
+    let mut warnings = Vec::new();
+
+    let requests: Vec<GpuRequest> = spec
+        .versions()
+        .filter_map(|v| {
+            Some(GpuRequest {
+                id: v.id(),
+                class: v.machine.name().to_string(),
+                memory: v.machine.gpu_memory_bytes()?,
+                share: v.share_gpu,
+            })
+        })
+        .collect();
+    let gpus = match gpu::assign(&requests, &facts.gpus) {
+        Ok(a) => a,
+        Err(unplaced) => {
+            for u in unplaced {
+                let pos = spec
+                    .versions()
+                    .find(|v| v.id() == u.request.id)
+                    .map(|v| v.pos);
+                problems.push(Diagnostic::new(
+                    pos,
+                    format!(
+                        "{}: machine class `{}` needs a GPU with at least {} GiB to itself{}; {}",
+                        u.request.id,
+                        u.request.class,
+                        u.request.memory >> 30,
+                        if u.request.share { " or shared" } else { "" },
+                        u.host
+                    ),
+                    "run it on a host with a suitable NVIDIA GPU and driver, allow sharing with `share_gpu: true` on the services that may share, or choose a CPU class (small, medium, large)",
+                ));
+            }
+            BTreeMap::new()
+        }
+    };
 
     for svc in &spec.services {
         for v in &svc.versions {
             let active = v.version == svc.active;
-            match container(project, v, active, &databases, facts) {
+            for a in v.assets.iter().filter(|a| a.sha256.is_none()) {
+                let got = facts
+                    .assets
+                    .get(&a.url)
+                    .map(|f| format!(" (fetched: sha256 {})", f.sha256))
+                    .unwrap_or_default();
+                warnings.push(format!(
+                    "{}: asset `{}` ({}) has no sha256, so any content is accepted{got}; pin it with `sha256:`",
+                    v.id(),
+                    a.env,
+                    a.url
+                ));
+            }
+            match container(project, v, active, &databases, facts, gpus.get(&v.id())) {
                 Ok((c, nets, vols)) => {
                     for n in nets {
                         networks.entry(n.name.clone()).or_insert(n);
@@ -214,6 +289,7 @@ pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
         networks: networks.into_values().collect(),
         volumes: volumes.into_values().collect(),
         containers,
+        warnings,
     })
 }
 
@@ -225,6 +301,7 @@ fn container(
     active: bool,
     databases: &BTreeSet<&str>,
     facts: &Facts,
+    gpu: Option<&String>,
 ) -> Result<Resolved, Vec<Diagnostic>> {
     let id = v.id();
     let mut problems = Vec::new();
@@ -263,27 +340,29 @@ fn container(
         },
     };
 
-    if let Some(need) = v.machine.gpu_memory_bytes() {
-        let fits = facts.gpus.gpus.iter().any(|g| g.memory_total >= need);
-        if !fits {
-            let host = match (&facts.gpus.problem, facts.gpus.gpus.is_empty()) {
-                (Some(why), _) => format!("this host has no usable GPU ({why})"),
-                (None, true) => "this host has no GPU".to_string(),
-                (None, false) => {
-                    let seen: Vec<String> = facts
-                        .gpus
-                        .gpus
-                        .iter()
-                        .map(|g| format!("{} with {} MiB", g.name, g.memory_total >> 20))
-                        .collect();
-                    format!("this host has {}", seen.join(", "))
-                }
-            };
-            problems.push(Diagnostic::new(
-                Some(v.pos),
-                format!("{id}: machine class `{}` needs a GPU with at least {} GiB; {host}", v.machine.name(), need >> 30),
-                "run it on a host with a suitable NVIDIA GPU and driver, or choose a CPU class (small, medium, large)",
-            ));
+    // Assets: mounted read-only under a path named by their content.
+    let mut assets = BTreeMap::new();
+    let mut asset_sources = BTreeMap::new();
+    let mut asset_env = BTreeMap::new();
+    for a in &v.assets {
+        match facts.assets.get(&a.url) {
+            Some(f) => {
+                let name = a
+                    .url
+                    .rsplit('/')
+                    .next()
+                    .filter(|n| !n.is_empty() && !n.contains(['?', '#']))
+                    .unwrap_or("asset");
+                let at = format!("/berth/assets/{}/{name}", &f.sha256[..16]);
+                assets.insert(at.clone(), f.sha256.clone());
+                asset_sources.insert(at.clone(), f.path.clone());
+                asset_env.insert(a.env.clone(), at);
+            }
+            None => problems.push(Diagnostic::new(
+                Some(a.pos),
+                format!("{id}: asset `{}` ({}) was not fetched", a.env, a.url),
+                "this is a bug in berth: please report it",
+            )),
         }
     }
 
@@ -324,6 +403,7 @@ fn container(
     labels.insert(LABEL_PUBLIC.to_string(), v.public.to_string());
 
     let mut env = v.env.clone();
+    env.extend(asset_env);
     env.insert("BERTH_PROJECT".into(), project.to_string());
     env.insert("BERTH_SERVICE".into(), v.service.clone());
     env.insert("BERTH_VERSION".into(), version.clone());
@@ -382,6 +462,8 @@ fn container(
         mounts,
         networks,
         labels,
+        assets,
+        gpu: gpu.cloned(),
     };
     let hash = config.hash();
     Ok((
@@ -391,6 +473,7 @@ fn container(
             version,
             image_ref,
             secret_sources,
+            asset_sources,
             build,
             revision: None,
             health: v.health,

@@ -34,6 +34,13 @@ pub struct ContainerConfig {
     pub networks: BTreeMap<String, Vec<String>>,
     /// Every label but `berth.hash` and `berth.config` (which are derived from this).
     pub labels: BTreeMap<String, String>,
+    /// Container path -> SHA-256 of the asset file mounted there, read-only. (Left
+    /// out of the canonical form when empty, so older hashes stay as they were.)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub assets: BTreeMap<String, String>,
+    /// The GPU handed to the container, by UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
 }
 
 impl ContainerConfig {

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod desired;
 pub mod diag;
+pub mod gpu;
 pub mod hash;
 pub mod plan;
 pub mod recipe;

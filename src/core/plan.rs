@@ -295,6 +295,9 @@ pub struct Plan {
     /// step is planned for them, and apply reports them as errors.
     #[serde(default)]
     pub failed: Vec<String>,
+    /// Allowed but worth saying (an asset without a checksum).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl Plan {
@@ -575,6 +578,7 @@ pub fn plan(
         steps,
         unchanged,
         failed: failed_rollouts,
+        warnings: desired.warnings.clone(),
     })
 }
 
@@ -618,6 +622,15 @@ pub fn display_fields(c: &ContainerConfig) -> BTreeMap<String, String> {
     );
     for (k, v) in &c.mounts {
         f.insert(format!("keeps.{k}"), v.clone());
+    }
+    for (k, v) in &c.assets {
+        f.insert(
+            format!("assets.{k}"),
+            format!("sha256:{}", &v[..v.len().min(12)]),
+        );
+    }
+    if let Some(g) = &c.gpu {
+        f.insert("gpu".to_string(), g.clone());
     }
     for (k, v) in &c.networks {
         f.insert(

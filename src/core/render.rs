@@ -104,6 +104,9 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     for f in &plan.failed {
         let _ = writeln!(out, "{} {f}", style.paint("31", "! failed  "));
     }
+    for w in &plan.warnings {
+        let _ = writeln!(out, "{} {w}", style.paint("33", "warning:"));
+    }
     let (c, r, s, d) = plan.counts();
     if plan.is_empty() && plan.failed.is_empty() {
         out.push_str("No changes: the engine matches the file.\n");
@@ -166,6 +169,12 @@ pub struct StatusRow {
     pub cpu_percent: Option<f64>,
     pub memory_bytes: Option<u64>,
     pub memory_limit_bytes: Option<u64>,
+    /// The GPU handed to the container (UUID).
+    #[serde(default)]
+    pub gpu: Option<String>,
+    /// Mounted assets: `path (sha256 prefix)`.
+    #[serde(default)]
+    pub assets: Vec<String>,
 }
 
 pub fn status_text(rows: &[StatusRow]) -> String {
@@ -217,8 +226,20 @@ pub fn status_text(rows: &[StatusRow]) -> String {
         let _ = writeln!(out, "{}", parts.join("  ").trim_end());
     };
     line(header.to_vec());
-    for row in &table {
+    let mut extra = Vec::new();
+    for (row, r) in table.iter().zip(rows) {
         line(row.iter().map(String::as_str).collect());
+        // What a container was handed beyond the table: its GPU and assets.
+        extra.clear();
+        if let Some(g) = &r.gpu {
+            extra.push(format!("  gpu    {g}"));
+        }
+        for a in &r.assets {
+            extra.push(format!("  asset  {a}"));
+        }
+        for e in &extra {
+            line(vec![e]);
+        }
     }
     out
 }

@@ -116,6 +116,14 @@ impl Runtime {
         Runtime::Node22,
     ];
 
+    /// Built on an NVIDIA CUDA base.
+    pub fn is_cuda(self) -> bool {
+        matches!(
+            self,
+            Runtime::Python311Cuda | Runtime::Python312Cuda | Runtime::Python313Cuda
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Runtime::Python311 => "python3.11",
@@ -169,9 +177,15 @@ pub struct RawSecret {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAsset {
-    pub env: String,
-    pub url: String,
-    pub sha256: Option<String>,
+    /// The environment variable that receives the file's path in the container.
+    #[schemars(with = "String")]
+    pub env: Spanned<String>,
+    /// Where to fetch it (http or https; redirects are followed).
+    #[schemars(with = "String")]
+    pub url: Spanned<String>,
+    /// The SHA-256 of its content (64 hex digits); without it, a warning.
+    #[schemars(with = "Option<String>")]
+    pub sha256: Option<Spanned<String>>,
 }
 
 /// `health: { timeout: 30s, interval: 250ms }`: the gate a new container passes.
@@ -238,6 +252,10 @@ macro_rules! settings_struct {
             pub assets: Option<Spanned<Vec<RawAsset>>>,
             /// How long a new container may take to answer `GET /` with a 2xx.
             pub health: Option<RawHealth>,
+            /// Whether a GPU class may share its GPU with other versions that allow
+            /// it too (default false: one GPU to itself).
+            #[schemars(with = "Option<bool>")]
+            pub share_gpu: Option<Spanned<bool>>,
             /// Whether the gateway serves it without a token (default false: a
             /// request needs a token with `services:view`).
             #[schemars(with = "Option<bool>")]
@@ -350,6 +368,17 @@ pub enum Source {
     Package(String),
 }
 
+/// A file the service needs: fetched once into a content-addressed cache,
+/// verified, mounted read-only, its path handed in `env`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asset {
+    pub env: String,
+    pub url: String,
+    /// Lowercase hex; `None`: not given (a warning), the fetched content decides.
+    pub sha256: Option<String>,
+    pub pos: Pos,
+}
+
 /// A secret: the environment variable it is handed in, and where its value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretRef {
@@ -377,6 +406,10 @@ pub struct Version {
     pub health: Health,
     /// Served by the gateway without a token.
     pub public: bool,
+    /// Files fetched once, verified, mounted read-only; their paths in `env`.
+    pub assets: Vec<Asset>,
+    /// May share its GPU with other versions that allow it.
+    pub share_gpu: bool,
     /// Where the version is declared, for errors found after validation.
     pub pos: Pos,
 }
@@ -920,14 +953,59 @@ impl Validator {
 
         let public = pick(&v.public, &s.public).is_some_and(|p| p.value);
 
-        if let Some(a) = pick(&v.assets, &s.assets) {
-            if !a.value.is_empty() {
+        let share_gpu = pick(&v.share_gpu, &s.share_gpu).is_some_and(|p| p.value);
+        let mut assets: Vec<Asset> = Vec::new();
+        for a in pick(&v.assets, &s.assets)
+            .map(|a| a.value.as_slice())
+            .unwrap_or(&[])
+        {
+            self.env_name(&id, "asset variable", &a.env);
+            if env.contains_key(&a.env.value)
+                || secrets.contains_key(&a.env.value)
+                || assets.iter().any(|b| b.env == a.env.value)
+            {
                 self.err(
-                    Pos::from(a.referenced),
-                    format!("{id}: `assets` are not supported by this version of berth yet"),
-                    "remove `assets` for now and fetch the file in the service itself",
+                    Pos::from(a.env.referenced),
+                    format!(
+                        "{id}: `{}` is set twice (env, secrets or another asset)",
+                        a.env.value
+                    ),
+                    "give each asset its own variable name",
                 );
             }
+            let url = a.url.value.trim();
+            let after_scheme = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            if after_scheme.is_none_or(|rest| rest.is_empty() || rest.starts_with('/')) {
+                self.err(
+                    Pos::from(a.url.referenced),
+                    format!("{id}: asset url `{url}` is not an http(s) URL"),
+                    "write the full address, for example https://example.org/model.bin",
+                );
+            }
+            let sha256 = a
+                .sha256
+                .as_ref()
+                .map(|h| h.value.trim().to_ascii_lowercase());
+            if let (Some(h), Some(raw)) = (&sha256, &a.sha256) {
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    self.err(
+                        Pos::from(raw.referenced),
+                        format!(
+                            "{id}: asset `{}`: sha256 `{}` is not 64 hex digits",
+                            a.env.value, raw.value
+                        ),
+                        "write the SHA-256 of the file, as `sha256sum FILE` prints it",
+                    );
+                }
+            }
+            assets.push(Asset {
+                env: a.env.value.clone(),
+                url: url.to_string(),
+                sha256,
+                pos: Pos::from(a.env.referenced),
+            });
         }
 
         if self.items.len() > before {
@@ -950,6 +1028,8 @@ impl Validator {
             keeps,
             health,
             public,
+            assets,
+            share_gpu,
             pos,
         })
     }

@@ -215,16 +215,17 @@ pub fn base_source(r: Runtime) -> BaseSource {
         },
         Runtime::Python311Cuda | Runtime::Python312Cuda | Runtime::Python313Cuda => BaseSource::Provided {
             why: "CUDA bases come from NVIDIA's images, which are not reachable here",
-            how: "build baseimages/python-cuda/Dockerfile where NVIDIA's registry is reachable and load it as berth-local/<runtime>:stable",
+            how: "build baseimages/python-cuda/Dockerfile (--build-arg CUDA and PYTHON) where NVIDIA's registry is reachable and load it as berth-local/<runtime><cuda version>:stable",
         },
         Runtime::Node20 => BaseSource::NodeWheel(20),
         Runtime::Node22 => BaseSource::NodeWheel(22),
     }
 }
 
-/// The tag a runtime's base image has in the engine.
-pub fn runtime_tag(r: Runtime) -> String {
-    format!("berth-local/{}:stable", r.name())
+/// The tag a runtime's base image has in the engine; a CUDA runtime's names
+/// the CUDA version too (`berth-local/python3.11-cuda12.4:stable`).
+pub fn runtime_tag(r: Runtime, cuda: Option<&str>) -> String {
+    format!("berth-local/{}{}:stable", r.name(), cuda.unwrap_or(""))
 }
 
 fn rootfs_tag(suite: &str) -> String {
@@ -398,7 +399,7 @@ pub async fn ensure_runtime(
     r: Runtime,
     say: &mut impl FnMut(String),
 ) -> Result<String, BaseImageError> {
-    let tag = runtime_tag(r);
+    let tag = runtime_tag(r, None);
     let (dockerfile, suite, wheel) = match base_source(r) {
         BaseSource::Provided { why, how } => {
             return match engine.image_labels(&tag).await? {

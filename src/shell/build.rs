@@ -267,7 +267,7 @@ pub async fn prepare(input: &BuildInput, arch: &str) -> Result<Prepared, BuildEr
     };
     let deps = recipe::deps(input.runtime, &input.extras, &m).map_err(invalid)?;
     let cmd = recipe::entry(input.runtime, input.command.as_ref(), &m).map_err(invalid)?;
-    let base = super::baseimage::runtime_tag(input.runtime);
+    let base = super::baseimage::runtime_tag(input.runtime, input.cuda.as_deref());
     let mut ctx = Context::default();
     ctx.add(
         "Dockerfile",

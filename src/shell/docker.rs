@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkingConfig, PortBinding as EnginePortBinding, RestartPolicy,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, DeviceRequest, EndpointSettings, HostConfig, Mount, MountType,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig,
+    PortBinding as EnginePortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
@@ -360,7 +360,7 @@ impl Engine {
             // An empty host port asks the engine for a free one.
             host_port: Some(cfg.publish.map(|p| p.to_string()).unwrap_or_default()),
         };
-        let mounts = cfg
+        let mut mounts: Vec<Mount> = cfg
             .mounts
             .iter()
             .map(|(target, volume)| Mount {
@@ -370,6 +370,23 @@ impl Engine {
                 ..Default::default()
             })
             .collect();
+        // Assets: the cached file itself, read-only.
+        mounts.extend(c.asset_sources.iter().map(|(target, host)| Mount {
+            target: Some(target.clone()),
+            source: Some(host.clone()),
+            typ: Some(MountType::BIND),
+            read_only: Some(true),
+            ..Default::default()
+        }));
+        // One GPU by its UUID, never "all of them" (count -1).
+        let device_requests = cfg.gpu.as_ref().map(|uuid| {
+            vec![DeviceRequest {
+                driver: Some("nvidia".into()),
+                device_ids: Some(vec![uuid.clone()]),
+                capabilities: Some(vec![vec!["gpu".into()]]),
+                ..Default::default()
+            }]
+        });
         let mut networks = cfg.networks.iter();
         // Engines before API 1.44 accept one network at create; the rest are
         // connected before the first start.
@@ -396,6 +413,7 @@ impl Engine {
                 memory: Some(cfg.memory),
                 port_bindings: Some(HashMap::from([(port_key, Some(vec![binding]))])),
                 mounts: Some(mounts),
+                device_requests,
                 init: Some(true),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),

@@ -64,6 +64,7 @@ pub fn inventory() -> (GpuInventory, Option<Driver>) {
             uuid: d.uuid().unwrap_or_default(),
             name: d.name().unwrap_or_default(),
             memory_total: d.memory_info().map(|m| m.total).unwrap_or(0),
+            memory_free: d.memory_info().map(|m| m.free).unwrap_or(0),
         });
     }
     let problem = gpus.is_empty().then(|| "NVML reports no GPU".to_string());

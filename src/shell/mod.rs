@@ -2,6 +2,7 @@
 //! core or carries out one kind of action; none of them decides what to do.
 
 pub mod api;
+pub mod asset;
 pub mod baseimage;
 pub mod build;
 pub mod docker;
