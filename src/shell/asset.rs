@@ -132,6 +132,7 @@ pub async fn ensure(client: &reqwest::Client, asset: &Asset) -> Result<AssetFact
     let total = res.content_length();
     let tmp_dir = cache_dir().join("tmp");
     std::fs::create_dir_all(&tmp_dir).map_err(|e| store_err(&tmp_dir, e))?;
+    forget_abandoned(&tmp_dir);
     let tmp = tmp_dir.join(format!(
         "{}-{}",
         std::process::id(),
@@ -206,6 +207,25 @@ pub async fn ensure(client: &reqwest::Client, asset: &Asset) -> Result<AssetFact
             std::io::Error::new(std::io::ErrorKind::NotFound, "vanished after storing"),
         )
     })
+}
+
+/// Removes temporary files untouched for a day: what a killed berth left
+/// mid-download (never part of the cache, only taking room).
+fn forget_abandoned(tmp_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(24 * 3600));
+        if old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// An error with its causes, as one line (reqwest's own text hides the cause).
