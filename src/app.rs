@@ -64,6 +64,15 @@ pub enum AppError {
     Daemon(String),
     #[error("{0}")]
     TokensInvalid(Diagnostics),
+    #[error("cannot write the token file {path}: {source}")]
+    TokensWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] crate::shell::state::StateError),
+    #[error(transparent)]
+    Listener(#[from] crate::shell::api::ApiError),
     #[error(
         "no service `{service}` in {file}\n  help: `berth status` lists the services that run"
     )]
@@ -1175,11 +1184,8 @@ pub(crate) async fn start_gateway(
         tokens: std::sync::Arc::new(tokens),
         refresh,
     };
-    let running = gateway::serve(addr, state, shutdown)
-        .await
-        .map_err(|e| AppError::Daemon(e.to_string()))?;
-    let registration = state::register_gateway(project, running.control)
-        .map_err(|e| AppError::Daemon(e.to_string()))?;
+    let running = gateway::serve(addr, state, shutdown).await?;
+    let registration = state::register_gateway(project, running.control)?;
     Ok((running, registration))
 }
 
@@ -1304,7 +1310,7 @@ async fn rollback(
             },
         );
     }
-    state::write_holds(&spec.project, &holds).map_err(|e| AppError::Daemon(e.to_string()))?;
+    state::write_holds(&spec.project, &holds)?;
     let held = load(file)?;
     let result = async {
         let plan = make_plan(
@@ -1396,7 +1402,7 @@ fn token_add(file: &Path, name: &str, permissions: &[String]) -> Result<u8, AppE
         text.push('\n');
     }
     text.push_str(&token_entry(name, &value, &perms));
-    std::fs::write(file, text).map_err(|source| AppError::PlanWrite {
+    std::fs::write(file, text).map_err(|source| AppError::TokensWrite {
         path: file.into(),
         source,
     })?;

@@ -283,8 +283,7 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
         api::serve(addr, state, async {
             let _ = api_stopped.await;
         })
-        .await
-        .map_err(|e| AppError::Daemon(e.to_string()))?;
+        .await?;
         let t = tx.clone();
         tokio::spawn(async move {
             while let Some(reply) = req_rx.recv().await {
@@ -315,8 +314,7 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
         let running = crate::shell::gateway::serve(addr, state, async {
             let _ = gateway_stopped.await;
         })
-        .await
-        .map_err(|e| AppError::Daemon(e.to_string()))?;
+        .await?;
         gateway_control = Some(running.control);
         tracing::info!(%addr, "gateway listening");
     }
@@ -489,10 +487,10 @@ impl Daemon {
             if let Some(control) = self.gateway_control {
                 *self.gateway_project.write().expect("no panics hold it") =
                     Some(spec.project.clone());
-                self._registration = Some(
-                    crate::shell::state::register_gateway(&spec.project, control)
-                        .map_err(|e| AppError::Daemon(e.to_string()))?,
-                );
+                self._registration = Some(crate::shell::state::register_gateway(
+                    &spec.project,
+                    control,
+                )?);
             }
             tokio::spawn(follow_engine(
                 self.engine.clone(),
