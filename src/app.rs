@@ -1163,6 +1163,20 @@ pub(crate) fn load_tokens(
     Ok(tokens)
 }
 
+/// A gateway's route refresh: one list call for the project named in `project`
+/// (none yet: the routes stay as they are).
+pub(crate) fn routes_refresh(
+    engine: &Engine,
+    project: std::sync::Arc<std::sync::RwLock<Option<String>>>,
+) -> gateway::Refresh {
+    let engine = engine.clone();
+    std::sync::Arc::new(move || {
+        let e = engine.clone();
+        let project = project.read().expect("no panics hold it").clone();
+        Box::pin(async move { route_table(&e, &project?).await.ok() })
+    })
+}
+
 /// Starts a gateway for `project` whose routes come from the engine (every
 /// refresh is one list call), and registers its control address so that applies
 /// in any process switch and drain it.
@@ -1174,15 +1188,13 @@ pub(crate) async fn start_gateway(
     table: std::sync::Arc<std::sync::RwLock<crate::core::route::RouteTable>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(gateway::Running, state::GatewayRegistration), AppError> {
-    let (e, p) = (engine.clone(), project.to_string());
-    let refresh: gateway::Refresh = std::sync::Arc::new(move || {
-        let (e, p) = (e.clone(), p.clone());
-        Box::pin(async move { route_table(&e, &p).await.ok() })
-    });
     let state = gateway::GatewayState {
         table,
         tokens: std::sync::Arc::new(tokens),
-        refresh,
+        refresh: routes_refresh(
+            engine,
+            std::sync::Arc::new(std::sync::RwLock::new(Some(project.to_string()))),
+        ),
     };
     let running = gateway::serve(addr, state, shutdown).await?;
     let registration = state::register_gateway(project, running.control)?;

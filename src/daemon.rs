@@ -300,16 +300,10 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
     let (stop_gateway, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
     let mut gateway_control = None;
     if let Some(addr) = opts.gateway {
-        let (e, p) = (engine.clone(), gateway_project.clone());
-        let refresh: crate::shell::gateway::Refresh = Arc::new(move || {
-            let e = e.clone();
-            let project = p.read().expect("no panics hold it").clone();
-            Box::pin(async move { app::route_table(&e, &project?).await.ok() })
-        });
         let state = crate::shell::gateway::GatewayState {
             table: routes.clone(),
             tokens: Arc::new(opts.tokens.clone()),
-            refresh,
+            refresh: app::routes_refresh(&engine, gateway_project.clone()),
         };
         let running = crate::shell::gateway::serve(addr, state, async {
             let _ = gateway_stopped.await;
