@@ -1073,6 +1073,22 @@ async fn drain_gateways(project: &str, port: u16) {
 async fn build_only(file: &Path, target: Option<&str>, verbose: bool) -> Result<u8, AppError> {
     let spec = load(file)?;
     let engine = Engine::connect().await?;
+    let (_, cached) = build_images(&engine, &spec, file, target, verbose).await?;
+    for tag in cached {
+        println!("= cached    {tag}");
+    }
+    Ok(0)
+}
+
+/// The build steps of the plan for `target` (default: every version built from
+/// a package), and nothing else: (images built, tags already there).
+pub(crate) async fn build_images(
+    engine: &Engine,
+    spec: &Spec,
+    file: &Path,
+    target: Option<&str>,
+    verbose: bool,
+) -> Result<(usize, Vec<String>), AppError> {
     let image_ids = engine.image_ids().await?;
     let cuda = if spec
         .versions()
@@ -1084,7 +1100,7 @@ async fn build_only(file: &Path, target: Option<&str>, verbose: bool) -> Result<
     } else {
         None
     };
-    let mut facts = build_facts(&engine, &spec, file, &image_ids, cuda).await?;
+    let mut facts = build_facts(engine, spec, file, &image_ids, cuda).await?;
     facts.retain(|id, _| match target {
         None => true,
         Some(t) if t.contains('@') => id == t,
@@ -1093,10 +1109,11 @@ async fn build_only(file: &Path, target: Option<&str>, verbose: bool) -> Result<
     if facts.is_empty() {
         return Err(AppError::BuildTargetFind {
             target: target.unwrap_or("any service").into(),
-            project: spec.project,
+            project: spec.project.clone(),
         });
     }
     let mut steps = Vec::new();
+    let mut cached = Vec::new();
     let mut bases = std::collections::BTreeSet::new();
     for (id, b) in &facts {
         if b.base_missing && bases.insert(b.base.clone()) {
@@ -1110,7 +1127,7 @@ async fn build_only(file: &Path, target: Option<&str>, verbose: bool) -> Result<
         }
         let (service, version) = id.split_once('@').expect("ids are service@version");
         match &b.image_id {
-            Some(_) => println!("= cached    {}", b.tag.as_deref().unwrap_or(id)),
+            Some(_) => cached.push(b.tag.clone().unwrap_or_else(|| id.clone())),
             None => steps.push(Step {
                 action: Action::BuildImage {
                     service: service.into(),
@@ -1130,8 +1147,8 @@ async fn build_only(file: &Path, target: Option<&str>, verbose: bool) -> Result<
         failed: vec![],
         warnings: vec![],
     };
-    execute(&engine, &plan, &BTreeMap::new(), verbose, None).await?;
-    Ok(0)
+    execute(engine, &plan, &BTreeMap::new(), verbose, None).await?;
+    Ok((plan.builds(), cached))
 }
 
 /// The routes over what runs now: one list call.

@@ -44,6 +44,8 @@ pub enum Event {
     Tick,
     /// `POST /reconcile`, answered when that reconcile is done.
     Requested(ReconcileReply),
+    /// `POST /build`, answered when the images are built (before any reconcile).
+    BuildRequested(ReconcileReply),
     Shutdown,
 }
 
@@ -259,11 +261,11 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
     let shared_spec: Arc<RwLock<Option<crate::core::spec::Spec>>> = Default::default();
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(addr) = opts.listen {
-        let (req_tx, mut req_rx) = mpsc::channel::<ReconcileReply>(16);
+        let (req_tx, mut req_rx) = mpsc::channel::<api::Ask>(16);
         let state = ApiState {
             status: status.clone(),
             metrics: metrics.clone(),
-            reconcile: req_tx,
+            asks: req_tx,
             tokens: Arc::new(opts.tokens.clone()),
             logs: {
                 let (e, spec) = (engine.clone(), shared_spec.clone());
@@ -286,8 +288,12 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
         .await?;
         let t = tx.clone();
         tokio::spawn(async move {
-            while let Some(reply) = req_rx.recv().await {
-                if t.send(Event::Requested(reply)).await.is_err() {
+            while let Some(ask) = req_rx.recv().await {
+                let event = match ask {
+                    api::Ask::Reconcile(reply) => Event::Requested(reply),
+                    api::Ask::Build(reply) => Event::BuildRequested(reply),
+                };
+                if t.send(event).await.is_err() {
                     return;
                 }
             }
@@ -344,6 +350,7 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
             events.push(e);
         }
         let mut replies = Vec::new();
+        let mut builds = Vec::new();
         let mut trigger = "tick";
         let mut shutdown = false;
         for e in events {
@@ -370,20 +377,30 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
                     replies.push(reply);
                     trigger = "api";
                 }
+                Event::BuildRequested(reply) => {
+                    builds.push(reply);
+                    trigger = "api";
+                }
                 Event::Shutdown => shutdown = true,
             }
         }
         if shutdown {
-            for r in replies {
+            for r in replies.into_iter().chain(builds) {
                 let _ = r.send(Err("the daemon is stopping".into()));
             }
             break;
         }
         if d.current.is_none() {
-            for r in replies {
+            for r in replies.into_iter().chain(builds) {
                 let _ = r.send(Err("no commit has been fetched yet".into()));
             }
             continue;
+        }
+        if !builds.is_empty() {
+            let result = d.build().await;
+            for r in builds {
+                let _ = r.send(result.clone());
+            }
         }
         let result = d.reconcile(trigger).await;
         for r in replies {
@@ -396,7 +413,43 @@ pub async fn run(opts: WatchOptions) -> Result<u8, AppError> {
     Ok(0)
 }
 
+/// Takes the project's lock on a blocking thread (it may wait for an `apply`).
+async fn project_lock(project: &str) -> Result<lock::ProjectLock, AppError> {
+    let project = project.to_string();
+    tokio::task::spawn_blocking(move || {
+        lock::acquire(&project, "watch", |holder| {
+            tracing::info!(holder, "waiting for the project lock")
+        })
+    })
+    .await
+    .map_err(|e| AppError::Daemon(e.to_string()))?
+    .map_err(AppError::from)
+}
+
 impl Daemon {
+    /// `POST /build`: the images of the current file, under the project lock.
+    async fn build(&mut self) -> Result<String, String> {
+        let Some((_, file)) = self.current.clone() else {
+            return Err("no source yet".into());
+        };
+        let outcome = async {
+            let spec = app::load(&file)?;
+            let _lock = project_lock(&spec.project).await?;
+            app::build_images(&self.engine, &spec, &file, None, self.opts.verbose).await
+        }
+        .await;
+        match outcome {
+            Ok((built, cached)) => Ok(format!(
+                "built {built} image(s); {} already there",
+                cached.len()
+            )),
+            Err(AppError::BuildTargetFind { .. }) => {
+                Ok("nothing to build: no service is built from a package".into())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// One reconcile; the outcome goes to the log, `/status` and `/metrics`.
     async fn reconcile(&mut self, trigger: &str) -> Result<String, String> {
         let Some((revision, file)) = self.current.clone() else {
@@ -492,14 +545,7 @@ impl Daemon {
                 self.tx.clone(),
             ));
         }
-        let project = spec.project.clone();
-        let _lock = tokio::task::spawn_blocking(move || {
-            lock::acquire(&project, "watch", |holder| {
-                tracing::info!(holder, "waiting for the project lock")
-            })
-        })
-        .await
-        .map_err(|e| AppError::Daemon(e.to_string()))??;
+        let _lock = project_lock(&spec.project).await?;
         let opts = crate::core::plan::Options {
             allow_empty: false,
             retry_failed,

@@ -383,6 +383,7 @@ fn the_api_serves_status_metrics_logs_and_reconcile_only_to_tokens_with_the_perm
     let viewer = p.ok(&["token", "add", "viewer", "-p", "services:view"]);
     let deployer = p.ok(&["token", "add", "deployer", "-p", "services:deploy"]);
     let reader = p.ok(&["token", "add", "reader", "-p", "logs:view"]);
+    let builder = p.ok(&["token", "add", "builder", "-p", "images:build"]);
     let bearer = |t: &str| format!("Authorization: Bearer {}", t.trim());
     let (d, gateway_port) = Daemon::with_gateway(&p, &["--tokens", "tokens.yaml"]);
     let s = d.status();
@@ -403,6 +404,16 @@ fn the_api_serves_status_metrics_logs_and_reconcile_only_to_tokens_with_the_perm
     let (code, logs) = d.curl(&["/logs/web?tail=5", "-H", &bearer(&reader)]);
     assert_eq!(code, 200, "{logs}");
     assert_eq!(d.curl(&["/logs/nope", "-H", &bearer(&reader)]).0, 404);
+    assert_eq!(
+        d.curl(&["/build", "-X", "POST", "-H", &bearer(&deployer)])
+            .0,
+        403
+    );
+    let (code, body) = d.curl(&["/build", "-X", "POST", "-H", &bearer(&builder)]);
+    assert_eq!(
+        (code, body.trim()),
+        (200, "nothing to build: no service is built from a package")
+    );
     // The daemon's gateway routes to what it converged (private: a token is needed).
     assert_eq!(
         http_get(gateway_port, "/web/", Some("test-token")),
@@ -448,7 +459,7 @@ fn the_api_serves_status_metrics_logs_and_reconcile_only_to_tokens_with_the_perm
     assert!(d.metric("berth_reconcile_total") > before);
     let log = std::fs::read_to_string(p.dir.path().join("daemon.log")).unwrap();
     assert!(!log.contains("test-token"), "the token is never logged");
-    for t in [&viewer, &deployer, &reader] {
+    for t in [&viewer, &deployer, &reader, &builder] {
         assert!(!log.contains(t.trim()), "no token is ever logged");
     }
 }
@@ -701,4 +712,50 @@ fn a_rollout_that_fails_its_health_gate_shows_as_failed_and_the_old_one_keeps_se
         (200, "one".to_string()),
         "the old one still serves"
     );
+}
+
+#[test]
+fn post_build_builds_the_images_of_a_changed_package_for_a_token_with_images_build() {
+    let Some(p) = Project::new("wbuild") else {
+        return;
+    };
+    let pkg = p.dir.path().join("api");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python-stdlib");
+    for e in std::fs::read_dir(example).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), pkg.join(e.file_name())).unwrap();
+    }
+    p.write("project: {p}\nservices:\n  api:\n    runtime: python3.11\n    package: api\n");
+    let builder = p.ok(&["token", "add", "builder", "-p", "images:build"]);
+    let d = Daemon::start(
+        &p,
+        &[
+            "-f",
+            "services.yaml",
+            "--interval",
+            "1h",
+            "--tokens",
+            "tokens.yaml",
+        ],
+    );
+    d.wait_for(Duration::from_secs(300), |s| {
+        s["last_reconcile"]["result"] == "ok"
+    });
+    let images = || docker(&["images", "-q", &format!("berth/{}-api", p.name)]);
+    let before = images().lines().count();
+    // The package changes; the file does not, so nothing else wakes the daemon.
+    std::fs::write(pkg.join("VERSION"), "2\n").unwrap();
+    let (code, body) = d.curl(&[
+        "/build",
+        "-X",
+        "POST",
+        "-H",
+        &format!("Authorization: Bearer {}", builder.trim()),
+        "--max-time",
+        "300",
+    ]);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body.trim(), "built 1 image(s); 0 already there");
+    assert_eq!(images().lines().count(), before + 1, "a new image exists");
 }

@@ -1,5 +1,6 @@
 //! The daemon's HTTP API (axum): `GET /status` and `GET /metrics` (services:view),
-//! `POST /reconcile` (services:deploy), `GET /logs/{target}?tail=N` (logs:view),
+//! `POST /reconcile` (services:deploy), `POST /build` (images:build),
+//! `GET /logs/{target}?tail=N` (logs:view),
 //! `GET /healthz` (open). Bearer tokens are
 //! checked by their hash, in constant time.
 //!
@@ -21,6 +22,15 @@ use crate::core::access::{Decision, Permission, Tokens};
 /// What a reconcile asked for over the API answered: Ok(summary) or Err(error).
 pub type ReconcileReply = oneshot::Sender<Result<String, String>>;
 
+/// What the API asks the daemon to do; the daemon answers on the reply.
+#[derive(Debug)]
+pub enum Ask {
+    /// `POST /reconcile`.
+    Reconcile(ReconcileReply),
+    /// `POST /build`: build the images of the current file, run nothing.
+    Build(ReconcileReply),
+}
+
 /// The last `tail` log lines of a target (`SERVICE` or `SERVICE@VERSION`), or why not.
 pub type LogsFn = Arc<
     dyn Fn(
@@ -38,7 +48,7 @@ pub struct ApiState {
     pub status: Arc<RwLock<serde_json::Value>>,
     /// The `/metrics` text.
     pub metrics: Arc<RwLock<String>>,
-    pub reconcile: mpsc::Sender<ReconcileReply>,
+    pub asks: mpsc::Sender<Ask>,
     /// Who may do what: `/status` and `/metrics` need services:view,
     /// `POST /reconcile` services:deploy.
     pub tokens: Arc<Tokens>,
@@ -60,6 +70,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/reconcile", post(reconcile))
+        .route("/build", post(build))
         .route("/logs/{target}", get(logs))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
@@ -158,8 +169,20 @@ async fn reconcile(State(s): State<ApiState>, headers: HeaderMap) -> Response {
     if let Some(r) = refuse(&s, &headers, Permission::ServicesDeploy) {
         return r;
     }
+    ask(&s, Ask::Reconcile).await
+}
+
+async fn build(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Some(r) = refuse(&s, &headers, Permission::ImagesBuild) {
+        return r;
+    }
+    ask(&s, Ask::Build).await
+}
+
+/// Hands a request to the daemon and answers with its outcome.
+async fn ask(s: &ApiState, what: fn(ReconcileReply) -> Ask) -> Response {
     let (tx, rx) = oneshot::channel();
-    if s.reconcile.send(tx).await.is_err() {
+    if s.asks.send(what(tx)).await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping\n").into_response();
     }
     match rx.await {
