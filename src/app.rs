@@ -345,18 +345,8 @@ fn refused(file: &Path, items: Vec<Diagnostic>) -> AppError {
 /// assets (fetched and verified now, so a bad one changes nothing), and the GPU
 /// inventory only when a GPU class or a CUDA runtime is asked for.
 async fn desired(engine: &Engine, spec: &Spec, file: &Path) -> Result<Desired, AppError> {
-    let wants_gpu = spec
-        .versions()
-        .any(|v| v.machine.gpu_memory_bytes().is_some() || v.runtime.is_some_and(|r| r.is_cuda()));
-    let (gpus, driver) = if wants_gpu {
-        gpu::inventory()
-    } else {
-        Default::default()
-    };
+    let (gpus, cuda) = host_gpus(spec);
     let image_ids = engine.image_ids().await?;
-    let cuda = driver
-        .as_ref()
-        .and_then(|d| crate::core::gpu::parse_cuda(&d.cuda));
     let builds = build_facts(engine, spec, file, &image_ids, cuda).await?;
     let facts = Facts {
         builds,
@@ -366,6 +356,20 @@ async fn desired(engine: &Engine, spec: &Spec, file: &Path) -> Result<Desired, A
         assets: asset_facts(spec, file).await?,
     };
     resolve(spec, &facts).map_err(|items| refused(file, items))
+}
+
+/// The GPU inventory and the CUDA version the driver supports, asked of NVML only
+/// when the spec has a GPU class or a CUDA runtime (most hosts have no GPU).
+fn host_gpus(spec: &Spec) -> (crate::core::desired::GpuInventory, Option<(u32, u32)>) {
+    let wants = spec
+        .versions()
+        .any(|v| v.machine.gpu_memory_bytes().is_some() || v.runtime.is_some_and(|r| r.is_cuda()));
+    if !wants {
+        return Default::default();
+    }
+    let (inventory, driver) = gpu::inventory();
+    let cuda = driver.and_then(|d| crate::core::gpu::parse_cuda(&d.cuda));
+    (inventory, cuda)
 }
 
 /// Every asset of the spec from the cache, fetching (and verifying) the missing
@@ -1090,16 +1094,7 @@ pub(crate) async fn build_images(
     verbose: bool,
 ) -> Result<(usize, Vec<String>), AppError> {
     let image_ids = engine.image_ids().await?;
-    let cuda = if spec
-        .versions()
-        .any(|v| v.runtime.is_some_and(|r| r.is_cuda()))
-    {
-        gpu::inventory()
-            .1
-            .and_then(|d| crate::core::gpu::parse_cuda(&d.cuda))
-    } else {
-        None
-    };
+    let (_, cuda) = host_gpus(spec);
     let mut facts = build_facts(engine, spec, file, &image_ids, cuda).await?;
     facts.retain(|id, _| match target {
         None => true,
@@ -1375,48 +1370,42 @@ async fn rollback(
 /// only its SHA-256 is appended to the token file.
 fn token_add(file: &Path, name: &str, permissions: &[String]) -> Result<u8, AppError> {
     use crate::core::access::{token_entry, Permission};
+    let refuse = |message: String, help: String| {
+        AppError::TokensInvalid(Diagnostics {
+            file: file.display().to_string(),
+            items: vec![Diagnostic::new(None, message, help)],
+        })
+    };
     let mut perms = Vec::new();
     for p in permissions {
         match Permission::parse(p) {
             Some(p) => perms.push(p),
             None => {
-                return Err(AppError::TokensInvalid(Diagnostics {
-                    file: file.display().to_string(),
-                    items: vec![Diagnostic::new(
-                        None,
-                        format!("unknown permission `{p}`"),
-                        format!(
-                            "use some of {}",
-                            Permission::ALL.map(Permission::name).join(", ")
-                        ),
-                    )],
-                }))
+                return Err(refuse(
+                    format!("unknown permission `{p}`"),
+                    format!(
+                        "use some of {}",
+                        Permission::ALL.map(Permission::name).join(", ")
+                    ),
+                ))
             }
         }
     }
     if !spec::is_valid_name(name) {
-        return Err(AppError::TokensInvalid(Diagnostics {
-            file: file.display().to_string(),
-            items: vec![Diagnostic::new(
-                None,
-                format!("token name `{name}` is not valid"),
-                "use a lowercase letter, then up to 31 lowercase letters, digits or dashes",
-            )],
-        }));
+        return Err(refuse(
+            format!("token name `{name}` is not valid"),
+            "use a lowercase letter, then up to 31 lowercase letters, digits or dashes".into(),
+        ));
     }
     let existing = std::fs::read_to_string(file).unwrap_or_default();
     if !existing.trim().is_empty() {
         let tokens = crate::core::access::parse_tokens(&file.display().to_string(), &existing)
             .map_err(AppError::TokensInvalid)?;
         if tokens.tokens.iter().any(|t| t.name == name) {
-            return Err(AppError::TokensInvalid(Diagnostics {
-                file: file.display().to_string(),
-                items: vec![Diagnostic::new(
-                    None,
-                    format!("a token named `{name}` exists already"),
-                    "pick another name, or delete its entry from the file first",
-                )],
-            }));
+            return Err(refuse(
+                format!("a token named `{name}` exists already"),
+                "pick another name, or delete its entry from the file first".into(),
+            ));
         }
     }
     let mut bytes = [0u8; 32];
@@ -1466,12 +1455,22 @@ pub(crate) async fn status_rows(
     usage: bool,
 ) -> Result<Vec<StatusRow>, AppError> {
     let observed = engine.observe(project).await?;
+    Ok(rows_of(engine, project, &observed, usage).await)
+}
+
+/// [`status_rows`] over containers already listed.
+pub(crate) async fn rows_of(
+    engine: &Engine,
+    project: &str,
+    observed: &Observed,
+    usage: bool,
+) -> Vec<StatusRow> {
     let ours: Vec<&plan::ObservedContainer> = observed
         .containers
         .iter()
         .filter(|c| c.owned_by(project))
         .collect();
-    let rows = futures_util::future::join_all(ours.iter().map(|c| async move {
+    futures_util::future::join_all(ours.iter().map(|c| async move {
         let running = c.state == "running";
         let port = c.ports.iter().find_map(|p| p.public);
         let probe = match (running, port) {
@@ -1522,8 +1521,7 @@ pub(crate) async fn status_rows(
             memory_limit_bytes: stats.map(|s| s.2),
         }
     }))
-    .await;
-    Ok(rows)
+    .await
 }
 
 async fn logs(

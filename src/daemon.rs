@@ -500,21 +500,25 @@ impl Daemon {
                 self.stats.errors += 1;
                 // What runs now (a failed rollout's container kept aside, the old
                 // one still serving), so /status shows the failure where it is.
-                let rows = match &self.project {
-                    Some(p) => app::status_rows(&self.engine, p, false).await.ok(),
+                let rows = match self.project.clone() {
+                    Some(p) => self.look(&p).await.ok(),
                     None => None,
                 };
-                if self.opts.gateway.is_some() {
-                    if let Some(p) = &self.project {
-                        if let Ok(t) = app::route_table(&self.engine, p).await {
-                            *self.routes.write().expect("no panics hold it") = t;
-                        }
-                    }
-                }
                 self.publish(rows.as_deref(), trigger, Some(&text));
                 Err(text)
             }
         }
+    }
+
+    /// What runs now, from one list call: the status rows, and the gateway's
+    /// routes refreshed from the same observation.
+    async fn look(&self, project: &str) -> Result<Vec<crate::core::render::StatusRow>, AppError> {
+        let observed = self.engine.observe(project).await?;
+        if self.opts.gateway.is_some() {
+            *self.routes.write().expect("no panics hold it") =
+                crate::core::route::routes(project, &observed);
+        }
+        Ok(app::rows_of(&self.engine, project, &observed, false).await)
     }
 
     /// Plans and applies under the project lock; returns the steps taken and the
@@ -555,11 +559,7 @@ impl Daemon {
         if !plan.is_empty() {
             app::execute(&self.engine, &plan, &secrets, self.opts.verbose, revision).await?;
         }
-        let rows = app::status_rows(&self.engine, &spec.project, false).await?;
-        if self.opts.gateway.is_some() {
-            *self.routes.write().expect("no panics hold it") =
-                app::route_table(&self.engine, &spec.project).await?;
-        }
+        let rows = self.look(&spec.project).await?;
         if !plan.failed.is_empty() {
             *self.shared_spec.write().expect("no panics hold it") = Some(spec.clone());
             self.last_spec = Some(spec);
