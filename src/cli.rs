@@ -1,4 +1,5 @@
-//! The command line: clap definitions only. What each command does lives in `app`.
+//! The command line: clap definitions only. What each command does lives in
+//! `commands`, one module each.
 
 use std::path::PathBuf;
 
@@ -17,6 +18,10 @@ pub struct Cli {
     /// Log format: text, or json (one object per line, for log collectors).
     #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]
     pub log_format: String,
+    /// Where berth keeps its locks, records and caches (default
+    /// $XDG_STATE_HOME/berth, else ~/.local/state/berth).
+    #[arg(long, global = true, env = "BERTH_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -100,35 +105,7 @@ pub enum Command {
     Doctor(FileArg),
     /// The daemon: converge now, then on every change of the file or the branch,
     /// and whenever the engine drifts. Stops on SIGTERM or Ctrl-C; services keep running.
-    Watch {
-        /// The services file to follow (default ./services.yaml, unless --git).
-        #[arg(short = 'f', long = "file", conflicts_with = "git")]
-        file: Option<PathBuf>,
-        /// A git repository to follow instead (https, ssh, file:// or a path).
-        #[arg(long)]
-        git: Option<String>,
-        /// The branch to follow.
-        #[arg(long = "ref", default_value = "main", requires = "git")]
-        reference: String,
-        /// The services file inside the repository.
-        #[arg(long, default_value = "services.yaml", requires = "git")]
-        path: String,
-        /// How often to fetch the branch and fully resync with the engine.
-        #[arg(long, default_value = "30s")]
-        interval: String,
-        /// Serve /status, /metrics, /healthz and POST /reconcile on this address.
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<std::net::SocketAddr>,
-        /// A file holding a bearer token with every permission (else $BERTH_TOKEN).
-        #[arg(long)]
-        token_file: Option<PathBuf>,
-        /// The token file (hashed tokens with permissions) for the API and the gateway.
-        #[arg(long, value_name = "FILE")]
-        tokens: Option<PathBuf>,
-        /// Serve the routing gateway on this address too.
-        #[arg(long, value_name = "ADDR")]
-        gateway: Option<std::net::SocketAddr>,
-    },
+    Watch(WatchArgs),
     /// Serve the routing gateway for what runs, without converging anything.
     Serve {
         #[command(flatten)]
@@ -139,6 +116,8 @@ pub enum Command {
         /// The token file (hashed tokens with permissions); $BERTH_TOKEN may do anything.
         #[arg(long, value_name = "FILE")]
         tokens: Option<PathBuf>,
+        #[command(flatten)]
+        token: RootToken,
     },
     /// Make the version that was active before (or --to VERSION) active again,
     /// when it runs healthy; it holds until the file's `active` changes.
@@ -184,4 +163,58 @@ pub enum TokenCommand {
         #[arg(long, value_name = "FILE", default_value = "tokens.yaml")]
         tokens: PathBuf,
     },
+}
+
+/// A token with every permission, from the environment (`BERTH_TOKEN`); a flag
+/// would show in `ps`, so there is none in the help.
+#[derive(Debug, Args, Clone)]
+pub struct RootToken {
+    #[arg(
+        long = "token",
+        env = "BERTH_TOKEN",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The services file to follow (default ./services.yaml, unless --git).
+    #[arg(short = 'f', long = "file", conflicts_with = "git")]
+    pub file: Option<PathBuf>,
+    /// A git repository to follow instead (https, ssh, file:// or a path).
+    #[arg(long)]
+    pub git: Option<String>,
+    /// The branch to follow.
+    #[arg(long = "ref", default_value = "main", requires = "git")]
+    pub reference: String,
+    /// The services file inside the repository.
+    #[arg(long, default_value = "services.yaml", requires = "git")]
+    pub path: String,
+    /// How often to fetch the branch and fully resync with the engine (30s, 1m, 500ms).
+    #[arg(long, default_value = "30s", value_parser = parse_interval)]
+    pub interval: std::time::Duration,
+    /// Serve /status, /metrics, /healthz and POST /reconcile on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// A file holding a bearer token with every permission (else $BERTH_TOKEN).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub root: RootToken,
+    /// The token file (hashed tokens with permissions) for the API and the gateway.
+    #[arg(long, value_name = "FILE")]
+    pub tokens: Option<PathBuf>,
+    /// Serve the routing gateway on this address too.
+    #[arg(long, value_name = "ADDR")]
+    pub gateway: Option<std::net::SocketAddr>,
+}
+
+/// `30s`, `1m`, `500ms`, `2h` -> a duration of more than zero.
+pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    match berth_core::spec::parse_duration_ms(text)? {
+        0 => Err(format!("`{text}` must be more than zero")),
+        ms => Ok(std::time::Duration::from_millis(ms)),
+    }
 }

@@ -1,10 +1,15 @@
-//! berth: a declarative reconciler for services on one Docker engine.
+//! berth: a declarative reconciler for services on a Docker engine.
 //!
-//! `core` is pure (spec, hashing, planning, rendering); `shell` talks to the outside
-//! (engine, files, GPUs); `app` wires them into the commands of `cli`.
+//! `core` (its own crate) is pure: spec, hashing, planning, rendering. `shell`
+//! talks to the outside world, one module per system. `converge` is the one path
+//! from a file to a converged engine, used by `commands` (one module per command)
+//! and the `daemon` alike; `cli` only parses.
 
-pub mod app;
+/// The functional core, its own crate (`crates/berth-core`): `berth::core::...`.
+pub use berth_core as core;
+
 pub mod cli;
-pub mod core;
+pub mod commands;
+pub mod converge;
 pub mod daemon;
 pub mod shell;

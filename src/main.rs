@@ -1,4 +1,5 @@
-//! The `berth` binary: parse the command line, run it, report any error once.
+//! The `berth` binary: parse the command line, read the environment once, run
+//! the command, report any error once.
 
 use std::process::ExitCode;
 
@@ -6,14 +7,18 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = berth::cli::Cli::parse();
-    let daemon = matches!(cli.command, berth::cli::Command::Watch { .. });
+    let settings = berth::shell::settings::Settings::from_process(cli.state_dir.clone());
+    let daemon = matches!(cli.command, berth::cli::Command::Watch(_));
     let filter = match (cli.verbose, daemon) {
         (true, _) => "berth=debug",
         (false, true) => "berth=info",
         (false, false) => "berth=warn",
     };
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| filter.into());
+    let filter = settings
+        .env
+        .get("BERTH_LOG")
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| filter.into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -33,7 +38,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(berth::app::run(cli)) {
+    match runtime.block_on(berth::commands::run(cli, settings)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");

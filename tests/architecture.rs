@@ -1,65 +1,208 @@
-//! The functional core stays pure: no module under src/core may name an I/O crate.
+//! The shape the code keeps: the core crate depends on nothing that does I/O,
+//! only the Docker module imports bollard, and the layers of `src/` import one
+//! another in one direction only (no cycles). The core's lint (clippy.toml's
+//! disallowed methods and types) is checked by `.ci/run`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Crates that do I/O, or pull in a runtime that does: none may reach the core.
+const IO_CRATES: [&str; 14] = [
+    "tokio",
+    "bollard",
+    "git2",
+    "notify",
+    "notify-debouncer-full",
+    "nvml-wrapper",
+    "reqwest",
+    "hyper",
+    "hyper-util",
+    "axum",
+    "mio",
+    "socket2",
+    "ignore",
+    "tracing-subscriber",
+];
 
 #[test]
-fn the_core_imports_no_io_crate_and_no_filesystem() {
-    let forbidden = [
-        "tokio",
-        "bollard",
-        "git2",
-        "notify",
-        "nvml",
-        "std::fs",
-        "std::net",
-        "std::process",
-        "hyper",
-        "reqwest",
-        "axum",
-        "crate::shell",
-    ];
-    let mut offences = Vec::new();
-    for entry in std::fs::read_dir("src/core").unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        for (n, line) in text.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or("");
-            for word in forbidden {
-                if code.contains(word) {
-                    offences.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
-                }
+fn the_core_crate_depends_on_no_crate_that_does_io() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // This machine's target only: other platforms' crates need not be fetched.
+    let rustc = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .unwrap();
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .expect("rustc names its host");
+    let out = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--offline", "--locked"])
+        .args(["--filter-platform", &host])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes: BTreeMap<&str, &serde_json::Value> = meta["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n))
+        .collect();
+    let name_of = |id: &str| -> String {
+        meta["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let core = nodes
+        .keys()
+        .find(|id| name_of(id) == "berth-core")
+        .expect("the workspace has berth-core");
+    // Every crate the core links in a normal build, transitively.
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![*core];
+    while let Some(id) = todo.pop() {
+        for dep in nodes[id]["deps"].as_array().unwrap() {
+            let normal = dep["dep_kinds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["kind"].is_null());
+            let pkg = dep["pkg"].as_str().unwrap();
+            if normal && seen.insert(pkg) {
+                todo.push(pkg);
             }
         }
     }
+    let names: BTreeSet<String> = seen.iter().map(|id| name_of(id)).collect();
     assert!(
-        offences.is_empty(),
-        "the core must stay pure:\n{}",
-        offences.join("\n")
+        names.contains("serde"),
+        "the walk found the core's dependencies: {names:?}"
+    );
+    let offending: Vec<&str> = IO_CRATES
+        .iter()
+        .copied()
+        .filter(|c| names.contains(*c))
+        .collect();
+    assert!(
+        offending.is_empty(),
+        "the core must not depend on I/O crates: {offending:?}"
     );
 }
 
-#[test]
-fn only_the_docker_module_imports_bollard() {
-    let mut offences = Vec::new();
-    let mut dirs = vec![std::path::PathBuf::from("src")];
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 dirs.push(path);
-            } else if !path.ends_with("shell/docker.rs") && code_mentions(&path, "bollard") {
-                offences.push(path.display().to_string());
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
             }
         }
     }
-    assert!(
-        offences.is_empty(),
-        "bollard outside shell/docker.rs: {offences:?}"
-    );
+    files
 }
 
-/// Whether the code of a file (comments left out) names `word`.
-fn code_mentions(path: &std::path::Path, word: &str) -> bool {
+/// The code of a file with comments left out.
+fn code(path: &Path) -> String {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
-        .any(|l| l.split("//").next().unwrap_or("").contains(word))
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn only_the_docker_module_imports_bollard() {
+    let offences: Vec<String> = rust_files(Path::new("src"))
+        .into_iter()
+        .filter(|p| !p.starts_with("src/shell/docker"))
+        .filter(|p| code(p).contains("bollard"))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        offences.is_empty(),
+        "bollard outside src/shell/docker/: {offences:?}"
+    );
+}
+
+/// The top-level module a file of `src/` belongs to, and those it names with
+/// `crate::` (in `use` lines and in paths).
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for path in rust_files(Path::new("src")) {
+        let rel = path.strip_prefix("src").unwrap();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
+        let module = first.trim_end_matches(".rs").to_string();
+        if ["main", "lib"].contains(&module.as_str()) {
+            continue;
+        }
+        let text = code(&path);
+        let mut names = BTreeSet::new();
+        for (i, _) in text.match_indices("crate::") {
+            let rest = &text[i + "crate::".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != module && name != "core" {
+                names.insert(name);
+            }
+        }
+        graph.entry(module).or_default().extend(names);
+    }
+    graph
+}
+
+#[test]
+fn the_layers_of_src_import_downwards_only() {
+    // Each layer may use those after it in this list, never those before it.
+    let order = ["commands", "daemon", "converge", "shell", "cli"];
+    let graph = imports();
+    let rank = |m: &str| order.iter().position(|o| *o == m);
+    let mut offences = Vec::new();
+    for (module, uses) in &graph {
+        let Some(r) = rank(module) else {
+            offences.push(format!("{module} is not in the layer list"));
+            continue;
+        };
+        for u in uses {
+            match rank(u) {
+                Some(ru) if ru > r => {}
+                _ => offences.push(format!("{module} imports {u}")),
+            }
+        }
+    }
+    // `commands` parses nothing itself: it reads what `cli` parsed.
+    offences.retain(|o| o != "commands imports cli" && o != "daemon imports cli");
+    assert!(
+        offences.is_empty(),
+        "imports against the layering: {offences:?}"
+    );
+    assert!(
+        graph["daemon"].contains("converge"),
+        "the daemon converges through `converge`"
+    );
+    assert!(
+        !graph["daemon"].contains("commands"),
+        "the daemon imports nothing from the commands"
+    );
 }

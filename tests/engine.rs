@@ -413,8 +413,8 @@ fn a_second_apply_waits_for_the_lock_of_the_first() {
         return;
     };
     p.write(TWO);
-    std::env::set_var("BERTH_STATE_DIR", p.dir.path().join(".state"));
-    let held = berth::shell::lock::acquire(&p.name, "test", |_| {}).unwrap();
+    let held =
+        berth::shell::lock::acquire(&p.dir.path().join(".state"), &p.name, "test", |_| {}).unwrap();
     let child = Command::new(BERTH)
         .arg("apply")
         .current_dir(p.dir.path())

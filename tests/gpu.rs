@@ -261,10 +261,15 @@ async fn the_cuda_base_chosen_names_the_base_and_so_changes_the_image_hash() {
         command: None,
         cuda: Some(cuda.into()),
     };
-    let old = berth::shell::build::prepare(&input("12.4"), "amd64")
+    let state = tempfile::tempdir().unwrap();
+    let settings = berth::shell::settings::Settings::from_env(
+        Some(state.path().to_path_buf()),
+        Default::default(),
+    );
+    let old = berth::shell::build::prepare(&input("12.4"), "amd64", &settings)
         .await
         .unwrap();
-    let new = berth::shell::build::prepare(&input("12.8"), "amd64")
+    let new = berth::shell::build::prepare(&input("12.8"), "amd64", &settings)
         .await
         .unwrap();
     assert_eq!(old.base, "berth-local/python3.11-cuda12.4:stable");

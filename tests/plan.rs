@@ -493,34 +493,6 @@ fn a_package_whose_image_exists_is_never_built_again() {
 }
 
 #[test]
-fn a_container_the_engine_keeps_restarting_is_a_crash_loop_whatever_a_probe_says() {
-    use berth::core::render::health_word;
-    assert_eq!(health_word("restarting", 1, 0, None), "crash-looping");
-    assert_eq!(health_word("exited", 5, 0, None), "crash-looping");
-    assert_eq!(
-        health_word("running", 5, 2, Some("healthy")),
-        "crash-looping",
-        "healthy between two crashes"
-    );
-    assert_eq!(
-        health_word("running", 5, 600, Some("healthy")),
-        "healthy",
-        "up ten minutes since: recovered"
-    );
-    assert_eq!(
-        health_word("running", 1, 2, Some("unhealthy")),
-        "starting",
-        "not answering yet, but young"
-    );
-    assert_eq!(
-        health_word("running", 1, 600, Some("unhealthy")),
-        "unhealthy"
-    );
-    assert_eq!(health_word("running", 0, 2, None), "unknown");
-    assert_eq!(health_word("exited", 0, 0, None), "-");
-}
-
-#[test]
 fn a_configuration_that_failed_its_health_gate_is_retried_only_when_asked() {
     // The old container runs an older configuration; the failed one, kept aside,
     // carries the desired hash.

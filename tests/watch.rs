@@ -742,6 +742,11 @@ fn post_build_builds_the_images_of_a_changed_package_for_a_token_with_images_bui
     d.wait_for(Duration::from_secs(300), |s| {
         s["last_reconcile"]["result"] == "ok"
     });
+    // The build's own intermediate containers carry the project's label; their
+    // create/destroy is no drift and must not start a second reconcile (which
+    // would build the package changed below before `POST /build` asks).
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(d.metric("berth_reconcile_total"), 1.0, "one reconcile only");
     let images = || docker(&["images", "-q", &format!("berth/{}-api", p.name)]);
     let before = images().lines().count();
     // The package changes; the file does not, so nothing else wakes the daemon.

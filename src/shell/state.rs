@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::core::spec::{ActiveHold, Spec};
 
@@ -21,8 +21,8 @@ pub enum StateError {
     },
 }
 
-fn project_dir(project: &str) -> PathBuf {
-    super::lock::state_dir().join("projects").join(project)
+fn project_dir(state: &Path, project: &str) -> PathBuf {
+    state.join("projects").join(project)
 }
 
 fn read_json<T: serde::de::DeserializeOwned + Default>(path: &PathBuf) -> T {
@@ -48,23 +48,27 @@ fn write_json<T: serde::Serialize>(path: &PathBuf, value: &T) -> Result<(), Stat
 }
 
 /// Service -> the rollback that holds its active version.
-pub fn holds(project: &str) -> BTreeMap<String, ActiveHold> {
-    read_json(&project_dir(project).join("holds.json"))
+pub fn holds(state: &Path, project: &str) -> BTreeMap<String, ActiveHold> {
+    read_json(&project_dir(state, project).join("holds.json"))
 }
 
-pub fn write_holds(project: &str, holds: &BTreeMap<String, ActiveHold>) -> Result<(), StateError> {
-    write_json(&project_dir(project).join("holds.json"), holds)
+pub fn write_holds(
+    state: &Path,
+    project: &str,
+    holds: &BTreeMap<String, ActiveHold>,
+) -> Result<(), StateError> {
+    write_json(&project_dir(state, project).join("holds.json"), holds)
 }
 
 /// Service -> the versions that were active, oldest first, each change once.
-pub fn history(project: &str) -> BTreeMap<String, Vec<String>> {
-    read_json(&project_dir(project).join("history.json"))
+pub fn history(state: &Path, project: &str) -> BTreeMap<String, Vec<String>> {
+    read_json(&project_dir(state, project).join("history.json"))
 }
 
 /// Records each service's active version after a successful converge, when it
 /// differs from the last one recorded (at most 50 kept per service).
-pub fn record_active(spec: &Spec) -> Result<(), StateError> {
-    let mut history = history(&spec.project);
+pub fn record_active(state: &Path, spec: &Spec) -> Result<(), StateError> {
+    let mut history = history(state, &spec.project);
     let mut changed = false;
     for s in &spec.services {
         let list = history.entry(s.name.clone()).or_default();
@@ -78,7 +82,10 @@ pub fn record_active(spec: &Spec) -> Result<(), StateError> {
         }
     }
     if changed {
-        write_json(&project_dir(&spec.project).join("history.json"), &history)?;
+        write_json(
+            &project_dir(state, &spec.project).join("history.json"),
+            &history,
+        )?;
     }
     Ok(())
 }
@@ -94,29 +101,30 @@ impl Drop for GatewayRegistration {
     }
 }
 
-fn gateways_dir(project: &str) -> PathBuf {
-    project_dir(project).join("gateways")
+fn gateways_dir(state: &Path, project: &str) -> PathBuf {
+    project_dir(state, project).join("gateways")
 }
 
 /// Announces a gateway's control address for the project's appliers.
 pub fn register_gateway(
+    state: &Path,
     project: &str,
     control: SocketAddr,
 ) -> Result<GatewayRegistration, StateError> {
-    let path = gateways_dir(project).join(format!("{}.addr", std::process::id()));
+    let path = gateways_dir(state, project).join(format!("{}.addr", std::process::id()));
     let err = |source| StateError::StateWrite {
         path: path.clone(),
         source,
     };
-    std::fs::create_dir_all(gateways_dir(project)).map_err(err)?;
+    std::fs::create_dir_all(gateways_dir(state, project)).map_err(err)?;
     std::fs::write(&path, control.to_string()).map_err(err)?;
     Ok(GatewayRegistration { path })
 }
 
 /// The control addresses of the project's registered gateways, with the files
 /// that name them (a gateway that no longer answers is forgotten by its caller).
-pub fn gateways(project: &str) -> Vec<(PathBuf, SocketAddr)> {
-    let Ok(entries) = std::fs::read_dir(gateways_dir(project)) else {
+pub fn gateways(state: &Path, project: &str) -> Vec<(PathBuf, SocketAddr)> {
+    let Ok(entries) = std::fs::read_dir(gateways_dir(state, project)) else {
         return Vec::new();
     };
     entries

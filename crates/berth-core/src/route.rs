@@ -16,6 +16,7 @@ use super::desired::{
     LABEL_SERVICE, LABEL_VERSION,
 };
 use super::plan::Observed;
+use super::role::ContainerRole;
 
 /// Where one prefix goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,10 +84,7 @@ pub fn routes(project: &str, observed: &Observed) -> RouteTable {
     let mut seen: BTreeMap<(&str, &str), Seen> = BTreeMap::new();
     let mut databases = BTreeSet::new();
     for c in &observed.containers {
-        if c.state != "running"
-            || c.labels.get(LABEL_PROJECT).map(String::as_str) != Some(project)
-            || c.name.contains("-next-")
-            || c.name.contains("-failed-")
+        if c.state != "running" || c.labels.get(LABEL_PROJECT).map(String::as_str) != Some(project)
         {
             continue;
         }
@@ -97,6 +95,11 @@ pub fn routes(project: &str, observed: &Observed) -> RouteTable {
         ) else {
             continue;
         };
+        if !ContainerRole::of_labelled(&c.name, project, service, version)
+            .is_some_and(ContainerRole::may_serve)
+        {
+            continue;
+        }
         let Some(port) = c.ports.iter().find_map(|p| p.public) else {
             continue;
         };

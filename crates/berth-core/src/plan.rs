@@ -12,117 +12,13 @@ use super::desired::{
     LABEL_CONFIG, LABEL_HASH, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
 };
 use super::diag::Diagnostic;
-use super::hash::{lines_hash, ContainerConfig};
+use super::fields::changes;
+use super::role::ContainerRole;
 
-/// A published port of an observed container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortBinding {
-    pub private: u16,
-    pub public: Option<u16>,
-    pub ip: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObservedContainer {
-    pub id: String,
-    /// Without the engine's leading `/`.
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    /// The engine's state word: running, exited, created, paused, restarting, dead.
-    pub state: String,
-    /// The engine's human status ("Up 3 minutes", "Exited (1) 2 seconds ago").
-    pub status: String,
-    pub ports: Vec<PortBinding>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObservedObject {
-    pub id: String,
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-}
-
-/// What the engine holds under the project's names, ours or not.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Observed {
-    pub containers: Vec<ObservedContainer>,
-    pub networks: Vec<ObservedObject>,
-    pub volumes: Vec<ObservedObject>,
-}
-
-fn owned(labels: &BTreeMap<String, String>, project: &str) -> bool {
-    labels.get(LABEL_PROJECT).map(String::as_str) == Some(project)
-}
-
-impl ObservedContainer {
-    pub fn owned_by(&self, project: &str) -> bool {
-        owned(&self.labels, project)
-    }
-    pub fn label(&self, key: &str) -> &str {
-        self.labels.get(key).map(String::as_str).unwrap_or("")
-    }
-    /// `project/service@version` for owned containers, the name otherwise.
-    pub fn subject(&self, project: &str) -> String {
-        format!(
-            "{project}/{}@{}",
-            self.label(LABEL_SERVICE),
-            self.label(LABEL_VERSION)
-        )
-    }
-}
-
-impl Observed {
-    /// One line per observed object: what a saved plan's fingerprint is taken over,
-    /// and what `apply --plan` compares to say what changed.
-    pub fn summary(&self, project: &str) -> Vec<String> {
-        let who = |labels: &BTreeMap<String, String>| {
-            if owned(labels, project) {
-                "owned"
-            } else {
-                "not-owned"
-            }
-        };
-        let mut lines = Vec::new();
-        for c in &self.containers {
-            let hash = c
-                .labels
-                .get(LABEL_HASH)
-                .map(|h| &h[..h.len().min(12)])
-                .unwrap_or("-");
-            lines.push(format!(
-                "container {} id={} {} hash={} state={}",
-                c.name,
-                short(&c.id),
-                who(&c.labels),
-                hash,
-                c.state
-            ));
-        }
-        for n in &self.networks {
-            lines.push(format!(
-                "network {} id={} {}",
-                n.name,
-                short(&n.id),
-                who(&n.labels)
-            ));
-        }
-        for v in &self.volumes {
-            lines.push(format!("volume {} {}", v.name, who(&v.labels)));
-        }
-        lines.sort();
-        lines
-    }
-
-    pub fn fingerprint(&self, project: &str) -> String {
-        lines_hash(&self.summary(project))
-    }
-}
-
-/// The first 12 characters of an engine ID, without any `sha256:` prefix.
-pub fn short(id: &str) -> &str {
-    let id = id.strip_prefix("sha256:").unwrap_or(id);
-    &id[..id.len().min(12)]
-}
+use super::observed::owned;
+pub use super::observed::{
+    short, stale_changes, Observed, ObservedContainer, ObservedObject, PortBinding,
+};
 
 /// What every output shows instead of a secret's value.
 pub const SENSITIVE: &str = "(sensitive)";
@@ -325,6 +221,65 @@ impl Plan {
     }
 }
 
+/// `berth build`'s plan: the build steps for `target` (`SERVICE` or
+/// `SERVICE@VERSION`; every version built from a package when `None`) and
+/// nothing else, with the tags already built. `None` when nothing matches.
+pub fn builds_only(
+    project: &str,
+    facts: &BTreeMap<String, BuildFact>,
+    target: Option<&str>,
+) -> Option<(Plan, Vec<String>)> {
+    let matches = |id: &str| match target {
+        None => true,
+        Some(t) if t.contains('@') => id == t,
+        Some(t) => id.split('@').next() == Some(t),
+    };
+    let mut steps = Vec::new();
+    let mut cached = Vec::new();
+    let mut bases = BTreeSet::new();
+    let mut any = false;
+    for (id, b) in facts.iter().filter(|(id, _)| matches(id)) {
+        any = true;
+        if b.base_missing && bases.insert(b.base.clone()) {
+            steps.push(Step {
+                action: Action::BuildBase {
+                    runtime: b.input.runtime,
+                    tag: b.base.clone(),
+                },
+                reasons: vec![],
+            });
+        }
+        let Some((service, version)) = id.split_once('@') else {
+            continue;
+        };
+        match &b.image_id {
+            Some(_) => cached.push(b.tag.clone().unwrap_or_else(|| id.clone())),
+            None => steps.push(Step {
+                action: Action::BuildImage {
+                    service: service.into(),
+                    version: version.into(),
+                    build: b.clone(),
+                },
+                reasons: vec![],
+            }),
+        }
+    }
+    any.then(|| {
+        (
+            Plan {
+                project: project.to_string(),
+                fingerprint: String::new(),
+                observed: vec![],
+                steps,
+                unchanged: vec![],
+                failed: vec![],
+                warnings: vec![],
+            },
+            cached,
+        )
+    })
+}
+
 pub struct Options {
     /// Allow a file with no services to remove everything (Argo CD's `allowEmpty`).
     pub allow_empty: bool,
@@ -453,7 +408,7 @@ pub fn plan(
                 && c.label(LABEL_VERSION) == d.version
         }) {
             matched.insert(&c.id);
-            let failed = c.name.starts_with(&format!("{}-failed-", d.name));
+            let failed = ContainerRole::of(&c.name, &d.name) == Some(ContainerRole::Failed);
             if failed && c.label(LABEL_HASH) == d.hash && !opts.retry_failed {
                 // This very configuration already failed its health gate: trying it
                 // again on every apply (or every daemon event) would only fail again.
@@ -591,95 +546,4 @@ fn taken(kind: &str, name: &str, id: &str, project: &str) -> Diagnostic {
         ),
         format!("remove or rename that {kind} yourself, or rename the project: berth never touches what it does not own"),
     )
-}
-
-/// The fields of a container config as a user reads them: path -> display value.
-/// Secrets keep their path but their value is only used to compare.
-pub fn display_fields(c: &ContainerConfig) -> BTreeMap<String, String> {
-    let mut f = BTreeMap::new();
-    f.insert("image".to_string(), c.image.clone());
-    f.insert(
-        "command".to_string(),
-        match &c.command {
-            Some(cmd) => serde_json::to_string(cmd).unwrap_or_default(),
-            None => "(the image's)".to_string(),
-        },
-    );
-    for (k, v) in &c.env {
-        f.insert(format!("env.{k}"), v.clone());
-    }
-    for (k, v) in &c.secrets {
-        f.insert(format!("secrets.{k}"), v.clone());
-    }
-    f.insert("cpus".to_string(), format!("{}", c.nano_cpus as f64 / 1e9));
-    f.insert("memory".to_string(), format!("{} MiB", c.memory >> 20));
-    f.insert("port".to_string(), c.port.to_string());
-    f.insert(
-        "publish".to_string(),
-        c.publish
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "(a free port)".to_string()),
-    );
-    for (k, v) in &c.mounts {
-        f.insert(format!("keeps.{k}"), v.clone());
-    }
-    for (k, v) in &c.assets {
-        f.insert(
-            format!("assets.{k}"),
-            format!("sha256:{}", &v[..v.len().min(12)]),
-        );
-    }
-    if let Some(g) = &c.gpu {
-        f.insert("gpu".to_string(), g.clone());
-    }
-    for (k, v) in &c.networks {
-        f.insert(
-            format!("networks.{k}"),
-            serde_json::to_string(v).unwrap_or_default(),
-        );
-    }
-    for (k, v) in &c.labels {
-        f.insert(format!("labels.{k}"), v.clone());
-    }
-    f
-}
-
-/// Field-by-field reasons for a replacement.
-fn changes(old: Option<&String>, new: &ContainerConfig) -> Vec<Reason> {
-    let Some(old) = old.and_then(|o| serde_json::from_str::<ContainerConfig>(o).ok()) else {
-        return vec![Reason::note(
-            "configuration differs (the container records no readable berth.config)",
-        )];
-    };
-    let (a, b) = (display_fields(&old), display_fields(new));
-    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    let mut out = Vec::new();
-    for k in keys {
-        let (o, n) = (a.get(k), b.get(k));
-        if o != n {
-            let sensitive = k.starts_with("secrets.");
-            out.push(Reason::Changed {
-                field: k.clone(),
-                old: o.map(|v| {
-                    if sensitive {
-                        SENSITIVE.to_string()
-                    } else {
-                        v.clone()
-                    }
-                }),
-                new: n.map(|v| {
-                    if sensitive {
-                        SENSITIVE.to_string()
-                    } else {
-                        v.clone()
-                    }
-                }),
-                sensitive,
-            });
-        }
-    }
-    if out.is_empty() {
-        out.push(Reason::note("configuration hash differs"));
-    }
-    out
 }

@@ -128,26 +128,6 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     out
 }
 
-/// The health a status row shows. A container the engine is restarting, or one
-/// restarted three times or more that has been up less than a minute since, is
-/// in a crash loop, whatever a probe between two crashes might answer.
-/// How long a running container that does not answer yet counts as starting
-/// (the default health timeout).
-pub const STARTING_SECS: u64 = 30;
-
-pub fn health_word(state: &str, restarts: i64, up_secs: u64, probe: Option<&str>) -> String {
-    if state == "restarting" || (restarts >= 3 && up_secs < 60) {
-        return "crash-looping".to_string();
-    }
-    match (state, probe) {
-        // Not answering yet, but young enough to be still starting up.
-        ("running", Some("unhealthy")) if up_secs < STARTING_SECS => "starting".to_string(),
-        ("running", Some(p)) => p.to_string(),
-        ("running", None) => "unknown".to_string(),
-        _ => "-".to_string(),
-    }
-}
-
 /// One container as `status` reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusRow {
@@ -159,7 +139,7 @@ pub struct StatusRow {
     pub state: String,
     /// healthy | starting | unhealthy | failed | crash-looping | unknown (no
     /// published port) | - (not running)
-    pub health: String,
+    pub health: super::health::Health,
     /// Restarts by the engine's restart policy since the container was created.
     pub restarts: i64,
     pub url: Option<String>,
@@ -195,7 +175,7 @@ pub fn status_text(rows: &[StatusRow]) -> String {
                     r.version.clone()
                 },
                 r.state.clone(),
-                r.health.clone(),
+                r.health.word().to_string(),
                 r.restarts.to_string(),
                 r.url.clone().unwrap_or_else(|| "-".into()),
                 r.scope.clone(),
@@ -242,4 +222,18 @@ pub fn status_text(rows: &[StatusRow]) -> String {
         }
     }
     out
+}
+
+/// The notes `plan` and `apply` print for services a rollback holds.
+pub fn hold_notes(spec: &super::spec::Spec) -> Vec<String> {
+    spec.services
+        .iter()
+        .filter_map(|s| {
+            let file = s.file_active.as_ref()?;
+            Some(format!(
+                "note: `{}` is held at {} by `berth rollback`; the file says `active: \"{file}\"`. Set `active: \"{}\"` to keep it; changing `active` ends the hold.",
+                s.name, s.active, s.active
+            ))
+        })
+        .collect()
 }

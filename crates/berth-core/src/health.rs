@@ -1,0 +1,86 @@
+//! Health classification: what `status`, `/status` and the dashboard call a
+//! container, from facts the shell gathered (engine state, restarts, uptime, the
+//! answer of a probe). One function, so every view says the same word.
+
+use serde::{Deserialize, Serialize};
+
+use super::role::ContainerRole;
+
+/// How long a running container that does not answer yet counts as starting
+/// (the default health timeout).
+pub const STARTING_SECS: u64 = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Health {
+    Healthy,
+    Starting,
+    Unhealthy,
+    /// Kept aside after failing its health gate.
+    Failed,
+    /// The engine keeps restarting it.
+    CrashLooping,
+    /// Running, but with no published port to ask.
+    Unknown,
+    /// Not running.
+    #[serde(rename = "-")]
+    NotRunning,
+}
+
+impl Health {
+    pub fn word(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Starting => "starting",
+            Health::Unhealthy => "unhealthy",
+            Health::Failed => "failed",
+            Health::CrashLooping => "crash-looping",
+            Health::Unknown => "unknown",
+            Health::NotRunning => "-",
+        }
+    }
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+/// What is known of one container when it is classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthFacts<'a> {
+    /// The engine's state word: running, exited, restarting, ...
+    pub state: &'a str,
+    pub role: Option<ContainerRole>,
+    /// Restarts by the engine's restart policy since the container was created.
+    pub restarts: i64,
+    /// Seconds up since its last start.
+    pub up_secs: u64,
+    /// Whether the service answered its health probe; `None` when not asked.
+    pub answered: Option<bool>,
+}
+
+/// A container kept aside after its gate is `failed`; a successor on probation
+/// is `starting`; one the engine is restarting, or restarted three times or more
+/// and up less than a minute since, is crash-looping, whatever a probe between
+/// two crashes answers; one not answering yet but young is `starting`.
+pub fn classify(f: HealthFacts<'_>) -> Health {
+    let running = f.state == "running";
+    if f.role == Some(ContainerRole::Failed) {
+        return Health::Failed;
+    }
+    if f.role == Some(ContainerRole::Next) && running {
+        return Health::Starting;
+    }
+    if f.state == "restarting" || (f.restarts >= 3 && f.up_secs < 60) {
+        return Health::CrashLooping;
+    }
+    match (running, f.answered) {
+        (true, Some(true)) => Health::Healthy,
+        (true, Some(false)) if f.up_secs < STARTING_SECS => Health::Starting,
+        (true, Some(false)) => Health::Unhealthy,
+        (true, None) => Health::Unknown,
+        (false, _) => Health::NotRunning,
+    }
+}

@@ -1,0 +1,33 @@
+//! berth's functional core: pure values and functions, no I/O.
+//!
+//! The shell gathers facts (the file's text, what the engine holds, the host's
+//! GPUs) and hands them in as values; the core decides (validated spec, desired
+//! state with hashes, a plan with a reason per step, rendered text) and hands
+//! values back. Its dependencies do no I/O, and clippy.toml beside Cargo.toml
+//! forbids std::fs, std::env, std::process, std::net, the clocks and the standard
+//! streams here; `.ci/run` runs clippy on this crate with `-D warnings`.
+#![forbid(unsafe_code)]
+#![deny(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::dbg_macro
+)]
+
+pub mod access;
+pub mod desired;
+pub mod diag;
+pub mod fields;
+pub mod gpu;
+pub mod hash;
+pub mod health;
+pub mod observed;
+pub mod plan;
+pub mod recipe;
+pub mod render;
+pub mod report;
+pub mod role;
+pub mod rollback;
+pub mod route;
+pub mod spec;

@@ -1,0 +1,133 @@
+//! What the engine holds under a project's names, as plain values, and the
+//! summary and fingerprint a saved plan is checked against.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::desired::{LABEL_HASH, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION};
+use super::hash::lines_hash;
+
+/// A published port of an observed container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    pub private: u16,
+    pub public: Option<u16>,
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedContainer {
+    pub id: String,
+    /// Without the engine's leading `/`.
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// The engine's state word: running, exited, created, paused, restarting, dead.
+    pub state: String,
+    /// The engine's human status ("Up 3 minutes", "Exited (1) 2 seconds ago").
+    pub status: String,
+    pub ports: Vec<PortBinding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedObject {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What the engine holds under the project's names, ours or not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    pub containers: Vec<ObservedContainer>,
+    pub networks: Vec<ObservedObject>,
+    pub volumes: Vec<ObservedObject>,
+}
+
+pub(crate) fn owned(labels: &BTreeMap<String, String>, project: &str) -> bool {
+    labels.get(LABEL_PROJECT).map(String::as_str) == Some(project)
+}
+
+impl ObservedContainer {
+    pub fn owned_by(&self, project: &str) -> bool {
+        owned(&self.labels, project)
+    }
+    pub fn label(&self, key: &str) -> &str {
+        self.labels.get(key).map(String::as_str).unwrap_or("")
+    }
+    /// `project/service@version` for owned containers, the name otherwise.
+    pub fn subject(&self, project: &str) -> String {
+        format!(
+            "{project}/{}@{}",
+            self.label(LABEL_SERVICE),
+            self.label(LABEL_VERSION)
+        )
+    }
+}
+
+impl Observed {
+    /// One line per observed object: what a saved plan's fingerprint is taken over,
+    /// and what `apply --plan` compares to say what changed.
+    pub fn summary(&self, project: &str) -> Vec<String> {
+        let who = |labels: &BTreeMap<String, String>| {
+            if owned(labels, project) {
+                "owned"
+            } else {
+                "not-owned"
+            }
+        };
+        let mut lines = Vec::new();
+        for c in &self.containers {
+            let hash = c
+                .labels
+                .get(LABEL_HASH)
+                .map(|h| &h[..h.len().min(12)])
+                .unwrap_or("-");
+            lines.push(format!(
+                "container {} id={} {} hash={} state={}",
+                c.name,
+                short(&c.id),
+                who(&c.labels),
+                hash,
+                c.state
+            ));
+        }
+        for n in &self.networks {
+            lines.push(format!(
+                "network {} id={} {}",
+                n.name,
+                short(&n.id),
+                who(&n.labels)
+            ));
+        }
+        for v in &self.volumes {
+            lines.push(format!("volume {} {}", v.name, who(&v.labels)));
+        }
+        lines.sort();
+        lines
+    }
+
+    pub fn fingerprint(&self, project: &str) -> String {
+        lines_hash(&self.summary(project))
+    }
+}
+
+/// The first 12 characters of an engine ID, without any `sha256:` prefix.
+pub fn short(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}
+
+/// What changed between a saved plan's summary (`was`) and the summary now, one
+/// line each: `- was: ...` for what is gone, `+ now: ...` for what is new.
+pub fn stale_changes(was: &[String], now: &[String]) -> Vec<String> {
+    let gone = was
+        .iter()
+        .filter(|l| !now.contains(l))
+        .map(|l| format!("- was: {l}"));
+    let new = now
+        .iter()
+        .filter(|l| !was.contains(l))
+        .map(|l| format!("+ now: {l}"));
+    gone.chain(new).collect()
+}

@@ -1,0 +1,184 @@
+//! The daemon's report: the typed `/status` document (the API serves it, and the
+//! dashboard will read the same type) and the `/metrics` text, both rendered from
+//! values the daemon hands in, the time included.
+
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use super::render::StatusRow;
+
+/// What woke the daemon for a reconcile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// The first reconcile, at start.
+    Start,
+    /// The services file was saved.
+    File,
+    /// The followed branch moved.
+    Git,
+    /// The engine reported a change to one of the project's containers.
+    Engine,
+    /// The periodic full resync.
+    #[default]
+    Tick,
+    /// `POST /reconcile` or `POST /build`.
+    Api,
+}
+
+impl Trigger {
+    /// Whether a configuration that already failed its health gate is tried again:
+    /// on the resync timer or when asked, never on the events its failure caused.
+    pub fn retries_failed(self) -> bool {
+        matches!(self, Trigger::Tick | Trigger::Api)
+    }
+
+    /// Of the events of one batch, the trigger to report: a change of source wins
+    /// over an API request, which wins over engine events, which win over the timer.
+    pub fn strongest(self, other: Trigger) -> Trigger {
+        let rank = |t: Trigger| match t {
+            Trigger::Tick => 0,
+            Trigger::Start => 1,
+            Trigger::Engine => 2,
+            Trigger::Api => 3,
+            Trigger::File | Trigger::Git => 4,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Trigger::Start => "start",
+            Trigger::File => "file",
+            Trigger::Git => "git",
+            Trigger::Engine => "engine",
+            Trigger::Tick => "tick",
+            Trigger::Api => "api",
+        }
+    }
+}
+
+/// Where the daemon's desired state comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SourceReport {
+    File {
+        path: String,
+    },
+    Git {
+        /// Without credentials.
+        url: String,
+        #[serde(rename = "ref")]
+        reference: String,
+        path: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Error,
+}
+
+/// The last reconcile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconcileReport {
+    /// Unix time, seconds.
+    pub at: u64,
+    pub trigger: Trigger,
+    pub result: Outcome,
+    pub error: Option<String>,
+    pub duration_seconds: f64,
+}
+
+/// `GET /status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusDocument {
+    pub source: SourceReport,
+    /// The commit converged to (git sources).
+    pub revision: Option<String>,
+    pub last_reconcile: Option<ReconcileReport>,
+    /// The last reconcile's error, else the source's.
+    pub last_error: Option<String>,
+    /// Why the source cannot be read now (a failed fetch, a refused commit).
+    pub source_error: Option<String>,
+    /// Why the last rollout failed (the health gate's report), until a reconcile succeeds.
+    pub rollout_error: Option<String>,
+    pub services: Vec<StatusRow>,
+}
+
+impl StatusDocument {
+    pub fn new(source: SourceReport) -> StatusDocument {
+        StatusDocument {
+            source,
+            revision: None,
+            last_reconcile: None,
+            last_error: None,
+            source_error: None,
+            rollout_error: None,
+            services: Vec::new(),
+        }
+    }
+}
+
+/// The daemon's counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counters {
+    pub reconciles: u64,
+    pub errors: u64,
+    pub drift_corrections: u64,
+    pub duration_sum: f64,
+    pub last_duration: f64,
+    pub managed: usize,
+}
+
+/// `GET /metrics`, in Prometheus' text format.
+pub fn metrics_text(c: &Counters) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, lines: &[(&str, String)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (suffix, value) in lines {
+            let _ = writeln!(out, "{name}{suffix} {value}");
+        }
+    };
+    metric(
+        "berth_reconcile_total",
+        "counter",
+        "Reconciles run.",
+        &[("", c.reconciles.to_string())],
+    );
+    metric(
+        "berth_reconcile_errors_total",
+        "counter",
+        "Reconciles that failed.",
+        &[("", c.errors.to_string())],
+    );
+    metric(
+        "berth_reconcile_duration_seconds",
+        "summary",
+        "Time spent reconciling.",
+        &[
+            ("_sum", c.duration_sum.to_string()),
+            ("_count", c.reconciles.to_string()),
+        ],
+    );
+    metric(
+        "berth_managed_containers",
+        "gauge",
+        "Containers of the project on the engine.",
+        &[("", c.managed.to_string())],
+    );
+    metric(
+        "berth_drift_corrections_total",
+        "counter",
+        "Steps taken to undo changes made behind berth's back.",
+        &[("", c.drift_corrections.to_string())],
+    );
+    out
+}

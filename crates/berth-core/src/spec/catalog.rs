@@ -1,0 +1,141 @@
+//! The catalog: machine classes and runtimes, with their names and limits.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// The version an unversioned service gets (`image:` without `version:`).
+pub const UNVERSIONED: &str = "0.0.0";
+
+/// The port the service contract says a service listens on.
+pub const DEFAULT_PORT: u16 = 8000;
+
+/// Machine classes: enforced container limits.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Machine {
+    Small,
+    Medium,
+    Large,
+    SmallGpu,
+    LargeGpu,
+}
+
+impl Machine {
+    pub const ALL: [Machine; 5] = [
+        Machine::Small,
+        Machine::Medium,
+        Machine::Large,
+        Machine::SmallGpu,
+        Machine::LargeGpu,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Machine::Small => "small",
+            Machine::Medium => "medium",
+            Machine::Large => "large",
+            Machine::SmallGpu => "small-gpu",
+            Machine::LargeGpu => "large-gpu",
+        }
+    }
+
+    /// CPUs, in units of 10^-9 CPUs as the engine counts them.
+    pub fn nano_cpus(self) -> i64 {
+        let cpus = match self {
+            Machine::Small => 2,
+            Machine::Medium | Machine::SmallGpu => 4,
+            Machine::Large => 8,
+            Machine::LargeGpu => 16,
+        };
+        cpus * 1_000_000_000
+    }
+
+    pub fn memory_bytes(self) -> i64 {
+        let gib = match self {
+            Machine::Small => 4,
+            Machine::Medium | Machine::SmallGpu => 8,
+            Machine::Large | Machine::LargeGpu => 16,
+        };
+        gib << 30
+    }
+
+    /// The least GPU memory a class needs, or `None` for a CPU-only class.
+    pub fn gpu_memory_bytes(self) -> Option<u64> {
+        match self {
+            Machine::SmallGpu => Some(4 << 30),
+            Machine::LargeGpu => Some(8 << 30),
+            _ => None,
+        }
+    }
+}
+
+/// Runtimes that berth builds images for.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum Runtime {
+    #[serde(rename = "python3.11")]
+    Python311,
+    #[serde(rename = "python3.12")]
+    Python312,
+    #[serde(rename = "python3.13")]
+    Python313,
+    #[serde(rename = "python3.11-cuda")]
+    Python311Cuda,
+    #[serde(rename = "python3.12-cuda")]
+    Python312Cuda,
+    #[serde(rename = "python3.13-cuda")]
+    Python313Cuda,
+    #[serde(rename = "node20")]
+    Node20,
+    #[serde(rename = "node22")]
+    Node22,
+}
+
+impl Runtime {
+    pub const ALL: [Runtime; 8] = [
+        Runtime::Python311,
+        Runtime::Python312,
+        Runtime::Python313,
+        Runtime::Python311Cuda,
+        Runtime::Python312Cuda,
+        Runtime::Python313Cuda,
+        Runtime::Node20,
+        Runtime::Node22,
+    ];
+
+    /// Built on an NVIDIA CUDA base.
+    pub fn is_cuda(self) -> bool {
+        matches!(
+            self,
+            Runtime::Python311Cuda | Runtime::Python312Cuda | Runtime::Python313Cuda
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Python311 => "python3.11",
+            Runtime::Python312 => "python3.12",
+            Runtime::Python313 => "python3.13",
+            Runtime::Python311Cuda => "python3.11-cuda",
+            Runtime::Python312Cuda => "python3.12-cuda",
+            Runtime::Python313Cuda => "python3.13-cuda",
+            Runtime::Node20 => "node20",
+            Runtime::Node22 => "node22",
+        }
+    }
+}
+
+pub(super) fn parse_named<T: Copy>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    text: &str,
+) -> Option<T> {
+    all.iter().copied().find(|v| name(*v) == text)
+}
+
+pub(super) fn list_names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> String {
+    all.iter().map(|v| name(*v)).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,26 @@
+//! The services.yaml file: the catalog of machine classes and runtimes, the raw
+//! serde/schemars types, the validated model, and validation from one to the
+//! other.
+//!
+//! Parsing keeps line/column positions ([`Spanned`]) for everything validation may
+//! complain about; validation collects every problem, then yields a typed [`Spec`]
+//! in which every rule of docs/contract.md section 1 already holds.
+
+mod catalog;
+mod model;
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use super::diag::{Diagnostic, Diagnostics, Pos};
+
+pub use catalog::*;
+pub use model::*;
+pub use raw::*;
+pub use validate::*;

@@ -1,0 +1,181 @@
+//! The validated model: what a file means once every rule holds.
+
+#[allow(unused_imports)]
+use super::*;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Global,
+    Database(String),
+}
+
+impl Scope {
+    /// The `berth.scope` label value.
+    pub fn label(&self) -> String {
+        match self {
+            Scope::Global => "global".to_string(),
+            Scope::Database(db) => format!("database:{db}"),
+        }
+    }
+}
+
+/// The health gate: a started container must answer `GET /` with a 2xx within
+/// `timeout_ms` (asked every `interval_ms`); 0 means it is not waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub timeout_ms: u64,
+    pub interval_ms: u64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            timeout_ms: 30_000,
+            interval_ms: 250,
+        }
+    }
+}
+
+/// `30s`, `1m`, `250ms`, `2h` -> milliseconds.
+pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("`{text}` is not a duration: write 250ms, 30s, 5m or 1h");
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let factor = match unit {
+        "ms" => 1.0,
+        "s" => 1000.0,
+        "m" => 60_000.0,
+        "h" => 3_600_000.0,
+        _ => return Err(bad()),
+    };
+    Ok((n * factor).round() as u64)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Image(String),
+    Package(String),
+}
+
+/// A file the service needs: fetched once into a content-addressed cache,
+/// verified, mounted read-only, its path handed in `env`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asset {
+    pub env: String,
+    pub url: String,
+    /// Lowercase hex; `None`: not given (a warning), the fetched content decides.
+    pub sha256: Option<String>,
+    pub pos: Pos,
+}
+
+/// A secret: the environment variable it is handed in, and where its value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    pub from_env: String,
+    pub pos: Pos,
+}
+
+/// One version of one service, with every service-level default already applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub service: String,
+    pub version: semver::Version,
+    pub source: Source,
+    pub command: Option<Vec<String>>,
+    pub runtime: Option<Runtime>,
+    pub extras: Vec<String>,
+    pub machine: Machine,
+    pub scope: Scope,
+    pub path: String,
+    pub port: u16,
+    pub publish: Option<u16>,
+    pub env: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, SecretRef>,
+    pub keeps: Vec<String>,
+    pub health: Health,
+    /// Served by the gateway without a token.
+    pub public: bool,
+    /// Files fetched once, verified, mounted read-only; their paths in `env`.
+    pub assets: Vec<Asset>,
+    /// May share its GPU with other versions that allow it.
+    pub share_gpu: bool,
+    /// Where the version is declared, for errors found after validation.
+    pub pos: Pos,
+}
+
+impl Version {
+    /// `service@version`, as every message names it.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.service, self.version)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    /// The version the service path routes to: the file's, or a rollback's.
+    pub active: semver::Version,
+    /// Set while a rollback holds `active` away from what the file says: the file's.
+    pub file_active: Option<semver::Version>,
+    pub versions: Vec<Version>,
+}
+
+/// A rollback's hold on a service's active version: `version` stays active for as
+/// long as the file still says `file_active` (a new `active` in the file ends it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveHold {
+    pub version: semver::Version,
+    pub file_active: semver::Version,
+}
+
+/// A valid services.yaml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub project: String,
+    /// Sorted by name.
+    pub services: Vec<Service>,
+}
+
+impl Spec {
+    pub fn versions(&self) -> impl Iterator<Item = &Version> {
+        self.services.iter().flat_map(|s| s.versions.iter())
+    }
+
+    /// The spec with the rollback holds that still apply (the file still says what
+    /// it said at the rollback, and the held version is still declared); returns
+    /// the services whose hold no longer applies.
+    pub fn with_holds(mut self, holds: &BTreeMap<String, ActiveHold>) -> (Spec, Vec<String>) {
+        let mut stale = Vec::new();
+        for (service, hold) in holds {
+            let svc = self.services.iter_mut().find(|s| &s.name == service);
+            match svc {
+                Some(s)
+                    if s.active == hold.file_active
+                        && s.versions.iter().any(|v| v.version == hold.version) =>
+                {
+                    if s.active != hold.version {
+                        s.file_active = Some(s.active.clone());
+                        s.active = hold.version.clone();
+                    }
+                }
+                _ => stale.push(service.clone()),
+            }
+        }
+        (self, stale)
+    }
+
+    /// The databases some version is bound to, each once.
+    pub fn databases(&self) -> std::collections::BTreeSet<&str> {
+        self.versions()
+            .filter_map(|v| match &v.scope {
+                Scope::Database(db) => Some(db.as_str()),
+                Scope::Global => None,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,161 @@
+//! The raw types: exactly what the file may say (serde and schemars), with
+//! `deny_unknown_fields` everywhere, so an unknown key is an error with its position.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// `scope: global` or `scope: { database: NAME }`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawScope {
+    /// `global`: reachable from every database scope.
+    Named(String),
+    /// Bound to one database: lives on that database's network only.
+    Database(RawDatabaseScope),
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabaseScope {
+    pub database: String,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    /// The environment variable of berth's own environment that holds the value.
+    #[schemars(with = "String")]
+    pub from_env: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAsset {
+    /// The environment variable that receives the file's path in the container.
+    #[schemars(with = "String")]
+    pub env: Spanned<String>,
+    /// Where to fetch it (http or https; redirects are followed).
+    #[schemars(with = "String")]
+    pub url: Spanned<String>,
+    /// The SHA-256 of its content (64 hex digits); without it, a warning.
+    #[schemars(with = "Option<String>")]
+    pub sha256: Option<Spanned<String>>,
+}
+
+/// `health: { timeout: 30s, interval: 250ms }`: the gate a new container passes.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// How long to wait for the first 2xx answer (default 30s; `0s`: do not wait).
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// How often to ask (default 250ms).
+    #[schemars(with = "Option<String>")]
+    pub interval: Option<Spanned<String>>,
+}
+
+/// Declares the fields a service and a version share, once, so the two raw types
+/// cannot drift apart (serde's `flatten` does not combine with `deny_unknown_fields`).
+macro_rules! settings_struct {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $extra:ident : $ety:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $extra: $ety,)*
+            /// Bring your own container: an image reference.
+            #[schemars(with = "Option<String>")]
+            pub image: Option<Spanned<String>>,
+            /// Build from code: a `.tar.gz` code package or a directory, relative to the file.
+            #[schemars(with = "Option<String>")]
+            pub package: Option<Spanned<String>>,
+            /// The command to run, as a list (no shell).
+            #[schemars(with = "Option<Vec<String>>")]
+            pub command: Option<Spanned<Vec<String>>>,
+            /// The runtime a package is built for.
+            #[schemars(with = "Option<Runtime>")]
+            pub runtime: Option<Spanned<String>>,
+            /// Optional-dependency groups of pyproject.toml to install too.
+            pub extras: Option<Vec<String>>,
+            /// The machine class: enforced CPU, memory and GPU limits (default: small).
+            #[schemars(with = "Option<Machine>")]
+            pub machine: Option<Spanned<String>>,
+            /// `global` (default) or `{ database: NAME }`.
+            #[schemars(with = "Option<RawScope>")]
+            pub scope: Option<Spanned<RawScope>>,
+            /// The service URL path (default: /<service name>).
+            #[schemars(with = "Option<String>")]
+            pub path: Option<Spanned<String>>,
+            /// The port the service listens on inside the container (default 8000).
+            #[schemars(with = "Option<u16>")]
+            pub port: Option<Spanned<u16>>,
+            /// A fixed host port on 127.0.0.1; absent: a free port is chosen and reported.
+            #[schemars(with = "Option<u16>")]
+            pub publish: Option<Spanned<u16>>,
+            /// Environment variables; scalar values are taken as their text.
+            #[schemars(with = "Option<IndexMap<String, String>>")]
+            pub env: Option<IndexMap<Spanned<String>, String>>,
+            /// Secrets, read from berth's environment, never printed.
+            #[schemars(with = "Option<IndexMap<String, RawSecret>>")]
+            pub secrets: Option<IndexMap<Spanned<String>, RawSecret>>,
+            /// Absolute paths that persist across restarts, replacements and versions.
+            #[schemars(with = "Option<Vec<String>>")]
+            pub keeps: Option<Vec<Spanned<String>>>,
+            /// Files fetched once, verified, mounted read-only.
+            #[schemars(with = "Option<Vec<RawAsset>>")]
+            pub assets: Option<Spanned<Vec<RawAsset>>>,
+            /// How long a new container may take to answer `GET /` with a 2xx.
+            pub health: Option<RawHealth>,
+            /// Whether a GPU class may share its GPU with other versions that allow
+            /// it too (default false: one GPU to itself).
+            #[schemars(with = "Option<bool>")]
+            pub share_gpu: Option<Spanned<bool>>,
+            /// Whether the gateway serves it without a token (default false: a
+            /// request needs a token with `services:view`).
+            #[schemars(with = "Option<bool>")]
+            pub public: Option<Spanned<bool>>,
+        }
+    };
+}
+
+settings_struct!(
+    /// One version of a service: any field set here overrides the service's.
+    RawVersion {}
+);
+
+settings_struct!(
+    /// A service: settings shared by its versions, and the versions themselves.
+    RawService {
+        /// Shorthand for one version: `version:` plus `image:`/`package:`.
+        #[schemars(with = "Option<String>")]
+        version: Option<Spanned<String>>,
+        /// Versions that run side by side, keyed by semantic version.
+        #[schemars(with = "Option<IndexMap<String, RawVersion>>")]
+        versions: Option<IndexMap<Spanned<String>, RawVersion>>,
+        /// The version the service path routes to (default: the highest).
+        #[schemars(with = "Option<String>")]
+        active: Option<Spanned<String>>,
+    }
+);
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "berth services.yaml")]
+pub struct RawFile {
+    /// Prefixes every container, network, volume and image: [a-z][a-z0-9-]{0,31}.
+    #[schemars(with = "String")]
+    pub project: Spanned<String>,
+    /// The services, keyed by name: [a-z][a-z0-9-]{0,31}.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, RawService>")]
+    pub services: IndexMap<Spanned<String>, RawService>,
+}
+
+/// The JSON Schema of services.yaml, as committed in schema/services.schema.json.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(RawFile);
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema always serializes");
+    text.push('\n');
+    text
+}

@@ -1,0 +1,593 @@
+//! Parsing and validation: every problem of a file collected, then the raw file
+//! turned into the validated [`Spec`].
+
+#[allow(unused_imports)]
+use super::*;
+
+/// Parses and validates one file's text. `file` names it in diagnostics.
+pub fn parse(file: &str, text: &str) -> Result<Spec, Diagnostics> {
+    let raw: RawFile = serde_saphyr::from_str(text).map_err(|e| Diagnostics {
+        file: file.to_string(),
+        items: vec![syntax_diagnostic(&e)],
+    })?;
+    let mut v = Validator::default();
+    let spec = v.file(raw);
+    if v.items.is_empty() {
+        Ok(spec)
+    } else {
+        v.items.sort_by_key(|d| d.pos);
+        Err(Diagnostics {
+            file: file.to_string(),
+            items: v.items,
+        })
+    }
+}
+
+/// Turns a parser error into a diagnostic with a fix hint for the common cases.
+fn syntax_diagnostic(e: &serde_saphyr::Error) -> Diagnostic {
+    let pos = e.location().map(Pos::from);
+    let mut msg = e.without_snippet().to_string();
+    // The parser appends the position itself; we print it in front instead.
+    if let Some(i) = msg.rfind(" at line ") {
+        msg.truncate(i);
+    }
+    let (message, help) = if let Some(rest) = msg.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest).trim();
+        (
+            format!("duplicate key `{key}`"),
+            "each key may appear once in a mapping: merge the two entries or rename one"
+                .to_string(),
+        )
+    } else if msg.starts_with("unknown field") {
+        (
+            msg,
+            "remove the key or fix its spelling; `berth schema` lists every key".to_string(),
+        )
+    } else {
+        (
+            msg,
+            "fix the YAML at this position; `berth schema` describes the file".to_string(),
+        )
+    };
+    Diagnostic::new(pos, message, help)
+}
+
+/// `[a-z][a-z0-9-]{0,31}`: names that prefix engine objects.
+pub fn is_valid_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && s.len() <= 32
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-'))
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('A'..='Z' | 'a'..='z' | '_'))
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[derive(Default)]
+struct Validator {
+    items: Vec<Diagnostic>,
+}
+
+/// Service settings merged with one version's: the version's value wins.
+fn pick<'a, T>(version: &'a Option<T>, service: &'a Option<T>) -> Option<&'a T> {
+    version.as_ref().or(service.as_ref())
+}
+
+impl Validator {
+    fn err(
+        &mut self,
+        pos: impl Into<Option<Pos>>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.items.push(Diagnostic::new(pos.into(), message, help));
+    }
+
+    fn name(&mut self, what: &str, name: &Spanned<String>) {
+        if !is_valid_name(&name.value) {
+            self.err(
+                Pos::from(name.referenced),
+                format!("{what} name `{}` is not valid", name.value),
+                "use a lowercase letter, then up to 31 lowercase letters, digits or dashes ([a-z][a-z0-9-]{0,31})",
+            );
+        }
+    }
+
+    fn file(&mut self, raw: RawFile) -> Spec {
+        self.name("project", &raw.project);
+        let mut services = Vec::new();
+        // publish port -> (who, where), to report clashes at the second use.
+        let mut published: BTreeMap<u16, String> = BTreeMap::new();
+        for (name, svc) in &raw.services {
+            self.name("service", name);
+            if let Some(s) = self.service(&name.value, Pos::from(name.referenced), svc) {
+                for v in &s.versions {
+                    if let Some(p) = v.publish {
+                        if let Some(first) = published.get(&p) {
+                            self.err(
+                                v.pos,
+                                format!("{}: host port {p} is already published by {first}", v.id()),
+                                "give each service version its own `publish` port, or drop `publish` to get a free one",
+                            );
+                        } else {
+                            published.insert(p, v.id());
+                        }
+                    }
+                }
+                services.push(s);
+            }
+        }
+        services.sort_by(|a, b| a.name.cmp(&b.name));
+        Spec {
+            project: raw.project.value,
+            services,
+        }
+    }
+
+    fn service(&mut self, name: &str, pos: Pos, svc: &RawService) -> Option<Service> {
+        let empty = RawVersion::default();
+        // (version text, its position, its own settings)
+        let mut declared: Vec<(&str, Pos, Option<&RawVersion>)> = Vec::new();
+        match (&svc.version, &svc.versions) {
+            (Some(v), Some(_)) => {
+                self.err(
+                    Pos::from(v.referenced),
+                    format!("service `{name}` has both `version` and `versions`"),
+                    "use `version:` for a single version, or list every version under `versions:`",
+                );
+                return None;
+            }
+            (Some(v), None) => declared.push((&v.value, Pos::from(v.referenced), None)),
+            (None, Some(vs)) => {
+                if vs.is_empty() {
+                    self.err(
+                        pos,
+                        format!("service `{name}` declares no versions"),
+                        "add at least one entry under `versions:`",
+                    );
+                    return None;
+                }
+                declared.extend(
+                    vs.iter()
+                        .map(|(k, v)| (k.value.as_str(), Pos::from(k.referenced), Some(v))),
+                );
+            }
+            (None, None) => declared.push((UNVERSIONED, pos, None)),
+        }
+
+        let mut versions = Vec::new();
+        for (text, vpos, raw) in declared {
+            let parsed = match semver::Version::parse(text) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.err(
+                        vpos,
+                        format!("service `{name}`: `{}` is not a semantic version ({e})", text),
+                        "write versions as MAJOR.MINOR.PATCH, optionally with a pre-release: `1.2.0`, `2.0.0-rc.1`",
+                    );
+                    continue;
+                }
+            };
+            if !parsed.build.is_empty() {
+                self.err(
+                    vpos,
+                    format!("service `{name}`: version `{}` carries build metadata", text),
+                    "drop the `+...` part: build metadata does not order versions and cannot be part of a container name",
+                );
+                continue;
+            }
+            if let Some(v) = self.version(name, parsed, vpos, svc, raw.unwrap_or(&empty)) {
+                versions.push(v);
+            }
+        }
+        versions.sort_by(|a, b| a.version.cmp(&b.version));
+        let highest = versions.last()?.version.clone();
+        let active = match &svc.active {
+            None => highest,
+            Some(a) => match semver::Version::parse(&a.value) {
+                Ok(v) if versions.iter().any(|x| x.version == v) => v,
+                _ => {
+                    let declared: Vec<String> =
+                        versions.iter().map(|v| v.version.to_string()).collect();
+                    self.err(
+                        Pos::from(a.referenced),
+                        format!(
+                            "service `{name}`: active version `{}` is not declared",
+                            a.value
+                        ),
+                        format!(
+                            "set `active` to one of the declared versions: {}",
+                            declared.join(", ")
+                        ),
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(Service {
+            name: name.to_string(),
+            active,
+            file_active: None,
+            versions,
+        })
+    }
+
+    fn version(
+        &mut self,
+        service: &str,
+        version: semver::Version,
+        pos: Pos,
+        s: &RawService,
+        v: &RawVersion,
+    ) -> Option<Version> {
+        let id = format!("{service}@{version}");
+        let before = self.items.len();
+
+        let source = self.source(&id, pos, s, v);
+        let runtime = self.runtime(&id, pos, s, v, source.as_ref());
+        let extras = pick(&v.extras, &s.extras).cloned().unwrap_or_default();
+        if !extras.is_empty() && matches!(source, Some(Source::Image(_))) {
+            self.err(
+                pos,
+                format!("{id}: `extras` applies only to code packages"),
+                "remove `extras`, or build from a `package`",
+            );
+        }
+
+        let machine = self.machine(&id, s, v);
+        let scope = self.scope(&id, s, v);
+
+        let path = match pick(&v.path, &s.path) {
+            None => format!("/{service}"),
+            Some(p) => {
+                if !p.value.starts_with('/') {
+                    self.err(
+                        Pos::from(p.referenced),
+                        format!("{id}: path `{}` does not start with `/`", p.value),
+                        format!("write it as `/{}`", p.value),
+                    );
+                }
+                p.value.clone()
+            }
+        };
+
+        let port = match pick(&v.port, &s.port) {
+            None => DEFAULT_PORT,
+            Some(p) => {
+                if p.value == 0 {
+                    self.err(
+                        Pos::from(p.referenced),
+                        format!("{id}: port 0 is not a port"),
+                        "use the port the service listens on, 1 to 65535 (8000 by default)",
+                    );
+                }
+                p.value
+            }
+        };
+        let publish = pick(&v.publish, &s.publish).map(|p| {
+            if p.value == 0 {
+                self.err(
+                    Pos::from(p.referenced),
+                    format!("{id}: publish port 0 is not a port"),
+                    "use 1 to 65535, or drop `publish` to get a free port",
+                );
+            }
+            p.value
+        });
+
+        let command = pick(&v.command, &s.command).map(|c| {
+            if c.value.is_empty() {
+                self.err(
+                    Pos::from(c.referenced),
+                    format!("{id}: `command` is empty"),
+                    "list the program and its arguments, or remove `command` to use the image's",
+                );
+            }
+            c.value.clone()
+        });
+
+        // Service env first, then the version's on top.
+        let mut env = BTreeMap::new();
+        for map in [&s.env, &v.env].into_iter().flatten() {
+            for (k, val) in map {
+                self.env_name(&id, "environment variable", k);
+                env.insert(k.value.clone(), val.clone());
+            }
+        }
+        let mut secrets = BTreeMap::new();
+        for map in [&s.secrets, &v.secrets].into_iter().flatten() {
+            for (k, sec) in map {
+                self.env_name(&id, "secret", k);
+                if env.contains_key(&k.value) {
+                    self.err(
+                        Pos::from(k.referenced),
+                        format!(
+                            "{id}: `{}` is both an environment variable and a secret",
+                            k.value
+                        ),
+                        "keep it in one of `env` or `secrets`",
+                    );
+                }
+                if !is_env_name(&sec.from_env.value) {
+                    self.err(
+                        Pos::from(sec.from_env.referenced),
+                        format!("{id}: secret `{}` reads `{}`, which is not an environment variable name", k.value, sec.from_env.value),
+                        "name a variable of berth's environment: letters, digits and `_`, not starting with a digit",
+                    );
+                }
+                secrets.insert(
+                    k.value.clone(),
+                    SecretRef {
+                        from_env: sec.from_env.value.clone(),
+                        pos: Pos::from(sec.from_env.referenced),
+                    },
+                );
+            }
+        }
+
+        let mut keeps = Vec::new();
+        for k in pick(&v.keeps, &s.keeps).into_iter().flatten() {
+            if !k.value.starts_with('/') || k.value.split('/').any(|c| c == "..") {
+                self.err(
+                    Pos::from(k.referenced),
+                    format!("{id}: keep path `{}` is not a plain absolute path", k.value),
+                    "write the absolute path inside the container, without `..`, for example `/data`",
+                );
+            } else if keeps.contains(&k.value) {
+                self.err(
+                    Pos::from(k.referenced),
+                    format!("{id}: keep path `{}` is listed twice", k.value),
+                    "list each path once",
+                );
+            } else if k.value.trim_end_matches('/').is_empty() {
+                self.err(
+                    Pos::from(k.referenced),
+                    format!("{id}: `/` cannot be kept"),
+                    "keep a directory below `/`, for example `/data`",
+                );
+            } else {
+                keeps.push(k.value.clone());
+            }
+        }
+
+        let mut health = Health::default();
+        if let Some(h) = pick(&v.health, &s.health) {
+            for (field, value, min) in [("timeout", &h.timeout, 0), ("interval", &h.interval, 10)] {
+                let Some(value) = value else { continue };
+                match parse_duration_ms(&value.value) {
+                    Ok(ms) if ms >= min => {
+                        if field == "timeout" {
+                            health.timeout_ms = ms;
+                        } else {
+                            health.interval_ms = ms;
+                        }
+                    }
+                    Ok(_) => self.err(Pos::from(value.referenced), format!("{id}: health {field} `{}` is too short", value.value), "use at least 10ms"),
+                    Err(e) => self.err(Pos::from(value.referenced), format!("{id}: health {field}: {e}"), "for example `timeout: 30s`, `interval: 250ms`; `timeout: 0s` starts without waiting"),
+                }
+            }
+        }
+
+        let public = pick(&v.public, &s.public).is_some_and(|p| p.value);
+
+        let share_gpu = pick(&v.share_gpu, &s.share_gpu).is_some_and(|p| p.value);
+        let mut assets: Vec<Asset> = Vec::new();
+        for a in pick(&v.assets, &s.assets)
+            .map(|a| a.value.as_slice())
+            .unwrap_or(&[])
+        {
+            self.env_name(&id, "asset variable", &a.env);
+            if env.contains_key(&a.env.value)
+                || secrets.contains_key(&a.env.value)
+                || assets.iter().any(|b| b.env == a.env.value)
+            {
+                self.err(
+                    Pos::from(a.env.referenced),
+                    format!(
+                        "{id}: `{}` is set twice (env, secrets or another asset)",
+                        a.env.value
+                    ),
+                    "give each asset its own variable name",
+                );
+            }
+            let url = a.url.value.trim();
+            let after_scheme = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            if after_scheme.is_none_or(|rest| rest.is_empty() || rest.starts_with('/')) {
+                self.err(
+                    Pos::from(a.url.referenced),
+                    format!("{id}: asset url `{url}` is not an http(s) URL"),
+                    "write the full address, for example https://example.org/model.bin",
+                );
+            }
+            let sha256 = a
+                .sha256
+                .as_ref()
+                .map(|h| h.value.trim().to_ascii_lowercase());
+            if let (Some(h), Some(raw)) = (&sha256, &a.sha256) {
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    self.err(
+                        Pos::from(raw.referenced),
+                        format!(
+                            "{id}: asset `{}`: sha256 `{}` is not 64 hex digits",
+                            a.env.value, raw.value
+                        ),
+                        "write the SHA-256 of the file, as `sha256sum FILE` prints it",
+                    );
+                }
+            }
+            assets.push(Asset {
+                env: a.env.value.clone(),
+                url: url.to_string(),
+                sha256,
+                pos: Pos::from(a.env.referenced),
+            });
+        }
+
+        if self.items.len() > before {
+            return None;
+        }
+        Some(Version {
+            service: service.to_string(),
+            version,
+            source: source?,
+            command,
+            runtime,
+            extras,
+            machine,
+            scope,
+            path,
+            port,
+            publish,
+            env,
+            secrets,
+            keeps,
+            health,
+            public,
+            assets,
+            share_gpu,
+            pos,
+        })
+    }
+
+    /// Exactly one of `image` and `package`.
+    fn source(&mut self, id: &str, pos: Pos, s: &RawService, v: &RawVersion) -> Option<Source> {
+        match (pick(&v.image, &s.image), pick(&v.package, &s.package)) {
+            (Some(i), None) => {
+                if i.value.trim().is_empty() {
+                    self.err(
+                        Pos::from(i.referenced),
+                        format!("{id}: `image` is empty"),
+                        "name an image, for example `berth-local/busybox:stable`",
+                    );
+                }
+                Some(Source::Image(i.value.clone()))
+            }
+            (None, Some(p)) => Some(Source::Package(p.value.clone())),
+            (Some(i), Some(_)) => {
+                self.err(
+                    Pos::from(i.referenced),
+                    format!("{id} sets both `image` and `package`"),
+                    "keep exactly one: `image` to run a ready image, `package` to build from code",
+                );
+                None
+            }
+            (None, None) => {
+                self.err(
+                    pos,
+                    format!("{id} has neither `image` nor `package`"),
+                    "add `image: REFERENCE` to run a ready image, or `package: PATH` to build from code",
+                );
+                None
+            }
+        }
+    }
+
+    /// A known runtime, named exactly when the version builds from a package.
+    fn runtime(
+        &mut self,
+        id: &str,
+        pos: Pos,
+        s: &RawService,
+        v: &RawVersion,
+        source: Option<&Source>,
+    ) -> Option<Runtime> {
+        let runtime = match pick(&v.runtime, &s.runtime) {
+            None => None,
+            Some(r) => match parse_named(&Runtime::ALL, Runtime::name, &r.value) {
+                Some(rt) => Some(rt),
+                None => {
+                    self.err(
+                        Pos::from(r.referenced),
+                        format!("{id}: unknown runtime `{}`", r.value),
+                        format!("use one of {}", list_names(&Runtime::ALL, Runtime::name)),
+                    );
+                    None
+                }
+            },
+        };
+        match (source, runtime, pick(&v.runtime, &s.runtime)) {
+            (Some(Source::Package(_)), None, None) => self.err(
+                pos,
+                format!("{id} builds from a package but names no `runtime`"),
+                format!(
+                    "add `runtime:` with one of {}",
+                    list_names(&Runtime::ALL, Runtime::name)
+                ),
+            ),
+            (Some(Source::Image(_)), _, Some(r)) => self.err(
+                Pos::from(r.referenced),
+                format!(
+                    "{id}: `runtime` applies only to code packages, and this version runs an image"
+                ),
+                "remove `runtime`, or replace `image` with `package`",
+            ),
+            _ => {}
+        }
+        runtime
+    }
+
+    /// A known machine class (default small).
+    fn machine(&mut self, id: &str, s: &RawService, v: &RawVersion) -> Machine {
+        match pick(&v.machine, &s.machine) {
+            None => Machine::Small,
+            Some(m) => parse_named(&Machine::ALL, Machine::name, &m.value).unwrap_or_else(|| {
+                self.err(
+                    Pos::from(m.referenced),
+                    format!("{id}: unknown machine class `{}`", m.value),
+                    format!("use one of {}", list_names(&Machine::ALL, Machine::name)),
+                );
+                Machine::Small
+            }),
+        }
+    }
+
+    /// `global` or a valid database name.
+    fn scope(&mut self, id: &str, s: &RawService, v: &RawVersion) -> Scope {
+        match pick(&v.scope, &s.scope) {
+            None => Scope::Global,
+            Some(sc) => match &sc.value {
+                RawScope::Named(n) if n == "global" => Scope::Global,
+                RawScope::Database(d) if is_valid_name(&d.database) => {
+                    Scope::Database(d.database.clone())
+                }
+                RawScope::Database(d) => {
+                    self.err(
+                        Pos::from(sc.referenced),
+                        format!("{id}: database name `{}` is not valid", d.database),
+                        "use a lowercase letter, then up to 31 lowercase letters, digits or dashes",
+                    );
+                    Scope::Global
+                }
+                RawScope::Named(n) => {
+                    self.err(
+                        Pos::from(sc.referenced),
+                        format!("{id}: unknown scope `{n}`"),
+                        "write `scope: global`, or `scope: { database: NAME }` to bind the service to one database",
+                    );
+                    Scope::Global
+                }
+            },
+        }
+    }
+
+    fn env_name(&mut self, id: &str, what: &str, k: &Spanned<String>) {
+        if !is_env_name(&k.value) {
+            self.err(
+                Pos::from(k.referenced),
+                format!("{id}: {what} name `{}` is not valid", k.value),
+                "use letters, digits and `_`, not starting with a digit",
+            );
+        } else if k.value.starts_with("BERTH_") {
+            self.err(
+                Pos::from(k.referenced),
+                format!("{id}: {what} `{}` uses the reserved prefix BERTH_", k.value),
+                "rename it: berth sets BERTH_* variables itself",
+            );
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! `berth apply`: converge the engine to the file (or to a saved plan), printing
+//! each action as it happens, then where each service answers.
+
+use std::path::Path;
+
+use crate::converge::{self, saved, Context};
+use crate::core::plan::{Options, Plan};
+use crate::core::render::hold_notes;
+
+use super::{CommandError, Output};
+
+pub async fn run(
+    out: &Output,
+    file: &Path,
+    saved_plan: Option<&Path>,
+    allow_empty: bool,
+) -> Result<u8, CommandError> {
+    let ctx = out.connect().await?;
+    if let Some(path) = saved_plan {
+        let plan = saved::read_plan(path)?;
+        let _lock = lock(&ctx, &plan.project, "apply").await?;
+        let observed = ctx.engine.observe(&plan.project).await?;
+        saved::check_fresh(path, &plan, &observed)?;
+        let secrets = saved::plan_secrets(&plan, path, &ctx.settings.env)?;
+        if !plan.is_empty() {
+            converge::execute::execute(&ctx, &plan, &secrets, None).await?;
+        }
+        return report(&ctx, &plan).await;
+    }
+    let spec = converge::load(&out.settings, file)?;
+    // Planned under the lock, so a concurrent apply cannot make it stale.
+    let held = lock(&ctx, &spec.project, "apply").await?;
+    let opts = Options {
+        allow_empty,
+        retry_failed: true,
+    };
+    let done = converge::converge(&ctx, &held, &spec, file, opts, None).await?;
+    let code = report(&ctx, &done.plan).await?;
+    for n in hold_notes(&spec) {
+        println!("{n}");
+    }
+    Ok(code)
+}
+
+/// The project's lock, saying on stderr who holds it while waiting.
+pub async fn lock(
+    ctx: &Context,
+    project: &str,
+    command: &'static str,
+) -> Result<crate::shell::lock::ProjectLock, CommandError> {
+    let p = project.to_string();
+    Ok(
+        converge::lock(&ctx.settings, project, command, move |holder| {
+            eprintln!("waiting for the lock on project `{p}`, held by {holder}");
+        })
+        .await?,
+    )
+}
+
+/// After an executed plan: the counts, the failed rollouts as an error, and where
+/// each service answers (one more list call, read-only).
+pub async fn report(ctx: &Context, plan: &Plan) -> Result<u8, CommandError> {
+    if plan.is_empty() {
+        println!(
+            "No changes: the engine matches the file ({} unchanged).",
+            plan.unchanged.len()
+        );
+    } else {
+        let (c, r, s, d) = plan.counts();
+        println!(
+            "Applied: {c} created, {r} replaced, {s} started, {d} removed, {} unchanged.",
+            plan.unchanged.len()
+        );
+    }
+    if let Some(e) = converge::rollout_failure(plan) {
+        return Err(e.into());
+    }
+    let observed = ctx.engine.observe(&plan.project).await?;
+    for c in observed
+        .containers
+        .iter()
+        .filter(|c| c.owned_by(&plan.project))
+    {
+        println!(
+            "  {:<32} {}",
+            c.subject(&plan.project),
+            converge::observe::url(c).unwrap_or_else(|| format!("({})", c.state))
+        );
+    }
+    Ok(0)
+}

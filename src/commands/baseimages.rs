@@ -1,0 +1,34 @@
+//! `berth baseimages [RUNTIME...] [--all]`: build the local base images if missing or stale.
+
+use crate::core::spec::Runtime;
+use crate::shell::baseimage;
+
+use super::{CommandError, Output};
+
+pub async fn run(out: &Output, runtimes: &[String], all: bool) -> Result<u8, CommandError> {
+    let mut wanted = Vec::new();
+    for name in runtimes {
+        match Runtime::ALL.iter().find(|r| r.name() == name) {
+            Some(r) => wanted.push(*r),
+            None => return Err(CommandError::RuntimeUnknown { name: name.clone() }),
+        }
+    }
+    if all {
+        wanted = Runtime::ALL
+            .into_iter()
+            .filter(|r| {
+                !matches!(
+                    baseimage::base_source(*r),
+                    baseimage::BaseSource::Provided { .. }
+                )
+            })
+            .collect();
+    }
+    let ctx = out.connect().await?;
+    for line in
+        baseimage::ensure_all(ctx.engine.as_ref(), &out.settings, out.verbose, &wanted).await?
+    {
+        println!("{line}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,57 @@
+//! `berth destroy`: remove everything the project owns; keeps survive unless
+//! `--volumes`. Only objects labelled with the project are touched.
+
+use std::path::Path;
+
+use futures_util::StreamExt;
+
+use crate::converge::{self, execute::PARALLEL};
+use crate::core::desired::LABEL_PROJECT;
+
+use super::{apply, CommandError, Output};
+
+pub async fn run(out: &Output, file: &Path, volumes: bool) -> Result<u8, CommandError> {
+    let spec = converge::load(&out.settings, file)?;
+    let project = spec.project.as_str();
+    let ctx = out.connect().await?;
+    let engine = ctx.engine.as_ref();
+    let _lock = apply::lock(&ctx, project, "destroy").await?;
+    let observed = engine.observe(project).await?;
+    let ours = observed.containers.iter().filter(|c| c.owned_by(project));
+    let mut removing = futures_util::stream::iter(
+        ours.map(|c| async move { (c, engine.remove_container(&c.id, &c.name).await) }),
+    )
+    .buffer_unordered(PARALLEL);
+    let mut removed = 0;
+    while let Some((c, r)) = removing.next().await {
+        r?;
+        removed += 1;
+        println!("- removed   {}", c.subject(project));
+    }
+    drop(removing);
+    let owned = |labels: &std::collections::BTreeMap<String, String>| {
+        labels.get(LABEL_PROJECT).map(String::as_str) == Some(project)
+    };
+    for n in observed.networks.iter().filter(|n| owned(&n.labels)) {
+        engine.remove_network(&n.name).await?;
+        println!("- removed   network {}", n.name);
+    }
+    let mut kept = Vec::new();
+    for v in observed.volumes.iter().filter(|v| owned(&v.labels)) {
+        if volumes {
+            engine.remove_volume(&v.name).await?;
+            println!("- removed   volume {}", v.name);
+        } else {
+            kept.push(v.name.clone());
+        }
+    }
+    println!("Destroyed project `{project}`: {removed} containers removed.");
+    if !kept.is_empty() {
+        println!(
+            "Kept {} volume(s) ({}); `berth destroy --volumes` removes them.",
+            kept.len(),
+            kept.join(", ")
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,64 @@
+//! `berth doctor`: the engine, the base image, the GPUs (NVML) and the ports.
+
+use std::path::Path;
+
+use crate::shell::{baseimage, gpu};
+
+use super::{CommandError, Output};
+
+pub async fn run(out: &Output, file: &Path) -> Result<u8, CommandError> {
+    let mut ok = true;
+    match out.connect().await {
+        Ok(ctx) => {
+            let v = ctx.engine.version().await?;
+            println!("ok    engine: Docker {} on {}", v.version, v.arch);
+            match ctx.engine.image_labels(baseimage::BUSYBOX_TAG).await? {
+                Some(_) => println!("ok    base image {} present", baseimage::BUSYBOX_TAG),
+                None => println!(
+                    "note  base image {} missing: `berth baseimages` builds it",
+                    baseimage::BUSYBOX_TAG
+                ),
+            }
+        }
+        Err(e) => {
+            ok = false;
+            println!("FAIL  engine: {e}");
+        }
+    }
+    let (inventory, driver) = gpu::inventory();
+    match (&inventory.problem, driver) {
+        (Some(why), _) => println!("note  GPUs: none usable: {why}"),
+        (None, d) => {
+            let d = d.unwrap_or_default();
+            println!("ok    GPUs: driver {}, CUDA {}", d.version, d.cuda);
+            for g in &inventory.gpus {
+                println!(
+                    "      [{}] {} {}: {} MiB, {} MiB free",
+                    g.index,
+                    g.uuid,
+                    g.name,
+                    g.memory_total >> 20,
+                    g.memory_free >> 20
+                );
+            }
+            match crate::core::gpu::cuda_base(crate::core::gpu::parse_cuda(&d.cuda)) {
+                Ok(((a, b), _)) => println!("ok    CUDA base for -cuda runtimes: {a}.{b}"),
+                Err(why) => println!("note  -cuda runtimes cannot run here: {why}"),
+            }
+        }
+    }
+    if let Ok(spec) = crate::converge::load(&out.settings, file) {
+        for v in spec.versions() {
+            if let Some(p) = v.publish {
+                match std::net::TcpListener::bind(("127.0.0.1", p)) {
+                    Ok(_) => println!("ok    port {p} ({}) is free", v.id()),
+                    Err(_) => println!(
+                        "note  port {p} ({}) is in use (fine if berth already runs it)",
+                        v.id()
+                    ),
+                }
+            }
+        }
+    }
+    Ok(if ok { 0 } else { 1 })
+}

@@ -1,0 +1,26 @@
+//! `berth logs SERVICE[@VERSION]`: a container's logs, optionally followed.
+
+use std::path::Path;
+
+use futures_util::StreamExt;
+
+use crate::converge::{self, observe};
+
+use super::{CommandError, Output};
+
+pub async fn run(
+    out: &Output,
+    file: &Path,
+    target: &str,
+    follow: bool,
+    tail: Option<usize>,
+) -> Result<u8, CommandError> {
+    let spec = converge::load(&out.settings, file)?;
+    let ctx = out.connect().await?;
+    let c = observe::find_target(ctx.engine.as_ref(), &spec, target).await?;
+    let mut stream = ctx.engine.logs(&c.id, follow, tail);
+    while let Some(chunk) = stream.next().await {
+        print!("{}", chunk?);
+    }
+    Ok(0)
+}

@@ -1,0 +1,202 @@
+//! One module per command: each a thin function from parsed arguments to an
+//! exit code, over the converge path and the shell. `main` reports their errors.
+
+pub mod apply;
+pub mod baseimages;
+pub mod build;
+pub mod destroy;
+pub mod doctor;
+pub mod logs;
+pub mod package;
+pub mod plan;
+pub mod rollback;
+pub mod schema;
+pub mod serve;
+pub mod status;
+pub mod token;
+pub mod validate;
+pub mod watch;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Command, TokenCommand};
+use crate::converge::{Context, ConvergeError};
+use crate::core::diag::Diagnostics;
+use crate::daemon::DaemonError;
+use crate::shell::api::ApiError;
+use crate::shell::baseimage::BaseImageError;
+use crate::shell::build::BuildError;
+use crate::shell::docker::Docker;
+use crate::shell::engine::EngineError;
+use crate::shell::settings::Settings;
+use crate::shell::source::SourceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Converge(#[from] ConvergeError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    BaseImage(#[from] BaseImageError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Listener(#[from] ApiError),
+    #[error(transparent)]
+    GatewayRegister(#[from] crate::shell::state::StateError),
+    #[error("cannot write the plan to {path}: {source}")]
+    PlanWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    TokensInvalid(Diagnostics),
+    #[error("cannot read the token file {path}: {source}\n  help: fix its permissions, or pass another file with --tokens")]
+    TokensRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the token file {path}: {source}")]
+    TokensWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot make a random token: {0}")]
+    TokenMake(getrandom::Error),
+    #[error("cannot read the token file {path}: {source}\n  help: --token-file names a file holding one token")]
+    TokenFileRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "no service `{service}` in {file}\n  help: `berth status` lists the services that run"
+    )]
+    ServiceFind { service: String, file: PathBuf },
+    #[error("cannot roll back: {why}\n  help: {help}")]
+    RollbackRefuse { why: String, help: String },
+    #[error("unknown runtime `{name}`\n  help: use one of python3.11, python3.12, python3.13 (each also -cuda), node20, node22")]
+    RuntimeUnknown { name: String },
+    #[error("cannot listen for signals: {0}")]
+    SignalListen(std::io::Error),
+}
+
+/// Runs one command; the exit code on success (plan's detailed exit code is 2).
+pub async fn run(cli: Cli, settings: Settings) -> Result<u8, CommandError> {
+    let verbose = cli.verbose;
+    let out = Output {
+        verbose,
+        color: std::io::stdout().is_terminal() && !settings.env.contains_key("NO_COLOR"),
+        settings,
+    };
+    match cli.command {
+        Command::Validate(f) => validate::run(&out, &f.file),
+        Command::Schema => schema::run(),
+        Command::Plan {
+            file,
+            json,
+            detailed_exitcode,
+            out: saved,
+            allow_empty,
+        } => {
+            plan::run(
+                &out,
+                &file.file,
+                json,
+                detailed_exitcode,
+                saved,
+                allow_empty,
+            )
+            .await
+        }
+        Command::Apply {
+            file,
+            plan,
+            allow_empty,
+        } => apply::run(&out, &file.file, plan.as_deref(), allow_empty).await,
+        Command::Status { file, json } => status::run(&out, &file.file, json).await,
+        Command::Logs {
+            file,
+            target,
+            follow,
+            tail,
+        } => logs::run(&out, &file.file, &target, follow, tail).await,
+        Command::Destroy { file, volumes } => destroy::run(&out, &file.file, volumes).await,
+        Command::Baseimages { runtimes, all } => baseimages::run(&out, &runtimes, all).await,
+        Command::Doctor(f) => doctor::run(&out, &f.file).await,
+        Command::Serve {
+            file,
+            gateway,
+            tokens,
+            token,
+        } => {
+            serve::run(
+                &out,
+                &file.file,
+                gateway,
+                tokens.as_deref(),
+                token.token.as_deref(),
+            )
+            .await
+        }
+        Command::Rollback { file, service, to } => {
+            rollback::run(&out, &file.file, &service, to.as_deref()).await
+        }
+        Command::Token {
+            command:
+                TokenCommand::Add {
+                    name,
+                    permission,
+                    tokens,
+                },
+        } => token::add(&tokens, &name, &permission),
+        Command::Watch(args) => watch::run(&out, args).await,
+        Command::Package { dir, out: archive } => package::run(&dir, archive),
+        Command::Build { file, target } => build::run(&out, &file.file, target.as_deref()).await,
+    }
+}
+
+/// What every command knows before it starts: the settings read at start and how
+/// to print.
+pub struct Output {
+    pub settings: Settings,
+    pub verbose: bool,
+    pub color: bool,
+}
+
+impl Output {
+    /// The converge context over a freshly connected engine.
+    pub async fn connect(&self) -> Result<Context, CommandError> {
+        Ok(Context {
+            engine: Docker::shared().await?,
+            settings: self.settings.clone(),
+            verbose: self.verbose,
+            color: self.color,
+        })
+    }
+}
+
+/// The tokens the gateway and the API accept: the token file's (hashed), plus a
+/// token given in clear (`BERTH_TOKEN`, `--token-file`), which may do anything.
+pub fn load_tokens(
+    file: Option<&std::path::Path>,
+    root: Option<&str>,
+) -> Result<crate::core::access::Tokens, CommandError> {
+    let mut tokens = match file {
+        None => Default::default(),
+        Some(f) => {
+            let text = crate::shell::source::read_spec(f)?;
+            crate::core::access::parse_tokens(&f.display().to_string(), &text)
+                .map_err(CommandError::TokensInvalid)?
+        }
+    };
+    if let Some(t) = root.filter(|t| !t.is_empty()) {
+        tokens = tokens.with_root(t);
+    }
+    Ok(tokens)
+}

@@ -1,0 +1,28 @@
+//! `berth package DIR`: a deterministic .tar.gz code package (same content, same bytes).
+
+use std::path::{Path, PathBuf};
+
+use crate::shell::build::BuildError;
+
+use super::CommandError;
+
+pub fn run(dir: &Path, out: Option<PathBuf>) -> Result<u8, CommandError> {
+    let out = out.unwrap_or_else(|| {
+        let name = dir
+            .canonicalize()
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string()));
+        PathBuf::from(format!(
+            "{}.tar.gz",
+            name.unwrap_or_else(|| "package".into())
+        ))
+    });
+    let (ctx, size) = crate::shell::package::package_dir(dir, &out).map_err(BuildError::from)?;
+    println!(
+        "{}: {} files, {size} bytes, content {}",
+        out.display(),
+        ctx.len(),
+        crate::core::plan::short(&ctx.hash())
+    );
+    Ok(0)
+}

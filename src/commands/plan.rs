@@ -1,0 +1,53 @@
+//! `berth plan`: what apply would do, and why, field by field.
+
+use std::path::{Path, PathBuf};
+
+use crate::converge::{self, facts};
+use crate::core::plan::Options;
+use crate::core::render::{hold_notes, plan_text, Style};
+
+use super::{CommandError, Output};
+
+pub async fn run(
+    out: &Output,
+    file: &Path,
+    json: bool,
+    detailed_exitcode: bool,
+    saved: Option<PathBuf>,
+    allow_empty: bool,
+) -> Result<u8, CommandError> {
+    let spec = converge::load(&out.settings, file)?;
+    let ctx = out.connect().await?;
+    let opts = Options {
+        allow_empty,
+        retry_failed: true,
+    };
+    let plan = facts::make_plan(&ctx, &spec, file, opts).await?;
+    let text = serde_json::to_string_pretty(&plan).expect("a plan always serializes");
+    if json {
+        println!("{text}");
+    } else {
+        print!("{}", plan_text(&plan, Style { color: out.color }));
+        for n in hold_notes(&spec) {
+            println!("{n}");
+        }
+    }
+    if let Some(path) = saved {
+        std::fs::write(&path, text + "\n").map_err(|source| CommandError::PlanWrite {
+            path: path.clone(),
+            source,
+        })?;
+        if !json {
+            println!(
+                "Saved the plan to {}; `berth apply --plan {}` applies exactly it.",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(if detailed_exitcode && !plan.is_empty() {
+        2
+    } else {
+        0
+    })
+}

@@ -1,0 +1,50 @@
+//! `berth serve`: the gateway alone, for what runs. Its routes follow the engine
+//! (refreshed every second, and at once when an apply switches a container); the
+//! file only names the project.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use crate::converge::{self, gateways};
+
+use super::{load_tokens, CommandError, Output};
+
+pub async fn run(
+    out: &Output,
+    file: &Path,
+    addr: SocketAddr,
+    tokens: Option<&Path>,
+    root_token: Option<&str>,
+) -> Result<u8, CommandError> {
+    let spec = converge::load(&out.settings, file)?;
+    let tokens = load_tokens(tokens, root_token)?;
+    let ctx = out.connect().await?;
+    let engine = ctx.engine.as_ref();
+    let table = Arc::new(RwLock::new(
+        gateways::route_table(engine, &spec.project).await?,
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let project = Arc::new(RwLock::new(Some(spec.project.clone())));
+    let running = gateways::start(&ctx.engine, project, addr, tokens, table.clone(), async {
+        let _ = stopped.await;
+    })
+    .await?;
+    let _registration = gateways::register(&out.settings, &spec.project, &running)?;
+    tracing::warn!(%addr, "gateway listening");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(CommandError::SignalListen)?;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        match gateways::route_table(engine, &spec.project).await {
+            Ok(t) => *table.write().expect("no panics hold it") = t,
+            Err(e) => tracing::warn!(error = %e, "cannot refresh the routes"),
+        }
+    }
+    let _ = stop.send(());
+    Ok(0)
+}

@@ -1,0 +1,72 @@
+//! `berth token add NAME -p PERMISSION...`: a new random token, printed once;
+//! only its SHA-256 is appended to the token file.
+
+use std::path::Path;
+
+use crate::core::access::{parse_tokens, token_entry, Permission};
+use crate::core::diag::{Diagnostic, Diagnostics};
+
+use super::CommandError;
+
+pub fn add(file: &Path, name: &str, permissions: &[String]) -> Result<u8, CommandError> {
+    let refuse = |message: String, help: String| {
+        CommandError::TokensInvalid(Diagnostics {
+            file: file.display().to_string(),
+            items: vec![Diagnostic::new(None, message, help)],
+        })
+    };
+    let mut perms = Vec::new();
+    for p in permissions {
+        match Permission::parse(p) {
+            Some(p) => perms.push(p),
+            None => {
+                return Err(refuse(
+                    format!("unknown permission `{p}`"),
+                    format!(
+                        "use some of {}",
+                        Permission::ALL.map(Permission::name).join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+    if !crate::core::spec::is_valid_name(name) {
+        return Err(refuse(
+            format!("token name `{name}` is not valid"),
+            "use a lowercase letter, then up to 31 lowercase letters, digits or dashes".into(),
+        ));
+    }
+    let existing = std::fs::read_to_string(file).unwrap_or_default();
+    if !existing.trim().is_empty() {
+        let tokens = parse_tokens(&file.display().to_string(), &existing)
+            .map_err(CommandError::TokensInvalid)?;
+        if tokens.tokens.iter().any(|t| t.name == name) {
+            return Err(refuse(
+                format!("a token named `{name}` exists already"),
+                "pick another name, or delete its entry from the file first".into(),
+            ));
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(CommandError::TokenMake)?;
+    let value = format!("berth_{}", hex::encode(bytes));
+    let mut text = if existing.trim().is_empty() {
+        "tokens:\n".to_string()
+    } else {
+        existing
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&token_entry(name, &value, &perms));
+    std::fs::write(file, text).map_err(|source| CommandError::TokensWrite {
+        path: file.into(),
+        source,
+    })?;
+    eprintln!(
+        "Added token `{name}` to {} (only its SHA-256 is stored). It is shown this once:",
+        file.display()
+    );
+    println!("{value}");
+    Ok(0)
+}

@@ -1,0 +1,10 @@
+//! `berth validate`: parse and check the file; prints nothing but errors.
+
+use std::path::Path;
+
+use super::{CommandError, Output};
+
+pub fn run(out: &Output, file: &Path) -> Result<u8, CommandError> {
+    crate::converge::load(&out.settings, file)?;
+    Ok(0)
+}

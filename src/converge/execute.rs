@@ -1,0 +1,268 @@
+//! Carries out a plan's steps, phase by phase: exactly the steps of the plan it
+//! is handed, each printed as it completes.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+
+use futures_util::StreamExt;
+
+use crate::core::desired::{
+    BuildFact, DesiredContainer, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
+};
+use crate::core::plan::{Action, Plan, Step};
+use crate::shell::baseimage::{self, BaseImageError};
+use crate::shell::build::{self, BuildError};
+use crate::shell::engine::EngineError;
+
+use super::rollout::{self, Unhealthy};
+use super::{gateways, Context, ConvergeError};
+
+/// How many engine actions run at once within one phase of a plan.
+pub const PARALLEL: usize = 8;
+
+/// Why one step of a plan failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Base(#[from] BaseImageError),
+    #[error("the image of {0} was not built")]
+    ImageMissing(String),
+    #[error("the base image {0} is missing")]
+    BaseMissing(String),
+    #[error(transparent)]
+    Unhealthy(#[from] Unhealthy),
+}
+
+/// Carries out a plan's steps; what one phase builds, a later phase uses.
+struct Executor<'a> {
+    ctx: &'a Context,
+    project: &'a str,
+    secrets: &'a BTreeMap<String, BTreeMap<String, String>>,
+    /// `service@version` -> the image ID its build produced.
+    built: std::sync::Mutex<BTreeMap<String, String>>,
+    /// The commit the desired state came from (`berth watch --git`), labelled on
+    /// the containers this apply creates.
+    revision: Option<&'a str>,
+}
+
+/// Runs the plan's steps phase by phase; within a phase, up to [`PARALLEL`] at once,
+/// each printed as it completes. A failure lets the phase finish, then stops.
+pub async fn execute(
+    ctx: &Context,
+    plan: &Plan,
+    secrets: &BTreeMap<String, BTreeMap<String, String>>,
+    revision: Option<&str>,
+) -> Result<(), ConvergeError> {
+    let ex = Executor {
+        ctx,
+        project: &plan.project,
+        secrets,
+        built: Default::default(),
+        revision,
+    };
+    let ex = &ex;
+    let mut failures = Vec::new();
+    for phase in 0..=Action::LAST_PHASE {
+        let steps = plan.steps.iter().filter(|s| s.action.phase() == phase);
+        // Builds are CPU-heavy: one at a time; engine calls run side by side.
+        let width = if phase == 1 { 1 } else { PARALLEL };
+        let mut running =
+            futures_util::stream::iter(steps.map(|step| async move { (step, ex.run(step).await) }))
+                .buffer_unordered(width);
+        while let Some((step, result)) = running.next().await {
+            let subject = step.action.subject(&plan.project);
+            match result {
+                Ok(()) => println!("{} {subject}", done_mark(&step.action, ctx.color)),
+                Err(e) => {
+                    let first = e.to_string();
+                    eprintln!(
+                        "! failed    {subject}: {}",
+                        first.lines().next().unwrap_or("")
+                    );
+                    failures.push(format!("  {subject}: {e}"));
+                }
+            }
+        }
+        if !failures.is_empty() {
+            return Err(ConvergeError::ApplyFail {
+                failed: failures.len(),
+                total: plan.steps.len(),
+                details: failures.join("\n"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `+ created  `, `~ replaced `, ...: what a finished step prints before its subject.
+fn done_mark(action: &Action, color: bool) -> String {
+    let (mark, past) = match action.verb() {
+        "create" => ("+", "created"),
+        "build" => ("+", "built"),
+        "replace" => ("~", "replaced"),
+        "start" => (">", "started"),
+        _ => ("-", "removed"),
+    };
+    if color {
+        format!("\x1b[1m{mark} {past:<9}\x1b[0m")
+    } else {
+        format!("{mark} {past:<9}")
+    }
+}
+
+impl Executor<'_> {
+    async fn run(&self, step: &Step) -> Result<(), StepError> {
+        let engine = self.ctx.engine.as_ref();
+        match &step.action {
+            Action::BuildBase { runtime, .. } => {
+                let mut say = |l: String| eprintln!("  {l}");
+                baseimage::ensure_runtime(engine, &self.ctx.settings, *runtime, &mut say).await?;
+            }
+            Action::BuildImage {
+                service,
+                version,
+                build,
+            } => {
+                let id = self.build(service, version, build).await?;
+                self.built
+                    .lock()
+                    .expect("no panics hold it")
+                    .insert(build.input.id.clone(), id);
+            }
+            Action::CreateNetwork { network } => engine.create_network(network).await?,
+            Action::CreateVolume { volume } => engine.create_volume(volume).await?,
+            Action::CreateContainer { container } => {
+                let c = self.with_image(container)?;
+                rollout::create_and_start(self.ctx, &c.name, &c, self.secrets_of(&c)).await?;
+            }
+            Action::ReplaceContainer { old_id, container } => {
+                let c = self.with_image(container)?;
+                rollout::replace(self.ctx, self.project, old_id, &c, self.secrets_of(&c)).await?;
+            }
+            Action::StartContainer { id, name, .. } => engine.start_container(id, name).await?,
+            Action::RemoveContainer { id, name, .. } => {
+                // No longer declared: gateways stop routing to it and finish what
+                // they sent before it goes.
+                if let Some(port) = engine.published_port(id).await? {
+                    gateways::drain(&self.ctx.settings, self.project, port).await;
+                }
+                engine.remove_container(id, name).await?
+            }
+            Action::RemoveLeftover { id, name, .. } => engine.remove_container(id, name).await?,
+            Action::RemoveNetwork { name, .. } => engine.remove_network(name).await?,
+        }
+        Ok(())
+    }
+
+    fn secrets_of(&self, c: &DesiredContainer) -> &BTreeMap<String, String> {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        self.secrets.get(&c.name).unwrap_or(&NONE)
+    }
+
+    /// A container whose image was built in this apply gets that image's ID, and
+    /// its hash is computed again over it.
+    fn with_image(&self, c: &DesiredContainer) -> Result<DesiredContainer, StepError> {
+        let mut c = c.clone();
+        c.revision = self.revision.map(String::from);
+        if let Some(b) = &c.build {
+            if b.image_id.is_none() {
+                let built = self.built.lock().expect("no panics hold it");
+                let id = built
+                    .get(&b.input.id)
+                    .ok_or_else(|| StepError::ImageMissing(b.input.id.clone()))?;
+                c.config.image = id.clone();
+                c.hash = c.config.hash();
+            }
+        }
+        Ok(c)
+    }
+
+    /// Builds a service image from its package, checking that the package is still
+    /// what the plan saw. Returns the image ID.
+    async fn build(
+        &self,
+        service: &str,
+        version: &str,
+        b: &BuildFact,
+    ) -> Result<String, StepError> {
+        let engine = self.ctx.engine.as_ref();
+        let arch = engine.version().await?.arch;
+        let prepared = build::prepare(&b.input, &arch, &self.ctx.settings).await?;
+        if prepared.source_hash != b.source_hash {
+            return Err(BuildError::SourceChange {
+                id: b.input.id.clone(),
+                planned: crate::core::plan::short(&b.source_hash).to_string(),
+                now: crate::core::plan::short(&prepared.source_hash).to_string(),
+            }
+            .into());
+        }
+        let base_id = engine
+            .image_id(&prepared.base)
+            .await?
+            .ok_or_else(|| StepError::BaseMissing(prepared.base.clone()))?;
+        let ctx = build::with_base(&prepared, &base_id);
+        let tag = build::image_tag(self.project, service, version, &ctx.hash());
+        let labels = BTreeMap::from([
+            (LABEL_PROJECT.to_string(), self.project.to_string()),
+            (LABEL_SERVICE.to_string(), service.to_string()),
+            (LABEL_VERSION.to_string(), version.to_string()),
+            (
+                "berth.runtime".to_string(),
+                b.input.runtime.name().to_string(),
+            ),
+            (
+                "org.opencontainers.image.title".to_string(),
+                format!("{}/{service}", self.project),
+            ),
+            (
+                "org.opencontainers.image.version".to_string(),
+                version.to_string(),
+            ),
+        ]);
+        let progress = progress_bar(&tag);
+        let verbose = self.ctx.verbose;
+        let started = std::time::Instant::now();
+        build::ensure_image(engine, &tag, &ctx, labels, |line| {
+            if verbose {
+                eprintln!("  | {line}");
+            }
+            if let Some(p) = &progress {
+                p.set_message(format!(
+                    "{tag}: {}",
+                    line.chars().take(80).collect::<String>()
+                ));
+            }
+        })
+        .await?;
+        if let Some(p) = progress {
+            p.finish_and_clear();
+        }
+        tracing::debug!(
+            tag,
+            seconds = started.elapsed().as_secs_f64(),
+            "image built"
+        );
+        Ok(engine
+            .image_id(&tag)
+            .await?
+            .ok_or_else(|| EngineError::ImageBuild {
+                tag: tag.clone(),
+                message: "the engine has no such image after building it".into(),
+            })?)
+    }
+}
+
+/// A spinner with the build's current line, on a terminal only.
+fn progress_bar(tag: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let p = indicatif::ProgressBar::new_spinner();
+    p.enable_steady_tick(std::time::Duration::from_millis(120));
+    p.set_message(format!("{tag}: building"));
+    Some(p)
+}

@@ -1,0 +1,212 @@
+//! Facts of this host for a spec, gathered through the shell, then handed to the
+//! core: the desired state (`resolve`) and the plan (`plan`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::core::desired::{
+    resolve, AssetFact, BuildFact, BuildInput, Desired, Facts, GpuInventory,
+};
+use crate::core::diag::Diagnostic;
+use crate::core::plan::{self, Plan};
+use crate::core::spec::{self, Spec};
+use crate::shell::baseimage::{self, BaseImageError};
+use crate::shell::{asset, build, gpu, source};
+
+use super::{refused, Context, ConvergeError};
+
+/// The plan for `spec` against what runs now: the facts and the observation are
+/// gathered side by side.
+pub async fn make_plan(
+    ctx: &Context,
+    spec: &Spec,
+    file: &Path,
+    opts: plan::Options,
+) -> Result<Plan, ConvergeError> {
+    let (desired, observed) =
+        tokio::join!(desired(ctx, spec, file), ctx.engine.observe(&spec.project));
+    let (desired, observed) = (desired?, observed?);
+    plan::plan(&desired, &observed, &opts).map_err(|items| refused(file, items))
+}
+
+/// One image list, the secrets' variables, the assets (fetched and verified now,
+/// so a bad one changes nothing), and the GPU inventory only when a GPU class or
+/// a CUDA runtime is asked for.
+async fn desired(ctx: &Context, spec: &Spec, file: &Path) -> Result<Desired, ConvergeError> {
+    let (gpus, cuda) = host_gpus(spec);
+    let image_ids = ctx.engine.image_ids().await?;
+    let builds = build_facts(ctx, spec, file, &image_ids, cuda).await?;
+    let facts = Facts {
+        builds,
+        image_ids,
+        env: source::secret_env(spec, &ctx.settings.env),
+        gpus,
+        assets: asset_facts(ctx, spec, file).await?,
+    };
+    resolve(spec, &facts).map_err(|items| refused(file, items))
+}
+
+/// The GPU inventory and the CUDA version the driver supports, asked of NVML only
+/// when the spec has a GPU class or a CUDA runtime (most hosts have no GPU).
+fn host_gpus(spec: &Spec) -> (GpuInventory, Option<(u32, u32)>) {
+    let wants = spec
+        .versions()
+        .any(|v| v.machine.gpu_memory_bytes().is_some() || v.runtime.is_some_and(|r| r.is_cuda()));
+    if !wants {
+        return Default::default();
+    }
+    let (inventory, driver) = gpu::inventory();
+    let cuda = driver.and_then(|d| crate::core::gpu::parse_cuda(&d.cuda));
+    (inventory, cuda)
+}
+
+/// Every asset of the spec from the cache, fetching (and verifying) the missing
+/// ones; every problem is reported, with the asset's place in the file.
+async fn asset_facts(
+    ctx: &Context,
+    spec: &Spec,
+    file: &Path,
+) -> Result<BTreeMap<String, AssetFact>, ConvergeError> {
+    let mut wanted: BTreeMap<&str, (&spec::Asset, String)> = BTreeMap::new();
+    for v in spec.versions() {
+        for a in &v.assets {
+            wanted.entry(a.url.as_str()).or_insert((a, v.id()));
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let client = asset::client();
+    let cache = asset::cache_dir(&ctx.settings.state_dir);
+    let mut facts = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (url, (a, id)) in wanted {
+        match asset::ensure(&client, &cache, a).await {
+            Ok(f) => {
+                facts.insert(url.to_string(), f);
+            }
+            Err(e) => problems.push(Diagnostic::new(Some(a.pos), format!("{id}: {e}"), e.help())),
+        }
+    }
+    if problems.is_empty() {
+        Ok(facts)
+    } else {
+        Err(refused(file, problems))
+    }
+}
+
+/// For every version built from a package: read and check the package, resolve
+/// its dependencies, and find out whether its image (and base) already exist.
+async fn build_facts(
+    ctx: &Context,
+    spec: &Spec,
+    file: &Path,
+    image_ids: &BTreeMap<String, String>,
+    driver_cuda: Option<(u32, u32)>,
+) -> Result<BTreeMap<String, BuildFact>, ConvergeError> {
+    let engine = ctx.engine.as_ref();
+    let mut facts = BTreeMap::new();
+    let mut arch = None;
+    let mut checked = BTreeSet::new();
+    for v in spec.versions() {
+        let (spec::Source::Package(p), Some(runtime)) = (&v.source, v.runtime) else {
+            continue;
+        };
+        let arch = match &arch {
+            Some(a) => a,
+            None => arch.insert(engine.version().await?.arch),
+        };
+        // A CUDA runtime is built on the newest CUDA base the driver supports;
+        // the choice names the base, so it is part of the image's hash.
+        let cuda = match runtime.is_cuda() {
+            false => None,
+            true => match crate::core::gpu::cuda_base(driver_cuda) {
+                Ok(((major, minor), why)) => {
+                    tracing::info!(
+                        id = v.id(),
+                        cuda = format!("{major}.{minor}"),
+                        why,
+                        "CUDA base chosen"
+                    );
+                    Some(format!("{major}.{minor}"))
+                }
+                Err(why) => {
+                    return Err(refused(
+                        file,
+                        vec![Diagnostic::new(
+                            Some(v.pos),
+                            format!("{}: runtime `{}`: {why}", v.id(), runtime.name()),
+                            "upgrade the NVIDIA driver, or use a runtime without -cuda",
+                        )],
+                    ))
+                }
+            },
+        };
+        let input = BuildInput {
+            id: v.id(),
+            package: build::package_path(file, p).display().to_string(),
+            runtime,
+            extras: v.extras.clone(),
+            command: v.command.clone(),
+            cuda,
+        };
+        let prepared = build::prepare(&input, arch, &ctx.settings).await?;
+        let base_id = image_ids.get(&prepared.base);
+        if base_id.is_some() && checked.insert(prepared.base.clone()) {
+            baseimage::check_arch(engine, &prepared.base, arch).await?;
+        }
+        if base_id.is_none() {
+            if let baseimage::BaseSource::Provided { why, how } = baseimage::base_source(runtime) {
+                return Err(BaseImageError::RuntimeUnavailable {
+                    runtime: runtime.name(),
+                    why: why.into(),
+                    how: format!("{how} (here: {})", prepared.base),
+                }
+                .into());
+            }
+        }
+        let tag = base_id.map(|id| {
+            build::image_tag(
+                &spec.project,
+                &v.service,
+                &v.version.to_string(),
+                &build::with_base(&prepared, id).hash(),
+            )
+        });
+        let image_id = tag.as_ref().and_then(|t| image_ids.get(t)).cloned();
+        facts.insert(
+            v.id(),
+            BuildFact {
+                input,
+                source_hash: prepared.source_hash.clone(),
+                base: prepared.base.clone(),
+                base_missing: base_id.is_none(),
+                tag,
+                image_id,
+                stripped: prepared.stripped.clone(),
+            },
+        );
+    }
+    Ok(facts)
+}
+
+/// Builds what `berth build [target]` asks for (the plan's build steps and
+/// nothing else): (images built, tags already there).
+pub async fn build_images(
+    ctx: &Context,
+    spec: &Spec,
+    file: &Path,
+    target: Option<&str>,
+) -> Result<(usize, Vec<String>), ConvergeError> {
+    let image_ids = ctx.engine.image_ids().await?;
+    let (_, cuda) = host_gpus(spec);
+    let facts = build_facts(ctx, spec, file, &image_ids, cuda).await?;
+    let Some((plan, cached)) = plan::builds_only(&spec.project, &facts, target) else {
+        return Err(ConvergeError::BuildTargetFind {
+            target: target.unwrap_or("any service").into(),
+            project: spec.project.clone(),
+        });
+    };
+    super::execute::execute(ctx, &plan, &BTreeMap::new(), None).await?;
+    Ok((plan.builds(), cached))
+}

@@ -1,0 +1,89 @@
+//! The gateways of a project: started with routes that follow the engine, and
+//! told to switch and drain before a container they route to stops.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::core::access::Tokens;
+use crate::core::route::{self, RouteTable};
+use crate::shell::api::ApiError;
+use crate::shell::engine::{Engine, EngineError, SharedEngine};
+use crate::shell::gateway::{self, GatewayState, Refresh, Running};
+use crate::shell::settings::Settings;
+use crate::shell::state::{self, GatewayRegistration, StateError};
+
+/// How long a gateway may take to finish the requests in flight to a container
+/// that is leaving, before it is stopped anyway.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Tells every gateway of the project (in this process or another) to route away
+/// from `port` now, and waits until the requests they sent there are done. A
+/// gateway that no longer answers is forgotten.
+pub async fn drain(settings: &Settings, project: &str, port: u16) {
+    let gateways = state::gateways(&settings.state_dir, project);
+    futures_util::future::join_all(gateways.into_iter().map(|(file, addr)| async move {
+        match gateway::drain(addr, port, DRAIN_TIMEOUT).await {
+            Ok(0) => tracing::debug!(%addr, port, "gateway drained"),
+            Ok(left) => tracing::warn!(%addr, port, left, "requests still in flight after the drain timeout"),
+            Err(e) => {
+                tracing::info!(%addr, error = %e, "a registered gateway does not answer; forgetting it");
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }))
+    .await;
+}
+
+/// The routes over what runs now: one list call.
+pub async fn route_table(engine: &dyn Engine, project: &str) -> Result<RouteTable, EngineError> {
+    let observed = engine.observe(project).await?;
+    Ok(route::routes(project, &observed))
+}
+
+/// A gateway's route refresh: one list call for the project named in `project`
+/// (none yet: the routes stay as they are).
+pub fn refresh(engine: &SharedEngine, project: Arc<RwLock<Option<String>>>) -> Refresh {
+    let engine = engine.clone();
+    Arc::new(move || {
+        let e = engine.clone();
+        let project = project.read().expect("no panics hold it").clone();
+        Box::pin(async move { route_table(e.as_ref(), &project?).await.ok() })
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayStartError {
+    #[error(transparent)]
+    Listener(#[from] ApiError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Starts a gateway whose routes come from the engine for `project` (every
+/// refresh is one list call), serving until `shutdown`.
+pub async fn start(
+    engine: &SharedEngine,
+    project: Arc<RwLock<Option<String>>>,
+    addr: SocketAddr,
+    tokens: Tokens,
+    table: Arc<RwLock<RouteTable>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Running, ApiError> {
+    let state = GatewayState {
+        table,
+        tokens: Arc::new(tokens),
+        refresh: refresh(engine, project),
+    };
+    gateway::serve(addr, state, shutdown).await
+}
+
+/// Announces a gateway's control address, so that applies in any process switch
+/// and drain it; the registration goes when the value is dropped.
+pub fn register(
+    settings: &Settings,
+    project: &str,
+    running: &Running,
+) -> Result<GatewayRegistration, StateError> {
+    state::register_gateway(&settings.state_dir, project, running.control)
+}

@@ -1,0 +1,183 @@
+//! The one converge path, used by `berth apply`, `berth rollback` and the daemon
+//! alike: read the file, gather the facts, plan through the core, execute exactly
+//! that plan (phases, parallelism, rollouts with health gate and drain), record
+//! what converged. It talks to the engine only through the [`Engine`] trait.
+//!
+//! It prints each action as it completes (the plan's lines); what a command says
+//! before and after is the command's business.
+
+pub mod execute;
+pub mod facts;
+pub mod gateways;
+pub mod observe;
+pub mod rollout;
+pub mod saved;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::core::diag::{Diagnostic, Diagnostics};
+use crate::core::plan::{self, Plan};
+use crate::core::spec::{self, Spec};
+use crate::shell::baseimage::BaseImageError;
+use crate::shell::build::BuildError;
+use crate::shell::engine::{EngineError, SharedEngine};
+use crate::shell::lock::{self, LockError, ProjectLock};
+use crate::shell::settings::Settings;
+use crate::shell::source::{self, SourceError};
+use crate::shell::state::{self, StateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvergeError {
+    #[error("{0}")]
+    SpecInvalid(Diagnostics),
+    #[error("{0}")]
+    PlanRefused(Diagnostics),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    BaseImage(#[from] BaseImageError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(
+        "cannot read the saved plan {path}: {why}\n  help: make one with `berth plan --out {path}`"
+    )]
+    PlanRead { path: PathBuf, why: String },
+    #[error("the saved plan {path} is stale: the engine changed since it was made\n{changes}\n  help: run `berth plan --out {path}` again, review it, then apply it")]
+    PlanStale { path: PathBuf, changes: String },
+    #[error("{failed} of {total} actions failed; later phases were not started\n{details}\n  help: fix the cause above and run `berth apply` again: it picks up where this one stopped")]
+    ApplyFail {
+        failed: usize,
+        total: usize,
+        details: String,
+    },
+    #[error("{failed}")]
+    RolloutFail { failed: String },
+    #[error(
+        "no container of `{target}` in project `{project}`\n  help: `berth status` lists what runs"
+    )]
+    ContainerFind { target: String, project: String },
+    #[error("nothing to build for `{target}` in project `{project}`: no such service version is built from a package\n  help: `berth build` builds the versions that have `package:` and `runtime:`")]
+    BuildTargetFind { target: String, project: String },
+    #[error("a blocking task of berth failed: {0}")]
+    TaskJoin(#[from] tokio::task::JoinError),
+}
+
+/// What every converge needs: the engine, the settings read at start, and how to
+/// print.
+#[derive(Clone)]
+pub struct Context {
+    pub engine: SharedEngine,
+    pub settings: Settings,
+    /// Print build logs and more.
+    pub verbose: bool,
+    /// Colour on standard output (a terminal, and no NO_COLOR).
+    pub color: bool,
+}
+
+pub(crate) fn refused(file: &Path, items: Vec<Diagnostic>) -> ConvergeError {
+    ConvergeError::PlanRefused(Diagnostics {
+        file: file.display().to_string(),
+        items,
+    })
+}
+
+/// Reads and validates the file, then applies the rollback holds that still
+/// apply (`berth rollback`), so every command sees the same active versions.
+pub fn load(settings: &Settings, file: &Path) -> Result<Spec, ConvergeError> {
+    let text = source::read_spec(file)?;
+    let spec =
+        spec::parse(&file.display().to_string(), &text).map_err(ConvergeError::SpecInvalid)?;
+    let holds = state::holds(&settings.state_dir, &spec.project);
+    Ok(spec.with_holds(&holds).0)
+}
+
+/// After a successful converge: remember each service's active version (for
+/// `berth rollback`) and forget the holds that no longer apply (the file's
+/// `active` changed since).
+pub fn settle(settings: &Settings, spec: &Spec) {
+    let dir = &settings.state_dir;
+    let holds = state::holds(dir, &spec.project);
+    let kept: BTreeMap<_, _> = holds
+        .iter()
+        .filter(|(name, h)| {
+            spec.services
+                .iter()
+                .any(|s| &&s.name == name && s.file_active.as_ref() == Some(&h.file_active))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let result = if kept.len() != holds.len() {
+        state::write_holds(dir, &spec.project, &kept)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = result.and_then(|_| state::record_active(dir, spec)) {
+        tracing::warn!(error = %e, "cannot record the active versions");
+    }
+}
+
+/// Takes the project's lock on a blocking thread (it may wait for another berth);
+/// `on_wait` is told who holds it before the wait starts.
+pub async fn lock(
+    settings: &Settings,
+    project: &str,
+    command: &'static str,
+    on_wait: impl FnOnce(&str) + Send + 'static,
+) -> Result<ProjectLock, ConvergeError> {
+    let (dir, project) = (settings.state_dir.clone(), project.to_string());
+    Ok(
+        tokio::task::spawn_blocking(move || lock::acquire(&dir, &project, command, on_wait))
+            .await??,
+    )
+}
+
+/// What one converge did.
+#[derive(Debug)]
+pub struct Converged {
+    /// The plan that was executed, step for step.
+    pub plan: Plan,
+}
+
+impl Converged {
+    pub fn failure(&self) -> Option<ConvergeError> {
+        rollout_failure(&self.plan)
+    }
+}
+
+/// The versions whose configuration is known to fail its health gate (no step
+/// was planned for them), as an error.
+pub fn rollout_failure(plan: &Plan) -> Option<ConvergeError> {
+    (!plan.failed.is_empty()).then(|| ConvergeError::RolloutFail {
+        failed: plan.failed.join("\n  "),
+    })
+}
+
+/// Plans `spec` against what runs and executes exactly that plan, under the
+/// project's lock (the caller holds it: `_held` is the proof). Records the active
+/// versions when nothing failed.
+pub async fn converge(
+    ctx: &Context,
+    _held: &ProjectLock,
+    spec: &Spec,
+    file: &Path,
+    opts: plan::Options,
+    revision: Option<&str>,
+) -> Result<Converged, ConvergeError> {
+    let plan = facts::make_plan(ctx, spec, file, opts).await?;
+    let secrets = saved::plan_secrets(&plan, file, &ctx.settings.env)?;
+    if !plan.is_empty() {
+        execute::execute(ctx, &plan, &secrets, revision).await?;
+    }
+    let done = Converged { plan };
+    if done.failure().is_none() {
+        settle(&ctx.settings, spec);
+    }
+    Ok(done)
+}

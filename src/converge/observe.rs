@@ -1,0 +1,130 @@
+//! What runs now, read-only: the status rows (`status`, `/status`), the container
+//! a `logs` target names, where a container answers.
+
+use crate::core::desired::{
+    LABEL_ACTIVE, LABEL_CONFIG, LABEL_REVISION, LABEL_SCOPE, LABEL_SERVICE, LABEL_VERSION,
+};
+use crate::core::hash::ContainerConfig;
+use crate::core::health::{classify, HealthFacts};
+use crate::core::plan::{Observed, ObservedContainer};
+use crate::core::render::StatusRow;
+use crate::core::role::ContainerRole;
+use crate::core::spec::Spec;
+use crate::shell::engine::Engine;
+use crate::shell::probe;
+
+use super::ConvergeError;
+
+/// Where a container answers on the host, if it is published.
+pub fn url(c: &ObservedContainer) -> Option<String> {
+    c.ports
+        .iter()
+        .find_map(|p| p.public.map(|port| format!("http://127.0.0.1:{port}/")))
+}
+
+/// Every owned container as `status` shows it: one list call, then per running
+/// container a health probe and (with `usage`) one stats sample, side by side.
+pub async fn status_rows(
+    engine: &dyn Engine,
+    project: &str,
+    usage: bool,
+) -> Result<Vec<StatusRow>, ConvergeError> {
+    let observed = engine.observe(project).await?;
+    Ok(rows_of(engine, project, &observed, usage).await)
+}
+
+/// [`status_rows`] over containers already listed.
+pub async fn rows_of(
+    engine: &dyn Engine,
+    project: &str,
+    observed: &Observed,
+    usage: bool,
+) -> Vec<StatusRow> {
+    let ours = observed.containers.iter().filter(|c| c.owned_by(project));
+    futures_util::future::join_all(ours.map(|c| async move {
+        let running = c.state == "running";
+        let port = c.ports.iter().find_map(|p| p.public);
+        let answered = match (running, port) {
+            (true, Some(p)) => Some(probe::health(p).await == "healthy"),
+            _ => None,
+        };
+        let stats = match running && usage {
+            true => engine.usage(&c.id).await.ok().flatten(),
+            false => None,
+        };
+        let restarts = engine
+            .restarts(&c.id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let (service, version) = (c.label(LABEL_SERVICE), c.label(LABEL_VERSION));
+        let health = classify(HealthFacts {
+            state: &c.state,
+            role: ContainerRole::of_labelled(&c.name, project, service, version),
+            restarts: restarts.count,
+            up_secs: restarts.up_secs,
+            answered,
+        });
+        let config: Option<ContainerConfig> = c
+            .labels
+            .get(LABEL_CONFIG)
+            .and_then(|t| serde_json::from_str(t).ok());
+        StatusRow {
+            gpu: config.as_ref().and_then(|c| c.gpu.clone()),
+            assets: config
+                .as_ref()
+                .map(|c| {
+                    c.assets
+                        .iter()
+                        .map(|(path, sha)| format!("{path} (sha256 {})", &sha[..12.min(sha.len())]))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            service: service.to_string(),
+            version: version.to_string(),
+            active: c.label(LABEL_ACTIVE) == "true",
+            container: c.name.clone(),
+            state: c.state.clone(),
+            health,
+            restarts: restarts.count,
+            url: url(c),
+            scope: c.label(LABEL_SCOPE).to_string(),
+            revision: c.labels.get(LABEL_REVISION).cloned(),
+            cpu_percent: stats.map(|s| s.cpu_percent),
+            memory_bytes: stats.map(|s| s.memory_bytes),
+            memory_limit_bytes: stats.map(|s| s.memory_limit_bytes),
+        }
+    }))
+    .await
+}
+
+/// The container of `SERVICE` (its active version) or `SERVICE@VERSION`.
+pub async fn find_target(
+    engine: &dyn Engine,
+    spec: &Spec,
+    target: &str,
+) -> Result<ObservedContainer, ConvergeError> {
+    let (service, version) = match target.split_once('@') {
+        Some((s, v)) => (s.to_string(), Some(v.to_string())),
+        None => (target.to_string(), None),
+    };
+    let version = version.or_else(|| {
+        spec.services
+            .iter()
+            .find(|s| s.name == service)
+            .map(|s| s.active.to_string())
+    });
+    let observed = engine.observe(&spec.project).await?;
+    let found = observed.containers.into_iter().find(|c| {
+        c.owned_by(&spec.project)
+            && c.label(LABEL_SERVICE) == service
+            && version
+                .as_deref()
+                .is_none_or(|v| c.label(LABEL_VERSION) == v)
+    });
+    found.ok_or_else(|| ConvergeError::ContainerFind {
+        target: target.to_string(),
+        project: spec.project.clone(),
+    })
+}

@@ -1,0 +1,84 @@
+//! Saved plans (`plan --out`, `apply --plan`): read back, checked against what
+//! the engine holds now, and the secret values they need checked against the
+//! hashes they recorded, all before the first action.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::core::diag::Diagnostic;
+use crate::core::hash::secret_hash;
+use crate::core::plan::{stale_changes, Action, Observed, Plan};
+
+use super::{refused, ConvergeError};
+
+pub fn read_plan(path: &Path) -> Result<Plan, ConvergeError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConvergeError::PlanRead {
+        path: path.into(),
+        why: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| ConvergeError::PlanRead {
+        path: path.into(),
+        why: format!("not a berth plan ({e})"),
+    })
+}
+
+/// Refuses a saved plan when the engine no longer looks as it did, naming what changed.
+pub fn check_fresh(path: &Path, plan: &Plan, observed: &Observed) -> Result<(), ConvergeError> {
+    if observed.fingerprint(&plan.project) == plan.fingerprint {
+        return Ok(());
+    }
+    let changes = stale_changes(&plan.observed, &observed.summary(&plan.project));
+    Err(ConvergeError::PlanStale {
+        path: path.into(),
+        changes: changes
+            .iter()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    })
+}
+
+/// Secret values for every container the plan creates, from the environment berth
+/// started with, checked against the hashes the plan recorded.
+pub fn plan_secrets(
+    plan: &Plan,
+    origin: &Path,
+    env: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, ConvergeError> {
+    let mut all = BTreeMap::new();
+    let mut problems = Vec::new();
+    for step in &plan.steps {
+        let (Action::CreateContainer { container } | Action::ReplaceContainer { container, .. }) =
+            &step.action
+        else {
+            continue;
+        };
+        let mut values = BTreeMap::new();
+        for (name, var) in &container.secret_sources {
+            let id = format!("{}@{}", container.service, container.version);
+            match env.get(var) {
+                None => problems.push(Diagnostic::new(
+                    None,
+                    format!("{id}: secret `{name}` reads the environment variable `{var}`, which is not set"),
+                    format!("export {var}=... in the environment that runs berth"),
+                )),
+                Some(v) if Some(&secret_hash(&plan.project, name, v)) != container.config.secrets.get(name) => {
+                    problems.push(Diagnostic::new(
+                        None,
+                        format!("{id}: secret `{name}` (from `{var}`) changed since the plan was made"),
+                        "make the plan again with the current value",
+                    ))
+                }
+                Some(v) => {
+                    values.insert(name.clone(), v.clone());
+                }
+            }
+        }
+        all.insert(container.name.clone(), values);
+    }
+    if problems.is_empty() {
+        Ok(all)
+    } else {
+        Err(refused(origin, problems))
+    }
+}

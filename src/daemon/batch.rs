@@ -1,0 +1,56 @@
+//! A burst of events taken together: one reconcile, with one typed trigger.
+
+use std::path::PathBuf;
+
+use crate::core::report::Trigger;
+use crate::shell::api::ReconcileReply;
+use crate::shell::engine::ContainerEvent;
+
+use super::Event;
+
+/// What a burst of events asks of the loop.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Why the reconcile runs (the strongest of the events).
+    pub trigger: Trigger,
+    /// The newest commit fetched in the burst, with its file.
+    pub fetched: Option<(String, PathBuf)>,
+    pub fetch_errors: Vec<String>,
+    pub engine_events: Vec<ContainerEvent>,
+    /// `POST /reconcile` requests, answered after the reconcile.
+    pub replies: Vec<ReconcileReply>,
+    /// `POST /build` requests, answered after the build.
+    pub builds: Vec<ReconcileReply>,
+    pub shutdown: bool,
+}
+
+impl Batch {
+    pub fn of(events: Vec<Event>) -> Batch {
+        let mut b = Batch::default();
+        for e in events {
+            match e {
+                Event::FileChanged => b.trigger = b.trigger.strongest(Trigger::File),
+                Event::GitFetched { revision, file } => {
+                    b.fetched = Some((revision, file));
+                    b.trigger = b.trigger.strongest(Trigger::Git);
+                }
+                Event::GitFailed(e) => b.fetch_errors.push(e),
+                Event::EngineChanged(e) => {
+                    b.engine_events.push(e);
+                    b.trigger = b.trigger.strongest(Trigger::Engine);
+                }
+                Event::Tick => {}
+                Event::Requested(reply) => {
+                    b.replies.push(reply);
+                    b.trigger = b.trigger.strongest(Trigger::Api);
+                }
+                Event::BuildRequested(reply) => {
+                    b.builds.push(reply);
+                    b.trigger = b.trigger.strongest(Trigger::Api);
+                }
+                Event::Shutdown => b.shutdown = true,
+            }
+        }
+        b
+    }
+}

@@ -1,0 +1,445 @@
+//! `berth watch`: the daemon. Converges at start, then whenever the file is saved,
+//! the followed branch moves, the engine drifts, the resync timer fires or the API
+//! asks.
+//!
+//! One event loop over a closed [`Event`]: sources ([`sources`]) only send events;
+//! the loop alone reconciles, one at a time, through the same converge path as
+//! `berth apply`, and always from the latest desired state (a burst of events is
+//! one reconcile, [`batch`]). A source that does not parse or validate changes
+//! nothing: the error is logged and reported ([`report`]), and what runs keeps
+//! running. It imports nothing from the commands.
+
+pub mod batch;
+pub mod report;
+pub mod sources;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::converge::{self, facts, observe, Context, ConvergeError};
+use crate::core::access::Tokens;
+use crate::core::plan::Options;
+use crate::core::render::StatusRow;
+use crate::core::report::Trigger;
+use crate::core::route::RouteTable;
+use crate::core::spec::Spec;
+use crate::shell::api::{self, ApiError, ApiState, AskFail, ReconcileReply};
+use crate::shell::engine::ContainerEvent;
+use crate::shell::git::GitSource;
+use crate::shell::state::{GatewayRegistration, StateError};
+use crate::shell::watch::{self, WatchError};
+
+pub use sources::ticker;
+
+/// Everything that can wake the loop.
+#[derive(Debug)]
+pub enum Event {
+    /// The services file was saved (by rename, truncate or delete-recreate).
+    FileChanged,
+    /// The followed branch points to a new commit, checked out with its file at `file`.
+    GitFetched {
+        revision: String,
+        file: PathBuf,
+    },
+    /// A fetch failed; retried with backoff, and the last good commit keeps running.
+    GitFailed(String),
+    /// The engine reported a change to one of the project's containers.
+    EngineChanged(ContainerEvent),
+    /// The periodic full resync.
+    Tick,
+    /// `POST /reconcile`, answered when that reconcile is done.
+    Requested(ReconcileReply),
+    /// `POST /build`, answered when the images are built (before any reconcile).
+    BuildRequested(ReconcileReply),
+    Shutdown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Converge(#[from] ConvergeError),
+    #[error(transparent)]
+    FileWatch(#[from] WatchError),
+    #[error(transparent)]
+    Listener(#[from] ApiError),
+    #[error(transparent)]
+    GatewayRegister(#[from] StateError),
+}
+
+#[derive(Debug, Clone)]
+pub enum WatchSource {
+    File(PathBuf),
+    Git {
+        url: String,
+        reference: String,
+        path: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    pub source: WatchSource,
+    pub interval: Duration,
+    pub listen: Option<SocketAddr>,
+    /// Who may use the API and the gateway's private services.
+    pub tokens: Tokens,
+    /// Serve the routing gateway here, its routes updated after every reconcile.
+    pub gateway: Option<SocketAddr>,
+}
+
+struct Daemon {
+    ctx: Context,
+    opts: WatchOptions,
+    /// The file to converge to and the commit it came from (git), once known.
+    current: Option<(Option<String>, PathBuf)>,
+    /// The project, once a file parsed: engine events are followed for it.
+    project: Option<String>,
+    /// What the gateway routes to, refreshed after every reconcile.
+    routes: Arc<RwLock<RouteTable>>,
+    /// The project the gateway routes for, once known (its refreshes read it).
+    gateway_project: Arc<RwLock<Option<String>>>,
+    /// The gateway, registered for the project once known.
+    gateway: Option<crate::shell::gateway::Running>,
+    _registration: Option<GatewayRegistration>,
+    /// The spec of the last successful reconcile.
+    last_spec: Option<Spec>,
+    /// The same, for the API's log requests.
+    shared_spec: Arc<RwLock<Option<Spec>>>,
+    report: report::Report,
+    tx: mpsc::Sender<Event>,
+}
+
+/// Runs the daemon until SIGTERM or Ctrl-C. The services keep running after it.
+pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
+    let (tx, mut rx) = mpsc::channel::<Event>(1024);
+    let report = report::Report::new(&opts.source);
+
+    let mut _file_watch = None;
+    let current = match &opts.source {
+        WatchSource::File(path) => {
+            let t = tx.clone();
+            _file_watch = Some(watch::watch_file(
+                path,
+                Duration::from_millis(100),
+                move || {
+                    let _ = t.try_send(Event::FileChanged);
+                },
+            )?);
+            Some((None, path.clone()))
+        }
+        WatchSource::Git {
+            url,
+            reference,
+            path,
+        } => {
+            let src = GitSource::new(url, reference, path, &ctx.settings.state_dir);
+            tokio::spawn(sources::follow_git(src, opts.interval, tx.clone()));
+            None
+        }
+    };
+    tokio::spawn(ticker(opts.interval, tx.clone()));
+    tokio::spawn(sources::signals(tx.clone()));
+
+    let shared_spec: Arc<RwLock<Option<Spec>>> = Default::default();
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(addr) = opts.listen {
+        serve_api(&ctx, &opts, &report, &shared_spec, &tx, addr, async {
+            let _ = api_stopped.await;
+        })
+        .await?;
+        tracing::info!(%addr, "API listening");
+    }
+
+    let routes = Arc::new(RwLock::new(RouteTable::default()));
+    let gateway_project: Arc<RwLock<Option<String>>> = Default::default();
+    let (stop_gateway, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut gateway = None;
+    if let Some(addr) = opts.gateway {
+        let running = converge::gateways::start(
+            &ctx.engine,
+            gateway_project.clone(),
+            addr,
+            opts.tokens.clone(),
+            routes.clone(),
+            async {
+                let _ = gateway_stopped.await;
+            },
+        )
+        .await?;
+        gateway = Some(running);
+        tracing::info!(%addr, "gateway listening");
+    }
+
+    let mut d = Daemon {
+        ctx,
+        opts,
+        current,
+        project: None,
+        last_spec: None,
+        shared_spec,
+        routes,
+        gateway_project,
+        gateway,
+        _registration: None,
+        report,
+        tx,
+    };
+    d.report.publish(None, Trigger::Start, None);
+    if d.current.is_some() {
+        let _ = d.reconcile(Trigger::Start).await;
+    }
+    while let Some(first) = rx.recv().await {
+        // Everything queued now is one reconcile; a short pause lets a burst
+        // (an editor's several writes, a container's die+stop) arrive whole.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut events = vec![first];
+        while let Ok(e) = rx.try_recv() {
+            events.push(e);
+        }
+        let b = batch::Batch::of(events);
+        if let Some((revision, file)) = b.fetched {
+            tracing::info!(revision, "new commit");
+            d.report.revision = Some(revision.clone());
+            d.current = Some((Some(revision), file));
+            d.report.source_error = None;
+        }
+        for e in &b.fetch_errors {
+            tracing::warn!(error = %e, "git fetch failed; the last good commit keeps running");
+            d.report.record_source_error(e);
+        }
+        for e in &b.engine_events {
+            tracing::info!(action = e.action, container = e.container, "engine changed");
+        }
+        if b.shutdown {
+            for r in b.replies.into_iter().chain(b.builds) {
+                let _ = r.send(Err(AskFail("the daemon is stopping".into())));
+            }
+            break;
+        }
+        if d.current.is_none() {
+            for r in b.replies.into_iter().chain(b.builds) {
+                let _ = r.send(Err(AskFail("no commit has been fetched yet".into())));
+            }
+            continue;
+        }
+        if !b.builds.is_empty() {
+            let result = d.build().await;
+            for r in b.builds {
+                let _ = r.send(result.clone());
+            }
+        }
+        let result = d.reconcile(b.trigger).await;
+        for r in b.replies {
+            let _ = r.send(result.clone());
+        }
+    }
+    let _ = stop_api.send(());
+    let _ = stop_gateway.send(());
+    tracing::info!("stopped; the services keep running");
+    Ok(0)
+}
+
+/// The API, serving the daemon's report and forwarding its asks as events.
+async fn serve_api(
+    ctx: &Context,
+    opts: &WatchOptions,
+    report: &report::Report,
+    shared_spec: &Arc<RwLock<Option<Spec>>>,
+    tx: &mpsc::Sender<Event>,
+    addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let (ask_tx, mut ask_rx) = mpsc::channel::<api::Ask>(16);
+    let (engine, spec) = (ctx.engine.clone(), shared_spec.clone());
+    let state = ApiState {
+        status: report.status.clone(),
+        metrics: report.metrics.clone(),
+        asks: ask_tx,
+        tokens: Arc::new(opts.tokens.clone()),
+        logs: Arc::new(move |target, tail| {
+            let e = engine.clone();
+            let spec = spec.read().expect("no panics hold it").clone();
+            Box::pin(async move {
+                let spec = spec.ok_or_else(|| AskFail("nothing has converged yet".into()))?;
+                let c = observe::find_target(e.as_ref(), &spec, &target)
+                    .await
+                    .map_err(|e| AskFail(e.to_string()))?;
+                e.logs_tail(&c.id, tail)
+                    .await
+                    .map_err(|e| AskFail(e.to_string()))
+            })
+        }),
+    };
+    api::serve(addr, state, shutdown).await?;
+    let t = tx.clone();
+    tokio::spawn(async move {
+        while let Some(ask) = ask_rx.recv().await {
+            let event = match ask {
+                api::Ask::Reconcile(reply) => Event::Requested(reply),
+                api::Ask::Build(reply) => Event::BuildRequested(reply),
+            };
+            if t.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+impl Daemon {
+    /// Takes the project's lock (it may wait for an `apply`).
+    async fn lock(&self, project: &str) -> Result<crate::shell::lock::ProjectLock, ConvergeError> {
+        converge::lock(&self.ctx.settings, project, "watch", |holder| {
+            tracing::info!(holder, "waiting for the project lock")
+        })
+        .await
+    }
+
+    /// `POST /build`: the images of the current file, under the project lock.
+    async fn build(&mut self) -> Result<String, AskFail> {
+        let Some((_, file)) = self.current.clone() else {
+            return Err(AskFail("no source yet".into()));
+        };
+        let outcome = async {
+            let spec = converge::load(&self.ctx.settings, &file)?;
+            let _lock = self.lock(&spec.project).await?;
+            facts::build_images(&self.ctx, &spec, &file, None).await
+        }
+        .await;
+        match outcome {
+            Ok((built, cached)) => Ok(format!(
+                "built {built} image(s); {} already there",
+                cached.len()
+            )),
+            Err(ConvergeError::BuildTargetFind { .. }) => {
+                Ok("nothing to build: no service is built from a package".into())
+            }
+            Err(e) => Err(AskFail(e.to_string())),
+        }
+    }
+
+    /// One reconcile; the outcome goes to the log, `/status` and `/metrics`.
+    async fn reconcile(&mut self, trigger: Trigger) -> Result<String, AskFail> {
+        let Some((revision, file)) = self.current.clone() else {
+            return Err(AskFail("no source yet".into()));
+        };
+        let started = Instant::now();
+        tracing::debug!(trigger = trigger.word(), "reconcile started");
+        let outcome = self
+            .converge(&file, revision.as_deref(), trigger.retries_failed())
+            .await;
+        let secs = started.elapsed().as_secs_f64();
+        let counters = &mut self.report.counters;
+        counters.reconciles += 1;
+        counters.duration_sum += secs;
+        counters.last_duration = secs;
+        match outcome {
+            Ok((steps, rows, changed)) => {
+                let trigger = match (&self.opts.source, changed) {
+                    (_, false) => trigger,
+                    (WatchSource::File(_), true) => Trigger::File,
+                    (WatchSource::Git { .. }, true) => Trigger::Git,
+                };
+                if steps > 0 && !changed {
+                    self.report.counters.drift_corrections += steps as u64;
+                }
+                self.report.counters.managed = rows.len();
+                self.report.rollout_error = None;
+                tracing::info!(
+                    trigger = trigger.word(),
+                    steps,
+                    seconds = secs,
+                    revision = revision.as_deref().unwrap_or("-"),
+                    "converged"
+                );
+                self.report.publish(Some(rows), trigger, None);
+                Ok(format!("converged: {steps} steps"))
+            }
+            Err(e) => {
+                let text = e.to_string();
+                // A step that failed (a health gate: with its answer and log lines)
+                // is kept until a reconcile succeeds; the reconciles its own events
+                // cause only say that the configuration is known to fail.
+                if let DaemonError::Converge(ConvergeError::ApplyFail { .. }) = &e {
+                    self.report.rollout_error = Some(text.clone());
+                }
+                tracing::error!(trigger = trigger.word(), error = %text, "reconcile failed; what runs keeps running");
+                self.report.counters.errors += 1;
+                // What runs now (a failed rollout's container kept aside, the old
+                // one still serving), so /status shows the failure where it is.
+                let rows = match self.project.clone() {
+                    Some(p) => self.look(&p).await.ok(),
+                    None => None,
+                };
+                self.report.publish(rows, trigger, Some(&text));
+                Err(AskFail(text))
+            }
+        }
+    }
+
+    /// What runs now, from one list call: the status rows, and the gateway's
+    /// routes refreshed from the same observation.
+    async fn look(&self, project: &str) -> Result<Vec<StatusRow>, ConvergeError> {
+        let observed = self.ctx.engine.observe(project).await?;
+        if self.gateway.is_some() {
+            *self.routes.write().expect("no panics hold it") =
+                crate::core::route::routes(project, &observed);
+        }
+        Ok(observe::rows_of(self.ctx.engine.as_ref(), project, &observed, false).await)
+    }
+
+    /// The first time a project is known: follow its engine events, and register
+    /// the gateway for it.
+    fn adopt(&mut self, project: &str) -> Result<(), DaemonError> {
+        if self.project.as_deref() == Some(project) {
+            return Ok(());
+        }
+        self.project = Some(project.to_string());
+        if let Some(running) = &self.gateway {
+            *self.gateway_project.write().expect("no panics hold it") = Some(project.to_string());
+            self._registration = Some(converge::gateways::register(
+                &self.ctx.settings,
+                project,
+                running,
+            )?);
+        }
+        tokio::spawn(sources::follow_engine(
+            self.ctx.engine.clone(),
+            project.to_string(),
+            self.tx.clone(),
+        ));
+        Ok(())
+    }
+
+    /// Converges under the project lock; returns the steps taken, the status rows
+    /// after, and whether the spec changed since the last converge.
+    async fn converge(
+        &mut self,
+        file: &Path,
+        revision: Option<&str>,
+        retry_failed: bool,
+    ) -> Result<(usize, Vec<StatusRow>, bool), DaemonError> {
+        let spec = converge::load(&self.ctx.settings, file)?;
+        // Steps taken for a spec that did not change undo drift; steps for a new
+        // spec are the change itself, whatever event woke the loop first.
+        let changed = self.last_spec.as_ref() != Some(&spec);
+        self.adopt(&spec.project)?;
+        let held = self.lock(&spec.project).await?;
+        let opts = Options {
+            allow_empty: false,
+            retry_failed,
+        };
+        let done = converge::converge(&self.ctx, &held, &spec, file, opts, revision).await?;
+        let rows = self.look(&spec.project).await?;
+        *self.shared_spec.write().expect("no panics hold it") = Some(spec.clone());
+        self.last_spec = Some(spec);
+        if let Some(e) = done.failure() {
+            return Err(e.into());
+        }
+        Ok((done.plan.steps.len(), rows, changed))
+    }
+}

@@ -1,0 +1,95 @@
+//! The daemon's report: the typed `/status` document and the `/metrics` text,
+//! kept current after every reconcile and every source error.
+
+use std::sync::{Arc, RwLock};
+
+use crate::core::render::StatusRow;
+use crate::core::report::{
+    metrics_text, Counters, Outcome, ReconcileReport, SourceReport, StatusDocument, Trigger,
+};
+use crate::shell::git;
+
+use super::WatchSource;
+
+pub struct Report {
+    /// Served as `GET /status`.
+    pub status: Arc<RwLock<StatusDocument>>,
+    /// Served as `GET /metrics`.
+    pub metrics: Arc<RwLock<String>>,
+    pub counters: Counters,
+    /// Why the source could not be read (a failed fetch, a refused commit), until
+    /// it can again. Reported beside the last reconcile, which used the last good state.
+    pub source_error: Option<String>,
+    /// Why the last rollout failed (a step's error: the health gate's answer and
+    /// the container's last lines), until a reconcile succeeds.
+    pub rollout_error: Option<String>,
+    /// The commit converged to (git sources).
+    pub revision: Option<String>,
+}
+
+impl Report {
+    pub fn new(source: &WatchSource) -> Report {
+        let source = match source {
+            WatchSource::File(p) => SourceReport::File {
+                path: p.display().to_string(),
+            },
+            WatchSource::Git {
+                url,
+                reference,
+                path,
+            } => SourceReport::Git {
+                url: git::redact(url),
+                reference: reference.clone(),
+                path: path.clone(),
+            },
+        };
+        Report {
+            status: Arc::new(RwLock::new(StatusDocument::new(source))),
+            metrics: Arc::new(RwLock::new(String::new())),
+            counters: Counters::default(),
+            source_error: None,
+            rollout_error: None,
+            revision: None,
+        }
+    }
+
+    pub fn record_source_error(&mut self, e: &str) {
+        self.counters.errors += 1;
+        self.source_error = Some(e.to_string());
+        let mut doc = self.status.write().expect("no panics hold it");
+        doc.last_error = Some(e.to_string());
+        doc.source_error = Some(e.to_string());
+    }
+
+    /// Writes the `/status` document (the rows, when given, replace the last
+    /// ones) and the `/metrics` text.
+    pub fn publish(&self, rows: Option<Vec<StatusRow>>, trigger: Trigger, error: Option<&str>) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let c = &self.counters;
+        {
+            let mut doc = self.status.write().expect("no panics hold it");
+            if let Some(rows) = rows {
+                doc.services = rows;
+            }
+            doc.revision = self.revision.clone();
+            doc.last_reconcile = (c.reconciles > 0).then(|| ReconcileReport {
+                at: now,
+                trigger,
+                result: if error.is_some() {
+                    Outcome::Error
+                } else {
+                    Outcome::Ok
+                },
+                error: error.map(String::from),
+                duration_seconds: c.last_duration,
+            });
+            doc.last_error = error.map(String::from).or(self.source_error.clone());
+            doc.source_error = self.source_error.clone();
+            doc.rollout_error = self.rollout_error.clone();
+        }
+        *self.metrics.write().expect("no panics hold it") = metrics_text(c);
+    }
+}

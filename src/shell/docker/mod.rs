@@ -1,0 +1,592 @@
+//! Single-host Docker: the first [`Engine`] implementation, and with its
+//! submodules the only code that imports bollard.
+//!
+//! Engine calls live here; turning berth's values into API requests and API
+//! replies into berth's values is pure and lives in [`convert`]. It decides
+//! nothing: what to do comes from the plan. A 404 means "absent", never an error,
+//! where absence is a valid answer.
+
+pub mod convert;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::NetworkConnectRequest;
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListImagesOptions, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptions, RenameContainerOptionsBuilder,
+    StatsOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+
+pub use super::engine::{
+    ContainerEvent, ContainerState, Engine, EngineVersion, Restarts, SharedEngine, Usage,
+};
+use crate::core::desired::{
+    DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_HASH, LABEL_PROJECT,
+};
+use crate::core::plan::Observed;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot reach the Docker engine: {0}\n  help: start the Docker engine, or point DOCKER_HOST at it; `berth doctor` checks the set-up")]
+    EngineConnect(#[source] BollardError),
+    #[error("cannot list {what} on the engine: {source}")]
+    ObjectList {
+        what: &'static str,
+        source: BollardError,
+    },
+    #[error("cannot inspect {what} {name}: {source}")]
+    ObjectInspect {
+        what: &'static str,
+        name: String,
+        source: BollardError,
+    },
+    #[error("cannot create network {name}: {source}")]
+    NetworkCreate { name: String, source: BollardError },
+    #[error("cannot remove network {name}: {source}")]
+    NetworkRemove { name: String, source: BollardError },
+    #[error("cannot create volume {name}: {source}")]
+    VolumeCreate { name: String, source: BollardError },
+    #[error("cannot remove volume {name}: {source}")]
+    VolumeRemove { name: String, source: BollardError },
+    #[error("cannot create container {name}: {source}")]
+    ContainerCreate { name: String, source: BollardError },
+    #[error("cannot {verb} container {name}: {source}")]
+    ContainerChange {
+        verb: &'static str,
+        name: String,
+        source: BollardError,
+    },
+    #[error("cannot read logs of {name}: {source}")]
+    LogsRead { name: String, source: BollardError },
+    #[error("cannot build image {tag}: {message}")]
+    ImageBuild { tag: String, message: String },
+}
+
+fn is_not_found(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Whether the engine answered that the thing is already in the wanted state
+/// (304 Not Modified: already started / already stopped).
+fn is_not_modified(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 304,
+            ..
+        }
+    )
+}
+
+/// A connected single-host Docker engine.
+#[derive(Clone)]
+pub struct Docker {
+    docker: bollard::Docker,
+}
+
+impl Docker {
+    /// Connects with the usual defaults (DOCKER_HOST or the local socket) and agrees
+    /// on an API version with the engine, so older engines work too.
+    pub async fn connect() -> Result<Docker, EngineError> {
+        let docker =
+            bollard::Docker::connect_with_defaults().map_err(EngineError::EngineConnect)?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(EngineError::EngineConnect)?;
+        docker.ping().await.map_err(EngineError::EngineConnect)?;
+        Ok(Docker { docker })
+    }
+
+    /// Connected, behind the trait the converge path talks to.
+    pub async fn shared() -> Result<SharedEngine, EngineError> {
+        Ok(std::sync::Arc::new(Docker::connect().await?))
+    }
+
+    /// A container's inspection, or `None` when there is no such container (404).
+    async fn inspect(
+        &self,
+        id: &str,
+    ) -> Result<Option<bollard::models::ContainerInspectResponse>, EngineError> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(source) => Err(EngineError::ObjectInspect {
+                what: "container",
+                name: id.into(),
+                source,
+            }),
+        }
+    }
+
+    /// An image's inspection, or `None` when there is no such image (404).
+    async fn image(
+        &self,
+        reference: &str,
+    ) -> Result<Option<bollard::models::ImageInspect>, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(img) => Ok(Some(img)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(source) => Err(EngineError::ObjectInspect {
+                what: "image",
+                name: reference.into(),
+                source,
+            }),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for Docker {
+    async fn version(&self) -> Result<EngineVersion, EngineError> {
+        let v = self
+            .docker
+            .version()
+            .await
+            .map_err(EngineError::EngineConnect)?;
+        Ok(EngineVersion {
+            version: v.version.unwrap_or_default(),
+            arch: v.arch.unwrap_or_default(),
+        })
+    }
+
+    /// Three list calls, whatever the number of services. Containers are listed by
+    /// name prefix, not by label, so that a look-alike that is not ours is seen
+    /// (and never touched).
+    async fn observe(&self, project: &str) -> Result<Observed, EngineError> {
+        let filters = HashMap::from([("name", vec![format!("^/{project}-")])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let (containers, networks, volumes) = tokio::join!(
+            self.docker.list_containers(Some(opts)),
+            self.docker.list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&HashMap::from([(
+                        "name",
+                        vec![format!("berth-{project}-")]
+                    )]))
+                    .build()
+            )),
+            self.docker.list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&HashMap::from([("name", vec![format!("{project}-")])]))
+                    .build()
+            )),
+        );
+        let list = |what| move |source| EngineError::ObjectList { what, source };
+        Ok(convert::observed(
+            project,
+            containers.map_err(list("containers"))?,
+            networks.map_err(list("networks"))?,
+            volumes
+                .map_err(list("volumes"))?
+                .volumes
+                .unwrap_or_default(),
+        ))
+    }
+
+    async fn image_ids(&self) -> Result<BTreeMap<String, String>, EngineError> {
+        let images = self
+            .docker
+            .list_images(Some(ListImagesOptions {
+                all: false,
+                ..Default::default()
+            }))
+            .await
+            .map_err(|source| EngineError::ObjectList {
+                what: "images",
+                source,
+            })?;
+        Ok(convert::image_ids(images))
+    }
+
+    async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        Ok(self.image(reference).await?.and_then(|img| img.id))
+    }
+
+    async fn image_arch(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        Ok(self
+            .image(reference)
+            .await?
+            .and_then(|img| img.architecture))
+    }
+
+    async fn image_labels(
+        &self,
+        reference: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, EngineError> {
+        Ok(self
+            .image(reference)
+            .await?
+            .map(|img| convert::btreemap(img.config.and_then(|c| c.labels))))
+    }
+
+    async fn create_network(&self, n: &DesiredNetwork) -> Result<(), EngineError> {
+        self.docker
+            .create_network(convert::network_request(n))
+            .await
+            .map(|_| ())
+            .map_err(|source| EngineError::NetworkCreate {
+                name: n.name.clone(),
+                source,
+            })
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        match self.docker.remove_network(name).await {
+            Err(e) if !is_not_found(&e) => Err(EngineError::NetworkRemove {
+                name: name.into(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn create_volume(&self, v: &DesiredVolume) -> Result<(), EngineError> {
+        self.docker
+            .create_volume(convert::volume_request(v))
+            .await
+            .map(|_| ())
+            .map_err(|source| EngineError::VolumeCreate {
+                name: v.name.clone(),
+                source,
+            })
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        match self
+            .docker
+            .remove_volume(name, None::<RemoveVolumeOptions>)
+            .await
+        {
+            Err(e) if !is_not_found(&e) => Err(EngineError::VolumeRemove {
+                name: name.into(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn create_container(
+        &self,
+        name: &str,
+        c: &DesiredContainer,
+        secrets: &BTreeMap<String, String>,
+    ) -> Result<String, EngineError> {
+        let err = |source| EngineError::ContainerCreate {
+            name: name.to_string(),
+            source,
+        };
+        let req = convert::create_request(c, secrets);
+        let opts = CreateContainerOptionsBuilder::default().name(name).build();
+        let id = self
+            .docker
+            .create_container(Some(opts), req.body)
+            .await
+            .map_err(err)?
+            .id;
+        for (net, endpoint) in req.later_networks {
+            let req = NetworkConnectRequest {
+                container: id.clone(),
+                endpoint_config: Some(endpoint),
+            };
+            if let Err(e) = self.docker.connect_network(&net, req).await {
+                let _ = self.remove_container(&id, name).await;
+                return Err(err(e));
+            }
+        }
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        match self.docker.start_container(id, None).await {
+            Err(e) if !is_not_modified(&e) => Err(EngineError::ContainerChange {
+                verb: "start",
+                name: name.into(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn stop_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        let opts = StopContainerOptionsBuilder::default()
+            .t(STOP_GRACE.as_secs() as i32)
+            .build();
+        match self.docker.stop_container(id, Some(opts)).await {
+            Err(e) if !is_not_modified(&e) && !is_not_found(&e) => {
+                Err(EngineError::ContainerChange {
+                    verb: "stop",
+                    name: name.into(),
+                    source: e,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn rename_container(
+        &self,
+        id: &str,
+        name: &str,
+        new_name: &str,
+    ) -> Result<(), EngineError> {
+        let opts = RenameContainerOptionsBuilder::default()
+            .name(new_name)
+            .build();
+        self.docker
+            .rename_container(id, opts)
+            .await
+            .map_err(|source| EngineError::ContainerChange {
+                verb: "rename",
+                name: name.into(),
+                source,
+            })
+    }
+
+    async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        let opts = RemoveContainerOptionsBuilder::default().force(true).build();
+        match self.docker.remove_container(id, Some(opts)).await {
+            Err(e) if !is_not_found(&e) => Err(EngineError::ContainerChange {
+                verb: "remove",
+                name: name.into(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn container_state(
+        &self,
+        id: &str,
+        private: u16,
+    ) -> Result<Option<ContainerState>, EngineError> {
+        Ok(self.inspect(id).await?.map(|c| {
+            let (state, port) = convert::state_and_port(&c, private);
+            ContainerState { state, port }
+        }))
+    }
+
+    async fn published_port(&self, id: &str) -> Result<Option<u16>, EngineError> {
+        let Some(c) = self.inspect(id).await? else {
+            return Ok(None);
+        };
+        if c.state.and_then(|s| s.running) != Some(true) {
+            return Ok(None);
+        }
+        Ok(c.network_settings.and_then(|n| n.ports).and_then(|ports| {
+            ports
+                .into_values()
+                .flatten()
+                .flatten()
+                .find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
+        }))
+    }
+
+    async fn restarts(&self, id: &str) -> Result<Option<Restarts>, EngineError> {
+        let Some(c) = self.inspect(id).await? else {
+            return Ok(None);
+        };
+        let started = c
+            .state
+            .and_then(|s| s.started_at)
+            .and_then(|t| humantime::parse_rfc3339_weak(&t).ok());
+        let up_secs = started
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Ok(Some(Restarts {
+            count: c.restart_count.unwrap_or(0),
+            up_secs,
+        }))
+    }
+
+    async fn usage(&self, id: &str) -> Result<Option<Usage>, EngineError> {
+        let opts = StatsOptionsBuilder::default().stream(false).build();
+        match self.docker.stats(id, Some(opts)).next().await {
+            None => Ok(None),
+            Some(Err(e)) if is_not_found(&e) => Ok(None),
+            Some(Err(source)) => Err(EngineError::ObjectInspect {
+                what: "container stats of",
+                name: id.into(),
+                source,
+            }),
+            Some(Ok(s)) => Ok(convert::usage(&s)),
+        }
+    }
+
+    async fn logs_tail(&self, id: &str, n: usize) -> Result<String, EngineError> {
+        let mut out = String::new();
+        let mut stream = self.logs(id, false, Some(n));
+        while let Some(chunk) = stream.next().await {
+            out.push_str(&chunk?);
+        }
+        Ok(out)
+    }
+
+    fn logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<usize>,
+    ) -> BoxStream<'static, Result<String, EngineError>> {
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .tail(&tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into()))
+            .build();
+        let owned = id.to_string();
+        self.docker
+            .logs(id, Some(opts))
+            .map(move |chunk| {
+                chunk
+                    .map(|c| c.to_string())
+                    .map_err(|source| EngineError::LogsRead {
+                        name: owned.clone(),
+                        source,
+                    })
+            })
+            .boxed()
+    }
+
+    fn container_events(
+        &self,
+        project: &str,
+    ) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            (
+                "label".to_string(),
+                vec![format!("{LABEL_PROJECT}={project}")],
+            ),
+        ]);
+        let opts = bollard::query_parameters::EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        self.docker
+            .events(Some(opts))
+            .filter_map(|e| {
+                let event = match e {
+                    Err(source) => Err(EngineError::ObjectList {
+                        what: "events",
+                        source,
+                    }),
+                    Ok(e) => {
+                        let attributes = e.actor.and_then(|a| a.attributes).unwrap_or_default();
+                        // A build's intermediate containers carry the image's
+                        // labels, the project's among them, but never a
+                        // container hash: their create/destroy is not drift.
+                        if !attributes.contains_key(LABEL_HASH) {
+                            return std::future::ready(None);
+                        }
+                        Ok(ContainerEvent {
+                            action: e.action.unwrap_or_default(),
+                            container: attributes.get("name").cloned().unwrap_or_default(),
+                        })
+                    }
+                };
+                std::future::ready(Some(event))
+            })
+            .boxed()
+    }
+
+    /// On failure the error carries the last lines of the build log.
+    async fn build_image(
+        &self,
+        tag: &str,
+        context: Vec<u8>,
+        on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
+    ) -> Result<String, EngineError> {
+        let opts = BuildImageOptionsBuilder::default()
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .build();
+        let mut stream =
+            self.docker
+                .build_image(opts, None, Some(bollard::body_full(context.into())));
+        let mut log: Vec<String> = Vec::new();
+        let fail = |log: &[String], message: String| {
+            let tail = log[log.len().saturating_sub(15)..].join("\n");
+            EngineError::ImageBuild {
+                tag: tag.to_string(),
+                message: format!("{message}\nlast lines of the build log:\n{tail}"),
+            }
+        };
+        let mut id = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| fail(&log, e.to_string()))?;
+            if let Some(text) = info.stream {
+                let text = convert::strip_ansi(&text);
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    on_line(line);
+                    log.push(line.to_string());
+                }
+            }
+            if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                return Err(fail(&log, e));
+            }
+            if let Some(aux) = info.aux.and_then(|a| a.id) {
+                id = Some(aux);
+            }
+        }
+        match id {
+            Some(id) => Ok(id),
+            // Older engines report the ID only in the log; ask for the tag instead.
+            None => self
+                .image(tag)
+                .await
+                .map_err(|e| fail(&log, e.to_string()))?
+                .and_then(|img| img.id)
+                .ok_or_else(|| fail(&log, "the engine reported no image ID".into())),
+        }
+    }
+
+    async fn import_rootfs(
+        &self,
+        repo: &str,
+        tag: &str,
+        changes: Vec<String>,
+        tarball: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+    ) -> Result<(), EngineError> {
+        let opts = bollard::query_parameters::CreateImageOptions {
+            from_src: Some("-".into()),
+            repo: Some(repo.into()),
+            tag: Some(tag.into()),
+            changes,
+            ..Default::default()
+        };
+        let mut stream =
+            self.docker
+                .create_image(Some(opts), Some(bollard::body_try_stream(tarball)), None);
+        let fail = |message: String| EngineError::ImageBuild {
+            tag: format!("{repo}:{tag}"),
+            message,
+        };
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| fail(e.to_string()))?;
+            if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                return Err(fail(e));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How long a stop waits before the engine kills the process.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);

@@ -1,0 +1,139 @@
+//! The seam between the converge path and a container engine: what berth needs
+//! of one, as a trait. Single-host Docker ([`super::docker::Docker`]) is the first
+//! implementation; a Swarm one sits beside it. The converge path, the commands and
+//! the daemon hold a [`SharedEngine`] and never name an implementation.
+//!
+//! Conventions every implementation keeps: an object that is absent (404) is
+//! `Ok(None)` (or `Ok(())` for a removal), never an error; an engine that fails
+//! or cannot be reached is an [`EngineError`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures_util::stream::BoxStream;
+
+use crate::core::desired::{DesiredContainer, DesiredNetwork, DesiredVolume};
+use crate::core::plan::Observed;
+
+pub use super::docker::EngineError;
+
+/// What an engine says of itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineVersion {
+    /// The engine's version, as `doctor` prints it.
+    pub version: String,
+    /// Its architecture (`amd64`, `arm64`): images built for it must match.
+    pub arch: String,
+}
+
+/// A container's state word (running, exited, ...) and the host port its
+/// service port is published on, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    pub state: String,
+    pub port: Option<u16>,
+}
+
+/// How often the engine has restarted a container and how long it has been up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Restarts {
+    pub count: i64,
+    pub up_secs: u64,
+}
+
+/// One stats sample of a running container.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Usage {
+    pub cpu_percent: f64,
+    pub memory_bytes: u64,
+    pub memory_limit_bytes: u64,
+}
+
+/// An engine event about one of the project's containers: a hint that it drifted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEvent {
+    pub action: String,
+    pub container: String,
+}
+
+pub type SharedEngine = Arc<dyn Engine>;
+
+#[async_trait::async_trait]
+pub trait Engine: Send + Sync {
+    async fn version(&self) -> Result<EngineVersion, EngineError>;
+    /// Everything under the project's names, ours or not, whatever the number of
+    /// services in a constant number of calls.
+    async fn observe(&self, project: &str) -> Result<Observed, EngineError>;
+    /// Reference -> image ID for every local image tag.
+    async fn image_ids(&self) -> Result<BTreeMap<String, String>, EngineError>;
+    async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError>;
+    async fn image_arch(&self, reference: &str) -> Result<Option<String>, EngineError>;
+    async fn image_labels(
+        &self,
+        reference: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, EngineError>;
+
+    async fn create_network(&self, n: &DesiredNetwork) -> Result<(), EngineError>;
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError>;
+    async fn create_volume(&self, v: &DesiredVolume) -> Result<(), EngineError>;
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError>;
+
+    /// Creates (not starts) `c` under `name`; returns its ID.
+    async fn create_container(
+        &self,
+        name: &str,
+        c: &DesiredContainer,
+        secrets: &BTreeMap<String, String>,
+    ) -> Result<String, EngineError>;
+    async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
+    async fn stop_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
+    async fn rename_container(
+        &self,
+        id: &str,
+        name: &str,
+        new_name: &str,
+    ) -> Result<(), EngineError>;
+    /// Removes a container, stopping it first.
+    async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
+
+    /// The state and published port of `private`/tcp; `None` when it is gone.
+    async fn container_state(
+        &self,
+        id: &str,
+        private: u16,
+    ) -> Result<Option<ContainerState>, EngineError>;
+    /// The host port a running container is published on.
+    async fn published_port(&self, id: &str) -> Result<Option<u16>, EngineError>;
+    async fn restarts(&self, id: &str) -> Result<Option<Restarts>, EngineError>;
+    /// `None` when the container does not run.
+    async fn usage(&self, id: &str) -> Result<Option<Usage>, EngineError>;
+    /// The last `n` lines a container wrote, stdout and stderr together.
+    async fn logs_tail(&self, id: &str, n: usize) -> Result<String, EngineError>;
+    fn logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<usize>,
+    ) -> BoxStream<'static, Result<String, EngineError>>;
+    /// Container events of the project; events can be missed, so callers list again.
+    fn container_events(
+        &self,
+        project: &str,
+    ) -> BoxStream<'static, Result<ContainerEvent, EngineError>>;
+
+    /// Builds an image from a tar build context; returns the image ID.
+    async fn build_image(
+        &self,
+        tag: &str,
+        context: Vec<u8>,
+        on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
+    ) -> Result<String, EngineError>;
+    /// Imports a root filesystem tarball as `repo:tag` with Dockerfile `changes`.
+    async fn import_rootfs(
+        &self,
+        repo: &str,
+        tag: &str,
+        changes: Vec<String>,
+        tarball: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+    ) -> Result<(), EngineError>;
+}

@@ -1,0 +1,52 @@
+//! The process environment, read once at start into a value that is passed down:
+//! no module reads the environment after this (tests set values, never `set_var`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where berth keeps its local state: locks, records, caches.
+    pub state_dir: PathBuf,
+    /// The static busybox the local base image is made from (`BERTH_BUSYBOX`).
+    pub busybox: PathBuf,
+    /// The Debian mirror debootstrap uses (`BERTH_DEBIAN_MIRROR`).
+    pub debian_mirror: String,
+    /// The Python berth runs pip with on the host (`BERTH_PYTHON`).
+    pub python: String,
+    /// The environment at start: secrets name variables of it.
+    pub env: Arc<BTreeMap<String, String>>,
+}
+
+impl Settings {
+    /// From the environment of this process. `state_dir` is `--state-dir` or
+    /// `$BERTH_STATE_DIR` (clap reads it); else `$XDG_STATE_HOME/berth`, else
+    /// `~/.local/state/berth`.
+    pub fn from_process(state_dir: Option<PathBuf>) -> Settings {
+        let env: BTreeMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        Settings::from_env(state_dir, env)
+    }
+
+    /// From a given environment (tests hand one in).
+    pub fn from_env(state_dir: Option<PathBuf>, env: BTreeMap<String, String>) -> Settings {
+        let var = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+        let state_dir = state_dir
+            .or_else(|| var("BERTH_STATE_DIR").map(PathBuf::from))
+            .or_else(|| var("XDG_STATE_HOME").map(|d| PathBuf::from(d).join("berth")))
+            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/state/berth")))
+            .unwrap_or_else(|| PathBuf::from("/tmp/berth-state"));
+        Settings {
+            state_dir,
+            busybox: var("BERTH_BUSYBOX")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/bin/busybox")),
+            debian_mirror: var("BERTH_DEBIAN_MIRROR")
+                .unwrap_or_else(|| "http://deb.debian.org/debian".into()),
+            python: var("BERTH_PYTHON").unwrap_or_else(|| "python3".into()),
+            env: Arc::new(env),
+        }
+    }
+}
