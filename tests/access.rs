@@ -108,3 +108,54 @@ fn a_bad_token_file_reports_every_problem_where_it_is() {
         &["tokens.yaml:3:", "unknown field"],
     );
 }
+
+/// Runs `berth token add` in `dir` on a token file holding `content`; returns
+/// the exit code, stderr, and the file's bytes afterwards.
+fn token_add_on(content: &[u8]) -> (i32, String, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens.yaml");
+    std::fs::write(&file, content).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .current_dir(dir.path())
+        .args(["token", "add", "carol", "-p", "services:view"])
+        .env("BERTH_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        std::fs::read(&file).unwrap(),
+    )
+}
+
+#[test]
+fn token_add_refuses_a_token_file_that_is_not_utf8_and_leaves_it_untouched() {
+    let mut content = format!(
+        "tokens:\n{}{}",
+        token_entry("alice", "secret-a", &[Permission::ServicesView]),
+        token_entry("bob", "secret-b", &[Permission::ServicesView])
+    )
+    .into_bytes();
+    content.extend_from_slice(b"# caf\xe9\n");
+    let (code, stderr, after) = token_add_on(&content);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("not UTF-8"), "{stderr}");
+    assert!(stderr.contains("tokens.yaml"), "{stderr}");
+    assert_eq!(
+        after, content,
+        "alice and bob are still there, byte for byte"
+    );
+}
+
+#[test]
+fn token_add_appends_to_an_existing_file_and_leaves_no_temporary_file() {
+    let content = format!(
+        "tokens:\n{}",
+        token_entry("alice", "secret-a", &[Permission::ServicesView])
+    );
+    let (code, stderr, after) = token_add_on(content.as_bytes());
+    assert_eq!(code, 0, "{stderr}");
+    let after = String::from_utf8(after).unwrap();
+    assert!(after.starts_with(&content), "{after}");
+    assert!(after.contains("name: carol"), "{after}");
+}

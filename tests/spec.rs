@@ -102,3 +102,32 @@ fn the_committed_json_schema_equals_the_generated_one() {
         "schema/services.schema.json is stale: run `cargo run -q -- schema > schema/services.schema.json`"
     );
 }
+
+/// A file whose one service has `env` built from `vars` (name, value length).
+fn with_env(vars: &[(&str, usize)]) -> String {
+    let mut text = "project: p\nservices:\n  s:\n    image: i\n    env:\n".to_string();
+    for (name, len) in vars {
+        let _ = writeln!(text, "      {name}: \"{}\"", "x".repeat(*len));
+    }
+    text
+}
+
+#[test]
+fn an_env_value_of_fifty_megabytes_is_refused_where_it_stands() {
+    let err = parse("f.yaml", &with_env(&[("SMALL", 3), ("HUGE", 50 << 20)]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("f.yaml:7:13"), "{err}");
+    assert!(err.contains("`HUGE` is 52428805 bytes"), "{err}");
+    assert!(!err.contains("SMALL"), "{err}");
+}
+
+#[test]
+fn env_values_each_allowed_but_too_many_together_are_refused() {
+    let vars: Vec<(String, usize)> = (0..10).map(|i| (format!("V{i}"), 120_000)).collect();
+    let vars: Vec<(&str, usize)> = vars.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+    let err = parse("f.yaml", &with_env(&vars)).unwrap_err().to_string();
+    assert!(err.contains("`env` holds"), "{err}");
+    assert!(err.contains("at most 1048576"), "{err}");
+    assert!(parse("f.yaml", &with_env(&vars[..8])).is_ok());
+}

@@ -36,7 +36,27 @@ pub fn add(file: &Path, name: &str, permissions: &[String]) -> Result<u8, Comman
             "use a lowercase letter, then up to 31 lowercase letters, digits or dashes".into(),
         ));
     }
-    let existing = std::fs::read_to_string(file).unwrap_or_default();
+    // Only a missing file is an empty one: anything else unreadable (not UTF-8,
+    // no permission) is refused with the file untouched.
+    let existing = match std::fs::read(file) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|e| CommandError::TokensRead {
+            path: file.into(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "it is not UTF-8 text (byte {} is not valid)",
+                    e.utf8_error().valid_up_to()
+                ),
+            ),
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(CommandError::TokensRead {
+                path: file.into(),
+                source,
+            })
+        }
+    };
     if !existing.trim().is_empty() {
         let tokens = parse_tokens(&file.display().to_string(), &existing)
             .map_err(CommandError::TokensInvalid)?;
@@ -59,9 +79,11 @@ pub fn add(file: &Path, name: &str, permissions: &[String]) -> Result<u8, Comman
         text.push('\n');
     }
     text.push_str(&token_entry(name, &value, &perms));
-    std::fs::write(file, text).map_err(|source| CommandError::TokensWrite {
-        path: file.into(),
-        source,
+    crate::shell::state::write_atomic(file, text.as_bytes()).map_err(|source| {
+        CommandError::TokensWrite {
+            path: file.into(),
+            source,
+        }
     })?;
     eprintln!(
         "Added token `{name}` to {} (only its SHA-256 is stored). It is shown this once:",

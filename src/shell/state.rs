@@ -32,19 +32,33 @@ fn read_json<T: serde::de::DeserializeOwned + Default>(path: &PathBuf) -> T {
         .unwrap_or_default()
 }
 
-/// Writes by rename, so a reader never sees half a file.
 fn write_json<T: serde::Serialize>(path: &PathBuf, value: &T) -> Result<(), StateError> {
-    let err = |source| StateError::StateWrite {
+    let text = serde_json::to_string_pretty(value).expect("state always serializes");
+    write_atomic(path, text.as_bytes()).map_err(|source| StateError::StateWrite {
         path: path.clone(),
         source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
+    })
+}
+
+/// Writes by rename (a temporary file beside it, flushed first), so a reader
+/// never sees half a file and a write killed midway leaves the old one whole.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let text = serde_json::to_string_pretty(value).expect("state always serializes");
-    std::fs::write(&tmp, text).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp{}", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|_| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Service -> the rollback that holds its active version.

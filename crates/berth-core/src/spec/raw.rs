@@ -94,7 +94,7 @@ macro_rules! settings_struct {
             pub publish: Option<Spanned<u16>>,
             /// Environment variables; scalar values are taken as their text.
             #[schemars(with = "Option<IndexMap<String, String>>")]
-            pub env: Option<IndexMap<Spanned<String>, String>>,
+            pub env: Option<IndexMap<Spanned<String>, Spanned<String>>>,
             /// Secrets, read from berth's environment, never printed.
             #[schemars(with = "Option<IndexMap<String, RawSecret>>")]
             pub secrets: Option<IndexMap<Spanned<String>, RawSecret>>,

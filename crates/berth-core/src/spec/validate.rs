@@ -72,6 +72,13 @@ struct Validator {
 }
 
 /// Service settings merged with one version's: the version's value wins.
+/// The most one `NAME=value` may hold: Linux's limit for one string handed to
+/// a new process (MAX_ARG_STRLEN, 128 KiB), less its terminating NUL.
+pub const ENV_VALUE_MAX: usize = 128 * 1024 - 1;
+/// The most one version's `env` may hold in all, well inside what a container's
+/// start (command line and environment together) can take.
+pub const ENV_TOTAL_MAX: usize = 1024 * 1024;
+
 fn pick<'a, T>(version: &'a Option<T>, service: &'a Option<T>) -> Option<&'a T> {
     version.as_ref().or(service.as_ref())
 }
@@ -289,44 +296,8 @@ impl Validator {
             c.value.clone()
         });
 
-        // Service env first, then the version's on top.
-        let mut env = BTreeMap::new();
-        for map in [&s.env, &v.env].into_iter().flatten() {
-            for (k, val) in map {
-                self.env_name(&id, "environment variable", k);
-                env.insert(k.value.clone(), val.clone());
-            }
-        }
-        let mut secrets = BTreeMap::new();
-        for map in [&s.secrets, &v.secrets].into_iter().flatten() {
-            for (k, sec) in map {
-                self.env_name(&id, "secret", k);
-                if env.contains_key(&k.value) {
-                    self.err(
-                        Pos::from(k.referenced),
-                        format!(
-                            "{id}: `{}` is both an environment variable and a secret",
-                            k.value
-                        ),
-                        "keep it in one of `env` or `secrets`",
-                    );
-                }
-                if !is_env_name(&sec.from_env.value) {
-                    self.err(
-                        Pos::from(sec.from_env.referenced),
-                        format!("{id}: secret `{}` reads `{}`, which is not an environment variable name", k.value, sec.from_env.value),
-                        "name a variable of berth's environment: letters, digits and `_`, not starting with a digit",
-                    );
-                }
-                secrets.insert(
-                    k.value.clone(),
-                    SecretRef {
-                        from_env: sec.from_env.value.clone(),
-                        pos: Pos::from(sec.from_env.referenced),
-                    },
-                );
-            }
-        }
+        let (env, secrets) =
+            self.environment(&id, s, v, matches!(source, Some(Source::Package(_))));
 
         let mut keeps = Vec::new();
         for k in pick(&v.keeps, &s.keeps).into_iter().flatten() {
@@ -572,6 +543,100 @@ impl Validator {
                     Scope::Global
                 }
             },
+        }
+    }
+
+    /// `env` and `secrets`, the service's first and the version's on top: names
+    /// checked, values that no process environment can hold refused where they
+    /// stand (NUL, over [`ENV_VALUE_MAX`], over [`ENV_TOTAL_MAX`] together), and
+    /// `PORT` refused for versions built from code (berth sets it to `port`).
+    fn environment(
+        &mut self,
+        id: &str,
+        s: &RawService,
+        v: &RawVersion,
+        built: bool,
+    ) -> (BTreeMap<String, String>, BTreeMap<String, SecretRef>) {
+        let mut env = BTreeMap::new();
+        let mut total = 0usize;
+        let mut last = None;
+        for map in [&s.env, &v.env].into_iter().flatten() {
+            for (k, val) in map {
+                self.env_name(id, "environment variable", k);
+                self.contract_port(id, "environment variable", k, built);
+                let at = Pos::from(val.referenced);
+                if let Some(i) = val.value.find('\0') {
+                    self.err(
+                        at,
+                        format!("{id}: environment variable `{}` holds a NUL character (at character {}), which no process environment can carry", k.value, val.value[..i].chars().count() + 1),
+                        "remove the NUL from the value",
+                    );
+                }
+                let size = k.value.len() + 1 + val.value.len();
+                if size > ENV_VALUE_MAX {
+                    self.err(
+                        at,
+                        format!("{id}: environment variable `{}` is {size} bytes; one variable may hold at most {ENV_VALUE_MAX} (the kernel's limit for one string)", k.value),
+                        "pass large content as an asset (`assets:`) or in the package, not in `env`",
+                    );
+                }
+                total += size + 1;
+                last = Some(at);
+                env.insert(k.value.clone(), val.value.clone());
+            }
+        }
+        if total > ENV_TOTAL_MAX {
+            self.err(
+                last,
+                format!(
+                    "{id}: `env` holds {total} bytes in all; at most {ENV_TOTAL_MAX} are allowed"
+                ),
+                "pass large content as an asset (`assets:`) or in the package, not in `env`",
+            );
+        }
+        let mut secrets = BTreeMap::new();
+        for map in [&s.secrets, &v.secrets].into_iter().flatten() {
+            for (k, sec) in map {
+                self.env_name(id, "secret", k);
+                self.contract_port(id, "secret", k, built);
+                if env.contains_key(&k.value) {
+                    self.err(
+                        Pos::from(k.referenced),
+                        format!(
+                            "{id}: `{}` is both an environment variable and a secret",
+                            k.value
+                        ),
+                        "keep it in one of `env` or `secrets`",
+                    );
+                }
+                if !is_env_name(&sec.from_env.value) {
+                    self.err(
+                        Pos::from(sec.from_env.referenced),
+                        format!("{id}: secret `{}` reads `{}`, which is not an environment variable name", k.value, sec.from_env.value),
+                        "name a variable of berth's environment: letters, digits and `_`, not starting with a digit",
+                    );
+                }
+                secrets.insert(
+                    k.value.clone(),
+                    SecretRef {
+                        from_env: sec.from_env.value.clone(),
+                        pos: Pos::from(sec.from_env.referenced),
+                    },
+                );
+            }
+        }
+        (env, secrets)
+    }
+
+    /// A version built from code listens on `PORT`, which berth sets to its
+    /// `port`: a second value could only disagree with it.
+    fn contract_port(&mut self, id: &str, what: &str, k: &Spanned<String>, built: bool) {
+        if built && k.value == "PORT" {
+            self.err(
+                Pos::from(k.referenced),
+                format!("{id}: {what} `PORT` is set by berth to the version's `port` for services built from code"),
+                "remove it and set `port: N` instead; the service reads PORT and listens there",
+            );
         }
     }
 
