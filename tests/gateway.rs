@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use berth::core::desired::{
@@ -13,7 +13,7 @@ use berth::core::desired::{
 };
 use berth::core::plan::{Observed, ObservedContainer, PortBinding};
 use berth::core::route::routes;
-use common::{docker, eventually, free_port, http_get, text, Project, BERTH};
+use common::{docker, eventually, http_get, text, Project, Serve, BERTH};
 
 /// A running container as berth labels it: `scope` is `global` or `database:NAME`.
 fn running(
@@ -148,42 +148,6 @@ fn containers_of_another_project_or_not_running_are_not_routed() {
     let mut stopped = running("demo-greeter-1.1.0", G11, true, 1100);
     stopped.state = "exited".into();
     check_over(vec![stopped], "/greeter/", None);
-}
-
-/// `berth serve` on a free port, stopped when dropped.
-struct Serve {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serve {
-    fn start(p: &Project, args: &[&str]) -> Serve {
-        let port = free_port();
-        let child = Command::new(BERTH)
-            .args(["serve", "--gateway", &format!("127.0.0.1:{port}")])
-            .args(args)
-            .current_dir(p.dir.path())
-            .env("BERTH_STATE_DIR", p.dir.path().join(".state"))
-            .env_remove("BERTH_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Serve { child, port }
-    }
-
-    /// GET `path` through the gateway: (status, body); status 0 when the
-    /// connection itself failed.
-    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
-        http_get(self.port, path, token)
-    }
 }
 
 /// Adds a token with `permissions` to the project's tokens.yaml; returns it.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use berth::core::desired::{
     resolve, Desired, Facts, GpuInventory, LABEL_CONFIG, LABEL_HASH, LABEL_PROJECT,
 };
-use berth::core::plan::{plan, Observed, ObservedContainer, ObservedObject, Options};
+use berth::core::plan::{plan, Action, Observed, ObservedContainer, ObservedObject, Options};
 use berth::core::render::{plan_text, Style};
 use berth::core::spec::parse;
 
@@ -259,7 +259,7 @@ error: the file declares no services, and applying it would remove all 2 contain
 }
 
 #[test]
-fn a_leftover_of_an_interrupted_replace_is_removed_before_creating() {
+fn a_predecessor_an_interrupted_replace_left_aside_is_put_back_not_removed() {
     let mut o = applied(BASE, "running");
     o.containers[0].name = "demo-hello-0.0.0-old-abc".into();
     check(
@@ -267,10 +267,141 @@ fn a_leftover_of_an_interrupted_replace_is_removed_before_creating() {
         &o,
         false,
         "\
-- remove   demo/hello@0.0.0       leftover `demo-hello-0.0.0-old-abc` of an interrupted replace
-+ create   demo/hello@0.0.0       new version
-Plan: 1 to create, 0 to replace, 1 to remove, 1 unchanged.",
+> start    demo/hello@0.0.0       `demo-hello-0.0.0-old-abc` is what last passed its health gate; an interrupted replace left it aside
+Plan: 0 to create, 0 to replace, 1 to start, 0 to remove, 1 unchanged.",
     );
+}
+
+/// The engine after a replace of hello to `edited` was killed while the
+/// successor was on probation: the predecessor aside (`-old-`, `old_state`),
+/// the successor as `-next-`.
+fn killed_on_probation(edited: &str, old_state: &str) -> Observed {
+    let mut o = applied(BASE, "running");
+    o.containers[0].name = "demo-hello-0.0.0-old-abc".into();
+    o.containers[0].state = old_state.into();
+    let mut next = applied(edited, "running").containers.remove(0);
+    next.name = format!(
+        "demo-hello-0.0.0-next-{}",
+        &desired(edited).containers[0].hash[..12]
+    );
+    next.id = "next-id".into();
+    o.containers.push(next);
+    o
+}
+
+#[test]
+fn a_successor_killed_on_probation_is_removed_and_the_replace_tried_again_from_the_predecessor() {
+    let edited = BASE.replace("GREETING: hi", "GREETING: hello");
+    let o = killed_on_probation(&edited, "exited");
+    let expect = format!(
+        "\
+- remove   demo/hello@0.0.0       `demo-hello-0.0.0-next-{}` never passed its health gate (a rollout was interrupted)
+~ replace  demo/hello@0.0.0       `demo-hello-0.0.0-old-abc` is what last passed its health gate (a replace was interrupted); it is put back if its successor fails
+                                  env.GREETING: \"hi\" -> \"hello\"
+Plan: 0 to create, 1 to replace, 1 to remove, 1 unchanged.",
+        &desired(&edited).containers[0].hash[..12]
+    );
+    check(&edited, &o, false, &expect);
+    let p = plan(
+        &desired(&edited),
+        &o,
+        &Options {
+            allow_empty: false,
+            retry_failed: true,
+        },
+    )
+    .unwrap();
+    assert!(
+        p.steps.iter().any(
+            |s| matches!(&s.action, Action::ReplaceContainer { old_id, old_name, .. }
+            if old_id == "id-demo-hello-0.0.0" && old_name == "demo-hello-0.0.0-old-abc")
+        ),
+        "the replace starts from where the predecessor is: {:?}",
+        p.steps
+    );
+}
+
+#[test]
+fn a_new_version_killed_on_probation_is_gated_again_not_taken_as_converged() {
+    let mut o = applied(BASE, "running");
+    o.containers[0].name = format!(
+        "demo-hello-0.0.0-next-{}",
+        &desired(BASE).containers[0].hash[..12]
+    );
+    let p = plan(
+        &desired(BASE),
+        &o,
+        &Options {
+            allow_empty: false,
+            retry_failed: false,
+        },
+    )
+    .unwrap();
+    let verbs: Vec<&str> = p.steps.iter().map(|s| s.action.verb()).collect();
+    assert_eq!(verbs, ["remove", "create"], "{:?}", p.steps);
+    assert_eq!(p.unchanged, ["demo/notes@1.0.0"]);
+}
+
+const TWO: &str = "project: demo
+services:
+  web:
+    image: busybox:stable
+    versions:
+      \"1.0.0\": {}
+      \"2.0.0\": { image: busybox:next }
+    active: \"2.0.0\"
+";
+
+#[test]
+fn a_declared_active_version_that_failed_its_gate_leaves_the_path_on_the_one_that_serves() {
+    // 1.0.0 was active and serves; 2.0.0, now declared active, failed its gate
+    // with exactly this configuration and is kept aside.
+    let before = TWO.replace("active: \"2.0.0\"", "active: \"1.0.0\"");
+    let mut o = applied(&before, "running");
+    o.containers.retain(|c| c.name == "demo-web-1.0.0");
+    let mut failed = applied(TWO, "exited")
+        .containers
+        .into_iter()
+        .find(|c| c.name == "demo-web-2.0.0")
+        .unwrap();
+    failed.name = "demo-web-2.0.0-failed-abc".into();
+    o.containers.push(failed);
+    let quiet = Options {
+        allow_empty: false,
+        retry_failed: false,
+    };
+    let p = plan(&desired(TWO), &o, &quiet).unwrap();
+    assert!(
+        p.steps.is_empty(),
+        "1.0.0 keeps its path, untouched: {:?}",
+        p.steps
+    );
+    assert_eq!(p.unchanged, ["demo/web@1.0.0"]);
+    assert!(
+        p.failed
+            .iter()
+            .any(|f| f
+                == "demo/web@2.0.0 is declared active but failed its gate; 1.0.0 keeps serving"),
+        "{:?}",
+        p.failed
+    );
+    // Asked to try again, the new one goes first (phase of the active), and
+    // the old one is switched off only after: an apply stops at a failed phase.
+    let retry = plan(
+        &desired(TWO),
+        &o,
+        &Options {
+            allow_empty: false,
+            retry_failed: true,
+        },
+    )
+    .unwrap();
+    let order: Vec<(u8, &str)> = retry
+        .steps
+        .iter()
+        .map(|s| (s.action.phase(), s.action.verb()))
+        .collect();
+    assert_eq!(order, [(0, "remove"), (2, "create"), (3, "replace")]);
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub async fn run(
         let _lock = lock(&ctx, &plan.project, "apply").await?;
         let observed = ctx.engine.observe(&plan.project).await?;
         saved::check_fresh(path, &plan, &observed)?;
+        saved::check_owned(path, &plan, &observed, &ctx.settings)?;
         let secrets = saved::plan_secrets(&plan, path, &ctx.settings.env)?;
         if !plan.is_empty() {
             converge::execute::execute(&ctx, &plan, &secrets, None).await?;

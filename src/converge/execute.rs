@@ -35,6 +35,8 @@ pub enum StepError {
     BaseMissing(String),
     #[error(transparent)]
     Unhealthy(#[from] Unhealthy),
+    #[error("refused to touch container {id}: {why}; berth acts only on what the project owns, as the engine says at the moment of acting\n  help: plan again (`berth plan`) and apply that")]
+    ContainerForeign { id: String, why: String },
 }
 
 /// Carries out a plan's steps; what one phase builds, a later phase uses.
@@ -76,7 +78,10 @@ pub async fn execute(
         while let Some((step, result)) = running.next().await {
             let subject = step.action.subject(&plan.project);
             match result {
-                Ok(()) => println!("{} {subject}", done_mark(&step.action, ctx.color)),
+                Ok(()) => {
+                    println!("{} {subject}", done_mark(&step.action, ctx.color));
+                    rollout::crash_point("step");
+                }
                 Err(e) => {
                     let first = e.to_string();
                     eprintln!(
@@ -115,8 +120,63 @@ fn done_mark(action: &Action, color: bool) -> String {
 }
 
 impl Executor<'_> {
+    /// Checks, right before acting, that container `id` is still the project's,
+    /// under `name`, of the version `subject` names: a plan is a file, and the
+    /// engine may have changed since it was read.
+    async fn ensure_ours(&self, id: &str, name: &str, subject: &str) -> Result<(), StepError> {
+        let project = self.project;
+        let foreign = |why: String| StepError::ContainerForeign {
+            id: crate::core::plan::short(id).to_string(),
+            why,
+        };
+        let Some(now) = self.ctx.engine.container_owner(id).await? else {
+            return Err(foreign("it is gone".into()));
+        };
+        let label = |k: &str| now.labels.get(k).map(String::as_str).unwrap_or("");
+        if label(LABEL_PROJECT) != project {
+            return Err(foreign(format!(
+                "`{}` has no label {LABEL_PROJECT}={project}",
+                now.name
+            )));
+        }
+        let is = format!(
+            "{project}/{}@{}",
+            label(LABEL_SERVICE),
+            label(LABEL_VERSION)
+        );
+        if now.name != name || is != subject {
+            return Err(foreign(format!(
+                "it is `{}` ({is}), not `{name}` ({subject})",
+                now.name
+            )));
+        }
+        Ok(())
+    }
+
     async fn run(&self, step: &Step) -> Result<(), StepError> {
         let engine = self.ctx.engine.as_ref();
+        match &step.action {
+            Action::StartContainer { id, name, subject }
+            | Action::RemoveContainer { id, name, subject }
+            | Action::RemoveLeftover { id, name, subject }
+            | Action::RestoreContainer {
+                id, name, subject, ..
+            } => self.ensure_ours(id, name, subject).await?,
+            Action::ReplaceContainer {
+                old_id,
+                old_name,
+                container,
+            } => {
+                let name = if old_name.is_empty() {
+                    &container.name
+                } else {
+                    old_name
+                };
+                self.ensure_ours(old_id, name, &container.subject(self.project))
+                    .await?
+            }
+            _ => {}
+        }
         match &step.action {
             Action::BuildBase { runtime, .. } => {
                 let mut say = |l: String| eprintln!("  {l}");
@@ -137,13 +197,29 @@ impl Executor<'_> {
             Action::CreateVolume { volume } => engine.create_volume(volume).await?,
             Action::CreateContainer { container } => {
                 let c = self.with_image(container)?;
-                rollout::create_and_start(self.ctx, &c.name, &c, self.secrets_of(&c)).await?;
+                rollout::create(self.ctx, &c, self.secrets_of(&c)).await?;
             }
-            Action::ReplaceContainer { old_id, container } => {
+            Action::ReplaceContainer {
+                old_id,
+                old_name,
+                container,
+            } => {
                 let c = self.with_image(container)?;
-                rollout::replace(self.ctx, self.project, old_id, &c, self.secrets_of(&c)).await?;
+                let old_name = if old_name.is_empty() {
+                    &c.name
+                } else {
+                    old_name
+                };
+                let secrets = self.secrets_of(&c);
+                rollout::replace(self.ctx, self.project, old_id, old_name, &c, secrets).await?;
             }
             Action::StartContainer { id, name, .. } => engine.start_container(id, name).await?,
+            Action::RestoreContainer {
+                id,
+                name,
+                canonical,
+                ..
+            } => rollout::restore(engine, id, name, canonical).await?,
             Action::RemoveContainer { id, name, .. } => {
                 // No longer declared: gateways stop routing to it and finish what
                 // they sent before it goes.

@@ -59,9 +59,10 @@ pub async fn rows_of(
             .flatten()
             .unwrap_or_default();
         let (service, version) = (c.label(LABEL_SERVICE), c.label(LABEL_VERSION));
+        let role = ContainerRole::of_labelled(&c.name, project, service, version);
         let health = classify(HealthFacts {
             state: &c.state,
-            role: ContainerRole::of_labelled(&c.name, project, service, version),
+            role,
             restarts: restarts.count,
             up_secs: restarts.up_secs,
             answered,
@@ -77,13 +78,17 @@ pub async fn rows_of(
                 .map(|c| {
                     c.assets
                         .iter()
-                        .map(|(path, sha)| format!("{path} (sha256 {})", &sha[..12.min(sha.len())]))
+                        .map(|(path, sha)| {
+                            format!("{path} (sha256 {})", crate::core::plan::short(sha))
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
             service: service.to_string(),
             version: version.to_string(),
-            active: c.label(LABEL_ACTIVE) == "true",
+            // Only a version under its canonical name has passed its gate and
+            // may hold the path; a failed or probationary one never shows active.
+            active: c.label(LABEL_ACTIVE) == "true" && role == Some(ContainerRole::Canonical),
             container: c.name.clone(),
             state: c.state.clone(),
             health,

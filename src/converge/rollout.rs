@@ -25,28 +25,31 @@ pub struct Unhealthy {
     pub logs: String,
 }
 
-/// Creates and starts a container under `name` (its desired name, or a
-/// successor's temporary one), then waits for it to pass its health gate. One
-/// that does not start is removed again, so the next plan sees a clean "create";
-/// one that starts but never answers is stopped and kept aside as
-/// `<name>-failed-<id>` for inspection (the next plan removes it and tries again).
-pub async fn create_and_start(
+/// Creates and starts `c` on probation as `<name>-next-<hash12>` and waits for
+/// its health gate. One that does not start is removed again; one that starts
+/// but never answers is stopped and kept aside as `<name>-failed-<id12>` for
+/// inspection (the next plan removes it and tries again). Only the caller's
+/// rename to the canonical name marks it converged: a kill before that leaves a
+/// `-next-` container, which no plan mistakes for a gated one.
+pub async fn start_on_probation(
     ctx: &Context,
-    name: &str,
     c: &DesiredContainer,
     secrets: &BTreeMap<String, String>,
 ) -> Result<String, StepError> {
     let engine = ctx.engine.as_ref();
-    let id = engine.create_container(name, c, secrets).await?;
-    if let Err(e) = engine.start_container(&id, name).await {
-        let _ = engine.remove_container(&id, name).await;
+    let next = ContainerRole::Next.name(&c.name, &c.hash);
+    let id = engine.create_container(&next, c, secrets).await?;
+    crash_point("created");
+    if let Err(e) = engine.start_container(&id, &next).await {
+        let _ = engine.remove_container(&id, &next).await;
         return Err(e.into());
     }
+    crash_point("started");
     if let Err(why) = wait_healthy(engine, &id, c).await {
         let logs = engine.logs_tail(&id, 10).await.unwrap_or_default();
-        let _ = engine.stop_container(&id, name).await;
+        let _ = engine.stop_container(&id, &next).await;
         let failed = ContainerRole::Failed.name(&c.name, short(&id));
-        let _ = engine.rename_container(&id, name, &failed).await;
+        let _ = engine.rename_container(&id, &next, &failed).await;
         return Err(Unhealthy {
             id: format!("{}@{}", c.service, c.version),
             why,
@@ -61,7 +64,35 @@ pub async fn create_and_start(
         }
         .into());
     }
+    crash_point("gated");
     Ok(id)
+}
+
+/// A new version: started on probation, and given its canonical name once gated.
+pub async fn create(
+    ctx: &Context,
+    c: &DesiredContainer,
+    secrets: &BTreeMap<String, String>,
+) -> Result<(), StepError> {
+    let id = start_on_probation(ctx, c, secrets).await?;
+    let next = ContainerRole::Next.name(&c.name, &c.hash);
+    ctx.engine.rename_container(&id, &next, &c.name).await?;
+    crash_point("renamed");
+    Ok(())
+}
+
+/// Puts a predecessor an interrupted replace left aside back under its name.
+pub async fn restore(
+    engine: &dyn Engine,
+    id: &str,
+    name: &str,
+    canonical: &str,
+) -> Result<(), StepError> {
+    if name != canonical {
+        engine.rename_container(id, name, canonical).await?;
+    }
+    engine.start_container(id, canonical).await?;
+    Ok(())
 }
 
 /// Asks `GET /` on the container's published port every interval until a 2xx,
@@ -99,49 +130,97 @@ async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Re
 }
 
 /// Replace under the same name. Without a fixed host port or keeps, the new
-/// container starts beside the old one and must be healthy before it takes the
-/// name; then every gateway switches to it and drains the old one, and only then
-/// is the old one stopped. With a fixed port or keeps, the old one is stopped and
-/// moved aside first, and put back if the new one fails. Killed midway, a renamed
-/// container (`-old-`, `-next-`) is a leftover the next plan removes.
+/// container starts beside the old one and must pass its gate before it takes
+/// the name; then every gateway switches to it and drains the old one, and only
+/// then is the old one stopped. With a fixed port or keeps, the old one is
+/// stopped and moved aside first, and put back if the new one fails. `old_name`
+/// is where the old one is now (aside already, when an earlier replace was
+/// interrupted). Killed midway, the plan that follows finds the old one under
+/// its canonical name or aside as `-old-`, and the new one as `-next-` until it
+/// passed its gate: see the planner.
 pub async fn replace(
     ctx: &Context,
     project: &str,
     old_id: &str,
+    old_name: &str,
     c: &DesiredContainer,
     secrets: &BTreeMap<String, String>,
 ) -> Result<(), StepError> {
     let engine = ctx.engine.as_ref();
     let aside = ContainerRole::Old.name(&c.name, short(old_id));
+    let next = ContainerRole::Next.name(&c.name, &c.hash);
     if c.config.publish.is_none() && c.config.mounts.is_empty() {
         // Side by side: the successor starts under a temporary name while the old
         // container keeps serving, and takes over only once it is healthy. (A fixed
         // host port, or keeps two processes must not share, need stop-first.)
-        let next = ContainerRole::Next.name(&c.name, &c.hash);
-        let new_id = create_and_start(ctx, &next, c, secrets).await?;
+        let new_id = start_on_probation(ctx, c, secrets).await?;
         let old_port = engine
             .container_state(old_id, c.config.port)
             .await?
             .and_then(|s| s.port);
         // Both renames happen while the old one still serves: a gateway that looks
         // in between routes to it (`-old-`), never to nothing.
-        engine.rename_container(old_id, &c.name, &aside).await?;
+        if old_name != aside {
+            engine.rename_container(old_id, old_name, &aside).await?;
+            crash_point("moved-aside");
+        }
         engine.rename_container(&new_id, &next, &c.name).await?;
+        crash_point("renamed");
         if let Some(port) = old_port {
             gateways::drain(&ctx.settings, project, port).await;
         }
         engine.stop_container(old_id, &aside).await?;
+        crash_point("stopped-old");
         return Ok(engine.remove_container(old_id, &aside).await?);
     }
     // Stopped first: the engine cannot rename a container that is restarting.
-    engine.stop_container(old_id, &c.name).await?;
-    engine.rename_container(old_id, &c.name, &aside).await?;
-    match create_and_start(ctx, &c.name, c, secrets).await {
-        Ok(_) => Ok(engine.remove_container(old_id, &aside).await?),
+    engine.stop_container(old_id, old_name).await?;
+    crash_point("stopped-old");
+    if old_name != aside {
+        engine.rename_container(old_id, old_name, &aside).await?;
+        crash_point("moved-aside");
+    }
+    match start_on_probation(ctx, c, secrets).await {
+        Ok(new_id) => {
+            engine.rename_container(&new_id, &next, &c.name).await?;
+            crash_point("renamed");
+            Ok(engine.remove_container(old_id, &aside).await?)
+        }
         Err(e) => {
-            let _ = engine.rename_container(old_id, &aside, &c.name).await;
-            let _ = engine.start_container(old_id, &c.name).await;
+            let _ = restore(engine, old_id, &aside, &c.name).await;
             Err(e)
         }
     }
+}
+
+/// A place an apply may be killed at, for the crash-injection tests: in debug
+/// builds, `BERTH_CRASH_AT=<point>[#<n>]` kills the process with SIGKILL (no
+/// unwinding, no cleanup) the n-th time (default: the first) it passes `point`.
+/// Release builds have no such hook.
+pub fn crash_point(point: &str) {
+    #[cfg(debug_assertions)]
+    {
+        static PASSED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let Ok(spec) = std::env::var("BERTH_CRASH_AT") else {
+            return;
+        };
+        let (want, nth) = match spec.split_once('#') {
+            Some((p, n)) => (p, n.parse().unwrap_or(1)),
+            None => (spec.as_str(), 1),
+        };
+        if want != point {
+            return;
+        }
+        let mut passed = PASSED.lock().unwrap_or_else(|e| e.into_inner());
+        passed.push(point.to_string());
+        if passed.len() == nth {
+            eprintln!("berth: crash point `{point}` #{nth}: killed");
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &std::process::id().to_string()])
+                .status();
+            std::process::abort();
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = point;
 }

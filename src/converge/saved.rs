@@ -5,9 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::core::audit::audit;
 use crate::core::diag::Diagnostic;
 use crate::core::hash::secret_hash;
 use crate::core::plan::{stale_changes, Action, Observed, Plan};
+
+use crate::shell::asset;
+use crate::shell::settings::Settings;
 
 use super::{refused, ConvergeError};
 
@@ -36,6 +40,22 @@ pub fn check_fresh(path: &Path, plan: &Plan, observed: &Observed) -> Result<(), 
             .collect::<Vec<_>>()
             .join("\n"),
     })
+}
+
+/// Refuses a saved plan whose steps reach beyond what its project owns now, or
+/// carry values berth never writes (see [`audit`]).
+pub fn check_owned(
+    path: &Path,
+    plan: &Plan,
+    observed: &Observed,
+    settings: &Settings,
+) -> Result<(), ConvergeError> {
+    let assets = asset::cache_dir(&settings.state_dir);
+    let problems = audit(plan, observed, &assets.display().to_string());
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(refused(path, problems)),
+    }
 }
 
 /// Secret values for every container the plan creates, from the environment berth

@@ -17,6 +17,13 @@ use crate::core::plan::Observed;
 
 pub use super::docker::EngineError;
 
+/// A container's name and labels, as the engine says now.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerOwner {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
 /// What an engine says of itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineVersion {
@@ -104,6 +111,8 @@ pub trait Engine: Send + Sync {
     ) -> Result<Option<ContainerState>, EngineError>;
     /// The host port a running container is published on.
     async fn published_port(&self, id: &str) -> Result<Option<u16>, EngineError>;
+    /// The name and labels a container has now; `None` when it is gone.
+    async fn container_owner(&self, id: &str) -> Result<Option<ContainerOwner>, EngineError>;
     async fn restarts(&self, id: &str) -> Result<Option<Restarts>, EngineError>;
     /// `None` when the container does not run.
     async fn usage(&self, id: &str) -> Result<Option<Usage>, EngineError>;

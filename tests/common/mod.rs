@@ -263,3 +263,39 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// `berth serve` on a free port, stopped when dropped.
+pub struct Serve {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serve {
+    pub fn start(p: &Project, args: &[&str]) -> Serve {
+        let port = free_port();
+        let child = Command::new(BERTH)
+            .args(["serve", "--gateway", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .current_dir(p.dir.path())
+            .env("BERTH_STATE_DIR", p.dir.path().join(".state"))
+            .env_remove("BERTH_TOKEN")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Serve { child, port }
+    }
+
+    /// GET `path` through the gateway: (status, body); status 0 when the
+    /// connection itself failed.
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        http_get(self.port, path, token)
+    }
+}

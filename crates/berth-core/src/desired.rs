@@ -157,6 +157,25 @@ impl DesiredContainer {
     pub fn subject(&self, project: &str) -> String {
         format!("{project}/{}@{}", self.service, self.version)
     }
+
+    /// Whether the gateway routes the service path to this version.
+    pub fn is_active(&self) -> bool {
+        self.config.labels.get(LABEL_ACTIVE).map(String::as_str) == Some("true")
+    }
+
+    /// The same container with the service path (and the service's name on its
+    /// networks) given to it or not, hashed again.
+    pub fn with_active(&self, active: bool) -> DesiredContainer {
+        let mut c = self.clone();
+        c.config
+            .labels
+            .insert(LABEL_ACTIVE.to_string(), active.to_string());
+        for aliases in c.config.networks.values_mut() {
+            *aliases = service_aliases(&c.service, active);
+        }
+        c.hash = c.config.hash();
+        c
+    }
 }
 
 /// Everything that should exist on the engine for one project.
@@ -200,6 +219,14 @@ pub fn keep_slug(path: &str) -> String {
 
 pub fn volume_name(project: &str, service: &str, keep: &str) -> String {
     format!("{project}-{service}-{}", keep_slug(keep))
+}
+
+/// The network aliases of a version: the active one answers to the service's name.
+fn service_aliases(service: &str, active: bool) -> Vec<String> {
+    match active {
+        true => vec![service.to_string()],
+        false => Vec::new(),
+    }
 }
 
 /// Resolves a spec against the host's facts. Every problem is collected: a missing
@@ -423,11 +450,7 @@ fn container(
             .collect(),
         db => vec![db.clone()],
     };
-    let aliases: Vec<String> = if active {
-        vec![v.service.clone()]
-    } else {
-        Vec::new()
-    };
+    let aliases = service_aliases(&v.service, active);
     let mut nets = Vec::new();
     let mut networks = BTreeMap::new();
     for scope in scopes {

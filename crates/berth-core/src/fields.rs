@@ -39,7 +39,7 @@ pub fn display_fields(c: &ContainerConfig) -> BTreeMap<String, String> {
     for (k, v) in &c.assets {
         f.insert(
             format!("assets.{k}"),
-            format!("sha256:{}", &v[..v.len().min(12)]),
+            format!("sha256:{}", super::observed::short(v)),
         );
     }
     if let Some(g) = &c.gpu {

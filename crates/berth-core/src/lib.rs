@@ -16,6 +16,7 @@
 )]
 
 pub mod access;
+pub mod audit;
 pub mod desired;
 pub mod diag;
 pub mod fields;

@@ -78,11 +78,7 @@ impl Observed {
         };
         let mut lines = Vec::new();
         for c in &self.containers {
-            let hash = c
-                .labels
-                .get(LABEL_HASH)
-                .map(|h| &h[..h.len().min(12)])
-                .unwrap_or("-");
+            let hash = c.labels.get(LABEL_HASH).map(|h| short(h)).unwrap_or("-");
             lines.push(format!(
                 "container {} id={} {} hash={} state={}",
                 c.name,
@@ -115,7 +111,11 @@ impl Observed {
 /// The first 12 characters of an engine ID, without any `sha256:` prefix.
 pub fn short(id: &str) -> &str {
     let id = id.strip_prefix("sha256:").unwrap_or(id);
-    &id[..id.len().min(12)]
+    // By characters: a value read from an edited file may hold any text.
+    match id.char_indices().nth(12) {
+        Some((end, _)) => &id[..end],
+        None => id,
+    }
 }
 
 /// What changed between a saved plan's summary (`was`) and the summary now, one

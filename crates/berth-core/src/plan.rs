@@ -68,10 +68,22 @@ pub enum Action {
     CreateContainer {
         container: DesiredContainer,
     },
-    /// Replace `old_id` (same name) by a new container.
+    /// Replace `old_id` by a new container that takes the canonical name once it
+    /// passed its health gate. `old_name` is where the old one is now: its
+    /// canonical name, or `-old-` aside when an earlier replace was interrupted.
     ReplaceContainer {
         old_id: String,
+        #[serde(default)]
+        old_name: String,
         container: DesiredContainer,
+    },
+    /// A predecessor an interrupted replace left aside (`-old-`), put back under
+    /// its canonical name and started: it is the last one that passed its gate.
+    RestoreContainer {
+        id: String,
+        name: String,
+        canonical: String,
+        subject: String,
     },
     /// An owned container whose hash matches but that is not running.
     StartContainer {
@@ -106,7 +118,7 @@ impl Action {
             | Action::CreateVolume { .. }
             | Action::CreateContainer { .. } => "create",
             Action::ReplaceContainer { .. } => "replace",
-            Action::StartContainer { .. } => "start",
+            Action::StartContainer { .. } | Action::RestoreContainer { .. } => "start",
             Action::RemoveContainer { .. }
             | Action::RemoveLeftover { .. }
             | Action::RemoveNetwork { .. } => "remove",
@@ -131,6 +143,7 @@ impl Action {
                 container.subject(project)
             }
             Action::StartContainer { subject, .. }
+            | Action::RestoreContainer { subject, .. }
             | Action::RemoveContainer { subject, .. }
             | Action::RemoveLeftover { subject, .. } => subject.clone(),
             Action::RemoveNetwork { name, .. } => format!("network {name}"),
@@ -143,17 +156,13 @@ impl Action {
             Action::BuildBase { .. }
             | Action::CreateNetwork { .. }
             | Action::CreateVolume { .. }
-            | Action::RemoveLeftover { .. } => 0,
+            | Action::RemoveLeftover { .. }
+            | Action::RestoreContainer { .. } => 0,
             Action::BuildImage { .. } => 1,
             // Active versions first: a service path always has a version that
             // claims it while the active one changes hands.
             Action::CreateContainer { container } | Action::ReplaceContainer { container, .. }
-                if container
-                    .config
-                    .labels
-                    .get(LABEL_ACTIVE)
-                    .map(String::as_str)
-                    == Some("true") =>
+                if container.is_active() =>
             {
                 2
             }
@@ -389,30 +398,93 @@ pub fn plan(
 
     let mut matched: BTreeSet<&str> = BTreeSet::new();
     let mut failed_rollouts = Vec::new();
-    for d in &desired.containers {
+    let role = |c: &ObservedContainer, d: &DesiredContainer| ContainerRole::of(&c.name, &d.name);
+    // Versions whose very configuration already failed its health gate (the
+    // failed container kept aside has the desired hash): trying again on every
+    // apply, or every daemon event, would only fail again.
+    let failed_before: BTreeSet<&str> = desired
+        .containers
+        .iter()
+        .filter(|d| {
+            ours.iter()
+                .any(|c| role(c, d) == Some(ContainerRole::Failed) && c.label(LABEL_HASH) == d.hash)
+        })
+        .map(|d| d.name.as_str())
+        .collect();
+    let known_bad = |name: &str| !opts.retry_failed && failed_before.contains(name);
+    // A service whose declared active version failed its gate keeps its path on
+    // the version that has it now (it passed its gate: it has its canonical
+    // name): held there while the declared one is not tried, and said either way.
+    let mut serving: BTreeMap<&str, String> = BTreeMap::new();
+    for d in desired
+        .containers
+        .iter()
+        .filter(|d| d.is_active() && failed_before.contains(d.name.as_str()))
+    {
+        let holder = ours.iter().find(|c| {
+            c.label(LABEL_SERVICE) == d.service
+                && c.label(LABEL_ACTIVE) == "true"
+                && desired
+                    .containers
+                    .iter()
+                    .any(|x| x.name == c.name && x.name != d.name)
+        });
+        if let Some(c) = holder {
+            let said = format!(
+                "{} is declared active but failed its gate; {} keeps serving",
+                d.subject(project),
+                c.label(LABEL_VERSION)
+            );
+            if known_bad(&d.name) {
+                failed_rollouts.push(said.clone());
+            }
+            serving.insert(c.name.as_str(), said);
+        }
+    }
+    for declared in &desired.containers {
         if let Some(other) = observed
             .containers
             .iter()
-            .find(|c| c.name == d.name && !c.owned_by(project))
+            .find(|c| c.name == declared.name && !c.owned_by(project))
         {
-            problems.push(taken("container", &d.name, &other.id, project));
+            problems.push(taken("container", &declared.name, &other.id, project));
             continue;
         }
+        let holds_path = serving.get(declared.name.as_str());
+        let held = holds_path.is_some() && !opts.retry_failed;
+        let d = &match held {
+            true => declared.with_active(true),
+            false => declared.clone(),
+        };
         let same_name = ours.iter().find(|c| c.name == d.name);
-        // Owned containers of this service@version under another name are leftovers
-        // of an interrupted replace (see the executor): they go once the right one is up.
-        let mut known_bad = false;
-        for c in ours.iter().filter(|c| {
-            c.name != d.name
-                && c.label(LABEL_SERVICE) == d.service
-                && c.label(LABEL_VERSION) == d.version
-        }) {
+        let others: Vec<&ObservedContainer> = ours
+            .iter()
+            .copied()
+            .filter(|c| {
+                c.name != d.name
+                    && c.label(LABEL_SERVICE) == d.service
+                    && c.label(LABEL_VERSION) == d.version
+            })
+            .collect();
+        // With nothing under the canonical name, a predecessor moved aside by an
+        // interrupted replace is what last passed the gate: it stays, and is put
+        // back or replaced (and put back if its successor fails).
+        let predecessor = match same_name {
+            Some(_) => None,
+            None => others
+                .iter()
+                .copied()
+                .filter(|c| role(c, d) == Some(ContainerRole::Old))
+                .max_by_key(|c| c.state == "running"),
+        };
+        let bad = known_bad(&d.name);
+        for c in others {
             matched.insert(&c.id);
-            let failed = ContainerRole::of(&c.name, &d.name) == Some(ContainerRole::Failed);
-            if failed && c.label(LABEL_HASH) == d.hash && !opts.retry_failed {
-                // This very configuration already failed its health gate: trying it
-                // again on every apply (or every daemon event) would only fail again.
-                known_bad = true;
+            if predecessor.is_some_and(|p| p.id == c.id) {
+                continue;
+            }
+            let failed = role(c, d) == Some(ContainerRole::Failed);
+            if failed && c.label(LABEL_HASH) == d.hash && bad {
                 failed_rollouts.push(format!(
                     "{} never became healthy with this configuration; kept stopped as `{}`. Change the configuration, or remove that container to try again",
                     d.subject(project),
@@ -420,13 +492,19 @@ pub fn plan(
                 ));
                 continue;
             }
-            let why = if failed {
-                format!(
+            // Under any other name than its canonical one, a container never
+            // passed its gate (`-next-`), failed it, or is a predecessor that its
+            // successor already replaced: the canonical name is the only proof.
+            let why = match role(c, d) {
+                Some(ContainerRole::Failed) => format!(
                     "`{}` failed its health gate with an earlier configuration",
                     c.name
-                )
-            } else {
-                format!("leftover `{}` of an interrupted replace", c.name)
+                ),
+                Some(ContainerRole::Next) => format!(
+                    "`{}` never passed its health gate (a rollout was interrupted)",
+                    c.name
+                ),
+                _ => format!("leftover `{}` of an interrupted replace", c.name),
             };
             steps.push(Step {
                 action: Action::RemoveLeftover {
@@ -437,14 +515,25 @@ pub fn plan(
                 reasons: vec![Reason::note(why)],
             });
         }
-        if known_bad {
-            if let Some(c) = same_name {
-                matched.insert(&c.id);
-            }
-            continue;
+        let current = same_name.copied().or(predecessor);
+        if let Some(c) = current {
+            matched.insert(&c.id);
         }
-        match same_name {
-            None => {
+        match (current, predecessor) {
+            (_, Some(p)) if bad || p.label(LABEL_HASH) == d.hash => steps.push(Step {
+                action: Action::RestoreContainer {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    canonical: d.name.clone(),
+                    subject: d.subject(project),
+                },
+                reasons: vec![Reason::note(format!(
+                    "`{}` is what last passed its health gate; an interrupted replace left it aside",
+                    p.name
+                ))],
+            }),
+            _ if bad => {}
+            (None, _) => {
                 let first = !ours.iter().any(|c| c.label(LABEL_SERVICE) == d.service);
                 steps.push(Step {
                     action: Action::CreateContainer {
@@ -457,35 +546,48 @@ pub fn plan(
                     })],
                 });
             }
-            Some(c) => {
-                matched.insert(&c.id);
-                if c.label(LABEL_HASH) != d.hash {
-                    steps.push(Step {
-                        action: Action::ReplaceContainer {
-                            old_id: c.id.clone(),
-                            container: d.clone(),
-                        },
-                        reasons: changes(c.labels.get(LABEL_CONFIG), &d.config),
-                    });
-                } else if matches!(
+            (Some(c), _) if c.label(LABEL_HASH) != d.hash => {
+                let mut reasons = changes(c.labels.get(LABEL_CONFIG), &d.config);
+                if let Some(said) = holds_path {
+                    reasons.insert(
+                        0,
+                        Reason::note(format!("{said} until its retry passes; this step runs only then")),
+                    );
+                }
+                if predecessor.is_some() {
+                    reasons.insert(0, Reason::note(format!(
+                        "`{}` is what last passed its health gate (a replace was interrupted); it is put back if its successor fails",
+                        c.name
+                    )));
+                }
+                steps.push(Step {
+                    action: Action::ReplaceContainer {
+                        old_id: c.id.clone(),
+                        old_name: c.name.clone(),
+                        container: d.clone(),
+                    },
+                    reasons,
+                });
+            }
+            (Some(c), _)
+                if matches!(
                     c.state.as_str(),
                     "running" | "restarting" | "paused" | "removing"
-                ) {
-                    unchanged.push(d.subject(project));
-                } else {
-                    steps.push(Step {
-                        action: Action::StartContainer {
-                            id: c.id.clone(),
-                            name: c.name.clone(),
-                            subject: d.subject(project),
-                        },
-                        reasons: vec![Reason::note(format!(
-                            "container is {} ({}); its configuration is right",
-                            c.state, c.status
-                        ))],
-                    });
-                }
+                ) =>
+            {
+                unchanged.push(d.subject(project));
             }
+            (Some(c), _) => steps.push(Step {
+                action: Action::StartContainer {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    subject: d.subject(project),
+                },
+                reasons: vec![Reason::note(format!(
+                    "container is {} ({}); its configuration is right",
+                    c.state, c.status
+                ))],
+            }),
         }
     }
     for c in &ours {

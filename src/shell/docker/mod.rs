@@ -23,7 +23,8 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 pub use super::engine::{
-    ContainerEvent, ContainerState, Engine, EngineVersion, Restarts, SharedEngine, Usage,
+    ContainerEvent, ContainerOwner, ContainerState, Engine, EngineVersion, Restarts, SharedEngine,
+    Usage,
 };
 use crate::core::desired::{
     DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_HASH, LABEL_PROJECT,
@@ -393,6 +394,20 @@ impl Engine for Docker {
                 .flatten()
                 .flatten()
                 .find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
+        }))
+    }
+
+    async fn container_owner(&self, id: &str) -> Result<Option<ContainerOwner>, EngineError> {
+        Ok(self.inspect(id).await?.map(|c| ContainerOwner {
+            name: c
+                .name
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default(),
+            labels: c
+                .config
+                .and_then(|c| c.labels)
+                .map(|l| l.into_iter().collect())
+                .unwrap_or_default(),
         }))
     }
 

@@ -1,0 +1,232 @@
+//! Auditing a plan read back from a file (`apply --plan`): a file can be edited,
+//! so every step must act on what the project owns as observed now, under the
+//! name and for the version the step says, and every value must be one berth
+//! could have written. Pure; the shell checks ownership once more right before
+//! each action, against what the engine says then.
+
+use super::desired::{
+    container_name, network_name, DesiredContainer, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
+};
+use super::diag::Diagnostic;
+use super::observed::{owned, Observed};
+use super::plan::{Action, Plan};
+use super::role::ContainerRole;
+use super::spec::is_valid_name;
+
+const HELP: &str =
+    "make the plan again with `berth plan --out FILE`: a saved plan is applied only as berth wrote it";
+
+/// Every way the plan's steps reach beyond what `plan.project` owns now, or carry
+/// values berth never writes. Empty: the plan may run. `asset_root` is the cache
+/// folder a container's asset files must come from.
+pub fn audit(plan: &Plan, observed: &Observed, asset_root: &str) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    let project = plan.project.as_str();
+    if !is_valid_name(project) {
+        problems.push(Diagnostic::new(
+            None,
+            format!("the plan names project `{project}`, which is not a project name"),
+            HELP,
+        ));
+        return problems;
+    }
+    let mut bad = |message: String| problems.push(Diagnostic::new(None, message, HELP));
+    for step in &plan.steps {
+        match &step.action {
+            Action::StartContainer { id, name, subject }
+            | Action::RemoveContainer { id, name, subject } => {
+                existing(observed, project, id, name, subject, false, &mut bad)
+            }
+            Action::RemoveLeftover { id, name, subject } => {
+                existing(observed, project, id, name, subject, true, &mut bad)
+            }
+            Action::RestoreContainer {
+                id,
+                name,
+                canonical,
+                subject,
+            } => {
+                existing(observed, project, id, name, subject, true, &mut bad);
+                if ContainerRole::of(name, canonical) != Some(ContainerRole::Old) {
+                    bad(format!(
+                        "`{name}` is not a predecessor of `{canonical}` moved aside"
+                    ));
+                }
+            }
+            Action::ReplaceContainer {
+                old_id,
+                old_name,
+                container,
+            } => {
+                let old_name = if old_name.is_empty() {
+                    &container.name
+                } else {
+                    old_name
+                };
+                existing(
+                    observed,
+                    project,
+                    old_id,
+                    old_name,
+                    &container.subject(project),
+                    false,
+                    &mut bad,
+                );
+                desired(project, container, plan, observed, asset_root, &mut bad);
+            }
+            Action::CreateContainer { container } => {
+                desired(project, container, plan, observed, asset_root, &mut bad)
+            }
+            Action::CreateNetwork { network } => {
+                let expected = network
+                    .name
+                    .starts_with(&network_name(project, &super::spec::Scope::Global))
+                    || network.name.starts_with(&format!("berth-{project}-db-"));
+                if !expected || !owned(&network.labels, project) {
+                    bad(format!(
+                        "network `{}` is not a name or label berth gives project `{project}`'s networks",
+                        network.name
+                    ));
+                }
+            }
+            Action::CreateVolume { volume } => {
+                if !volume.name.starts_with(&format!("{project}-"))
+                    || !owned(&volume.labels, project)
+                {
+                    bad(format!(
+                        "volume `{}` is not a name or label berth gives project `{project}`'s volumes",
+                        volume.name
+                    ));
+                }
+            }
+            Action::RemoveNetwork { id, name } => {
+                match observed.networks.iter().find(|n| &n.id == id) {
+                    Some(n) if owned(&n.labels, project) && &n.name == name => {}
+                    _ => bad(format!(
+                        "step on network `{name}` names id `{id}`, which is not one of project `{project}`'s networks now"
+                    )),
+                }
+            }
+            Action::BuildBase { .. } | Action::BuildImage { .. } => {}
+        }
+    }
+    problems
+}
+
+/// A step on a container that exists: it must be the project's, under the name
+/// and for the version the step says, in a role berth gives it (`aside`: a
+/// temporary one, never the canonical name).
+fn existing(
+    observed: &Observed,
+    project: &str,
+    id: &str,
+    name: &str,
+    subject: &str,
+    aside: bool,
+    bad: &mut dyn FnMut(String),
+) {
+    let Some(c) = observed.containers.iter().find(|c| c.id == id) else {
+        return bad(format!(
+            "step on `{name}` names container id `{id}`, which is not one of project `{project}`'s containers now"
+        ));
+    };
+    if !c.owned_by(project) {
+        return bad(format!(
+            "step on `{name}` names container `{}`, which berth does not manage for project `{project}` (no label {LABEL_PROJECT}={project})",
+            c.name
+        ));
+    }
+    let role = ContainerRole::of_labelled(
+        &c.name,
+        project,
+        c.label(LABEL_SERVICE),
+        c.label(LABEL_VERSION),
+    );
+    if c.name != name || c.subject(project) != subject {
+        bad(format!(
+            "step on `{name}` ({subject}) names container id `{id}`, which is `{}` ({})",
+            c.name,
+            c.subject(project)
+        ));
+    } else if role.is_none() || (aside && role == Some(ContainerRole::Canonical)) {
+        bad(format!(
+            "step on `{name}` does not match the role berth gives that container"
+        ));
+    }
+}
+
+/// A container to create: its name, labels and hash as berth makes them, and
+/// only the project's own volumes and networks, and cached asset files, in it.
+fn desired(
+    project: &str,
+    c: &DesiredContainer,
+    plan: &Plan,
+    observed: &Observed,
+    asset_root: &str,
+    bad: &mut dyn FnMut(String),
+) {
+    let labels = &c.config.labels;
+    let label = |k: &str| labels.get(k).map(String::as_str).unwrap_or("");
+    if !is_valid_name(&c.service)
+        || c.name != container_name(project, &c.service, &c.version)
+        || label(LABEL_PROJECT) != project
+        || label(LABEL_SERVICE) != c.service
+        || label(LABEL_VERSION) != c.version
+    {
+        return bad(format!(
+            "container `{}` does not carry the name and labels berth gives {}",
+            c.name,
+            c.subject(project)
+        ));
+    }
+    let hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+    let pending = c.build.as_ref().is_some_and(|b| b.image_id.is_none());
+    if !hex64(&c.hash) || (!pending && c.hash != c.config.hash()) {
+        bad(format!(
+            "container `{}`: its configuration does not hash to the hash the plan records (the plan was edited)",
+            c.name
+        ));
+    }
+    let created = |kind: &str, name: &str| {
+        plan.steps.iter().any(|s| match (&s.action, kind) {
+            (Action::CreateVolume { volume }, "volume") => volume.name == name,
+            (Action::CreateNetwork { network }, "network") => network.name == name,
+            _ => false,
+        })
+    };
+    for volume in c.config.mounts.values() {
+        let ours = observed
+            .volumes
+            .iter()
+            .any(|v| &v.name == volume && owned(&v.labels, project));
+        if !ours && !created("volume", volume) {
+            bad(format!(
+                "container `{}` mounts volume `{volume}`, which is not one of project `{project}`'s",
+                c.name
+            ));
+        }
+    }
+    for network in c.config.networks.keys() {
+        let ours = observed
+            .networks
+            .iter()
+            .any(|n| &n.name == network && owned(&n.labels, project));
+        if !ours && !created("network", network) {
+            bad(format!(
+                "container `{}` joins network `{network}`, which is not one of project `{project}`'s",
+                c.name
+            ));
+        }
+    }
+    for (path, host) in &c.asset_sources {
+        let inside = host.starts_with(asset_root)
+            && host[asset_root.len()..].starts_with('/')
+            && !host.split('/').any(|part| part == ".." || part == ".");
+        if !inside {
+            bad(format!(
+                "container `{}` mounts host file `{host}` at `{path}`, which is not in berth's asset cache",
+                c.name
+            ));
+        }
+    }
+}
