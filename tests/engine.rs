@@ -302,7 +302,7 @@ fn destroy_removes_everything_but_the_keeps_unless_asked() {
     assert_eq!(docker(&["network", "ls", "-q", "--filter", &label]), "");
     assert_eq!(
         docker(&["volume", "ls", "-q", "--filter", &label]),
-        format!("{}-notes-data", p.name)
+        berth::core::desired::volume_name(&p.name, "notes", "/data")
     );
     p.ok(&["destroy", "--volumes"]);
     assert_eq!(docker(&["volume", "ls", "-q", "--filter", &label]), "");

@@ -104,11 +104,11 @@ fn an_empty_engine_gets_networks_and_volumes_before_containers() {
         &Observed::default(),
         false,
         "\
-+ create   network berth-demo-db-sales   needed by the services of this scope
-+ create   network berth-demo-global     needed by the services of this scope
-+ create   volume demo-hello-data        keeps /data of hello
-+ create   demo/hello@0.0.0              new service
-+ create   demo/notes@1.0.0              new service
++ create   network berth-demo-db-sales           needed by the services of this scope
++ create   network berth-demo-global             needed by the services of this scope
++ create   volume demo-hello-data-52cbba7651d2   keeps /data of hello
++ create   demo/hello@0.0.0                      new service
++ create   demo/notes@1.0.0                      new service
 Plan: 5 to create, 0 to replace, 0 to remove, 0 unchanged.",
     );
 }
@@ -401,7 +401,7 @@ fn a_declared_active_version_that_failed_its_gate_leaves_the_path_on_the_one_tha
         .iter()
         .map(|s| (s.action.phase(), s.action.verb()))
         .collect();
-    assert_eq!(order, [(0, "remove"), (2, "create"), (3, "replace")]);
+    assert_eq!(order, [(0, "remove"), (3, "create"), (4, "replace")]);
 }
 
 #[test]
@@ -669,4 +669,73 @@ fn a_configuration_that_failed_its_health_gate_is_retried_only_when_asked() {
         ["remove", "replace"],
         "the failed one makes way, then the replace is tried again"
     );
+}
+
+#[test]
+fn keep_volume_names_differ_where_their_slugs_agree() {
+    use berth::core::desired::volume_name;
+    let names = [
+        volume_name("p", "web", "/x-data"),
+        volume_name("p", "web-x", "/data"),
+        volume_name("p", "web", "/a-b"),
+        volume_name("p", "web", "/a/b"),
+        volume_name("p-web", "x", "/data"),
+    ];
+    let distinct: std::collections::BTreeSet<&String> = names.iter().collect();
+    assert_eq!(distinct.len(), names.len(), "{names:?}");
+    assert!(
+        names[0].starts_with("p-web-x-data-"),
+        "readable: {}",
+        names[0]
+    );
+}
+
+#[test]
+fn a_keep_volume_an_earlier_berth_named_is_copied_while_a_container_still_uses_it() {
+    use berth::core::desired::legacy_volume_name;
+    let d = desired(BASE);
+    let mut o = applied(BASE, "running");
+    let new = o.volumes.remove(0);
+    let legacy = legacy_volume_name("demo", "hello", "/data");
+    o.volumes.push(ObservedObject {
+        id: legacy.clone(),
+        name: legacy.clone(),
+        labels: new.labels.clone(),
+    });
+    // The running container still mounts the old volume.
+    let hello = &mut o.containers[0];
+    let mut config: berth::core::hash::ContainerConfig =
+        serde_json::from_str(&hello.labels[LABEL_CONFIG]).unwrap();
+    config.mounts.insert("/data".into(), legacy.clone());
+    hello.labels.insert(LABEL_CONFIG.into(), config.canonical());
+    hello.labels.insert(LABEL_HASH.into(), config.hash());
+    let opts = Options {
+        allow_empty: false,
+        retry_failed: true,
+    };
+    let p = plan(&d, &o, &opts).unwrap();
+    let steps: Vec<(u8, &str)> = p
+        .steps
+        .iter()
+        .map(|s| (s.action.phase(), s.action.verb()))
+        .collect();
+    assert_eq!(steps, [(2, "create"), (3, "replace")], "{:?}", p.steps);
+    match &p.steps[0].action {
+        Action::MigrateVolume { volume, from, stop } => {
+            assert_eq!(volume.name, new.name);
+            assert_eq!(from, &legacy);
+            assert_eq!(
+                stop.len(),
+                1,
+                "the container that uses it stops for the copy"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Once nothing uses it, the new volume stands on its own: no second copy.
+    o.volumes.push(new);
+    let hello = &mut o.containers[0];
+    let right = applied(BASE, "running").containers.remove(0);
+    *hello = right;
+    assert!(plan(&d, &o, &opts).unwrap().steps.is_empty());
 }

@@ -278,3 +278,90 @@ fn a_saved_plan_edited_to_remove_what_berth_does_not_own_is_refused_before_any_a
     let out = a.ok(&["apply", "--plan", "plan.json"]);
     assert!(out.contains("removed"), "{out}");
 }
+
+#[test]
+fn keeps_whose_names_agree_once_slugged_get_volumes_of_their_own_and_old_volumes_are_copied() {
+    let Some(p) = Project::new("keeps") else {
+        return;
+    };
+    // What an earlier berth left: the keep of web's /x-data under the name
+    // web-x's /data would also get, holding data.
+    let legacy = format!("{}-web-x-data", p.name);
+    docker(&[
+        "volume",
+        "create",
+        "--label",
+        &format!("berth.project={}", p.name),
+        "--label",
+        "berth.scope=global",
+        "--label",
+        "berth.service=web",
+        "--label",
+        "berth.keep=/x-data",
+        &legacy,
+    ]);
+    docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{legacy}:/v"),
+        "berth-local/busybox:stable",
+        "sh",
+        "-c",
+        "echo precious > /v/file",
+    ]);
+    p.write(
+        "project: {p}
+services:
+  web:
+    image: berth-local/busybox:stable
+    command: [sh, -c, 'echo ok > /www/index.html && exec httpd -f -p 8000 -h /www']
+    keeps: [/x-data, /a-b, /a/b]
+  web-x:
+    image: berth-local/busybox:stable
+    command: [sh, -c, 'echo ok > /www/index.html && exec httpd -f -p 8000 -h /www']
+    keeps: [/data]
+",
+    );
+    let plan = p.ok(&["plan"]);
+    assert!(
+        plan.contains(&format!("`{legacy}` is the name an earlier berth gave it")),
+        "{plan}"
+    );
+    p.ok(&["apply"]);
+    let (web, web_x) = (
+        format!("{}-web-0.0.0", p.name),
+        format!("{}-web-x-0.0.0", p.name),
+    );
+    assert_eq!(
+        docker(&["exec", &web, "cat", "/x-data/file"]),
+        "precious",
+        "the data came over"
+    );
+    docker(&[
+        "exec",
+        &web,
+        "sh",
+        "-c",
+        "echo web > /x-data/mine; echo ab > /a-b/mine; echo a/b > /a/b/mine",
+    ]);
+    docker(&["exec", &web_x, "sh", "-c", "echo web-x > /data/mine"]);
+    assert_eq!(docker(&["exec", &web, "cat", "/x-data/mine"]), "web");
+    assert_eq!(docker(&["exec", &web, "cat", "/a-b/mine"]), "ab");
+    assert_eq!(docker(&["exec", &web, "cat", "/a/b/mine"]), "a/b");
+    assert_eq!(docker(&["exec", &web_x, "cat", "/data/mine"]), "web-x");
+    let mounts = |c: &str| docker(&["inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}", c]);
+    let names: Vec<String> = format!("{} {}", mounts(&web), mounts(&web_x))
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = names.iter().collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(distinct.len(), 4, "four keeps, four volumes: {names:?}");
+    assert!(!names.contains(&legacy), "{names:?}");
+    docker(&["volume", "inspect", &legacy]);
+    assert!(
+        p.ok(&["plan"]).contains("No changes"),
+        "the copy is done once"
+    );
+}

@@ -357,7 +357,12 @@ fn a_removed_or_stopped_container_is_put_back_and_counted_as_drift() {
     let repaired = |want: f64| {
         eventually(
             Duration::from_secs(20),
-            || format!("repair number {want} is done and counted as drift"),
+            || {
+                format!(
+                    "repair number {want} is done and counted as drift; the daemon said:\n{}",
+                    std::fs::read_to_string(p.dir.path().join("daemon.log")).unwrap_or_default()
+                )
+            },
             || {
                 d.metric("berth_drift_corrections_total") >= want
                     && p.try_inspect(&web, "{{.State.Status}}").as_deref() == Some("running")

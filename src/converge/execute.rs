@@ -7,9 +7,9 @@ use std::io::IsTerminal;
 use futures_util::StreamExt;
 
 use crate::core::desired::{
-    BuildFact, DesiredContainer, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
+    BuildFact, DesiredContainer, DesiredVolume, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
 };
-use crate::core::plan::{Action, Plan, Step};
+use crate::core::plan::{Action, ContainerRef, Plan, Step};
 use crate::shell::baseimage::{self, BaseImageError};
 use crate::shell::build::{self, BuildError};
 use crate::shell::engine::EngineError;
@@ -71,7 +71,12 @@ pub async fn execute(
     for phase in 0..=Action::LAST_PHASE {
         let steps = plan.steps.iter().filter(|s| s.action.phase() == phase);
         // Builds are CPU-heavy: one at a time; engine calls run side by side.
-        let width = if phase == 1 { 1 } else { PARALLEL };
+        // Migrations copy whole volumes: one at a time too.
+        let width = if phase == 1 || phase == 2 {
+            1
+        } else {
+            PARALLEL
+        };
         let mut running =
             futures_util::stream::iter(steps.map(|step| async move { (step, ex.run(step).await) }))
                 .buffer_unordered(width);
@@ -195,6 +200,9 @@ impl Executor<'_> {
             }
             Action::CreateNetwork { network } => engine.create_network(network).await?,
             Action::CreateVolume { volume } => engine.create_volume(volume).await?,
+            Action::MigrateVolume { volume, from, stop } => {
+                self.migrate(volume, from, stop).await?
+            }
             Action::CreateContainer { container } => {
                 let c = self.with_image(container)?;
                 rollout::create(self.ctx, &c, self.secrets_of(&c)).await?;
@@ -232,6 +240,41 @@ impl Executor<'_> {
             Action::RemoveNetwork { name, .. } => engine.remove_network(name).await?,
         }
         Ok(())
+    }
+
+    /// Copies a keep's data from the volume an earlier berth named to its
+    /// collision-free volume, with the containers that use the old one stopped
+    /// (started again if the copy fails: their replace comes later).
+    async fn migrate(
+        &self,
+        volume: &DesiredVolume,
+        from: &str,
+        stop: &[ContainerRef],
+    ) -> Result<(), StepError> {
+        let engine = self.ctx.engine.as_ref();
+        for c in stop {
+            self.ensure_ours(&c.id, &c.name, &c.subject).await?;
+        }
+        for c in stop {
+            engine.stop_container(&c.id, &c.name).await?;
+        }
+        let copied = async {
+            engine.create_volume(volume).await?;
+            baseimage::ensure_busybox(engine, &self.ctx.settings, false).await?;
+            let labels = BTreeMap::from([(LABEL_PROJECT.to_string(), self.project.to_string())]);
+            let name = format!("{}-copy", volume.name);
+            engine
+                .copy_volume(baseimage::BUSYBOX_TAG, &name, labels, from, &volume.name)
+                .await?;
+            Ok::<(), StepError>(())
+        }
+        .await;
+        if copied.is_err() {
+            for c in stop {
+                let _ = engine.start_container(&c.id, &c.name).await;
+            }
+        }
+        copied
     }
 
     fn secrets_of(&self, c: &DesiredContainer) -> &BTreeMap<String, String> {

@@ -22,13 +22,23 @@ pub struct Batch {
     /// `POST /build` requests, answered after the build.
     pub builds: Vec<ReconcileReply>,
     pub shutdown: bool,
+    /// Whether anything in the burst asks for a reconcile: engine events the
+    /// daemon's own last converge caused do not.
+    pub wakes: bool,
 }
 
 impl Batch {
-    pub fn of(events: Vec<Event>) -> Batch {
+    /// `own_until`: when the daemon's last converge ended (nanoseconds since the
+    /// Unix epoch); engine events from before then are its own renames, stops
+    /// and removals, arriving late, and already seen by that converge.
+    pub fn of(events: Vec<Event>, own_until: i64) -> Batch {
         let mut b = Batch::default();
         for e in events {
+            let own =
+                matches!(&e, Event::EngineChanged(c) if c.at_nanos != 0 && c.at_nanos <= own_until);
+            b.wakes |= !own;
             match e {
+                Event::EngineChanged(_) if own => {}
                 Event::FileChanged => b.trigger = b.trigger.strongest(Trigger::File),
                 Event::GitFetched { revision, file } => {
                     b.fetched = Some((revision, file));

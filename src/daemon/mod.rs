@@ -94,6 +94,9 @@ pub struct WatchOptions {
 struct Daemon {
     ctx: Context,
     opts: WatchOptions,
+    /// When the last converge that acted ended (ns since the Unix epoch; 0 after
+    /// one that took no step): engine events from before then are its doing.
+    own_until: i64,
     /// The file to converge to and the commit it came from (git), once known.
     current: Option<(Option<String>, PathBuf)>,
     /// The project, once a file parsed: engine events are followed for it.
@@ -185,6 +188,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         gateway_project,
         gateway,
         _registration: None,
+        own_until: 0,
         report,
         tx,
     };
@@ -200,7 +204,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         while let Ok(e) = rx.try_recv() {
             events.push(e);
         }
-        let b = batch::Batch::of(events);
+        let b = batch::Batch::of(events, d.own_until);
         if let Some((revision, file)) = b.fetched {
             tracing::info!(revision, "new commit");
             d.report.revision = Some(revision.clone());
@@ -219,6 +223,9 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
                 let _ = r.send(Err(AskFail("the daemon is stopping".into())));
             }
             break;
+        }
+        if !b.wakes {
+            continue;
         }
         if d.current.is_none() {
             for r in b.replies.into_iter().chain(b.builds) {
@@ -332,6 +339,12 @@ impl Daemon {
         let outcome = self
             .converge(&file, revision.as_deref(), trigger.retries_failed())
             .await;
+        // Only a converge that acted can have caused events: after one that
+        // took no step, every event is someone else's.
+        self.own_until = match &outcome {
+            Ok((0, _, _)) => 0,
+            _ => now_nanos(),
+        };
         let secs = started.elapsed().as_secs_f64();
         let counters = &mut self.report.counters;
         counters.reconciles += 1;
@@ -442,4 +455,12 @@ impl Daemon {
         }
         Ok((done.plan.steps.len(), rows, changed))
     }
+}
+
+/// Now, in nanoseconds since the Unix epoch (the engine's event clock).
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }

@@ -105,6 +105,7 @@ pub async fn follow_engine(engine: SharedEngine, project: String, tx: mpsc::Send
             .send(Event::EngineChanged(crate::shell::engine::ContainerEvent {
                 action: "reconnect".into(),
                 container: String::new(),
+                at_nanos: 0,
             }))
             .await;
     }

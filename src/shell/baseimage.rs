@@ -147,7 +147,7 @@ pub async fn ensure_all(
     Ok(lines)
 }
 
-async fn ensure_busybox(
+pub async fn ensure_busybox(
     engine: &dyn Engine,
     settings: &Settings,
     verbose: bool,

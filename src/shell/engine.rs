@@ -61,6 +61,9 @@ pub struct Usage {
 pub struct ContainerEvent {
     pub action: String,
     pub container: String,
+    /// When the engine says it happened, in nanoseconds since the Unix epoch;
+    /// 0 when unknown.
+    pub at_nanos: i64,
 }
 
 pub type SharedEngine = Arc<dyn Engine>;
@@ -102,6 +105,16 @@ pub trait Engine: Send + Sync {
     ) -> Result<(), EngineError>;
     /// Removes a container, stopping it first.
     async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
+    /// Makes volume `to` hold exactly what volume `from` holds, by a one-shot
+    /// container of `image` (a shell and cp) named `name`, labelled `labels`.
+    async fn copy_volume(
+        &self,
+        image: &str,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        from: &str,
+        to: &str,
+    ) -> Result<(), EngineError>;
 
     /// The state and published port of `private`/tcp; `None` when it is gone.
     async fn container_state(

@@ -89,6 +89,26 @@ pub fn audit(plan: &Plan, observed: &Observed, asset_root: &str) -> Vec<Diagnost
                     ));
                 }
             }
+            Action::MigrateVolume { volume, from, stop } => {
+                let ours = observed
+                    .volumes
+                    .iter()
+                    .any(|v| &v.name == from && owned(&v.labels, project));
+                if !ours
+                    || !volume.name.starts_with(&format!("{project}-"))
+                    || !owned(&volume.labels, project)
+                {
+                    bad(format!(
+                        "the copy of volume `{from}` to `{}` reaches beyond project `{project}`'s volumes",
+                        volume.name
+                    ));
+                }
+                for c in stop {
+                    existing(
+                        observed, project, &c.id, &c.name, &c.subject, false, &mut bad,
+                    );
+                }
+            }
             Action::CreateVolume { volume } => {
                 if !volume.name.starts_with(&format!("{project}-"))
                     || !owned(&volume.labels, project)

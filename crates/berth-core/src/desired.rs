@@ -217,7 +217,17 @@ pub fn keep_slug(path: &str) -> String {
     slug
 }
 
+/// `<project>-<service>-<slug>-<hash12>`: the slug is for people, the hash (of
+/// project, service and path, each whole) keeps two keeps apart whose slugs
+/// agree (`web` + `/x-data` and `web-x` + `/data`; `/a-b` and `/a/b`).
 pub fn volume_name(project: &str, service: &str, keep: &str) -> String {
+    let tag = sha256_hex(format!("{project}\0{service}\0{keep}").as_bytes());
+    format!("{project}-{service}-{}-{}", keep_slug(keep), &tag[..12])
+}
+
+/// The name berth gave a keep's volume before names were collision-free; read
+/// only to move its data to [`volume_name`].
+pub fn legacy_volume_name(project: &str, service: &str, keep: &str) -> String {
     format!("{project}-{service}-{}", keep_slug(keep))
 }
 

@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::desired::{
-    BuildFact, Desired, DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_ACTIVE,
-    LABEL_CONFIG, LABEL_HASH, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
+    legacy_volume_name, BuildFact, Desired, DesiredContainer, DesiredNetwork, DesiredVolume,
+    LABEL_ACTIVE, LABEL_CONFIG, LABEL_HASH, LABEL_KEEP, LABEL_PROJECT, LABEL_SERVICE,
+    LABEL_VERSION,
 };
 use super::diag::Diagnostic;
 use super::fields::changes;
@@ -65,6 +66,15 @@ pub enum Action {
     CreateVolume {
         volume: DesiredVolume,
     },
+    /// A keep's volume under its collision-free name, filled with the data of the
+    /// volume an earlier berth named ambiguously (`from`, which stays). The
+    /// containers that still use `from` are stopped first, so the copy is whole;
+    /// their replace follows in a later phase.
+    MigrateVolume {
+        volume: DesiredVolume,
+        from: String,
+        stop: Vec<ContainerRef>,
+    },
     CreateContainer {
         container: DesiredContainer,
     },
@@ -116,6 +126,7 @@ impl Action {
             Action::BuildBase { .. } | Action::BuildImage { .. } => "build",
             Action::CreateNetwork { .. }
             | Action::CreateVolume { .. }
+            | Action::MigrateVolume { .. }
             | Action::CreateContainer { .. } => "create",
             Action::ReplaceContainer { .. } => "replace",
             Action::StartContainer { .. } | Action::RestoreContainer { .. } => "start",
@@ -138,7 +149,9 @@ impl Action {
                 None => format!("image of {project}/{service}@{version}"),
             },
             Action::CreateNetwork { network } => format!("network {}", network.name),
-            Action::CreateVolume { volume } => format!("volume {}", volume.name),
+            Action::CreateVolume { volume } | Action::MigrateVolume { volume, .. } => {
+                format!("volume {}", volume.name)
+            }
             Action::CreateContainer { container } | Action::ReplaceContainer { container, .. } => {
                 container.subject(project)
             }
@@ -159,23 +172,34 @@ impl Action {
             | Action::RemoveLeftover { .. }
             | Action::RestoreContainer { .. } => 0,
             Action::BuildImage { .. } => 1,
+            // After the builds: a failed build stops the apply before any
+            // container is stopped for a copy.
+            Action::MigrateVolume { .. } => 2,
             // Active versions first: a service path always has a version that
             // claims it while the active one changes hands.
             Action::CreateContainer { container } | Action::ReplaceContainer { container, .. }
                 if container.is_active() =>
             {
-                2
+                3
             }
             Action::CreateContainer { .. }
             | Action::ReplaceContainer { .. }
-            | Action::StartContainer { .. } => 3,
-            Action::RemoveContainer { .. } => 4,
-            Action::RemoveNetwork { .. } => 5,
+            | Action::StartContainer { .. } => 4,
+            Action::RemoveContainer { .. } => 5,
+            Action::RemoveNetwork { .. } => 6,
         }
     }
 
     /// The last phase: apply runs phases 0 to this one in order.
-    pub const LAST_PHASE: u8 = 5;
+    pub const LAST_PHASE: u8 = 6;
+}
+
+/// An existing container a step acts on besides its own subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRef {
+    pub id: String,
+    pub name: String,
+    pub subject: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -341,26 +365,59 @@ pub fn plan(
         }
     }
     for vol in &desired.volumes {
-        match observed.volumes.iter().find(|v| v.name == vol.name) {
-            Some(v) if owned(&v.labels, project) => {}
-            Some(v) => problems.push(taken("volume", &vol.name, &v.id, project)),
-            None => steps.push(Step {
+        let keep = vol
+            .labels
+            .get(LABEL_KEEP)
+            .map(String::as_str)
+            .unwrap_or("?");
+        let service = vol
+            .labels
+            .get(LABEL_SERVICE)
+            .map(String::as_str)
+            .unwrap_or("?");
+        let exists = observed.volumes.iter().find(|v| v.name == vol.name);
+        if let Some(v) = exists.filter(|v| !owned(&v.labels, project)) {
+            problems.push(taken("volume", &vol.name, &v.id, project));
+            continue;
+        }
+        // The volume an earlier berth gave this keep, under a name two keeps
+        // could share: its data comes over, and comes over again while a
+        // container still uses it (a replace that failed put that one back).
+        let legacy = legacy_volume_name(project, service, keep);
+        let from = observed
+            .volumes
+            .iter()
+            .find(|v| v.name == legacy && owned(&v.labels, project));
+        let users: Vec<ContainerRef> = ours
+            .iter()
+            .filter(|c| mounts_of(c).values().any(|m| *m == legacy))
+            .map(|c| ContainerRef {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                subject: c.subject(project),
+            })
+            .collect();
+        let step = match (exists, from) {
+            (_, Some(from)) if exists.is_none() || !users.is_empty() => Step {
+                action: Action::MigrateVolume {
+                    volume: vol.clone(),
+                    from: from.name.clone(),
+                    stop: users,
+                },
+                reasons: vec![Reason::note(format!(
+                    "keeps {keep} of {service}: `{}` is the name an earlier berth gave it, which another keep could share; its data is copied here (it stays)",
+                    from.name
+                ))],
+            },
+            (Some(_), _) => continue,
+            (None, _) => Step {
                 action: Action::CreateVolume {
                     volume: vol.clone(),
                 },
-                reasons: vec![Reason::note(format!(
-                    "keeps {} of {}",
-                    vol.labels
-                        .get(super::desired::LABEL_KEEP)
-                        .map(String::as_str)
-                        .unwrap_or("?"),
-                    vol.labels
-                        .get(LABEL_SERVICE)
-                        .map(String::as_str)
-                        .unwrap_or("?")
-                ))],
-            }),
-        }
+                reasons: vec![Reason::note(format!("keeps {keep} of {service}"))],
+            },
+        };
+        steps.push(step);
     }
 
     let mut bases: BTreeSet<&str> = BTreeSet::new();
@@ -637,6 +694,15 @@ pub fn plan(
         failed: failed_rollouts,
         warnings: desired.warnings.clone(),
     })
+}
+
+/// Keep path -> volume, as the container's recorded configuration says.
+fn mounts_of(c: &ObservedContainer) -> BTreeMap<String, String> {
+    c.labels
+        .get(LABEL_CONFIG)
+        .and_then(|t| serde_json::from_str::<super::hash::ContainerConfig>(t).ok())
+        .map(|config| config.mounts)
+        .unwrap_or_default()
 }
 
 fn taken(kind: &str, name: &str, id: &str, project: &str) -> Diagnostic {

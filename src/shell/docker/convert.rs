@@ -390,3 +390,30 @@ services:
         insta::assert_json_snapshot!("observed", observed);
     }
 }
+
+/// A one-shot container that makes volume `to` hold exactly what `from` holds:
+/// `to` emptied first (a copy a kill interrupted may have left half), `from`
+/// mounted read-only, no network.
+pub fn copy_request(
+    image: &str,
+    labels: BTreeMap<String, String>,
+    from: &str,
+    to: &str,
+) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "rm -rf /to/* /to/.[!.]* /to/..?* && cp -a /from/. /to/".into(),
+        ]),
+        labels: Some(labels.into_iter().collect()),
+        network_disabled: Some(true),
+        host_config: Some(HostConfig {
+            binds: Some(vec![format!("{from}:/from:ro"), format!("{to}:/to")]),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

@@ -33,6 +33,12 @@ use crate::core::plan::Observed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    #[error("cannot copy volume {from} to {to}: {why}\n  help: the data stays in {from}; fix the cause and apply again")]
+    VolumeCopy {
+        from: String,
+        to: String,
+        why: String,
+    },
     #[error("cannot reach the Docker engine: {0}\n  help: start the Docker engine, or point DOCKER_HOST at it; `berth doctor` checks the set-up")]
     EngineConnect(#[source] BollardError),
     #[error("cannot list {what} on the engine: {source}")]
@@ -370,6 +376,62 @@ impl Engine for Docker {
         }
     }
 
+    async fn copy_volume(
+        &self,
+        image: &str,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        from: &str,
+        to: &str,
+    ) -> Result<(), EngineError> {
+        let err = |e: BollardError| EngineError::VolumeCopy {
+            from: from.to_string(),
+            to: to.to_string(),
+            why: e.to_string(),
+        };
+        // A copy a kill interrupted left its container: it goes first.
+        self.remove_container(name, name).await?;
+        let body = convert::copy_request(image, labels, from, to);
+        let opts = CreateContainerOptionsBuilder::default().name(name).build();
+        let id = self
+            .docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(err)?
+            .id;
+        let result = async {
+            self.docker.start_container(&id, None).await.map_err(err)?;
+            let mut wait = self.docker.wait_container(&id, None);
+            match wait.next().await {
+                Some(Ok(r)) if r.status_code == 0 => Ok(()),
+                Some(Ok(r)) => Err(format!("the copy exited with {}", r.status_code)),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("the engine never said how the copy ended".into()),
+            }
+            .map_err(|why| EngineError::VolumeCopy {
+                from: from.to_string(),
+                to: to.to_string(),
+                why,
+            })
+        }
+        .await;
+        let logs = match &result {
+            Err(_) => self.logs_tail(&id, 5).await.unwrap_or_default(),
+            Ok(_) => String::new(),
+        };
+        self.remove_container(&id, name).await?;
+        result.map_err(|e| match e {
+            EngineError::VolumeCopy { from, to, why } if !logs.trim().is_empty() => {
+                EngineError::VolumeCopy {
+                    from,
+                    to,
+                    why: format!("{why}: {}", logs.trim()),
+                }
+            }
+            e => e,
+        })
+    }
+
     async fn container_state(
         &self,
         id: &str,
@@ -510,6 +572,7 @@ impl Engine for Docker {
                             return std::future::ready(None);
                         }
                         Ok(ContainerEvent {
+                            at_nanos: e.time_nano.unwrap_or(0),
                             action: e.action.unwrap_or_default(),
                             container: attributes.get("name").cloned().unwrap_or_default(),
                         })
