@@ -205,6 +205,64 @@ fn berth_serve_proxies_to_the_running_versions_and_asks_private_ones_for_a_token
         gw.get("/_db/sales/notes/", Some(&viewer)),
         (200, "notes sales".into())
     );
+    // A stranger learns nothing: an unknown path answers as a private one does.
+    let private = gw.get("/_db/sales/notes/", None);
+    let unknown = gw.get("/no-such-service/", None);
+    assert_eq!(private, unknown, "one answer for private and unknown");
+    assert!(
+        !private.1.contains("notes") && !private.1.contains("@"),
+        "{private:?}"
+    );
+    assert_eq!(
+        gw.get("/no-such-service/", Some(&viewer)).0,
+        404,
+        "a viewer may know"
+    );
+}
+
+#[test]
+fn berth_tokens_never_reach_a_service_even_a_public_one() {
+    let Some(p) = Project::new("strip") else {
+        return;
+    };
+    // A public service whose CGI script prints the environment it was given.
+    p.write(
+        r#"project: {p}
+services:
+  dump:
+    image: berth-local/busybox:stable
+    public: true
+    command:
+      - sh
+      - -c
+      - |
+        mkdir -p /www/cgi-bin
+        printf '#!/bin/sh\necho Content-Type: text/plain\necho\nenv\n' > /www/cgi-bin/env
+        chmod +x /www/cgi-bin/env
+        echo ok > /www/index.html
+        exec httpd -f -p 8000 -h /www
+"#,
+    );
+    p.ok(&["apply"]);
+    let deployer = add_token(&p, "deployer", &["services:deploy"]);
+    let gw = Serve::start(&p, &["--tokens", "tokens.yaml"]);
+    eventually(
+        Duration::from_secs(20),
+        || format!("the gateway came up: {:?}", gw.get("/dump/", None)),
+        || gw.get("/dump/", None) == (200, "ok".into()),
+    );
+    // The service's own credentials pass: the header does reach it...
+    let (code, env) = gw.get("/dump/cgi-bin/env", Some("service-own-secret"));
+    assert_eq!(code, 200, "{env}");
+    assert!(
+        env.contains("service-own-secret"),
+        "the dump shows headers: {env}"
+    );
+    // ...but a berth token never does.
+    let (code, env) = gw.get("/dump/cgi-bin/env", Some(&deployer));
+    assert_eq!(code, 200, "{env}");
+    assert!(!env.contains(&deployer), "{env}");
+    assert!(!env.contains("berth_"), "{env}");
 }
 
 /// Sends GETs to `path` from `threads` threads until `stop`; at most `limit`

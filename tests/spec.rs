@@ -90,6 +90,7 @@ fn the_same_service_written_in_other_key_order_and_style_validates_the_same() {
         .flat_map(|s| s.versions.iter_mut())
     {
         v.pos = berth::core::diag::Pos { line: 0, column: 0 };
+        v.path_pos = v.pos;
     }
     assert_eq!(x, y);
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::core::access::{parse_tokens, token_entry, Permission};
+use crate::core::access::{parse_tokens, token_entry, Permission, TOKEN_PREFIX};
 use crate::core::diag::{Diagnostic, Diagnostics};
 
 use super::CommandError;
@@ -69,7 +69,7 @@ pub fn add(file: &Path, name: &str, permissions: &[String]) -> Result<u8, Comman
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(CommandError::TokenMake)?;
-    let value = format!("berth_{}", hex::encode(bytes));
+    let value = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
     let mut text = if existing.trim().is_empty() {
         "tokens:\n".to_string()
     } else {

@@ -27,7 +27,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::core::access::{Decision, Permission, Tokens};
+use crate::core::access::{Decision, Permission, Tokens, TOKEN_PREFIX};
 use crate::core::route::RouteTable;
 
 /// Produces fresh routes (from the spec and the engine); `None` keeps the old ones.
@@ -198,33 +198,33 @@ async fn proxy(State(g): State<Gateway>, mut req: Request) -> Response {
             )
         })
     };
+    let decision = g
+        .state
+        .tokens
+        .decide(bearer(&req), Permission::ServicesView);
+    // A stranger learns nothing about what exists: an unknown path and a
+    // private one get the same answer.
+    let unauthenticated = || {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "authentication required: send `Authorization: Bearer <token>` with a token that has services:view\n",
+        )
+            .into_response()
+    };
     let Some((route, prefix, rest, guard)) = resolved else {
+        if matches!(decision, Decision::Unauthenticated) {
+            return unauthenticated();
+        }
         return plain(
             StatusCode::NOT_FOUND,
             format!("no service is routed at {path}\n"),
         );
     };
     if !route.public {
-        match g
-            .state
-            .tokens
-            .decide(bearer(&req), Permission::ServicesView)
-        {
-            Decision::Allow(_) => {
-                // berth's token is for berth, not for the service behind it.
-                req.headers_mut().remove(header::AUTHORIZATION);
-            }
-            Decision::Unauthenticated => {
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    [(header::WWW_AUTHENTICATE, "Bearer")],
-                    format!(
-                        "{}@{} is private: send `Authorization: Bearer <token>` with a token that has services:view\n",
-                        route.service, route.version
-                    ),
-                )
-                    .into_response();
-            }
+        match decision {
+            Decision::Allow(_) => {}
+            Decision::Unauthenticated => return unauthenticated(),
             Decision::Forbidden(name) => {
                 return plain(
                     StatusCode::FORBIDDEN,
@@ -235,6 +235,11 @@ async fn proxy(State(g): State<Gateway>, mut req: Request) -> Response {
                 );
             }
         }
+    }
+    // berth's credentials are for berth, never for the service behind it, public
+    // or not: a service that saw a deployer's token could call the API with it.
+    if bearer(&req).is_some_and(|t| g.state.tokens.knows(t) || t.starts_with(TOKEN_PREFIX)) {
+        req.headers_mut().remove(header::AUTHORIZATION);
     }
     let target = match req.uri().query() {
         Some(q) => format!("http://127.0.0.1:{}{rest}?{q}", route.port),

@@ -87,6 +87,9 @@ pub enum Decision {
     Forbidden(String),
 }
 
+/// What every token `berth token add` makes starts with.
+pub const TOKEN_PREFIX: &str = "berth_";
+
 /// The stored form of a token's value.
 pub fn token_hash(value: &str) -> [u8; 32] {
     Sha256::digest(value.as_bytes()).into()
@@ -101,6 +104,11 @@ impl Tokens {
             permissions: Permission::ALL.into_iter().collect(),
         });
         self
+    }
+
+    /// Whether `value` is one of berth's tokens, whatever it may do.
+    pub fn knows(&self, value: &str) -> bool {
+        self.decide(Some(value), Permission::ServicesView) != Decision::Unauthenticated
     }
 
     /// Decides on the bearer token presented (if any) for `needed`. Every stored

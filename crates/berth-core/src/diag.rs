@@ -12,6 +12,13 @@ pub struct Pos {
     pub column: u64,
 }
 
+/// `line:column`, as a second position in a message names it.
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
 impl From<serde_saphyr::Location> for Pos {
     fn from(l: serde_saphyr::Location) -> Self {
         Pos {

@@ -11,7 +11,7 @@ mod model;
 mod raw;
 mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;

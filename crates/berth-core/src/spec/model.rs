@@ -92,6 +92,8 @@ pub struct Version {
     pub machine: Machine,
     pub scope: Scope,
     pub path: String,
+    /// Where `path` is written (the version's own position when defaulted).
+    pub path_pos: Pos,
     pub port: u16,
     pub publish: Option<u16>,
     pub env: BTreeMap<String, String>,

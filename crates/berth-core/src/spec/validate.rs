@@ -79,6 +79,32 @@ pub const ENV_VALUE_MAX: usize = 128 * 1024 - 1;
 /// start (command line and environment together) can take.
 pub const ENV_TOTAL_MAX: usize = 1024 * 1024;
 
+/// Why `path` (starting with `/`) cannot be a service's route: segments the
+/// gateway would resolve (`.`, `..`), the version separator `@`, characters a
+/// URL would have to escape, and `/_db`, where database-scoped routes live.
+fn route_path(path: &str) -> Result<(), &'static str> {
+    let normal = normalize_path(path);
+    if normal.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err("has a `.` or `..` segment");
+    }
+    if !normal
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~'))
+    {
+        return Err("may hold only letters, digits, `-`, `_`, `.`, `~` and `/`");
+    }
+    if normal == "/_db" || normal.starts_with("/_db/") {
+        return Err("is under `/_db`, which the gateway keeps for database-scoped services");
+    }
+    Ok(())
+}
+
+/// `//a//b/` -> `/a/b`: the form the gateway matches.
+fn normalize_path(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    format!("/{}", segments.join("/"))
+}
+
 fn pick<'a, T>(version: &'a Option<T>, service: &'a Option<T>) -> Option<&'a T> {
     version.as_ref().or(service.as_ref())
 }
@@ -127,10 +153,50 @@ impl Validator {
                 services.push(s);
             }
         }
+        self.paths(&services);
         services.sort_by(|a, b| a.name.cmp(&b.name));
         Spec {
             project: raw.project.value,
             services,
+        }
+    }
+
+    /// Two services never share a path, nor does one's path lie under
+    /// another's: the gateway routes by longest prefix, so either would let one
+    /// service take the other's requests (and its access rule).
+    fn paths(&mut self, services: &[Service]) {
+        let all: Vec<(&str, &str, Pos)> = services
+            .iter()
+            .flat_map(|s| {
+                s.versions
+                    .iter()
+                    .map(|v| (s.name.as_str(), v.path.as_str(), v.path_pos))
+            })
+            .collect();
+        let mut told = BTreeSet::new();
+        for (i, (svc, path, at)) in all.iter().enumerate() {
+            for (other, theirs, first) in &all[..i] {
+                if other == svc || told.contains(&(*svc, *other)) {
+                    continue;
+                }
+                let under =
+                    |a: &str, b: &str| a == b || (b == "/" || a.starts_with(&format!("{b}/")));
+                let clash = if path == theirs {
+                    format!("is also the path of service `{other}` (at {first})")
+                } else if under(path, theirs) {
+                    format!("lies under `{theirs}`, the path of service `{other}` (at {first})")
+                } else if under(theirs, path) {
+                    format!("has `{theirs}`, the path of service `{other}` (at {first}), under it")
+                } else {
+                    continue;
+                };
+                told.insert((*svc, *other));
+                self.err(
+                    *at,
+                    format!("service `{svc}`: path `{path}` {clash}"),
+                    "give each service a path of its own that no other service's path contains",
+                );
+            }
         }
     }
 
@@ -247,17 +313,24 @@ impl Validator {
         let machine = self.machine(&id, s, v);
         let scope = self.scope(&id, s, v);
 
-        let path = match pick(&v.path, &s.path) {
-            None => format!("/{service}"),
+        let (path, path_pos) = match pick(&v.path, &s.path) {
+            None => (format!("/{service}"), pos),
             Some(p) => {
+                let at = Pos::from(p.referenced);
                 if !p.value.starts_with('/') {
                     self.err(
-                        Pos::from(p.referenced),
+                        at,
                         format!("{id}: path `{}` does not start with `/`", p.value),
                         format!("write it as `/{}`", p.value),
                     );
+                } else if let Err(why) = route_path(&p.value) {
+                    self.err(
+                        at,
+                        format!("{id}: path `{}` {why}", p.value),
+                        "write a plain path of the service's own, like `/orders` or `/api/orders`",
+                    );
                 }
-                p.value.clone()
+                (normalize_path(&p.value), at)
             }
         };
 
@@ -412,6 +485,7 @@ impl Validator {
             machine,
             scope,
             path,
+            path_pos,
             port,
             publish,
             env,
