@@ -607,3 +607,47 @@ fn a_version_that_never_becomes_healthy_leaves_the_old_one_running_and_says_why(
     assert!(p.containers().keys().all(|n| !n.contains("-failed-")));
     assert_ne!(p.containers()[&web], before);
 }
+
+#[test]
+fn an_engine_that_accepts_and_never_answers_is_named_within_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("hung.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    // Accepts every connection and holds it, never writing a byte.
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(64).collect();
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        drop(held);
+    });
+    std::fs::write(
+        dir.path().join("services.yaml"),
+        "project: hung\nservices:\n  a:\n    image: busybox\n",
+    )
+    .unwrap();
+    for command in [&["status"][..], &["plan"][..], &["apply"][..]] {
+        let started = std::time::Instant::now();
+        let out = Command::new(BERTH)
+            .args(command)
+            .current_dir(dir.path())
+            .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+            .env("BERTH_ENGINE_TIMEOUT", "1s")
+            .env("BERTH_STATE_DIR", dir.path().join("state"))
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "the Docker engine at unix://{} did not answer within 1s",
+                sock.display()
+            )),
+            "{command:?}: {err}"
+        );
+        // Bounded, not timed: the old behaviour waited 120 s per call.
+        assert!(
+            took < std::time::Duration::from_secs(20),
+            "{command:?} took {took:?}"
+        );
+    }
+}

@@ -669,8 +669,17 @@ fn an_engine_that_goes_away_and_comes_back_is_reconnected_and_converged() {
         &[("DOCKER_HOST", &host)],
     );
     wait_greeting(&p, "one");
+    assert_eq!(d.curl(&["/healthz"]), (200, "ok\n".to_string()));
     proxy.cut();
-    std::thread::sleep(Duration::from_millis(500));
+    // `/healthz` says so within a ping or two, with the reason.
+    eventually(
+        Duration::from_secs(15),
+        || format!("healthz reports the engine: {:?}", d.curl(&["/healthz"])),
+        || {
+            let (code, body) = d.curl(&["/healthz"]);
+            code == 503 && body.starts_with("engine unreachable: ")
+        },
+    );
     // While the engine is unreachable for the daemon, the service disappears.
     docker(&["rm", "-f", &format!("{}-web-0.0.0", p.name)]);
     std::thread::sleep(Duration::from_secs(2));
@@ -686,6 +695,11 @@ fn an_engine_that_goes_away_and_comes_back_is_reconnected_and_converged() {
     });
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(p.containers().len(), 1, "no duplicates");
+    eventually(
+        Duration::from_secs(15),
+        || format!("healthz is ok again: {:?}", d.curl(&["/healthz"])),
+        || d.curl(&["/healthz"]).0 == 200,
+    );
 }
 
 #[test]

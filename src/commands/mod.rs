@@ -173,7 +173,7 @@ impl Output {
     /// The converge context over a freshly connected engine.
     pub async fn connect(&self) -> Result<Context, CommandError> {
         Ok(Context {
-            engine: Docker::shared().await?,
+            engine: Docker::shared(&self.settings).await?,
             settings: self.settings.clone(),
             verbose: self.verbose,
             color: self.color,

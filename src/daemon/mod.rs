@@ -262,11 +262,18 @@ async fn serve_api(
 ) -> Result<(), DaemonError> {
     let (ask_tx, mut ask_rx) = mpsc::channel::<api::Ask>(16);
     let (engine, spec) = (ctx.engine.clone(), shared_spec.clone());
+    let engine_down: Arc<RwLock<Option<String>>> = Default::default();
+    tokio::spawn(sources::ping_engine(
+        ctx.engine.clone(),
+        ctx.settings.engine_timeout,
+        engine_down.clone(),
+    ));
     let state = ApiState {
         status: report.status.clone(),
         metrics: report.metrics.clone(),
         asks: ask_tx,
         tokens: Arc::new(opts.tokens.clone()),
+        engine_down: engine_down.clone(),
         logs: Arc::new(move |target, tail| {
             let e = engine.clone();
             let spec = spec.read().expect("no panics hold it").clone();

@@ -111,6 +111,36 @@ pub async fn follow_engine(engine: SharedEngine, project: String, tx: mpsc::Send
     }
 }
 
+/// How often the daemon asks the engine whether it answers, for `/healthz`.
+pub const PING_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Asks the engine for its version every [`PING_INTERVAL`], at most `timeout`
+/// each, and records why it did not answer (`None` once it does again).
+pub async fn ping_engine(
+    engine: SharedEngine,
+    timeout: Duration,
+    down: std::sync::Arc<std::sync::RwLock<Option<String>>>,
+) {
+    loop {
+        let why = match tokio::time::timeout(timeout, engine.version()).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string().lines().next().unwrap_or("").to_string()),
+            Err(_) => Some(format!(
+                "no answer within {}",
+                humantime::format_duration(timeout)
+            )),
+        };
+        if why.is_some() != down.read().expect("no panics hold it").is_some() {
+            match &why {
+                Some(w) => tracing::warn!(why = w, "the engine does not answer"),
+                None => tracing::info!("the engine answers again"),
+            }
+        }
+        *down.write().expect("no panics hold it") = why;
+        tokio::time::sleep(PING_INTERVAL).await;
+    }
+}
+
 /// Sends `Shutdown` on SIGTERM or Ctrl-C.
 pub async fn signals(tx: mpsc::Sender<Event>) {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -59,6 +59,8 @@ pub struct ApiState {
     pub tokens: Arc<Tokens>,
     /// Serves `GET /logs/{target}?tail=N` (logs:view).
     pub logs: LogsFn,
+    /// Why the engine did not answer the daemon's last ping; `None` while it does.
+    pub engine_down: Arc<RwLock<Option<String>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +79,21 @@ pub fn router(state: ApiState) -> Router {
         .route("/reconcile", post(reconcile))
         .route("/build", post(build))
         .route("/logs/{target}", get(logs))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .with_state(state)
+}
+
+/// `ok`, or 503 with the reason while the engine does not answer: a daemon that
+/// cannot reach its engine converges nothing, whatever else still works.
+async fn healthz(State(s): State<ApiState>) -> Response {
+    match s.engine_down.read().expect("no panics hold it").clone() {
+        None => "ok\n".into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("engine unreachable: {why}\n"),
+        )
+            .into_response(),
+    }
 }
 
 /// Binds now (so a taken port is an error at start), serves until `shutdown`.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -17,7 +18,15 @@ pub struct Settings {
     pub python: String,
     /// The environment at start: secrets name variables of it.
     pub env: Arc<BTreeMap<String, String>>,
+    /// Where the engine is (`DOCKER_HOST`, else the local socket), for messages.
+    pub engine_address: String,
+    /// How long connecting to the engine may take, agreeing on an API version
+    /// and a ping included (`BERTH_ENGINE_TIMEOUT`, default 5s).
+    pub engine_timeout: Duration,
 }
+
+/// The engine answers a ping in milliseconds; five seconds is a hung engine.
+pub const ENGINE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Settings {
     /// From the environment of this process. `state_dir` is `--state-dir` or
@@ -46,6 +55,11 @@ impl Settings {
             debian_mirror: var("BERTH_DEBIAN_MIRROR")
                 .unwrap_or_else(|| "http://deb.debian.org/debian".into()),
             python: var("BERTH_PYTHON").unwrap_or_else(|| "python3".into()),
+            engine_address: var("DOCKER_HOST")
+                .unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
+            engine_timeout: var("BERTH_ENGINE_TIMEOUT")
+                .and_then(|t| humantime::parse_duration(&t).ok())
+                .unwrap_or(ENGINE_TIMEOUT),
             env: Arc::new(env),
         }
     }

@@ -30,6 +30,7 @@ use crate::core::desired::{
     DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_HASH, LABEL_PROJECT,
 };
 use crate::core::plan::Observed;
+use crate::shell::settings::Settings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -41,6 +42,16 @@ pub enum EngineError {
     },
     #[error("cannot reach the Docker engine: {0}\n  help: start the Docker engine, or point DOCKER_HOST at it; `berth doctor` checks the set-up")]
     EngineConnect(#[source] BollardError),
+    #[error("cannot reach the Docker engine at {address}: {source}\n  help: start the Docker engine, or point DOCKER_HOST at it; `berth doctor` checks the set-up")]
+    EngineReach {
+        address: String,
+        source: BollardError,
+    },
+    #[error("the Docker engine at {address} did not answer within {}\n  help: check that it runs and answers (`docker info`); a slow one may be given longer with BERTH_ENGINE_TIMEOUT=30s", humantime::format_duration(*after))]
+    EngineUnanswered {
+        address: String,
+        after: std::time::Duration,
+    },
     #[error("cannot list {what} on the engine: {source}")]
     ObjectList {
         what: &'static str,
@@ -105,20 +116,33 @@ pub struct Docker {
 impl Docker {
     /// Connects with the usual defaults (DOCKER_HOST or the local socket) and agrees
     /// on an API version with the engine, so older engines work too.
-    pub async fn connect() -> Result<Docker, EngineError> {
-        let docker =
-            bollard::Docker::connect_with_defaults().map_err(EngineError::EngineConnect)?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(EngineError::EngineConnect)?;
-        docker.ping().await.map_err(EngineError::EngineConnect)?;
-        Ok(Docker { docker })
+    /// Connecting, the version agreement and a ping must take at most
+    /// `settings.engine_timeout`: a socket that accepts and never answers is an
+    /// error naming the engine's address, not a wait of minutes.
+    pub async fn connect(settings: &Settings) -> Result<Docker, EngineError> {
+        let address = settings.engine_address.clone();
+        let reach = |source| EngineError::EngineReach {
+            address: address.clone(),
+            source,
+        };
+        let connect = async {
+            let docker = bollard::Docker::connect_with_defaults().map_err(reach)?;
+            let docker = docker.negotiate_version().await.map_err(reach)?;
+            docker.ping().await.map_err(reach)?;
+            Ok(Docker { docker })
+        };
+        match tokio::time::timeout(settings.engine_timeout, connect).await {
+            Ok(result) => result,
+            Err(_) => Err(EngineError::EngineUnanswered {
+                address: address.clone(),
+                after: settings.engine_timeout,
+            }),
+        }
     }
 
     /// Connected, behind the trait the converge path talks to.
-    pub async fn shared() -> Result<SharedEngine, EngineError> {
-        Ok(std::sync::Arc::new(Docker::connect().await?))
+    pub async fn shared(settings: &Settings) -> Result<SharedEngine, EngineError> {
+        Ok(std::sync::Arc::new(Docker::connect(settings).await?))
     }
 
     /// A container's inspection, or `None` when there is no such container (404).
