@@ -585,6 +585,60 @@ fn a_commit_with_a_symlink_out_of_the_repository_is_refused_and_the_last_good_on
     }
 }
 
+#[test]
+fn a_commit_naming_a_package_outside_the_repository_is_refused_and_the_last_good_one_keeps_running()
+{
+    let Some(p) = Project::new("wescape") else {
+        return;
+    };
+    let (bare, work) = remote_with_one(&p);
+    let url = format!("file://{}", bare.display());
+    let d = Daemon::start(
+        &p,
+        &["--git", &url, "--path", "services.yaml", "--interval", "1s"],
+    );
+    wait_greeting(&p, "one");
+    // A host directory that exists, reached by climbing out of the checkout, and
+    // the same directory named absolutely.
+    let host = example_dir();
+    let climb = format!("{}{}", "../".repeat(40), host.trim_start_matches('/'));
+    for package in [climb.as_str(), host.as_str()] {
+        std::fs::write(
+            work.join("services.yaml"),
+            format!(
+                "{}  api:\n    runtime: python3.11\n    package: {package}\n",
+                ONE.replace("{p}", &p.name)
+            ),
+        )
+        .unwrap();
+        git(&work, &["commit", "-qam", "escape"]);
+        git(&work, &["push", "-q", "origin", "HEAD:main"]);
+        let s = d.wait_for(Duration::from_secs(30), |s| {
+            s["last_error"].as_str().is_some_and(|e| {
+                e.contains(&format!("package `{package}` resolves to"))
+                    && e.contains("outside the repository")
+            })
+        });
+        assert!(s["last_error"].as_str().unwrap().contains("api@0.0.0"));
+        assert_eq!(greeting(&p), "one", "the last good commit keeps running");
+        assert!(
+            !p.containers().keys().any(|n| n.contains("-api-")),
+            "nothing was built or run from the host: {:?}",
+            p.containers()
+        );
+    }
+}
+
+/// A directory of the host outside any test checkout: the Python example.
+fn example_dir() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/python-stdlib")
+        .canonicalize()
+        .unwrap()
+        .display()
+        .to_string()
+}
+
 /// A unix-socket proxy in front of the engine that can be cut and restored, to
 /// play an engine that goes away and comes back.
 struct EngineProxy {

@@ -177,6 +177,7 @@ impl Output {
             settings: self.settings.clone(),
             verbose: self.verbose,
             color: self.color,
+            confine: None,
         })
     }
 }

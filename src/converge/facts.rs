@@ -142,9 +142,27 @@ async fn build_facts(
                 }
             },
         };
+        let package = build::package_path(file, p);
+        if let Some(root) = &ctx.confine {
+            let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
+            if Path::new(p).is_absolute() || !package.starts_with(&root) {
+                return Err(refused(
+                    file,
+                    vec![Diagnostic::new(
+                        Some(v.pos),
+                        format!(
+                            "{}: package `{p}` resolves to {}, outside the repository",
+                            v.id(),
+                            package.display()
+                        ),
+                        "a services file from a git repository may name only paths inside that repository, relative to the file",
+                    )],
+                ));
+            }
+        }
         let input = BuildInput {
             id: v.id(),
-            package: build::package_path(file, p).display().to_string(),
+            package: package.display().to_string(),
             runtime,
             extras: v.extras.clone(),
             command: v.command.clone(),

@@ -79,6 +79,9 @@ pub struct Context {
     pub verbose: bool,
     /// Colour on standard output (a terminal, and no NO_COLOR).
     pub color: bool,
+    /// The checkout a git source's file lies in: every path the file names must
+    /// resolve inside it. `None` for a file of the user's own.
+    pub confine: Option<PathBuf>,
 }
 
 pub(crate) fn refused(file: &Path, items: Vec<Diagnostic>) -> ConvergeError {

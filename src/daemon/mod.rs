@@ -453,7 +453,18 @@ impl Daemon {
             allow_empty: false,
             retry_failed,
         };
-        let done = converge::converge(&self.ctx, &held, &spec, file, opts, revision).await?;
+        // A repository names paths for its own checkout only.
+        let ctx = match &self.opts.source {
+            WatchSource::Git { path, .. } => Context {
+                confine: file
+                    .ancestors()
+                    .nth(Path::new(path).components().count())
+                    .map(Path::to_path_buf),
+                ..self.ctx.clone()
+            },
+            WatchSource::File(_) => self.ctx.clone(),
+        };
+        let done = converge::converge(&ctx, &held, &spec, file, opts, revision).await?;
         let rows = self.look(&spec.project).await?;
         *self.shared_spec.write().expect("no panics hold it") = Some(spec.clone());
         self.last_spec = Some(spec);
