@@ -286,3 +286,90 @@ fn modes_are_normalized_to_executable_or_not() {
         Some(Entry::File { mode: 0o644, .. })
     ));
 }
+
+#[test]
+fn a_symlink_chain_that_escapes_through_another_link_is_refused() {
+    // Each link alone stays inside; followed as the container will, `d/b`
+    // goes to `d/a/..` = `../..`, outside.
+    refused(
+        &[
+            ("x.txt", "file:x"),
+            ("d/a", "symlink:.."),
+            ("d/b", "symlink:a/.."),
+        ],
+        "entry `d/b` is refused: it is a symlink to `a/..`, which resolves outside the package",
+    );
+    refused(
+        &[
+            ("x.txt", "file:x"),
+            ("l1", "symlink:l2"),
+            ("l2", "symlink:l1"),
+        ],
+        "resolves outside the package",
+    );
+    let ok = check(
+        &[
+            ("sub/x.txt", "file:x"),
+            ("d/a", "symlink:../sub"),
+            ("d/b", "symlink:a/x.txt"),
+        ],
+        Limits::default(),
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[test]
+fn an_entry_below_a_symlinked_directory_is_refused() {
+    refused(
+        &[
+            ("sub/y.txt", "file:y"),
+            ("s", "symlink:sub"),
+            ("s/x.txt", "file:x"),
+        ],
+        "entry `s/x.txt` is refused: it lies below the symlink `s`",
+    );
+}
+
+/// A valid package's gzip bytes with `damage` applied.
+fn damaged(damage: impl Fn(&mut Vec<u8>)) -> String {
+    let mut bytes = gz(&tarball(&[("x.txt", "file:hello")]));
+    damage(&mut bytes);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.tar.gz");
+    std::fs::write(&path, bytes).unwrap();
+    match read_archive(&path, Limits::default()) {
+        Ok(_) => "accepted".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_gzip_member_with_a_bad_crc_a_bad_size_or_a_cut_trailer_is_refused() {
+    let n = |b: &Vec<u8>| b.len();
+    for (what, got) in [
+        (
+            "bad crc",
+            damaged(|b| {
+                let i = n(b) - 8;
+                b[i] ^= 0xff;
+            }),
+        ),
+        (
+            "bad size",
+            damaged(|b| {
+                let i = n(b) - 4;
+                b[i] ^= 0x01;
+            }),
+        ),
+        (
+            "cut trailer",
+            damaged(|b| {
+                let keep = n(b) - 5;
+                b.truncate(keep);
+            }),
+        ),
+    ] {
+        assert!(got.contains("gzip stream is damaged"), "{what}: {got}");
+    }
+    assert_eq!(damaged(|_| {}), "accepted");
+}

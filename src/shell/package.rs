@@ -104,6 +104,80 @@ fn normal_path(p: &Path) -> Result<String, &'static str> {
     Ok(parts.join("/"))
 }
 
+/// Every link resolved the way the container will (following the links it
+/// meets, one after another) stays inside, and no entry lies below a link (the
+/// engine would put it wherever the link points). Err: the entry and why.
+pub fn check_links(ctx: &Context) -> Result<(), (String, String)> {
+    let is_link = |p: &str| matches!(ctx.get(p), Some(Entry::Symlink { .. }));
+    for path in ctx.paths() {
+        let mut prefix = String::new();
+        for part in path
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map(|(_, dirs)| dirs)
+            .unwrap_or(&[])
+        {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            if is_link(&prefix) {
+                return Err((
+                    path.to_string(),
+                    format!("it lies below the symlink `{prefix}`"),
+                ));
+            }
+        }
+        if let Some(Entry::Symlink { target }) = ctx.get(path) {
+            if !resolves_inside(ctx, path, target) {
+                return Err((
+                    path.to_string(),
+                    format!("it is a symlink to `{target}`, which resolves outside the package through the links it passes"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Follows `target` from the link at `entry` through every link it meets (at
+/// most 40, as the kernel does); `false` when it climbs out or loops.
+fn resolves_inside(ctx: &Context, entry: &str, target: &str) -> bool {
+    if target.starts_with('/') {
+        return false;
+    }
+    let mut at: Vec<String> = entry.split('/').map(String::from).collect();
+    at.pop();
+    let mut todo: std::collections::VecDeque<String> =
+        target.split('/').map(String::from).collect();
+    let mut hops = 0;
+    while let Some(part) = todo.pop_front() {
+        match part.as_str() {
+            "" | "." => {}
+            ".." => {
+                if at.pop().is_none() {
+                    return false;
+                }
+            }
+            name => {
+                at.push(name.to_string());
+                if let Some(Entry::Symlink { target }) = ctx.get(&at.join("/")) {
+                    hops += 1;
+                    if hops > 40 || target.starts_with('/') {
+                        return false;
+                    }
+                    at.pop();
+                    for p in target.split('/').rev() {
+                        todo.push_front(p.to_string());
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
 /// Whether a symlink at `entry` pointing to `target` resolves inside the package.
 pub fn link_stays_inside(entry: &str, target: &str) -> bool {
     if target.starts_with('/') {
@@ -272,6 +346,14 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<Package, PackageError
             }
         }
     }
+    // The tar reader stops at the archive's end marker; the gzip trailer (CRC
+    // and size) is only checked once the stream is read to its very end.
+    let mut rest = archive.into_inner();
+    std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| PackageError::PackageRefuse {
+        path: path.into(),
+        rule: format!("its gzip stream is damaged ({e})"),
+        help: "make the package again, with `berth package DIR`".into(),
+    })?;
     if ctx.is_empty() {
         return Err(PackageError::PackageRefuse {
             path: path.into(),
@@ -279,6 +361,13 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<Package, PackageError
             help: "make it with `berth package DIR`".into(),
         });
     }
+    check_links(&ctx).map_err(|(entry, rule)| {
+        refuse(
+            &entry,
+            rule,
+            "links may point only inside the package, and nothing may lie below a link",
+        )
+    })?;
     let stripped = strip_wrapper(&mut ctx);
     Ok(Package {
         context: ctx,
@@ -395,6 +484,12 @@ pub fn read_dir(dir: &Path, limits: Limits) -> Result<Context, PackageError> {
             help: "point `package` at the service's source directory".into(),
         });
     }
+    check_links(&ctx).map_err(|(entry, rule)| PackageError::EntryRefuse {
+        path: dir.into(),
+        entry,
+        rule,
+        help: "links may point only inside the directory, and nothing may lie below a link".into(),
+    })?;
     Ok(ctx)
 }
 
