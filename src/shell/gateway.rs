@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -29,6 +29,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::core::access::{Decision, Permission, Tokens, TOKEN_PREFIX};
 use crate::core::route::RouteTable;
+
+use super::forward;
 
 /// Produces fresh routes (from the spec and the engine); `None` keeps the old ones.
 pub type Refresh =
@@ -144,7 +146,10 @@ pub async fn serve(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let app = Router::new().fallback(proxy).with_state(g.clone());
+    let app = Router::new()
+        .fallback(proxy)
+        .with_state(g.clone())
+        .into_make_service_with_connect_info::<SocketAddr>();
     let control_app = Router::new()
         .route("/drain", post(drain_handler))
         .with_state(g);
@@ -183,8 +188,18 @@ fn plain(status: StatusCode, text: String) -> Response {
     (status, text).into_response()
 }
 
-async fn proxy(State(g): State<Gateway>, mut req: Request) -> Response {
+async fn proxy(
+    State(g): State<Gateway>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    mut req: Request,
+) -> Response {
     let path = req.uri().path().to_string();
+    if forward::has_dot_segment(&path) {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "a request path may not hold `.` or `..` segments\n".into(),
+        );
+    }
     // Resolved and counted under the table's lock: a drain that swaps the table
     // then waits sees every request that was sent to the old port.
     let resolved = {
@@ -249,14 +264,14 @@ async fn proxy(State(g): State<Gateway>, mut req: Request) -> Response {
         return plain(StatusCode::BAD_REQUEST, "bad request path\n".into());
     };
     *req.uri_mut() = uri;
-    if let Ok(v) = HeaderValue::from_str(&prefix) {
-        req.headers_mut().insert("x-forwarded-prefix", v);
-    }
-    req.headers_mut().remove(header::HOST);
-    let upgrade = req
-        .headers()
-        .contains_key(header::UPGRADE)
-        .then(|| hyper::upgrade::on(&mut req));
+    let upgrading = req.headers().contains_key(header::UPGRADE);
+    forward::request(
+        req.headers_mut(),
+        Some(client),
+        &prefix,
+        upgrading,
+    );
+    let upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
     let answer = match tokio::time::timeout(ANSWER_TIMEOUT, g.client.request(req)).await {
         Ok(a) => a,
         Err(_) => {
@@ -274,6 +289,7 @@ async fn proxy(State(g): State<Gateway>, mut req: Request) -> Response {
             // A WebSocket (or other upgrade): once both sides have switched, the
             // two connections are spliced, and the request counts as in flight
             // until either side closes.
+            forward::response(res.headers_mut(), &prefix, true);
             let theirs = hyper::upgrade::on(&mut res);
             if let Some(ours) = upgrade {
                 tokio::spawn(async move {
@@ -290,14 +306,16 @@ async fn proxy(State(g): State<Gateway>, mut req: Request) -> Response {
             }
             res.map(|_| Body::empty()).into_response()
         }
-        Ok(res) => res
-            .map(|body| {
+        Ok(mut res) => {
+            forward::response(res.headers_mut(), &prefix, false);
+            res.map(|body| {
                 Body::new(body.map_frame(move |frame| {
                     let _ = &guard;
                     frame
                 }))
             })
-            .into_response(),
+            .into_response()
+        }
         Err(e) => plain(
             StatusCode::BAD_GATEWAY,
             format!("the service behind {path} did not answer: {e}\n"),

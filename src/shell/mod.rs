@@ -7,6 +7,7 @@ pub mod baseimage;
 pub mod build;
 pub mod docker;
 pub mod engine;
+pub mod forward;
 pub mod gateway;
 pub mod git;
 pub mod gpu;
