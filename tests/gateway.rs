@@ -220,14 +220,9 @@ fn berth_serve_proxies_to_the_running_versions_and_asks_private_ones_for_a_token
     );
 }
 
-#[test]
-fn berth_tokens_never_reach_a_service_even_a_public_one() {
-    let Some(p) = Project::new("strip") else {
-        return;
-    };
-    // A public service whose CGI script prints the environment it was given.
-    p.write(
-        r#"project: {p}
+/// A public service whose CGI script prints the environment it was given, with
+/// a directory `sub/` (asked for as `/sub`, busybox redirects to `/sub/`).
+const DUMP: &str = r#"project: {p}
 services:
   dump:
     image: berth-local/busybox:stable
@@ -236,13 +231,83 @@ services:
       - sh
       - -c
       - |
-        mkdir -p /www/cgi-bin
+        mkdir -p /www/cgi-bin /www/sub
         printf '#!/bin/sh\necho Content-Type: text/plain\necho\nenv\n' > /www/cgi-bin/env
         chmod +x /www/cgi-bin/env
         echo ok > /www/index.html
+        echo sub > /www/sub/index.html
         exec httpd -f -p 8000 -h /www
-"#,
+"#;
+
+/// The whole answer (head and body) to `GET path` with `headers` added.
+fn raw_get(port: u16, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: shop.example\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw).to_string()
+}
+
+#[test]
+fn the_gateway_says_where_a_request_came_from_keeps_hops_to_itself_and_redirects_under_the_prefix()
+{
+    let Some(p) = Project::new("forward") else {
+        return;
+    };
+    p.write(DUMP);
+    p.ok(&["apply"]);
+    let gw = Serve::start(&p, &[]);
+    eventually(
+        Duration::from_secs(20),
+        || format!("the gateway came up: {:?}", gw.get("/dump/", None)),
+        || gw.get("/dump/", None) == (200, "ok".into()),
     );
+    let env = raw_get(
+        gw.port,
+        "/dump/cgi-bin/env",
+        "Keep-Alive: timeout=5\r\nX-Hop: secret\r\nConnection: X-Hop\r\nX-Forwarded-For: 203.0.113.9\r\n",
+    );
+    assert!(
+        env.contains("HTTP_X_FORWARDED_FOR=203.0.113.9, 127.0.0.1"),
+        "{env}"
+    );
+    assert!(env.contains("HTTP_X_FORWARDED_HOST=shop.example"), "{env}");
+    assert!(env.contains("HTTP_X_FORWARDED_PROTO=http"), "{env}");
+    assert!(env.contains("HTTP_X_FORWARDED_PREFIX=/dump"), "{env}");
+    assert!(
+        !env.contains("secret") && !env.contains("HTTP_KEEP_ALIVE"),
+        "hop-by-hop stays: {env}"
+    );
+    // busybox answers `/sub` with a redirect to `/sub/`: the browser must be sent
+    // to `/dump/sub/`, where the gateway serves it.
+    let moved = raw_get(gw.port, "/dump/sub", "");
+    let location = moved
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("location:"))
+        .unwrap_or_else(|| panic!("no redirect: {moved}"));
+    assert_eq!(
+        location.split_once(':').unwrap().1.trim(),
+        "/dump/sub/",
+        "{moved}"
+    );
+    assert_eq!(gw.get("/dump/sub/", None), (200, "sub".into()));
+    // A path that names one prefix and climbs to another is refused.
+    assert_eq!(gw.get("/dump/../other/", None).0, 400);
+    assert_eq!(gw.get("/dump/%2e%2e/other/", None).0, 400);
+}
+
+#[test]
+fn berth_tokens_never_reach_a_service_even_a_public_one() {
+    let Some(p) = Project::new("strip") else {
+        return;
+    };
+    p.write(DUMP);
     p.ok(&["apply"]);
     let deployer = add_token(&p, "deployer", &["services:deploy"]);
     let gw = Serve::start(&p, &["--tokens", "tokens.yaml"]);

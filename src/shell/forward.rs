@@ -129,7 +129,12 @@ mod tests {
             ("accept", "*/*"),
             ("host", "example.org"),
         ]);
-        request(&mut h, Some("10.1.2.3:5555".parse().unwrap()), "/web", false);
+        request(
+            &mut h,
+            Some("10.1.2.3:5555".parse().unwrap()),
+            "/web",
+            false,
+        );
         assert_eq!(
             names(&h),
             [

@@ -265,12 +265,7 @@ async fn proxy(
     };
     *req.uri_mut() = uri;
     let upgrading = req.headers().contains_key(header::UPGRADE);
-    forward::request(
-        req.headers_mut(),
-        Some(client),
-        &prefix,
-        upgrading,
-    );
+    forward::request(req.headers_mut(), Some(client), &prefix, upgrading);
     let upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
     let answer = match tokio::time::timeout(ANSWER_TIMEOUT, g.client.request(req)).await {
         Ok(a) => a,
