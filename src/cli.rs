@@ -118,6 +118,9 @@ pub enum Command {
         tokens: Option<PathBuf>,
         #[command(flatten)]
         token: RootToken,
+        /// At most this many connections at once; more wait in the kernel's queue.
+        #[arg(long, value_name = "N", default_value_t = crate::shell::listen::MAX_CONNECTIONS)]
+        max_connections: usize,
     },
     /// Make the version that was active before (or --to VERSION) active again,
     /// when it runs healthy; it holds until the file's `active` changes.
@@ -209,6 +212,9 @@ pub struct WatchArgs {
     /// Serve the routing gateway on this address too.
     #[arg(long, value_name = "ADDR")]
     pub gateway: Option<std::net::SocketAddr>,
+    /// At most this many connections at once on each listener (API, gateway).
+    #[arg(long, value_name = "N", default_value_t = crate::shell::listen::MAX_CONNECTIONS)]
+    pub max_connections: usize,
 }
 
 /// `30s`, `1m`, `500ms`, `2h` -> a duration of more than zero.

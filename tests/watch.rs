@@ -85,6 +85,17 @@ impl Daemon {
         (code.parse().unwrap_or(0), body.to_string())
     }
 
+    /// `POST /reconcile` with the root token.
+    fn reconcile(&self) -> (u16, String) {
+        self.curl(&[
+            "/reconcile",
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Bearer test-token",
+        ])
+    }
+
     fn status(&self) -> serde_json::Value {
         let (code, body) = self.curl(&["/status", "-H", AUTH]);
         if code != 200 {
@@ -452,13 +463,7 @@ fn the_api_serves_status_metrics_logs_and_reconcile_only_to_tokens_with_the_perm
         401
     );
     let before = d.metric("berth_reconcile_total");
-    let (code, body) = d.curl(&[
-        "/reconcile",
-        "-X",
-        "POST",
-        "-H",
-        "Authorization: Bearer test-token",
-    ]);
+    let (code, body) = d.reconcile();
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("converged"), "{body}");
     assert!(d.metric("berth_reconcile_total") > before);
@@ -836,4 +841,95 @@ fn post_build_builds_the_images_of_a_changed_package_for_a_token_with_images_bui
     assert_eq!(code, 200, "{body}");
     assert_eq!(body.trim(), "built 1 image(s); 0 already there");
     assert_eq!(images().lines().count(), before + 1, "a new image exists");
+}
+
+/// The open descriptors and resident memory (KiB) of a process.
+fn fds_and_rss(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    (fds, rss)
+}
+
+#[test]
+fn a_flood_of_idle_connections_is_capped_and_the_daemon_keeps_answering_and_converging() {
+    let Some(p) = Project::new("wflood") else {
+        return;
+    };
+    let _ = rlimit::increase_nofile_limit(8192);
+    p.write(ONE);
+    let (d, gateway_port) = Daemon::with_gateway(&p, &["--max-connections", "100"]);
+    let pid = d.child.id();
+    let idle = fds_and_rss(pid);
+    // 300 connections (three times the cap) that never send a byte, only to
+    // loopback, opened side by side; those over the cap wait in the kernel's
+    // queue, or are given up after a moment when even that is full.
+    let flood: Vec<std::net::TcpStream> = (0..30)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], gateway_port));
+                (0..10)
+                    .filter_map(|_| {
+                        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(
+        flood.len() > 100,
+        "the flood is over the cap: {}",
+        flood.len()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let during = fds_and_rss(pid);
+    assert!(
+        during.0 <= idle.0 + 100 + 10,
+        "the daemon holds at most the cap: {} descriptors before, {} during",
+        idle.0,
+        during.0
+    );
+    // The API still answers, and a reconcile still works.
+    assert_eq!(d.curl(&["/healthz"]), (200, "ok\n".to_string()));
+    let (code, body) = d.reconcile();
+    assert_eq!(code, 200, "{body}");
+    // A connection that sends nothing is closed by the gateway within the
+    // header timeout (10 s), freeing its slot.
+    let mut first = flood[0].try_clone().unwrap();
+    first.set_nonblocking(false).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let closed = std::io::Read::read(&mut first, &mut byte);
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    drop(flood);
+    std::thread::sleep(Duration::from_secs(2));
+    // Once the flood is gone, the gateway answers again and lets go of it all.
+    eventually(
+        Duration::from_secs(40),
+        || {
+            format!(
+                "the gateway answers after the flood: {:?}",
+                http_get(gateway_port, "/web/", Some("test-token"))
+            )
+        },
+        || http_get(gateway_port, "/web/", Some("test-token")) == (200, "one".to_string()),
+    );
+    let after = fds_and_rss(pid);
+    eprintln!(
+        "flood figures: descriptors {} idle, {} during, {} after; RSS {} KiB idle, {} KiB during, {} KiB after",
+        idle.0, during.0, after.0, idle.1, during.1, after.1
+    );
+    assert!(
+        after.0 <= idle.0 + 10,
+        "descriptors after: {after:?}, idle {idle:?}"
+    );
 }

@@ -134,6 +134,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<u8, CommandError> {
             gateway,
             tokens,
             token,
+            max_connections,
         } => {
             serve::run(
                 &out,
@@ -141,6 +142,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<u8, CommandError> {
                 gateway,
                 tokens.as_deref(),
                 token.token.as_deref(),
+                bounds(max_connections),
             )
             .await
         }
@@ -179,6 +181,15 @@ impl Output {
             color: self.color,
             confine: None,
         })
+    }
+}
+
+/// The bounds of every listener, with the user's cap on connections.
+fn bounds(max_connections: usize) -> crate::shell::listen::Bounds {
+    crate::shell::listen::raise_fd_limit();
+    crate::shell::listen::Bounds {
+        max_connections: max_connections.max(1),
+        ..Default::default()
     }
 }
 

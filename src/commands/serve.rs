@@ -16,6 +16,7 @@ pub async fn run(
     addr: SocketAddr,
     tokens: Option<&Path>,
     root_token: Option<&str>,
+    bounds: crate::shell::listen::Bounds,
 ) -> Result<u8, CommandError> {
     let spec = converge::load(&out.settings, file)?;
     let tokens = load_tokens(tokens, root_token)?;
@@ -26,9 +27,17 @@ pub async fn run(
     ));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let project = Arc::new(RwLock::new(Some(spec.project.clone())));
-    let running = gateways::start(&ctx.engine, project, addr, tokens, table.clone(), async {
-        let _ = stopped.await;
-    })
+    let running = gateways::start(
+        &ctx.engine,
+        project,
+        addr,
+        tokens,
+        table.clone(),
+        bounds,
+        async {
+            let _ = stopped.await;
+        },
+    )
     .await?;
     let _registration = gateways::register(&out.settings, &spec.project, &running)?;
     tracing::warn!(%addr, "gateway listening");

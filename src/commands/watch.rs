@@ -38,6 +38,7 @@ pub async fn run(out: &Output, args: WatchArgs) -> Result<u8, CommandError> {
             listen: args.listen,
             tokens,
             gateway: args.gateway,
+            bounds: super::bounds(args.max_connections),
         },
     )
     .await?)

@@ -10,6 +10,7 @@ use crate::core::route::{self, RouteTable};
 use crate::shell::api::ApiError;
 use crate::shell::engine::{Engine, EngineError, SharedEngine};
 use crate::shell::gateway::{self, GatewayState, Refresh, Running};
+use crate::shell::listen::Bounds;
 use crate::shell::settings::Settings;
 use crate::shell::state::{self, GatewayRegistration, StateError};
 
@@ -68,6 +69,7 @@ pub async fn start(
     addr: SocketAddr,
     tokens: Tokens,
     table: Arc<RwLock<RouteTable>>,
+    bounds: Bounds,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Running, ApiError> {
     let state = GatewayState {
@@ -75,7 +77,7 @@ pub async fn start(
         tokens: Arc::new(tokens),
         refresh: refresh(engine, project),
     };
-    gateway::serve(addr, state, shutdown).await
+    gateway::serve(addr, state, bounds, shutdown).await
 }
 
 /// Announces a gateway's control address, so that applies in any process switch

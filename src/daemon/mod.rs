@@ -89,6 +89,8 @@ pub struct WatchOptions {
     pub tokens: Tokens,
     /// Serve the routing gateway here, its routes updated after every reconcile.
     pub gateway: Option<SocketAddr>,
+    /// How each listener is bounded against floods.
+    pub bounds: crate::shell::listen::Bounds,
 }
 
 struct Daemon {
@@ -168,6 +170,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
             addr,
             opts.tokens.clone(),
             routes.clone(),
+            opts.bounds,
             async {
                 let _ = gateway_stopped.await;
             },
@@ -288,7 +291,7 @@ async fn serve_api(
             })
         }),
     };
-    api::serve(addr, state, shutdown).await?;
+    api::serve(addr, state, opts.bounds, shutdown).await?;
     let t = tx.clone();
     tokio::spawn(async move {
         while let Some(ask) = ask_rx.recv().await {

@@ -100,20 +100,16 @@ async fn healthz(State(s): State<ApiState>) -> Response {
 pub async fn serve(
     addr: SocketAddr,
     state: ApiState,
+    bounds: super::listen::Bounds,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>, ApiError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ApiError::ListenerBind { addr, source })?;
     let app = router(state);
-    Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "the API server stopped");
-        }
-    }))
+    Ok(tokio::spawn(super::listen::serve(
+        listener, app, bounds, shutdown,
+    )))
 }
 
 async fn status(State(s): State<ApiState>, headers: HeaderMap) -> Response {

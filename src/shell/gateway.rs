@@ -112,6 +112,7 @@ pub struct Running {
 pub async fn serve(
     addr: SocketAddr,
     state: GatewayState,
+    bounds: super::listen::Bounds,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, super::api::ApiError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -142,14 +143,7 @@ pub async fn serve(
         inflight: Default::default(),
         client,
     };
-    // Small answers go out at once, not after a delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let app = Router::new()
-        .fallback(proxy)
-        .with_state(g.clone())
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = Router::new().fallback(proxy).with_state(g.clone());
     let control_app = Router::new()
         .route("/drain", post(drain_handler))
         .with_state(g);
@@ -162,12 +156,7 @@ pub async fn serve(
             .await;
     });
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "the gateway stopped");
-        }
+        super::listen::serve(listener, app, bounds, shutdown).await;
         let _ = stop_control.send(());
     });
     Ok(Running {

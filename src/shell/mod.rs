@@ -11,6 +11,7 @@ pub mod forward;
 pub mod gateway;
 pub mod git;
 pub mod gpu;
+pub mod listen;
 pub mod lock;
 pub mod package;
 pub mod probe;

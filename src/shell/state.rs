@@ -32,10 +32,10 @@ fn read_json<T: serde::de::DeserializeOwned + Default>(path: &PathBuf) -> T {
         .unwrap_or_default()
 }
 
-fn write_json<T: serde::Serialize>(path: &PathBuf, value: &T) -> Result<(), StateError> {
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
     let text = serde_json::to_string_pretty(value).expect("state always serializes");
     write_atomic(path, text.as_bytes()).map_err(|source| StateError::StateWrite {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     })
 }

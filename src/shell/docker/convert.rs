@@ -310,6 +310,33 @@ pub fn usage(s: &bollard::models::ContainerStatsResponse) -> Option<super::Usage
 /// The conversions as snapshots: what berth sends the engine for a container,
 /// and what it makes of the engine's list replies. Refresh with
 /// `INSTA_UPDATE=always cargo test`.
+/// A one-shot container that makes volume `to` hold exactly what `from` holds:
+/// `to` emptied first (a copy a kill interrupted may have left half), `from`
+/// mounted read-only, no network.
+pub fn copy_request(
+    image: &str,
+    labels: BTreeMap<String, String>,
+    from: &str,
+    to: &str,
+) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "rm -rf /to/* /to/.[!.]* /to/..?* && cp -a /from/. /to/".into(),
+        ]),
+        labels: Some(labels.into_iter().collect()),
+        network_disabled: Some(true),
+        host_config: Some(HostConfig {
+            binds: Some(vec![format!("{from}:/from:ro"), format!("{to}:/to")]),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -388,32 +415,5 @@ services:
         .unwrap();
         let observed = observed("shop", containers, networks, volumes);
         insta::assert_json_snapshot!("observed", observed);
-    }
-}
-
-/// A one-shot container that makes volume `to` hold exactly what `from` holds:
-/// `to` emptied first (a copy a kill interrupted may have left half), `from`
-/// mounted read-only, no network.
-pub fn copy_request(
-    image: &str,
-    labels: BTreeMap<String, String>,
-    from: &str,
-    to: &str,
-) -> ContainerCreateBody {
-    ContainerCreateBody {
-        image: Some(image.to_string()),
-        cmd: Some(vec![
-            "sh".into(),
-            "-c".into(),
-            "rm -rf /to/* /to/.[!.]* /to/..?* && cp -a /from/. /to/".into(),
-        ]),
-        labels: Some(labels.into_iter().collect()),
-        network_disabled: Some(true),
-        host_config: Some(HostConfig {
-            binds: Some(vec![format!("{from}:/from:ro"), format!("{to}:/to")]),
-            network_mode: Some("none".into()),
-            ..Default::default()
-        }),
-        ..Default::default()
     }
 }
