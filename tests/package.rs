@@ -373,3 +373,75 @@ fn a_gzip_member_with_a_bad_crc_a_bad_size_or_a_cut_trailer_is_refused() {
     }
     assert_eq!(damaged(|_| {}), "accepted");
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn read_bytes(bytes: &[u8]) -> Result<berth::shell::package::Package, PackageError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.tar.gz");
+        std::fs::write(&path, bytes).unwrap();
+        read_archive(&path, Limits::default())
+    }
+
+    /// An entry: a path from a few names (with `..` and `.` among them), and a
+    /// file or a link to such a path.
+    fn entry() -> impl Strategy<Value = (String, String)> {
+        let name = prop::sample::select(vec!["a", "b", "s", "..", ".", "x.txt"]);
+        let path = prop::collection::vec(name.clone(), 1..4).prop_map(|p| p.join("/"));
+        let target = prop::collection::vec(name, 1..4).prop_map(|p| p.join("/"));
+        (
+            path,
+            prop_oneof![
+                Just("file:x".to_string()),
+                target.prop_map(|t| format!("symlink:{t}"))
+            ],
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_package_reader(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = read_bytes(&bytes);
+            let _ = read_bytes(&gz(&bytes));
+        }
+
+        /// What the reader accepts, laid out in a real directory, never resolves
+        /// outside it: the kernel is the oracle.
+        #[test]
+        fn an_accepted_package_never_resolves_outside_itself(entries in prop::collection::vec(entry(), 1..6)) {
+            let refs: Vec<(&str, &str)> = entries.iter().map(|(p, k)| (p.as_str(), k.as_str())).collect();
+            let Ok(pkg) = read_bytes(&gz(&tarball(&refs))) else { return Ok(()) };
+            let root = tempfile::tempdir().unwrap();
+            let base = root.path().join("pkg");
+            std::fs::create_dir_all(&base).unwrap();
+            let base = base.canonicalize().unwrap();
+            for p in pkg.context.paths() {
+                let at = base.join(p);
+                std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+                match pkg.context.get(p).unwrap() {
+                    Entry::File { .. } => std::fs::write(&at, "x").unwrap(),
+                    Entry::Symlink { target } => std::os::unix::fs::symlink(target, &at).unwrap(),
+                }
+            }
+            for p in pkg.context.paths() {
+                if let Ok(real) = base.join(p).canonicalize() {
+                    prop_assert!(real.starts_with(&base), "{p} resolves to {}", real.display());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn an_entry_below_a_file_is_refused() {
+    // Found by the property test: a file `a` and a file `a/x.txt` were accepted,
+    // and the engine's build failed on them.
+    refused(
+        &[("a", "file:x"), ("a/x.txt", "file:y")],
+        "entry `a/x.txt` is refused: it lies below the file `a`",
+    );
+}

@@ -106,7 +106,8 @@ fn normal_path(p: &Path) -> Result<String, &'static str> {
 
 /// Every link resolved the way the container will (following the links it
 /// meets, one after another) stays inside, and no entry lies below a link (the
-/// engine would put it wherever the link points). Err: the entry and why.
+/// engine would put it wherever the link points) or below a file (the build
+/// would fail on it). Err: the entry and why.
 pub fn check_links(ctx: &Context) -> Result<(), (String, String)> {
     let is_link = |p: &str| matches!(ctx.get(p), Some(Entry::Symlink { .. }));
     for path in ctx.paths() {
@@ -126,6 +127,12 @@ pub fn check_links(ctx: &Context) -> Result<(), (String, String)> {
                 return Err((
                     path.to_string(),
                     format!("it lies below the symlink `{prefix}`"),
+                ));
+            }
+            if matches!(ctx.get(&prefix), Some(Entry::File { .. })) {
+                return Err((
+                    path.to_string(),
+                    format!("it lies below the file `{prefix}`"),
                 ));
             }
         }
