@@ -212,6 +212,11 @@ pub struct WatchArgs {
     /// Serve the routing gateway on this address too.
     #[arg(long, value_name = "ADDR")]
     pub gateway: Option<std::net::SocketAddr>,
+    /// Let a services file from --git fetch assets from loopback, link-local or
+    /// private addresses (refused by default: a repository should not make
+    /// berth fetch internal endpoints).
+    #[arg(long)]
+    pub allow_private_assets: bool,
     /// At most this many connections at once on each listener (API, gateway).
     #[arg(long, value_name = "N", default_value_t = crate::shell::listen::MAX_CONNECTIONS)]
     pub max_connections: usize,

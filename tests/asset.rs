@@ -190,3 +190,31 @@ fn an_asset_without_a_checksum_is_a_warning_and_its_content_decides_the_hash() {
     )]));
     assert!(p.ok(&["apply"]).contains("No changes"));
 }
+
+#[test]
+fn addresses_a_repository_may_not_make_berth_fetch_are_named() {
+    use berth::shell::asset::{is_public, private_url};
+    for (ip, public) in [
+        ("127.0.0.1", false),
+        ("10.1.2.3", false),
+        ("172.16.0.1", false),
+        ("192.168.1.1", false),
+        ("169.254.169.254", false),
+        ("100.64.0.1", false),
+        ("0.0.0.0", false),
+        ("::1", false),
+        ("fe80::1", false),
+        ("fd00::1", false),
+        ("::ffff:127.0.0.1", false),
+        ("93.184.216.34", true),
+        ("2606:4700::1111", true),
+    ] {
+        assert_eq!(is_public(ip.parse().unwrap()), public, "{ip}");
+    }
+    assert!(private_url("http://169.254.169.254/latest/meta-data").is_some());
+    assert!(private_url("http://[::1]:8080/x").is_some());
+    assert!(
+        private_url("https://example.org/model.bin").is_none(),
+        "names are checked when resolved"
+    );
+}

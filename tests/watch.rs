@@ -634,6 +634,66 @@ fn a_commit_naming_a_package_outside_the_repository_is_refused_and_the_last_good
     }
 }
 
+#[test]
+fn a_commit_naming_an_asset_on_a_private_address_is_refused_unless_allowed() {
+    let Some(p) = Project::new("wprivate") else {
+        return;
+    };
+    // A loopback file server: what a repository must not make berth fetch.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in server.incoming().flatten() {
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 2048];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\ninside",
+            );
+        }
+    });
+    let (bare, work) = remote_with_one(&p);
+    let with_asset = ONE.replace("{p}", &p.name).replace(
+        "    env: { GREETING: one }",
+        &format!("    env: {{ GREETING: one }}\n    assets: [{{ env: MODEL, url: \"http://127.0.0.1:{port}/m.bin\" }}]"),
+    );
+    assert!(with_asset.contains("assets:"));
+    std::fs::write(work.join("services.yaml"), &with_asset).unwrap();
+    git(&work, &["commit", "-qam", "asset"]);
+    git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    let url = format!("file://{}", bare.display());
+    let args = [
+        "--git",
+        url.as_str(),
+        "--path",
+        "services.yaml",
+        "--interval",
+        "1s",
+    ];
+    {
+        let d = Daemon::start(&p, &args);
+        let s = d.wait_for(Duration::from_secs(30), |s| {
+            s["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("is a loopback, link-local or private address"))
+        });
+        assert!(s["last_error"].as_str().unwrap().contains("MODEL"), "{s}");
+        assert!(
+            p.containers().is_empty(),
+            "nothing ran: {:?}",
+            p.containers()
+        );
+    }
+    // Its owner may allow it on the command line.
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-private-assets");
+    let d = Daemon::start(&p, &allowed);
+    d.wait_for(Duration::from_secs(60), |s| {
+        s["last_reconcile"]["result"] == "ok"
+    });
+    wait_greeting(&p, "one");
+}
+
 /// A directory of the host outside any test checkout: the Python example.
 fn example_dir() -> String {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

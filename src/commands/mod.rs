@@ -180,6 +180,7 @@ impl Output {
             verbose: self.verbose,
             color: self.color,
             confine: None,
+            private_assets: false,
         })
     }
 }

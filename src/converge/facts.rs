@@ -76,11 +76,25 @@ async fn asset_facts(
     if wanted.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let client = asset::client();
+    // A repository's file reaches public addresses only, unless its owner
+    // allowed more on the command line.
+    let guarded = ctx.confine.is_some() && !ctx.private_assets;
+    let client = match guarded {
+        true => asset::public_client(),
+        false => asset::client(),
+    };
     let cache = asset::cache_dir(&ctx.settings.state_dir);
     let mut facts = BTreeMap::new();
     let mut problems = Vec::new();
     for (url, (a, id)) in wanted {
+        if let Some(why) = guarded.then(|| asset::private_url(url)).flatten() {
+            problems.push(Diagnostic::new(
+                Some(a.pos),
+                format!("{id}: asset `{}` ({url}): {why}", a.env),
+                "fetch it from a public address, or allow private ones with --allow-private-assets",
+            ));
+            continue;
+        }
         match asset::ensure(&client, &cache, a).await {
             Ok(f) => {
                 facts.insert(url.to_string(), f);

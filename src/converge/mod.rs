@@ -82,6 +82,9 @@ pub struct Context {
     /// The checkout a git source's file lies in: every path the file names must
     /// resolve inside it. `None` for a file of the user's own.
     pub confine: Option<PathBuf>,
+    /// Assets a confined file names may come from private addresses
+    /// (`watch --allow-private-assets`).
+    pub private_assets: bool,
 }
 
 pub(crate) fn refused(file: &Path, items: Vec<Diagnostic>) -> ConvergeError {

@@ -99,12 +99,107 @@ pub fn cached(cache: &Path, asset: &Asset) -> Option<AssetFact> {
 /// An HTTP client for assets: redirects followed (up to 10), a connect timeout,
 /// and a read timeout between chunks rather than one for the whole file.
 pub fn client() -> reqwest::Client {
+    builder()
+        .build()
+        .expect("a client with these settings always builds")
+}
+
+fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(Duration::from_secs(60))
         .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+}
+
+/// A client that reaches public addresses only: every name is resolved by
+/// [`PublicOnly`], and a redirect to a private address literal is not
+/// followed. For files a repository names: it must not make berth fetch the
+/// host's or its network's internal endpoints.
+pub fn public_client() -> reqwest::Client {
+    builder()
+        .dns_resolver(std::sync::Arc::new(PublicOnly))
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            match attempt.url().host_str().and_then(literal_private) {
+                Some(why) => attempt.error(why),
+                None if attempt.previous().len() >= 10 => attempt.stop(),
+                None => attempt.follow(),
+            }
+        }))
         .build()
         .expect("a client with these settings always builds")
+}
+
+/// Why `url`'s host may not be fetched by a [`public_client`]: a private
+/// address literal (names are checked when resolved).
+pub fn private_url(url: &str) -> Option<String> {
+    reqwest::Url::parse(url)
+        .ok()?
+        .host_str()
+        .and_then(literal_private)
+}
+
+fn literal_private(host: &str) -> Option<String> {
+    let ip: std::net::IpAddr = host.trim_matches(['[', ']']).parse().ok()?;
+    (!is_public(ip)).then(|| private_why(host, &[ip]))
+}
+
+fn private_why(host: &str, ips: &[std::net::IpAddr]) -> String {
+    let list: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
+    format!(
+        "`{host}` is a loopback, link-local or private address ({}); a services file from a git repository may not make berth fetch internal endpoints (pass --allow-private-assets to `berth watch` to allow it)",
+        list.join(", ")
+    )
+}
+
+/// Whether `ip` is on the public internet: not loopback, private, link-local,
+/// shared (100.64/10), unique-local, multicast or unspecified.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80)
+            }
+        },
+    }
+}
+
+/// Resolves names to their public addresses only; a name with none is an error.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let all: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<std::net::SocketAddr> =
+                all.iter().copied().filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                let ips: Vec<std::net::IpAddr> = all.iter().map(|a| a.ip()).collect();
+                return Err(private_why(&host, &ips).into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addrs)
+        })
+    }
 }
 
 /// The asset from the cache, or fetched, verified and stored first.
