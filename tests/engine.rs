@@ -608,15 +608,15 @@ fn a_version_that_never_becomes_healthy_leaves_the_old_one_running_and_says_why(
     assert_ne!(p.containers()[&web], before);
 }
 
-#[test]
-fn an_engine_that_accepts_and_never_answers_is_named_within_the_timeout() {
+/// A socket that accepts every connection and holds it, never writing a byte,
+/// in a temp dir with a services file: an engine that hangs.
+fn hung_engine() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("hung.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    // Accepts every connection and holds it, never writing a byte.
     std::thread::spawn(move || {
-        let held: Vec<_> = listener.incoming().take(64).collect();
-        std::thread::sleep(std::time::Duration::from_secs(60));
+        let held: Vec<_> = listener.incoming().take(256).collect();
+        std::thread::sleep(std::time::Duration::from_secs(120));
         drop(held);
     });
     std::fs::write(
@@ -624,6 +624,12 @@ fn an_engine_that_accepts_and_never_answers_is_named_within_the_timeout() {
         "project: hung\nservices:\n  a:\n    image: busybox\n",
     )
     .unwrap();
+    (dir, sock)
+}
+
+#[test]
+fn an_engine_that_accepts_and_never_answers_is_named_within_the_timeout() {
+    let (dir, sock) = hung_engine();
     for command in [&["status"][..], &["plan"][..], &["apply"][..]] {
         let started = std::time::Instant::now();
         let out = Command::new(BERTH)
@@ -649,5 +655,57 @@ fn an_engine_that_accepts_and_never_answers_is_named_within_the_timeout() {
             took < std::time::Duration::from_secs(20),
             "{command:?} took {took:?}"
         );
+    }
+}
+
+#[test]
+fn watch_and_serve_listen_while_the_engine_hangs_and_healthz_says_why() {
+    let (dir, sock) = hung_engine();
+    let (api, gateway) = (common::free_port(), common::free_port());
+    let spawn = |args: &[&str]| {
+        Command::new(BERTH)
+            .args(args)
+            .current_dir(dir.path())
+            .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+            .env("BERTH_ENGINE_TIMEOUT", "1s")
+            .env("BERTH_STATE_DIR", dir.path().join("state"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut children = [
+        spawn(&[
+            "watch",
+            "--listen",
+            &format!("127.0.0.1:{api}"),
+            "--interval",
+            "1h",
+        ]),
+        spawn(&["serve", "--gateway", &format!("127.0.0.1:{gateway}")]),
+    ];
+    common::eventually(
+        std::time::Duration::from_secs(15),
+        || format!("healthz: {:?}", common::http_get(api, "/healthz", None)),
+        || {
+            let (code, body) = common::http_get(api, "/healthz", None);
+            code == 503
+                && body.contains("engine unreachable")
+                && body.contains("did not answer within 1s")
+        },
+    );
+    common::eventually(
+        std::time::Duration::from_secs(15),
+        || {
+            format!(
+                "the gateway answers: {:?}",
+                common::http_get(gateway, "/a/", None)
+            )
+        },
+        || common::http_get(gateway, "/a/", None).0 == 401,
+    );
+    for c in &mut children {
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }

@@ -176,12 +176,22 @@ impl Output {
     pub async fn connect(&self) -> Result<Context, CommandError> {
         Ok(Context {
             engine: Docker::shared(&self.settings).await?,
+            ..self.connect_later()
+        })
+    }
+
+    /// For the long-running commands (`watch`, `serve`): they listen at once
+    /// and connect to the engine when first needed, retrying while it does not
+    /// answer (their `/healthz` says so meanwhile).
+    pub fn connect_later(&self) -> Context {
+        Context {
+            engine: Docker::shared_lazy(&self.settings),
             settings: self.settings.clone(),
             verbose: self.verbose,
             color: self.color,
             confine: None,
             private_assets: false,
-        })
+        }
     }
 }
 

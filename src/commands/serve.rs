@@ -20,11 +20,16 @@ pub async fn run(
 ) -> Result<u8, CommandError> {
     let spec = converge::load(&out.settings, file)?;
     let tokens = load_tokens(tokens, root_token)?;
-    let ctx = out.connect().await?;
+    let ctx = out.connect_later();
     let engine = ctx.engine.as_ref();
-    let table = Arc::new(RwLock::new(
-        gateways::route_table(engine, &spec.project).await?,
-    ));
+    // Listening comes first: routes follow once the engine answers.
+    let first = gateways::route_table(engine, &spec.project)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "no routes yet: the engine does not answer");
+            Default::default()
+        });
+    let table = Arc::new(RwLock::new(first));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let project = Arc::new(RwLock::new(Some(spec.project.clone())));
     let running = gateways::start(

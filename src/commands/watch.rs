@@ -29,7 +29,7 @@ pub async fn run(out: &Output, args: WatchArgs) -> Result<u8, CommandError> {
         },
         None => WatchSource::File(args.file.unwrap_or_else(|| PathBuf::from("services.yaml"))),
     };
-    let mut ctx = out.connect().await?;
+    let mut ctx = out.connect_later();
     ctx.private_assets = args.allow_private_assets;
     Ok(daemon::run(
         ctx,

@@ -107,42 +107,71 @@ fn is_not_modified(e: &BollardError) -> bool {
     )
 }
 
-/// A connected single-host Docker engine.
+/// A single-host Docker engine, connected on first use (and again after a
+/// failed try), so a daemon can listen before its engine answers.
 #[derive(Clone)]
 pub struct Docker {
-    docker: bollard::Docker,
+    client: std::sync::Arc<tokio::sync::OnceCell<bollard::Docker>>,
+    address: String,
+    timeout: std::time::Duration,
 }
 
 impl Docker {
-    /// Connects with the usual defaults (DOCKER_HOST or the local socket) and agrees
-    /// on an API version with the engine, so older engines work too.
-    /// Connecting, the version agreement and a ping must take at most
-    /// `settings.engine_timeout`: a socket that accepts and never answers is an
-    /// error naming the engine's address, not a wait of minutes.
-    pub async fn connect(settings: &Settings) -> Result<Docker, EngineError> {
-        let address = settings.engine_address.clone();
-        let reach = |source| EngineError::EngineReach {
-            address: address.clone(),
-            source,
-        };
-        let connect = async {
-            let docker = bollard::Docker::connect_with_defaults().map_err(reach)?;
-            let docker = docker.negotiate_version().await.map_err(reach)?;
-            docker.ping().await.map_err(reach)?;
-            Ok(Docker { docker })
-        };
-        match tokio::time::timeout(settings.engine_timeout, connect).await {
-            Ok(result) => result,
-            Err(_) => Err(EngineError::EngineUnanswered {
-                address: address.clone(),
-                after: settings.engine_timeout,
-            }),
+    /// An engine that connects when first asked (see [`Docker::client`]).
+    pub fn lazy(settings: &Settings) -> Docker {
+        Docker {
+            client: Default::default(),
+            address: settings.engine_address.clone(),
+            timeout: settings.engine_timeout,
         }
     }
 
-    /// Connected, behind the trait the converge path talks to.
+    /// Connected now: a command fails fast when the engine does not answer.
+    pub async fn connect(settings: &Settings) -> Result<Docker, EngineError> {
+        let docker = Docker::lazy(settings);
+        docker.client().await?;
+        Ok(docker)
+    }
+
+    /// Connected now, behind the trait the converge path talks to.
     pub async fn shared(settings: &Settings) -> Result<SharedEngine, EngineError> {
         Ok(std::sync::Arc::new(Docker::connect(settings).await?))
+    }
+
+    /// Connected on first use, behind the trait.
+    pub fn shared_lazy(settings: &Settings) -> SharedEngine {
+        std::sync::Arc::new(Docker::lazy(settings))
+    }
+
+    /// The client, connecting first if no try has succeeded yet: the usual
+    /// defaults (DOCKER_HOST or the local socket), an API version agreed with
+    /// the engine (so older engines work too) and a ping, all within the
+    /// engine timeout. A socket that accepts and never answers is an error
+    /// naming the engine's address, not a wait of minutes.
+    async fn client(&self) -> Result<&bollard::Docker, EngineError> {
+        let address = self.address.clone();
+        let timeout = self.timeout;
+        self.client
+            .get_or_try_init(|| async move {
+                let reach = |source| EngineError::EngineReach {
+                    address: address.clone(),
+                    source,
+                };
+                let connect = async {
+                    let docker = bollard::Docker::connect_with_defaults().map_err(reach)?;
+                    let docker = docker.negotiate_version().await.map_err(reach)?;
+                    docker.ping().await.map_err(reach)?;
+                    Ok(docker)
+                };
+                match tokio::time::timeout(timeout, connect).await {
+                    Ok(result) => result,
+                    Err(_) => Err(EngineError::EngineUnanswered {
+                        address: address.clone(),
+                        after: timeout,
+                    }),
+                }
+            })
+            .await
     }
 
     /// A container's inspection, or `None` when there is no such container (404).
@@ -150,7 +179,7 @@ impl Docker {
         &self,
         id: &str,
     ) -> Result<Option<bollard::models::ContainerInspectResponse>, EngineError> {
-        match self.docker.inspect_container(id, None).await {
+        match self.client().await?.inspect_container(id, None).await {
             Ok(c) => Ok(Some(c)),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(source) => Err(EngineError::ObjectInspect {
@@ -166,7 +195,7 @@ impl Docker {
         &self,
         reference: &str,
     ) -> Result<Option<bollard::models::ImageInspect>, EngineError> {
-        match self.docker.inspect_image(reference).await {
+        match self.client().await?.inspect_image(reference).await {
             Ok(img) => Ok(Some(img)),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(source) => Err(EngineError::ObjectInspect {
@@ -182,7 +211,8 @@ impl Docker {
 impl Engine for Docker {
     async fn version(&self) -> Result<EngineVersion, EngineError> {
         let v = self
-            .docker
+            .client()
+            .await?
             .version()
             .await
             .map_err(EngineError::EngineConnect)?;
@@ -202,8 +232,8 @@ impl Engine for Docker {
             .filters(&filters)
             .build();
         let (containers, networks, volumes) = tokio::join!(
-            self.docker.list_containers(Some(opts)),
-            self.docker.list_networks(Some(
+            self.client().await?.list_containers(Some(opts)),
+            self.client().await?.list_networks(Some(
                 ListNetworksOptionsBuilder::default()
                     .filters(&HashMap::from([(
                         "name",
@@ -211,7 +241,7 @@ impl Engine for Docker {
                     )]))
                     .build()
             )),
-            self.docker.list_volumes(Some(
+            self.client().await?.list_volumes(Some(
                 ListVolumesOptionsBuilder::default()
                     .filters(&HashMap::from([("name", vec![format!("{project}-")])]))
                     .build()
@@ -231,7 +261,8 @@ impl Engine for Docker {
 
     async fn image_ids(&self) -> Result<BTreeMap<String, String>, EngineError> {
         let images = self
-            .docker
+            .client()
+            .await?
             .list_images(Some(ListImagesOptions {
                 all: false,
                 ..Default::default()
@@ -266,7 +297,8 @@ impl Engine for Docker {
     }
 
     async fn create_network(&self, n: &DesiredNetwork) -> Result<(), EngineError> {
-        self.docker
+        self.client()
+            .await?
             .create_network(convert::network_request(n))
             .await
             .map(|_| ())
@@ -277,7 +309,7 @@ impl Engine for Docker {
     }
 
     async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
-        match self.docker.remove_network(name).await {
+        match self.client().await?.remove_network(name).await {
             Err(e) if !is_not_found(&e) => Err(EngineError::NetworkRemove {
                 name: name.into(),
                 source: e,
@@ -287,7 +319,8 @@ impl Engine for Docker {
     }
 
     async fn create_volume(&self, v: &DesiredVolume) -> Result<(), EngineError> {
-        self.docker
+        self.client()
+            .await?
             .create_volume(convert::volume_request(v))
             .await
             .map(|_| ())
@@ -299,7 +332,8 @@ impl Engine for Docker {
 
     async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
         match self
-            .docker
+            .client()
+            .await?
             .remove_volume(name, None::<RemoveVolumeOptions>)
             .await
         {
@@ -324,7 +358,8 @@ impl Engine for Docker {
         let req = convert::create_request(c, secrets);
         let opts = CreateContainerOptionsBuilder::default().name(name).build();
         let id = self
-            .docker
+            .client()
+            .await?
             .create_container(Some(opts), req.body)
             .await
             .map_err(err)?
@@ -334,7 +369,7 @@ impl Engine for Docker {
                 container: id.clone(),
                 endpoint_config: Some(endpoint),
             };
-            if let Err(e) = self.docker.connect_network(&net, req).await {
+            if let Err(e) = self.client().await?.connect_network(&net, req).await {
                 let _ = self.remove_container(&id, name).await;
                 return Err(err(e));
             }
@@ -343,7 +378,7 @@ impl Engine for Docker {
     }
 
     async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
-        match self.docker.start_container(id, None).await {
+        match self.client().await?.start_container(id, None).await {
             Err(e) if !is_not_modified(&e) => Err(EngineError::ContainerChange {
                 verb: "start",
                 name: name.into(),
@@ -357,7 +392,7 @@ impl Engine for Docker {
         let opts = StopContainerOptionsBuilder::default()
             .t(STOP_GRACE.as_secs() as i32)
             .build();
-        match self.docker.stop_container(id, Some(opts)).await {
+        match self.client().await?.stop_container(id, Some(opts)).await {
             Err(e) if !is_not_modified(&e) && !is_not_found(&e) => {
                 Err(EngineError::ContainerChange {
                     verb: "stop",
@@ -378,7 +413,8 @@ impl Engine for Docker {
         let opts = RenameContainerOptionsBuilder::default()
             .name(new_name)
             .build();
-        self.docker
+        self.client()
+            .await?
             .rename_container(id, opts)
             .await
             .map_err(|source| EngineError::ContainerChange {
@@ -390,7 +426,7 @@ impl Engine for Docker {
 
     async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
         let opts = RemoveContainerOptionsBuilder::default().force(true).build();
-        match self.docker.remove_container(id, Some(opts)).await {
+        match self.client().await?.remove_container(id, Some(opts)).await {
             Err(e) if !is_not_found(&e) => Err(EngineError::ContainerChange {
                 verb: "remove",
                 name: name.into(),
@@ -418,14 +454,19 @@ impl Engine for Docker {
         let body = convert::copy_request(image, labels, from, to);
         let opts = CreateContainerOptionsBuilder::default().name(name).build();
         let id = self
-            .docker
+            .client()
+            .await?
             .create_container(Some(opts), body)
             .await
             .map_err(err)?
             .id;
         let result = async {
-            self.docker.start_container(&id, None).await.map_err(err)?;
-            let mut wait = self.docker.wait_container(&id, None);
+            self.client()
+                .await?
+                .start_container(&id, None)
+                .await
+                .map_err(err)?;
+            let mut wait = self.client().await?.wait_container(&id, None);
             match wait.next().await {
                 Some(Ok(r)) if r.status_code == 0 => Ok(()),
                 Some(Ok(r)) => Err(format!("the copy exited with {}", r.status_code)),
@@ -517,7 +558,7 @@ impl Engine for Docker {
 
     async fn usage(&self, id: &str) -> Result<Option<Usage>, EngineError> {
         let opts = StatsOptionsBuilder::default().stream(false).build();
-        match self.docker.stats(id, Some(opts)).next().await {
+        match self.client().await?.stats(id, Some(opts)).next().await {
             None => Ok(None),
             Some(Err(e)) if is_not_found(&e) => Ok(None),
             Some(Err(source)) => Err(EngineError::ObjectInspect {
@@ -551,15 +592,24 @@ impl Engine for Docker {
             .tail(&tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into()))
             .build();
         let owned = id.to_string();
-        self.docker
-            .logs(id, Some(opts))
-            .map(move |chunk| {
-                chunk
-                    .map(|c| c.to_string())
-                    .map_err(|source| EngineError::LogsRead {
-                        name: owned.clone(),
-                        source,
-                    })
+        let this = self.clone();
+        futures_util::stream::once(async move { this.client().await.cloned() })
+            .flat_map(move |client| match client {
+                Err(e) => futures_util::stream::once(std::future::ready(Err(e))).boxed(),
+                Ok(client) => {
+                    let owned = owned.clone();
+                    client
+                        .logs(&owned.clone(), Some(opts.clone()))
+                        .map(move |chunk| {
+                            chunk
+                                .map(|c| c.to_string())
+                                .map_err(|source| EngineError::LogsRead {
+                                    name: owned.clone(),
+                                    source,
+                                })
+                        })
+                        .boxed()
+                }
             })
             .boxed()
     }
@@ -579,30 +629,42 @@ impl Engine for Docker {
             filters: Some(filters),
             ..Default::default()
         };
-        self.docker
-            .events(Some(opts))
-            .filter_map(|e| {
-                let event = match e {
-                    Err(source) => Err(EngineError::ObjectList {
-                        what: "events",
-                        source,
-                    }),
-                    Ok(e) => {
-                        let attributes = e.actor.and_then(|a| a.attributes).unwrap_or_default();
-                        // A build's intermediate containers carry the image's
-                        // labels, the project's among them, but never a
-                        // container hash: their create/destroy is not drift.
-                        if !attributes.contains_key(LABEL_HASH) {
-                            return std::future::ready(None);
-                        }
-                        Ok(ContainerEvent {
-                            at_nanos: e.time_nano.unwrap_or(0),
-                            action: e.action.unwrap_or_default(),
-                            container: attributes.get("name").cloned().unwrap_or_default(),
+        let this = self.clone();
+        futures_util::stream::once(async move { this.client().await.cloned() })
+            .flat_map(move |client| match client {
+                Err(e) => futures_util::stream::once(std::future::ready(Err(e))).boxed(),
+                Ok(client) => {
+                    client
+                        .events(Some(opts.clone()))
+                        .filter_map(|e| {
+                            let event = match e {
+                                Err(source) => Err(EngineError::ObjectList {
+                                    what: "events",
+                                    source,
+                                }),
+                                Ok(e) => {
+                                    let attributes =
+                                        e.actor.and_then(|a| a.attributes).unwrap_or_default();
+                                    // A build's intermediate containers carry the image's
+                                    // labels, the project's among them, but never a
+                                    // container hash: their create/destroy is not drift.
+                                    if !attributes.contains_key(LABEL_HASH) {
+                                        return std::future::ready(None);
+                                    }
+                                    Ok(ContainerEvent {
+                                        at_nanos: e.time_nano.unwrap_or(0),
+                                        action: e.action.unwrap_or_default(),
+                                        container: attributes
+                                            .get("name")
+                                            .cloned()
+                                            .unwrap_or_default(),
+                                    })
+                                }
+                            };
+                            std::future::ready(Some(event))
                         })
-                    }
-                };
-                std::future::ready(Some(event))
+                        .boxed()
+                }
             })
             .boxed()
     }
@@ -620,7 +682,8 @@ impl Engine for Docker {
             .forcerm(true)
             .build();
         let mut stream =
-            self.docker
+            self.client()
+                .await?
                 .build_image(opts, None, Some(bollard::body_full(context.into())));
         let mut log: Vec<String> = Vec::new();
         let fail = |log: &[String], message: String| {
@@ -673,9 +736,11 @@ impl Engine for Docker {
             changes,
             ..Default::default()
         };
-        let mut stream =
-            self.docker
-                .create_image(Some(opts), Some(bollard::body_try_stream(tarball)), None);
+        let mut stream = self.client().await?.create_image(
+            Some(opts),
+            Some(bollard::body_try_stream(tarball)),
+            None,
+        );
         let fail = |message: String| EngineError::ImageBuild {
             tag: format!("{repo}:{tag}"),
             message,
