@@ -119,7 +119,7 @@ pub enum Command {
         #[command(flatten)]
         token: RootToken,
         /// At most this many connections at once; more wait in the kernel's queue.
-        #[arg(long, value_name = "N", default_value_t = crate::shell::listen::MAX_CONNECTIONS)]
+        #[arg(long, value_name = "N", default_value_t = 1000)]
         max_connections: usize,
     },
     /// Make the version that was active before (or --to VERSION) active again,
@@ -218,7 +218,7 @@ pub struct WatchArgs {
     #[arg(long)]
     pub allow_private_assets: bool,
     /// At most this many connections at once on each listener (API, gateway).
-    #[arg(long, value_name = "N", default_value_t = crate::shell::listen::MAX_CONNECTIONS)]
+    #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_connections: usize,
 }
 

@@ -21,7 +21,8 @@ use tower::ServiceExt;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A kept-alive connection with no request in flight is closed after this.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// The default cap on open connections per listener.
+/// The default cap on open connections per listener (the CLI's `--max-connections`
+/// default says the same number: the CLI does not import the shell).
 pub const MAX_CONNECTIONS: usize = 1000;
 
 /// How one listener is bounded.
