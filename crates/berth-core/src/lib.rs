@@ -32,3 +32,4 @@ pub mod role;
 pub mod rollback;
 pub mod route;
 pub mod spec;
+pub mod steps;

@@ -10,6 +10,7 @@ mod catalog;
 mod model;
 mod raw;
 mod validate;
+mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,3 +25,4 @@ pub use catalog::*;
 pub use model::*;
 pub use raw::*;
 pub use validate::*;
+pub use values::{ENV_TOTAL_MAX, ENV_VALUE_MAX};

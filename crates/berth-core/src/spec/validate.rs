@@ -1,6 +1,7 @@
 //! Parsing and validation: every problem of a file collected, then the raw file
 //! turned into the validated [`Spec`].
 
+use super::values::{normalize_path, route_path};
 #[allow(unused_imports)]
 use super::*;
 
@@ -60,57 +61,24 @@ pub fn is_valid_name(s: &str) -> bool {
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-'))
 }
 
-fn is_env_name(s: &str) -> bool {
+pub(super) fn is_env_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some('A'..='Z' | 'a'..='z' | '_'))
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[derive(Default)]
-struct Validator {
+pub(super) struct Validator {
     items: Vec<Diagnostic>,
 }
 
 /// Service settings merged with one version's: the version's value wins.
-/// The most one `NAME=value` may hold: Linux's limit for one string handed to
-/// a new process (MAX_ARG_STRLEN, 128 KiB), less its terminating NUL.
-pub const ENV_VALUE_MAX: usize = 128 * 1024 - 1;
-/// The most one version's `env` may hold in all, well inside what a container's
-/// start (command line and environment together) can take.
-pub const ENV_TOTAL_MAX: usize = 1024 * 1024;
-
-/// Why `path` (starting with `/`) cannot be a service's route: segments the
-/// gateway would resolve (`.`, `..`), the version separator `@`, characters a
-/// URL would have to escape, and `/_db`, where database-scoped routes live.
-fn route_path(path: &str) -> Result<(), &'static str> {
-    let normal = normalize_path(path);
-    if normal.split('/').any(|seg| seg == "." || seg == "..") {
-        return Err("has a `.` or `..` segment");
-    }
-    if !normal
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~'))
-    {
-        return Err("may hold only letters, digits, `-`, `_`, `.`, `~` and `/`");
-    }
-    if normal == "/_db" || normal.starts_with("/_db/") {
-        return Err("is under `/_db`, which the gateway keeps for database-scoped services");
-    }
-    Ok(())
-}
-
-/// `//a//b/` -> `/a/b`: the form the gateway matches.
-fn normalize_path(path: &str) -> String {
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    format!("/{}", segments.join("/"))
-}
-
-fn pick<'a, T>(version: &'a Option<T>, service: &'a Option<T>) -> Option<&'a T> {
+pub(super) fn pick<'a, T>(version: &'a Option<T>, service: &'a Option<T>) -> Option<&'a T> {
     version.as_ref().or(service.as_ref())
 }
 
 impl Validator {
-    fn err(
+    pub(super) fn err(
         &mut self,
         pos: impl Into<Option<Pos>>,
         message: impl Into<String>,
@@ -158,45 +126,6 @@ impl Validator {
         Spec {
             project: raw.project.value,
             services,
-        }
-    }
-
-    /// Two services never share a path, nor does one's path lie under
-    /// another's: the gateway routes by longest prefix, so either would let one
-    /// service take the other's requests (and its access rule).
-    fn paths(&mut self, services: &[Service]) {
-        let all: Vec<(&str, &str, Pos)> = services
-            .iter()
-            .flat_map(|s| {
-                s.versions
-                    .iter()
-                    .map(|v| (s.name.as_str(), v.path.as_str(), v.path_pos))
-            })
-            .collect();
-        let mut told = BTreeSet::new();
-        for (i, (svc, path, at)) in all.iter().enumerate() {
-            for (other, theirs, first) in &all[..i] {
-                if other == svc || told.contains(&(*svc, *other)) {
-                    continue;
-                }
-                let under =
-                    |a: &str, b: &str| a == b || (b == "/" || a.starts_with(&format!("{b}/")));
-                let clash = if path == theirs {
-                    format!("is also the path of service `{other}` (at {first})")
-                } else if under(path, theirs) {
-                    format!("lies under `{theirs}`, the path of service `{other}` (at {first})")
-                } else if under(theirs, path) {
-                    format!("has `{theirs}`, the path of service `{other}` (at {first}), under it")
-                } else {
-                    continue;
-                };
-                told.insert((*svc, *other));
-                self.err(
-                    *at,
-                    format!("service `{svc}`: path `{path}` {clash}"),
-                    "give each service a path of its own that no other service's path contains",
-                );
-            }
         }
     }
 
@@ -617,116 +546,6 @@ impl Validator {
                     Scope::Global
                 }
             },
-        }
-    }
-
-    /// `env` and `secrets`, the service's first and the version's on top: names
-    /// checked, values that no process environment can hold refused where they
-    /// stand (NUL, over [`ENV_VALUE_MAX`], over [`ENV_TOTAL_MAX`] together), and
-    /// `PORT` refused for versions built from code (berth sets it to `port`).
-    fn environment(
-        &mut self,
-        id: &str,
-        s: &RawService,
-        v: &RawVersion,
-        built: bool,
-    ) -> (BTreeMap<String, String>, BTreeMap<String, SecretRef>) {
-        let mut env = BTreeMap::new();
-        let mut total = 0usize;
-        let mut last = None;
-        for map in [&s.env, &v.env].into_iter().flatten() {
-            for (k, val) in map {
-                self.env_name(id, "environment variable", k);
-                self.contract_port(id, "environment variable", k, built);
-                let at = Pos::from(val.referenced);
-                if let Some(i) = val.value.find('\0') {
-                    self.err(
-                        at,
-                        format!("{id}: environment variable `{}` holds a NUL character (at character {}), which no process environment can carry", k.value, val.value[..i].chars().count() + 1),
-                        "remove the NUL from the value",
-                    );
-                }
-                let size = k.value.len() + 1 + val.value.len();
-                if size > ENV_VALUE_MAX {
-                    self.err(
-                        at,
-                        format!("{id}: environment variable `{}` is {size} bytes; one variable may hold at most {ENV_VALUE_MAX} (the kernel's limit for one string)", k.value),
-                        "pass large content as an asset (`assets:`) or in the package, not in `env`",
-                    );
-                }
-                total += size + 1;
-                last = Some(at);
-                env.insert(k.value.clone(), val.value.clone());
-            }
-        }
-        if total > ENV_TOTAL_MAX {
-            self.err(
-                last,
-                format!(
-                    "{id}: `env` holds {total} bytes in all; at most {ENV_TOTAL_MAX} are allowed"
-                ),
-                "pass large content as an asset (`assets:`) or in the package, not in `env`",
-            );
-        }
-        let mut secrets = BTreeMap::new();
-        for map in [&s.secrets, &v.secrets].into_iter().flatten() {
-            for (k, sec) in map {
-                self.env_name(id, "secret", k);
-                self.contract_port(id, "secret", k, built);
-                if env.contains_key(&k.value) {
-                    self.err(
-                        Pos::from(k.referenced),
-                        format!(
-                            "{id}: `{}` is both an environment variable and a secret",
-                            k.value
-                        ),
-                        "keep it in one of `env` or `secrets`",
-                    );
-                }
-                if !is_env_name(&sec.from_env.value) {
-                    self.err(
-                        Pos::from(sec.from_env.referenced),
-                        format!("{id}: secret `{}` reads `{}`, which is not an environment variable name", k.value, sec.from_env.value),
-                        "name a variable of berth's environment: letters, digits and `_`, not starting with a digit",
-                    );
-                }
-                secrets.insert(
-                    k.value.clone(),
-                    SecretRef {
-                        from_env: sec.from_env.value.clone(),
-                        pos: Pos::from(sec.from_env.referenced),
-                    },
-                );
-            }
-        }
-        (env, secrets)
-    }
-
-    /// A version built from code listens on `PORT`, which berth sets to its
-    /// `port`: a second value could only disagree with it.
-    fn contract_port(&mut self, id: &str, what: &str, k: &Spanned<String>, built: bool) {
-        if built && k.value == "PORT" {
-            self.err(
-                Pos::from(k.referenced),
-                format!("{id}: {what} `PORT` is set by berth to the version's `port` for services built from code"),
-                "remove it and set `port: N` instead; the service reads PORT and listens there",
-            );
-        }
-    }
-
-    fn env_name(&mut self, id: &str, what: &str, k: &Spanned<String>) {
-        if !is_env_name(&k.value) {
-            self.err(
-                Pos::from(k.referenced),
-                format!("{id}: {what} name `{}` is not valid", k.value),
-                "use letters, digits and `_`, not starting with a digit",
-            );
-        } else if k.value.starts_with("BERTH_") {
-            self.err(
-                Pos::from(k.referenced),
-                format!("{id}: {what} `{}` uses the reserved prefix BERTH_", k.value),
-                "rename it: berth sets BERTH_* variables itself",
-            );
         }
     }
 }

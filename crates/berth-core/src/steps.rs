@@ -1,0 +1,240 @@
+//! The plan as a value: its steps (what to do, to what), the reason for each,
+//! and the order apply runs them in. `plan.rs` computes one; `berth plan` renders
+//! it, `--out` saves it, and `apply` executes exactly its steps.
+
+use serde::{Deserialize, Serialize};
+
+use super::desired::{BuildFact, DesiredContainer, DesiredNetwork, DesiredVolume};
+
+/// What every output shows instead of a secret's value.
+pub const SENSITIVE: &str = "(sensitive)";
+
+/// Why a step is in the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    Note {
+        text: String,
+    },
+    /// One field of the container changed; `None` is absent. Secrets show as [`SENSITIVE`].
+    Changed {
+        field: String,
+        old: Option<String>,
+        new: Option<String>,
+        sensitive: bool,
+    },
+}
+
+impl Reason {
+    pub fn note(text: impl Into<String>) -> Reason {
+        Reason::Note { text: text.into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Build a runtime's base image locally (berth-local/<runtime>:stable).
+    BuildBase {
+        runtime: super::spec::Runtime,
+        tag: String,
+    },
+    /// Build a service image from its package.
+    BuildImage {
+        service: String,
+        version: String,
+        build: BuildFact,
+    },
+    CreateNetwork {
+        network: DesiredNetwork,
+    },
+    CreateVolume {
+        volume: DesiredVolume,
+    },
+    /// A keep's volume under its collision-free name, filled with the data of the
+    /// volume an earlier berth named ambiguously (`from`, which stays). The
+    /// containers that still use `from` are stopped first, so the copy is whole;
+    /// their replace follows in a later phase.
+    MigrateVolume {
+        volume: DesiredVolume,
+        from: String,
+        stop: Vec<ContainerRef>,
+    },
+    CreateContainer {
+        container: DesiredContainer,
+    },
+    /// Replace `old_id` by a new container that takes the canonical name once it
+    /// passed its health gate. `old_name` is where the old one is now: its
+    /// canonical name, or `-old-` aside when an earlier replace was interrupted.
+    ReplaceContainer {
+        old_id: String,
+        #[serde(default)]
+        old_name: String,
+        container: DesiredContainer,
+    },
+    /// A predecessor an interrupted replace left aside (`-old-`), put back under
+    /// its canonical name and started: it is the last one that passed its gate.
+    RestoreContainer {
+        id: String,
+        name: String,
+        canonical: String,
+        subject: String,
+    },
+    /// An owned container whose hash matches but that is not running.
+    StartContainer {
+        id: String,
+        name: String,
+        subject: String,
+    },
+    RemoveContainer {
+        id: String,
+        name: String,
+        subject: String,
+    },
+    /// An owned container of a desired service@version under another name: what an
+    /// interrupted replace leaves. Removed before creating, as it may hold the port.
+    RemoveLeftover {
+        id: String,
+        name: String,
+        subject: String,
+    },
+    RemoveNetwork {
+        id: String,
+        name: String,
+    },
+}
+
+impl Action {
+    /// The verb a plan line shows.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Action::BuildBase { .. } | Action::BuildImage { .. } => "build",
+            Action::CreateNetwork { .. }
+            | Action::CreateVolume { .. }
+            | Action::MigrateVolume { .. }
+            | Action::CreateContainer { .. } => "create",
+            Action::ReplaceContainer { .. } => "replace",
+            Action::StartContainer { .. } | Action::RestoreContainer { .. } => "start",
+            Action::RemoveContainer { .. }
+            | Action::RemoveLeftover { .. }
+            | Action::RemoveNetwork { .. } => "remove",
+        }
+    }
+
+    /// What the step acts on, as a plan line names it.
+    pub fn subject(&self, project: &str) -> String {
+        match self {
+            Action::BuildBase { tag, .. } => format!("image {tag}"),
+            Action::BuildImage {
+                service,
+                version,
+                build,
+            } => match &build.tag {
+                Some(tag) => format!("image {tag}"),
+                None => format!("image of {project}/{service}@{version}"),
+            },
+            Action::CreateNetwork { network } => format!("network {}", network.name),
+            Action::CreateVolume { volume } | Action::MigrateVolume { volume, .. } => {
+                format!("volume {}", volume.name)
+            }
+            Action::CreateContainer { container } | Action::ReplaceContainer { container, .. } => {
+                container.subject(project)
+            }
+            Action::StartContainer { subject, .. }
+            | Action::RestoreContainer { subject, .. }
+            | Action::RemoveContainer { subject, .. }
+            | Action::RemoveLeftover { subject, .. } => subject.clone(),
+            Action::RemoveNetwork { name, .. } => format!("network {name}"),
+        }
+    }
+
+    /// The order apply runs phases in: what others depend on first, removals last.
+    pub fn phase(&self) -> u8 {
+        match self {
+            Action::BuildBase { .. }
+            | Action::CreateNetwork { .. }
+            | Action::CreateVolume { .. }
+            | Action::RemoveLeftover { .. }
+            | Action::RestoreContainer { .. } => 0,
+            Action::BuildImage { .. } => 1,
+            // After the builds: a failed build stops the apply before any
+            // container is stopped for a copy.
+            Action::MigrateVolume { .. } => 2,
+            // Active versions first: a service path always has a version that
+            // claims it while the active one changes hands.
+            Action::CreateContainer { container } | Action::ReplaceContainer { container, .. }
+                if container.is_active() =>
+            {
+                3
+            }
+            Action::CreateContainer { .. }
+            | Action::ReplaceContainer { .. }
+            | Action::StartContainer { .. } => 4,
+            Action::RemoveContainer { .. } => 5,
+            Action::RemoveNetwork { .. } => 6,
+        }
+    }
+
+    /// The last phase: apply runs phases 0 to this one in order.
+    pub const LAST_PHASE: u8 = 6;
+}
+
+/// An existing container a step acts on besides its own subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRef {
+    pub id: String,
+    pub name: String,
+    pub subject: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    #[serde(flatten)]
+    pub action: Action,
+    pub reasons: Vec<Reason>,
+}
+
+/// What apply would do, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub project: String,
+    /// Hash of [`Observed::summary`] at planning time.
+    pub fingerprint: String,
+    /// The summary itself, so a stale saved plan can say what changed.
+    pub observed: Vec<String>,
+    pub steps: Vec<Step>,
+    /// Subjects of containers that are already right.
+    pub unchanged: Vec<String>,
+    /// Versions whose desired configuration already failed its health gate: no
+    /// step is planned for them, and apply reports them as errors.
+    #[serde(default)]
+    pub failed: Vec<String>,
+    /// Allowed but worth saying (an asset without a checksum).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// How many build steps.
+    pub fn builds(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| s.action.verb() == "build")
+            .count()
+    }
+
+    /// (create, replace, start, remove) counts.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let n = |verb: &str| {
+            self.steps
+                .iter()
+                .filter(|s| s.action.verb() == verb)
+                .count()
+        };
+        (n("create"), n("replace"), n("start"), n("remove"))
+    }
+}

@@ -1,0 +1,183 @@
+//! The engine's errors, and the connection to it: a bollard client made on
+//! first use within the engine timeout, so a hung engine is a named error and
+//! a daemon can listen before its engine answers.
+
+use bollard::errors::Error as BollardError;
+
+use super::SharedEngine;
+use crate::shell::settings::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot copy volume {from} to {to}: {why}\n  help: the data stays in {from}; fix the cause and apply again")]
+    VolumeCopy {
+        from: String,
+        to: String,
+        why: String,
+    },
+    #[error("cannot reach the Docker engine: {0}\n  help: start the Docker engine, or point DOCKER_HOST at it; `berth doctor` checks the set-up")]
+    EngineConnect(#[source] BollardError),
+    #[error("cannot reach the Docker engine at {address}: {source}\n  help: start the Docker engine, or point DOCKER_HOST at it; `berth doctor` checks the set-up")]
+    EngineReach {
+        address: String,
+        source: BollardError,
+    },
+    #[error("the Docker engine at {address} did not answer within {}\n  help: check that it runs and answers (`docker info`); a slow one may be given longer with BERTH_ENGINE_TIMEOUT=30s", humantime::format_duration(*after))]
+    EngineUnanswered {
+        address: String,
+        after: std::time::Duration,
+    },
+    #[error("cannot list {what} on the engine: {source}")]
+    ObjectList {
+        what: &'static str,
+        source: BollardError,
+    },
+    #[error("cannot inspect {what} {name}: {source}")]
+    ObjectInspect {
+        what: &'static str,
+        name: String,
+        source: BollardError,
+    },
+    #[error("cannot create network {name}: {source}")]
+    NetworkCreate { name: String, source: BollardError },
+    #[error("cannot remove network {name}: {source}")]
+    NetworkRemove { name: String, source: BollardError },
+    #[error("cannot create volume {name}: {source}")]
+    VolumeCreate { name: String, source: BollardError },
+    #[error("cannot remove volume {name}: {source}")]
+    VolumeRemove { name: String, source: BollardError },
+    #[error("cannot create container {name}: {source}")]
+    ContainerCreate { name: String, source: BollardError },
+    #[error("cannot {verb} container {name}: {source}")]
+    ContainerChange {
+        verb: &'static str,
+        name: String,
+        source: BollardError,
+    },
+    #[error("cannot read logs of {name}: {source}")]
+    LogsRead { name: String, source: BollardError },
+    #[error("cannot build image {tag}: {message}")]
+    ImageBuild { tag: String, message: String },
+}
+
+pub(super) fn is_not_found(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Whether the engine answered that the thing is already in the wanted state
+/// (304 Not Modified: already started / already stopped).
+pub(super) fn is_not_modified(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 304,
+            ..
+        }
+    )
+}
+
+/// A single-host Docker engine, connected on first use (and again after a
+/// failed try), so a daemon can listen before its engine answers.
+#[derive(Clone)]
+pub struct Docker {
+    client: std::sync::Arc<tokio::sync::OnceCell<bollard::Docker>>,
+    address: String,
+    timeout: std::time::Duration,
+}
+
+impl Docker {
+    /// An engine that connects when first asked (see [`Docker::client`]).
+    pub fn lazy(settings: &Settings) -> Docker {
+        Docker {
+            client: Default::default(),
+            address: settings.engine_address.clone(),
+            timeout: settings.engine_timeout,
+        }
+    }
+
+    /// Connected now: a command fails fast when the engine does not answer.
+    pub async fn connect(settings: &Settings) -> Result<Docker, EngineError> {
+        let docker = Docker::lazy(settings);
+        docker.client().await?;
+        Ok(docker)
+    }
+
+    /// Connected now, behind the trait the converge path talks to.
+    pub async fn shared(settings: &Settings) -> Result<SharedEngine, EngineError> {
+        Ok(std::sync::Arc::new(Docker::connect(settings).await?))
+    }
+
+    /// Connected on first use, behind the trait.
+    pub fn shared_lazy(settings: &Settings) -> SharedEngine {
+        std::sync::Arc::new(Docker::lazy(settings))
+    }
+
+    /// The client, connecting first if no try has succeeded yet: the usual
+    /// defaults (DOCKER_HOST or the local socket), an API version agreed with
+    /// the engine (so older engines work too) and a ping, all within the
+    /// engine timeout. A socket that accepts and never answers is an error
+    /// naming the engine's address, not a wait of minutes.
+    pub(super) async fn client(&self) -> Result<&bollard::Docker, EngineError> {
+        let address = self.address.clone();
+        let timeout = self.timeout;
+        self.client
+            .get_or_try_init(|| async move {
+                let reach = |source| EngineError::EngineReach {
+                    address: address.clone(),
+                    source,
+                };
+                let connect = async {
+                    let docker = bollard::Docker::connect_with_defaults().map_err(reach)?;
+                    let docker = docker.negotiate_version().await.map_err(reach)?;
+                    docker.ping().await.map_err(reach)?;
+                    Ok(docker)
+                };
+                match tokio::time::timeout(timeout, connect).await {
+                    Ok(result) => result,
+                    Err(_) => Err(EngineError::EngineUnanswered {
+                        address: address.clone(),
+                        after: timeout,
+                    }),
+                }
+            })
+            .await
+    }
+
+    /// A container's inspection, or `None` when there is no such container (404).
+    pub(super) async fn inspect(
+        &self,
+        id: &str,
+    ) -> Result<Option<bollard::models::ContainerInspectResponse>, EngineError> {
+        match self.client().await?.inspect_container(id, None).await {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(source) => Err(EngineError::ObjectInspect {
+                what: "container",
+                name: id.into(),
+                source,
+            }),
+        }
+    }
+
+    /// An image's inspection, or `None` when there is no such image (404).
+    pub(super) async fn image(
+        &self,
+        reference: &str,
+    ) -> Result<Option<bollard::models::ImageInspect>, EngineError> {
+        match self.client().await?.inspect_image(reference).await {
+            Ok(img) => Ok(Some(img)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(source) => Err(EngineError::ObjectInspect {
+                what: "image",
+                name: reference.into(),
+                source,
+            }),
+        }
+    }
+}
