@@ -445,3 +445,13 @@ fn an_entry_below_a_file_is_refused() {
         "entry `a/x.txt` is refused: it lies below the file `a`",
     );
 }
+
+#[test]
+fn a_link_to_the_wrapper_directory_is_refused_once_the_wrapper_is_unwrapped() {
+    // Found by the property test: `a/a -> ..` points at the archive's root, but
+    // the single top-level `a/` is unwrapped, and then it climbs out.
+    refused(
+        &[("a/x.txt", "file:x"), ("a/a", "symlink:..")],
+        "entry `a/a` is refused: it is a symlink to `..`",
+    );
+}

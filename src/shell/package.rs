@@ -368,14 +368,20 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<Package, PackageError
             help: "make it with `berth package DIR`".into(),
         });
     }
+    // Checked on what is built: unwrapping the top-level directory moves the
+    // package's root, and a link to `..` inside it would then climb out.
+    let stripped = strip_wrapper(&mut ctx);
     check_links(&ctx).map_err(|(entry, rule)| {
+        let entry = match &stripped {
+            Some(w) => format!("{w}/{entry}"),
+            None => entry,
+        };
         refuse(
             &entry,
             rule,
             "links may point only inside the package, and nothing may lie below a link",
         )
     })?;
-    let stripped = strip_wrapper(&mut ctx);
     Ok(Package {
         context: ctx,
         stripped,
