@@ -122,12 +122,14 @@ pub async fn ping_engine(
     down: std::sync::Arc<std::sync::RwLock<Option<String>>>,
 ) {
     loop {
-        let why = match tokio::time::timeout(timeout, engine.version()).await {
+        // Twice the engine timeout: connecting has its own bound (and the
+        // better message); this one catches an engine that hangs later.
+        let why = match tokio::time::timeout(timeout * 2, engine.version()).await {
             Ok(Ok(_)) => None,
             Ok(Err(e)) => Some(e.to_string().lines().next().unwrap_or("").to_string()),
             Err(_) => Some(format!(
                 "no answer within {}",
-                humantime::format_duration(timeout)
+                humantime::format_duration(timeout * 2)
             )),
         };
         if why.is_some() != down.read().expect("no panics hold it").is_some() {
