@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 
 use futures_util::StreamExt;
 
+use crate::core::audit::owner_problem;
 use crate::core::desired::{
     BuildFact, DesiredContainer, DesiredVolume, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
 };
@@ -125,62 +126,28 @@ fn done_mark(action: &Action, color: bool) -> String {
 }
 
 impl Executor<'_> {
-    /// Checks, right before acting, that container `id` is still the project's,
-    /// under `name`, of the version `subject` names: a plan is a file, and the
-    /// engine may have changed since it was read.
-    async fn ensure_ours(&self, id: &str, name: &str, subject: &str) -> Result<(), StepError> {
-        let project = self.project;
+    /// Checks, right before acting, that the container is still the project's,
+    /// under the name and of the version the step says: a plan is a file, and
+    /// the engine may have changed since it was read.
+    async fn ensure_ours(&self, expected: &ContainerRef) -> Result<(), StepError> {
         let foreign = |why: String| StepError::ContainerForeign {
-            id: crate::core::plan::short(id).to_string(),
+            id: crate::core::plan::short(&expected.id).to_string(),
             why,
         };
-        let Some(now) = self.ctx.engine.container_owner(id).await? else {
+        let Some(now) = self.ctx.engine.container_owner(&expected.id).await? else {
             return Err(foreign("it is gone".into()));
         };
-        let label = |k: &str| now.labels.get(k).map(String::as_str).unwrap_or("");
-        if label(LABEL_PROJECT) != project {
-            return Err(foreign(format!(
-                "`{}` has no label {LABEL_PROJECT}={project}",
-                now.name
-            )));
+        match owner_problem(self.project, expected, &now.name, &now.labels) {
+            Some(why) => Err(foreign(why)),
+            None => Ok(()),
         }
-        let is = format!(
-            "{project}/{}@{}",
-            label(LABEL_SERVICE),
-            label(LABEL_VERSION)
-        );
-        if now.name != name || is != subject {
-            return Err(foreign(format!(
-                "it is `{}` ({is}), not `{name}` ({subject})",
-                now.name
-            )));
-        }
-        Ok(())
     }
 
     async fn run(&self, step: &Step) -> Result<(), StepError> {
         let engine = self.ctx.engine.as_ref();
-        match &step.action {
-            Action::StartContainer { id, name, subject }
-            | Action::RemoveContainer { id, name, subject }
-            | Action::RemoveLeftover { id, name, subject }
-            | Action::RestoreContainer {
-                id, name, subject, ..
-            } => self.ensure_ours(id, name, subject).await?,
-            Action::ReplaceContainer {
-                old_id,
-                old_name,
-                container,
-            } => {
-                let name = if old_name.is_empty() {
-                    &container.name
-                } else {
-                    old_name
-                };
-                self.ensure_ours(old_id, name, &container.subject(self.project))
-                    .await?
-            }
-            _ => {}
+        let existing = step.action.existing(self.project);
+        if let Some(c) = &existing {
+            self.ensure_ours(c).await?;
         }
         match &step.action {
             Action::BuildBase { runtime, .. } => {
@@ -208,16 +175,10 @@ impl Executor<'_> {
                 rollout::create(self.ctx, &c, self.secrets_of(&c)).await?;
             }
             Action::ReplaceContainer {
-                old_id,
-                old_name,
-                container,
+                old_id, container, ..
             } => {
                 let c = self.with_image(container)?;
-                let old_name = if old_name.is_empty() {
-                    &c.name
-                } else {
-                    old_name
-                };
+                let old_name = &existing.as_ref().expect("a replace acts on one").name;
                 let secrets = self.secrets_of(&c);
                 rollout::replace(self.ctx, self.project, old_id, old_name, &c, secrets).await?;
             }
@@ -253,7 +214,7 @@ impl Executor<'_> {
     ) -> Result<(), StepError> {
         let engine = self.ctx.engine.as_ref();
         for c in stop {
-            self.ensure_ours(&c.id, &c.name, &c.subject).await?;
+            self.ensure_ours(c).await?;
         }
         for c in stop {
             engine.stop_container(&c.id, &c.name).await?;

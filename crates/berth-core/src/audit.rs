@@ -4,12 +4,14 @@
 //! could have written. Pure; the shell checks ownership once more right before
 //! each action, against what the engine says then.
 
+use std::collections::BTreeMap;
+
 use super::desired::{
     container_name, network_name, DesiredContainer, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
 };
 use super::diag::Diagnostic;
 use super::observed::{owned, Observed};
-use super::plan::{Action, Plan};
+use super::plan::{Action, ContainerRef, Plan};
 use super::role::ContainerRole;
 use super::spec::is_valid_name;
 
@@ -32,46 +34,29 @@ pub fn audit(plan: &Plan, observed: &Observed, asset_root: &str) -> Vec<Diagnost
     }
     let mut bad = |message: String| problems.push(Diagnostic::new(None, message, HELP));
     for step in &plan.steps {
+        if let Some(c) = step.action.existing(project) {
+            // Leftovers and predecessors are removed or put back from a
+            // temporary name, never from the canonical one.
+            let aside = matches!(
+                step.action,
+                Action::RemoveLeftover { .. } | Action::RestoreContainer { .. }
+            );
+            existing(observed, project, &c, aside, &mut bad);
+        }
         match &step.action {
-            Action::StartContainer { id, name, subject }
-            | Action::RemoveContainer { id, name, subject } => {
-                existing(observed, project, id, name, subject, false, &mut bad)
-            }
-            Action::RemoveLeftover { id, name, subject } => {
-                existing(observed, project, id, name, subject, true, &mut bad)
-            }
+            Action::StartContainer { .. }
+            | Action::RemoveContainer { .. }
+            | Action::RemoveLeftover { .. } => {}
             Action::RestoreContainer {
-                id,
-                name,
-                canonical,
-                subject,
+                name, canonical, ..
             } => {
-                existing(observed, project, id, name, subject, true, &mut bad);
                 if ContainerRole::of(name, canonical) != Some(ContainerRole::Old) {
                     bad(format!(
                         "`{name}` is not a predecessor of `{canonical}` moved aside"
                     ));
                 }
             }
-            Action::ReplaceContainer {
-                old_id,
-                old_name,
-                container,
-            } => {
-                let old_name = if old_name.is_empty() {
-                    &container.name
-                } else {
-                    old_name
-                };
-                existing(
-                    observed,
-                    project,
-                    old_id,
-                    old_name,
-                    &container.subject(project),
-                    false,
-                    &mut bad,
-                );
+            Action::ReplaceContainer { container, .. } => {
                 desired(project, container, plan, observed, asset_root, &mut bad);
             }
             Action::CreateContainer { container } => {
@@ -104,9 +89,7 @@ pub fn audit(plan: &Plan, observed: &Observed, asset_root: &str) -> Vec<Diagnost
                     ));
                 }
                 for c in stop {
-                    existing(
-                        observed, project, &c.id, &c.name, &c.subject, false, &mut bad,
-                    );
+                    existing(observed, project, c, false, &mut bad);
                 }
             }
             Action::CreateVolume { volume } => {
@@ -133,28 +116,53 @@ pub fn audit(plan: &Plan, observed: &Observed, asset_root: &str) -> Vec<Diagnost
     problems
 }
 
+/// Why the container named `now` with `labels` is not the one `expected`
+/// says (the project's, under that name, of that version); `None` when it is.
+/// The audit asks it of what was observed, the executor of what the engine
+/// says right before acting.
+pub fn owner_problem(
+    project: &str,
+    expected: &ContainerRef,
+    now: &str,
+    labels: &BTreeMap<String, String>,
+) -> Option<String> {
+    let label = |k: &str| labels.get(k).map(String::as_str).unwrap_or("");
+    if label(LABEL_PROJECT) != project {
+        return Some(format!(
+            "`{now}` has no label {LABEL_PROJECT}={project}: berth does not manage it for this project"
+        ));
+    }
+    let is = format!(
+        "{project}/{}@{}",
+        label(LABEL_SERVICE),
+        label(LABEL_VERSION)
+    );
+    (now != expected.name || is != expected.subject).then(|| {
+        format!(
+            "it is `{now}` ({is}), not `{}` ({})",
+            expected.name, expected.subject
+        )
+    })
+}
+
 /// A step on a container that exists: it must be the project's, under the name
 /// and for the version the step says, in a role berth gives it (`aside`: a
 /// temporary one, never the canonical name).
 fn existing(
     observed: &Observed,
     project: &str,
-    id: &str,
-    name: &str,
-    subject: &str,
+    expected: &ContainerRef,
     aside: bool,
     bad: &mut dyn FnMut(String),
 ) {
-    let Some(c) = observed.containers.iter().find(|c| c.id == id) else {
+    let ContainerRef { id, name, .. } = expected;
+    let Some(c) = observed.containers.iter().find(|c| &c.id == id) else {
         return bad(format!(
             "step on `{name}` names container id `{id}`, which is not one of project `{project}`'s containers now"
         ));
     };
-    if !c.owned_by(project) {
-        return bad(format!(
-            "step on `{name}` names container `{}`, which berth does not manage for project `{project}` (no label {LABEL_PROJECT}={project})",
-            c.name
-        ));
+    if let Some(why) = owner_problem(project, expected, &c.name, &c.labels) {
+        return bad(format!("step on `{name}` names container id `{id}`: {why}"));
     }
     let role = ContainerRole::of_labelled(
         &c.name,
@@ -162,13 +170,7 @@ fn existing(
         c.label(LABEL_SERVICE),
         c.label(LABEL_VERSION),
     );
-    if c.name != name || c.subject(project) != subject {
-        bad(format!(
-            "step on `{name}` ({subject}) names container id `{id}`, which is `{}` ({})",
-            c.name,
-            c.subject(project)
-        ));
-    } else if role.is_none() || (aside && role == Some(ContainerRole::Canonical)) {
+    if role.is_none() || (aside && role == Some(ContainerRole::Canonical)) {
         bad(format!(
             "step on `{name}` does not match the role berth gives that container"
         ));

@@ -148,6 +148,37 @@ impl Action {
         }
     }
 
+    /// The existing container the step acts on, where it is now: the one it
+    /// starts, removes or puts back, or the one a replace takes over (under its
+    /// canonical name unless the plan says it was left aside).
+    pub fn existing(&self, project: &str) -> Option<ContainerRef> {
+        let of = |id: &str, name: &str, subject: &str| ContainerRef {
+            id: id.to_string(),
+            name: name.to_string(),
+            subject: subject.to_string(),
+        };
+        match self {
+            Action::StartContainer { id, name, subject }
+            | Action::RemoveContainer { id, name, subject }
+            | Action::RemoveLeftover { id, name, subject }
+            | Action::RestoreContainer {
+                id, name, subject, ..
+            } => Some(of(id, name, subject)),
+            Action::ReplaceContainer {
+                old_id,
+                old_name,
+                container,
+            } => {
+                let name = match old_name.is_empty() {
+                    true => &container.name,
+                    false => old_name,
+                };
+                Some(of(old_id, name, &container.subject(project)))
+            }
+            _ => None,
+        }
+    }
+
     /// The order apply runs phases in: what others depend on first, removals last.
     pub fn phase(&self) -> u8 {
         match self {

@@ -270,18 +270,10 @@ proptest! {
         let o = observed_from(&before, &twists, foreign);
         let d = resolve(&parse("f", &after).unwrap(), &facts()).unwrap();
         let first = plan(&d, &o, &opts).unwrap();
-        let ours = |id: &str| o.containers.iter().chain([].iter()).any(|c| c.id == id && c.owned_by("p"));
+        let ours = |id: &str| o.containers.iter().any(|c| c.id == id && c.owned_by("p"));
         for step in &first.steps {
-            let id = match &step.action {
-                Action::StartContainer { id, .. }
-                | Action::RemoveContainer { id, .. }
-                | Action::RemoveLeftover { id, .. }
-                | Action::RestoreContainer { id, .. } => Some(id),
-                Action::ReplaceContainer { old_id, .. } => Some(old_id),
-                _ => None,
-            };
-            if let Some(id) = id {
-                prop_assert!(ours(id), "a step on {id}, which is not the project's: {step:?}");
+            if let Some(c) = step.action.existing("p") {
+                prop_assert!(ours(&c.id), "a step on {}, which is not the project's: {step:?}", c.id);
             }
         }
         let done = applied(&o, &first);

@@ -124,29 +124,29 @@ impl Docker {
     /// engine timeout. A socket that accepts and never answers is an error
     /// naming the engine's address, not a wait of minutes.
     pub(super) async fn client(&self) -> Result<&bollard::Docker, EngineError> {
-        let address = self.address.clone();
-        let timeout = self.timeout;
-        self.client
-            .get_or_try_init(|| async move {
-                let reach = |source| EngineError::EngineReach {
-                    address: address.clone(),
-                    source,
-                };
-                let connect = async {
-                    let docker = bollard::Docker::connect_with_defaults().map_err(reach)?;
-                    let docker = docker.negotiate_version().await.map_err(reach)?;
-                    docker.ping().await.map_err(reach)?;
-                    Ok(docker)
-                };
-                match tokio::time::timeout(timeout, connect).await {
-                    Ok(result) => result,
-                    Err(_) => Err(EngineError::EngineUnanswered {
-                        address: address.clone(),
-                        after: timeout,
-                    }),
-                }
-            })
+        self.client.get_or_try_init(|| self.connect_now()).await
+    }
+
+    /// One try at connecting (see [`Docker::client`]).
+    async fn connect_now(&self) -> Result<bollard::Docker, EngineError> {
+        let reach = |source| EngineError::EngineReach {
+            address: self.address.clone(),
+            source,
+        };
+        let connect = async {
+            let docker = bollard::Docker::connect_with_defaults().map_err(reach)?;
+            let docker = docker.negotiate_version().await.map_err(reach)?;
+            docker.ping().await.map_err(reach)?;
+            Ok(docker)
+        };
+        tokio::time::timeout(self.timeout, connect)
             .await
+            .unwrap_or_else(|_| {
+                Err(EngineError::EngineUnanswered {
+                    address: self.address.clone(),
+                    after: self.timeout,
+                })
+            })
     }
 
     /// A container's inspection, or `None` when there is no such container (404).

@@ -15,7 +15,6 @@ pub use client::{Docker, EngineError};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use bollard::errors::Error as BollardError;
 use bollard::models::NetworkConnectRequest;
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
@@ -272,57 +271,43 @@ impl Engine for Docker {
         from: &str,
         to: &str,
     ) -> Result<(), EngineError> {
-        let err = |e: BollardError| EngineError::VolumeCopy {
+        let fail = |why: String| EngineError::VolumeCopy {
             from: from.to_string(),
             to: to.to_string(),
-            why: e.to_string(),
+            why,
         };
         // A copy a kill interrupted left its container: it goes first.
         self.remove_container(name, name).await?;
+        let client = self.client().await?;
         let body = convert::copy_request(image, labels, from, to);
         let opts = CreateContainerOptionsBuilder::default().name(name).build();
-        let id = self
-            .client()
-            .await?
+        let id = client
             .create_container(Some(opts), body)
             .await
-            .map_err(err)?
+            .map_err(|e| fail(e.to_string()))?
             .id;
-        let result = async {
-            self.client()
-                .await?
-                .start_container(&id, None)
-                .await
-                .map_err(err)?;
-            let mut wait = self.client().await?.wait_container(&id, None);
-            match wait.next().await {
+        let ended = match client.start_container(&id, None).await {
+            Err(e) => Err(e.to_string()),
+            Ok(()) => match client.wait_container(&id, None).next().await {
                 Some(Ok(r)) if r.status_code == 0 => Ok(()),
                 Some(Ok(r)) => Err(format!("the copy exited with {}", r.status_code)),
                 Some(Err(e)) => Err(e.to_string()),
                 None => Err("the engine never said how the copy ended".into()),
+            },
+        };
+        // What the copy said goes with its failure.
+        let result = match ended {
+            Ok(()) => Ok(()),
+            Err(why) => {
+                let logs = self.logs_tail(&id, 5).await.unwrap_or_default();
+                Err(fail(match logs.trim() {
+                    "" => why,
+                    said => format!("{why}: {said}"),
+                }))
             }
-            .map_err(|why| EngineError::VolumeCopy {
-                from: from.to_string(),
-                to: to.to_string(),
-                why,
-            })
-        }
-        .await;
-        let logs = match &result {
-            Err(_) => self.logs_tail(&id, 5).await.unwrap_or_default(),
-            Ok(_) => String::new(),
         };
         self.remove_container(&id, name).await?;
-        result.map_err(|e| match e {
-            EngineError::VolumeCopy { from, to, why } if !logs.trim().is_empty() => {
-                EngineError::VolumeCopy {
-                    from,
-                    to,
-                    why: format!("{why}: {}", logs.trim()),
-                }
-            }
-            e => e,
-        })
+        result
     }
 
     async fn container_state(
