@@ -5,7 +5,15 @@ use std::io::Write;
 use std::path::Path;
 
 use berth::shell::build::Entry;
-use berth::shell::package::{archive, read, read_archive, read_dir, Limits, PackageError};
+use berth::shell::package::{
+    archive, read, read_archive, read_cached, read_dir, Limits, PackageError,
+};
+
+fn archive_bytes(ctx: &berth::shell::build::Context) -> Vec<u8> {
+    let mut out = Vec::new();
+    archive(ctx, &mut out).unwrap();
+    out
+}
 
 /// An archive from (path, kind) entries; kinds: "file:TEXT", "dir", "symlink:TARGET",
 /// "hardlink:TARGET", "fifo", "chardev".
@@ -219,13 +227,13 @@ fn packaging_a_directory_gives_the_same_bytes_for_the_same_content() {
     ] {
         write(src.path(), rel, text);
     }
-    let first = archive(&read_dir(src.path(), Limits::default()).unwrap());
+    let first = archive_bytes(&read_dir(src.path(), Limits::default()).unwrap());
     // Touch every file (new mtimes), and write them again in another order.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     for (rel, text) in [("lib/util.py", "X = 1\n"), ("main.py", "print('hi')\n")] {
         write(src.path(), rel, text);
     }
-    let second = archive(&read_dir(src.path(), Limits::default()).unwrap());
+    let second = archive_bytes(&read_dir(src.path(), Limits::default()).unwrap());
     assert_eq!(first, second, "same content, same bytes");
     let ctx = read_dir(src.path(), Limits::default()).unwrap();
     assert_eq!(
@@ -238,7 +246,12 @@ fn packaging_a_directory_gives_the_same_bytes_for_the_same_content() {
     let out = tempfile::tempdir().unwrap();
     let tgz = out.path().join("p.tar.gz");
     std::fs::write(&tgz, &first).unwrap();
-    assert_eq!(read(&tgz, Limits::default()).unwrap().context, ctx);
+    let back = read(&tgz, Limits::default()).unwrap().context;
+    assert_eq!(
+        back.paths().collect::<Vec<_>>(),
+        ctx.paths().collect::<Vec<_>>()
+    );
+    assert_eq!(back.hash(), ctx.hash());
 
     // One changed byte changes the hash.
     write(src.path(), "main.py", "print('ho')\n");
@@ -454,4 +467,156 @@ fn a_link_to_the_wrapper_directory_is_refused_once_the_wrapper_is_unwrapped() {
         &[("a/x.txt", "file:x"), ("a/a", "symlink:..")],
         "entry `a/a` is refused: it is a symlink to `..`",
     );
+}
+
+/// Reads the context's tarball back as (path, kind, bytes), in path order.
+fn sent(ctx: &berth::shell::build::Context) -> std::io::Result<Vec<(String, String, Vec<u8>)>> {
+    use std::io::Read;
+    let tar = ctx.tar()?;
+    let mut out = Vec::new();
+    let mut a = tar::Archive::new(tar.as_slice());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        let kind = format!("{:?}", e.header().entry_type());
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        if let Some(l) = e.link_name().unwrap() {
+            bytes = l.display().to_string().into_bytes();
+        }
+        out.push((path, kind, bytes));
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[test]
+fn a_package_is_hashed_as_it_streams_and_its_files_are_read_again_only_when_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.tar.gz");
+    // Incompressible enough not to look like a bomb.
+    let mut x = 7u64;
+    let big: String = (0..3 << 20)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(b'a' + (x >> 60) as u8)
+        })
+        .collect();
+    std::fs::write(
+        &path,
+        gz(&tarball(&[
+            ("app/requirements.txt", "file:flask\n"),
+            ("app/data.bin", &format!("file:{big}")),
+            ("app/copy.bin", "hardlink:app/data.bin"),
+            ("app/main.py", "file:print(1)\n"),
+        ])),
+    )
+    .unwrap();
+    let p = read_archive(&path, Limits::default()).unwrap();
+    let ctx = &p.context;
+    // Held in memory: only what berth reads itself.
+    assert_eq!(ctx.inline("requirements.txt"), Some(&b"flask\n"[..]));
+    assert!(ctx.inline("data.bin").is_none() && ctx.inline("main.py").is_none());
+    assert_eq!(ctx.size(), 2 * big.len() as u64 + 15);
+
+    // The tarball carries the content, the hardlink as a link to the first copy.
+    let files = sent(ctx).unwrap();
+    let names: Vec<_> = files.iter().map(|(p, k, _)| format!("{p} {k}")).collect();
+    assert_eq!(
+        names,
+        [
+            "copy.bin Regular",
+            "data.bin Link",
+            "main.py Regular",
+            "requirements.txt Regular"
+        ]
+    );
+    assert_eq!(files[0].2, big.as_bytes());
+    assert_eq!(files[1].2, b"copy.bin");
+
+    // Read back, the sent tarball is the same content.
+    let again = dir.path().join("again.tar.gz");
+    std::fs::write(&again, gz(&ctx.tar().unwrap())).unwrap();
+    assert_eq!(
+        read_archive(&again, Limits::default())
+            .unwrap()
+            .context
+            .hash(),
+        ctx.hash()
+    );
+
+    // An archive changed after it was hashed is not sent as if it were the same.
+    std::fs::write(
+        &path,
+        gz(&tarball(&[(
+            "app/data.bin",
+            &format!("file:{}", big.replace('a', "b")),
+        )])),
+    )
+    .unwrap();
+    let err = ctx.tar().expect_err("the archive changed");
+    assert!(
+        err.to_string().contains("changed since it was read"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_directory_file_changed_after_it_was_hashed_fails_the_send() {
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "main.py", "print('hi')\n");
+    write(src.path(), "pyproject.toml", "[project]\nname = 'x'\n");
+    let ctx = read_dir(src.path(), Limits::default()).unwrap();
+    assert!(ctx.inline("pyproject.toml").is_some());
+    assert!(ctx.inline("main.py").is_none(), "read when sent");
+    assert_eq!(sent(&ctx).unwrap()[0].2, b"print('hi')\n");
+    write(src.path(), "main.py", "print('ho')\n");
+    let err = ctx.tar().expect_err("main.py changed");
+    assert!(
+        err.to_string()
+            .contains("main.py changed since it was read"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unchanged_package_is_known_by_its_stamp_and_a_changed_one_is_read_again() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.tar.gz");
+    std::fs::write(&path, gz(&tarball(&[("main.py", "file:print(1)\n")]))).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "main.py", "print(1)\n");
+    // A file as fresh as this one could change again within the clock's tick: not
+    // cached until it has settled.
+    let read = |p: &Path| read_cached(p, Limits::default(), Some(state.path())).unwrap();
+    assert!(!read(&path).cached && !read(&path).cached);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    for p in [path.as_path(), src.path()] {
+        let first = read(p);
+        let second = read(p);
+        assert!(!first.cached && second.cached, "{}", p.display());
+        assert_eq!(first.context.hash(), second.context.hash());
+    }
+
+    // Same size, same mtime, new content: the inode's change time gives it away.
+    let old = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let before = read(&path).context.hash();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&gz(&tarball(&[("main.py", "file:print(2)\n")])))
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let after = read(&path);
+    assert!(!after.cached);
+    assert_ne!(after.context.hash(), before);
 }

@@ -3,146 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::hash::sha256_hex;
-
 use super::engine::{Engine, EngineError};
 use super::settings::Settings;
 
 /// The label that records what an image was built from.
 pub const LABEL_CONTEXT_HASH: &str = "berth.context-hash";
 
-/// What one path of a build context holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Entry {
-    File {
-        mode: u32,
-        bytes: Vec<u8>,
-    },
-    /// A relative link that stays inside the context.
-    Symlink {
-        target: String,
-    },
-}
-
-/// A build context: entries sorted by path, so its hash and tarball are canonical.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Context {
-    entries: BTreeMap<String, Entry>,
-}
-
-/// Modes are normalized: executable or not, nothing else survives.
-pub fn normal_mode(mode: u32) -> u32 {
-    if mode & 0o111 != 0 {
-        0o755
-    } else {
-        0o644
-    }
-}
-
-impl Context {
-    pub fn add(&mut self, path: &str, mode: u32, bytes: Vec<u8>) {
-        self.entries.insert(
-            path.to_string(),
-            Entry::File {
-                mode: normal_mode(mode),
-                bytes,
-            },
-        );
-    }
-
-    pub fn add_symlink(&mut self, path: &str, target: &str) {
-        self.entries.insert(
-            path.to_string(),
-            Entry::Symlink {
-                target: target.to_string(),
-            },
-        );
-    }
-
-    pub fn get(&self, path: &str) -> Option<&Entry> {
-        self.entries.get(path)
-    }
-
-    pub fn paths(&self) -> impl Iterator<Item = &String> {
-        self.entries.keys()
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Total bytes of the files.
-    pub fn size(&self) -> u64 {
-        self.entries
-            .values()
-            .map(|e| match e {
-                Entry::File { bytes, .. } => bytes.len() as u64,
-                Entry::Symlink { .. } => 0,
-            })
-            .sum()
-    }
-
-    /// Another context's entries under `prefix/`.
-    pub fn nest(&mut self, prefix: &str, other: &Context) {
-        for (path, entry) in &other.entries {
-            self.entries
-                .insert(format!("{prefix}/{path}"), entry.clone());
-        }
-    }
-
-    /// SHA-256 over paths, kinds, modes and bytes, in path order: not mtimes,
-    /// owners or archive order.
-    pub fn hash(&self) -> String {
-        let mut canonical = Vec::new();
-        for (path, entry) in &self.entries {
-            match entry {
-                Entry::File { mode, bytes } => {
-                    canonical.extend_from_slice(
-                        format!("f\0{path}\0{mode:o}\0{}\0", bytes.len()).as_bytes(),
-                    );
-                    canonical.extend_from_slice(bytes);
-                }
-                Entry::Symlink { target } => {
-                    canonical.extend_from_slice(format!("l\0{path}\0{target}\0").as_bytes());
-                }
-            }
-        }
-        sha256_hex(&canonical)
-    }
-
-    /// The tarball: fixed mtimes and owners, so the same content gives the same bytes.
-    pub fn tar(&self) -> Vec<u8> {
-        let mut builder = tar::Builder::new(Vec::new());
-        for (path, entry) in &self.entries {
-            let mut header = tar::Header::new_gnu();
-            header.set_mtime(0);
-            header.set_uid(0);
-            header.set_gid(0);
-            let written = match entry {
-                Entry::File { mode, bytes } => {
-                    header.set_entry_type(tar::EntryType::Regular);
-                    header.set_size(bytes.len() as u64);
-                    header.set_mode(*mode);
-                    builder.append_data(&mut header, path, bytes.as_slice())
-                }
-                Entry::Symlink { target } => {
-                    header.set_entry_type(tar::EntryType::Symlink);
-                    header.set_size(0);
-                    header.set_mode(0o777);
-                    builder.append_link(&mut header, path, target)
-                }
-            };
-            written.expect("writing a tar to memory cannot fail");
-        }
-        builder
-            .into_inner()
-            .expect("writing a tar to memory cannot fail")
-    }
-}
+pub use super::context::{normal_mode, Context, Data, Entry};
 
 /// Whether `tag` was built (or had to be built) now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,17 +38,30 @@ pub async fn ensure_image(
     // the API's labels: the engine's classic builder turns each of those into a
     // step of its own (a container each), and the hash is of the context without them.
     let mut sent = context.clone();
-    if let Some(Entry::File { mode, bytes }) = context.get("Dockerfile") {
+    if let Some(dockerfile) = context.inline("Dockerfile") {
         let quote = |s: &String| serde_json::to_string(s).expect("strings serialize");
         let pairs: Vec<String> = labels
             .iter()
             .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
             .collect();
-        let mut dockerfile = bytes.clone();
+        let mut dockerfile = dockerfile.to_vec();
         dockerfile.extend(format!("LABEL {}\n", pairs.join(" ")).into_bytes());
-        sent.add("Dockerfile", *mode, dockerfile);
+        sent.add("Dockerfile", 0o644, dockerfile);
     }
-    engine.build_image(tag, sent.tar(), &mut on_line).await?;
+    let (tarball, writer) = sent.tar_stream();
+    let built = engine.build_image(tag, tarball, &mut on_line).await;
+    // A context that could not be read is the cause, whatever the engine made of
+    // the broken stream.
+    match writer.await {
+        Ok(Err(e)) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(EngineError::ContextSend {
+                tag: tag.to_string(),
+                message: e.to_string(),
+            })
+        }
+        _ => {}
+    }
+    built?;
     Ok(Built::Fresh(hash))
 }
 
@@ -235,10 +115,8 @@ pub struct Prepared {
 }
 
 fn text(ctx: &Context, path: &str) -> Option<String> {
-    match ctx.get(path) {
-        Some(Entry::File { bytes, .. }) => Some(String::from_utf8_lossy(bytes).to_string()),
-        _ => None,
-    }
+    ctx.inline(path)
+        .map(|b| String::from_utf8_lossy(b).to_string())
 }
 
 fn python_version(r: Runtime) -> &'static str {
@@ -256,7 +134,11 @@ pub async fn prepare(
     arch: &str,
     settings: &Settings,
 ) -> Result<Prepared, BuildError> {
-    let pkg = package::read(Path::new(&input.package), Limits::default())?;
+    let pkg = package::read_cached(
+        Path::new(&input.package),
+        Limits::default(),
+        Some(&settings.state_dir),
+    )?;
     let shown = input.package.clone();
     let invalid = |e: recipe::RecipeError| BuildError::RecipeInvalid {
         id: input.id.clone(),
@@ -286,8 +168,8 @@ pub async fn prepare(
             0o644,
             requirements.clone().into_bytes(),
         );
-        for (name, bytes) in wheels(input, requirements, arch, settings).await? {
-            ctx.add(&format!("deps/wheels/{name}"), 0o644, bytes);
+        for (name, data) in wheels(input, requirements, arch, settings).await? {
+            ctx.add_data(&format!("deps/wheels/{name}"), 0o644, data);
         }
     }
     let source_hash = ctx.hash();
@@ -326,7 +208,7 @@ async fn wheels(
     requirements: &str,
     arch: &str,
     settings: &Settings,
-) -> Result<Vec<(String, Vec<u8>)>, BuildError> {
+) -> Result<Vec<(String, Data)>, BuildError> {
     let py = python_version(input.runtime);
     let platforms = recipe::wheel_platforms(arch);
     let key = crate::core::hash::sha256_hex(
@@ -398,6 +280,9 @@ async fn wheels(
         .unwrap_or("x86_64")
         .to_string();
     let mut out = Vec::new();
+    // Wheels can be large (torch is gigabytes): hashed once, then known by stamp.
+    let mut cache: super::digests::Cache<String> =
+        super::digests::Cache::open(Some(&settings.state_dir), &dir);
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir.join("wheels"))
         .map_err(|e| fail(e.to_string()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -415,8 +300,20 @@ async fn wheels(
                 "wheel {name} is not for the engine's architecture ({arch})"
             )));
         }
-        out.push((name, std::fs::read(&path).map_err(|e| fail(e.to_string()))?));
+        let meta = std::fs::metadata(&path).map_err(|e| fail(e.to_string()))?;
+        let (digest, _) = cache
+            .file_digest(&name, &path, &meta)
+            .map_err(|e| fail(e.to_string()))?;
+        out.push((
+            name,
+            Data::Stored {
+                size: meta.len(),
+                digest,
+                from: super::context::Origin::File(path),
+            },
+        ));
     }
+    cache.save();
     Ok(out)
 }
 

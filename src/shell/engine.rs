@@ -143,11 +143,11 @@ pub trait Engine: Send + Sync {
         project: &str,
     ) -> BoxStream<'static, Result<ContainerEvent, EngineError>>;
 
-    /// Builds an image from a tar build context; returns the image ID.
+    /// Builds an image from a streamed tar build context; returns the image ID.
     async fn build_image(
         &self,
         tag: &str,
-        context: Vec<u8>,
+        context: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
         on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
     ) -> Result<String, EngineError>;
     /// Imports a root filesystem tarball as `repo:tag` with Dockerfile `changes`.

@@ -27,8 +27,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::core::access::{Decision, Permission, Tokens, TOKEN_PREFIX};
-use crate::core::route::RouteTable;
+use crate::core::access::Tokens;
+use crate::core::route::{self, Admission, RouteTable};
 
 use super::forward;
 
@@ -183,71 +183,51 @@ async fn proxy(
     mut req: Request,
 ) -> Response {
     let path = req.uri().path().to_string();
-    if forward::has_dot_segment(&path) {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "a request path may not hold `.` or `..` segments\n".into(),
-        );
-    }
     // Resolved and counted under the table's lock: a drain that swaps the table
     // then waits sees every request that was sent to the old port.
-    let resolved = {
+    let admitted = {
         let table = g.state.table.read().expect("no panics hold it");
-        table.resolve(&path).map(|r| {
-            (
-                r.route.clone(),
-                r.prefix.to_string(),
-                r.rest,
-                g.inflight.enter(r.route.port),
+        match route::admit(&table, &g.state.tokens, &path, bearer(&req)) {
+            Admission::Forward { to, strip } => Ok((
+                to.route.port,
+                to.prefix.to_string(),
+                to.rest,
+                strip,
+                g.inflight.enter(to.route.port),
+            )),
+            Admission::DotSegment => Err(plain(
+                StatusCode::BAD_REQUEST,
+                "a request path may not hold `.` or `..` segments\n".into(),
+            )),
+            Admission::Unauthenticated => Err((
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "authentication required: send `Authorization: Bearer <token>` with a token that has services:view\n",
             )
-        })
-    };
-    let decision = g
-        .state
-        .tokens
-        .decide(bearer(&req), Permission::ServicesView);
-    // A stranger learns nothing about what exists: an unknown path and a
-    // private one get the same answer.
-    let unauthenticated = || {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "authentication required: send `Authorization: Bearer <token>` with a token that has services:view\n",
-        )
-            .into_response()
-    };
-    let Some((route, prefix, rest, guard)) = resolved else {
-        if matches!(decision, Decision::Unauthenticated) {
-            return unauthenticated();
+                .into_response()),
+            Admission::Forbidden { token, route } => Err(plain(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "token `{token}` lacks services:view, which {}@{} needs\n",
+                    route.service, route.version
+                ),
+            )),
+            Admission::NotFound => Err(plain(
+                StatusCode::NOT_FOUND,
+                format!("no service is routed at {path}\n"),
+            )),
         }
-        return plain(
-            StatusCode::NOT_FOUND,
-            format!("no service is routed at {path}\n"),
-        );
     };
-    if !route.public {
-        match decision {
-            Decision::Allow(_) => {}
-            Decision::Unauthenticated => return unauthenticated(),
-            Decision::Forbidden(name) => {
-                return plain(
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "token `{name}` lacks services:view, which {}@{} needs\n",
-                        route.service, route.version
-                    ),
-                );
-            }
-        }
-    }
-    // berth's credentials are for berth, never for the service behind it, public
-    // or not: a service that saw a deployer's token could call the API with it.
-    if bearer(&req).is_some_and(|t| g.state.tokens.knows(t) || t.starts_with(TOKEN_PREFIX)) {
+    let (port, prefix, rest, strip, guard) = match admitted {
+        Ok(a) => a,
+        Err(answer) => return answer,
+    };
+    if strip {
         req.headers_mut().remove(header::AUTHORIZATION);
     }
     let target = match req.uri().query() {
-        Some(q) => format!("http://127.0.0.1:{}{rest}?{q}", route.port),
-        None => format!("http://127.0.0.1:{}{rest}", route.port),
+        Some(q) => format!("http://127.0.0.1:{port}{rest}?{q}"),
+        None => format!("http://127.0.0.1:{port}{rest}"),
     };
     let Ok(uri) = target.parse::<Uri>() else {
         return plain(StatusCode::BAD_REQUEST, "bad request path\n".into());

@@ -5,6 +5,8 @@ pub mod api;
 pub mod asset;
 pub mod baseimage;
 pub mod build;
+pub mod context;
+pub mod digests;
 pub mod docker;
 pub mod engine;
 pub mod forward;

@@ -146,3 +146,67 @@ pub fn routes(project: &str, observed: &Observed) -> RouteTable {
     }
     table
 }
+
+/// Whether a request path has a `.` or `..` segment, percent-encoded or not:
+/// the gateway routes by the path as written, so such a path could name one
+/// service's prefix and reach another's.
+pub fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|seg| {
+        let lower = seg.to_ascii_lowercase().replace("%2e", ".");
+        lower == "." || lower == ".."
+    })
+}
+
+/// What the gateway does with one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission<'a> {
+    /// Send it on; `strip` when the Authorization header carries berth's
+    /// credential, which is for berth and never for the service behind it.
+    Forward { to: Resolved<'a>, strip: bool },
+    /// The path holds `.` or `..` segments: 400.
+    DotSegment,
+    /// No known token, for a private path or one nothing is routed at: one
+    /// answer for both, so a stranger learns nothing of what exists (401).
+    Unauthenticated,
+    /// A known token (named) without services:view, for a private route (403).
+    Forbidden { token: String, route: &'a Route },
+    /// Nothing is routed there, told to a caller with a token (404).
+    NotFound,
+}
+
+/// The gateway's rule for a request to `path` carrying `bearer` (the token
+/// after `Bearer `, if any): private routes need a token with services:view.
+pub fn admit<'a>(
+    table: &'a RouteTable,
+    tokens: &super::access::Tokens,
+    path: &str,
+    bearer: Option<&str>,
+) -> Admission<'a> {
+    use super::access::{Decision, Permission, TOKEN_PREFIX};
+    if has_dot_segment(path) {
+        return Admission::DotSegment;
+    }
+    let decision = tokens.decide(bearer, Permission::ServicesView);
+    let Some(to) = table.resolve(path) else {
+        return match decision {
+            Decision::Unauthenticated => Admission::Unauthenticated,
+            _ => Admission::NotFound,
+        };
+    };
+    if !to.route.public {
+        match decision {
+            Decision::Allow(_) => {}
+            Decision::Unauthenticated => return Admission::Unauthenticated,
+            Decision::Forbidden(token) => {
+                return Admission::Forbidden {
+                    token,
+                    route: to.route,
+                }
+            }
+        }
+    }
+    // Even a token berth no longer knows (revoked, or another daemon's) is
+    // recognised by its prefix and kept from the service.
+    let strip = bearer.is_some_and(|t| tokens.knows(t) || t.starts_with(TOKEN_PREFIX));
+    Admission::Forward { to, strip }
+}

@@ -1,6 +1,6 @@
 //! The decisions that live in the core, each checked over a table of cases:
 //! health classification, container roles, the rollback target, the stale-plan
-//! diff and the build-only plan.
+//! diff, the build-only plan and the gateway's admission rule.
 #![allow(clippy::type_complexity)] // the case tables are the point
 
 use std::collections::BTreeMap;
@@ -334,4 +334,56 @@ fn a_build_only_plan_builds_the_target_and_its_missing_base_once() {
             (Some("api@9.0.0"), None),
         ],
     );
+}
+
+/// The gateway's table: `/pub` public, `/priv` private; token `v` may view,
+/// token `d` may only deploy.
+fn check_admission(cases: &[(&str, Option<&str>, &str)]) {
+    use berth_core::access::{parse_tokens, token_entry, Permission};
+    use berth_core::route::{admit, Admission, Route, RouteTable};
+    let mut table = RouteTable::default();
+    for (prefix, public) in [("/pub", true), ("/priv", false)] {
+        table.routes.insert(
+            prefix.into(),
+            Route {
+                port: 1,
+                service: prefix[1..].into(),
+                version: "1.0.0".into(),
+                public,
+            },
+        );
+    }
+    let text = token_entry("viewer", "v", &[Permission::ServicesView])
+        + &token_entry("deployer", "d", &[Permission::ServicesDeploy]);
+    let tokens = parse_tokens("tokens.yaml", &format!("tokens:\n{text}")).unwrap();
+    for (path, bearer, want) in cases {
+        let got = match admit(&table, &tokens, path, *bearer) {
+            Admission::Forward { to, strip } => format!("forward {} strip={strip}", to.prefix),
+            Admission::DotSegment => "400".into(),
+            Admission::Unauthenticated => "401".into(),
+            Admission::Forbidden { token, .. } => format!("403 {token}"),
+            Admission::NotFound => "404".into(),
+        };
+        assert_eq!(&got, want, "{path} with {bearer:?}");
+    }
+}
+
+#[test]
+fn a_stranger_gets_one_answer_for_private_and_unknown_paths_and_berth_tokens_never_pass_on() {
+    check_admission(&[
+        ("/pub/x", None, "forward /pub strip=false"),
+        ("/pub/x", Some("v"), "forward /pub strip=true"),
+        ("/pub", Some("berth_revoked"), "forward /pub strip=true"),
+        ("/pub", Some("theirs"), "forward /pub strip=false"),
+        ("/priv", None, "401"),
+        ("/priv", Some("guess"), "401"),
+        ("/nothing", None, "401"),
+        ("/nothing", Some("v"), "404"),
+        ("/priv/a", Some("d"), "403 deployer"),
+        ("/priv/a", Some("v"), "forward /priv strip=true"),
+        ("/pub/../priv", None, "400"),
+        ("/pub/%2E%2e/priv", Some("v"), "400"),
+        ("/pub/./x", None, "400"),
+        ("/pub/.x/..y", None, "forward /pub strip=false"),
+    ]);
 }

@@ -1,6 +1,7 @@
 //! Properties of the core over generated inputs (proptest, bounded case counts):
 //! the spec loader never panics, the route resolver picks the longest prefix at
-//! a segment boundary, and the planner converges: a plan applied to what it was
+//! a segment boundary, no request reaches a private route without a token that
+//! may view it, and the planner converges: a plan applied to what it was
 //! made against leaves nothing to do, and never names what the project does
 //! not own.
 
@@ -114,6 +115,39 @@ proptest! {
                 prop_assert_eq!(format!("{}{}", r.prefix, if r.rest == "/" && path == r.prefix { "" } else { &r.rest }), path.clone());
             }
             (got, want) => prop_assert!(false, "{path}: resolved {:?}, expected {want:?}", got.map(|r| r.prefix)),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(500))]
+
+    /// Whatever the path (with dots, encodings, queries) and whatever is
+    /// presented, a private route is reached only with a token that may view it,
+    /// and a stranger cannot tell a private path from an unknown one.
+    #[test]
+    fn no_request_reaches_a_private_route_without_a_token_that_may_view_it(
+        prefixes in prop::collection::vec("(/[a-c.]{1,2}){1,3}", 1..6),
+        path in "(/([a-c.]{0,2}|%2[eE]|/)){0,5}(\\?x)?",
+        bearer in prop::option::of(prop_oneof![Just("v".to_string()), Just("d".to_string()), "[a-z_]{0,8}"]),
+    ) {
+        use berth_core::access::{parse_tokens, token_entry, Decision, Permission};
+        use berth_core::route::{admit, Admission};
+        let t = table(&prefixes);
+        let text = token_entry("viewer", "v", &[Permission::ServicesView])
+            + &token_entry("deployer", "d", &[Permission::ServicesDeploy]);
+        let tokens = parse_tokens("tokens.yaml", &format!("tokens:\n{text}")).unwrap();
+        let decision = tokens.decide(bearer.as_deref(), Permission::ServicesView);
+        match admit(&t, &tokens, &path, bearer.as_deref()) {
+            Admission::Forward { to, strip } => {
+                prop_assert!(to.route.public || matches!(decision, Decision::Allow(_)), "{path} reached private {}", to.prefix);
+                prop_assert!(!berth_core::route::has_dot_segment(&path));
+                prop_assert_eq!(strip, decision != Decision::Unauthenticated || bearer.as_deref().is_some_and(|b| b.starts_with("berth_")));
+            }
+            Admission::NotFound => prop_assert!(decision != Decision::Unauthenticated, "a stranger was told {path} is unknown"),
+            Admission::Unauthenticated => prop_assert_eq!(decision, Decision::Unauthenticated),
+            Admission::Forbidden { route, .. } => prop_assert!(!route.public && matches!(decision, Decision::Forbidden(_))),
+            Admission::DotSegment => prop_assert!(berth_core::route::has_dot_segment(&path)),
         }
     }
 }

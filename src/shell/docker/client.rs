@@ -58,6 +58,8 @@ pub enum EngineError {
     LogsRead { name: String, source: BollardError },
     #[error("cannot build image {tag}: {message}")]
     ImageBuild { tag: String, message: String },
+    #[error("cannot send the build context of {tag}: {message}\n  help: make the plan again; if a package keeps changing, stop what writes to it")]
+    ContextSend { tag: String, message: String },
 }
 
 pub(super) fn is_not_found(e: &BollardError) -> bool {

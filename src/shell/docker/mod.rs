@@ -486,7 +486,7 @@ impl Engine for Docker {
     async fn build_image(
         &self,
         tag: &str,
-        context: Vec<u8>,
+        context: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
         on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
     ) -> Result<String, EngineError> {
         let opts = BuildImageOptionsBuilder::default()
@@ -497,7 +497,7 @@ impl Engine for Docker {
         let mut stream =
             self.client()
                 .await?
-                .build_image(opts, None, Some(bollard::body_full(context.into())));
+                .build_image(opts, None, Some(bollard::body_try_stream(context)));
         let mut log: Vec<String> = Vec::new();
         let fail = |log: &[String], message: String| {
             let tail = log[log.len().saturating_sub(15)..].join("\n");
