@@ -111,7 +111,7 @@ pub enum Command {
         #[command(flatten)]
         file: FileArg,
         /// The gateway's address.
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7780")]
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7780", value_parser = parse_addr)]
         gateway: std::net::SocketAddr,
         /// The token file (hashed tokens with permissions); $BERTH_TOKEN may do anything.
         #[arg(long, value_name = "FILE")]
@@ -199,7 +199,7 @@ pub struct WatchArgs {
     #[arg(long, default_value = "30s", value_parser = parse_interval)]
     pub interval: std::time::Duration,
     /// Serve /status, /metrics, /healthz and POST /reconcile on this address.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
     pub listen: Option<std::net::SocketAddr>,
     /// A file holding a bearer token with every permission (else $BERTH_TOKEN).
     #[arg(long)]
@@ -210,7 +210,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "FILE")]
     pub tokens: Option<PathBuf>,
     /// Serve the routing gateway on this address too.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
     pub gateway: Option<std::net::SocketAddr>,
     /// Let a services file from --git fetch assets from loopback, link-local or
     /// private addresses (refused by default: a repository should not make
@@ -223,6 +223,20 @@ pub struct WatchArgs {
 }
 
 /// `30s`, `1m`, `500ms`, `2h` -> a duration of more than zero.
+/// `HOST:PORT` for a listener: an IP address, or `localhost` (loopback, IPv4).
+pub fn parse_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    let local = text
+        .strip_prefix("localhost:")
+        .map(|port| format!("127.0.0.1:{port}"));
+    local
+        .as_deref()
+        .unwrap_or(text)
+        .parse()
+        .map_err(|_| {
+            format!("`{text}` is not an address to listen on: write HOST:PORT, for example 127.0.0.1:7780, localhost:7780 or 0.0.0.0:7780")
+        })
+}
+
 pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     match berth_core::spec::parse_duration_ms(text)? {
         0 => Err(format!("`{text}` must be more than zero")),

@@ -1,6 +1,7 @@
 //! The `berth` binary: parse the command line, read the environment once, run
 //! the command, report any error once.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -8,8 +9,21 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = berth::cli::Cli::parse();
     let settings = berth::shell::settings::Settings::from_process(cli.state_dir.clone());
-    let daemon = matches!(cli.command, berth::cli::Command::Watch(_));
-    let filter = match (cli.verbose, daemon) {
+    let serving = matches!(
+        cli.command,
+        berth::cli::Command::Watch(_) | berth::cli::Command::Serve { .. }
+    );
+    if !serving {
+        // A command whose output goes into `head` or `grep -q` ends quietly when
+        // the reader leaves, as Unix tools do, instead of panicking in println!.
+        // Long-running servers keep ignoring SIGPIPE: a client that hangs up
+        // is an error on that connection, never the end of the daemon.
+        // SAFETY: called before any thread starts; SIG_DFL is a valid handler.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    let filter = match (cli.verbose, serving) {
         (true, _) => "berth=debug",
         (false, true) => "berth=info",
         (false, false) => "berth=warn",
@@ -21,7 +35,8 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| filter.into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && !settings.env.contains_key("NO_COLOR"));
     if cli.log_format == "json" {
         logs.json().init();
     } else {

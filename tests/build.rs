@@ -298,6 +298,19 @@ fn every_runtime_that_can_be_built_here_builds_runs_and_answers() {
     };
     assert!(python(&format!("{}-py311-0.0.0", p.name)).starts_with("3.11."));
     assert!(python(&format!("{}-py313-0.0.0", p.name)).starts_with("3.13."));
+    // Every Python base here shows a service what the production base shows:
+    // `python` itself, PATH, user, working directory, init.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runtime");
+    let probe = std::fs::read_to_string(fixtures.join("probe.py")).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("expected.json")).unwrap())
+            .unwrap();
+    for service in ["py311", "py313"] {
+        let c = format!("{}-{service}-0.0.0", p.name);
+        let seen: serde_json::Value =
+            serde_json::from_str(&docker(&["exec", &c, "python", "-c", &probe])).unwrap();
+        assert_eq!(seen, expected, "{service}");
+    }
     for (service, major) in [
         ("py311", None),
         ("py313", None),
@@ -318,6 +331,41 @@ fn every_runtime_that_can_be_built_here_builds_runs_and_answers() {
         checks.split_whitespace().collect::<Vec<_>>(),
         ["no-compiler", "0", "1"]
     );
+}
+
+#[test]
+fn versions_built_from_the_same_package_share_one_image_built_once() {
+    let Some(p) = project("shared") else { return };
+    p.write(&format!(
+        "project: {{p}}\nservices:\n  web:\n    runtime: python3.11\n    package: {py}\n    versions:\n      \"1.0.0\": {{}}\n      \"1.1.0\": {{}}\n      \"1.2.0\": {{ env: {{ X: \"1\" }} }}\n",
+        py = example("python-stdlib"),
+    ));
+    let plan = p.ok(&["plan"]);
+    let builds: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.contains("build") && l.contains("image berth/"))
+        .collect();
+    assert_eq!(builds.len(), 1, "{plan}");
+    assert!(
+        plan.contains("the same image serves 1.1.0, 1.2.0 (same content)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("starts with `python3 main.py`: main.py is a conventional entry file"),
+        "{plan}"
+    );
+    p.ok(&["apply"]);
+    let images: std::collections::BTreeSet<String> = p
+        .containers()
+        .into_keys()
+        .map(|c| p.inspect(&c, "{{.Image}}"))
+        .collect();
+    assert_eq!(
+        images.len(),
+        1,
+        "one image for the three versions: {images:?}"
+    );
+    assert!(p.ok(&["plan"]).contains("No changes"));
 }
 
 #[test]

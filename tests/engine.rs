@@ -709,3 +709,42 @@ fn watch_and_serve_listen_while_the_engine_hangs_and_healthz_says_why() {
         let _ = c.wait();
     }
 }
+
+#[test]
+fn logs_into_a_reader_that_leaves_early_end_quietly_and_output_has_no_colour_codes() {
+    let Some(p) = Project::new("pipe") else {
+        return;
+    };
+    p.write("project: {p}\nservices:\n  chatty:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'seq 1 20000; exec sleep 3600']\n    health: { none: true }\n");
+    p.ok(&["apply"]);
+    // `berth logs chatty | head -1`: the reader takes one line and goes.
+    let mut child = p
+        .command(&["logs", "chatty"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    {
+        use std::io::BufRead;
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut first).unwrap();
+    }
+    let done = child.wait_with_output().unwrap();
+    let err = text(&done.stderr);
+    assert_eq!(first.trim(), "1");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.is_empty(),
+        "nothing to say when the reader leaves: {err}"
+    );
+    // Not a terminal: no escape codes anywhere, even without NO_COLOR.
+    let status = p
+        .command(&["status", "-v"])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let all = format!("{}{}", text(&status.stdout), text(&status.stderr));
+    assert!(!all.contains('\u{1b}'), "{all:?}");
+    assert!(all.contains("unchecked"), "{all}");
+}

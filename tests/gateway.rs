@@ -580,3 +580,24 @@ fn a_websocket_upgrade_passes_through_the_gateway_both_ways() {
         assert_eq!(String::from_utf8_lossy(&back), message.to_uppercase());
     }
 }
+
+#[test]
+fn a_listener_address_may_say_localhost_and_a_bad_one_names_its_flag() {
+    let Some(p) = Project::new("addr") else {
+        return;
+    };
+    p.write("project: {p}\nservices:\n  web:\n    image: berth-local/busybox:stable\n");
+    let bad = p.berth(&["serve", "--gateway", "nowhere"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = text(&bad.stderr);
+    assert!(
+        err.contains("--gateway") && err.contains("HOST:PORT"),
+        "{err}"
+    );
+    let serve = Serve::start_on(&p, "localhost", &[]);
+    eventually(
+        Duration::from_secs(10),
+        || format!("the gateway on 127.0.0.1:{} never answered 401", serve.port),
+        || serve.get("/web", None).0 == 401,
+    );
+}

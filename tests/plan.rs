@@ -574,6 +574,9 @@ fn with_build(image_id: Option<&str>, base_missing: bool) -> Facts {
             tag: (!base_missing).then(|| "berth/demo-api:1.0.0-abcdefabcdef".to_string()),
             image_id: image_id.map(String::from),
             stripped: Some("api-1.0.0".into()),
+            entry: Some(
+                "starts with `python3 main.py`: main.py is a conventional entry file".into(),
+            ),
         },
     );
     f
@@ -605,6 +608,7 @@ fn a_package_without_an_image_gets_its_base_and_image_built_before_its_container
 + build    image berth-local/python3.11:stable   the python3.11 runtime's base is not on the engine yet
 + create   network berth-demo-global             needed by the services of this scope
 + build    image of demo/api@1.0.0               package /src/api (its single top-level directory `api-1.0.0/` is stripped)
+                                                 starts with `python3 main.py`: main.py is a conventional entry file
 + create   demo/api@1.0.0                        new service
 Plan: 2 to build, 2 to create, 0 to replace, 0 to remove, 0 unchanged."
     );

@@ -69,61 +69,102 @@ fn requirements_txt_is_used_without_pyproject_dependencies() {
     check_deps(&[], &manifests(&["main.py"], None, None, None), Ok(""));
 }
 
+/// (runtime, command, paths, pyproject, package.json) -> Ok(the plan's entry
+/// line) or Err(part of the message).
+type EntryCase<'a> = (
+    Runtime,
+    Option<&'a [&'a str]>,
+    &'a [&'a str],
+    Option<&'a str>,
+    Option<&'a str>,
+    Result<&'a str, &'a str>,
+);
+
+fn check_entry(cases: &[EntryCase]) {
+    for (runtime, command, paths, pyproject, pj, want) in cases {
+        let command: Option<Vec<String>> =
+            command.map(|c| c.iter().map(|s| s.to_string()).collect());
+        let got = entry(
+            *runtime,
+            command.as_ref(),
+            &manifests(paths, *pyproject, None, *pj),
+        );
+        match (got, want) {
+            (Ok(e), Ok(w)) => assert_eq!(e.describe(), *w, "{paths:?}"),
+            (Err(e), Err(w)) => assert!(e.message.contains(w), "{paths:?}: {}", e.message),
+            (got, want) => panic!("{paths:?}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
 #[test]
-fn the_entry_point_is_the_command_else_one_conventional_file_else_the_declared_script() {
-    let py = |paths: &[&str], pyproject: Option<&str>| {
-        entry(
-            Runtime::Python311,
-            None,
-            &manifests(paths, pyproject, None, None),
+fn the_entry_point_is_the_command_else_a_conventional_file_else_a_declared_script_else_the_only_source_file(
+) {
+    use Runtime::{Node22 as N, Python311 as P};
+    check_entry(&[
+        (P, Some(&["python3", "-m", "x"]), &["main.py", "app.py"], None, None,
+            Ok("starts with `python3 -m x`: the `command` of services.yaml")),
+        (P, None, &["main.py", "lib.py"], None, None,
+            Ok("starts with `python3 main.py`: main.py is a conventional entry file")),
+        (P, None, &["main.py", "app.py"], None, None,
+            Err("ambiguous: the package has main.py and app.py")),
+        (P, None, &["x/app.py", "pyproject.toml"], Some(PYPROJECT), None,
+            Ok("starts with `python3 -c import x.app; x.app.main()`: `serve` is the one script pyproject.toml declares")),
+        // As the peers do: one top-level file runs, whatever its name.
+        (P, None, &["hello.py", "README.md"], None, None,
+            Ok("starts with `python3 hello.py`: hello.py is the only top-level Python file")),
+        (P, None, &["service.py", "setup.py", "test_service.py", "lib/util.py"], None, None,
+            Ok("starts with `python3 service.py`: service.py is the only top-level Python file")),
+        (P, None, &["a.py", "b.py"], None, None,
+            Err("several top-level Python files: a.py, b.py")),
+        (P, None, &["lib/x.py"], None, None, Err("no entry point")),
+        // Layouts berth does not build from are named, not "no entry point".
+        (P, None, &["venv/pyvenv.cfg", "venv/bin/python", "venv/lib/python3.11/site-packages/x/__init__.py"], None, None,
+            Err("carrying a Python virtual environment (venv/pyvenv.cfg)")),
+        (P, None, &["pyvenv.cfg", "bin/python"], None, None,
+            Err("a Python virtual environment (pyvenv.cfg at its top)")),
+        (P, None, &["dist/x-1.0-py3-none-any.whl"], None, None,
+            Err("built wheels (dist/x-1.0-py3-none-any.whl) without their source")),
+        (N, None, &["server.js"], None, None,
+            Ok("starts with `node server.js`: server.js is a conventional entry file")),
+        (N, None, &["src/app.js", "package.json"], None, Some(r#"{"main": "src/app.js"}"#),
+            Ok("starts with `node src/app.js`: the `main` of package.json")),
+        (N, None, &["package.json"], None, Some(r#"{"scripts": {"start": "node x.js"}}"#),
+            Ok("starts with `npm start`: the `start` script of package.json")),
+        (N, None, &["hello.mjs", "package.json"], None, Some("{}"),
+            Ok("starts with `node hello.mjs`: hello.mjs is the only top-level JavaScript file")),
+    ]);
+}
+
+#[test]
+fn a_runtime_outside_requires_python_is_refused_naming_both_and_the_runtimes_that_fit() {
+    let with = |spec: &str| {
+        format!(
+            "[project]\nname = \"x\"\nrequires-python = \"{spec}\"\ndependencies = [\"flask\"]\n"
         )
     };
-    let cmd = vec!["python3".to_string(), "-m".into(), "x".into()];
-    assert_eq!(
-        entry(
-            Runtime::Python311,
-            Some(&cmd),
-            &manifests(&["main.py", "app.py"], None, None, None)
-        )
-        .unwrap(),
-        cmd
-    );
-    assert_eq!(
-        py(&["main.py", "lib.py"], None).unwrap(),
-        ["python3", "main.py"]
-    );
-    assert!(py(&["main.py", "app.py"], None)
-        .unwrap_err()
-        .message
-        .contains("ambiguous: the package has main.py and app.py"));
-    assert_eq!(
-        py(&["x/app.py", "pyproject.toml"], Some(PYPROJECT)).unwrap(),
-        ["python3", "-c", "import x.app; x.app.main()"]
-    );
-    assert!(py(&["lib.py"], None)
-        .unwrap_err()
-        .message
-        .contains("no entry point"));
-    let node = |paths: &[&str], pj: Option<&str>| {
-        entry(Runtime::Node22, None, &manifests(paths, None, None, pj))
-    };
-    assert_eq!(node(&["server.js"], None).unwrap(), ["node", "server.js"]);
-    assert_eq!(
-        node(
-            &["src/app.js", "package.json"],
-            Some(r#"{"main": "src/app.js"}"#)
-        )
-        .unwrap(),
-        ["node", "src/app.js"]
-    );
-    assert_eq!(
-        node(
-            &["package.json"],
-            Some(r#"{"scripts": {"start": "node x.js"}}"#)
-        )
-        .unwrap(),
-        ["npm", "start"]
-    );
+    for (runtime, spec, want) in [
+        (Runtime::Python311, ">=3.12", Err("runtime python3.11 (Python 3.11) is outside the package's requires-python `>=3.12` (pyproject.toml)")),
+        (Runtime::Python311, ">=3.12", Err("use runtime python3.12 or python3.13")),
+        (Runtime::Python313, ">=3.9,<3.13", Err("use runtime python3.11 or python3.12")),
+        (Runtime::Python311, ">=3.11.4", Ok(())),
+        (Runtime::Python312, "~=3.12", Ok(())),
+        (Runtime::Python312, "==3.*", Ok(())),
+        (Runtime::Python312, ">=4", Err("no runtime berth offers fits it")),
+        (Runtime::Python312, "three", Err("requires-python `three` does not parse")),
+    ] {
+        let m = manifests(&["main.py", "pyproject.toml"], Some(&with(spec)), None, None);
+        match (deps(runtime, &[], &m), want) {
+            (Ok(_), Ok(())) => {}
+            (Err(e), Err(w)) => assert!(
+                format!("{} {}", e.message, e.help).contains(w),
+                "{spec}: {} / {}",
+                e.message,
+                e.help
+            ),
+            (got, want) => panic!("{spec}: got {got:?}, want {want:?}"),
+        }
+    }
 }
 
 #[test]

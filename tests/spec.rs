@@ -44,6 +44,9 @@ fn summary(spec: &Spec) -> String {
                 "    env={:?} secrets={secrets:?} keeps={:?} health={}ms/{}ms",
                 v.env, v.keeps, v.health.timeout_ms, v.health.interval_ms
             );
+            if let Some(check) = v.health.check.label() {
+                let _ = writeln!(out, "    health check: {check}");
+            }
             if v.public || v.share_gpu {
                 let _ = writeln!(out, "    public={} share_gpu={}", v.public, v.share_gpu);
             }

@@ -102,7 +102,7 @@ async fn health_now(
     let name = container_name(&spec.project, service, version);
     Ok(match observed.containers.iter().find(|c| c.name == name) {
         Some(c) if c.state == "running" => match c.ports.iter().find_map(|p| p.public) {
-            Some(port) => probe::health(port).await.to_string(),
+            Some(port) => probe::health(port, &c.health_check()).await.to_string(),
             None => "not published".into(),
         },
         Some(c) => c.state.clone(),

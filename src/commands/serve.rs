@@ -45,7 +45,7 @@ pub async fn run(
     )
     .await?;
     let _registration = gateways::register(&out.settings, &spec.project, &running)?;
-    tracing::warn!(%addr, "gateway listening");
+    tracing::info!(%addr, "gateway listening");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(CommandError::SignalListen)?;
     loop {

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 
 use crate::core::audit::owner_problem;
 use crate::core::desired::{
-    BuildFact, DesiredContainer, DesiredVolume, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
+    BuildFact, DesiredContainer, DesiredVolume, LABEL_PROJECT, LABEL_SERVICE,
 };
 use crate::core::plan::{Action, ContainerRef, Plan, Step};
 use crate::shell::baseimage::{self, BaseImageError};
@@ -35,9 +35,15 @@ pub enum StepError {
     #[error("the base image {0} is missing")]
     BaseMissing(String),
     #[error(transparent)]
-    Unhealthy(#[from] Unhealthy),
+    Unhealthy(Box<Unhealthy>),
     #[error("refused to touch container {id}: {why}; berth acts only on what the project owns, as the engine says at the moment of acting\n  help: plan again (`berth plan`) and apply that")]
     ContainerForeign { id: String, why: String },
+}
+
+impl From<Unhealthy> for StepError {
+    fn from(e: Unhealthy) -> Self {
+        StepError::Unhealthy(Box::new(e))
+    }
 }
 
 /// Carries out a plan's steps; what one phase builds, a later phase uses.
@@ -45,8 +51,11 @@ struct Executor<'a> {
     ctx: &'a Context,
     project: &'a str,
     secrets: &'a BTreeMap<String, BTreeMap<String, String>>,
-    /// `service@version` -> the image ID its build produced.
+    /// `service@version`, and the image tag -> the image ID its build produced.
     built: std::sync::Mutex<BTreeMap<String, String>>,
+    /// One build at a time per tag: versions with the same context wait for
+    /// the first and find its image.
+    building: std::sync::Mutex<BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
     /// The commit the desired state came from (`berth watch --git`), labelled on
     /// the containers this apply creates.
     revision: Option<&'a str>,
@@ -65,6 +74,7 @@ pub async fn execute(
         project: &plan.project,
         secrets,
         built: Default::default(),
+        building: Default::default(),
         revision,
     };
     let ex = &ex;
@@ -159,11 +169,10 @@ impl Executor<'_> {
                 version,
                 build,
             } => {
-                let id = self.build(service, version, build).await?;
-                self.built
-                    .lock()
-                    .expect("no panics hold it")
-                    .insert(build.input.id.clone(), id);
+                let (tag, id) = self.build(service, version, build).await?;
+                let mut built = self.built.lock().expect("no panics hold it");
+                built.insert(build.input.id.clone(), id.clone());
+                built.insert(tag, id);
             }
             Action::CreateNetwork { network } => engine.create_network(network).await?,
             Action::CreateVolume { volume } => engine.create_volume(volume).await?,
@@ -251,8 +260,11 @@ impl Executor<'_> {
         if let Some(b) = &c.build {
             if b.image_id.is_none() {
                 let built = self.built.lock().expect("no panics hold it");
+                // A version whose image another version's step built (same
+                // context, same tag) finds it by the tag.
                 let id = built
                     .get(&b.input.id)
+                    .or_else(|| b.tag.as_ref().and_then(|t| built.get(t)))
                     .ok_or_else(|| StepError::ImageMissing(b.input.id.clone()))?;
                 c.config.image = id.clone();
                 c.hash = c.config.hash();
@@ -262,13 +274,13 @@ impl Executor<'_> {
     }
 
     /// Builds a service image from its package, checking that the package is still
-    /// what the plan saw. Returns the image ID.
+    /// what the plan saw. Returns the image's tag and ID.
     async fn build(
         &self,
         service: &str,
         version: &str,
         b: &BuildFact,
-    ) -> Result<String, StepError> {
+    ) -> Result<(String, String), StepError> {
         let engine = self.ctx.engine.as_ref();
         let arch = engine.version().await?.arch;
         let prepared = build::prepare(&b.input, &arch, &self.ctx.settings).await?;
@@ -285,11 +297,12 @@ impl Executor<'_> {
             .await?
             .ok_or_else(|| StepError::BaseMissing(prepared.base.clone()))?;
         let ctx = build::with_base(&prepared, &base_id);
-        let tag = build::image_tag(self.project, service, version, &ctx.hash());
+        let tag = build::image_tag(self.project, service, &ctx.hash());
+        // No version among the labels: versions built from the same context
+        // share the image.
         let labels = BTreeMap::from([
             (LABEL_PROJECT.to_string(), self.project.to_string()),
             (LABEL_SERVICE.to_string(), service.to_string()),
-            (LABEL_VERSION.to_string(), version.to_string()),
             (
                 "berth.runtime".to_string(),
                 b.input.runtime.name().to_string(),
@@ -298,11 +311,16 @@ impl Executor<'_> {
                 "org.opencontainers.image.title".to_string(),
                 format!("{}/{service}", self.project),
             ),
-            (
-                "org.opencontainers.image.version".to_string(),
-                version.to_string(),
-            ),
         ]);
+        let lock = self
+            .building
+            .lock()
+            .expect("no panics hold it")
+            .entry(tag.clone())
+            .or_default()
+            .clone();
+        let _one_at_a_time = lock.lock().await;
+        tracing::debug!(tag, version, "building");
         let progress = progress_bar(&tag);
         let verbose = self.ctx.verbose;
         let started = std::time::Instant::now();
@@ -326,13 +344,14 @@ impl Executor<'_> {
             seconds = started.elapsed().as_secs_f64(),
             "image built"
         );
-        Ok(engine
+        let id = engine
             .image_id(&tag)
             .await?
             .ok_or_else(|| EngineError::ImageBuild {
                 tag: tag.clone(),
                 message: "the engine has no such image after building it".into(),
-            })?)
+            })?;
+        Ok((tag, id))
     }
 }
 

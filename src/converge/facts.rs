@@ -182,26 +182,28 @@ async fn build_facts(
             command: v.command.clone(),
             cuda,
         };
-        let prepared = build::prepare(&input, arch, &ctx.settings).await?;
-        let base_id = image_ids.get(&prepared.base);
-        if base_id.is_some() && checked.insert(prepared.base.clone()) {
-            baseimage::check_arch(engine, &prepared.base, arch).await?;
+        // A base that cannot be had here is said before anything is read or
+        // downloaded for the package (dependencies can be gigabytes).
+        let base = baseimage::runtime_tag(runtime, input.cuda.as_deref());
+        let base_id = image_ids.get(&base);
+        if base_id.is_some() && checked.insert(base.clone()) {
+            baseimage::check_arch(engine, &base, arch).await?;
         }
         if base_id.is_none() {
             if let baseimage::BaseSource::Provided { why, how } = baseimage::base_source(runtime) {
                 return Err(BaseImageError::RuntimeUnavailable {
                     runtime: runtime.name(),
                     why: why.into(),
-                    how: format!("{how} (here: {})", prepared.base),
+                    how: format!("{how} (here: {base})"),
                 }
                 .into());
             }
         }
+        let prepared = build::prepare(&input, arch, &ctx.settings).await?;
         let tag = base_id.map(|id| {
             build::image_tag(
                 &spec.project,
                 &v.service,
-                &v.version.to_string(),
                 &build::with_base(&prepared, id).hash(),
             )
         });
@@ -216,6 +218,7 @@ async fn build_facts(
                 tag,
                 image_id,
                 stripped: prepared.stripped.clone(),
+                entry: Some(prepared.entry.clone()),
             },
         );
     }

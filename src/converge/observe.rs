@@ -44,8 +44,10 @@ pub async fn rows_of(
     futures_util::future::join_all(ours.map(|c| async move {
         let running = c.state == "running";
         let port = c.ports.iter().find_map(|p| p.public);
+        let check = c.health_check();
+        let unchecked = check == crate::core::spec::HealthCheck::None;
         let answered = match (running, port) {
-            (true, Some(p)) => Some(probe::health(p).await == "healthy"),
+            (true, Some(p)) if !unchecked => Some(probe::health(p, &check).await == "healthy"),
             _ => None,
         };
         let stats = match running && usage {
@@ -66,6 +68,7 @@ pub async fn rows_of(
             restarts: restarts.count,
             up_secs: restarts.up_secs,
             answered,
+            unchecked,
         });
         let config: Option<ContainerConfig> = c
             .labels

@@ -16,9 +16,10 @@ use super::{gateways, Context};
 
 /// A container that never passed its health gate.
 #[derive(Debug, thiserror::Error)]
-#[error("{id} never became healthy: GET / must answer 2xx within {timeout_ms} ms, and the last try said: {why}\n  the container is kept stopped as {kept}; its last log lines:\n{logs}\n  help: fix the service (or its `health:` timeout) and apply again; what ran before keeps running")]
+#[error("{id} never became healthy: its check is {check} within {timeout_ms} ms, and the last try said: {why}\n  the container is kept stopped as {kept}; from its log:\n{logs}\n  help: fix the service (or its `health:` check or timeout) and apply again; what ran before keeps running")]
 pub struct Unhealthy {
     pub id: String,
+    pub check: String,
     pub why: String,
     pub timeout_ms: u64,
     pub kept: String,
@@ -46,18 +47,18 @@ pub async fn start_on_probation(
     }
     crash_point("started");
     if let Err(why) = wait_healthy(engine, &id, c).await {
-        let logs = engine.logs_tail(&id, 10).await.unwrap_or_default();
+        let logs = engine.logs_tail(&id, 200).await.unwrap_or_default();
         let _ = engine.stop_container(&id, &next).await;
         let failed = ContainerRole::Failed.name(&c.name, short(&id));
         let _ = engine.rename_container(&id, &next, &failed).await;
         return Err(Unhealthy {
             id: format!("{}@{}", c.service, c.version),
+            check: c.health.check.describe(),
             why,
             timeout_ms: c.health.timeout_ms,
             kept: failed,
-            logs: logs
-                .trim_end()
-                .lines()
+            logs: crate::core::report::decisive_lines(&logs, 12)
+                .into_iter()
                 .map(|l| format!("    | {l}"))
                 .collect::<Vec<_>>()
                 .join("\n"),
@@ -95,10 +96,10 @@ pub async fn restore(
     Ok(())
 }
 
-/// Asks `GET /` on the container's published port every interval until a 2xx,
-/// the timeout, or the container stopping. Err says what the last answer was.
+/// Runs the container's health check every interval until it passes, the
+/// timeout, or the process ends. Err says what was seen last, in words.
 async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Result<(), String> {
-    let h = c.health;
+    let h = &c.health;
     if h.timeout_ms == 0 {
         return Ok(());
     }
@@ -108,6 +109,23 @@ async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Re
         match engine.container_state(id, c.config.port).await {
             Ok(None) => return Err("the container disappeared".into()),
             Err(e) => last = format!("the engine did not say: {e}"),
+            // A process that ended is the answer, whatever the port says: a
+            // script that prints and exits is not a service.
+            Ok(Some(ContainerState {
+                exit_code: Some(code),
+                state,
+                ..
+            })) => {
+                let again = if state == "restarting" || state == "running" {
+                    "; the engine restarts it"
+                } else {
+                    ""
+                };
+                return Err(format!(
+                    "the process exited with code {code}{again} (a service keeps running; its check is {})",
+                    h.check.describe()
+                ));
+            }
             Ok(Some(ContainerState { state, .. })) if state == "exited" || state == "dead" => {
                 return Err(format!("the container {state} (last answer: {last})"));
             }
@@ -116,10 +134,9 @@ async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Re
             }
             Ok(Some(ContainerState {
                 port: Some(port), ..
-            })) => match probe::get_root(port, Duration::from_secs(2)).await {
-                Ok(status) if (200..300).contains(&status) => return Ok(()),
-                Ok(status) => last = format!("GET / answered {status}"),
-                Err(e) => last = format!("GET / failed: {e}"),
+            })) => match probe::check(port, &h.check, Duration::from_secs(2)).await {
+                Ok(()) => return Ok(()),
+                Err(why) => last = why,
             },
         }
         if tokio::time::Instant::now() >= deadline {

@@ -157,6 +157,12 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         })
         .await?;
         tracing::info!(%addr, "API listening");
+        if opts.tokens.tokens.is_empty() {
+            tracing::warn!(
+                %addr,
+                "no token is configured, so only /healthz will answer; add one with `berth token add NAME -p services:view` (or set BERTH_TOKEN)"
+            );
+        }
     }
 
     let routes = Arc::new(RwLock::new(RouteTable::default()));

@@ -72,7 +72,6 @@ use std::path::{Path, PathBuf};
 
 use crate::core::desired::BuildInput;
 use crate::core::recipe::{self, Deps, Manifests, RECIPE_VERSION};
-use crate::core::spec::Runtime;
 
 use super::package::{self, Limits, PackageError};
 
@@ -112,19 +111,13 @@ pub struct Prepared {
     /// The single top-level directory the package was wrapped in, stripped.
     pub stripped: Option<String>,
     pub base: String,
+    /// The command the image starts with, and why (the plan says it).
+    pub entry: String,
 }
 
 fn text(ctx: &Context, path: &str) -> Option<String> {
     ctx.inline(path)
         .map(|b| String::from_utf8_lossy(b).to_string())
-}
-
-fn python_version(r: Runtime) -> &'static str {
-    match r {
-        Runtime::Python311 | Runtime::Python311Cuda => "3.11",
-        Runtime::Python312 | Runtime::Python312Cuda => "3.12",
-        _ => "3.13",
-    }
 }
 
 /// Reads the package, resolves its dependencies to wheels (cached), and lays out
@@ -153,13 +146,13 @@ pub async fn prepare(
         package_json: text(&pkg.context, "package.json"),
     };
     let deps = recipe::deps(input.runtime, &input.extras, &m).map_err(invalid)?;
-    let cmd = recipe::entry(input.runtime, input.command.as_ref(), &m).map_err(invalid)?;
+    let entry = recipe::entry(input.runtime, input.command.as_ref(), &m).map_err(invalid)?;
     let base = super::baseimage::runtime_tag(input.runtime, input.cuda.as_deref());
     let mut ctx = Context::default();
     ctx.add(
         "Dockerfile",
         0o644,
-        recipe::dockerfile(&base, input.runtime, &deps, &cmd).into_bytes(),
+        recipe::dockerfile(&base, input.runtime, &deps, &entry.command).into_bytes(),
     );
     ctx.nest("app", &pkg.context);
     if let Deps::Python { requirements } = &deps {
@@ -178,6 +171,7 @@ pub async fn prepare(
         source_hash,
         stripped: pkg.stripped,
         base,
+        entry: entry.describe(),
     })
 }
 
@@ -193,12 +187,10 @@ pub fn with_base(prepared: &Prepared, base_id: &str) -> Context {
     ctx
 }
 
-/// `berth/<project>-<service>:<version>-<hash12>`.
-pub fn image_tag(project: &str, service: &str, version: &str, context_hash: &str) -> String {
-    format!(
-        "berth/{project}-{service}:{version}-{}",
-        &context_hash[..12]
-    )
+/// `berth/<project>-<service>:<hash12>`: named by content, so versions built
+/// from the same package share one image.
+pub fn image_tag(project: &str, service: &str, context_hash: &str) -> String {
+    format!("berth/{project}-{service}:{}", &context_hash[..12])
 }
 
 /// Wheels for the requirements, for the runtime's Python and the engine's
@@ -209,7 +201,7 @@ async fn wheels(
     arch: &str,
     settings: &Settings,
 ) -> Result<Vec<(String, Data)>, BuildError> {
-    let py = python_version(input.runtime);
+    let py = input.runtime.python().unwrap_or("3.13");
     let platforms = recipe::wheel_platforms(arch);
     let key = crate::core::hash::sha256_hex(
         format!("{py}\n{}\n{requirements}", platforms.join(",")).as_bytes(),

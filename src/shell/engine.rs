@@ -39,6 +39,9 @@ pub struct EngineVersion {
 pub struct ContainerState {
     pub state: String,
     pub port: Option<u16>,
+    /// The exit code of the last run, once it has ended (also while the engine
+    /// restarts it).
+    pub exit_code: Option<i64>,
 }
 
 /// How often the engine has restarted a container and how long it has been up.

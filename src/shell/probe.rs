@@ -1,10 +1,13 @@
-//! Health probes: the service contract says `GET /` answers 2xx when healthy.
+//! Health probes: by default the service contract says `GET /` answers 2xx or
+//! 3xx when healthy; a service may declare another path, a TCP connect, or none.
 
 use std::time::Duration;
 
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+
+use crate::core::spec::HealthCheck;
 
 /// Why an HTTP exchange with a service or a gateway gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -49,10 +52,10 @@ where
         .map_err(ProbeError::ProbeSend)
 }
 
-/// `GET /` on 127.0.0.1:`port`: `Ok(status)` when an HTTP answer came back in time.
-pub async fn get_root(port: u16, timeout: Duration) -> Result<u16, ProbeError> {
+/// `GET <path>` on 127.0.0.1:`port`: `Ok(status)` when an HTTP answer came back in time.
+pub async fn get(port: u16, path: &str, timeout: Duration) -> Result<u16, ProbeError> {
     let attempt = async {
-        let req = hyper::Request::get("/")
+        let req = hyper::Request::get(path)
             .header("host", format!("127.0.0.1:{port}"))
             .body(Empty::<Bytes>::new())
             .map_err(ProbeError::RequestBuild)?;
@@ -64,10 +67,32 @@ pub async fn get_root(port: u16, timeout: Duration) -> Result<u16, ProbeError> {
         .map_err(|_| ProbeError::ProbeTimeout)?
 }
 
-/// healthy | unhealthy, by the contract.
-pub async fn health(port: u16) -> &'static str {
-    match get_root(port, Duration::from_secs(2)).await {
-        Ok(s) if (200..300).contains(&s) => "healthy",
-        _ => "unhealthy",
+/// One try of a container's health check on 127.0.0.1:`port`: `Err` says what
+/// was seen instead.
+pub async fn check(port: u16, check: &HealthCheck, timeout: Duration) -> Result<(), String> {
+    match check {
+        HealthCheck::None => Ok(()),
+        HealthCheck::Tcp => {
+            match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(("127.0.0.1", port)))
+                .await
+            {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(format!("nothing accepts connections on the port: {e}")),
+                Err(_) => Err("a TCP connection timed out".into()),
+            }
+        }
+        HealthCheck::Http { path } => match get(port, path, timeout).await {
+            Ok(status) if (200..400).contains(&status) => Ok(()),
+            Ok(status) => Err(format!("GET {path} answered {status}")),
+            Err(e) => Err(format!("GET {path} failed: {e}")),
+        },
+    }
+}
+
+/// healthy | unhealthy, by the container's declared check.
+pub async fn health(port: u16, declared: &HealthCheck) -> &'static str {
+    match check(port, declared, Duration::from_secs(2)).await {
+        Ok(()) => "healthy",
+        Err(_) => "unhealthy",
     }
 }

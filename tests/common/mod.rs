@@ -73,11 +73,17 @@ impl Project {
         .unwrap();
     }
 
-    pub fn berth_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        Command::new(BERTH)
-            .args(args)
+    /// berth with `args`, in the project's directory and state, not yet run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BERTH);
+        c.args(args)
             .current_dir(self.dir.path())
-            .env("BERTH_STATE_DIR", self.dir.path().join(".state"))
+            .env("BERTH_STATE_DIR", self.dir.path().join(".state"));
+        c
+    }
+
+    pub fn berth_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command(args)
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
             .output()
@@ -279,12 +285,15 @@ impl Drop for Serve {
 
 impl Serve {
     pub fn start(p: &Project, args: &[&str]) -> Serve {
+        Serve::start_on(p, "127.0.0.1", args)
+    }
+
+    /// The gateway on `host`:a free port (`host` as the command line takes it).
+    pub fn start_on(p: &Project, host: &str, args: &[&str]) -> Serve {
         let port = free_port();
-        let child = Command::new(BERTH)
-            .args(["serve", "--gateway", &format!("127.0.0.1:{port}")])
+        let child = p
+            .command(&["serve", "--gateway", &format!("{host}:{port}")])
             .args(args)
-            .current_dir(p.dir.path())
-            .env("BERTH_STATE_DIR", p.dir.path().join(".state"))
             .env_remove("BERTH_TOKEN")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -30,6 +30,8 @@ pub const LABEL_PUBLIC: &str = "berth.public";
 /// The commit a container was created from; not part of the hash, so a commit
 /// that does not change a service does not replace it.
 pub const LABEL_REVISION: &str = "berth.revision";
+/// The health check, when it is not the default `GET /`.
+pub const LABEL_HEALTH: &str = "berth.health";
 
 /// What a service version is built from: enough to build it again at apply time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +64,9 @@ pub struct BuildFact {
     pub image_id: Option<String>,
     /// The top-level directory the package was wrapped in, stripped.
     pub stripped: Option<String>,
+    /// The command the image starts with, and why that one.
+    #[serde(default)]
+    pub entry: Option<String>,
 }
 
 /// What the host can offer, gathered by the shell.
@@ -438,6 +443,11 @@ fn container(
     labels.insert(LABEL_PATH.to_string(), v.path.clone());
     labels.insert(LABEL_ACTIVE.to_string(), active.to_string());
     labels.insert(LABEL_PUBLIC.to_string(), v.public.to_string());
+    // The check is part of what the container promises (a new one is gated
+    // again), and `status` reads it back from the container alone.
+    if let Some(check) = v.health.check.label() {
+        labels.insert(LABEL_HEALTH.to_string(), check);
+    }
 
     let mut env = v.env.clone();
     env.extend(asset_env);
@@ -509,7 +519,7 @@ fn container(
             asset_sources,
             build,
             revision: None,
-            health: v.health,
+            health: v.health.clone(),
             config,
             hash,
         },

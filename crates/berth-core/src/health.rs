@@ -22,6 +22,8 @@ pub enum Health {
     CrashLooping,
     /// Running, but with no published port to ask.
     Unknown,
+    /// Running, and declared `health: { none: true }`: nothing is asked.
+    Unchecked,
     /// Not running.
     #[serde(rename = "-")]
     NotRunning,
@@ -36,6 +38,7 @@ impl Health {
             Health::Failed => "failed",
             Health::CrashLooping => "crash-looping",
             Health::Unknown => "unknown",
+            Health::Unchecked => "unchecked",
             Health::NotRunning => "-",
         }
     }
@@ -59,6 +62,8 @@ pub struct HealthFacts<'a> {
     pub up_secs: u64,
     /// Whether the service answered its health probe; `None` when not asked.
     pub answered: Option<bool>,
+    /// Declared with no health check: started is enough.
+    pub unchecked: bool,
 }
 
 /// A container kept aside after its gate is `failed`; a successor on probation
@@ -77,6 +82,7 @@ pub fn classify(f: HealthFacts<'_>) -> Health {
         return Health::CrashLooping;
     }
     match (running, f.answered) {
+        (true, _) if f.unchecked => Health::Unchecked,
         (true, Some(true)) => Health::Healthy,
         (true, Some(false)) if f.up_secs < STARTING_SECS => Health::Starting,
         (true, Some(false)) => Health::Unhealthy,

@@ -55,6 +55,14 @@ impl ObservedContainer {
     pub fn label(&self, key: &str) -> &str {
         self.labels.get(key).map(String::as_str).unwrap_or("")
     }
+    /// The health check it was created with (its `berth.health` label).
+    pub fn health_check(&self) -> super::spec::HealthCheck {
+        super::spec::HealthCheck::from_label(
+            self.labels
+                .get(super::desired::LABEL_HEALTH)
+                .map(String::as_str),
+        )
+    }
     /// `project/service@version` for owned containers, the name otherwise.
     pub fn subject(&self, project: &str) -> String {
         format!(

@@ -187,6 +187,7 @@ pub fn plan(
     }
 
     let mut bases: BTreeSet<&str> = BTreeSet::new();
+    let mut tags: BTreeSet<&String> = BTreeSet::new();
     for d in &desired.containers {
         let Some(b) = &d.build else { continue };
         if b.base_missing && bases.insert(&b.base) {
@@ -201,11 +202,33 @@ pub fn plan(
                 ))],
             });
         }
+        // Versions built from the same context share one image: one step
+        // builds it, and says for whom.
+        if b.image_id.is_none() && b.tag.as_ref().is_some_and(|t| !tags.insert(t)) {
+            continue;
+        }
         if b.image_id.is_none() {
+            let sharing: Vec<&str> = desired
+                .containers
+                .iter()
+                .filter(|o| o.version != d.version && o.service == d.service)
+                .filter(|o| {
+                    o.build
+                        .as_ref()
+                        .is_some_and(|ob| ob.tag.is_some() && ob.tag == b.tag)
+                })
+                .map(|o| o.version.as_str())
+                .collect();
             let mut why = format!("package {}", b.input.package);
             if let Some(w) = &b.stripped {
                 why.push_str(&format!(
                     " (its single top-level directory `{w}/` is stripped)"
+                ));
+            }
+            if !sharing.is_empty() {
+                why.push_str(&format!(
+                    "; the same image serves {} (same content)",
+                    sharing.join(", ")
                 ));
             }
             steps.push(Step {
@@ -214,7 +237,10 @@ pub fn plan(
                     version: d.version.clone(),
                     build: b.clone(),
                 },
-                reasons: vec![Reason::note(why)],
+                reasons: std::iter::once(why)
+                    .chain(b.entry.clone())
+                    .map(Reason::note)
+                    .collect(),
             });
         }
     }

@@ -72,6 +72,8 @@ struct PyProjectTable {
     optional: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     scripts: BTreeMap<String, String>,
+    #[serde(default, rename = "requires-python")]
+    requires_python: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -111,6 +113,45 @@ fn package_json(m: &Manifests) -> Result<Option<PackageJson>, RecipeError> {
         .transpose()
 }
 
+/// Whether some release of the runtime's Python (`3.12.0` to `3.12.99`; the
+/// base decides the patch level) meets pyproject.toml's `requires-python`.
+fn python_fits(python: &str, spec: &pep440_rs::VersionSpecifiers) -> bool {
+    use std::str::FromStr;
+    ["0", "99"].iter().any(|patch| {
+        pep440_rs::Version::from_str(&format!("{python}.{patch}")).is_ok_and(|v| spec.contains(&v))
+    })
+}
+
+fn requires_python(runtime: Runtime, text: &str) -> Result<(), RecipeError> {
+    use std::str::FromStr;
+    let spec = pep440_rs::VersionSpecifiers::from_str(text).map_err(|e| {
+        err(
+            format!("pyproject.toml's requires-python `{text}` does not parse: {e}"),
+            "write it as PEP 440 specifiers, for example `>=3.11`",
+        )
+    })?;
+    let python = runtime.python().unwrap_or_default();
+    if python_fits(python, &spec) {
+        return Ok(());
+    }
+    let fitting: Vec<&str> = Runtime::ALL
+        .iter()
+        .filter(|r| !r.is_cuda() && r.python().is_some_and(|p| python_fits(p, &spec)))
+        .map(|r| r.name())
+        .collect();
+    Err(err(
+        format!(
+            "runtime {} (Python {python}) is outside the package's requires-python `{text}` (pyproject.toml)",
+            runtime.name()
+        ),
+        if fitting.is_empty() {
+            "no runtime berth offers fits it: change requires-python".to_string()
+        } else {
+            format!("use runtime {} (or change requires-python)", fitting.join(" or "))
+        },
+    ))
+}
+
 /// The dependencies to install: PEP 621 `dependencies` plus the named `extras`
 /// groups of pyproject.toml, else requirements.txt; for Node, package.json's.
 pub fn deps(runtime: Runtime, extras: &[String], m: &Manifests) -> Result<Deps, RecipeError> {
@@ -131,6 +172,9 @@ pub fn deps(runtime: Runtime, extras: &[String], m: &Manifests) -> Result<Deps, 
     }
     let mut lines: Vec<String> = Vec::new();
     if let Some(py) = pyproject(m)? {
+        if let Some(spec) = &py.project.requires_python {
+            requires_python(runtime, spec)?;
+        }
         lines.extend(py.project.dependencies.iter().cloned());
         for extra in extras {
             match py.project.optional.get(extra) {
@@ -167,31 +211,65 @@ pub fn deps(runtime: Runtime, extras: &[String], m: &Manifests) -> Result<Deps, 
     Ok(Deps::Python { requirements })
 }
 
-/// The command a built service starts with: the spec's `command`, else one
-/// conventional entry file, else the package's declared script. Ambiguity or
-/// absence is an error, never a guess.
+/// The command a built service starts with, and why that one: the plan says both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryPoint {
+    pub command: Vec<String>,
+    pub why: String,
+}
+
+impl EntryPoint {
+    /// `starts with `python3 hello.py`: hello.py is the only top-level Python file`.
+    pub fn describe(&self) -> String {
+        format!("starts with `{}`: {}", self.command.join(" "), self.why)
+    }
+}
+
+/// Files that sit at a package's top level without being its entry point.
+const NOT_ENTRY: [&str; 6] = [
+    "setup.py",
+    "conftest.py",
+    "noxfile.py",
+    "fabfile.py",
+    "manage.py",
+    "gunicorn.conf.py",
+];
+
+/// The command a built service starts with: the spec's `command`; else one
+/// conventional entry file; else the package's declared script; else its only
+/// top-level source file. Ambiguity or absence is an error, never a guess, and
+/// a layout berth does not build from (a virtual environment, wheels only) is
+/// named as such.
 pub fn entry(
     runtime: Runtime,
     command: Option<&Vec<String>>,
     m: &Manifests,
-) -> Result<Vec<String>, RecipeError> {
+) -> Result<EntryPoint, RecipeError> {
+    let ep = |command: Vec<String>, why: String| Ok(EntryPoint { command, why });
     if let Some(c) = command {
-        return Ok(c.clone());
+        return ep(c.clone(), "the `command` of services.yaml".into());
     }
     let has = |p: &str| m.paths.iter().any(|x| x == p);
+    let python = is_python(runtime);
     type Run = fn(&str) -> Vec<String>;
-    let (files, run): (&[&str], Run) = if is_python(runtime) {
-        (&["main.py", "app.py", "server.py"], |f| {
-            vec!["python3".into(), f.into()]
-        })
+    let (files, run, kind, exts): (&[&str], Run, &str, &[&str]) = if python {
+        (
+            &["main.py", "app.py", "server.py"],
+            |f| vec!["python3".into(), f.into()],
+            "Python",
+            &[".py"],
+        )
     } else {
-        (&["server.js", "index.js", "main.js"], |f| {
-            vec!["node".into(), f.into()]
-        })
+        (
+            &["server.js", "index.js", "main.js"],
+            |f| vec!["node".into(), f.into()],
+            "JavaScript",
+            &[".js", ".mjs", ".cjs"],
+        )
     };
     let found: Vec<&&str> = files.iter().filter(|f| has(f)).collect();
     match found.as_slice() {
-        [one] => return Ok(run(one)),
+        [one] => return ep(run(one), format!("{one} is a conventional entry file")),
         [_, _, ..] => {
             let names: Vec<&str> = found.iter().map(|f| **f).collect();
             return Err(err(
@@ -204,13 +282,16 @@ pub fn entry(
         }
         [] => {}
     }
-    if is_python(runtime) {
+    if python {
         if let Some(py) = pyproject(m)? {
             let scripts: Vec<(&String, &String)> = py.project.scripts.iter().collect();
             match scripts.as_slice() {
-                [(_, target)] => {
+                [(name, target)] => {
                     let (module, func) = target.split_once(':').unwrap_or((target.as_str(), "main"));
-                    return Ok(vec!["python3".into(), "-c".into(), format!("import {module}; {module}.{func}()")]);
+                    return ep(
+                        vec!["python3".into(), "-c".into(), format!("import {module}; {module}.{func}()")],
+                        format!("`{name}` is the one script pyproject.toml declares"),
+                    );
                 }
                 [_, _, ..] => {
                     return Err(err(
@@ -223,17 +304,82 @@ pub fn entry(
         }
     } else if let Some(pj) = package_json(m)? {
         if let Some(main) = pj.main {
-            return Ok(vec!["node".into(), main]);
+            return ep(
+                vec!["node".into(), main],
+                "the `main` of package.json".into(),
+            );
         }
         if pj.scripts.contains_key("start") {
-            return Ok(vec!["npm".into(), "start".into()]);
+            return ep(
+                vec!["npm".into(), "start".into()],
+                "the `start` script of package.json".into(),
+            );
         }
+    }
+    // As the platforms berth replaces do: a package with one top-level source
+    // file runs it.
+    let top: Vec<&String> = m
+        .paths
+        .iter()
+        .filter(|p| !p.contains('/') && exts.iter().any(|e| p.ends_with(e)))
+        .filter(|p| !NOT_ENTRY.contains(&p.as_str()) && !p.starts_with("test_"))
+        .collect();
+    match top.as_slice() {
+        [one] => return ep(run(one), format!("{one} is the only top-level {kind} file")),
+        [_, _, ..] => {
+            let names: Vec<&str> = top.iter().map(|p| p.as_str()).collect();
+            return Err(err(
+                format!(
+                    "no entry point: no `command`, no conventional entry file ({}), and several top-level {kind} files: {}",
+                    files.join(", "),
+                    names.join(", ")
+                ),
+                format!("set `command:` in services.yaml, for example `command: [{}]`", run(names[0]).join(", ")),
+            ));
+        }
+        [] => {}
+    }
+    if let Some(layout) = foreign_layout(m) {
+        return Err(err(
+            format!("the package is {layout}, which berth does not run as it is"),
+            if python {
+                "package the source instead: the .py files with requirements.txt or pyproject.toml at the top (`berth package DIR` leaves virtual environments out); berth builds the environment itself"
+            } else {
+                "package the source instead: package.json and the .js files at the top; berth installs the dependencies itself (or ships node_modules when the service says so)"
+            },
+        ));
     }
     let conventional = files.join(", ");
     Err(err(
-        format!("no entry point: no `command`, none of {conventional}, and no declared script"),
+        format!("no entry point: no `command`, none of {conventional}, no declared script, and no top-level {kind} file"),
         format!("add one of {conventional} to the package, or set `command:` in services.yaml"),
     ))
+}
+
+/// A layout berth recognises but does not build from: a virtual environment, or
+/// built wheels without their source.
+fn foreign_layout(m: &Manifests) -> Option<String> {
+    let venv = m.paths.iter().find_map(|p| {
+        let parts: Vec<&str> = p.split('/').collect();
+        let at = parts.iter().position(|s| *s == "pyvenv.cfg")?;
+        Some(if at == 0 {
+            ".".to_string()
+        } else {
+            parts[..at].join("/")
+        })
+    });
+    if let Some(dir) = venv {
+        return Some(if dir == "." {
+            "a Python virtual environment (pyvenv.cfg at its top)".to_string()
+        } else {
+            format!("carrying a Python virtual environment ({dir}/pyvenv.cfg) and no source berth can start")
+        });
+    }
+    let wheels: Vec<&String> = m.paths.iter().filter(|p| p.ends_with(".whl")).collect();
+    if !wheels.is_empty() {
+        return Some(format!("built wheels ({}) without their source", wheels[0]));
+    }
+    None
 }
 
 /// The Dockerfile of a service image. Paths in the build context: `app/` holds the

@@ -182,3 +182,38 @@ pub fn metrics_text(c: &Counters) -> String {
     );
     out
 }
+
+/// The log lines that say why a process failed, from the tail of its log: the
+/// lines that name an error (`Cannot find module …`, `ModuleNotFoundError: …`,
+/// `Error: …`), then the last few lines, in log order, at most `max` in all. A
+/// stack trace's frames alone rarely say what went wrong; its first line does.
+pub fn decisive_lines(log: &str, max: usize) -> Vec<&str> {
+    const MARKERS: [&str; 12] = [
+        "error",
+        "exception",
+        "cannot ",
+        "can't ",
+        "not found",
+        "no such",
+        "no module",
+        "fatal",
+        "panic",
+        "denied",
+        "refused",
+        "failed",
+    ];
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = 5.min(max);
+    let last = lines.len().saturating_sub(tail);
+    let marked: Vec<usize> = (0..last)
+        .filter(|&i| {
+            let l = lines[i].to_ascii_lowercase();
+            MARKERS.iter().any(|m| l.contains(m))
+        })
+        .collect();
+    // The first error lines matter most: the cause comes before its echoes.
+    let keep = max - tail.min(lines.len());
+    let mut picked: Vec<usize> = marked.into_iter().take(keep).collect();
+    picked.extend(last..lines.len());
+    picked.into_iter().map(|i| lines[i]).collect()
+}

@@ -26,6 +26,7 @@ fn check_health(
             restarts: *restarts,
             up_secs: *up_secs,
             answered: *answered,
+            unchecked: false,
         });
         assert_eq!(
             got, *want,
@@ -50,6 +51,23 @@ fn a_container_the_engine_keeps_restarting_is_a_crash_loop_whatever_a_probe_says
         (("running", Some(C), 0, 2, None), Health::Unknown),
         (("exited", Some(C), 0, 0, None), Health::NotRunning),
     ]);
+}
+
+#[test]
+fn a_version_declared_without_a_check_is_unchecked_while_it_runs_and_still_a_crash_loop_when_it_loops(
+) {
+    let facts = |state, restarts| HealthFacts {
+        state,
+        role: Some(ContainerRole::Canonical),
+        restarts,
+        up_secs: 5,
+        answered: None,
+        unchecked: true,
+    };
+    assert_eq!(classify(facts("running", 0)), Health::Unchecked);
+    assert_eq!(Health::Unchecked.word(), "unchecked");
+    assert_eq!(classify(facts("running", 4)), Health::CrashLooping);
+    assert_eq!(classify(facts("exited", 0)), Health::NotRunning);
 }
 
 #[test]
@@ -252,6 +270,7 @@ fn fact(id: &str, runtime: Runtime, base_missing: bool, built: bool) -> BuildFac
         tag: Some(format!("berth/p-{id}")),
         image_id: built.then(|| "sha256:1".to_string()),
         stripped: None,
+        entry: None,
     }
 }
 

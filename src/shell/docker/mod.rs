@@ -317,7 +317,19 @@ impl Engine for Docker {
     ) -> Result<Option<ContainerState>, EngineError> {
         Ok(self.inspect(id).await?.map(|c| {
             let (state, port) = convert::state_and_port(&c, private);
-            ContainerState { state, port }
+            let s = c.state.as_ref();
+            // The engine keeps the code of the last run while the container is
+            // down (or waiting to be restarted); once it runs again it says 0.
+            let ended = s
+                .and_then(|s| s.finished_at.as_deref())
+                .is_some_and(|t| !t.is_empty() && !t.starts_with("0001-"));
+            let down = matches!(state.as_str(), "exited" | "dead" | "restarting");
+            let exit_code = s.and_then(|s| s.exit_code).filter(|_| ended && down);
+            ContainerState {
+                state,
+                port,
+                exit_code,
+            }
         }))
     }
 

@@ -114,6 +114,16 @@ impl Runtime {
         )
     }
 
+    /// The Python version (`3.12`) of a Python runtime.
+    pub fn python(self) -> Option<&'static str> {
+        match self {
+            Runtime::Python311 | Runtime::Python311Cuda => Some("3.11"),
+            Runtime::Python312 | Runtime::Python312Cuda => Some("3.12"),
+            Runtime::Python313 | Runtime::Python313Cuda => Some("3.13"),
+            Runtime::Node20 | Runtime::Node22 => None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Runtime::Python311 => "python3.11",

@@ -20,12 +20,14 @@ impl Scope {
     }
 }
 
-/// The health gate: a started container must answer `GET /` with a 2xx within
+/// The health gate: a started container must pass its `check` within
 /// `timeout_ms` (asked every `interval_ms`); 0 means it is not waited for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     pub timeout_ms: u64,
     pub interval_ms: u64,
+    #[serde(default)]
+    pub check: HealthCheck,
 }
 
 impl Default for Health {
@@ -33,6 +35,60 @@ impl Default for Health {
         Health {
             timeout_ms: 30_000,
             interval_ms: 250,
+            check: HealthCheck::default(),
+        }
+    }
+}
+
+/// What counts as healthy, as the platforms berth replaces define it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HealthCheck {
+    /// `GET <path>` answers 2xx or 3xx (default: `GET /`).
+    Http { path: String },
+    /// The port accepts a TCP connection.
+    Tcp,
+    /// Started is enough; `status` shows it as `unchecked`.
+    None,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck::Http { path: "/".into() }
+    }
+}
+
+impl HealthCheck {
+    /// The `berth.health` label: absent for the default, so containers made
+    /// before health checks could be chosen keep their hash.
+    pub fn label(&self) -> Option<String> {
+        match self {
+            HealthCheck::Http { path } if path == "/" => None,
+            HealthCheck::Http { path } => Some(format!("GET {path}")),
+            HealthCheck::Tcp => Some("tcp".into()),
+            HealthCheck::None => Some("none".into()),
+        }
+    }
+
+    /// Reads the label back; an absent or unknown one is the default.
+    pub fn from_label(label: Option<&str>) -> HealthCheck {
+        match label {
+            Some("tcp") => HealthCheck::Tcp,
+            Some("none") => HealthCheck::None,
+            Some(l) => match l.strip_prefix("GET ") {
+                Some(path) => HealthCheck::Http { path: path.into() },
+                None => HealthCheck::default(),
+            },
+            None => HealthCheck::default(),
+        }
+    }
+
+    /// How the check reads in messages: `GET /health`, `a TCP connection`, ...
+    pub fn describe(&self) -> String {
+        match self {
+            HealthCheck::Http { path } => format!("GET {path} answering 2xx or 3xx"),
+            HealthCheck::Tcp => "the port accepting a TCP connection".into(),
+            HealthCheck::None => "nothing (started is enough)".into(),
         }
     }
 }

@@ -42,11 +42,22 @@ pub struct RawAsset {
     pub sha256: Option<Spanned<String>>,
 }
 
-/// `health: { timeout: 30s, interval: 250ms }`: the gate a new container passes.
+/// `health: { path: /health, timeout: 30s, interval: 250ms }`: the gate a new
+/// container passes. The check is one of `path` (default `/`), `tcp: true` or
+/// `none: true`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealth {
-    /// How long to wait for the first 2xx answer (default 30s; `0s`: do not wait).
+    /// `GET <path>` must answer 2xx or 3xx (default `/`).
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
+    /// `true`: the port accepting a TCP connection is enough.
+    #[schemars(with = "Option<bool>")]
+    pub tcp: Option<Spanned<bool>>,
+    /// `true`: started is enough (no check; `status` shows `unchecked`).
+    #[schemars(with = "Option<bool>")]
+    pub none: Option<Spanned<bool>>,
+    /// How long to wait for the check to pass (default 30s; `0s`: do not wait).
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
     /// How often to ask (default 250ms).

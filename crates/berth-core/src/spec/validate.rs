@@ -7,10 +7,14 @@ use super::*;
 
 /// Parses and validates one file's text. `file` names it in diagnostics.
 pub fn parse(file: &str, text: &str) -> Result<Spec, Diagnostics> {
-    let raw: RawFile = serde_saphyr::from_str(text).map_err(|e| Diagnostics {
-        file: file.to_string(),
-        items: vec![syntax_diagnostic(&e)],
-    })?;
+    // YAML 1.2 booleans only: `database: y` or `env: { X: no }` are the text
+    // they look like, never `true`/`false`.
+    let options = serde_saphyr::options! { strict_booleans: true };
+    let raw: RawFile =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| Diagnostics {
+            file: file.to_string(),
+            items: vec![syntax_diagnostic(&e, text)],
+        })?;
     let mut v = Validator::default();
     let spec = v.file(raw);
     if v.items.is_empty() {
@@ -24,32 +28,15 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, Diagnostics> {
     }
 }
 
-/// Turns a parser error into a diagnostic with a fix hint for the common cases.
-fn syntax_diagnostic(e: &serde_saphyr::Error) -> Diagnostic {
+/// Turns a parser error into a diagnostic that says what is wrong in words.
+fn syntax_diagnostic(e: &serde_saphyr::Error, text: &str) -> Diagnostic {
     let pos = e.location().map(Pos::from);
     let mut msg = e.without_snippet().to_string();
     // The parser appends the position itself; we print it in front instead.
     if let Some(i) = msg.rfind(" at line ") {
         msg.truncate(i);
     }
-    let (message, help) = if let Some(rest) = msg.strip_prefix("duplicate mapping key: ") {
-        let key = rest.split(',').next().unwrap_or(rest).trim();
-        (
-            format!("duplicate key `{key}`"),
-            "each key may appear once in a mapping: merge the two entries or rename one"
-                .to_string(),
-        )
-    } else if msg.starts_with("unknown field") {
-        (
-            msg,
-            "remove the key or fix its spelling; `berth schema` lists every key".to_string(),
-        )
-    } else {
-        (
-            msg,
-            "fix the YAML at this position; `berth schema` describes the file".to_string(),
-        )
-    };
+    let (message, help) = super::explain::explain(&msg, text, pos);
     Diagnostic::new(pos, message, help)
 }
 
@@ -328,6 +315,57 @@ impl Validator {
 
         let mut health = Health::default();
         if let Some(h) = pick(&v.health, &s.health) {
+            let chosen: Vec<(&str, Pos)> = [
+                h.path.as_ref().map(|p| ("path", Pos::from(p.referenced))),
+                h.tcp.as_ref().map(|p| ("tcp", Pos::from(p.referenced))),
+                h.none.as_ref().map(|p| ("none", Pos::from(p.referenced))),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if chosen.len() > 1 {
+                let names: Vec<&str> = chosen.iter().map(|(n, _)| *n).collect();
+                self.err(
+                    chosen[1].1,
+                    format!("{id}: health has more than one check ({})", names.join(", ")),
+                    "choose one: `path: /health` (GET answers 2xx or 3xx), `tcp: true` (the port accepts a connection) or `none: true` (started is enough)",
+                );
+            }
+            for (flag, check) in [(&h.tcp, HealthCheck::Tcp), (&h.none, HealthCheck::None)] {
+                match flag {
+                    Some(f) if f.value => health.check = check,
+                    Some(f) => self.err(
+                        Pos::from(f.referenced),
+                        format!(
+                            "{id}: health `{}: false` means nothing",
+                            if check == HealthCheck::Tcp {
+                                "tcp"
+                            } else {
+                                "none"
+                            }
+                        ),
+                        "leave it out for the default check (`GET /`), or set it to `true`",
+                    ),
+                    None => {}
+                }
+            }
+            if let Some(p) = &h.path {
+                let bad = p
+                    .value
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '#');
+                if !p.value.starts_with('/') || p.value.starts_with("//") || bad {
+                    self.err(
+                        Pos::from(p.referenced),
+                        format!("{id}: health path `{}` is not a request path", p.value),
+                        "write the path the service answers on, from its root: for example `/health` or `/healthz?full=1`",
+                    );
+                } else {
+                    health.check = HealthCheck::Http {
+                        path: p.value.clone(),
+                    };
+                }
+            }
             for (field, value, min) in [("timeout", &h.timeout, 0), ("interval", &h.interval, 10)] {
                 let Some(value) = value else { continue };
                 match parse_duration_ms(&value.value) {

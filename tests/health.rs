@@ -1,0 +1,105 @@
+//! Health checks as real projects need them, through the real binary and engine:
+//! a path other than `/`, a TCP connect, none at all, and a process that exits
+//! by design, which the gate names as such with the log line that says why.
+
+mod common;
+
+use common::{text, Project};
+
+/// A busybox service running `command` with `health` (YAML flow mappings);
+/// `expect`: Ok(the health word `status` shows) or Err(what the error says).
+fn check(tag: &str, command: &str, health: &str, expect: Result<&str, &[&str]>) {
+    let Some(p) = Project::new(tag) else {
+        return;
+    };
+    p.write(&format!(
+        "project: {{p}}\nservices:\n  web:\n    image: berth-local/busybox:stable\n    command: [sh, -c, '{command}']\n    health: {health}\n"
+    ));
+    let out = p.berth(&["apply"]);
+    let err = text(&out.stderr);
+    match expect {
+        Ok(word) => {
+            assert!(out.status.success(), "{tag}: {err}");
+            let rows: serde_json::Value =
+                serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+            assert_eq!(rows[0]["health"], word, "{tag}: {rows}");
+        }
+        Err(wanted) => {
+            assert_eq!(out.status.code(), Some(1), "{tag}: {err}");
+            for w in wanted {
+                assert!(err.contains(w), "{tag}: expected {w:?} in:\n{err}");
+            }
+        }
+    }
+}
+
+/// `/` answers 404, `/health` 200, `/dir` a 301 to `/dir/`.
+const SERVES_HEALTH: &str =
+    "mkdir -p /www/dir && echo ok > /www/health && exec httpd -f -p 8000 -h /www";
+
+#[test]
+fn a_service_that_answers_only_on_its_health_path_passes_with_that_path() {
+    check(
+        "hpath",
+        SERVES_HEALTH,
+        "{ path: /health, timeout: 10s }",
+        Ok("healthy"),
+    );
+}
+
+#[test]
+fn a_redirect_counts_as_an_answer() {
+    check(
+        "hredirect",
+        SERVES_HEALTH,
+        "{ path: /dir, timeout: 10s }",
+        Ok("healthy"),
+    );
+}
+
+#[test]
+fn the_default_check_is_get_root_and_says_so_when_it_fails() {
+    check(
+        "hroot",
+        SERVES_HEALTH,
+        "{ timeout: 2s }",
+        Err(&[
+            "its check is GET / answering 2xx or 3xx",
+            "GET / answered 404",
+        ]),
+    );
+}
+
+#[test]
+fn a_tcp_check_passes_on_an_open_port_whatever_http_says() {
+    check(
+        "htcp",
+        "exec httpd -f -p 8000 -h /tmp",
+        "{ tcp: true, timeout: 10s }",
+        Ok("healthy"),
+    );
+}
+
+#[test]
+fn a_service_without_a_check_is_started_and_shown_unchecked() {
+    check(
+        "hnone",
+        "exec sleep 3600",
+        "{ none: true }",
+        Ok("unchecked"),
+    );
+}
+
+#[test]
+fn a_process_that_exits_by_design_is_named_with_its_exit_code_and_the_line_that_says_why() {
+    check(
+        "hexit",
+        "echo \"Error: Cannot find module express\"; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do echo \"    at frame $i\"; done; exit 3",
+        "{ timeout: 10s }",
+        Err(&[
+            "the process exited with code 3",
+            "| Error: Cannot find module express",
+            "at frame 15",
+        ]),
+    );
+}
