@@ -90,6 +90,9 @@ pub enum Command {
         /// Remove the keeps (named volumes) too.
         #[arg(long)]
         volumes: bool,
+        /// Leave the images berth built for the project (removed by default).
+        #[arg(long)]
+        keep_images: bool,
     },
     /// Print the JSON Schema of services.yaml.
     Schema,
@@ -129,8 +132,11 @@ pub enum Command {
         file: FileArg,
         service: String,
         /// The version to make active (default: the one active before).
-        #[arg(long, value_name = "VERSION")]
+        #[arg(long, value_name = "VERSION", conflicts_with = "release")]
         to: Option<String>,
+        /// End the service's rollback hold: the file's `active` serves again.
+        #[arg(long)]
+        release: bool,
     },
     /// Manage the tokens of the gateway and the API.
     Token {

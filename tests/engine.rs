@@ -748,3 +748,41 @@ fn logs_into_a_reader_that_leaves_early_end_quietly_and_output_has_no_colour_cod
     assert!(!all.contains('\u{1b}'), "{all:?}");
     assert!(all.contains("unchecked"), "{all}");
 }
+
+#[test]
+fn a_rollback_hold_shows_in_status_and_ends_by_release_or_destroy_and_rolling_back_to_the_active_version_is_a_no_op(
+) {
+    let Some(p) = Project::new("hold") else {
+        return;
+    };
+    p.write("project: {p}\nservices:\n  web:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo $BERTH_VERSION > /www/index.html && exec httpd -f -p 8000 -h /www']\n    versions: { \"1.0.0\": {}, \"2.0.0\": {} }\n");
+    p.ok(&["apply"]);
+    let same = p.berth(&["rollback", "web", "--to", "2.0.0"]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same.stderr));
+    assert!(text(&same.stdout).contains("nothing to do"));
+    let active = |p: &Project| -> String {
+        let rows: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["active"] == true)
+            .map(|r| r["version"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    p.ok(&["rollback", "web", "--to", "1.0.0"]);
+    assert_eq!(active(&p), "1.0.0");
+    let status = p.ok(&["status"]);
+    assert!(
+        status.contains("`web` is held at 1.0.0 by `berth rollback`"),
+        "{status}"
+    );
+    assert!(status.contains("berth rollback web --release"), "{status}");
+    p.ok(&["rollback", "web", "--release"]);
+    assert_eq!(active(&p), "2.0.0");
+    assert!(!p.ok(&["status"]).contains("held at"));
+    p.ok(&["rollback", "web", "--to", "1.0.0"]);
+    let gone = p.ok(&["destroy"]);
+    assert!(gone.contains("ended     rollback holds"), "{gone}");
+    p.ok(&["apply"]);
+    assert_eq!(active(&p), "2.0.0", "a new start follows the file");
+}

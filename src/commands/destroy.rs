@@ -10,7 +10,12 @@ use crate::core::desired::LABEL_PROJECT;
 
 use super::{apply, CommandError, Output};
 
-pub async fn run(out: &Output, file: &Path, volumes: bool) -> Result<u8, CommandError> {
+pub async fn run(
+    out: &Output,
+    file: &Path,
+    volumes: bool,
+    keep_images: bool,
+) -> Result<u8, CommandError> {
     let spec = converge::load(&out.settings, file)?;
     let project = spec.project.as_str();
     let ctx = out.connect().await?;
@@ -45,7 +50,25 @@ pub async fn run(out: &Output, file: &Path, volumes: bool) -> Result<u8, Command
             kept.push(v.name.clone());
         }
     }
-    println!("Destroyed project `{project}`: {removed} containers removed.");
+    // The images berth built for the project go too (as `compose down
+    // --rmi local` would); the local bases are shared and stay.
+    let mut images = 0;
+    if !keep_images {
+        for (id, tags) in engine.project_images(project).await? {
+            engine.remove_image(&id).await?;
+            images += 1;
+            let name = tags.first().cloned().unwrap_or_else(|| id.clone());
+            println!("- removed   image {name}");
+        }
+    }
+    // A rollback hold outlives nothing it held.
+    let dir = &out.settings.state_dir;
+    if !crate::shell::state::holds(dir, project).is_empty() {
+        crate::shell::state::write_holds(dir, project, &Default::default())
+            .map_err(converge::ConvergeError::from)?;
+        println!("- ended     rollback holds");
+    }
+    println!("Destroyed project `{project}`: {removed} containers and {images} images removed.");
     if !kept.is_empty() {
         println!(
             "Kept {} volume(s) ({}); `berth destroy --volumes` removes them.",

@@ -126,7 +126,11 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<u8, CommandError> {
             follow,
             tail,
         } => logs::run(&out, &file.file, &target, follow, tail).await,
-        Command::Destroy { file, volumes } => destroy::run(&out, &file.file, volumes).await,
+        Command::Destroy {
+            file,
+            volumes,
+            keep_images,
+        } => destroy::run(&out, &file.file, volumes, keep_images).await,
         Command::Baseimages { runtimes, all } => baseimages::run(&out, &runtimes, all).await,
         Command::Doctor(f) => doctor::run(&out, &f.file).await,
         Command::Serve {
@@ -146,9 +150,12 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<u8, CommandError> {
             )
             .await
         }
-        Command::Rollback { file, service, to } => {
-            rollback::run(&out, &file.file, &service, to.as_deref()).await
-        }
+        Command::Rollback {
+            file,
+            service,
+            to,
+            release,
+        } => rollback::run(&out, &file.file, &service, to.as_deref(), release).await,
         Command::Token {
             command:
                 TokenCommand::Add {

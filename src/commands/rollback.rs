@@ -17,6 +17,7 @@ pub async fn run(
     file: &Path,
     service: &str,
     to: Option<&str>,
+    release: bool,
 ) -> Result<u8, CommandError> {
     let dir = &out.settings.state_dir;
     let spec = converge::load(&out.settings, file)?;
@@ -31,11 +32,22 @@ pub async fn run(
     let history = state::history(dir, &spec.project)
         .remove(service)
         .unwrap_or_default();
+    let file_active = svc
+        .file_active
+        .clone()
+        .unwrap_or_else(|| svc.active.clone());
+    // `--release` is a rollback to what the file says.
+    let release_to = release.then(|| file_active.to_string());
+    let to = release_to.as_deref().or(to);
     let target = crate::core::rollback::target(service, &declared, &current, &history, to)
         .map_err(|r| CommandError::RollbackRefuse {
             why: r.why,
             help: r.help,
         })?;
+    if target == current && (!release || !state::holds(dir, &spec.project).contains_key(service)) {
+        println!("`{service}` already runs {target} as its active version: nothing to do.");
+        return Ok(0);
+    }
     let ctx = out.connect().await?;
     let held = apply::lock(&ctx, &spec.project, "rollback").await?;
     // Only to a version that serves now: a rollback is for when things are bad.
@@ -48,10 +60,6 @@ pub async fn run(
             ),
         });
     }
-    let file_active = svc
-        .file_active
-        .clone()
-        .unwrap_or_else(|| svc.active.clone());
     let before = state::holds(dir, &spec.project);
     let mut holds = before.clone();
     if target == file_active.to_string() {

@@ -18,6 +18,10 @@ pub async fn run(out: &Output, file: &Path, json: bool) -> Result<u8, CommandErr
         );
     } else {
         print!("{}", status_text(&rows));
+        // A rollback hold is part of what runs and why: say it, with how it ends.
+        for note in crate::core::render::hold_notes(&spec) {
+            println!("{note}");
+        }
     }
     Ok(0)
 }

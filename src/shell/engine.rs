@@ -79,6 +79,13 @@ pub trait Engine: Send + Sync {
     async fn observe(&self, project: &str) -> Result<Observed, EngineError>;
     /// Reference -> image ID for every local image tag.
     async fn image_ids(&self) -> Result<BTreeMap<String, String>, EngineError>;
+    /// The images built for `project` (labelled `berth.project`): (ID, tags).
+    async fn project_images(
+        &self,
+        project: &str,
+    ) -> Result<Vec<(String, Vec<String>)>, EngineError>;
+    /// Removes an image and its untagged parents; absent is done.
+    async fn remove_image(&self, id: &str) -> Result<(), EngineError>;
     async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError>;
     async fn image_arch(&self, reference: &str) -> Result<Option<String>, EngineError>;
     async fn image_labels(

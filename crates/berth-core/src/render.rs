@@ -231,7 +231,7 @@ pub fn hold_notes(spec: &super::spec::Spec) -> Vec<String> {
         .filter_map(|s| {
             let file = s.file_active.as_ref()?;
             Some(format!(
-                "note: `{}` is held at {} by `berth rollback`; the file says `active: \"{file}\"`. Set `active: \"{}\"` to keep it; changing `active` ends the hold.",
+                "note: `{}` is held at {} by `berth rollback`; the file says `active: \"{file}\"`. Set `active: \"{}\"` to keep it; changing `active`, `berth rollback {0} --release` or `berth destroy` ends the hold.",
                 s.name, s.active, s.active
             ))
         })

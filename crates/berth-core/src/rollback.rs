@@ -40,11 +40,5 @@ pub fn target(
                 ),
             })?,
     };
-    if target == current {
-        return Err(RollbackRefusal {
-            why: format!("{service}@{target} is already active"),
-            help: "nothing to do".into(),
-        });
-    }
     Ok(target)
 }

@@ -233,14 +233,18 @@ fn rollback_refuses_what_it_cannot_do() {
             Some("9.9.9"),
             Err("declares no version 9.9.9"),
         ),
-        (
-            &["1.0.0", "2.0.0"],
-            "2.0.0",
-            &[],
-            Some("2.0.0"),
-            Err("already active"),
-        ),
     ]);
+}
+
+#[test]
+fn rollback_to_the_active_version_names_it_and_the_command_says_nothing_to_do() {
+    check_rollback(&[(
+        &["1.0.0", "2.0.0"],
+        "2.0.0",
+        &[],
+        Some("2.0.0"),
+        Ok("2.0.0"),
+    )]);
 }
 
 #[test]

@@ -42,6 +42,8 @@ pub enum EngineError {
     NetworkCreate { name: String, source: BollardError },
     #[error("cannot remove network {name}: {source}")]
     NetworkRemove { name: String, source: BollardError },
+    #[error("cannot remove image {name}: {source}")]
+    ImageRemove { name: String, source: BollardError },
     #[error("cannot create volume {name}: {source}")]
     VolumeCreate { name: String, source: BollardError },
     #[error("cannot remove volume {name}: {source}")]

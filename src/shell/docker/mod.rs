@@ -102,6 +102,49 @@ impl Engine for Docker {
         Ok(convert::image_ids(images))
     }
 
+    async fn project_images(
+        &self,
+        project: &str,
+    ) -> Result<Vec<(String, Vec<String>)>, EngineError> {
+        let label = format!("{LABEL_PROJECT}={project}");
+        let images = self
+            .client()
+            .await?
+            .list_images(Some(ListImagesOptions {
+                all: false,
+                filters: Some(HashMap::from([("label".to_string(), vec![label])])),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|source| EngineError::ObjectList {
+                what: "images",
+                source,
+            })?;
+        Ok(images
+            .into_iter()
+            .filter(|i| i.labels.get(LABEL_PROJECT).map(String::as_str) == Some(project))
+            .map(|i| (i.id, i.repo_tags))
+            .collect())
+    }
+
+    async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
+        let opts = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+            .force(true)
+            .build();
+        match self
+            .client()
+            .await?
+            .remove_image(id, Some(opts), None)
+            .await
+        {
+            Err(e) if !is_not_found(&e) => Err(EngineError::ImageRemove {
+                name: id.into(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
         Ok(self.image(reference).await?.and_then(|img| img.id))
     }
