@@ -33,6 +33,13 @@ pub struct FileArg {
     pub file: PathBuf,
 }
 
+#[derive(Debug, Args)]
+pub struct ProjectArg {
+    /// Act on this project by name, without reading the services file.
+    #[arg(long, value_name = "NAME", value_parser = parse_project)]
+    pub project: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse and check the file; prints nothing but errors.
@@ -69,6 +76,8 @@ pub enum Command {
     Status {
         #[command(flatten)]
         file: FileArg,
+        #[command(flatten)]
+        project: ProjectArg,
         #[arg(long)]
         json: bool,
     },
@@ -76,6 +85,8 @@ pub enum Command {
     Logs {
         #[command(flatten)]
         file: FileArg,
+        #[command(flatten)]
+        project: ProjectArg,
         /// SERVICE or SERVICE@VERSION (default: the active version).
         target: String,
         #[arg(long)]
@@ -87,6 +98,8 @@ pub enum Command {
     Destroy {
         #[command(flatten)]
         file: FileArg,
+        #[command(flatten)]
+        project: ProjectArg,
         /// Remove the keeps (named volumes) too.
         #[arg(long)]
         volumes: bool,
@@ -241,6 +254,16 @@ pub fn parse_addr(text: &str) -> Result<std::net::SocketAddr, String> {
         .map_err(|_| {
             format!("`{text}` is not an address to listen on: write HOST:PORT, for example 127.0.0.1:7780, localhost:7780 or 0.0.0.0:7780")
         })
+}
+
+pub fn parse_project(text: &str) -> Result<String, String> {
+    if berth_core::spec::is_valid_name(text) {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "`{text}` is not a project name: [a-z][a-z0-9-]{{0,31}}"
+        ))
+    }
 }
 
 pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {

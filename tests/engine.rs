@@ -786,3 +786,47 @@ fn a_rollback_hold_shows_in_status_and_ends_by_release_or_destroy_and_rolling_ba
     p.ok(&["apply"]);
     assert_eq!(active(&p), "2.0.0", "a new start follows the file");
 }
+
+#[test]
+fn status_logs_and_destroy_work_while_the_file_has_errors_elsewhere_or_with_only_a_project_name() {
+    let Some(p) = Project::new("broken") else {
+        return;
+    };
+    p.write(TWO);
+    p.ok(&["apply"]);
+    // Someone is half-way through an edit: the file no longer validates.
+    p.write(&TWO.replace(
+        "env: { GREETING: hi }",
+        "env: { GREETING: hi }\n    machine: enormous",
+    ));
+    assert_eq!(p.berth(&["plan"]).status.code(), Some(1));
+    let status = p.berth(&["status", "--json"]);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    assert!(text(&status.stderr).contains(&format!("acting on project `{}`", p.name)));
+    let rows: serde_json::Value = serde_json::from_str(&text(&status.stdout)).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    let logs = p.berth(&["logs", "notes"]);
+    assert!(logs.status.success(), "{}", text(&logs.stderr));
+
+    // No file at all: the project by name.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let by_name = |args: &[&str]| {
+        std::process::Command::new(common::BERTH)
+            .args(args)
+            .args(["--project", &p.name])
+            .current_dir(elsewhere.path())
+            .env("BERTH_STATE_DIR", p.dir.path().join(".state"))
+            .output()
+            .unwrap()
+    };
+    let rows: serde_json::Value =
+        serde_json::from_str(&text(&by_name(&["status", "--json"]).stdout)).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    assert!(by_name(&["logs", "web"]).status.success());
+    let gone = by_name(&["destroy"]);
+    assert!(gone.status.success(), "{}", text(&gone.stderr));
+    assert!(p.containers().is_empty());
+    let bad = p.berth(&["status", "--project", "Bad!"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("is not a project name"));
+}

@@ -13,11 +13,12 @@ use super::{apply, CommandError, Output};
 pub async fn run(
     out: &Output,
     file: &Path,
+    project: Option<&str>,
     volumes: bool,
     keep_images: bool,
 ) -> Result<u8, CommandError> {
-    let spec = converge::load(&out.settings, file)?;
-    let project = spec.project.as_str();
+    let (project, _) = converge::project_of(&out.settings, file, project)?;
+    let project = project.as_str();
     let ctx = out.connect().await?;
     let engine = ctx.engine.as_ref();
     let _lock = apply::lock(&ctx, project, "destroy").await?;

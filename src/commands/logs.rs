@@ -11,13 +11,14 @@ use super::{CommandError, Output};
 pub async fn run(
     out: &Output,
     file: &Path,
+    project: Option<&str>,
     target: &str,
     follow: bool,
     tail: Option<usize>,
 ) -> Result<u8, CommandError> {
-    let spec = converge::load(&out.settings, file)?;
+    let (project, spec) = converge::project_of(&out.settings, file, project)?;
     let ctx = out.connect().await?;
-    let c = observe::find_target(ctx.engine.as_ref(), &spec, target).await?;
+    let c = observe::find_target(ctx.engine.as_ref(), &project, spec.as_ref(), target).await?;
     let mut stream = ctx.engine.logs(&c.id, follow, tail);
     while let Some(chunk) = stream.next().await {
         print!("{}", chunk?);

@@ -119,18 +119,30 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<u8, CommandError> {
             plan,
             allow_empty,
         } => apply::run(&out, &file.file, plan.as_deref(), allow_empty).await,
-        Command::Status { file, json } => status::run(&out, &file.file, json).await,
+        Command::Status {
+            file,
+            project,
+            json,
+        } => status::run(&out, &file.file, project.project.as_deref(), json).await,
         Command::Logs {
             file,
+            project,
             target,
             follow,
             tail,
-        } => logs::run(&out, &file.file, &target, follow, tail).await,
+        } => {
+            let project = project.project.as_deref();
+            logs::run(&out, &file.file, project, &target, follow, tail).await
+        }
         Command::Destroy {
             file,
+            project,
             volumes,
             keep_images,
-        } => destroy::run(&out, &file.file, volumes, keep_images).await,
+        } => {
+            let project = project.project.as_deref();
+            destroy::run(&out, &file.file, project, volumes, keep_images).await
+        }
         Command::Baseimages { runtimes, all } => baseimages::run(&out, &runtimes, all).await,
         Command::Doctor(f) => doctor::run(&out, &f.file).await,
         Command::Serve {

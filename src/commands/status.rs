@@ -7,10 +7,15 @@ use crate::core::render::status_text;
 
 use super::{CommandError, Output};
 
-pub async fn run(out: &Output, file: &Path, json: bool) -> Result<u8, CommandError> {
-    let spec = converge::load(&out.settings, file)?;
+pub async fn run(
+    out: &Output,
+    file: &Path,
+    project: Option<&str>,
+    json: bool,
+) -> Result<u8, CommandError> {
+    let (project, spec) = converge::project_of(&out.settings, file, project)?;
     let ctx = out.connect().await?;
-    let rows = observe::status_rows(ctx.engine.as_ref(), &spec.project, true).await?;
+    let rows = observe::status_rows(ctx.engine.as_ref(), &project, true).await?;
     if json {
         println!(
             "{}",
@@ -19,7 +24,7 @@ pub async fn run(out: &Output, file: &Path, json: bool) -> Result<u8, CommandErr
     } else {
         print!("{}", status_text(&rows));
         // A rollback hold is part of what runs and why: say it, with how it ends.
-        for note in crate::core::render::hold_notes(&spec) {
+        for note in spec.iter().flat_map(crate::core::render::hold_notes) {
             println!("{note}");
         }
     }

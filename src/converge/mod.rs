@@ -104,6 +104,36 @@ pub fn load(settings: &Settings, file: &Path) -> Result<Spec, ConvergeError> {
     Ok(spec.with_holds(&holds).0)
 }
 
+/// The project a command acts on, and the spec when the file is valid:
+/// `--project NAME` needs no file at all; a file with errors elsewhere still
+/// names its project (said on stderr), so `status`, `logs` and `destroy` work
+/// while someone fixes it.
+pub fn project_of(
+    settings: &Settings,
+    file: &Path,
+    flag: Option<&str>,
+) -> Result<(String, Option<Spec>), ConvergeError> {
+    if let Some(name) = flag {
+        return Ok((name.to_string(), None));
+    }
+    match load(settings, file) {
+        Ok(spec) => Ok((spec.project.clone(), Some(spec))),
+        Err(ConvergeError::SpecInvalid(d)) => {
+            let text = source::read_spec(file)?;
+            let Some(project) = spec::project_name(&text) else {
+                return Err(ConvergeError::SpecInvalid(d));
+            };
+            eprintln!(
+                "warning: {} has {} problem(s) (`berth validate` lists them); acting on project `{project}` from its `project:` line",
+                file.display(),
+                d.items.len()
+            );
+            Ok((project, None))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// After a successful converge: remember each service's active version (for
 /// `berth rollback`) and forget the holds that no longer apply (the file's
 /// `active` changed since).

@@ -110,7 +110,8 @@ pub async fn rows_of(
 /// The container of `SERVICE` (its active version) or `SERVICE@VERSION`.
 pub async fn find_target(
     engine: &dyn Engine,
-    spec: &Spec,
+    project: &str,
+    spec: Option<&Spec>,
     target: &str,
 ) -> Result<ObservedContainer, ConvergeError> {
     let (service, version) = match target.split_once('@') {
@@ -118,21 +119,39 @@ pub async fn find_target(
         None => (target.to_string(), None),
     };
     let version = version.or_else(|| {
-        spec.services
+        spec?
+            .services
             .iter()
             .find(|s| s.name == service)
             .map(|s| s.active.to_string())
     });
-    let observed = engine.observe(&spec.project).await?;
-    let found = observed.containers.into_iter().find(|c| {
-        c.owned_by(&spec.project)
-            && c.label(LABEL_SERVICE) == service
-            && version
-                .as_deref()
-                .is_none_or(|v| c.label(LABEL_VERSION) == v)
+    let observed = engine.observe(project).await?;
+    let mut candidates: Vec<ObservedContainer> = observed
+        .containers
+        .into_iter()
+        .filter(|c| {
+            c.owned_by(project)
+                && c.label(LABEL_SERVICE) == service
+                && version
+                    .as_deref()
+                    .is_none_or(|v| c.label(LABEL_VERSION) == v)
+        })
+        .collect();
+    // Without the file to say which version is active, the container that
+    // carries the active label under its own name is.
+    candidates.sort_by_key(|c| {
+        let canonical = c.name
+            == crate::core::desired::container_name(project, &service, c.label(LABEL_VERSION));
+        (
+            !(c.label(crate::core::desired::LABEL_ACTIVE) == "true" && canonical),
+            !canonical,
+        )
     });
-    found.ok_or_else(|| ConvergeError::ContainerFind {
-        target: target.to_string(),
-        project: spec.project.clone(),
-    })
+    candidates
+        .into_iter()
+        .next()
+        .ok_or_else(|| ConvergeError::ContainerFind {
+            target: target.to_string(),
+            project: project.to_string(),
+        })
 }

@@ -288,7 +288,7 @@ async fn serve_api(
             let spec = spec.read().expect("no panics hold it").clone();
             Box::pin(async move {
                 let spec = spec.ok_or_else(|| AskFail("nothing has converged yet".into()))?;
-                let c = observe::find_target(e.as_ref(), &spec, &target)
+                let c = observe::find_target(e.as_ref(), &spec.project, Some(&spec), &target)
                     .await
                     .map_err(|e| AskFail(e.to_string()))?;
                 e.logs_tail(&c.id, tail)

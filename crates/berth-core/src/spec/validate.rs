@@ -28,6 +28,17 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, Diagnostics> {
     }
 }
 
+/// Just the project's name, from a file that may be wrong elsewhere: what
+/// `status`, `logs` and `destroy` need. `None` when even that cannot be read.
+pub fn project_name(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct ProjectOnly {
+        project: String,
+    }
+    let p: ProjectOnly = serde_saphyr::from_str(text).ok()?;
+    is_valid_name(&p.project).then_some(p.project)
+}
+
 /// Turns a parser error into a diagnostic that says what is wrong in words.
 fn syntax_diagnostic(e: &serde_saphyr::Error, text: &str) -> Diagnostic {
     let pos = e.location().map(Pos::from);
