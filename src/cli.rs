@@ -78,6 +78,7 @@ pub enum Command {
         file: FileArg,
         #[command(flatten)]
         project: ProjectArg,
+        /// Print the rows as JSON, for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -89,9 +90,11 @@ pub enum Command {
         project: ProjectArg,
         /// SERVICE or SERVICE@VERSION (default: the active version).
         target: String,
+        /// Keep printing new lines as the container writes them.
         #[arg(long)]
         follow: bool,
-        #[arg(long)]
+        /// Only the last N lines.
+        #[arg(long, value_name = "N")]
         tail: Option<usize>,
     },
     /// Remove everything the project owns; keeps survive unless --volumes.
@@ -109,6 +112,11 @@ pub enum Command {
     },
     /// Print the JSON Schema of services.yaml.
     Schema,
+    /// Print a shell completion script: `berth completions bash > ~/.local/share/bash-completion/completions/berth`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Build the local base images (berth-local/*) from Debian packages and PyPI, if missing or stale.
     Baseimages {
         /// Runtimes whose bases to build too (python3.11, python3.13, node20, node22, ...).
@@ -143,6 +151,7 @@ pub enum Command {
     Rollback {
         #[command(flatten)]
         file: FileArg,
+        /// The service to roll back.
         service: String,
         /// The version to make active (default: the one active before).
         #[arg(long, value_name = "VERSION", conflicts_with = "release")]
@@ -158,6 +167,7 @@ pub enum Command {
     },
     /// Make a deterministic .tar.gz code package of a directory (same content, same bytes).
     Package {
+        /// The source directory (`.berthignore` and the usual exclusions apply).
         dir: PathBuf,
         /// The archive to write (default: DIR's name + .tar.gz).
         #[arg(short = 'o', long = "out")]

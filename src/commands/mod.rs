@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod baseimages;
 pub mod build;
+pub mod completions;
 pub mod destroy;
 pub mod doctor;
 pub mod logs;
@@ -97,6 +98,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<u8, CommandError> {
     match cli.command {
         Command::Validate(f) => validate::run(&out, &f.file),
         Command::Schema => schema::run(),
+        Command::Completions { shell } => completions::run(shell),
         Command::Plan {
             file,
             json,
