@@ -354,7 +354,17 @@ fn versions_built_from_the_same_package_share_one_image_built_once() {
         plan.contains("starts with `python3 main.py`: main.py is a conventional entry file"),
         "{plan}"
     );
-    p.ok(&["apply"]);
+    let out = p.berth(&["apply"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        stdout.contains("Applied: 1 built, 4 created"),
+        "counted as the plan was: {stdout}"
+    );
+    assert!(
+        stderr.contains("web@1.0.0: Step 1/"),
+        "a line per build step off a terminal: {stderr}"
+    );
     let images: std::collections::BTreeSet<String> = p
         .containers()
         .into_keys()

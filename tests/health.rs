@@ -103,3 +103,16 @@ fn a_process_that_exits_by_design_is_named_with_its_exit_code_and_the_line_that_
         ]),
     );
 }
+
+#[test]
+fn a_long_gate_says_what_it_waits_for_and_how_long_it_has_waited() {
+    check(
+        "hwait",
+        SERVES_HEALTH,
+        "{ timeout: 6s }",
+        Err(&[
+            "web@0.0.0: waiting for GET / answering 2xx or 3xx (5 s of 6 s; last: GET / answered 404)",
+            "never became healthy",
+        ]),
+    );
+}

@@ -67,11 +67,7 @@ pub async fn report(ctx: &Context, plan: &Plan) -> Result<u8, CommandError> {
             plan.unchanged.len()
         );
     } else {
-        let (c, r, s, d) = plan.counts();
-        println!(
-            "Applied: {c} created, {r} replaced, {s} started, {d} removed, {} unchanged.",
-            plan.unchanged.len()
-        );
+        println!("{}", crate::core::render::summary_line(plan, true));
     }
     if let Some(e) = converge::rollout_failure(plan) {
         return Err(e.into());

@@ -327,6 +327,13 @@ impl Executor<'_> {
         build::ensure_image(engine, &tag, &ctx, labels, |line| {
             if verbose {
                 eprintln!("  | {line}");
+            } else if progress.is_none() && line.starts_with("Step ") {
+                // Without a terminal (CI logs), a line per build step shows
+                // where a long build is.
+                eprintln!(
+                    "  {service}@{version}: {}",
+                    line.chars().take(120).collect::<String>()
+                );
             }
             if let Some(p) = &progress {
                 p.set_message(format!(

@@ -103,7 +103,9 @@ async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Re
     if h.timeout_ms == 0 {
         return Ok(());
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(h.timeout_ms);
+    let started = tokio::time::Instant::now();
+    let deadline = started + Duration::from_millis(h.timeout_ms);
+    let mut next_word = started + WORD_EVERY;
     let mut last = "no answer yet".to_string();
     loop {
         match engine.container_state(id, c.config.port).await {
@@ -139,12 +141,28 @@ async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Re
                 Err(why) => last = why,
             },
         }
-        if tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
             return Err(last);
+        }
+        // A gate can take a while: say what is awaited, every few seconds.
+        if now >= next_word {
+            next_word = now + WORD_EVERY;
+            eprintln!(
+                "  {}@{}: waiting for {} ({} s of {} s; last: {last})",
+                c.service,
+                c.version,
+                h.check.describe(),
+                (now - started).as_secs(),
+                h.timeout_ms / 1000
+            );
         }
         tokio::time::sleep(Duration::from_millis(h.interval_ms)).await;
     }
 }
+
+/// How often a gate that is still waiting says so.
+const WORD_EVERY: Duration = Duration::from_secs(5);
 
 /// Replace under the same name. Without a fixed host port or keeps, the new
 /// container starts beside the old one and must pass its gate before it takes

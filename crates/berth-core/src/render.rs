@@ -107,25 +107,44 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     for w in &plan.warnings {
         let _ = writeln!(out, "{} {w}", style.paint("33", "warning:"));
     }
-    let (c, r, s, d) = plan.counts();
     if plan.is_empty() && plan.failed.is_empty() {
         out.push_str("No changes: the engine matches the file.\n");
     }
-    let start = if s > 0 {
-        format!(", {s} to start")
-    } else {
-        String::new()
-    };
-    let build = match plan.builds() {
-        0 => String::new(),
-        b => format!("{b} to build, "),
-    };
-    let _ = writeln!(
-        out,
-        "Plan: {build}{c} to create, {r} to replace{start}, {d} to remove, {} unchanged.",
-        plan.unchanged.len()
-    );
+    let _ = writeln!(out, "{}", summary_line(plan, false));
     out
+}
+
+/// The last line of a plan (`Plan: 1 to build, 2 to create, ...`) or of the
+/// apply that carried it out (`Applied: 1 built, 2 created, ...`), counted alike.
+pub fn summary_line(plan: &Plan, done: bool) -> String {
+    let (c, r, s, d) = plan.counts();
+    let b = plan.builds();
+    let (head, build, create, replace, start, remove) = if done {
+        (
+            "Applied:", "built", "created", "replaced", "started", "removed",
+        )
+    } else {
+        (
+            "Plan:",
+            "to build",
+            "to create",
+            "to replace",
+            "to start",
+            "to remove",
+        )
+    };
+    let mut parts = Vec::new();
+    if b > 0 {
+        parts.push(format!("{b} {build}"));
+    }
+    parts.push(format!("{c} {create}"));
+    parts.push(format!("{r} {replace}"));
+    if s > 0 {
+        parts.push(format!("{s} {start}"));
+    }
+    parts.push(format!("{d} {remove}"));
+    parts.push(format!("{} unchanged", plan.unchanged.len()));
+    format!("{head} {}.", parts.join(", "))
 }
 
 /// One container as `status` reports it.
