@@ -830,3 +830,75 @@ fn status_logs_and_destroy_work_while_the_file_has_errors_elsewhere_or_with_only
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("is not a project name"));
 }
+
+#[test]
+fn a_fixed_port_taken_by_something_else_is_a_plan_error_naming_the_holder() {
+    let Some(p) = Project::new("portheld") else {
+        return;
+    };
+    let port = common::free_port();
+    let file = format!("project: {{p}}\nservices:\n  web:\n    image: berth-local/busybox:stable\n    publish: {port}\n    command: [sh, -c, 'echo hi > /www/index.html && exec httpd -f -p 8000 -h /www']\n");
+    // A process of this host holds it.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    p.write(&file);
+    let out = p.berth(&["plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "web@0.0.0: host port {port} (`publish`) is taken by another process on this host"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("services.yaml:"), "with its position: {err}");
+    drop(listener);
+    // A container that is not the project's holds it.
+    let foreign = format!("{}-foreign", p.name);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &foreign,
+        "-p",
+        &format!("127.0.0.1:{port}:8000"),
+        "berth-local/busybox:stable",
+        "sleep",
+        "60",
+    ]);
+    let out = p.berth(&["apply"]);
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &foreign])
+        .output();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("taken by the container `{foreign}`")),
+        "{err}"
+    );
+    assert!(p.containers().is_empty(), "refused before the first action");
+    // Free again: it applies, and a second plan does not trip on its own port.
+    p.ok(&["apply"]);
+    assert!(p.ok(&["plan"]).contains("No changes"));
+}
+
+#[test]
+fn doctor_checks_the_bases_the_file_uses_and_says_which_cannot_be_had_here() {
+    let Some(p) = Project::new("doctor") else {
+        return;
+    };
+    let src = p.dir.path().join("app");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("main.py"), "print(1)\n").unwrap();
+    p.write("project: {p}\nservices:\n  old:\n    runtime: python3.12\n    package: app\n  new:\n    runtime: python3.13\n    package: app\n");
+    let out = p.berth(&["doctor"]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("FAIL  base image berth-local/python3.12:stable (python3.12) missing"),
+        "{said}"
+    );
+    assert!(
+        said.contains("base image berth-local/python3.13:stable (python3.13)"),
+        "{said}"
+    );
+}

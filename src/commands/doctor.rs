@@ -8,6 +8,7 @@ use super::{CommandError, Output};
 
 pub async fn run(out: &Output, file: &Path) -> Result<u8, CommandError> {
     let mut ok = true;
+    let mut engine = None;
     match out.connect().await {
         Ok(ctx) => {
             let v = ctx.engine.version().await?;
@@ -19,6 +20,7 @@ pub async fn run(out: &Output, file: &Path) -> Result<u8, CommandError> {
                     baseimage::BUSYBOX_TAG
                 ),
             }
+            engine = Some(ctx);
         }
         Err(e) => {
             ok = false;
@@ -48,6 +50,31 @@ pub async fn run(out: &Output, file: &Path) -> Result<u8, CommandError> {
         }
     }
     if let Ok(spec) = crate::converge::load(&out.settings, file) {
+        // The bases the file's runtimes need: there, buildable here, or not.
+        let runtimes: std::collections::BTreeSet<_> = spec
+            .versions()
+            .filter_map(|v| v.runtime)
+            .filter(|r| !r.is_cuda())
+            .collect();
+        for r in runtimes {
+            let tag = baseimage::runtime_tag(r, None);
+            let present = match &engine {
+                Some(ctx) => ctx.engine.image_id(&tag).await?.is_some(),
+                None => false,
+            };
+            match (present, baseimage::base_source(r)) {
+                (true, _) => println!("ok    base image {tag} ({}) present", r.name()),
+                (false, baseimage::BaseSource::Provided { why, how }) => {
+                    ok = false;
+                    println!("FAIL  base image {tag} ({}) missing and {why}: {how}", r.name());
+                }
+                (false, _) => println!(
+                    "note  base image {tag} ({}) missing: the first plan builds it (`berth baseimages {}` does it now)",
+                    r.name(),
+                    r.name()
+                ),
+            }
+        }
         for v in spec.versions() {
             if let Some(p) = v.publish {
                 match std::net::TcpListener::bind(("127.0.0.1", p)) {

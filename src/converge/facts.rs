@@ -26,7 +26,64 @@ pub async fn make_plan(
     let (desired, observed) =
         tokio::join!(desired(ctx, spec, file), ctx.engine.observe(&spec.project));
     let (desired, observed) = (desired?, observed?);
+    ports_free(ctx, spec, &desired, &observed)
+        .await
+        .map_err(|items| refused(file, items))?;
     plan::plan(&desired, &observed, &opts).map_err(|items| refused(file, items))
+}
+
+/// A fixed host port (`publish`) that something else holds would fail the
+/// apply half-way: it is refused now, naming the holder where it can be found.
+/// A port one of the project's own containers holds is the plan's business.
+async fn ports_free(
+    ctx: &Context,
+    spec: &Spec,
+    desired: &Desired,
+    observed: &plan::Observed,
+) -> Result<(), Vec<Diagnostic>> {
+    let ours: std::collections::BTreeSet<u16> = observed
+        .containers
+        .iter()
+        .filter(|c| c.owned_by(&spec.project))
+        .flat_map(|c| c.ports.iter().filter_map(|p| p.public))
+        .collect();
+    let wanted: Vec<(&str, &str, u16)> = desired
+        .containers
+        .iter()
+        .filter_map(|c| Some((c.service.as_str(), c.version.as_str(), c.config.publish?)))
+        .filter(|(_, _, port)| !ours.contains(port))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let holders = ctx.engine.port_holders().await.unwrap_or_default();
+    let mut problems = Vec::new();
+    for (service, version, port) in wanted {
+        let holder = match holders.get(&port) {
+            Some(name) => format!("the container `{name}`, which is not this project's"),
+            None => match std::net::TcpListener::bind(("127.0.0.1", port)) {
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    "another process on this host (`ss -ltnp` names it)".to_string()
+                }
+                Err(_) => continue,
+            },
+        };
+        let pos = spec
+            .versions()
+            .find(|v| v.service == service && v.version.to_string() == version)
+            .map(|v| v.pos);
+        problems.push(Diagnostic::new(
+            pos,
+            format!("{service}@{version}: host port {port} (`publish`) is taken by {holder}"),
+            "free the port, or choose another `publish:` port (or none: berth then picks a free loopback port)",
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 /// One image list, the secrets' variables, the assets (fetched and verified now,

@@ -79,6 +79,9 @@ pub trait Engine: Send + Sync {
     async fn observe(&self, project: &str) -> Result<Observed, EngineError>;
     /// Reference -> image ID for every local image tag.
     async fn image_ids(&self) -> Result<BTreeMap<String, String>, EngineError>;
+    /// Host port -> the name of the running container that publishes it, over
+    /// every container of the engine (whoever owns it).
+    async fn port_holders(&self) -> Result<BTreeMap<u16, String>, EngineError>;
     /// The images built for `project` (labelled `berth.project`): (ID, tags).
     async fn project_images(
         &self,

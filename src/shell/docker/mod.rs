@@ -102,6 +102,32 @@ impl Engine for Docker {
         Ok(convert::image_ids(images))
     }
 
+    async fn port_holders(&self) -> Result<BTreeMap<u16, String>, EngineError> {
+        let containers = self
+            .client()
+            .await?
+            .list_containers(Some(ListContainersOptionsBuilder::default().build()))
+            .await
+            .map_err(|source| EngineError::ObjectList {
+                what: "containers",
+                source,
+            })?;
+        let mut held = BTreeMap::new();
+        for c in containers {
+            let name = c
+                .names
+                .and_then(|n| n.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default();
+            for p in c.ports.unwrap_or_default() {
+                if let Some(port) = p.public_port {
+                    held.insert(port, name.clone());
+                }
+            }
+        }
+        Ok(held)
+    }
+
     async fn project_images(
         &self,
         project: &str,
