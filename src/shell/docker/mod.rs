@@ -8,6 +8,7 @@
 
 mod client;
 pub mod convert;
+mod images;
 
 use client::{is_not_found, is_not_modified};
 pub use client::{Docker, EngineError};
@@ -17,8 +18,8 @@ use std::time::Duration;
 
 use bollard::models::NetworkConnectRequest;
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListImagesOptions, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptions,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder, RemoveVolumeOptions, RenameContainerOptionsBuilder,
     StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
@@ -103,72 +104,18 @@ impl Engine for Docker {
     }
 
     async fn port_holders(&self) -> Result<BTreeMap<u16, String>, EngineError> {
-        let containers = self
-            .client()
-            .await?
-            .list_containers(Some(ListContainersOptionsBuilder::default().build()))
-            .await
-            .map_err(|source| EngineError::ObjectList {
-                what: "containers",
-                source,
-            })?;
-        let mut held = BTreeMap::new();
-        for c in containers {
-            let name = c
-                .names
-                .and_then(|n| n.into_iter().next())
-                .map(|n| n.trim_start_matches('/').to_string())
-                .unwrap_or_default();
-            for p in c.ports.unwrap_or_default() {
-                if let Some(port) = p.public_port {
-                    held.insert(port, name.clone());
-                }
-            }
-        }
-        Ok(held)
+        images::port_holders(self).await
     }
 
     async fn project_images(
         &self,
         project: &str,
     ) -> Result<Vec<(String, Vec<String>)>, EngineError> {
-        let label = format!("{LABEL_PROJECT}={project}");
-        let images = self
-            .client()
-            .await?
-            .list_images(Some(ListImagesOptions {
-                all: false,
-                filters: Some(HashMap::from([("label".to_string(), vec![label])])),
-                ..Default::default()
-            }))
-            .await
-            .map_err(|source| EngineError::ObjectList {
-                what: "images",
-                source,
-            })?;
-        Ok(images
-            .into_iter()
-            .filter(|i| i.labels.get(LABEL_PROJECT).map(String::as_str) == Some(project))
-            .map(|i| (i.id, i.repo_tags))
-            .collect())
+        images::project_images(self, project).await
     }
 
     async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
-        let opts = bollard::query_parameters::RemoveImageOptionsBuilder::default()
-            .force(true)
-            .build();
-        match self
-            .client()
-            .await?
-            .remove_image(id, Some(opts), None)
-            .await
-        {
-            Err(e) if !is_not_found(&e) => Err(EngineError::ImageRemove {
-                name: id.into(),
-                source: e,
-            }),
-            _ => Ok(()),
-        }
+        images::remove_image(self, id).await
     }
 
     async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
@@ -570,50 +517,7 @@ impl Engine for Docker {
         context: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
         on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
     ) -> Result<String, EngineError> {
-        let opts = BuildImageOptionsBuilder::default()
-            .t(tag)
-            .rm(true)
-            .forcerm(true)
-            .build();
-        let mut stream =
-            self.client()
-                .await?
-                .build_image(opts, None, Some(bollard::body_try_stream(context)));
-        let mut log: Vec<String> = Vec::new();
-        let fail = |log: &[String], message: String| {
-            let tail = log[log.len().saturating_sub(15)..].join("\n");
-            EngineError::ImageBuild {
-                tag: tag.to_string(),
-                message: format!("{message}\nlast lines of the build log:\n{tail}"),
-            }
-        };
-        let mut id = None;
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| fail(&log, e.to_string()))?;
-            if let Some(text) = info.stream {
-                let text = convert::strip_ansi(&text);
-                for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                    on_line(line);
-                    log.push(line.to_string());
-                }
-            }
-            if let Some(e) = info.error_detail.and_then(|d| d.message) {
-                return Err(fail(&log, e));
-            }
-            if let Some(aux) = info.aux.and_then(|a| a.id) {
-                id = Some(aux);
-            }
-        }
-        match id {
-            Some(id) => Ok(id),
-            // Older engines report the ID only in the log; ask for the tag instead.
-            None => self
-                .image(tag)
-                .await
-                .map_err(|e| fail(&log, e.to_string()))?
-                .and_then(|img| img.id)
-                .ok_or_else(|| fail(&log, "the engine reported no image ID".into())),
-        }
+        images::build_image(self, tag, context, on_line).await
     }
 
     async fn import_rootfs(
@@ -623,29 +527,7 @@ impl Engine for Docker {
         changes: Vec<String>,
         tarball: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
     ) -> Result<(), EngineError> {
-        let opts = bollard::query_parameters::CreateImageOptions {
-            from_src: Some("-".into()),
-            repo: Some(repo.into()),
-            tag: Some(tag.into()),
-            changes,
-            ..Default::default()
-        };
-        let mut stream = self.client().await?.create_image(
-            Some(opts),
-            Some(bollard::body_try_stream(tarball)),
-            None,
-        );
-        let fail = |message: String| EngineError::ImageBuild {
-            tag: format!("{repo}:{tag}"),
-            message,
-        };
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| fail(e.to_string()))?;
-            if let Some(e) = info.error_detail.and_then(|d| d.message) {
-                return Err(fail(e));
-            }
-        }
-        Ok(())
+        images::import_rootfs(self, repo, tag, changes, tarball).await
     }
 }
 

@@ -1,0 +1,160 @@
+//! Images on the engine: builds from a streamed context, root filesystem
+//! imports, the project's images and their removal, and who holds a host port.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptions,
+};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+
+use super::*;
+
+pub(super) async fn port_holders(d: &Docker) -> Result<BTreeMap<u16, String>, EngineError> {
+    let containers = d
+        .client()
+        .await?
+        .list_containers(Some(ListContainersOptionsBuilder::default().build()))
+        .await
+        .map_err(|source| EngineError::ObjectList {
+            what: "containers",
+            source,
+        })?;
+    let mut held = BTreeMap::new();
+    for c in containers {
+        let name = c
+            .names
+            .and_then(|n| n.into_iter().next())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default();
+        for p in c.ports.unwrap_or_default() {
+            if let Some(port) = p.public_port {
+                held.insert(port, name.clone());
+            }
+        }
+    }
+    Ok(held)
+}
+
+pub(super) async fn project_images(
+    d: &Docker,
+    project: &str,
+) -> Result<Vec<(String, Vec<String>)>, EngineError> {
+    let label = format!("{LABEL_PROJECT}={project}");
+    let images = d
+        .client()
+        .await?
+        .list_images(Some(ListImagesOptions {
+            all: false,
+            filters: Some(HashMap::from([("label".to_string(), vec![label])])),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|source| EngineError::ObjectList {
+            what: "images",
+            source,
+        })?;
+    Ok(images
+        .into_iter()
+        .filter(|i| i.labels.get(LABEL_PROJECT).map(String::as_str) == Some(project))
+        .map(|i| (i.id, i.repo_tags))
+        .collect())
+}
+
+pub(super) async fn remove_image(d: &Docker, id: &str) -> Result<(), EngineError> {
+    let opts = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+        .force(true)
+        .build();
+    match d.client().await?.remove_image(id, Some(opts), None).await {
+        Err(e) if !is_not_found(&e) => Err(EngineError::ImageRemove {
+            name: id.into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// On failure the error carries the last lines of the build log.
+pub(super) async fn build_image(
+    d: &Docker,
+    tag: &str,
+    context: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+    on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
+) -> Result<String, EngineError> {
+    let opts = BuildImageOptionsBuilder::default()
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .build();
+    let mut stream =
+        d.client()
+            .await?
+            .build_image(opts, None, Some(bollard::body_try_stream(context)));
+    let mut log: Vec<String> = Vec::new();
+    let fail = |log: &[String], message: String| {
+        let tail = log[log.len().saturating_sub(15)..].join("\n");
+        EngineError::ImageBuild {
+            tag: tag.to_string(),
+            message: format!("{message}\nlast lines of the build log:\n{tail}"),
+        }
+    };
+    let mut id = None;
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| fail(&log, e.to_string()))?;
+        if let Some(text) = info.stream {
+            let text = convert::strip_ansi(&text);
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                on_line(line);
+                log.push(line.to_string());
+            }
+        }
+        if let Some(e) = info.error_detail.and_then(|d| d.message) {
+            return Err(fail(&log, e));
+        }
+        if let Some(aux) = info.aux.and_then(|a| a.id) {
+            id = Some(aux);
+        }
+    }
+    match id {
+        Some(id) => Ok(id),
+        // Older engines report the ID only in the log; ask for the tag instead.
+        None => d
+            .image(tag)
+            .await
+            .map_err(|e| fail(&log, e.to_string()))?
+            .and_then(|img| img.id)
+            .ok_or_else(|| fail(&log, "the engine reported no image ID".into())),
+    }
+}
+
+pub(super) async fn import_rootfs(
+    d: &Docker,
+    repo: &str,
+    tag: &str,
+    changes: Vec<String>,
+    tarball: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+) -> Result<(), EngineError> {
+    let opts = bollard::query_parameters::CreateImageOptions {
+        from_src: Some("-".into()),
+        repo: Some(repo.into()),
+        tag: Some(tag.into()),
+        changes,
+        ..Default::default()
+    };
+    let mut stream =
+        d.client()
+            .await?
+            .create_image(Some(opts), Some(bollard::body_try_stream(tarball)), None);
+    let fail = |message: String| EngineError::ImageBuild {
+        tag: format!("{repo}:{tag}"),
+        message,
+    };
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| fail(e.to_string()))?;
+        if let Some(e) = info.error_detail.and_then(|d| d.message) {
+            return Err(fail(e));
+        }
+    }
+    Ok(())
+}
