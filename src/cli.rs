@@ -187,9 +187,10 @@ pub enum TokenCommand {
     /// Create a token: printed once, stored only as its SHA-256 in the token file.
     Add {
         /// The token's name (shown in logs instead of the token).
+        #[arg(value_parser = parse_project)]
         name: String,
         /// A permission: services:view, services:deploy, services:stop, logs:view, images:build.
-        #[arg(short = 'p', long = "permission", required = true)]
+        #[arg(short = 'p', long = "permission", required = true, value_parser = parse_permission)]
         permission: Vec<String>,
         /// The token file.
         #[arg(long, value_name = "FILE", default_value = "tokens.yaml")]
@@ -266,13 +267,23 @@ pub fn parse_addr(text: &str) -> Result<std::net::SocketAddr, String> {
         })
 }
 
+/// A project's (or a token's) name: `[a-z][a-z0-9-]{0,31}`.
 pub fn parse_project(text: &str) -> Result<String, String> {
     if berth_core::spec::is_valid_name(text) {
         Ok(text.to_string())
     } else {
-        Err(format!(
-            "`{text}` is not a project name: [a-z][a-z0-9-]{{0,31}}"
-        ))
+        Err(format!("`{text}` is not a valid name: a lowercase letter, then up to 31 lowercase letters, digits or dashes"))
+    }
+}
+
+pub fn parse_permission(text: &str) -> Result<String, String> {
+    use berth_core::access::Permission;
+    match Permission::parse(text) {
+        Some(_) => Ok(text.to_string()),
+        None => Err(format!(
+            "unknown permission `{text}`: use some of {}",
+            Permission::ALL.map(Permission::name).join(", ")
+        )),
     }
 }
 

@@ -57,3 +57,76 @@ fn completion_scripts_are_valid_shell_and_know_every_command() {
         assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
     }
 }
+
+/// Runs berth in a fresh directory holding `files`: (exit code, stderr).
+fn run_in(files: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let out = Command::new(BERTH)
+        .args(args)
+        .current_dir(dir.path())
+        .env("BERTH_STATE_DIR", dir.path().join(".state"))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn each_mistake_names_the_flag_or_file_it_is_about() {
+    let cases: &[(&[(&str, &str)], &[&str], i32, &[&str], &str)] = &[
+        (
+            &[],
+            &["token", "add", "bob", "-p", "nonsense"],
+            2,
+            &["--permission", "unknown permission `nonsense`"],
+            "tokens.yaml",
+        ),
+        (
+            &[],
+            &["token", "add", "Bob!", "-p", "services:view"],
+            2,
+            &["not a valid name"],
+            "tokens.yaml",
+        ),
+        (
+            &[],
+            &["package", "/nonexistent-dir"],
+            1,
+            &[
+                "cannot read the directory /nonexistent-dir",
+                "give `berth package`",
+            ],
+            "services.yaml",
+        ),
+        (
+            &[],
+            &["serve", "--gateway", "nowhere"],
+            2,
+            &["--gateway", "HOST:PORT"],
+            "services.yaml",
+        ),
+        (
+            &[(
+                "services.yaml",
+                "project: p\nservices:\n  web:\n    runtime: python3.13\n    package: nothere\n",
+            )],
+            &["validate"],
+            1,
+            &["services.yaml:3:3: web@0.0.0: package `nothere` does not exist"],
+            "tokens.yaml",
+        ),
+    ];
+    for (files, args, code, wanted, not) in cases {
+        let (got, err) = run_in(files, args);
+        assert_eq!(got, Some(*code), "{args:?}: {err}");
+        for w in *wanted {
+            assert!(err.contains(w), "{args:?}: expected {w:?} in {err}");
+        }
+        assert!(!err.contains(not), "{args:?} blames {not}: {err}");
+    }
+}

@@ -828,7 +828,7 @@ fn status_logs_and_destroy_work_while_the_file_has_errors_elsewhere_or_with_only
     assert!(p.containers().is_empty());
     let bad = p.berth(&["status", "--project", "Bad!"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(text(&bad.stderr).contains("is not a project name"));
+    assert!(text(&bad.stderr).contains("is not a valid name"));
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::path::Path;
 use super::{CommandError, Output};
 
 pub fn run(out: &Output, file: &Path) -> Result<u8, CommandError> {
-    crate::converge::load(&out.settings, file)?;
+    let spec = crate::converge::load(&out.settings, file)?;
+    crate::converge::packages_exist(&spec, file)?;
     Ok(0)
 }

@@ -90,6 +90,7 @@ async fn ports_free(
 /// so a bad one changes nothing), and the GPU inventory only when a GPU class or
 /// a CUDA runtime is asked for.
 async fn desired(ctx: &Context, spec: &Spec, file: &Path) -> Result<Desired, ConvergeError> {
+    super::packages_exist(spec, file)?;
     let (gpus, cuda) = host_gpus(spec);
     let image_ids = ctx.engine.image_ids().await?;
     let builds = build_facts(ctx, spec, file, &image_ids, cuda).await?;

@@ -104,6 +104,33 @@ pub fn load(settings: &Settings, file: &Path) -> Result<Spec, ConvergeError> {
     Ok(spec.with_holds(&holds).0)
 }
 
+/// Every `package:` path of the file names something that exists: a missing
+/// one is said at its place in the file, by `validate` and before a plan
+/// reads anything.
+pub fn packages_exist(spec: &Spec, file: &Path) -> Result<(), ConvergeError> {
+    let missing: Vec<crate::core::diag::Diagnostic> = spec
+        .versions()
+        .filter_map(|v| match &v.source {
+            spec::Source::Package(p) => {
+                let at = crate::shell::build::package_path(file, p);
+                (!at.exists()).then(|| {
+                    crate::core::diag::Diagnostic::new(
+                        Some(v.pos),
+                        format!("{}: package `{p}` does not exist (looked for {})", v.id(), at.display()),
+                        "a package path is relative to the services file: a source directory or a .tar.gz (`berth package DIR` makes one)",
+                    )
+                })
+            }
+            spec::Source::Image(_) => None,
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(refused(file, missing))
+    }
+}
+
 /// The project a command acts on, and the spec when the file is valid:
 /// `--project NAME` needs no file at all; a file with errors elsewhere still
 /// names its project (said on stderr), so `status`, `logs` and `destroy` work

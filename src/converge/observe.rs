@@ -99,6 +99,7 @@ pub async fn rows_of(
             url: url(c),
             scope: c.label(LABEL_SCOPE).to_string(),
             revision: c.labels.get(LABEL_REVISION).cloned(),
+            up_secs: running.then_some(restarts.up_secs),
             cpu_percent: stats.map(|s| s.cpu_percent),
             memory_bytes: stats.map(|s| s.memory_bytes),
             memory_limit_bytes: stats.map(|s| s.memory_limit_bytes),

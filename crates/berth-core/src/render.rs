@@ -174,6 +174,19 @@ pub struct StatusRow {
     /// Mounted assets: `path (sha256 prefix)`.
     #[serde(default)]
     pub assets: Vec<String>,
+    /// Seconds since it last started, while it runs.
+    #[serde(default)]
+    pub up_secs: Option<u64>,
+}
+
+/// A duration as `status` shows it: `45s`, `3m`, `5h`, `2d`.
+pub fn ago(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
 }
 
 pub fn status_text(rows: &[StatusRow]) -> String {
@@ -181,9 +194,9 @@ pub fn status_text(rows: &[StatusRow]) -> String {
         return "No containers: nothing of this project runs on the engine.\n".to_string();
     }
     let header = [
-        "SERVICE", "VERSION", "STATE", "HEALTH", "RESTARTS", "URL", "SCOPE", "CPU", "MEMORY",
+        "SERVICE", "VERSION", "STATE", "UP", "HEALTH", "RESTARTS", "URL", "SCOPE", "CPU", "MEMORY",
     ];
-    let table: Vec<[String; 9]> = rows
+    let table: Vec<[String; 10]> = rows
         .iter()
         .map(|r| {
             [
@@ -194,6 +207,7 @@ pub fn status_text(rows: &[StatusRow]) -> String {
                     r.version.clone()
                 },
                 r.state.clone(),
+                r.up_secs.map(ago).unwrap_or_else(|| "-".into()),
                 r.health.word().to_string(),
                 r.restarts.to_string(),
                 r.url.clone().unwrap_or_else(|| "-".into()),
@@ -230,6 +244,9 @@ pub fn status_text(rows: &[StatusRow]) -> String {
         line(row.iter().map(String::as_str).collect());
         // What a container was handed beyond the table: its GPU and assets.
         extra.clear();
+        if let Some(rev) = &r.revision {
+            extra.push(format!("  revision  {}", &rev[..rev.len().min(12)]));
+        }
         if let Some(g) = &r.gpu {
             extra.push(format!("  gpu    {g}"));
         }

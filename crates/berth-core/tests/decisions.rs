@@ -410,3 +410,18 @@ fn a_stranger_gets_one_answer_for_private_and_unknown_paths_and_berth_tokens_nev
         ("/pub/.x/..y", None, "forward /pub strip=false"),
     ]);
 }
+
+#[test]
+fn status_shows_how_long_a_container_is_up_in_the_largest_whole_unit() {
+    use berth_core::render::ago;
+    for (secs, shown) in [
+        (0, "0s"),
+        (59, "59s"),
+        (60, "1m"),
+        (3599, "59m"),
+        (3600, "1h"),
+        (90_000, "1d"),
+    ] {
+        assert_eq!(ago(secs), shown, "{secs}");
+    }
+}

@@ -78,6 +78,11 @@ pub enum PackageError {
         rule: String,
         help: String,
     },
+    #[error("cannot read the directory {path}: {source}\n  help: give `berth package` the service's source directory")]
+    DirRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
     ArchiveWrite {
         path: PathBuf,
@@ -387,7 +392,16 @@ pub fn archive(ctx: &Context, out: impl std::io::Write) -> std::io::Result<()> {
 /// `berth package DIR -o FILE`, written by rename so a reader never sees half
 /// an archive; returns the context and the archive's size.
 pub fn package_dir(dir: &Path, out: &Path) -> Result<(Context, u64), PackageError> {
-    let ctx = read_dir(dir, Limits::default())?;
+    if !dir.is_dir() {
+        return Err(PackageError::DirRead {
+            path: dir.into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+        });
+    }
+    let ctx = read_dir(dir, Limits::default()).map_err(|e| match e {
+        PackageError::PackageRead { path, source } => PackageError::DirRead { path, source },
+        e => e,
+    })?;
     let write_err = |source| PackageError::ArchiveWrite {
         path: out.into(),
         source,
