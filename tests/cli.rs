@@ -76,9 +76,18 @@ fn run_in(files: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// (files, arguments, exit code, what stderr says, what it must not blame).
+type Mistake<'a> = (
+    &'a [(&'a str, &'a str)],
+    &'a [&'a str],
+    i32,
+    &'a [&'a str],
+    &'a str,
+);
+
 #[test]
 fn each_mistake_names_the_flag_or_file_it_is_about() {
-    let cases: &[(&[(&str, &str)], &[&str], i32, &[&str], &str)] = &[
+    let cases: &[Mistake] = &[
         (
             &[],
             &["token", "add", "bob", "-p", "nonsense"],
