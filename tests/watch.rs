@@ -436,7 +436,13 @@ fn the_api_serves_status_metrics_logs_and_reconcile_only_to_tokens_with_the_perm
         (200, "one".to_string())
     );
     assert_eq!(s["source"]["kind"], "file");
-    assert!(s["last_reconcile"]["at"].as_u64().unwrap() > 0);
+    // RFC 3339, and recent.
+    let at = s["last_reconcile"]["at"].as_str().unwrap();
+    let at = humantime::parse_rfc3339(at).expect("an RFC 3339 time");
+    assert!(
+        at.elapsed().unwrap_or_default() < std::time::Duration::from_secs(600),
+        "{at:?}"
+    );
     let svc = &s["services"][0];
     assert_eq!(svc["service"], "web");
     assert_eq!(svc["state"], "running");
