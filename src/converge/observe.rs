@@ -47,7 +47,11 @@ pub async fn rows_of(
         let check = c.health_check();
         let unchecked = check == crate::core::spec::HealthCheck::None;
         let answered = match (running, port) {
-            (true, Some(p)) if !unchecked => Some(probe::health(p, &check).await == "healthy"),
+            (true, Some(p)) if !unchecked => Some(
+                probe::check(p, &check, std::time::Duration::from_secs(2))
+                    .await
+                    .is_ok(),
+            ),
             _ => None,
         };
         let stats = match running && usage {

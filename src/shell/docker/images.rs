@@ -37,24 +37,30 @@ pub(super) async fn port_holders(d: &Docker) -> Result<BTreeMap<u16, String>, En
     Ok(held)
 }
 
-pub(super) async fn project_images(
+/// The tagged images, those with `label` (`key=value`) when given.
+pub(super) async fn list(
     d: &Docker,
-    project: &str,
-) -> Result<Vec<(String, Vec<String>)>, EngineError> {
-    let label = format!("{LABEL_PROJECT}={project}");
-    let images = d
-        .client()
+    label: Option<String>,
+) -> Result<Vec<bollard::models::ImageSummary>, EngineError> {
+    d.client()
         .await?
         .list_images(Some(ListImagesOptions {
             all: false,
-            filters: Some(HashMap::from([("label".to_string(), vec![label])])),
+            filters: label.map(|l| HashMap::from([("label".to_string(), vec![l])])),
             ..Default::default()
         }))
         .await
         .map_err(|source| EngineError::ObjectList {
             what: "images",
             source,
-        })?;
+        })
+}
+
+pub(super) async fn project_images(
+    d: &Docker,
+    project: &str,
+) -> Result<Vec<(String, Vec<String>)>, EngineError> {
+    let images = list(d, Some(format!("{LABEL_PROJECT}={project}"))).await?;
     Ok(images
         .into_iter()
         .filter(|i| i.labels.get(LABEL_PROJECT).map(String::as_str) == Some(project))

@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use bollard::models::NetworkConnectRequest;
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptions,
-    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptions, RenameContainerOptionsBuilder,
-    StatsOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptions, RenameContainerOptionsBuilder, StatsOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
@@ -88,19 +88,7 @@ impl Engine for Docker {
     }
 
     async fn image_ids(&self) -> Result<BTreeMap<String, String>, EngineError> {
-        let images = self
-            .client()
-            .await?
-            .list_images(Some(ListImagesOptions {
-                all: false,
-                ..Default::default()
-            }))
-            .await
-            .map_err(|source| EngineError::ObjectList {
-                what: "images",
-                source,
-            })?;
-        Ok(convert::image_ids(images))
+        Ok(convert::image_ids(images::list(self, None).await?))
     }
 
     async fn port_holders(&self) -> Result<BTreeMap<u16, String>, EngineError> {
