@@ -110,6 +110,16 @@ pub enum Command {
         #[arg(long)]
         keep_images: bool,
     },
+    /// Remove the project's built images that no container uses (previous images and dependency caches included).
+    Gc {
+        #[command(flatten)]
+        file: FileArg,
+        #[command(flatten)]
+        project: ProjectArg,
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print the JSON Schema of services.yaml.
     Schema,
     /// Print a shell completion script: `berth completions bash > ~/.local/share/bash-completion/completions/berth`.

@@ -12,4 +12,5 @@ pub mod cli;
 pub mod commands;
 pub mod converge;
 pub mod daemon;
+pub mod say;
 pub mod shell;

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal() && !settings.env.contains_key("NO_COLOR"));
+    berth::say::set_json(cli.log_format == "json");
     if cli.log_format == "json" {
         logs.json().init();
     } else {
@@ -49,14 +50,14 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            berth::say::error(&format!("error: cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(berth::commands::run(cli, settings)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
+            berth::say::error(&format!("error: {e}"));
             ExitCode::FAILURE
         }
     }

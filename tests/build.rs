@@ -9,23 +9,9 @@ use std::process::Command;
 
 use common::{docker, get, text, Project, BERTH};
 
-static RUNTIMES: std::sync::Once = std::sync::Once::new();
-
 /// A project with the python3.11 and node22 bases in place.
 fn project(tag: &str) -> Option<Project> {
-    let p = Project::new(tag)?;
-    RUNTIMES.call_once(|| {
-        let out = Command::new(BERTH)
-            .args(["baseimages", "python3.11", "node22"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "berth baseimages: {}",
-            text(&out.stderr)
-        );
-    });
-    Some(p)
+    Project::with_runtimes(tag, &["python3.11", "node22"])
 }
 
 fn example(name: &str) -> String {
@@ -183,7 +169,16 @@ fn an_unresolvable_dependency_fails_the_plan_naming_it_and_the_running_version_s
         "project: {{p}}\nservices:\n  api:\n    runtime: python3.11\n    package: {}\n",
         src.display()
     ));
-    p.ok(&["apply"]);
+    let first = p.berth(&["apply"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    // Without a terminal, a dependency download is a line before and one after,
+    // with its size: never silent.
+    let said = text(&first.stderr);
+    assert!(
+        said.contains("api@0.0.0: downloading Python dependencies (2 requirement(s)) for Python 3.11 with pip")
+            && said.contains(" MB, in "),
+        "{said}"
+    );
     let before = p.containers();
     let py = src.join("pyproject.toml");
     std::fs::write(
@@ -198,7 +193,8 @@ fn an_unresolvable_dependency_fails_the_plan_naming_it_and_the_running_version_s
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
-        err.starts_with("error: api@0.0.0: cannot resolve the Python dependencies"),
+        err.contains("api@0.0.0: downloading Python dependencies (3 requirement(s))")
+            && err.contains("\nerror: api@0.0.0: cannot resolve the Python dependencies"),
         "{err}"
     );
     assert!(
@@ -374,6 +370,64 @@ fn versions_built_from_the_same_package_share_one_image_built_once() {
         images.len(),
         1,
         "one image for the three versions: {images:?}"
+    );
+    assert!(p.ok(&["plan"]).contains("No changes"));
+}
+
+#[test]
+fn a_replace_keeps_only_the_previous_image_and_gc_removes_the_rest() {
+    let Some(p) = project("gc") else { return };
+    let src = copy_example(&p, "python-stdlib");
+    p.write(&format!(
+        "project: {{p}}\nservices:\n  web:\n    runtime: python3.11\n    package: {}\n",
+        src.display()
+    ));
+    let images = || -> Vec<String> {
+        docker(&[
+            "images",
+            "--filter",
+            &format!("label=berth.project={}", p.name),
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+        ])
+        .lines()
+        .map(String::from)
+        .collect()
+    };
+    p.ok(&["apply"]);
+    assert_eq!(images().len(), 1, "{:?}", images());
+    let main = src.join("main.py");
+    for change in 1..=3 {
+        let code = std::fs::read_to_string(&main).unwrap();
+        std::fs::write(&main, format!("{code}\n# change {change}\n")).unwrap();
+        let out = p.berth(&["apply"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        if change >= 2 {
+            assert!(
+                text(&out.stderr).contains("removed image berth/"),
+                "the image two changes back goes: {}",
+                text(&out.stderr)
+            );
+        }
+        assert!(images().len() <= 2, "change {change}: {:?}", images());
+    }
+    assert_eq!(images().len(), 2, "the running image and the previous one");
+
+    let dry = p.ok(&["gc", "--dry-run"]);
+    assert!(
+        dry.contains("would remove image berth/") && dry.contains("1 image(s)"),
+        "{dry}"
+    );
+    assert_eq!(images().len(), 2, "a dry run removes nothing");
+    let done = p.ok(&["gc"]);
+    assert!(done.contains("Removed 1 image(s)"), "{done}");
+    let left = images();
+    let running = p.inspect(&format!("{}-web-0.0.0", p.name), "{{.Config.Image}}");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(
+        docker(&["image", "inspect", "--format", "{{.Id}}", &left[0]]),
+        running,
+        "only the running image is left"
     );
     assert!(p.ok(&["plan"]).contains("No changes"));
 }

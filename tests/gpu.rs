@@ -258,6 +258,7 @@ async fn the_cuda_base_chosen_names_the_base_and_so_changes_the_image_hash() {
         package: package.display().to_string(),
         runtime: Runtime::Python311Cuda,
         extras: vec![],
+        vendored: false,
         command: None,
         cuda: Some(cuda.into()),
     };
@@ -266,10 +267,10 @@ async fn the_cuda_base_chosen_names_the_base_and_so_changes_the_image_hash() {
         Some(state.path().to_path_buf()),
         Default::default(),
     );
-    let old = berth::shell::build::prepare(&input("12.4"), "amd64", &settings)
+    let old = berth::shell::build::prepare("p", &input("12.4"), "amd64", &settings)
         .await
         .unwrap();
-    let new = berth::shell::build::prepare(&input("12.8"), "amd64", &settings)
+    let new = berth::shell::build::prepare("p", &input("12.8"), "amd64", &settings)
         .await
         .unwrap();
     assert_eq!(old.base, "berth-local/python3.11-cuda12.4:stable");

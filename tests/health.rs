@@ -116,3 +116,39 @@ fn a_long_gate_says_what_it_waits_for_and_how_long_it_has_waited() {
         ]),
     );
 }
+
+#[test]
+fn with_json_logs_every_line_on_stderr_is_a_json_object_gate_progress_and_error_included() {
+    let Some(p) = Project::new("hjson") else {
+        return;
+    };
+    p.write(&format!(
+        "project: {{p}}\nservices:\n  web:\n    image: berth-local/busybox:stable\n    command: [sh, -c, '{SERVES_HEALTH}']\n    health: {{ timeout: 6s }}\n"
+    ));
+    let out = p.berth(&["--log-format", "json", "apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    let mut messages = Vec::new();
+    for line in err.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\nin:\n{err}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        messages.push(
+            v["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    let all = messages.join("\n");
+    for wanted in [
+        "waiting for GET / answering 2xx or 3xx",
+        "! failed",
+        "error: ",
+    ] {
+        assert!(all.contains(wanted), "{wanted:?} in:\n{all}");
+    }
+}

@@ -591,7 +591,7 @@ fn an_unchanged_package_is_known_by_its_stamp_and_a_changed_one_is_read_again() 
     write(src.path(), "main.py", "print(1)\n");
     // A file as fresh as this one could change again within the clock's tick: not
     // cached until it has settled.
-    let read = |p: &Path| read_cached(p, Limits::default(), Some(state.path())).unwrap();
+    let read = |p: &Path| read_cached(p, Limits::default(), Some(state.path()), false).unwrap();
     assert!(!read(&path).cached && !read(&path).cached);
     std::thread::sleep(std::time::Duration::from_millis(2100));
     for p in [path.as_path(), src.path()] {

@@ -353,6 +353,23 @@ services:
 ";
 
 #[test]
+fn switching_active_shows_as_the_switch_on_both_versions_not_as_labels_and_aliases() {
+    let before = TWO.replace("active: \"2.0.0\"", "active: \"1.0.0\"");
+    let why = "active 1.0.0 -> 2.0.0: the service's path and network name move (a container's labels and aliases cannot change in place)";
+    check(
+        TWO,
+        &applied(&before, "running"),
+        false,
+        &format!(
+            "\
+~ replace  demo/web@2.0.0         {why}
+~ replace  demo/web@1.0.0         {why}
+Plan: 0 to create, 2 to replace, 0 to remove, 0 unchanged."
+        ),
+    );
+}
+
+#[test]
 fn a_declared_active_version_that_failed_its_gate_leaves_the_path_on_the_one_that_serves() {
     // 1.0.0 was active and serves; 2.0.0, now declared active, failed its gate
     // with exactly this configuration and is kept aside.
@@ -565,6 +582,7 @@ fn with_build(image_id: Option<&str>, base_missing: bool) -> Facts {
                 package: "/src/api".into(),
                 runtime: Runtime::Python311,
                 extras: vec![],
+                vendored: false,
                 command: None,
                 cuda: None,
             },

@@ -31,7 +31,7 @@ fn manifests(
 
 fn check_deps(extras: &[&str], m: &Manifests, expect: Result<&str, &str>) {
     let extras: Vec<String> = extras.iter().map(|e| e.to_string()).collect();
-    let got = deps(Runtime::Python311, &extras, m);
+    let got = deps(Runtime::Python311, &extras, false, m);
     match (got, expect) {
         (Ok(Deps::Python { requirements }), Ok(want)) => assert_eq!(requirements, want),
         (Ok(Deps::None), Ok("")) => {}
@@ -154,7 +154,7 @@ fn a_runtime_outside_requires_python_is_refused_naming_both_and_the_runtimes_tha
         (Runtime::Python312, "three", Err("requires-python `three` does not parse")),
     ] {
         let m = manifests(&["main.py", "pyproject.toml"], Some(&with(spec)), None, None);
-        match (deps(runtime, &[], &m), want) {
+        match (deps(runtime, &[], false, &m), want) {
             (Ok(_), Ok(())) => {}
             (Err(e), Err(w)) => assert!(
                 format!("{} {}", e.message, e.help).contains(w),
@@ -176,6 +176,7 @@ fn dependencies_get_their_own_stage_and_the_code_comes_last() {
             requirements: "x\n".into(),
         },
         &["python3".into(), "main.py".into()],
+        None,
     );
     let deps_at = d.find("pip install").unwrap();
     let code_at = d.find("COPY --chown=10001:10001 app/ /app/").unwrap();
@@ -190,5 +191,73 @@ fn dependencies_get_their_own_stage_and_the_code_comes_last() {
             "USER 10001:10001\nCMD [\"python3\",\"main.py\"]\nCOPY --chown=10001:10001 app/ /app/\n"
         ),
         "{d}"
+    );
+}
+
+#[test]
+fn node_dependencies_come_from_their_own_image_or_from_the_package_when_vendored() {
+    let pj = Some(r#"{"dependencies": {"left-pad": "1.3.0"}}"#);
+    let check = |paths: &[&str], vendored: bool, want: Result<Deps, &str>| {
+        let m = manifests(paths, None, None, pj);
+        match (deps(Runtime::Node20, &[], vendored, &m), want) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{paths:?}"),
+            (Err(e), Err(w)) => assert!(
+                format!("{} {}", e.message, e.help).contains(w),
+                "{}",
+                e.message
+            ),
+            (got, want) => panic!("{paths:?}: got {got:?}, want {want:?}"),
+        }
+    };
+    check(
+        &["package.json", "server.js"],
+        false,
+        Ok(Deps::Node { lock: false }),
+    );
+    check(
+        &["package.json", "package-lock.json", "server.js"],
+        false,
+        Ok(Deps::Node { lock: true }),
+    );
+    check(
+        &[
+            "package.json",
+            "node_modules/left-pad/index.js",
+            "server.js",
+        ],
+        true,
+        Ok(Deps::NodeVendored),
+    );
+    check(
+        &["package.json", "server.js"],
+        true,
+        Err("`vendored: true`, but the package has no node_modules/ at its top"),
+    );
+
+    let d = dockerfile(
+        "berth-local/node20:stable",
+        Runtime::Node20,
+        &Deps::Node { lock: true },
+        &["node".into(), "server.js".into()],
+        Some("berth/p-deps:0123456789ab"),
+    );
+    assert!(
+        d.contains("COPY --from=berth/p-deps:0123456789ab /app/node_modules /app/node_modules\n"),
+        "{d}"
+    );
+    assert!(
+        !d.contains("npm"),
+        "nothing is installed while the service image builds: {d}"
+    );
+    let deps_image = berth::core::recipe::node_deps_dockerfile(
+        "berth-local/node20:stable",
+        true,
+        "http://10.0.0.1:4873/",
+    );
+    assert!(
+        deps_image.contains("npm ci --omit=dev")
+            && deps_image.contains("--fetch-retries=0")
+            && deps_image.contains("--registry=http://10.0.0.1:4873/"),
+        "{deps_image}"
     );
 }

@@ -346,6 +346,23 @@ fn commits_and_force_pushes_on_a_branch_converge_with_the_revision_label() {
     git(&work, &["push", "-q", "-f", "origin", "HEAD:main"]);
     wait_greeting(&p, "forced");
     drop(d);
+
+    // Only the trees still in use are kept: the newest and the one before it,
+    // never the first commit's.
+    let mut trees: Vec<String> = Vec::new();
+    for mirror in std::fs::read_dir(p.dir.path().join(".state/git")).unwrap() {
+        for e in std::fs::read_dir(mirror.unwrap().path()).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().to_string();
+            if name.starts_with("rev-") && !name.contains('.') {
+                trees.push(name);
+            }
+        }
+    }
+    assert!(trees.len() <= 2, "checkouts left: {trees:?}");
+    assert!(
+        !trees.contains(&format!("rev-{}", &first[..12])),
+        "the first commit's checkout is gone: {trees:?}"
+    );
 }
 
 #[test]

@@ -25,6 +25,7 @@ pub async fn run(
         let secrets = saved::plan_secrets(&plan, path, &ctx.settings.env)?;
         if !plan.is_empty() {
             converge::execute::execute(&ctx, &plan, &secrets, None).await?;
+            converge::images::prune(&ctx, &plan.project).await;
         }
         return report(&ctx, &plan).await;
     }
@@ -52,7 +53,9 @@ pub async fn lock(
     let p = project.to_string();
     Ok(
         converge::lock(&ctx.settings, project, command, move |holder| {
-            eprintln!("waiting for the lock on project `{p}`, held by {holder}");
+            crate::say::info(&format!(
+                "waiting for the lock on project `{p}`, held by {holder}"
+            ));
         })
         .await?,
     )

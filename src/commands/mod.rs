@@ -7,6 +7,7 @@ pub mod build;
 pub mod completions;
 pub mod destroy;
 pub mod doctor;
+pub mod gc;
 pub mod logs;
 pub mod package;
 pub mod plan;
@@ -145,6 +146,11 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<u8, CommandError> {
             let project = project.project.as_deref();
             destroy::run(&out, &file.file, project, volumes, keep_images).await
         }
+        Command::Gc {
+            file,
+            project,
+            dry_run,
+        } => gc::run(&out, &file.file, project.project.as_deref(), dry_run).await,
         Command::Baseimages { runtimes, all } => baseimages::run(&out, &runtimes, all).await,
         Command::Doctor(f) => doctor::run(&out, &f.file).await,
         Command::Serve {

@@ -85,10 +85,10 @@ pub fn add(file: &Path, name: &str, permissions: &[String]) -> Result<u8, Comman
             source,
         }
     })?;
-    eprintln!(
+    crate::say::info(&format!(
         "Added token `{name}` to {} (only its SHA-256 is stored). It is shown this once:",
         file.display()
-    );
+    ));
     println!("{value}");
     Ok(0)
 }

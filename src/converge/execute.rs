@@ -100,10 +100,10 @@ pub async fn execute(
                 }
                 Err(e) => {
                     let first = e.to_string();
-                    eprintln!(
+                    crate::say::warn(&format!(
                         "! failed    {subject}: {}",
                         first.lines().next().unwrap_or("")
-                    );
+                    ));
                     failures.push(format!("  {subject}: {e}"));
                 }
             }
@@ -161,7 +161,7 @@ impl Executor<'_> {
         }
         match &step.action {
             Action::BuildBase { runtime, .. } => {
-                let mut say = |l: String| eprintln!("  {l}");
+                let mut say = |l: String| crate::say::info(&format!("  {l}"));
                 baseimage::ensure_runtime(engine, &self.ctx.settings, *runtime, &mut say).await?;
             }
             Action::BuildImage {
@@ -283,7 +283,7 @@ impl Executor<'_> {
     ) -> Result<(String, String), StepError> {
         let engine = self.ctx.engine.as_ref();
         let arch = engine.version().await?.arch;
-        let prepared = build::prepare(&b.input, &arch, &self.ctx.settings).await?;
+        let prepared = build::prepare(self.project, &b.input, &arch, &self.ctx.settings).await?;
         if prepared.source_hash != b.source_hash {
             return Err(BuildError::SourceChange {
                 id: b.input.id.clone(),
@@ -296,7 +296,13 @@ impl Executor<'_> {
             .image_id(&prepared.base)
             .await?
             .ok_or_else(|| StepError::BaseMissing(prepared.base.clone()))?;
-        let ctx = build::with_base(&prepared, &base_id);
+        let deps_id = match &prepared.node {
+            Some(deps) => {
+                Some(build::ensure_node_deps(engine, self.project, &b.input, deps, &base_id).await?)
+            }
+            None => None,
+        };
+        let ctx = build::with_base(&prepared, &base_id, deps_id.as_deref());
         let tag = build::image_tag(self.project, service, &ctx.hash());
         // No version among the labels: versions built from the same context
         // share the image.
@@ -326,14 +332,14 @@ impl Executor<'_> {
         let started = std::time::Instant::now();
         build::ensure_image(engine, &tag, &ctx, labels, |line| {
             if verbose {
-                eprintln!("  | {line}");
+                crate::say::info(&format!("  | {line}"));
             } else if progress.is_none() && line.starts_with("Step ") {
                 // Without a terminal (CI logs), a line per build step shows
                 // where a long build is.
-                eprintln!(
+                crate::say::info(&format!(
                     "  {service}@{version}: {}",
                     line.chars().take(120).collect::<String>()
-                );
+                ));
             }
             if let Some(p) = &progress {
                 p.set_message(format!(
@@ -364,7 +370,7 @@ impl Executor<'_> {
 
 /// A spinner with the build's current line, on a terminal only.
 fn progress_bar(tag: &str) -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() {
+    if !std::io::stderr().is_terminal() || crate::say::json() {
         return None;
     }
     let p = indicatif::ProgressBar::new_spinner();

@@ -237,6 +237,7 @@ async fn build_facts(
             package: package.display().to_string(),
             runtime,
             extras: v.extras.clone(),
+            vendored: v.vendored,
             command: v.command.clone(),
             cuda,
         };
@@ -257,14 +258,26 @@ async fn build_facts(
                 .into());
             }
         }
-        let prepared = build::prepare(&input, arch, &ctx.settings).await?;
-        let tag = base_id.map(|id| {
-            build::image_tag(
-                &spec.project,
-                &v.service,
-                &build::with_base(&prepared, id).hash(),
-            )
-        });
+        let prepared = build::prepare(&spec.project, &input, arch, &ctx.settings).await?;
+        // Node dependencies are installed now, in their base, so an unreachable
+        // registry is a plan error; without the base yet, apply installs them
+        // right after building it, before anything else changes.
+        let tag = match base_id {
+            None => None,
+            Some(id) => {
+                let deps_id = match &prepared.node {
+                    Some(deps) => Some(
+                        build::ensure_node_deps(engine, &spec.project, &input, deps, id).await?,
+                    ),
+                    None => None,
+                };
+                Some(build::image_tag(
+                    &spec.project,
+                    &v.service,
+                    &build::with_base(&prepared, id, deps_id.as_deref()).hash(),
+                ))
+            }
+        };
         let image_id = tag.as_ref().and_then(|t| image_ids.get(t)).cloned();
         facts.insert(
             v.id(),

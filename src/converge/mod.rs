@@ -9,6 +9,7 @@
 pub mod execute;
 pub mod facts;
 pub mod gateways;
+pub mod images;
 pub mod observe;
 pub mod rollout;
 pub mod saved;
@@ -150,11 +151,11 @@ pub fn project_of(
             let Some(project) = spec::project_name(&text) else {
                 return Err(ConvergeError::SpecInvalid(d));
             };
-            eprintln!(
+            crate::say::warn(&format!(
                 "warning: {} has {} problem(s) (`berth validate` lists them); acting on project `{project}` from its `project:` line",
                 file.display(),
                 d.items.len()
-            );
+            ));
             Ok((project, None))
         }
         Err(e) => Err(e),
@@ -237,6 +238,7 @@ pub async fn converge(
     let secrets = saved::plan_secrets(&plan, file, &ctx.settings.env)?;
     if !plan.is_empty() {
         execute::execute(ctx, &plan, &secrets, revision).await?;
+        images::prune(ctx, &spec.project).await;
     }
     let done = Converged { plan };
     if done.failure().is_none() {

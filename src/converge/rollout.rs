@@ -148,14 +148,14 @@ async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Re
         // A gate can take a while: say what is awaited, every few seconds.
         if now >= next_word {
             next_word = now + WORD_EVERY;
-            eprintln!(
+            crate::say::info(&format!(
                 "  {}@{}: waiting for {} ({} s of {} s; last: {last})",
                 c.service,
                 c.version,
                 h.check.describe(),
                 (now - started).as_secs(),
                 h.timeout_ms / 1000
-            );
+            ));
         }
         tokio::time::sleep(Duration::from_millis(h.interval_ms)).await;
     }
@@ -249,7 +249,7 @@ pub fn crash_point(point: &str) {
         let mut passed = PASSED.lock().unwrap_or_else(|e| e.into_inner());
         passed.push(point.to_string());
         if passed.len() == nth {
-            eprintln!("berth: crash point `{point}` #{nth}: killed");
+            crate::say::error(&format!("berth: crash point `{point}` #{nth}: killed"));
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", &std::process::id().to_string()])
                 .status();

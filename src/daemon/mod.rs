@@ -124,6 +124,8 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
     let report = report::Report::new(&opts.source);
 
     let mut _file_watch = None;
+    // The commit the daemon converges from: its checkout is never pruned.
+    let checkout_in_use: Arc<std::sync::Mutex<Option<String>>> = Default::default();
     let current = match &opts.source {
         WatchSource::File(path) => {
             let t = tx.clone();
@@ -142,7 +144,12 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
             path,
         } => {
             let src = GitSource::new(url, reference, path, &ctx.settings.state_dir);
-            tokio::spawn(sources::follow_git(src, opts.interval, tx.clone()));
+            tokio::spawn(sources::follow_git(
+                src,
+                opts.interval,
+                tx.clone(),
+                checkout_in_use.clone(),
+            ));
             None
         }
     };
@@ -216,6 +223,9 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         let b = batch::Batch::of(events, d.own_until);
         if let Some((revision, file)) = b.fetched {
             tracing::info!(revision, "new commit");
+            if let Ok(mut used) = checkout_in_use.lock() {
+                *used = Some(revision.clone());
+            }
             d.report.revision = Some(revision.clone());
             d.current = Some((Some(revision), file));
             d.report.source_error = None;

@@ -23,19 +23,36 @@ pub async fn ticker(interval: Duration, tx: mpsc::Sender<Event>) {
 }
 
 /// Fetches the branch every interval (with backoff after failures) and reports
-/// each new commit.
-pub async fn follow_git(src: GitSource, interval: Duration, tx: mpsc::Sender<Event>) {
+/// each new commit. After each checkout, only the trees that can still be read
+/// are kept: the new one, the one reported before it (its event may be queued)
+/// and `in_use`, the one the daemon converges from.
+pub async fn follow_git(
+    src: GitSource,
+    interval: Duration,
+    tx: mpsc::Sender<Event>,
+    in_use: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+) {
     let mut last: Option<String> = None;
     let mut failures = 0u32;
     loop {
         let s = src.clone();
         let known = last.clone();
+        let used = in_use.clone();
         let result = tokio::task::spawn_blocking(move || {
             let rev = s.fetch()?;
             if known.as_deref() == Some(rev.as_str()) {
                 return Ok(None);
             }
             let file = s.checkout(&rev)?;
+            let used = used.lock().map(|u| u.clone()).unwrap_or_default();
+            let keep: Vec<&str> = [Some(rev.as_str()), known.as_deref(), used.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            let removed = s.prune(&keep);
+            if removed > 0 {
+                tracing::debug!(removed, "old checkouts removed");
+            }
             Ok::<_, git::GitError>(Some((rev, file)))
         })
         .await

@@ -344,7 +344,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// A download bar on a terminal only.
 fn progress_bar(env: &str, total: Option<u64>) -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
+    if !std::io::stderr().is_terminal() || crate::say::json() {
         return None;
     }
     let p = match total {

@@ -140,7 +140,7 @@ pub async fn ensure_all(
 ) -> Result<Vec<String>, BaseImageError> {
     let mut lines = ensure_busybox(engine, settings, verbose).await?;
     for r in runtimes {
-        let mut say = |l: String| eprintln!("{l}");
+        let mut say = |l: String| crate::say::info(&l);
         let tag = ensure_runtime(engine, settings, *r, &mut say).await?;
         lines.push(format!("{tag}: ready"));
     }
@@ -167,7 +167,7 @@ pub async fn ensure_busybox(
     ]);
     let built = ensure_image(engine, BUSYBOX_TAG, &ctx, labels, |line| {
         if verbose {
-            eprintln!("  {line}");
+            crate::say::info(&format!("  {line}"));
         }
     })
     .await?;

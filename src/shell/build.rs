@@ -94,6 +94,17 @@ pub enum BuildError {
         python: String,
         platform: String,
     },
+    #[error("{id}: cannot install the Node dependencies of {package} from the npm registry {registry}:\n{message}\n  help: make the registry reachable from the engine's containers (berth passes npm_config_registry from its environment), or install them yourself (`npm install --omit=dev` in the package) and set `vendored: true`")]
+    NodeDepsResolve {
+        id: String,
+        package: String,
+        registry: String,
+        message: String,
+    },
+    #[error("npm_config_registry `{registry}` carries credentials, which would be written into an image\n  help: name a registry without user or password; a registry that needs a login is not supported yet")]
+    RegistryCredentials { registry: String },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
     #[error("{id}: the package changed since the plan was made (source {planned} planned, {now} now)\n  help: make the plan again")]
     SourceChange {
         id: String,
@@ -113,6 +124,19 @@ pub struct Prepared {
     pub base: String,
     /// The command the image starts with, and why (the plan says it).
     pub entry: String,
+    /// A Node package's dependencies image, built (once) before the service's.
+    pub node: Option<NodeDeps>,
+}
+
+/// The image a Node package's dependencies are installed in: named by its
+/// context (package.json, the lock file, the registry), so every version with
+/// the same dependencies shares it, and an engine that has it builds offline.
+#[derive(Debug, Clone)]
+pub struct NodeDeps {
+    pub tag: String,
+    /// Without the base image's ID (added when built, as for services).
+    pub context: Context,
+    pub registry: String,
 }
 
 fn text(ctx: &Context, path: &str) -> Option<String> {
@@ -123,14 +147,16 @@ fn text(ctx: &Context, path: &str) -> Option<String> {
 /// Reads the package, resolves its dependencies to wheels (cached), and lays out
 /// the build context: `Dockerfile`, `app/` and `deps/`.
 pub async fn prepare(
+    project: &str,
     input: &BuildInput,
     arch: &str,
     settings: &Settings,
 ) -> Result<Prepared, BuildError> {
-    let pkg = package::read_cached(
+    let mut pkg = package::read_cached(
         Path::new(&input.package),
         Limits::default(),
         Some(&settings.state_dir),
+        input.vendored,
     )?;
     let shown = input.package.clone();
     let invalid = |e: recipe::RecipeError| BuildError::RecipeInvalid {
@@ -145,14 +171,30 @@ pub async fn prepare(
         requirements: text(&pkg.context, "requirements.txt"),
         package_json: text(&pkg.context, "package.json"),
     };
-    let deps = recipe::deps(input.runtime, &input.extras, &m).map_err(invalid)?;
+    let deps = recipe::deps(input.runtime, &input.extras, input.vendored, &m).map_err(invalid)?;
     let entry = recipe::entry(input.runtime, input.command.as_ref(), &m).map_err(invalid)?;
     let base = super::baseimage::runtime_tag(input.runtime, input.cuda.as_deref());
+    let node = match &deps {
+        Deps::Node { lock } => Some(node_deps(project, &pkg.context, &base, *lock, settings)?),
+        _ => None,
+    };
+    if !input.vendored && !recipe::is_python(input.runtime) {
+        // Installed dependencies come from the dependencies image, never from
+        // what an archive happened to carry.
+        pkg.context.retain(|p| !p.starts_with("node_modules/"));
+    }
     let mut ctx = Context::default();
     ctx.add(
         "Dockerfile",
         0o644,
-        recipe::dockerfile(&base, input.runtime, &deps, &entry.command).into_bytes(),
+        recipe::dockerfile(
+            &base,
+            input.runtime,
+            &deps,
+            &entry.command,
+            node.as_ref().map(|n| n.tag.as_str()),
+        )
+        .into_bytes(),
     );
     ctx.nest("app", &pkg.context);
     if let Deps::Python { requirements } = &deps {
@@ -172,17 +214,147 @@ pub async fn prepare(
         stripped: pkg.stripped,
         base,
         entry: entry.describe(),
+        node,
     })
 }
 
-/// The full context: the prepared one plus the base image's ID, so a new base
-/// rebuilds the service image. Its hash names the image.
-pub fn with_base(prepared: &Prepared, base_id: &str) -> Context {
-    let mut ctx = prepared.context.clone();
+/// The dependencies image's context for a Node package: its Dockerfile,
+/// package.json and the lock file.
+fn node_deps(
+    project: &str,
+    app: &Context,
+    base: &str,
+    lock: bool,
+    settings: &Settings,
+) -> Result<NodeDeps, BuildError> {
+    let registry = settings.npm_registry.clone();
+    if reqwest::Url::parse(&registry)
+        .is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
+    {
+        return Err(BuildError::RegistryCredentials { registry });
+    }
+    let mut ctx = Context::default();
+    ctx.add(
+        "Dockerfile",
+        0o644,
+        recipe::node_deps_dockerfile(base, lock, &registry).into_bytes(),
+    );
+    for name in ["package.json", "package-lock.json"] {
+        if let Some(Entry::File { mode, data }) = app.get(name) {
+            ctx.add_data(name, *mode, data.clone());
+        }
+    }
+    // A repository of its own: no service's images can share its name.
+    let tag = format!(
+        "{}{project}:{}",
+        crate::core::retain::DEPS_REPOSITORY,
+        &ctx.hash()[..12]
+    );
+    Ok(NodeDeps {
+        tag,
+        context: ctx,
+        registry,
+    })
+}
+
+/// Makes sure a Node package's dependencies image exists for this base, and
+/// returns its ID: npm runs once per set of dependencies, with no retries, so an
+/// unreachable registry fails in seconds naming the registry.
+pub async fn ensure_node_deps(
+    engine: &dyn Engine,
+    project: &str,
+    input: &BuildInput,
+    deps: &NodeDeps,
+    base_id: &str,
+) -> Result<String, BuildError> {
+    let mut ctx = deps.context.clone();
     ctx.add(
         "base.id",
         0o644,
         format!("{base_id}\nrecipe {RECIPE_VERSION}\n").into_bytes(),
+    );
+    let labels = BTreeMap::from([
+        (
+            crate::core::desired::LABEL_PROJECT.to_string(),
+            project.to_string(),
+        ),
+        ("berth.role".to_string(), "dependencies".to_string()),
+    ]);
+    let mut npm_lines: Vec<String> = Vec::new();
+    let mut added = None;
+    let mut started = false;
+    let built = ensure_image(engine, &deps.tag, &ctx, labels, |line| {
+        if !std::mem::replace(&mut started, true) {
+            crate::say::info(&format!(
+                "  {}: installing Node dependencies from {} (npm, in {})",
+                input.id, deps.registry, deps.tag
+            ));
+        }
+        let line = line.trim_end();
+        if let Some(rest) = line
+            .strip_prefix("npm error")
+            .or_else(|| line.strip_prefix("npm ERR!"))
+        {
+            // npm's advice on proxies, its stack frames and its log inside the
+            // build container are no help here; the code and the failed
+            // request are.
+            let said = rest.trim();
+            let boilerplate = said.is_empty()
+                || rest.starts_with("  ")
+                || said == "}"
+                || said.ends_with('{')
+                || said.contains("proxy")
+                || said.starts_with("syscall")
+                || said.starts_with("errno")
+                || said.starts_with("A complete log")
+                || (said.starts_with("network") && !said.contains("request to"));
+            if !boilerplate {
+                npm_lines.push(line.to_string());
+            }
+        } else if line.starts_with("added ") {
+            added = Some(line.to_string());
+        }
+    })
+    .await;
+    match built {
+        Ok(built) => {
+            if let (Built::Fresh(_), Some(added)) = (built, added) {
+                crate::say::info(&format!("  {}: npm {added}", input.id));
+            }
+        }
+        Err(EngineError::ImageBuild { message, .. }) => {
+            return Err(BuildError::NodeDepsResolve {
+                id: input.id.clone(),
+                package: input.package.clone(),
+                registry: deps.registry.clone(),
+                message: if npm_lines.is_empty() {
+                    message
+                } else {
+                    npm_lines.join("\n")
+                },
+            })
+        }
+        Err(e) => return Err(e.into()),
+    }
+    engine.image_id(&deps.tag).await?.ok_or_else(|| {
+        EngineError::ImageBuild {
+            tag: deps.tag.clone(),
+            message: "the engine has no such image after building it".into(),
+        }
+        .into()
+    })
+}
+
+/// The full context: the prepared one plus the base image's ID (and the Node
+/// dependencies image's), so a new base rebuilds the service image. Its hash
+/// names the image.
+pub fn with_base(prepared: &Prepared, base_id: &str, deps_id: Option<&str>) -> Context {
+    let mut ctx = prepared.context.clone();
+    let deps = deps_id.map(|d| format!("deps {d}\n")).unwrap_or_default();
+    ctx.add(
+        "base.id",
+        0o644,
+        format!("{base_id}\nrecipe {RECIPE_VERSION}\n{deps}").into_bytes(),
     );
     ctx
 }
@@ -224,27 +396,46 @@ async fn wheels(
         let req = tmp.join("requirements.txt");
         std::fs::write(&req, requirements).map_err(|e| fail(e.to_string()))?;
         let abi = format!("cp{}", py.replace('.', ""));
+        // Dependencies can be gigabytes (torch): never downloaded silently. On a
+        // terminal pip shows each file, its size and a progress bar (on stderr,
+        // so the plan on stdout stays clean); without one, a line before and
+        // one after, with the size.
+        let count = requirements
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count();
+        crate::say::info(&format!(
+            "  {}: downloading Python dependencies ({count} requirement(s)) for Python {py} with pip",
+            input.id
+        ));
+        let started = std::time::Instant::now();
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !crate::say::json();
         let mut cmd = tokio::process::Command::new(&settings.python);
-        cmd.args([
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--only-binary=:all:",
-        ])
-        .args([
-            "--python-version",
-            py,
-            "--implementation",
-            "cp",
-            "--abi",
-            &abi,
-            "--abi",
-            "abi3",
-            "--abi",
-            "none",
-        ]);
+        cmd.args(["-m", "pip", "download"]);
+        match terminal {
+            true => {
+                cmd.args(["--progress-bar", "on"]);
+                if let Ok(fd) = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned() {
+                    cmd.stdout(std::process::Stdio::from(fd));
+                }
+            }
+            false => {
+                cmd.arg("--quiet");
+            }
+        }
+        cmd.args(["--disable-pip-version-check", "--only-binary=:all:"])
+            .args([
+                "--python-version",
+                py,
+                "--implementation",
+                "cp",
+                "--abi",
+                &abi,
+                "--abi",
+                "abi3",
+                "--abi",
+                "none",
+            ]);
         for p in &platforms {
             cmd.args(["--platform", p]);
         }
@@ -265,6 +456,18 @@ async fn wheels(
         }
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::rename(&tmp, &dir).map_err(|e| fail(e.to_string()))?;
+        let (files, bytes) = std::fs::read_dir(dir.join("wheels"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.metadata().ok())
+                    .fold((0, 0u64), |(n, b), m| (n + 1, b + m.len()))
+            })
+            .unwrap_or_default();
+        crate::say::info(&format!(
+            "  {}: downloaded {files} wheel(s), {:.1} MB, in {:.0} s (cached for later plans)",
+            input.id,
+            bytes as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        ));
     }
     let machine = platforms[0]
         .rsplit('_')

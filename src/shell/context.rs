@@ -146,6 +146,11 @@ impl Context {
             .sum()
     }
 
+    /// Keeps only the entries whose path `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.entries.retain(|path, _| keep(path));
+    }
+
     /// Another context's entries under `prefix/`.
     pub fn nest(&mut self, prefix: &str, other: &Context) {
         for (path, entry) in &other.entries {

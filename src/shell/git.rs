@@ -164,6 +164,37 @@ impl GitSource {
     }
 }
 
+impl GitSource {
+    /// Removes every complete checkout but those of `keep` (full or short
+    /// revisions): a followed branch leaves only the trees still in use.
+    /// Checkouts in progress (`.partial`) are the fetcher's own and left alone.
+    pub fn prune(&self, keep: &[&str]) -> usize {
+        let keep: Vec<&str> = keep.iter().map(|r| &r[..r.len().min(12)]).collect();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(short) = name
+                .strip_prefix("rev-")
+                .and_then(|n| n.strip_suffix(".complete"))
+            else {
+                continue;
+            };
+            if keep.contains(&short) {
+                continue;
+            }
+            // The marker goes first: a tree without it is never taken as whole.
+            let _ = std::fs::remove_file(e.path());
+            if std::fs::remove_dir_all(self.dir.join(format!("rev-{short}"))).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
 /// The delay before the next fetch: the interval while fetches succeed, then
 /// doubling per failure from 1 s, never more than 5 minutes or less than 1 s.
 pub fn next_delay(interval: std::time::Duration, failures: u32) -> std::time::Duration {

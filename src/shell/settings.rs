@@ -18,6 +18,9 @@ pub struct Settings {
     pub python: String,
     /// The environment at start: secrets name variables of it.
     pub env: Arc<BTreeMap<String, String>>,
+    /// The npm registry Node dependencies are installed from (`npm_config_registry`,
+    /// as npm itself reads it; default the public one).
+    pub npm_registry: String,
     /// Where the engine is (`DOCKER_HOST`, else the local socket), for messages.
     pub engine_address: String,
     /// How long connecting to the engine may take, agreeing on an API version
@@ -55,6 +58,9 @@ impl Settings {
             debian_mirror: var("BERTH_DEBIAN_MIRROR")
                 .unwrap_or_else(|| "http://deb.debian.org/debian".into()),
             python: var("BERTH_PYTHON").unwrap_or_else(|| "python3".into()),
+            npm_registry: var("npm_config_registry")
+                .or_else(|| var("NPM_CONFIG_REGISTRY"))
+                .unwrap_or_else(|| "https://registry.npmjs.org/".into()),
             engine_address: var("DOCKER_HOST")
                 .unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
             engine_timeout: var("BERTH_ENGINE_TIMEOUT")

@@ -74,6 +74,19 @@ pub fn write_holds(
     write_json(&project_dir(state, project).join("holds.json"), holds)
 }
 
+/// `service@version` -> the images it ran, newest first (see `core::retain`).
+pub fn images(state: &Path, project: &str) -> crate::core::retain::Record {
+    read_json(&project_dir(state, project).join("images.json"))
+}
+
+pub fn write_images(
+    state: &Path,
+    project: &str,
+    record: &crate::core::retain::Record,
+) -> Result<(), StateError> {
+    write_json(&project_dir(state, project).join("images.json"), record)
+}
+
 /// Service -> the versions that were active, oldest first, each change once.
 pub fn history(state: &Path, project: &str) -> BTreeMap<String, Vec<String>> {
     read_json(&project_dir(state, project).join("history.json"))

@@ -64,6 +64,32 @@ impl Project {
         })
     }
 
+    /// A fresh project with the bases of `runtimes` built (once per test binary).
+    pub fn with_runtimes(tag: &str, runtimes: &[&str]) -> Option<Project> {
+        static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let p = Project::new(tag)?;
+        let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+        let missing: Vec<&str> = runtimes
+            .iter()
+            .copied()
+            .filter(|r| !built.iter().any(|b| b == r))
+            .collect();
+        if !missing.is_empty() {
+            let out = Command::new(BERTH)
+                .arg("baseimages")
+                .args(&missing)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "berth baseimages {missing:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            built.extend(missing.iter().map(|r| r.to_string()));
+        }
+        Some(p)
+    }
+
     /// Writes services.yaml; `{p}` stands for the project name.
     pub fn write(&self, yaml: &str) {
         std::fs::write(

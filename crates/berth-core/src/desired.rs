@@ -42,6 +42,9 @@ pub struct BuildInput {
     pub package: String,
     pub runtime: Runtime,
     pub extras: Vec<String>,
+    /// Node: run the package's own `node_modules`, install nothing.
+    #[serde(default)]
+    pub vendored: bool,
     pub command: Option<Vec<String>>,
     /// The CUDA base (`12.4`) a `-cuda` runtime is built on, chosen by the driver.
     #[serde(default)]

@@ -28,6 +28,7 @@ pub mod plan;
 pub mod recipe;
 pub mod render;
 pub mod report;
+pub mod retain;
 pub mod role;
 pub mod rollback;
 pub mod route;

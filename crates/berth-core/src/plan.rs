@@ -397,6 +397,7 @@ pub fn plan(
             }
             (Some(c), _) if c.label(LABEL_HASH) != d.hash => {
                 let mut reasons = changes(c.labels.get(LABEL_CONFIG), &d.config);
+                active_switch(&mut reasons, d, &ours, &desired.containers);
                 if let Some(said) = holds_path {
                     reasons.insert(
                         0,
@@ -506,4 +507,41 @@ fn taken(kind: &str, name: &str, id: &str, project: &str) -> Diagnostic {
         ),
         format!("remove or rename that {kind} yourself, or rename the project: berth never touches what it does not own"),
     )
+}
+
+/// A change of `active` shows as the switch it is ("active 1.0.0 -> 2.0.0"),
+/// not as a label and the network aliases it moves.
+fn active_switch(
+    reasons: &mut Vec<Reason>,
+    d: &DesiredContainer,
+    ours: &[&ObservedContainer],
+    desired: &[DesiredContainer],
+) {
+    let label = format!("labels.{LABEL_ACTIVE}");
+    if !reasons
+        .iter()
+        .any(|r| matches!(r, Reason::Changed { field, .. } if *field == label))
+    {
+        return;
+    }
+    reasons.retain(|r| match r {
+        Reason::Changed {
+            field, old, new, ..
+        } => *field != label && !(field.starts_with("networks.") && old.is_some() && new.is_some()),
+        Reason::Note { .. } => true,
+    });
+    let now = ours
+        .iter()
+        .find(|c| c.label(LABEL_SERVICE) == d.service && c.label(LABEL_ACTIVE) == "true")
+        .map_or("none", |c| c.label(LABEL_VERSION));
+    let next = desired
+        .iter()
+        .find(|x| x.service == d.service && x.is_active())
+        .map_or("none", |x| x.version.as_str());
+    reasons.insert(
+        0,
+        Reason::note(format!(
+            "active {now} -> {next}: the service's path and network name move (a container's labels and aliases cannot change in place)"
+        )),
+    );
 }

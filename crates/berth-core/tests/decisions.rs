@@ -265,6 +265,7 @@ fn fact(id: &str, runtime: Runtime, base_missing: bool, built: bool) -> BuildFac
             package: "pkg".into(),
             runtime,
             extras: vec![],
+            vendored: false,
             command: None,
             cuda: None,
         },
@@ -424,4 +425,41 @@ fn status_shows_how_long_a_container_is_up_in_the_largest_whole_unit() {
     ] {
         assert_eq!(ago(secs), shown, "{secs}");
     }
+}
+
+#[test]
+fn a_version_keeps_its_running_and_previous_image_and_only_gc_takes_caches() {
+    use berth_core::retain::{advance, removable, ProjectImage, Record};
+    let running = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        pairs.iter().map(|(v, i)| (v.to_string(), i.to_string())).collect()
+    };
+    let mut record = Record::new();
+    for (step, now, want) in [
+        ("first apply", "a", vec!["a"]),
+        ("a change", "b", vec!["b", "a"]),
+        ("another", "c", vec!["c", "b"]),
+        ("a revert to b", "b", vec!["b", "c"]),
+        ("no change", "b", vec!["b", "c"]),
+    ] {
+        record = advance(&record, &running(&[("web@1.0.0", now)]));
+        assert_eq!(record["web@1.0.0"], want, "{step}");
+    }
+    record = advance(&record, &running(&[]));
+    assert!(record.is_empty(), "a version no longer running is forgotten");
+
+    let image = |id: &str, tag: &str| ProjectImage {
+        id: id.into(),
+        tags: vec![tag.into()],
+    };
+    let images = [
+        image("a", "berth/p-web:aaa"),
+        image("b", "berth/p-web:bbb"),
+        image("c", "berth/p-web:ccc"),
+        image("d", "berth-deps/p:ddd"),
+    ];
+    let record = advance(&advance(&Record::new(), &running(&[("web@1.0.0", "b")])), &running(&[("web@1.0.0", "c")]));
+    let in_use = ["c".to_string()].into_iter().collect();
+    let ids = |v: Vec<&ProjectImage>| v.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(removable(&images, &in_use, &record, false)), ["a"], "after a converge");
+    assert_eq!(ids(removable(&images, &in_use, &Record::new(), true)), ["a", "b", "d"], "berth gc");
 }

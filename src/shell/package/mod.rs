@@ -102,17 +102,19 @@ pub struct Package {
 
 /// Reads a package: a `.tar.gz` file or a directory.
 pub fn read(path: &Path, limits: Limits) -> Result<Package, PackageError> {
-    read_cached(path, limits, None)
+    read_cached(path, limits, None, false)
 }
 
 /// Reads a package, with the digests found before kept under `state_dir`.
+/// `vendored`: a directory's `node_modules` are read too (the service ships them).
 pub fn read_cached(
     path: &Path,
     limits: Limits,
     state_dir: Option<&Path>,
+    vendored: bool,
 ) -> Result<Package, PackageError> {
     if path.is_dir() {
-        return read_dir_cached(path, limits, state_dir);
+        return read_dir_cached(path, limits, state_dir, vendored);
     }
     let meta = std::fs::metadata(path).map_err(|source| PackageError::PackageRead {
         path: path.into(),
@@ -252,13 +254,14 @@ fn normal_path(p: &Path) -> Result<String, &'static str> {
 /// Reads a source directory: sorted, with [`ALWAYS_EXCLUDED`] and `.berthignore`
 /// (gitignore syntax) left out.
 pub fn read_dir(dir: &Path, limits: Limits) -> Result<Context, PackageError> {
-    read_dir_cached(dir, limits, None).map(|p| p.context)
+    read_dir_cached(dir, limits, None, false).map(|p| p.context)
 }
 
 fn read_dir_cached(
     dir: &Path,
     limits: Limits,
     state_dir: Option<&Path>,
+    vendored: bool,
 ) -> Result<Package, PackageError> {
     let mut cache: Cache<String> = Cache::open(state_dir, dir);
     let mut seen = std::collections::BTreeSet::new();
@@ -269,7 +272,10 @@ fn read_dir_cached(
         .add_custom_ignore_filename(".berthignore")
         .follow_links(false)
         .sort_by_file_name(|a, b| a.cmp(b))
-        .filter_entry(|e| !ALWAYS_EXCLUDED.contains(&e.file_name().to_str().unwrap_or("")))
+        .filter_entry(move |e| {
+            let name = e.file_name().to_str().unwrap_or("");
+            (vendored && name == "node_modules") || !ALWAYS_EXCLUDED.contains(&name)
+        })
         .build();
     let mut ctx = Context::default();
     for item in walker {

@@ -145,6 +145,8 @@ pub struct Version {
     pub command: Option<Vec<String>>,
     pub runtime: Option<Runtime>,
     pub extras: Vec<String>,
+    /// Node: the package ships its own `node_modules`.
+    pub vendored: bool,
     pub machine: Machine,
     pub scope: Scope,
     pub path: String,

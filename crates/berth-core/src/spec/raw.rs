@@ -88,6 +88,10 @@ macro_rules! settings_struct {
             pub runtime: Option<Spanned<String>>,
             /// Optional-dependency groups of pyproject.toml to install too.
             pub extras: Option<Vec<String>>,
+            /// Node only: run the `node_modules` shipped in the package instead of
+            /// installing package.json's dependencies (default false).
+            #[schemars(with = "Option<bool>")]
+            pub vendored: Option<Spanned<bool>>,
             /// The machine class: enforced CPU, memory and GPU limits (default: small).
             #[schemars(with = "Option<Machine>")]
             pub machine: Option<Spanned<String>>,

@@ -237,6 +237,25 @@ impl Validator {
             );
         }
 
+        let vendored = pick(&v.vendored, &s.vendored);
+        if let Some(flag) = vendored.filter(|f| f.value) {
+            let at = Pos::from(flag.referenced);
+            match (&source, runtime) {
+                (Some(Source::Image(_)), _) => self.err(
+                    at,
+                    format!("{id}: `vendored` applies only to code packages"),
+                    "remove `vendored`, or build from a `package`",
+                ),
+                (_, Some(r)) if r.python().is_some() => self.err(
+                    at,
+                    format!("{id}: `vendored` applies to Node packages, and runtime `{}` is Python", r.name()),
+                    "remove `vendored`: berth installs Python dependencies from wheels it resolves at plan time",
+                ),
+                _ => {}
+            }
+        }
+        let vendored = vendored.is_some_and(|f| f.value);
+
         let machine = self.machine(&id, s, v);
         let scope = self.scope(&id, s, v);
 
@@ -460,6 +479,7 @@ impl Validator {
             command,
             runtime,
             extras,
+            vendored,
             machine,
             scope,
             path,
