@@ -388,6 +388,12 @@ fn a_client_hammering_the_path_sees_no_failed_request_through_changes_switches_a
             .replace("GREETING: a", "GREETING: b")
             .replace("active: \"1.0.0\"", "active: \"1.1.0\""),
     );
+    let plan = p.ok(&["plan"]);
+    assert!(
+        plan.contains("active 1.0.0 -> 1.1.0: the service's path and network name move")
+            && !plan.contains("labels.berth.active"),
+        "the plan shows the switch as one: {plan}"
+    );
     p.ok(&["apply"]);
     wait_body("1.1.0 b");
     // And back, by rollback: the file still says 1.1.0.

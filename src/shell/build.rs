@@ -440,8 +440,16 @@ async fn wheels(
             cmd.args(["--platform", p]);
         }
         cmd.arg("-d").arg(tmp.join("wheels")).arg("-r").arg(&req);
+        // Not `output()`: it would capture stdout too, and pip's progress with it.
+        if !terminal {
+            cmd.stdout(std::process::Stdio::piped());
+        }
         let out = cmd
-            .output()
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| fail(format!("cannot run pip: {e}")))?
+            .wait_with_output()
             .await
             .map_err(|e| fail(format!("cannot run pip: {e}")))?;
         if !out.status.success() {

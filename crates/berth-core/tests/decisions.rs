@@ -431,7 +431,10 @@ fn status_shows_how_long_a_container_is_up_in_the_largest_whole_unit() {
 fn a_version_keeps_its_running_and_previous_image_and_only_gc_takes_caches() {
     use berth_core::retain::{advance, removable, ProjectImage, Record};
     let running = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
-        pairs.iter().map(|(v, i)| (v.to_string(), i.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(v, i)| (v.to_string(), i.to_string()))
+            .collect()
     };
     let mut record = Record::new();
     for (step, now, want) in [
@@ -445,7 +448,10 @@ fn a_version_keeps_its_running_and_previous_image_and_only_gc_takes_caches() {
         assert_eq!(record["web@1.0.0"], want, "{step}");
     }
     record = advance(&record, &running(&[]));
-    assert!(record.is_empty(), "a version no longer running is forgotten");
+    assert!(
+        record.is_empty(),
+        "a version no longer running is forgotten"
+    );
 
     let image = |id: &str, tag: &str| ProjectImage {
         id: id.into(),
@@ -457,9 +463,20 @@ fn a_version_keeps_its_running_and_previous_image_and_only_gc_takes_caches() {
         image("c", "berth/p-web:ccc"),
         image("d", "berth-deps/p:ddd"),
     ];
-    let record = advance(&advance(&Record::new(), &running(&[("web@1.0.0", "b")])), &running(&[("web@1.0.0", "c")]));
+    let record = advance(
+        &advance(&Record::new(), &running(&[("web@1.0.0", "b")])),
+        &running(&[("web@1.0.0", "c")]),
+    );
     let in_use = ["c".to_string()].into_iter().collect();
     let ids = |v: Vec<&ProjectImage>| v.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
-    assert_eq!(ids(removable(&images, &in_use, &record, false)), ["a"], "after a converge");
-    assert_eq!(ids(removable(&images, &in_use, &Record::new(), true)), ["a", "b", "d"], "berth gc");
+    assert_eq!(
+        ids(removable(&images, &in_use, &record, false)),
+        ["a"],
+        "after a converge"
+    );
+    assert_eq!(
+        ids(removable(&images, &in_use, &Record::new(), true)),
+        ["a", "b", "d"],
+        "berth gc"
+    );
 }
