@@ -265,6 +265,13 @@ fn an_unreachable_registry_is_a_plan_error_in_seconds_naming_it_and_vendored_mod
     let registry = format!("http://{}:{closed}/", bridge_address());
     package(&p.dir.path().join("greeter"), false);
     p.write("project: {p}\nservices:\n  greeter:\n    runtime: node22\n    package: greeter\n");
+    let dangling = || -> std::collections::BTreeSet<String> {
+        docker(&["images", "-q", "--no-trunc", "--filter", "dangling=true"])
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let dangling_before = dangling();
     let started = Instant::now();
     let out = berth_with(&p, &registry, &["plan"]);
     let took = started.elapsed();
@@ -281,6 +288,11 @@ fn an_unreachable_registry_is_a_plan_error_in_seconds_naming_it_and_vendored_mod
         "{err}"
     );
     assert!(p.containers().is_empty(), "nothing was created");
+    let left: Vec<String> = dangling().difference(&dangling_before).cloned().collect();
+    assert!(
+        left.is_empty(),
+        "the failed install leaves no untagged layer behind: {left:?}"
+    );
 
     let vendored = p.dir.path().join("vendored");
     package(&vendored, true);

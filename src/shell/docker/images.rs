@@ -81,6 +81,23 @@ pub(super) async fn remove_image(d: &Docker, id: &str) -> Result<(), EngineError
     }
 }
 
+/// Removes what a failed build left: its last layer and the untagged parents
+/// only it used. Only an untagged layer (never the base it started from), and
+/// without force, so a layer another image builds on (a cache hit of an
+/// earlier build) stays; any refusal is left at that.
+async fn remove_leftover(d: &Docker, layer: &str) {
+    match d.image(layer).await {
+        Ok(Some(img)) if img.repo_tags.as_ref().is_none_or(|t| t.is_empty()) => {}
+        _ => return,
+    }
+    let opts = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+        .force(false)
+        .build();
+    if let Ok(client) = d.client().await {
+        let _ = client.remove_image(layer, Some(opts), None).await;
+    }
+}
+
 /// On failure the error carries the last lines of the build log.
 pub(super) async fn build_image(
     d: &Docker,
@@ -106,21 +123,43 @@ pub(super) async fn build_image(
         }
     };
     let mut id = None;
+    // The last layer the build committed (` ---> 1a2b3c4d5e6f`): a failed build
+    // leaves it and its parents behind, untagged and unlabelled.
+    let mut last_layer: Option<String> = None;
+    let mut failure = None;
     while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| fail(&log, e.to_string()))?;
+        let info = match item {
+            Ok(info) => info,
+            Err(e) => {
+                failure = Some(e.to_string());
+                break;
+            }
+        };
         if let Some(text) = info.stream {
             let text = convert::strip_ansi(&text);
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 on_line(line);
                 log.push(line.to_string());
+                if let Some(layer) = line.trim().strip_prefix("---> ") {
+                    if layer.len() == 12 && layer.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        last_layer = Some(layer.to_string());
+                    }
+                }
             }
         }
         if let Some(e) = info.error_detail.and_then(|d| d.message) {
-            return Err(fail(&log, e));
+            failure = Some(e);
+            break;
         }
         if let Some(aux) = info.aux.and_then(|a| a.id) {
             id = Some(aux);
         }
+    }
+    if let Some(message) = failure {
+        if let Some(layer) = last_layer {
+            remove_leftover(d, &layer).await;
+        }
+        return Err(fail(&log, message));
     }
     match id {
         Some(id) => Ok(id),

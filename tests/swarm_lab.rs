@@ -1,0 +1,186 @@
+//! The Swarm lab (`scripts/swarm-lab`): extra Docker daemons in their own
+//! network namespaces form a real multi-node swarm with a local registry,
+//! images reach every node through it, and `down` leaves the machine (and the
+//! host's engine above all) as it found it.
+
+mod common;
+
+use std::process::Command;
+use std::time::Instant;
+
+use common::{docker, text, Project};
+
+const LAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/swarm-lab");
+
+fn lab(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(LAB)
+        .args(args)
+        .env("BERTH_LAB_DIR", dir)
+        .output()
+        .unwrap()
+}
+
+/// What of the host's engine and network the lab must never change.
+fn host_facts() -> (String, String, bool) {
+    (
+        docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]),
+        docker(&["network", "ls", "--format", "{{.ID}} {{.Name}} {{.Driver}}"]),
+        std::path::Path::new("/sys/class/net/docker0").exists(),
+    )
+}
+
+/// Stops the lab even when an assertion fails half-way.
+struct Down(std::path::PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let out = lab(&self.0, &["down"]);
+        if !out.status.success() {
+            eprintln!("swarm-lab down: {}", text(&out.stderr));
+        }
+    }
+}
+
+#[test]
+fn the_lab_forms_a_three_node_swarm_beside_the_host_engine_and_down_leaves_nothing() {
+    // A project only for the engine check and the busybox base the lab ships.
+    let Some(_p) = Project::new("lab") else {
+        return;
+    };
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but not root: the swarm lab needs root"
+        );
+        eprintln!("\n!!! SKIPPED: the swarm lab needs root (network namespaces, dockerd) !!!\n");
+        return;
+    }
+    let before = host_facts();
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join("lab");
+    let _down = Down(lab_dir.clone());
+
+    let started = Instant::now();
+    let out = lab(&lab_dir, &["up", "3"]);
+    eprintln!("swarm-lab up 3: {:.1} s", started.elapsed().as_secs_f64());
+    assert!(out.status.success(), "up: {}", text(&out.stderr));
+    let env = text(&out.stdout);
+    let host = env
+        .lines()
+        .find_map(|l| l.strip_prefix("DOCKER_HOST="))
+        .unwrap_or_else(|| panic!("no DOCKER_HOST in {env}"))
+        .to_string();
+    let registry = env
+        .lines()
+        .find_map(|l| l.strip_prefix("BERTH_LAB_REGISTRY="))
+        .unwrap_or_else(|| panic!("no registry in {env}"))
+        .to_string();
+    let on = |args: &[&str]| -> String {
+        let mut all = vec!["-H", host.as_str()];
+        all.extend_from_slice(args);
+        docker(&all)
+    };
+
+    let nodes = on(&["node", "ls", "--format", "{{.Status}} {{.ManagerStatus}}"]);
+    let lines: Vec<&str> = nodes.lines().collect();
+    assert_eq!(lines.len(), 3, "{nodes}");
+    assert!(lines.iter().all(|l| l.starts_with("Ready")), "{nodes}");
+    assert_eq!(
+        lines.iter().filter(|l| l.ends_with("Leader")).count(),
+        1,
+        "{nodes}"
+    );
+    let classes = on(&["node", "ls", "--format", "{{.ID}}"]);
+    let mut seen = Vec::new();
+    for id in classes.lines() {
+        seen.push(on(&[
+            "node",
+            "inspect",
+            "--format",
+            "{{index .Spec.Labels \"berth.class\"}}",
+            id,
+        ]));
+    }
+    seen.sort();
+    assert_eq!(seen, ["large", "medium", "small"], "one class per node");
+
+    // An image reaches every node through the lab's registry: loaded on the
+    // manager, pushed, and run as three replicas spread over the nodes.
+    let image = format!("{registry}/berth-lab-probe:1");
+    let save = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "docker save berth-local/busybox:stable | docker -H {host} load -q && docker -H {host} tag berth-local/busybox:stable {image} && docker -H {host} push -q {image}"
+        ))
+        .output()
+        .unwrap();
+    assert!(save.status.success(), "{}", text(&save.stderr));
+    on(&[
+        "service",
+        "create",
+        "-q",
+        "--name",
+        "berth-lab-probe",
+        "--replicas",
+        "3",
+        "--replicas-max-per-node",
+        "1",
+        &image,
+        "sleep",
+        "3600",
+    ]);
+    let mut running = String::new();
+    for _ in 0..300 {
+        running = on(&[
+            "service",
+            "ps",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{.Node}} {{.CurrentState}}",
+            "berth-lab-probe",
+        ]);
+        if running.lines().filter(|l| l.contains("Running")).count() == 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let spread: std::collections::BTreeSet<&str> = running
+        .lines()
+        .filter(|l| l.contains("Running"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(spread.len(), 3, "three replicas on three nodes: {running}");
+
+    // The host's engine was never part of it.
+    assert_eq!(
+        host_facts(),
+        before,
+        "the host's engine and docker0 are as they were"
+    );
+
+    drop(_down);
+    assert_eq!(host_facts(), before, "after down too");
+    assert!(!lab_dir.exists(), "the lab's files are gone");
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    let links = text(&links.stdout);
+    assert!(
+        !links.contains("berthlab0") && !links.contains("blab1"),
+        "the lab's bridge and veths are gone: {links}"
+    );
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !text(&netns.stdout).contains("berthlab-"),
+        "namespaces gone"
+    );
+    let procs = Command::new("pgrep")
+        .args(["-f", lab_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        text(&procs.stdout).trim().is_empty(),
+        "no lab process is left: {}",
+        text(&procs.stdout)
+    );
+}
