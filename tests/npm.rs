@@ -19,6 +19,14 @@ fn project(tag: &str) -> Option<Project> {
     Project::with_runtimes(tag, &["node22"])
 }
 
+/// One test at a time: a build in progress shows its newest layer as
+/// dangling, which the check for what a failed build leaves must not see.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The host's address on the engine's default bridge: what a build container
 /// reaches the host at (the gateway, else the subnet's first address).
 fn bridge_address() -> String {
@@ -199,6 +207,7 @@ fn berth_with(p: &Project, registry: &str, args: &[&str]) -> std::process::Outpu
 
 #[test]
 fn node_dependencies_install_at_plan_time_once_per_set_and_later_builds_need_no_registry() {
+    let _alone = alone();
     let Some(p) = project("npm") else { return };
     let registry = Registry::start();
     let src = p.dir.path().join("greeter");
@@ -256,6 +265,7 @@ fn node_dependencies_install_at_plan_time_once_per_set_and_later_builds_need_no_
 #[test]
 fn an_unreachable_registry_is_a_plan_error_in_seconds_naming_it_and_vendored_modules_run_without_one(
 ) {
+    let _alone = alone();
     let Some(p) = project("npmdown") else { return };
     // A port nothing listens on, on the address build containers reach the host at.
     let closed = {

@@ -16,6 +16,14 @@ fn check(name: &str, text: &str) -> String {
 
 fn summary(spec: &Spec) -> String {
     let mut out = format!("project {}\n", spec.project);
+    if spec.engine != berth::core::spec::EngineKind::Docker {
+        let _ = writeln!(
+            out,
+            "engine {} registry={:?}",
+            spec.engine.name(),
+            spec.registry
+        );
+    }
     for s in &spec.services {
         let _ = writeln!(out, "service {} active={}", s.name, s.active);
         for v in &s.versions {
@@ -34,6 +42,9 @@ fn summary(spec: &Spec) -> String {
                 v.publish,
                 v.command
             );
+            if v.replicas != 1 {
+                let _ = writeln!(out, "    replicas={}", v.replicas);
+            }
             let secrets: Vec<String> = v
                 .secrets
                 .iter()

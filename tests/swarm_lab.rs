@@ -6,19 +6,9 @@
 mod common;
 
 use std::process::Command;
-use std::time::Instant;
 
+use common::lab::{self, Lab};
 use common::{docker, text, Project};
-
-const LAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/swarm-lab");
-
-fn lab(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(LAB)
-        .args(args)
-        .env("BERTH_LAB_DIR", dir)
-        .output()
-        .unwrap()
-}
 
 /// What of the host's engine and network the lab must never change.
 fn host_facts() -> (String, String, bool) {
@@ -29,58 +19,20 @@ fn host_facts() -> (String, String, bool) {
     )
 }
 
-/// Stops the lab even when an assertion fails half-way.
-struct Down(std::path::PathBuf);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let out = lab(&self.0, &["down"]);
-        if !out.status.success() {
-            eprintln!("swarm-lab down: {}", text(&out.stderr));
-        }
-    }
-}
-
 #[test]
 fn the_lab_forms_a_three_node_swarm_beside_the_host_engine_and_down_leaves_nothing() {
     // A project only for the engine check and the busybox base the lab ships.
     let Some(_p) = Project::new("lab") else {
         return;
     };
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but not root: the swarm lab needs root"
-        );
-        eprintln!("\n!!! SKIPPED: the swarm lab needs root (network namespaces, dockerd) !!!\n");
+    if !lab::possible() {
         return;
     }
     let before = host_facts();
-    let dir = tempfile::tempdir().unwrap();
-    let lab_dir = dir.path().join("lab");
-    let _down = Down(lab_dir.clone());
-
-    let started = Instant::now();
-    let out = lab(&lab_dir, &["up", "3"]);
-    eprintln!("swarm-lab up 3: {:.1} s", started.elapsed().as_secs_f64());
-    assert!(out.status.success(), "up: {}", text(&out.stderr));
-    let env = text(&out.stdout);
-    let host = env
-        .lines()
-        .find_map(|l| l.strip_prefix("DOCKER_HOST="))
-        .unwrap_or_else(|| panic!("no DOCKER_HOST in {env}"))
-        .to_string();
-    let registry = env
-        .lines()
-        .find_map(|l| l.strip_prefix("BERTH_LAB_REGISTRY="))
-        .unwrap_or_else(|| panic!("no registry in {env}"))
-        .to_string();
-    let on = |args: &[&str]| -> String {
-        let mut all = vec!["-H", host.as_str()];
-        all.extend_from_slice(args);
-        docker(&all)
-    };
+    let lab = Lab::up(3);
+    eprintln!("swarm-lab up 3: {:.1} s", lab.up_secs);
+    let lab_dir = lab.lab_dir();
+    let on = |args: &[&str]| lab.docker(args);
 
     let nodes = on(&["node", "ls", "--format", "{{.Status}} {{.ManagerStatus}}"]);
     let lines: Vec<&str> = nodes.lines().collect();
@@ -107,15 +59,7 @@ fn the_lab_forms_a_three_node_swarm_beside_the_host_engine_and_down_leaves_nothi
 
     // An image reaches every node through the lab's registry: loaded on the
     // manager, pushed, and run as three replicas spread over the nodes.
-    let image = format!("{registry}/berth-lab-probe:1");
-    let save = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "docker save berth-local/busybox:stable | docker -H {host} load -q && docker -H {host} tag berth-local/busybox:stable {image} && docker -H {host} push -q {image}"
-        ))
-        .output()
-        .unwrap();
-    assert!(save.status.success(), "{}", text(&save.stderr));
+    let image = lab.push("berth-local/busybox:stable", "berth-lab-probe:1");
     on(&[
         "service",
         "create",
@@ -160,7 +104,7 @@ fn the_lab_forms_a_three_node_swarm_beside_the_host_engine_and_down_leaves_nothi
         "the host's engine and docker0 are as they were"
     );
 
-    drop(_down);
+    drop(lab);
     assert_eq!(host_facts(), before, "after down too");
     assert!(!lab_dir.exists(), "the lab's files are gone");
     let links = Command::new("ip").args(["-o", "link"]).output().unwrap();

@@ -15,8 +15,8 @@ pub async fn run(
     saved_plan: Option<&Path>,
     allow_empty: bool,
 ) -> Result<u8, CommandError> {
-    let ctx = out.connect().await?;
     if let Some(path) = saved_plan {
+        let ctx = out.connect().await?;
         let plan = saved::read_plan(path)?;
         let _lock = lock(&ctx, &plan.project, "apply").await?;
         let observed = ctx.engine.observe(&plan.project).await?;
@@ -30,6 +30,7 @@ pub async fn run(
         return report(&ctx, &plan).await;
     }
     let spec = converge::load(&out.settings, file)?;
+    let ctx = out.connect_for(spec.engine).await?;
     // Planned under the lock, so a concurrent apply cannot make it stale.
     let held = lock(&ctx, &spec.project, "apply").await?;
     let opts = Options {

@@ -17,9 +17,11 @@ pub async fn run(
     volumes: bool,
     keep_images: bool,
 ) -> Result<u8, CommandError> {
-    let (project, _) = converge::project_of(&out.settings, file, project)?;
+    let (project, spec) = converge::project_of(&out.settings, file, project)?;
     let project = project.as_str();
-    let ctx = out.connect().await?;
+    let ctx = out
+        .connect_for(spec.map(|s| s.engine).unwrap_or_default())
+        .await?;
     let engine = ctx.engine.as_ref();
     let _lock = apply::lock(&ctx, project, "destroy").await?;
     let observed = engine.observe(project).await?;

@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use crate::cli::{Cli, Command, TokenCommand};
 use crate::converge::{Context, ConvergeError};
 use crate::core::diag::Diagnostics;
+use crate::core::spec::EngineKind;
 use crate::daemon::DaemonError;
 use crate::shell::api::ApiError;
 use crate::shell::baseimage::BaseImageError;
@@ -205,6 +206,18 @@ impl Output {
             engine: Docker::shared(&self.settings).await?,
             ..self.connect_later()
         })
+    }
+
+    /// Connected to the engine a file names: one Docker engine, or a swarm's
+    /// manager (checked to be one).
+    pub async fn connect_for(&self, kind: EngineKind) -> Result<Context, CommandError> {
+        match kind {
+            EngineKind::Docker => self.connect().await,
+            EngineKind::Swarm => Ok(Context {
+                engine: crate::shell::docker::Swarm::shared(&self.settings).await?,
+                ..self.connect_later()
+            }),
+        }
     }
 
     /// For the long-running commands (`watch`, `serve`): they listen at once

@@ -17,7 +17,7 @@ pub async fn run(
     allow_empty: bool,
 ) -> Result<u8, CommandError> {
     let spec = converge::load(&out.settings, file)?;
-    let ctx = out.connect().await?;
+    let ctx = out.connect_for(spec.engine).await?;
     let opts = Options {
         allow_empty,
         retry_failed: true,

@@ -14,7 +14,9 @@ pub async fn run(
     json: bool,
 ) -> Result<u8, CommandError> {
     let (project, spec) = converge::project_of(&out.settings, file, project)?;
-    let ctx = out.connect().await?;
+    let ctx = out
+        .connect_for(spec.as_ref().map(|s| s.engine).unwrap_or_default())
+        .await?;
     let rows = observe::status_rows(ctx.engine.as_ref(), &project, true).await?;
     if json {
         println!(

@@ -75,6 +75,10 @@ pub async fn create(
     c: &DesiredContainer,
     secrets: &BTreeMap<String, String>,
 ) -> Result<(), StepError> {
+    if ctx.engine.orchestrates() {
+        ctx.engine.deploy(None, &c.name, c, secrets).await?;
+        return Ok(());
+    }
     let id = start_on_probation(ctx, c, secrets).await?;
     let next = ContainerRole::Next.name(&c.name, &c.hash);
     ctx.engine.rename_container(&id, &next, &c.name).await?;
@@ -182,6 +186,11 @@ pub async fn replace(
     secrets: &BTreeMap<String, String>,
 ) -> Result<(), StepError> {
     let engine = ctx.engine.as_ref();
+    // An orchestrator rolls the version out in place, gated by its own checks.
+    if engine.orchestrates() {
+        engine.deploy(Some(old_id), old_name, c, secrets).await?;
+        return Ok(());
+    }
     let aside = ContainerRole::Old.name(&c.name, short(old_id));
     let next = ContainerRole::Next.name(&c.name, &c.hash);
     if c.config.publish.is_none() && c.config.mounts.is_empty() {

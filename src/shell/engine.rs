@@ -73,6 +73,26 @@ pub type SharedEngine = Arc<dyn Engine>;
 
 #[async_trait::async_trait]
 pub trait Engine: Send + Sync {
+    /// Whether the engine rolls changes out itself (Swarm): then a version is
+    /// created or replaced by [`Engine::deploy`], not started on probation and
+    /// renamed by berth.
+    fn orchestrates(&self) -> bool {
+        false
+    }
+    /// Orchestrating engines: creates (`existing` None) or updates the version
+    /// `name` to `c`, waits for the rollout to end and returns its ID; an error
+    /// names the version when the engine rolled it back.
+    async fn deploy(
+        &self,
+        _existing: Option<&str>,
+        _name: &str,
+        _c: &DesiredContainer,
+        _secrets: &BTreeMap<String, String>,
+    ) -> Result<String, EngineError> {
+        Err(EngineError::SwarmUnsupported {
+            what: "deploy (the engine is not an orchestrator)",
+        })
+    }
     async fn version(&self) -> Result<EngineVersion, EngineError>;
     /// Everything under the project's names, ours or not, whatever the number of
     /// services in a constant number of calls.

@@ -2,6 +2,8 @@
 //! real `berth` binary, and the docker CLI for looking at what it did.
 #![allow(dead_code)]
 
+pub mod lab;
+
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::sync::Once;

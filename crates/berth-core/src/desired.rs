@@ -510,6 +510,7 @@ fn container(
         labels,
         assets,
         gpu: gpu.cloned(),
+        replicas: v.replicas,
     };
     let hash = config.hash();
     Ok((

@@ -42,6 +42,7 @@ pub fn display_fields(c: &ContainerConfig) -> BTreeMap<String, String> {
             format!("sha256:{}", super::observed::short(v)),
         );
     }
+    f.insert("replicas".to_string(), c.replicas.to_string());
     if let Some(g) = &c.gpu {
         f.insert("gpu".to_string(), g.clone());
     }

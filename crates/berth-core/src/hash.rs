@@ -41,6 +41,18 @@ pub struct ContainerConfig {
     /// The GPU handed to the container, by UUID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<String>,
+    /// Swarm: the tasks of the service. (Left out of the canonical form when 1,
+    /// so hashes from before it stay as they were.)
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub replicas: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl ContainerConfig {

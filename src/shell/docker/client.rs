@@ -62,6 +62,18 @@ pub enum EngineError {
     ImageBuild { tag: String, message: String },
     #[error("cannot send the build context of {tag}: {message}\n  help: make the plan again; if a package keeps changing, stop what writes to it")]
     ContextSend { tag: String, message: String },
+    #[error("the engine at {address} is not a swarm manager\n  help: point DOCKER_HOST at a manager of the swarm (`docker node ls` answers there), or remove `engine: swarm` from the file")]
+    SwarmMissing { address: String },
+    #[error("cannot {verb} service {name}: {source}")]
+    ServiceChange {
+        verb: &'static str,
+        name: String,
+        source: BollardError,
+    },
+    #[error("{name}: {message}")]
+    ServiceRollout { name: String, message: String },
+    #[error("{what} is not available on engine: swarm yet")]
+    SwarmUnsupported { what: &'static str },
 }
 
 pub(super) fn is_not_found(e: &BollardError) -> bool {

@@ -49,7 +49,12 @@ fn endpoint(aliases: &[String]) -> EndpointSettings {
 /// The engine's create request for `c`, exactly as its config says. `secrets`
 /// holds the secret values by secret name; they go into the environment and
 /// nowhere else.
-pub fn create_request(c: &DesiredContainer, secrets: &BTreeMap<String, String>) -> CreateRequest {
+/// The labels a container (or a Swarm service) of `c` carries, its hash and
+/// recorded configuration included, and its environment with the secrets.
+pub fn labels_and_env(
+    c: &DesiredContainer,
+    secrets: &BTreeMap<String, String>,
+) -> (HashMap<String, String>, Vec<String>) {
     let cfg = &c.config;
     let mut labels = hashmap(&cfg.labels);
     labels.insert(LABEL_HASH.into(), c.hash.clone());
@@ -63,6 +68,12 @@ pub fn create_request(c: &DesiredContainer, secrets: &BTreeMap<String, String>) 
         .chain(secrets.iter())
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
+    (labels, env)
+}
+
+pub fn create_request(c: &DesiredContainer, secrets: &BTreeMap<String, String>) -> CreateRequest {
+    let cfg = &c.config;
+    let (labels, env) = labels_and_env(c, secrets);
     let port_key = format!("{}/tcp", cfg.port);
     let binding = EnginePortBinding {
         host_ip: Some("127.0.0.1".into()),
@@ -243,6 +254,32 @@ pub fn image_ids(images: Vec<bollard::models::ImageSummary>) -> BTreeMap<String,
         ids.insert(img.id.clone(), img.id.clone());
     }
     ids
+}
+
+/// Reference -> `repo@sha256:…` for every local image a registry knows (it has a
+/// repository digest): what a swarm's nodes can pull, pinned to its content.
+pub fn swarm_image_refs(images: Vec<bollard::models::ImageSummary>) -> BTreeMap<String, String> {
+    let mut refs = BTreeMap::new();
+    for img in images {
+        for tag in &img.repo_tags {
+            let repo = tag.rsplit_once(':').map_or(tag.as_str(), |(r, t)| {
+                if t.contains('/') {
+                    tag.as_str()
+                } else {
+                    r
+                }
+            });
+            if let Some(digest) = img
+                .repo_digests
+                .iter()
+                .find(|d| d.split_once('@').is_some_and(|(r, _)| r == repo))
+            {
+                refs.insert(tag.clone(), digest.clone());
+                refs.insert(digest.clone(), digest.clone());
+            }
+        }
+    }
+    refs
 }
 
 /// The state word and the host port `private`/tcp is published on, from an inspection.

@@ -9,6 +9,9 @@
 mod client;
 pub mod convert;
 mod images;
+pub mod swarm;
+
+pub use swarm::Swarm;
 
 use client::{is_not_found, is_not_modified};
 pub use client::{Docker, EngineError};
@@ -34,6 +37,13 @@ use crate::core::desired::{
     DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_HASH, LABEL_PROJECT,
 };
 use crate::core::plan::Observed;
+
+impl Docker {
+    /// Reference -> pinned `repo@sha256:…` reference, for a swarm.
+    pub(super) async fn swarm_image_refs(&self) -> Result<BTreeMap<String, String>, EngineError> {
+        Ok(convert::swarm_image_refs(images::list(self, None).await?))
+    }
+}
 
 #[async_trait::async_trait]
 impl Engine for Docker {

@@ -9,6 +9,40 @@ pub const UNVERSIONED: &str = "0.0.0";
 /// The port the service contract says a service listens on.
 pub const DEFAULT_PORT: u16 = 8000;
 
+/// Where the services run: one Docker engine, or a Docker Swarm through its
+/// manager.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineKind {
+    #[default]
+    Docker,
+    Swarm,
+}
+
+impl EngineKind {
+    pub const ALL: [EngineKind; 2] = [EngineKind::Docker, EngineKind::Swarm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Docker => "docker",
+            EngineKind::Swarm => "swarm",
+        }
+    }
+}
+
 /// Machine classes: enforced container limits.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,

@@ -77,7 +77,9 @@ pub(super) fn explain(msg: &str, text: &str, pos: Option<Pos>) -> (String, Strin
     }
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let key = rest.split('`').next().unwrap_or_default();
-        if msg.contains("expected one of project, services") && is_service_key(key) {
+        if msg.contains("expected one of project, engine, registry, services")
+            && is_service_key(key)
+        {
             return (
                 format!("`{key}` is a service setting, but it is at the top level of the file"),
                 under(key),

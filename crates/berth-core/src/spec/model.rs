@@ -147,6 +147,8 @@ pub struct Version {
     pub extras: Vec<String>,
     /// Node: the package ships its own `node_modules`.
     pub vendored: bool,
+    /// Swarm: tasks of this version (1 on one engine).
+    pub replicas: u32,
     pub machine: Machine,
     pub scope: Scope,
     pub path: String,
@@ -197,6 +199,9 @@ pub struct ActiveHold {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spec {
     pub project: String,
+    pub engine: EngineKind,
+    /// Swarm: where images built here are pushed (HOST:PORT).
+    pub registry: Option<String>,
     /// Sorted by name.
     pub services: Vec<Service>,
 }

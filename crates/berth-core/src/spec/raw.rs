@@ -92,6 +92,9 @@ macro_rules! settings_struct {
             /// installing package.json's dependencies (default false).
             #[schemars(with = "Option<bool>")]
             pub vendored: Option<Spanned<bool>>,
+            /// Swarm: how many tasks run this version (default 1); `engine: docker` runs one.
+            #[schemars(with = "Option<u32>")]
+            pub replicas: Option<Spanned<u32>>,
             /// The machine class: enforced CPU, memory and GPU limits (default: small).
             #[schemars(with = "Option<Machine>")]
             pub machine: Option<Spanned<String>>,
@@ -161,6 +164,12 @@ pub struct RawFile {
     /// Prefixes every container, network, volume and image: [a-z][a-z0-9-]{0,31}.
     #[schemars(with = "String")]
     pub project: Spanned<String>,
+    /// `docker` (default: one engine) or `swarm` (DOCKER_HOST names a swarm manager).
+    #[schemars(with = "Option<EngineKind>")]
+    pub engine: Option<Spanned<String>>,
+    /// Swarm: the registry images built here are pushed to, so every node can pull them (HOST:PORT).
+    #[schemars(with = "Option<String>")]
+    pub registry: Option<Spanned<String>>,
     /// The services, keyed by name: [a-z][a-z0-9-]{0,31}.
     #[serde(default)]
     #[schemars(with = "IndexMap<String, RawService>")]

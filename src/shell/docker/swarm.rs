@@ -1,0 +1,590 @@
+//! Docker Swarm through a manager: the second [`Engine`]. A service version is
+//! one Swarm service, named and labelled like the single-host container, so the
+//! plan compares the same hashes. Swarm rolls a change out itself (start-first,
+//! rolled back when a new task fails) and berth waits for it to end; images,
+//! networks and volumes are the manager's, as on one host.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bollard::models::{
+    Limit, NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
+    ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum,
+    ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
+    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
+    ServiceUpdateStatusStateEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecResources,
+    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+};
+use bollard::query_parameters::{
+    InspectServiceOptions, ListServicesOptionsBuilder, UpdateServiceOptionsBuilder,
+};
+use futures_util::stream::BoxStream;
+
+use super::client::is_not_found;
+use super::convert::btreemap;
+use super::{
+    ContainerEvent, ContainerOwner, ContainerState, Docker, Engine, EngineError, EngineVersion,
+    Restarts, SharedEngine, Usage,
+};
+use crate::core::desired::{
+    container_name, DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_PROJECT, LABEL_SERVICE,
+    LABEL_VERSION,
+};
+use crate::core::observed::ObservedContainer;
+use crate::core::plan::Observed;
+use crate::shell::settings::Settings;
+
+/// How long a new task must run before Swarm counts it as updated.
+const MONITOR: Duration = Duration::from_secs(5);
+/// The longest berth waits for a rollout to end.
+const ROLLOUT_LIMIT: Duration = Duration::from_secs(300);
+
+pub struct Swarm {
+    docker: Docker,
+    address: String,
+}
+
+impl Swarm {
+    /// The manager at DOCKER_HOST, checked to be one now.
+    pub async fn shared(settings: &Settings) -> Result<SharedEngine, EngineError> {
+        let docker = Docker::connect(settings).await?;
+        let info = docker
+            .client()
+            .await?
+            .info()
+            .await
+            .map_err(EngineError::EngineConnect)?;
+        let manager = info
+            .swarm
+            .and_then(|s| s.control_available)
+            .unwrap_or(false);
+        if !manager {
+            return Err(EngineError::SwarmMissing {
+                address: settings.engine_address.clone(),
+            });
+        }
+        Ok(std::sync::Arc::new(Swarm {
+            docker,
+            address: settings.engine_address.clone(),
+        }))
+    }
+
+    async fn service(&self, id: &str) -> Result<Option<bollard::models::Service>, EngineError> {
+        match self
+            .docker
+            .client()
+            .await?
+            .inspect_service(id, None::<InspectServiceOptions>)
+            .await
+        {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(source) => Err(EngineError::ObjectInspect {
+                what: "service",
+                name: id.into(),
+                source,
+            }),
+        }
+    }
+
+    /// Waits until the service's tasks run and a rollout (if any) ended: an
+    /// error names the version when Swarm rolled the update back or paused it.
+    async fn await_rollout(&self, id: &str, name: &str, replicas: u64) -> Result<(), EngineError> {
+        let deadline = tokio::time::Instant::now() + ROLLOUT_LIMIT;
+        let fail = |message: String| EngineError::ServiceRollout {
+            name: name.to_string(),
+            message,
+        };
+        loop {
+            let service = self
+                .service(id)
+                .await?
+                .ok_or_else(|| fail("the service went away during its rollout".into()))?;
+            let status = service.update_status.as_ref();
+            let state = status.and_then(|s| s.state);
+            let said = status.and_then(|s| s.message.clone()).unwrap_or_default();
+            match state {
+                Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED)
+                | Some(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED)
+                | Some(ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED) => {
+                    return Err(fail(format!(
+                        "Swarm rolled the update back: its new tasks failed ({said}); the previous configuration keeps running\n  help: `docker service ps {} --no-trunc` shows why the new tasks failed",
+                        service_name(name)
+                    )))
+                }
+                Some(ServiceUpdateStatusStateEnum::PAUSED) => {
+                    return Err(fail(format!("Swarm paused the update: {said}")))
+                }
+                Some(ServiceUpdateStatusStateEnum::UPDATING) => {}
+                _ => {
+                    let running = self.running_tasks(id).await?;
+                    if running >= replicas {
+                        return Ok(());
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(fail(format!(
+                    "the rollout did not end within {} s",
+                    ROLLOUT_LIMIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn running_tasks(&self, id: &str) -> Result<u64, EngineError> {
+        let list = self.services("id", id).await?;
+        Ok(list
+            .first()
+            .and_then(|s| s.service_status.as_ref())
+            .and_then(|s| s.running_tasks)
+            .unwrap_or(0))
+    }
+
+    /// The services whose `key` (`id`, `name`: a prefix) matches, with their
+    /// task counts.
+    async fn services(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<bollard::models::Service>, EngineError> {
+        let filters = HashMap::from([(key, vec![value.to_string()])]);
+        self.docker
+            .client()
+            .await?
+            .list_services(Some(
+                ListServicesOptionsBuilder::default()
+                    .filters(&filters)
+                    .status(true)
+                    .build(),
+            ))
+            .await
+            .map_err(|source| EngineError::ObjectList {
+                what: "services",
+                source,
+            })
+    }
+}
+
+/// A version's Swarm service name: Swarm takes only a DNS label (letters,
+/// digits and dashes, at most 63), so the dots of the version become dashes,
+/// and a name that would be longer keeps its first 50 characters and a hash
+/// of the whole. `observe` reads the version back from the labels.
+pub fn service_name(name: &str) -> String {
+    let label: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if label.len() <= 63 {
+        return label;
+    }
+    let hash = crate::core::hash::sha256_hex(name.as_bytes());
+    format!("{}-{}", label[..50].trim_end_matches('-'), &hash[..12])
+}
+
+/// A service of berth's under the name the plan knows (the version's dots and
+/// all, from its labels); anything else under the name Swarm has.
+fn known_name(name: String, labels: &BTreeMap<String, String>) -> String {
+    match (
+        labels.get(LABEL_PROJECT),
+        labels.get(LABEL_SERVICE),
+        labels.get(LABEL_VERSION),
+    ) {
+        (Some(project), Some(service), Some(version))
+            if service_name(&container_name(project, service, version)) == name =>
+        {
+            container_name(project, service, version)
+        }
+        _ => name,
+    }
+}
+
+/// The service spec of a version: its task runs what the single-host container
+/// would, with the same labels; updates start the new task first, watch it for
+/// [`MONITOR`] and roll back if it fails.
+pub fn service_spec(
+    name: &str,
+    c: &DesiredContainer,
+    secrets: &BTreeMap<String, String>,
+) -> ServiceSpec {
+    let cfg = &c.config;
+    let (labels, env) = super::convert::labels_and_env(c, secrets);
+    let monitor = MONITOR.as_nanos() as i64;
+    ServiceSpec {
+        name: Some(service_name(name)),
+        labels: Some(labels),
+        task_template: Some(TaskSpec {
+            container_spec: Some(TaskSpecContainerSpec {
+                image: Some(cfg.image.clone()),
+                args: cfg.command.clone(),
+                env: Some(env),
+                labels: Some(
+                    cfg.labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                ),
+                init: Some(true),
+                ..Default::default()
+            }),
+            resources: Some(TaskSpecResources {
+                limits: Some(Limit {
+                    nano_cpus: Some(cfg.nano_cpus),
+                    memory_bytes: Some(cfg.memory),
+                    pids: None,
+                }),
+                ..Default::default()
+            }),
+            restart_policy: Some(TaskSpecRestartPolicy {
+                condition: Some(TaskSpecRestartPolicyConditionEnum::ANY),
+                delay: Some(Duration::from_secs(1).as_nanos() as i64),
+                ..Default::default()
+            }),
+            networks: Some(
+                cfg.networks
+                    .iter()
+                    .map(|(net, aliases)| NetworkAttachmentConfig {
+                        target: Some(net.clone()),
+                        aliases: Some(aliases.clone()),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        mode: Some(ServiceSpecMode {
+            replicated: Some(ServiceSpecModeReplicated {
+                replicas: Some(cfg.replicas as i64),
+            }),
+            ..Default::default()
+        }),
+        update_config: Some(ServiceSpecUpdateConfig {
+            parallelism: Some(1),
+            delay: Some(0),
+            failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
+            monitor: Some(monitor),
+            max_failure_ratio: Some(0.0),
+            order: Some(ServiceSpecUpdateConfigOrderEnum::START_FIRST),
+        }),
+        rollback_config: Some(ServiceSpecRollbackConfig {
+            parallelism: Some(0),
+            delay: Some(0),
+            failure_action: Some(ServiceSpecRollbackConfigFailureActionEnum::PAUSE),
+            monitor: Some(monitor),
+            max_failure_ratio: Some(0.0),
+            order: Some(ServiceSpecRollbackConfigOrderEnum::STOP_FIRST),
+        }),
+        ..Default::default()
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for Swarm {
+    fn orchestrates(&self) -> bool {
+        true
+    }
+
+    async fn deploy(
+        &self,
+        existing: Option<&str>,
+        name: &str,
+        c: &DesiredContainer,
+        secrets: &BTreeMap<String, String>,
+    ) -> Result<String, EngineError> {
+        let spec = service_spec(name, c, secrets);
+        let client = self.docker.client().await?;
+        let id = match existing {
+            None => client
+                .create_service(spec, None)
+                .await
+                .map_err(|source| EngineError::ServiceChange {
+                    verb: "create",
+                    name: name.into(),
+                    source,
+                })?
+                .id
+                .unwrap_or_default(),
+            Some(id) => {
+                let version = self
+                    .service(id)
+                    .await?
+                    .and_then(|s| s.version)
+                    .and_then(|v| v.index)
+                    .unwrap_or_default();
+                let opts = UpdateServiceOptionsBuilder::default()
+                    .version(version as i32)
+                    .build();
+                client
+                    .update_service(id, spec, opts, None)
+                    .await
+                    .map_err(|source| EngineError::ServiceChange {
+                        verb: "update",
+                        name: name.into(),
+                        source,
+                    })?;
+                id.to_string()
+            }
+        };
+        self.await_rollout(&id, name, c.config.replicas as u64)
+            .await?;
+        Ok(id)
+    }
+
+    async fn version(&self) -> Result<EngineVersion, EngineError> {
+        self.docker.version().await
+    }
+
+    /// One list of services (with their task counts) besides the manager's
+    /// networks and volumes; the tasks' containers are Swarm's, never listed.
+    async fn observe(&self, project: &str) -> Result<Observed, EngineError> {
+        let local = self.docker.observe(project).await?;
+        let services = self.services("name", &format!("{project}-")).await?;
+        let prefix = format!("{project}-");
+        let containers = services
+            .into_iter()
+            .filter_map(|s| {
+                let spec = s.spec?;
+                let name = spec.name?;
+                if !name.starts_with(&prefix) {
+                    return None;
+                }
+                let labels = btreemap(spec.labels.clone());
+                let name = known_name(name, &labels);
+                let status = s.service_status.unwrap_or_default();
+                let (running, desired) = (
+                    status.running_tasks.unwrap_or(0),
+                    status.desired_tasks.unwrap_or(0),
+                );
+                Some(ObservedContainer {
+                    id: s.id.unwrap_or_default(),
+                    name,
+                    labels: btreemap(spec.labels),
+                    // Swarm keeps its tasks running: a service is never "exited".
+                    state: "running".into(),
+                    status: format!("{running}/{desired} tasks running"),
+                    ports: vec![],
+                })
+            })
+            .collect();
+        Ok(Observed {
+            containers,
+            networks: local.networks,
+            volumes: local.volumes,
+        })
+    }
+
+    async fn image_ids(&self) -> Result<BTreeMap<String, String>, EngineError> {
+        self.docker.swarm_image_refs().await
+    }
+    async fn port_holders(&self) -> Result<BTreeMap<u16, String>, EngineError> {
+        Ok(BTreeMap::new())
+    }
+    async fn project_images(
+        &self,
+        project: &str,
+    ) -> Result<Vec<(String, Vec<String>)>, EngineError> {
+        self.docker.project_images(project).await
+    }
+    async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
+        self.docker.remove_image(id).await
+    }
+    async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        self.docker.image_id(reference).await
+    }
+    async fn image_arch(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        self.docker.image_arch(reference).await
+    }
+    async fn image_labels(
+        &self,
+        reference: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, EngineError> {
+        self.docker.image_labels(reference).await
+    }
+
+    /// Attachable overlay networks, so the services of a scope reach each
+    /// other across nodes.
+    async fn create_network(&self, n: &DesiredNetwork) -> Result<(), EngineError> {
+        let mut req = super::convert::network_request(n);
+        req.driver = Some("overlay".into());
+        req.attachable = Some(true);
+        self.docker
+            .client()
+            .await?
+            .create_network(req)
+            .await
+            .map(|_| ())
+            .map_err(|source| EngineError::NetworkCreate {
+                name: n.name.clone(),
+                source,
+            })
+    }
+    /// The tasks of removed services leave their networks a moment later, and
+    /// until then the network stays: asked again until it is gone (30 s at most).
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let result = self.docker.remove_network(name).await;
+            let client = self.docker.client().await?;
+            let still = match client
+                .inspect_network(
+                    name,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await
+            {
+                Ok(_) => true,
+                Err(e) if is_not_found(&e) => false,
+                Err(source) => {
+                    return Err(EngineError::ObjectInspect {
+                        what: "network",
+                        name: name.into(),
+                        source,
+                    })
+                }
+            };
+            if !still {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return result;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    async fn create_volume(&self, _v: &DesiredVolume) -> Result<(), EngineError> {
+        Err(EngineError::SwarmUnsupported { what: "keeps" })
+    }
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.docker.remove_volume(name).await
+    }
+
+    async fn create_container(
+        &self,
+        name: &str,
+        c: &DesiredContainer,
+        secrets: &BTreeMap<String, String>,
+    ) -> Result<String, EngineError> {
+        self.deploy(None, name, c, secrets).await
+    }
+    /// A service runs as long as it exists.
+    async fn start_container(&self, _id: &str, _name: &str) -> Result<(), EngineError> {
+        Ok(())
+    }
+    async fn stop_container(&self, _id: &str, _name: &str) -> Result<(), EngineError> {
+        Err(EngineError::SwarmUnsupported {
+            what: "stopping a service",
+        })
+    }
+    async fn rename_container(&self, _: &str, _: &str, _: &str) -> Result<(), EngineError> {
+        Err(EngineError::SwarmUnsupported {
+            what: "renaming a service",
+        })
+    }
+    async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        match self.docker.client().await?.delete_service(id).await {
+            Err(e) if !is_not_found(&e) => Err(EngineError::ServiceChange {
+                verb: "remove",
+                name: name.into(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+    async fn copy_volume(
+        &self,
+        _: &str,
+        _: &str,
+        _: BTreeMap<String, String>,
+        _: &str,
+        _: &str,
+    ) -> Result<(), EngineError> {
+        Err(EngineError::SwarmUnsupported { what: "keeps" })
+    }
+
+    async fn container_state(
+        &self,
+        id: &str,
+        _private: u16,
+    ) -> Result<Option<ContainerState>, EngineError> {
+        Ok(self.service(id).await?.map(|_| ContainerState {
+            state: "running".into(),
+            port: None,
+            exit_code: None,
+        }))
+    }
+    async fn published_port(&self, _id: &str) -> Result<Option<u16>, EngineError> {
+        Ok(None)
+    }
+    async fn container_owner(&self, id: &str) -> Result<Option<ContainerOwner>, EngineError> {
+        Ok(self.service(id).await?.and_then(|s| {
+            let spec = s.spec?;
+            let labels = btreemap(spec.labels);
+            Some(ContainerOwner {
+                name: known_name(spec.name.unwrap_or_default(), &labels),
+                labels,
+            })
+        }))
+    }
+    async fn restarts(&self, id: &str) -> Result<Option<Restarts>, EngineError> {
+        Ok(self.service(id).await?.map(|_| Restarts::default()))
+    }
+    async fn usage(&self, _id: &str) -> Result<Option<Usage>, EngineError> {
+        Ok(None)
+    }
+    async fn logs_tail(&self, _id: &str, _n: usize) -> Result<String, EngineError> {
+        Err(EngineError::SwarmUnsupported {
+            what: "reading a service's logs",
+        })
+    }
+    fn logs(
+        &self,
+        _id: &str,
+        _follow: bool,
+        _tail: Option<usize>,
+    ) -> BoxStream<'static, Result<String, EngineError>> {
+        Box::pin(futures_util::stream::once(async {
+            Err(EngineError::SwarmUnsupported {
+                what: "reading a service's logs",
+            })
+        }))
+    }
+    fn container_events(
+        &self,
+        _project: &str,
+    ) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {
+        Box::pin(futures_util::stream::pending())
+    }
+
+    async fn build_image(
+        &self,
+        _tag: &str,
+        _context: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+        _on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
+    ) -> Result<String, EngineError> {
+        Err(EngineError::SwarmUnsupported {
+            what: "building from a package",
+        })
+    }
+    async fn import_rootfs(
+        &self,
+        repo: &str,
+        tag: &str,
+        changes: Vec<String>,
+        tarball: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+    ) -> Result<(), EngineError> {
+        self.docker.import_rootfs(repo, tag, changes, tarball).await
+    }
+}
+
+impl std::fmt::Debug for Swarm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Swarm({})", self.address)
+    }
+}

@@ -1,0 +1,161 @@
+//! `engine: swarm` on a real three-node swarm (the lab): the same services.yaml,
+//! plan and apply, one Swarm service per version with replicas spread over the
+//! nodes; a second apply updates nothing; one changed value updates exactly
+//! one service; a new version whose tasks fail is rolled back by Swarm and the
+//! apply names it; destroy removes the project's services and networks only.
+
+mod common;
+
+use common::lab::{self, Lab};
+use common::{text, Project};
+
+/// `Version.Index` of each service of the project: it moves on every update.
+fn indexes(lab: &Lab, project: &str) -> std::collections::BTreeMap<String, String> {
+    lab.docker(&[
+        "service",
+        "ls",
+        "--filter",
+        &format!("label=berth.project={project}"),
+        "--format",
+        "{{.Name}}",
+    ])
+    .lines()
+    .map(|name| {
+        (
+            name.to_string(),
+            lab.docker(&["service", "inspect", "--format", "{{.Version.Index}}", name]),
+        )
+    })
+    .collect()
+}
+
+#[test]
+fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_failing_one_and_destroys_cleanly(
+) {
+    let Some(p) = Project::new("swarm") else {
+        return;
+    };
+    if !lab::possible() {
+        return;
+    }
+    let lab = Lab::up(3);
+    let image = lab.push("berth-local/busybox:stable", "berth-test-busybox:1");
+    let file = |greeting: &str, web_command: &str| {
+        format!(
+            "project: {{p}}\nengine: swarm\nservices:\n  web:\n    image: {image}\n    command: [sh, -c, '{web_command}']\n    replicas: 3\n    env: {{ GREETING: {greeting} }}\n  worker:\n    image: {image}\n    command: [sleep, '3600']\n"
+        )
+    };
+    const SERVE: &str = "echo $GREETING > /tmp/index.html && exec httpd -f -p 8000 -h /tmp";
+    let berth = |args: &[&str]| p.berth_env(args, &[("DOCKER_HOST", lab.host.as_str())]);
+
+    p.write(&file("one", SERVE));
+    let plan = berth(&["plan"]);
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    let plan = text(&plan.stdout);
+    assert!(
+        plan.contains(&format!("+ create   {}/web@0.0.0", p.name))
+            && plan.contains("network berth-"),
+        "{plan}"
+    );
+    let started = std::time::Instant::now();
+    let out = berth(&["apply"]);
+    eprintln!(
+        "apply from nothing: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Swarm names are DNS labels: the version's dots become dashes.
+    let web = format!("{}-web-0-0-0", p.name);
+    let nodes: std::collections::BTreeSet<String> = lab
+        .docker(&[
+            "service",
+            "ps",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{.Node}}",
+            &web,
+        ])
+        .lines()
+        .map(String::from)
+        .collect();
+    assert!(
+        nodes.len() >= 2,
+        "replicas spread over the nodes: {nodes:?}"
+    );
+    assert_eq!(
+        lab.docker(&[
+            "network",
+            "inspect",
+            "--format",
+            "{{.Driver}} {{.Attachable}}",
+            &format!("berth-{}-global", p.name)
+        ]),
+        "overlay true"
+    );
+
+    // A second apply changes nothing: no service's version moves.
+    let before = indexes(&lab, &p.name);
+    assert_eq!(before.len(), 2, "{before:?}");
+    let again = berth(&["apply"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(
+        indexes(&lab, &p.name),
+        before,
+        "a no-op apply updates nothing"
+    );
+
+    // One changed value updates exactly that service.
+    p.write(&file("two", SERVE));
+    let out = berth(&["apply"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let after = indexes(&lab, &p.name);
+    let worker = format!("{}-worker-0-0-0", p.name);
+    assert_ne!(after[&web], before[&web], "web was updated");
+    assert_eq!(after[&worker], before[&worker], "worker was not touched");
+    assert!(lab
+        .docker(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+            &web
+        ])
+        .contains("GREETING=two"));
+
+    // A new configuration whose tasks fail is rolled back by Swarm, and the
+    // apply says so, naming the version.
+    p.write(&file("three", "echo broken; exit 3"));
+    let out = berth(&["apply"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("web@0.0.0") && err.contains("Swarm rolled the update back"),
+        "{err}"
+    );
+    assert!(
+        lab.docker(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+            &web
+        ])
+        .contains("GREETING=two"),
+        "the previous configuration runs again"
+    );
+
+    // Destroy removes the project's services and networks, and nothing else.
+    let out = berth(&["destroy"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(indexes(&lab, &p.name).is_empty());
+    let networks = lab.docker(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(
+        !networks.contains(&format!("berth-{}-", p.name)),
+        "{networks}"
+    );
+    assert!(
+        networks.contains("ingress"),
+        "Swarm's own networks stay: {networks}"
+    );
+}
