@@ -40,12 +40,14 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
     }
     let lab = Lab::up(3);
     let image = lab.push("berth-local/busybox:stable", "berth-test-busybox:1");
+    let registry = &lab.registry;
     let file = |greeting: &str, web_command: &str| {
         format!(
-            "project: {{p}}\nengine: swarm\nservices:\n  web:\n    image: {image}\n    command: [sh, -c, '{web_command}']\n    replicas: 3\n    env: {{ GREETING: {greeting} }}\n  worker:\n    image: {image}\n    command: [sleep, '3600']\n"
+            "project: {{p}}\nengine: swarm\nregistry: {registry}\nservices:\n  web:\n    image: {image}\n    command: [sh, -c, '{web_command}']\n    replicas: 3\n    env: {{ GREETING: {greeting} }}\n  worker:\n    image: {image}\n    command: [sleep, '3600']\n"
         )
     };
-    const SERVE: &str = "echo $GREETING > /tmp/index.html && exec httpd -f -p 8000 -h /tmp";
+    const SERVE: &str =
+        "echo serving $GREETING && echo $GREETING > /tmp/index.html && exec httpd -f -p 8000 -h /tmp";
     let berth = |args: &[&str]| p.berth_env(args, &[("DOCKER_HOST", lab.host.as_str())]);
 
     p.write(&file("one", SERVE));
@@ -92,6 +94,33 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
             &format!("berth-{}-global", p.name)
         ]),
         "overlay true"
+    );
+
+    // doctor on the manager shows the nodes and whether the registry answers.
+    let doctor = berth(&["doctor"]);
+    let said = text(&doctor.stdout);
+    assert!(
+        said.contains("ok    swarm: this engine is a manager of 3 node(s)")
+            && said.contains("manager (leader): ready, active")
+            && said.contains("labels berth.class=")
+            && said.contains(&format!(
+                "ok    registry {} answers the engine",
+                lab.registry
+            )),
+        "{said}"
+    );
+
+    // Logs come from every task, as Swarm gathers them.
+    let logs = berth(&["logs", "web"]);
+    assert!(logs.status.success(), "{}", text(&logs.stderr));
+    let logs = text(&logs.stdout);
+    assert!(logs.contains("serving one"), "{logs}");
+    let status = berth(&["status"]);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let status = text(&status.stdout);
+    assert!(
+        status.contains("web") && status.contains("worker"),
+        "{status}"
     );
 
     // A second apply changes nothing: no service's version moves.

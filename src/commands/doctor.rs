@@ -20,6 +20,43 @@ pub async fn run(out: &Output, file: &Path) -> Result<u8, CommandError> {
                     baseimage::BUSYBOX_TAG
                 ),
             }
+            if let Some(nodes) = ctx.engine.nodes().await? {
+                println!(
+                    "ok    swarm: this engine is a manager of {} node(s)",
+                    nodes.len()
+                );
+                for n in &nodes {
+                    let labels: Vec<String> =
+                        n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let generic: Vec<String> =
+                        n.generic.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    println!(
+                        "      {} {}: {}, {}, {} CPU, {} MiB{}{}",
+                        n.hostname,
+                        n.role,
+                        n.state,
+                        n.availability,
+                        n.nano_cpus as f64 / 1e9,
+                        n.memory_bytes >> 20,
+                        if labels.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", labels {}", labels.join(" "))
+                        },
+                        if generic.is_empty() {
+                            ", no GPU".to_string()
+                        } else {
+                            format!(", {}", generic.join(" "))
+                        },
+                    );
+                    if n.state != "ready" || n.availability != "active" {
+                        println!(
+                            "note  node {} takes no new tasks ({}, {})",
+                            n.hostname, n.state, n.availability
+                        );
+                    }
+                }
+            }
             engine = Some(ctx);
         }
         Err(e) => {
@@ -50,6 +87,17 @@ pub async fn run(out: &Output, file: &Path) -> Result<u8, CommandError> {
         }
     }
     if let Ok(spec) = crate::converge::load(&out.settings, file) {
+        if let (Some(registry), Some(ctx)) = (&spec.registry, &engine) {
+            match ctx.engine.registry_reachable(registry).await? {
+                Ok(()) => println!("ok    registry {registry} answers the engine"),
+                Err(why) => {
+                    ok = false;
+                    println!(
+                        "FAIL  registry {registry} (`registry:`) does not answer the engine: {why}"
+                    );
+                }
+            }
+        }
         // The bases the file's runtimes need: there, buildable here, or not.
         let runtimes: std::collections::BTreeSet<_> = spec
             .versions()

@@ -69,6 +69,21 @@ pub struct ContainerEvent {
     pub at_nanos: i64,
 }
 
+/// A node of a swarm, as `doctor` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeInfo {
+    pub hostname: String,
+    /// `manager (leader)`, `manager` or `worker`.
+    pub role: String,
+    pub state: String,
+    pub availability: String,
+    pub labels: BTreeMap<String, String>,
+    pub nano_cpus: i64,
+    pub memory_bytes: i64,
+    /// Generic resources the node advertises (`NVIDIA-GPU` and its count).
+    pub generic: BTreeMap<String, i64>,
+}
+
 pub type SharedEngine = Arc<dyn Engine>;
 
 #[async_trait::async_trait]
@@ -94,6 +109,15 @@ pub trait Engine: Send + Sync {
         })
     }
     async fn version(&self) -> Result<EngineVersion, EngineError>;
+    /// The swarm's nodes when this engine is a swarm manager; `None` otherwise.
+    async fn nodes(&self) -> Result<Option<Vec<NodeInfo>>, EngineError> {
+        Ok(None)
+    }
+    /// Whether the engine reaches registry `HOST:PORT`: `Err` says why not.
+    async fn registry_reachable(&self, registry: &str) -> Result<Result<(), String>, EngineError> {
+        let _ = registry;
+        Ok(Err("this engine does not say".into()))
+    }
     /// Everything under the project's names, ours or not, whatever the number of
     /// services in a constant number of calls.
     async fn observe(&self, project: &str) -> Result<Observed, EngineError>;

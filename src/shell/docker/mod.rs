@@ -30,8 +30,8 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 pub use super::engine::{
-    ContainerEvent, ContainerOwner, ContainerState, Engine, EngineVersion, Restarts, SharedEngine,
-    Usage,
+    ContainerEvent, ContainerOwner, ContainerState, Engine, EngineVersion, NodeInfo, Restarts,
+    SharedEngine, Usage,
 };
 use crate::core::desired::{
     DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_HASH, LABEL_PROJECT,
@@ -39,6 +39,49 @@ use crate::core::desired::{
 use crate::core::plan::Observed;
 
 impl Docker {
+    /// A container's log (or with `service`, a Swarm service's, its tasks'
+    /// together), as text chunks.
+    pub(super) fn log_stream(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<usize>,
+        service: bool,
+    ) -> BoxStream<'static, Result<String, EngineError>> {
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .tail(&tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into()))
+            .build();
+        let owned = id.to_string();
+        let this = self.clone();
+        futures_util::stream::once(async move { this.client().await.cloned() })
+            .flat_map(move |client| match client {
+                Err(e) => futures_util::stream::once(std::future::ready(Err(e))).boxed(),
+                Ok(client) => {
+                    let owned = owned.clone();
+                    let chunks = match service {
+                        false => client.logs(&owned.clone(), Some(opts.clone())).boxed(),
+                        true => client
+                            .service_logs(&owned.clone(), Some(opts.clone()))
+                            .boxed(),
+                    };
+                    chunks
+                        .map(move |chunk| {
+                            chunk
+                                .map(|c| c.to_string())
+                                .map_err(|source| EngineError::LogsRead {
+                                    name: owned.clone(),
+                                    source,
+                                })
+                        })
+                        .boxed()
+                }
+            })
+            .boxed()
+    }
+
     /// Reference -> pinned `repo@sha256:…` reference, for a swarm.
     pub(super) async fn swarm_image_refs(&self) -> Result<BTreeMap<String, String>, EngineError> {
         Ok(convert::swarm_image_refs(images::list(self, None).await?))
@@ -47,6 +90,14 @@ impl Docker {
 
 #[async_trait::async_trait]
 impl Engine for Docker {
+    async fn nodes(&self) -> Result<Option<Vec<NodeInfo>>, EngineError> {
+        swarm::nodes(self).await
+    }
+
+    async fn registry_reachable(&self, registry: &str) -> Result<Result<(), String>, EngineError> {
+        swarm::registry_reachable(self, registry).await
+    }
+
     async fn version(&self) -> Result<EngineVersion, EngineError> {
         let v = self
             .client()
@@ -424,33 +475,7 @@ impl Engine for Docker {
         follow: bool,
         tail: Option<usize>,
     ) -> BoxStream<'static, Result<String, EngineError>> {
-        let opts = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .follow(follow)
-            .tail(&tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into()))
-            .build();
-        let owned = id.to_string();
-        let this = self.clone();
-        futures_util::stream::once(async move { this.client().await.cloned() })
-            .flat_map(move |client| match client {
-                Err(e) => futures_util::stream::once(std::future::ready(Err(e))).boxed(),
-                Ok(client) => {
-                    let owned = owned.clone();
-                    client
-                        .logs(&owned.clone(), Some(opts.clone()))
-                        .map(move |chunk| {
-                            chunk
-                                .map(|c| c.to_string())
-                                .map_err(|source| EngineError::LogsRead {
-                                    name: owned.clone(),
-                                    source,
-                                })
-                        })
-                        .boxed()
-                }
-            })
-            .boxed()
+        self.log_stream(id, follow, tail, false)
     }
 
     fn container_events(

@@ -24,7 +24,7 @@ use super::client::is_not_found;
 use super::convert::btreemap;
 use super::{
     ContainerEvent, ContainerOwner, ContainerState, Docker, Engine, EngineError, EngineVersion,
-    Restarts, SharedEngine, Usage,
+    NodeInfo, Restarts, SharedEngine, Usage,
 };
 use crate::core::desired::{
     container_name, DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_PROJECT, LABEL_SERVICE,
@@ -340,6 +340,12 @@ impl Engine for Swarm {
     async fn version(&self) -> Result<EngineVersion, EngineError> {
         self.docker.version().await
     }
+    async fn nodes(&self) -> Result<Option<Vec<NodeInfo>>, EngineError> {
+        nodes(&self.docker).await
+    }
+    async fn registry_reachable(&self, registry: &str) -> Result<Result<(), String>, EngineError> {
+        registry_reachable(&self.docker, registry).await
+    }
 
     /// One list of services (with their task counts) besides the manager's
     /// networks and volumes; the tasks' containers are Swarm's, never listed.
@@ -538,22 +544,22 @@ impl Engine for Swarm {
     async fn usage(&self, _id: &str) -> Result<Option<Usage>, EngineError> {
         Ok(None)
     }
-    async fn logs_tail(&self, _id: &str, _n: usize) -> Result<String, EngineError> {
-        Err(EngineError::SwarmUnsupported {
-            what: "reading a service's logs",
-        })
+    async fn logs_tail(&self, id: &str, n: usize) -> Result<String, EngineError> {
+        let mut out = String::new();
+        let mut stream = self.logs(id, false, Some(n));
+        while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+            out.push_str(&chunk?);
+        }
+        Ok(out)
     }
+    /// Every task's output together, as Swarm gathers it from the nodes.
     fn logs(
         &self,
-        _id: &str,
-        _follow: bool,
-        _tail: Option<usize>,
+        id: &str,
+        follow: bool,
+        tail: Option<usize>,
     ) -> BoxStream<'static, Result<String, EngineError>> {
-        Box::pin(futures_util::stream::once(async {
-            Err(EngineError::SwarmUnsupported {
-                what: "reading a service's logs",
-            })
-        }))
+        self.docker.log_stream(id, follow, tail, true)
     }
     fn container_events(
         &self,
@@ -580,6 +586,84 @@ impl Engine for Swarm {
         tarball: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
     ) -> Result<(), EngineError> {
         self.docker.import_rootfs(repo, tag, changes, tarball).await
+    }
+}
+
+/// The swarm's nodes, when `d` is a manager.
+pub(super) async fn nodes(d: &Docker) -> Result<Option<Vec<NodeInfo>>, EngineError> {
+    let client = d.client().await?;
+    let info = client.info().await.map_err(EngineError::EngineConnect)?;
+    if !info
+        .swarm
+        .and_then(|s| s.control_available)
+        .unwrap_or(false)
+    {
+        return Ok(None);
+    }
+    let nodes = client
+        .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
+        .await
+        .map_err(|source| EngineError::ObjectList {
+            what: "nodes",
+            source,
+        })?;
+    let word = |v: Option<String>| v.unwrap_or_default();
+    let text = |v: serde_json::Result<serde_json::Value>| {
+        v.ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    };
+    let mut out: Vec<NodeInfo> = nodes
+        .into_iter()
+        .map(|n| {
+            let spec = n.spec.unwrap_or_default();
+            let desc = n.description.unwrap_or_default();
+            let res = desc.resources.unwrap_or_default();
+            let role = match (&n.manager_status, text(serde_json::to_value(spec.role))) {
+                (Some(m), _) if m.leader == Some(true) => "manager (leader)".to_string(),
+                (_, role) => role,
+            };
+            let generic = res
+                .generic_resources
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|g| {
+                    let d = g.discrete_resource_spec?;
+                    Some((d.kind?, d.value.unwrap_or(0)))
+                })
+                .collect();
+            NodeInfo {
+                hostname: word(desc.hostname),
+                role,
+                state: text(serde_json::to_value(n.status.and_then(|s| s.state))),
+                availability: text(serde_json::to_value(spec.availability)),
+                labels: btreemap(spec.labels),
+                nano_cpus: res.nano_cpus.unwrap_or(0),
+                memory_bytes: res.memory_bytes.unwrap_or(0),
+                generic,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    Ok(Some(out))
+}
+
+/// Asks the engine to look up an image that does not exist in `registry`: a
+/// registry that answers says "not found", one that cannot be reached says why.
+pub(super) async fn registry_reachable(
+    d: &Docker,
+    registry: &str,
+) -> Result<Result<(), String>, EngineError> {
+    let probe = format!("{registry}/berth-doctor-probe:absent");
+    match d.client().await?.inspect_registry_image(&probe, None).await {
+        Ok(_) => Ok(Ok(())),
+        Err(e) => {
+            let said = e.to_string();
+            let answered = ["not found", "unknown", "unauthorized", "denied", "manifest"]
+                .iter()
+                .any(|w| said.to_lowercase().contains(w));
+            Ok(if answered { Ok(()) } else { Err(said) })
+        }
     }
 }
 
