@@ -38,6 +38,7 @@ fn facts() -> Facts {
         env: BTreeMap::from([("TOKEN".to_string(), "s3cret".to_string())]),
         gpus: GpuInventory::default(),
         assets: BTreeMap::new(),
+        swarm: Default::default(),
     }
 }
 
@@ -760,4 +761,28 @@ fn a_keep_volume_an_earlier_berth_named_is_copied_while_a_container_still_uses_i
     let right = applied(BASE, "running").containers.remove(0);
     *hello = right;
     assert!(plan(&d, &o, &opts).unwrap().steps.is_empty());
+}
+
+#[test]
+fn on_a_swarm_the_class_reserves_its_memory_and_its_cpu_limit_fits_the_largest_node() {
+    let yaml = |engine: &str| {
+        format!("project: demo\nengine: {engine}\nservices:\n  web:\n    image: busybox:stable\n    machine: medium\n")
+    };
+    let mut f = facts();
+    f.swarm.max_nano_cpus = 2_000_000_000;
+    let on = |engine: &str| {
+        let d = resolve(&parse("services.yaml", &yaml(engine)).unwrap(), &f).unwrap();
+        let c = &d.containers[0].config;
+        (c.nano_cpus, c.reserve_memory)
+    };
+    assert_eq!(
+        on("swarm"),
+        (2_000_000_000, 8 << 30),
+        "held to the node, memory reserved"
+    );
+    assert_eq!(
+        on("docker"),
+        (4_000_000_000, 0),
+        "one engine: the class as it is"
+    );
 }

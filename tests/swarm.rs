@@ -43,7 +43,7 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
     let registry = &lab.registry;
     let file = |greeting: &str, web_command: &str| {
         format!(
-            "project: {{p}}\nengine: swarm\nregistry: {registry}\nservices:\n  web:\n    image: {image}\n    command: [sh, -c, '{web_command}']\n    replicas: 3\n    env: {{ GREETING: {greeting} }}\n  worker:\n    image: {image}\n    command: [sleep, '3600']\n"
+            "project: {{p}}\nengine: swarm\nregistry: {registry}\nservices:\n  web:\n    image: {image}\n    command: [sh, -c, '{web_command}']\n    replicas: 3\n    env: {{ GREETING: {greeting} }}\n  worker:\n    image: {image}\n    command: [sleep, '3600']\n    machine: medium\n"
         )
     };
     const SERVE: &str =
@@ -84,6 +84,20 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
     assert!(
         nodes.len() >= 2,
         "replicas spread over the nodes: {nodes:?}"
+    );
+    // Placement follows the class: its memory reserved on the node, and a
+    // 4-CPU class held to the largest node's 2 CPUs (a node refuses more).
+    let resources = lab.docker(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{json .Spec.TaskTemplate.Resources}}",
+        &format!("{}-worker-0-0-0", p.name),
+    ]);
+    assert!(
+        resources.contains("\"Reservations\":{\"MemoryBytes\":8589934592}")
+            && resources.contains("\"NanoCPUs\":2000000000"),
+        "{resources}"
     );
     assert_eq!(
         lab.docker(&[
@@ -172,6 +186,30 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
         ])
         .contains("GREETING=two"),
         "the previous configuration runs again"
+    );
+
+    // A new version whose tasks cannot start is reported with Swarm's reason
+    // within seconds, not after the five-minute limit.
+    let broken = format!(
+        "{}  broken:\n    image: {image}\n    command: [berth-no-such-binary]\n",
+        file("two", SERVE)
+    );
+    p.write(&broken);
+    let started = std::time::Instant::now();
+    let out = berth(&["apply"]);
+    let err = text(&out.stderr);
+    eprintln!(
+        "a version that cannot start reported in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("broken@0.0.0") && err.contains("Swarm says"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(120),
+        "{err}"
     );
 
     // Destroy removes the project's services and networks, and nothing else.

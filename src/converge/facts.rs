@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::core::desired::{
-    resolve, AssetFact, BuildFact, BuildInput, Desired, Facts, GpuInventory,
+    resolve, AssetFact, BuildFact, BuildInput, Desired, Facts, GpuInventory, SwarmFacts,
 };
 use crate::core::diag::Diagnostic;
 use crate::core::plan::{self, Plan};
-use crate::core::spec::{self, Spec};
+use crate::core::spec::{self, EngineKind, Spec};
 use crate::shell::baseimage::{self, BaseImageError};
 use crate::shell::{asset, build, gpu, source};
 
@@ -100,13 +100,29 @@ async fn desired(ctx: &Context, spec: &Spec, file: &Path) -> Result<Desired, Con
         env: source::secret_env(spec, &ctx.settings.env),
         gpus,
         assets: asset_facts(ctx, spec, file).await?,
+        swarm: swarm_facts(ctx, spec).await?,
     };
     resolve(spec, &facts).map_err(|items| refused(file, items))
 }
 
+/// What a swarm's nodes offer (the largest node's CPUs); nothing on one engine.
+async fn swarm_facts(ctx: &Context, spec: &Spec) -> Result<SwarmFacts, ConvergeError> {
+    if spec.engine != EngineKind::Swarm {
+        return Ok(SwarmFacts::default());
+    }
+    let nodes = ctx.engine.nodes().await?.unwrap_or_default();
+    Ok(SwarmFacts {
+        max_nano_cpus: nodes.iter().map(|n| n.nano_cpus).max().unwrap_or(0),
+    })
+}
+
 /// The GPU inventory and the CUDA version the driver supports, asked of NVML only
-/// when the spec has a GPU class or a CUDA runtime (most hosts have no GPU).
+/// when the spec has a GPU class or a CUDA runtime (most hosts have no GPU), and
+/// never for a swarm (its nodes' GPUs are Swarm's).
 fn host_gpus(spec: &Spec) -> (GpuInventory, Option<(u32, u32)>) {
+    if spec.engine == EngineKind::Swarm {
+        return Default::default();
+    }
     let wants = spec
         .versions()
         .any(|v| v.machine.gpu_memory_bytes().is_some() || v.runtime.is_some_and(|r| r.is_cuda()));

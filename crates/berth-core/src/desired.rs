@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::diag::Diagnostic;
 use super::gpu::{self, GpuRequest};
 use super::hash::{secret_hash, sha256_hex, ContainerConfig};
-use super::spec::{Health, Runtime, Scope, Source, Spec, Version};
+use super::spec::{EngineKind, Health, Runtime, Scope, Source, Spec, Version};
 
 pub const LABEL_PROJECT: &str = "berth.project";
 pub const LABEL_SERVICE: &str = "berth.service";
@@ -85,6 +85,16 @@ pub struct Facts {
     pub gpus: GpuInventory,
     /// Asset URL -> the file fetched and verified for it.
     pub assets: BTreeMap<String, AssetFact>,
+    /// What a swarm's nodes offer (empty on one engine).
+    pub swarm: SwarmFacts,
+}
+
+/// What a swarm's nodes offer, for placement.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwarmFacts {
+    /// The CPUs of the largest node, in billionths: a node refuses a task
+    /// whose CPU limit is above its own CPUs.
+    pub max_nano_cpus: i64,
 }
 
 /// An asset in the local cache: its content's SHA-256 and where the file is.
@@ -259,8 +269,11 @@ pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
     let mut containers = Vec::new();
     let mut warnings = Vec::new();
 
+    // On a swarm the nodes' GPUs are Swarm's to hand out, not this host's.
+    let swarm = spec.engine == EngineKind::Swarm;
     let requests: Vec<GpuRequest> = spec
         .versions()
+        .filter(|_| !swarm)
         .filter_map(|v| {
             Some(GpuRequest {
                 id: v.id(),
@@ -311,7 +324,12 @@ pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
                     a.url
                 ));
             }
-            match container(project, v, active, &databases, facts, gpus.get(&v.id())) {
+            let placed = container(project, v, active, &databases, facts, gpus.get(&v.id()))
+                .and_then(|r| match swarm {
+                    true => place(r, v, &facts.swarm),
+                    false => Ok(r),
+                });
+            match placed {
                 Ok((c, nets, vols)) => {
                     for n in nets {
                         networks.entry(n.name.clone()).or_insert(n);
@@ -339,6 +357,20 @@ pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
 }
 
 type Resolved = (DesiredContainer, Vec<DesiredNetwork>, Vec<DesiredVolume>);
+
+/// Swarm placement from the machine class: the class's memory reserved on the
+/// node (CPU is shared, and held to the class by the limit), and the CPU limit
+/// held to the largest node's CPUs, since a node refuses a task whose limit is
+/// above its own (a 4-CPU class on 2-CPU nodes).
+fn place(r: Resolved, v: &Version, swarm: &SwarmFacts) -> Result<Resolved, Vec<Diagnostic>> {
+    let (mut c, nets, vols) = r;
+    c.config.reserve_memory = v.machine.memory_bytes();
+    if swarm.max_nano_cpus > 0 && c.config.nano_cpus > swarm.max_nano_cpus {
+        c.config.nano_cpus = swarm.max_nano_cpus;
+    }
+    c.hash = c.config.hash();
+    Ok((c, nets, vols))
+}
 
 fn container(
     project: &str,
@@ -511,6 +543,7 @@ fn container(
         assets,
         gpu: gpu.cloned(),
         replicas: v.replicas,
+        reserve_memory: 0,
     };
     let hash = config.hash();
     Ok((

@@ -43,6 +43,12 @@ pub fn display_fields(c: &ContainerConfig) -> BTreeMap<String, String> {
         );
     }
     f.insert("replicas".to_string(), c.replicas.to_string());
+    if c.reserve_memory > 0 {
+        f.insert(
+            "reserve_memory".to_string(),
+            format!("{} MiB", c.reserve_memory >> 20),
+        );
+    }
     if let Some(g) = &c.gpu {
         f.insert("gpu".to_string(), g.clone());
     }

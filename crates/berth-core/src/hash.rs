@@ -45,6 +45,13 @@ pub struct ContainerConfig {
     /// so hashes from before it stay as they were.)
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub replicas: u32,
+    /// Swarm: memory reserved on the node, in bytes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reserve_memory: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 fn one() -> u32 {

@@ -8,12 +8,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bollard::models::{
-    Limit, NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
-    ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum,
-    ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
-    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
-    ServiceUpdateStatusStateEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecResources,
-    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    Limit, NetworkAttachmentConfig, ResourceObject, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
+    ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
+    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
+    ServiceSpecUpdateConfigOrderEnum, ServiceUpdateStatusStateEnum, TaskSpec,
+    TaskSpecContainerSpec, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
 };
 use bollard::query_parameters::{
     InspectServiceOptions, ListServicesOptionsBuilder, UpdateServiceOptionsBuilder,
@@ -36,6 +37,8 @@ use crate::shell::settings::Settings;
 
 /// How long a new task must run before Swarm counts it as updated.
 const MONITOR: Duration = Duration::from_secs(5);
+/// How long tasks may stay unplaced or failing before berth reports why.
+const STUCK_AFTER: Duration = Duration::from_secs(20);
 /// The longest berth waits for a rollout to end.
 const ROLLOUT_LIMIT: Duration = Duration::from_secs(300);
 
@@ -90,7 +93,9 @@ impl Swarm {
     /// Waits until the service's tasks run and a rollout (if any) ended: an
     /// error names the version when Swarm rolled the update back or paused it.
     async fn await_rollout(&self, id: &str, name: &str, replicas: u64) -> Result<(), EngineError> {
-        let deadline = tokio::time::Instant::now() + ROLLOUT_LIMIT;
+        let started = tokio::time::Instant::now();
+        let deadline = started + ROLLOUT_LIMIT;
+        let mut steady: Option<tokio::time::Instant> = None;
         let fail = |message: String| EngineError::ServiceRollout {
             name: name.to_string(),
             message,
@@ -116,10 +121,34 @@ impl Swarm {
                     return Err(fail(format!("Swarm paused the update: {said}")))
                 }
                 Some(ServiceUpdateStatusStateEnum::UPDATING) => {}
+                Some(ServiceUpdateStatusStateEnum::COMPLETED) => {
+                    // Swarm watched the new tasks itself.
+                    if self.running_tasks(id).await? >= replicas {
+                        return Ok(());
+                    }
+                }
                 _ => {
+                    // A new service: running for the monitor period without
+                    // a break, as Swarm judges an update (a task that starts
+                    // and exits is not a running service).
                     let running = self.running_tasks(id).await?;
                     if running >= replicas {
-                        return Ok(());
+                        let since = *steady.get_or_insert_with(tokio::time::Instant::now);
+                        if since.elapsed() >= MONITOR {
+                            return Ok(());
+                        }
+                    } else {
+                        steady = None;
+                    }
+                    // Tasks Swarm cannot place or start say why; after a grace
+                    // period that is the answer, not a five-minute wait.
+                    if started.elapsed() >= STUCK_AFTER {
+                        if let Some(why) = self.task_error(id).await? {
+                            return Err(fail(format!(
+                                "{running} of {replicas} task(s) run; Swarm says: {why}\n  help: `docker service ps {} --no-trunc` shows every task",
+                                service_name(name)
+                            )));
+                        }
                     }
                 }
             }
@@ -131,6 +160,38 @@ impl Swarm {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// The newest error among the service's tasks (`no suitable node`, a
+    /// rejected limit, a failed start), if any.
+    async fn task_error(&self, id: &str) -> Result<Option<String>, EngineError> {
+        let filters = HashMap::from([("service", vec![id.to_string()])]);
+        let tasks = self
+            .docker
+            .client()
+            .await?
+            .list_tasks(Some(
+                bollard::query_parameters::ListTasksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|source| EngineError::ObjectList {
+                what: "tasks",
+                source,
+            })?;
+        Ok(tasks
+            .into_iter()
+            .filter_map(|t| {
+                let status = t.status?;
+                let said = status.err.filter(|e| !e.is_empty())?;
+                Some((
+                    status.timestamp.map(|t| t.to_string()).unwrap_or_default(),
+                    said,
+                ))
+            })
+            .max()
+            .map(|(_, said)| said))
     }
 
     async fn running_tasks(&self, id: &str) -> Result<u64, EngineError> {
@@ -239,6 +300,10 @@ pub fn service_spec(
                     nano_cpus: Some(cfg.nano_cpus),
                     memory_bytes: Some(cfg.memory),
                     pids: None,
+                }),
+                reservations: Some(ResourceObject {
+                    memory_bytes: (cfg.reserve_memory > 0).then_some(cfg.reserve_memory),
+                    ..Default::default()
                 }),
                 ..Default::default()
             }),
@@ -623,15 +688,19 @@ pub(super) async fn nodes(d: &Docker) -> Result<Option<Vec<NodeInfo>>, EngineErr
                 (Some(m), _) if m.leader == Some(true) => "manager (leader)".to_string(),
                 (_, role) => role,
             };
-            let generic = res
-                .generic_resources
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|g| {
-                    let d = g.discrete_resource_spec?;
-                    Some((d.kind?, d.value.unwrap_or(0)))
-                })
-                .collect();
+            let generic = res.generic_resources.unwrap_or_default().into_iter().fold(
+                BTreeMap::<String, i64>::new(),
+                |mut all, g| {
+                    // Discrete (`NVIDIA-GPU=2`) or one named unit each (`NVIDIA-GPU=<uuid>`).
+                    if let Some(d) = g.discrete_resource_spec {
+                        *all.entry(d.kind.unwrap_or_default()).or_default() += d.value.unwrap_or(0);
+                    }
+                    if let Some(n) = g.named_resource_spec {
+                        *all.entry(n.kind.unwrap_or_default()).or_default() += 1;
+                    }
+                    all
+                },
+            );
             NodeInfo {
                 hostname: word(desc.hostname),
                 role,
