@@ -67,9 +67,9 @@ pub(super) fn is_env_name(s: &str) -> bool {
 
 #[derive(Default)]
 pub(super) struct Validator {
-    items: Vec<Diagnostic>,
+    pub(super) items: Vec<Diagnostic>,
     /// The file's engine, read before its services (replicas depend on it).
-    engine: EngineKind,
+    pub(super) engine: EngineKind,
 }
 
 /// Service settings merged with one version's: the version's value wins.
@@ -99,46 +99,7 @@ impl Validator {
 
     fn file(&mut self, raw: RawFile) -> Spec {
         self.name("project", &raw.project);
-        if let Some(e) = &raw.engine {
-            match parse_named(&EngineKind::ALL, EngineKind::name, &e.value) {
-                Some(kind) => self.engine = kind,
-                None => self.err(
-                    Pos::from(e.referenced),
-                    format!("unknown engine `{}`", e.value),
-                    format!(
-                        "use one of {}",
-                        list_names(&EngineKind::ALL, EngineKind::name)
-                    ),
-                ),
-            }
-        }
-        let registry = raw.registry.as_ref().and_then(|r| {
-            let at = Pos::from(r.referenced);
-            if self.engine != EngineKind::Swarm {
-                self.err(
-                    at,
-                    "`registry` is for `engine: swarm` (one engine builds and runs its own images)",
-                    "remove `registry`, or add `engine: swarm`",
-                );
-                return None;
-            }
-            let ok = r.value.rsplit_once(':').is_some_and(|(host, port)| {
-                !host.is_empty()
-                    && host
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-                    && port.parse::<u16>().is_ok_and(|p| p > 0)
-            });
-            if !ok {
-                self.err(
-                    at,
-                    format!("registry `{}` is not HOST:PORT", r.value),
-                    "write the registry's host and port, e.g. `registry: 10.231.0.1:5000`",
-                );
-                return None;
-            }
-            Some(r.value.clone())
-        });
+        let registry = self.engine_and_registry(&raw);
         let mut services = Vec::new();
         // publish port -> (who, where), to report clashes at the second use.
         let mut published: BTreeMap<u16, String> = BTreeMap::new();
@@ -162,6 +123,7 @@ impl Validator {
             }
         }
         self.paths(&services);
+        self.swarm_limits(&services);
         services.sort_by(|a, b| a.name.cmp(&b.name));
         Spec {
             project: raw.project.value,
@@ -299,26 +261,7 @@ impl Validator {
             }
         }
         let vendored = vendored.is_some_and(|f| f.value);
-        let replicas = match pick(&v.replicas, &s.replicas) {
-            None => 1,
-            Some(r) if self.engine != EngineKind::Swarm && r.value != 1 => {
-                self.err(
-                    Pos::from(r.referenced),
-                    format!("{id}: `replicas: {}` needs `engine: swarm`: one engine runs one container per version", r.value),
-                    "remove `replicas`, or add `engine: swarm` at the top and point DOCKER_HOST at a swarm manager",
-                );
-                1
-            }
-            Some(r) if r.value > 100 => {
-                self.err(
-                    Pos::from(r.referenced),
-                    format!("{id}: `replicas: {}` is more than 100", r.value),
-                    "use at most 100 replicas per version",
-                );
-                1
-            }
-            Some(r) => r.value,
-        };
+        let replicas = self.replicas(&id, s, v);
 
         let machine = self.machine(&id, s, v);
         let scope = self.scope(&id, s, v);
@@ -531,30 +474,6 @@ impl Validator {
                 sha256,
                 pos: Pos::from(a.env.referenced),
             });
-        }
-
-        if self.engine == EngineKind::Swarm {
-            // What a swarm cannot run yet is refused at its place, never
-            // half-done: secrets must become Swarm secrets (never env in a
-            // service spec), keeps volumes pinned to a node, packages images
-            // pushed to `registry`.
-            let unsupported = [
-                (matches!(source, Some(Source::Package(_))), "building from a `package`", "use an `image:` that every node can pull from a registry"),
-                (!secrets.is_empty(), "`secrets`", "leave them out for now: on a swarm they will be Swarm secrets, never environment in a service spec"),
-                (!keeps.is_empty(), "`keeps`", "leave them out for now: on a swarm they will be volumes pinned to the node that holds them"),
-                (!assets.is_empty(), "`assets`", "leave them out for now"),
-                (publish.is_some(), "`publish`", "leave it out: on a swarm the gateway reaches the tasks"),
-                (machine.gpu_memory_bytes().is_some(), "a GPU class", "use small, medium or large for now"),
-            ];
-            for (used, what, help) in unsupported {
-                if used {
-                    self.err(
-                        pos,
-                        format!("{id}: {what} is not supported on `engine: swarm` yet"),
-                        help,
-                    );
-                }
-            }
         }
 
         if self.items.len() > before {

@@ -7,19 +7,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use bollard::models::{
-    Limit, NetworkAttachmentConfig, ResourceObject, ServiceSpec, ServiceSpecMode,
-    ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
-    ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
-    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
-    ServiceSpecUpdateConfigOrderEnum, ServiceUpdateStatusStateEnum, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecResources, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum,
-};
+use bollard::models::ServiceUpdateStatusStateEnum;
 use bollard::query_parameters::{
     InspectServiceOptions, ListServicesOptionsBuilder, UpdateServiceOptionsBuilder,
 };
 use futures_util::stream::BoxStream;
+
+mod nodes;
+mod spec;
+
+pub(super) use nodes::{nodes, registry_reachable};
+use spec::known_name;
+pub use spec::{service_name, service_spec};
 
 use super::client::is_not_found;
 use super::convert::btreemap;
@@ -27,10 +26,7 @@ use super::{
     ContainerEvent, ContainerOwner, ContainerState, Docker, Engine, EngineError, EngineVersion,
     NodeInfo, Restarts, SharedEngine, Usage,
 };
-use crate::core::desired::{
-    container_name, DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_PROJECT, LABEL_SERVICE,
-    LABEL_VERSION,
-};
+use crate::core::desired::{DesiredContainer, DesiredNetwork, DesiredVolume};
 use crate::core::observed::ObservedContainer;
 use crate::core::plan::Observed;
 use crate::shell::settings::Settings;
@@ -225,128 +221,6 @@ impl Swarm {
                 what: "services",
                 source,
             })
-    }
-}
-
-/// A version's Swarm service name: Swarm takes only a DNS label (letters,
-/// digits and dashes, at most 63), so the dots of the version become dashes,
-/// and a name that would be longer keeps its first 50 characters and a hash
-/// of the whole. `observe` reads the version back from the labels.
-pub fn service_name(name: &str) -> String {
-    let label: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if label.len() <= 63 {
-        return label;
-    }
-    let hash = crate::core::hash::sha256_hex(name.as_bytes());
-    format!("{}-{}", label[..50].trim_end_matches('-'), &hash[..12])
-}
-
-/// A service of berth's under the name the plan knows (the version's dots and
-/// all, from its labels); anything else under the name Swarm has.
-fn known_name(name: String, labels: &BTreeMap<String, String>) -> String {
-    match (
-        labels.get(LABEL_PROJECT),
-        labels.get(LABEL_SERVICE),
-        labels.get(LABEL_VERSION),
-    ) {
-        (Some(project), Some(service), Some(version))
-            if service_name(&container_name(project, service, version)) == name =>
-        {
-            container_name(project, service, version)
-        }
-        _ => name,
-    }
-}
-
-/// The service spec of a version: its task runs what the single-host container
-/// would, with the same labels; updates start the new task first, watch it for
-/// [`MONITOR`] and roll back if it fails.
-pub fn service_spec(
-    name: &str,
-    c: &DesiredContainer,
-    secrets: &BTreeMap<String, String>,
-) -> ServiceSpec {
-    let cfg = &c.config;
-    let (labels, env) = super::convert::labels_and_env(c, secrets);
-    let monitor = MONITOR.as_nanos() as i64;
-    ServiceSpec {
-        name: Some(service_name(name)),
-        labels: Some(labels),
-        task_template: Some(TaskSpec {
-            container_spec: Some(TaskSpecContainerSpec {
-                image: Some(cfg.image.clone()),
-                args: cfg.command.clone(),
-                env: Some(env),
-                labels: Some(
-                    cfg.labels
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                ),
-                init: Some(true),
-                ..Default::default()
-            }),
-            resources: Some(TaskSpecResources {
-                limits: Some(Limit {
-                    nano_cpus: Some(cfg.nano_cpus),
-                    memory_bytes: Some(cfg.memory),
-                    pids: None,
-                }),
-                reservations: Some(ResourceObject {
-                    memory_bytes: (cfg.reserve_memory > 0).then_some(cfg.reserve_memory),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            restart_policy: Some(TaskSpecRestartPolicy {
-                condition: Some(TaskSpecRestartPolicyConditionEnum::ANY),
-                delay: Some(Duration::from_secs(1).as_nanos() as i64),
-                ..Default::default()
-            }),
-            networks: Some(
-                cfg.networks
-                    .iter()
-                    .map(|(net, aliases)| NetworkAttachmentConfig {
-                        target: Some(net.clone()),
-                        aliases: Some(aliases.clone()),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
-            ..Default::default()
-        }),
-        mode: Some(ServiceSpecMode {
-            replicated: Some(ServiceSpecModeReplicated {
-                replicas: Some(cfg.replicas as i64),
-            }),
-            ..Default::default()
-        }),
-        update_config: Some(ServiceSpecUpdateConfig {
-            parallelism: Some(1),
-            delay: Some(0),
-            failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
-            monitor: Some(monitor),
-            max_failure_ratio: Some(0.0),
-            order: Some(ServiceSpecUpdateConfigOrderEnum::START_FIRST),
-        }),
-        rollback_config: Some(ServiceSpecRollbackConfig {
-            parallelism: Some(0),
-            delay: Some(0),
-            failure_action: Some(ServiceSpecRollbackConfigFailureActionEnum::PAUSE),
-            monitor: Some(monitor),
-            max_failure_ratio: Some(0.0),
-            order: Some(ServiceSpecRollbackConfigOrderEnum::STOP_FIRST),
-        }),
-        ..Default::default()
     }
 }
 
@@ -651,88 +525,6 @@ impl Engine for Swarm {
         tarball: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
     ) -> Result<(), EngineError> {
         self.docker.import_rootfs(repo, tag, changes, tarball).await
-    }
-}
-
-/// The swarm's nodes, when `d` is a manager.
-pub(super) async fn nodes(d: &Docker) -> Result<Option<Vec<NodeInfo>>, EngineError> {
-    let client = d.client().await?;
-    let info = client.info().await.map_err(EngineError::EngineConnect)?;
-    if !info
-        .swarm
-        .and_then(|s| s.control_available)
-        .unwrap_or(false)
-    {
-        return Ok(None);
-    }
-    let nodes = client
-        .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
-        .await
-        .map_err(|source| EngineError::ObjectList {
-            what: "nodes",
-            source,
-        })?;
-    let word = |v: Option<String>| v.unwrap_or_default();
-    let text = |v: serde_json::Result<serde_json::Value>| {
-        v.ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default()
-    };
-    let mut out: Vec<NodeInfo> = nodes
-        .into_iter()
-        .map(|n| {
-            let spec = n.spec.unwrap_or_default();
-            let desc = n.description.unwrap_or_default();
-            let res = desc.resources.unwrap_or_default();
-            let role = match (&n.manager_status, text(serde_json::to_value(spec.role))) {
-                (Some(m), _) if m.leader == Some(true) => "manager (leader)".to_string(),
-                (_, role) => role,
-            };
-            let generic = res.generic_resources.unwrap_or_default().into_iter().fold(
-                BTreeMap::<String, i64>::new(),
-                |mut all, g| {
-                    // Discrete (`NVIDIA-GPU=2`) or one named unit each (`NVIDIA-GPU=<uuid>`).
-                    if let Some(d) = g.discrete_resource_spec {
-                        *all.entry(d.kind.unwrap_or_default()).or_default() += d.value.unwrap_or(0);
-                    }
-                    if let Some(n) = g.named_resource_spec {
-                        *all.entry(n.kind.unwrap_or_default()).or_default() += 1;
-                    }
-                    all
-                },
-            );
-            NodeInfo {
-                hostname: word(desc.hostname),
-                role,
-                state: text(serde_json::to_value(n.status.and_then(|s| s.state))),
-                availability: text(serde_json::to_value(spec.availability)),
-                labels: btreemap(spec.labels),
-                nano_cpus: res.nano_cpus.unwrap_or(0),
-                memory_bytes: res.memory_bytes.unwrap_or(0),
-                generic,
-            }
-        })
-        .collect();
-    out.sort_by(|a, b| a.hostname.cmp(&b.hostname));
-    Ok(Some(out))
-}
-
-/// Asks the engine to look up an image that does not exist in `registry`: a
-/// registry that answers says "not found", one that cannot be reached says why.
-pub(super) async fn registry_reachable(
-    d: &Docker,
-    registry: &str,
-) -> Result<Result<(), String>, EngineError> {
-    let probe = format!("{registry}/berth-doctor-probe:absent");
-    match d.client().await?.inspect_registry_image(&probe, None).await {
-        Ok(_) => Ok(Ok(())),
-        Err(e) => {
-            let said = e.to_string();
-            let answered = ["not found", "unknown", "unauthorized", "denied", "manifest"]
-                .iter()
-                .any(|w| said.to_lowercase().contains(w));
-            Ok(if answered { Ok(()) } else { Err(said) })
-        }
     }
 }
 
