@@ -7,6 +7,7 @@
 //! in which every rule of docs/contract.md section 1 already holds.
 
 mod catalog;
+mod choices;
 mod cluster;
 mod explain;
 mod model;
