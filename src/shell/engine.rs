@@ -186,8 +186,17 @@ pub trait Engine: Send + Sync {
     async fn restarts(&self, id: &str) -> Result<Option<Restarts>, EngineError>;
     /// `None` when the container does not run.
     async fn usage(&self, id: &str) -> Result<Option<Usage>, EngineError>;
-    /// The last `n` lines a container wrote, stdout and stderr together.
-    async fn logs_tail(&self, id: &str, n: usize) -> Result<String, EngineError>;
+    /// The last `n` lines a container wrote, stdout and stderr together: its
+    /// log stream, gathered.
+    async fn logs_tail(&self, id: &str, n: usize) -> Result<String, EngineError> {
+        use futures_util::StreamExt;
+        let mut out = String::new();
+        let mut stream = self.logs(id, false, Some(n));
+        while let Some(chunk) = stream.next().await {
+            out.push_str(&chunk?);
+        }
+        Ok(out)
+    }
     fn logs(
         &self,
         id: &str,

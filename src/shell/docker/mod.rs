@@ -460,15 +460,6 @@ impl Engine for Docker {
         }
     }
 
-    async fn logs_tail(&self, id: &str, n: usize) -> Result<String, EngineError> {
-        let mut out = String::new();
-        let mut stream = self.logs(id, false, Some(n));
-        while let Some(chunk) = stream.next().await {
-            out.push_str(&chunk?);
-        }
-        Ok(out)
-    }
-
     fn logs(
         &self,
         id: &str,

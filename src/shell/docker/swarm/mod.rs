@@ -483,14 +483,6 @@ impl Engine for Swarm {
     async fn usage(&self, _id: &str) -> Result<Option<Usage>, EngineError> {
         Ok(None)
     }
-    async fn logs_tail(&self, id: &str, n: usize) -> Result<String, EngineError> {
-        let mut out = String::new();
-        let mut stream = self.logs(id, false, Some(n));
-        while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
-            out.push_str(&chunk?);
-        }
-        Ok(out)
-    }
     /// Every task's output together, as Swarm gathers it from the nodes.
     fn logs(
         &self,
