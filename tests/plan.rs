@@ -586,6 +586,7 @@ fn with_build(image_id: Option<&str>, base_missing: bool) -> Facts {
                 vendored: false,
                 command: None,
                 cuda: None,
+                registry: None,
             },
             source_hash: "s".repeat(64),
             base: "berth-local/python3.11:stable".into(),
@@ -784,5 +785,40 @@ fn on_a_swarm_the_class_reserves_its_memory_and_its_cpu_limit_fits_the_largest_n
         on("docker"),
         (4_000_000_000, 0),
         "one engine: the class as it is"
+    );
+}
+
+#[test]
+fn on_a_swarm_a_class_avoids_nodes_labelled_smaller_and_a_gpu_class_needs_a_node_advertising_one() {
+    let yaml = |machine: &str| {
+        format!("project: demo\nengine: swarm\nservices:\n  web:\n    image: busybox:stable\n    machine: {machine}\n")
+    };
+    let mut f = facts();
+    f.swarm.nodes = 3;
+    let placed = |f: &Facts, machine: &str| {
+        resolve(&parse("services.yaml", &yaml(machine)).unwrap(), f)
+            .map(|d| {
+                let c = &d.containers[0].config;
+                (c.constraints.join(" "), c.reserve_gpus)
+            })
+            .map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("\n"))
+    };
+    for (machine, constraints) in [
+        ("small", ""),
+        ("medium", "node.labels.berth.class!=small"),
+        ("large", "node.labels.berth.class!=small node.labels.berth.class!=medium"),
+    ] {
+        assert_eq!(placed(&f, machine), Ok((constraints.to_string(), 0)), "{machine}");
+    }
+    let err = placed(&f, "small-gpu").unwrap_err();
+    assert!(
+        err.contains("web@0.0.0: machine class `small-gpu` needs a node that advertises the generic resource NVIDIA-GPU; none of the swarm's 3 node(s) does"),
+        "{err}"
+    );
+    f.swarm.gpu_nodes = 1;
+    assert_eq!(placed(&f, "small-gpu"), Ok((String::new(), 1)));
+    assert_eq!(
+        placed(&f, "large-gpu"),
+        Ok(("node.labels.berth.class!=small-gpu".to_string(), 1))
     );
 }

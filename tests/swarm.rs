@@ -41,16 +41,17 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
     let lab = Lab::up(3);
     let image = lab.push("berth-local/busybox:stable", "berth-test-busybox:1");
     let registry = &lab.registry;
-    let file = |greeting: &str, web_command: &str| {
+    // The image brings its own probe (busybox's wget), which gates updates.
+    let file = |greeting: &str, checked: &str| {
         format!(
-            "project: {{p}}\nengine: swarm\nregistry: {registry}\nservices:\n  web:\n    image: {image}\n    command: [sh, -c, '{web_command}']\n    replicas: 3\n    env: {{ GREETING: {greeting} }}\n  worker:\n    image: {image}\n    command: [sleep, '3600']\n    machine: medium\n"
+            "project: {{p}}\nengine: swarm\nregistry: {registry}\nservices:\n  web:\n    image: {image}\n    command: [sh, -c, '{SERVE}']\n    replicas: 3\n    env: {{ GREETING: {greeting} }}\n    health: {{ command: [wget, -q, -O, /dev/null, 'http://127.0.0.1:8000{checked}'], timeout: 4s }}\n  worker:\n    image: {image}\n    command: [sleep, '3600']\n    machine: medium\n"
         )
     };
     const SERVE: &str =
         "echo serving $GREETING && echo $GREETING > /tmp/index.html && exec httpd -f -p 8000 -h /tmp";
     let berth = |args: &[&str]| p.berth_env(args, &[("DOCKER_HOST", lab.host.as_str())]);
 
-    p.write(&file("one", SERVE));
+    p.write(&file("one", "/index.html"));
     let plan = berth(&["plan"]);
     assert!(plan.status.success(), "{}", text(&plan.stderr));
     let plan = text(&plan.stdout);
@@ -69,24 +70,17 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
     // Swarm names are DNS labels: the version's dots become dashes.
     let web = format!("{}-web-0-0-0", p.name);
     let nodes: std::collections::BTreeSet<String> = lab
-        .docker(&[
-            "service",
-            "ps",
-            "--filter",
-            "desired-state=running",
-            "--format",
-            "{{.Node}}",
-            &web,
-        ])
-        .lines()
-        .map(String::from)
+        .tasks(&web)
+        .iter()
+        .filter_map(|t| t.split_whitespace().next().map(String::from))
         .collect();
     assert!(
         nodes.len() >= 2,
         "replicas spread over the nodes: {nodes:?}"
     );
-    // Placement follows the class: its memory reserved on the node, and a
-    // 4-CPU class held to the largest node's 2 CPUs (a node refuses more).
+    // Placement follows the class: its memory reserved on the node, a 4-CPU
+    // class held to the largest node's 2 CPUs (a node refuses more), and no
+    // task on the node labelled for a smaller class.
     let resources = lab.docker(&[
         "service",
         "inspect",
@@ -98,6 +92,16 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
         resources.contains("\"Reservations\":{\"MemoryBytes\":8589934592}")
             && resources.contains("\"NanoCPUs\":2000000000"),
         "{resources}"
+    );
+    assert_eq!(
+        lab.docker(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{json .Spec.TaskTemplate.Placement.Constraints}}",
+            &format!("{}-worker-0-0-0", p.name),
+        ]),
+        r#"["node.labels.berth.class!=small"]"#
     );
     assert_eq!(
         lab.docker(&[
@@ -149,7 +153,7 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
     );
 
     // One changed value updates exactly that service.
-    p.write(&file("two", SERVE));
+    p.write(&file("two", "/index.html"));
     let out = berth(&["apply"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let after = indexes(&lab, &p.name);
@@ -166,9 +170,9 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
         ])
         .contains("GREETING=two"));
 
-    // A new configuration whose tasks fail is rolled back by Swarm, and the
-    // apply says so, naming the version.
-    p.write(&file("three", "echo broken; exit 3"));
+    // A new configuration whose tasks fail their health check is rolled back
+    // by Swarm, and the apply says so, naming the version.
+    p.write(&file("three", "/missing"));
     let out = berth(&["apply"]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -192,7 +196,7 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
     // within seconds, not after the five-minute limit.
     let broken = format!(
         "{}  broken:\n    image: {image}\n    command: [berth-no-such-binary]\n",
-        file("two", SERVE)
+        file("two", "/index.html")
     );
     p.write(&broken);
     let started = std::time::Instant::now();
@@ -225,4 +229,94 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
         networks.contains("ingress"),
         "Swarm's own networks stay: {networks}"
     );
+}
+
+#[test]
+fn a_package_is_built_on_the_manager_pushed_to_the_registry_pinned_by_digest_and_health_checked_and_a_gpu_class_lands_on_the_node_advertising_one(
+) {
+    let Some(p) = Project::with_runtimes("swarmb", &["python3.11"]) else {
+        return;
+    };
+    if !lab::possible() {
+        return;
+    }
+    let lab = Lab::up(3);
+    // The manager builds on the base as one host does; a real manager gets it
+    // from `berth baseimages` there.
+    lab.load("berth-local/python3.11:stable");
+    let image = lab.push("berth-local/busybox:stable", "berth-test-busybox:1");
+    let echo = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/echo");
+    let registry = &lab.registry;
+    p.write(&format!(
+        "project: {{p}}\nengine: swarm\nregistry: {registry}\nservices:\n  api:\n    runtime: python3.11\n    package: {echo}\n    replicas: 3\n  trainer:\n    image: {image}\n    command: [sleep, '3600']\n    machine: small-gpu\n"
+    ));
+    let berth = |args: &[&str]| p.berth_env(args, &[("DOCKER_HOST", lab.host.as_str())]);
+    let plan = berth(&["plan"]);
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    let plan = text(&plan.stdout);
+    assert!(
+        plan.contains(&format!("+ build    image {registry}/berth/{}-api:", p.name)),
+        "the image is named in the registry: {plan}"
+    );
+    let started = std::time::Instant::now();
+    let out = berth(&["apply"]);
+    eprintln!(
+        "build, push and apply: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Every node pulled the image by its digest from the registry.
+    let api = format!("{}-api-0-0-0", p.name);
+    let spec = |service: &str, field: &str| {
+        lab.docker(&[
+            "service",
+            "inspect",
+            "--format",
+            &format!("{{{{json .Spec.TaskTemplate.{field}}}}}"),
+            service,
+        ])
+    };
+    let pinned = spec(&api, "ContainerSpec.Image");
+    assert!(
+        pinned.contains(&format!("{registry}/berth/{}-api@sha256:", p.name)),
+        "{pinned}"
+    );
+    let tasks = lab.tasks(&api);
+    let nodes: std::collections::BTreeSet<&str> = tasks
+        .iter()
+        .filter_map(|t| t.split_whitespace().next())
+        .collect();
+    assert!(
+        nodes.len() >= 2 && tasks.iter().all(|t| t.contains("Running")),
+        "{tasks:?}"
+    );
+    // berth's runtime ships the probe: GET / by the image's own Python.
+    let check = spec(&api, "ContainerSpec.Healthcheck.Test");
+    assert!(check.contains("python3") && check.contains(":8000/"), "{check}");
+
+    // The GPU class reserves the generic resource, so Swarm places it on the
+    // one node that advertises it (the lab's last).
+    let trainer = format!("{}-trainer-0-0-0", p.name);
+    assert!(
+        spec(&trainer, "Resources.Reservations").contains("NVIDIA-GPU"),
+        "{}",
+        spec(&trainer, "Resources")
+    );
+    let placed = lab.tasks(&trainer);
+    assert!(
+        placed.len() == 1 && placed[0].starts_with("berthlab-3 "),
+        "{placed:?}"
+    );
+
+    // Built and pushed images are found again: nothing to do.
+    let plan = berth(&["plan"]);
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    let plan = text(&plan.stdout);
+    assert!(
+        plan.contains("No changes") && plan.contains("Plan: 0 to create, 0 to replace, 0 to remove"),
+        "{plan}"
+    );
+    let out = berth(&["destroy"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }

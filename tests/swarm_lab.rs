@@ -76,15 +76,7 @@ fn the_lab_forms_a_three_node_swarm_beside_the_host_engine_and_down_leaves_nothi
     ]);
     let mut running = String::new();
     for _ in 0..300 {
-        running = on(&[
-            "service",
-            "ps",
-            "--filter",
-            "desired-state=running",
-            "--format",
-            "{{.Node}} {{.CurrentState}}",
-            "berth-lab-probe",
-        ]);
+        running = lab.tasks("berth-lab-probe").join("\n");
         if running.lines().filter(|l| l.contains("Running")).count() == 3 {
             break;
         }

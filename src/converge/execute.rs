@@ -303,7 +303,7 @@ impl Executor<'_> {
             None => None,
         };
         let ctx = build::with_base(&prepared, &base_id, deps_id.as_deref());
-        let tag = build::image_tag(self.project, service, &ctx.hash());
+        let tag = build::image_tag(&b.input, self.project, service, &ctx.hash());
         // No version among the labels: versions built from the same context
         // share the image.
         let labels = BTreeMap::from([
@@ -358,7 +358,7 @@ impl Executor<'_> {
             "image built"
         );
         let id = engine
-            .image_id(&tag)
+            .image_ref(&tag)
             .await?
             .ok_or_else(|| EngineError::ImageBuild {
                 tag: tag.clone(),

@@ -113,6 +113,11 @@ async fn swarm_facts(ctx: &Context, spec: &Spec) -> Result<SwarmFacts, ConvergeE
     let nodes = ctx.engine.nodes().await?.unwrap_or_default();
     Ok(SwarmFacts {
         max_nano_cpus: nodes.iter().map(|n| n.nano_cpus).max().unwrap_or(0),
+        gpu_nodes: nodes
+            .iter()
+            .filter(|n| n.generic.get(crate::core::desired::GPU_RESOURCE).is_some_and(|&g| g > 0))
+            .count(),
+        nodes: nodes.len(),
     })
 }
 
@@ -196,6 +201,9 @@ async fn build_facts(
     let mut facts = BTreeMap::new();
     let mut arch = None;
     let mut checked = BTreeSet::new();
+    // Bases by local ID (a build's FROM), asked once each: on a swarm the
+    // image list names only what a node can pull (by registry digest).
+    let mut base_ids: BTreeMap<String, Option<String>> = BTreeMap::new();
     for v in spec.versions() {
         let (spec::Source::Package(p), Some(runtime)) = (&v.source, v.runtime) else {
             continue;
@@ -256,11 +264,20 @@ async fn build_facts(
             vendored: v.vendored,
             command: v.command.clone(),
             cuda,
+            registry: spec.registry.clone(),
         };
         // A base that cannot be had here is said before anything is read or
         // downloaded for the package (dependencies can be gigabytes).
         let base = baseimage::runtime_tag(runtime, input.cuda.as_deref());
-        let base_id = image_ids.get(&base);
+        let base_id = match base_ids.get(&base) {
+            Some(id) => id.clone(),
+            None => {
+                let id = engine.image_id(&base).await?;
+                base_ids.insert(base.clone(), id.clone());
+                id
+            }
+        };
+        let base_id = base_id.as_ref();
         if base_id.is_some() && checked.insert(base.clone()) {
             baseimage::check_arch(engine, &base, arch).await?;
         }
@@ -288,6 +305,7 @@ async fn build_facts(
                     None => None,
                 };
                 Some(build::image_tag(
+                    &input,
                     &spec.project,
                     &v.service,
                     &build::with_base(&prepared, id, deps_id.as_deref()).hash(),

@@ -361,8 +361,14 @@ pub fn with_base(prepared: &Prepared, base_id: &str, deps_id: Option<&str>) -> C
 
 /// `berth/<project>-<service>:<hash12>`: named by content, so versions built
 /// from the same package share one image.
-pub fn image_tag(project: &str, service: &str, context_hash: &str) -> String {
-    format!("berth/{project}-{service}:{}", &context_hash[..12])
+/// On a swarm the tag names the registry, so a push needs no second tag.
+pub fn image_tag(input: &BuildInput, project: &str, service: &str, context_hash: &str) -> String {
+    let registry = input
+        .registry
+        .as_ref()
+        .map(|r| format!("{r}/"))
+        .unwrap_or_default();
+    format!("{registry}berth/{project}-{service}:{}", &context_hash[..12])
 }
 
 /// Wheels for the requirements, for the runtime's Python and the engine's

@@ -134,6 +134,12 @@ pub trait Engine: Send + Sync {
     /// Removes an image and its untagged parents; absent is done.
     async fn remove_image(&self, id: &str) -> Result<(), EngineError>;
     async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError>;
+    /// What a container of this engine runs the built image `tag` by: its ID on
+    /// one host; on a swarm, its digest in the registry, pushed there first so
+    /// that every node can pull it.
+    async fn image_ref(&self, tag: &str) -> Result<Option<String>, EngineError> {
+        self.image_id(tag).await
+    }
     async fn image_arch(&self, reference: &str) -> Result<Option<String>, EngineError>;
     async fn image_labels(
         &self,

@@ -71,7 +71,8 @@ pub async fn get(port: u16, path: &str, timeout: Duration) -> Result<u16, ProbeE
 /// was seen instead.
 pub async fn check(port: u16, check: &HealthCheck, timeout: Duration) -> Result<(), String> {
     match check {
-        HealthCheck::None => Ok(()),
+        // A command is Swarm's to run in its tasks; one engine never has one.
+        HealthCheck::None | HealthCheck::Command { .. } => Ok(()),
         HealthCheck::Tcp => {
             match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(("127.0.0.1", port)))
                 .await

@@ -8,6 +8,7 @@ use super::{docker, text};
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/swarm-lab");
 
 pub struct Lab {
+    _turn: std::sync::MutexGuard<'static, ()>,
     pub dir: tempfile::TempDir,
     /// The manager's DOCKER_HOST.
     pub host: String,
@@ -39,14 +40,19 @@ pub fn possible() -> bool {
     false
 }
 
+/// One lab at a time: its names (namespaces, bridge) are fixed.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl Lab {
     pub fn up(nodes: usize) -> Lab {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let started = std::time::Instant::now();
         let out = script(&dir.path().join("lab"), &["up", &nodes.to_string()]);
         let up_secs = started.elapsed().as_secs_f64();
         let env = text(&out.stdout);
         let mut lab = Lab {
+            _turn: turn,
             dir,
             host: String::new(),
             registry: String::new(),
@@ -73,6 +79,32 @@ impl Lab {
         let mut all = vec!["-H", self.host.as_str()];
         all.extend_from_slice(args);
         docker(&all)
+    }
+
+    /// The tasks of `service` meant to run: `<node> <current state>` each.
+    pub fn tasks(&self, service: &str) -> Vec<String> {
+        self.docker(&[
+            "service",
+            "ps",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{.Node}} {{.CurrentState}}",
+            service,
+        ])
+        .lines()
+        .map(String::from)
+        .collect()
+    }
+
+    /// Copies a host image to the manager (a base berth builds on there).
+    pub fn load(&self, image: &str) {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("docker save {image} | docker -H {} load -q", self.host))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "load: {}", text(&out.stderr));
     }
 
     /// Puts a host image into the lab registry (through the manager) as `name`;

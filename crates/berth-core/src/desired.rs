@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::diag::Diagnostic;
 use super::gpu::{self, GpuRequest};
 use super::hash::{secret_hash, sha256_hex, ContainerConfig};
-use super::spec::{EngineKind, Health, Runtime, Scope, Source, Spec, Version};
+use super::spec::{EngineKind, Health, Machine, Runtime, Scope, Source, Spec, Version};
 
 pub const LABEL_PROJECT: &str = "berth.project";
 pub const LABEL_SERVICE: &str = "berth.service";
@@ -49,6 +49,10 @@ pub struct BuildInput {
     /// The CUDA base (`12.4`) a `-cuda` runtime is built on, chosen by the driver.
     #[serde(default)]
     pub cuda: Option<String>,
+    /// Swarm: the registry (`HOST:PORT`) the image is pushed to, so every node
+    /// can pull it; it prefixes the image's tag.
+    #[serde(default)]
+    pub registry: Option<String>,
 }
 
 /// What the shell found out about building one service version.
@@ -95,6 +99,10 @@ pub struct SwarmFacts {
     /// The CPUs of the largest node, in billionths: a node refuses a task
     /// whose CPU limit is above its own CPUs.
     pub max_nano_cpus: i64,
+    /// How many nodes advertise the generic resource `NVIDIA-GPU`.
+    pub gpu_nodes: usize,
+    /// How many nodes there are.
+    pub nodes: usize,
 }
 
 /// An asset in the local cache: its content's SHA-256 and where the file is.
@@ -361,15 +369,52 @@ type Resolved = (DesiredContainer, Vec<DesiredNetwork>, Vec<DesiredVolume>);
 /// Swarm placement from the machine class: the class's memory reserved on the
 /// node (CPU is shared, and held to the class by the limit), and the CPU limit
 /// held to the largest node's CPUs, since a node refuses a task whose limit is
-/// above its own (a 4-CPU class on 2-CPU nodes).
+/// above its own (a 4-CPU class on 2-CPU nodes). A node labelled
+/// `berth.class=<class>` takes that class and the smaller ones of its kind, an
+/// unlabelled node any class it has the resources for; a GPU class reserves
+/// one `NVIDIA-GPU`, which some node must advertise.
 fn place(r: Resolved, v: &Version, swarm: &SwarmFacts) -> Result<Resolved, Vec<Diagnostic>> {
     let (mut c, nets, vols) = r;
     c.config.reserve_memory = v.machine.memory_bytes();
     if swarm.max_nano_cpus > 0 && c.config.nano_cpus > swarm.max_nano_cpus {
         c.config.nano_cpus = swarm.max_nano_cpus;
     }
+    c.config.constraints = smaller_classes(v.machine)
+        .iter()
+        .map(|m| format!("node.labels.{LABEL_CLASS}!={}", m.name()))
+        .collect();
+    if v.machine.gpu_memory_bytes().is_some() {
+        if swarm.gpu_nodes == 0 {
+            return Err(vec![Diagnostic::new(
+                Some(v.pos),
+                format!(
+                    "{}: machine class `{}` needs a node that advertises the generic resource {GPU_RESOURCE}; none of the swarm's {} node(s) does",
+                    v.id(),
+                    v.machine.name(),
+                    swarm.nodes
+                ),
+                format!("advertise the GPU on its node (`\"node-generic-resources\": [\"{GPU_RESOURCE}=GPU-<uuid>\"]` in that daemon's daemon.json, with the NVIDIA runtime as its default), or choose a CPU class (small, medium, large)"),
+            )]);
+        }
+        c.config.reserve_gpus = 1;
+    }
     c.hash = c.config.hash();
     Ok((c, nets, vols))
+}
+
+/// The node label that names the classes a node is for.
+pub const LABEL_CLASS: &str = "berth.class";
+/// The generic resource a swarm node advertises its GPUs as.
+pub const GPU_RESOURCE: &str = "NVIDIA-GPU";
+
+/// The classes of the same kind (CPU, GPU) below `m`, whose nodes it avoids.
+fn smaller_classes(m: Machine) -> &'static [Machine] {
+    match m {
+        Machine::Small | Machine::SmallGpu => &[],
+        Machine::Medium => &[Machine::Small],
+        Machine::Large => &[Machine::Small, Machine::Medium],
+        Machine::LargeGpu => &[Machine::SmallGpu],
+    }
 }
 
 fn container(
@@ -544,6 +589,8 @@ fn container(
         gpu: gpu.cloned(),
         replicas: v.replicas,
         reserve_memory: 0,
+        constraints: Vec::new(),
+        reserve_gpus: 0,
     };
     let hash = config.hash();
     Ok((

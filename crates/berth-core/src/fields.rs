@@ -52,6 +52,12 @@ pub fn display_fields(c: &ContainerConfig) -> BTreeMap<String, String> {
     if let Some(g) = &c.gpu {
         f.insert("gpu".to_string(), g.clone());
     }
+    if !c.constraints.is_empty() {
+        f.insert("placement".to_string(), c.constraints.join(", "));
+    }
+    if c.reserve_gpus > 0 {
+        f.insert("reserve_gpus".to_string(), c.reserve_gpus.to_string());
+    }
     for (k, v) in &c.networks {
         f.insert(
             format!("networks.{k}"),

@@ -48,6 +48,16 @@ pub struct ContainerConfig {
     /// Swarm: memory reserved on the node, in bytes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reserve_memory: i64,
+    /// Swarm: placement constraints (`node.labels.berth.class!=small`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
+    /// Swarm: GPUs reserved on the node, as the generic resource `NVIDIA-GPU`.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub reserve_gpus: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_zero(n: &i64) -> bool {

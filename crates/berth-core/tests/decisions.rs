@@ -268,6 +268,7 @@ fn fact(id: &str, runtime: Runtime, base_missing: bool, built: bool) -> BuildFac
             vendored: false,
             command: None,
             cuda: None,
+            registry: None,
         },
         source_hash: "s".repeat(64),
         base: format!("berth-local/{}:stable", runtime.name()),

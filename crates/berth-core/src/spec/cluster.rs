@@ -74,20 +74,25 @@ impl Validator {
     }
 
     /// On a swarm, what it cannot run yet: secrets must become Swarm secrets
-    /// (never environment in a service spec), keeps volumes pinned to a node,
-    /// packages images pushed to `registry`.
-    pub(super) fn swarm_limits(&mut self, services: &[Service]) {
+    /// (never environment in a service spec), keeps volumes pinned to a node;
+    /// and a package's image must be pushed to a `registry` the nodes pull from.
+    pub(super) fn swarm_limits(&mut self, services: &[Service], registry: Option<&str>) {
         if self.engine != EngineKind::Swarm {
             return;
         }
         for v in services.iter().flat_map(|s| &s.versions) {
+            if matches!(v.source, Source::Package(_)) && registry.is_none() {
+                self.err(
+                    v.pos,
+                    format!("{}: building from a `package` on `engine: swarm` needs a `registry`", v.id()),
+                    "add `registry: HOST:PORT` at the top: berth pushes the image there, so that every node can pull it (scripts/swarm-lab shows one from Debian's docker-registry package)",
+                );
+            }
             let unsupported = [
-                (matches!(v.source, Source::Package(_)), "building from a `package`", "use an `image:` that every node can pull from a registry"),
                 (!v.secrets.is_empty(), "`secrets`", "leave them out for now: on a swarm they will be Swarm secrets, never environment in a service spec"),
                 (!v.keeps.is_empty(), "`keeps`", "leave them out for now: on a swarm they will be volumes pinned to the node that holds them"),
                 (!v.assets.is_empty(), "`assets`", "leave them out for now"),
                 (v.publish.is_some(), "`publish`", "leave it out: on a swarm the gateway reaches the tasks"),
-                (v.machine.gpu_memory_bytes().is_some(), "a GPU class", "use small, medium or large for now"),
             ];
             for (used, what, help) in unsupported {
                 if used {

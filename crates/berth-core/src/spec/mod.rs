@@ -10,6 +10,7 @@ mod catalog;
 mod choices;
 mod cluster;
 mod explain;
+mod gate;
 mod model;
 mod raw;
 mod validate;

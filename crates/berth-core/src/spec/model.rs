@@ -50,6 +50,8 @@ pub enum HealthCheck {
     Tcp,
     /// Started is enough; `status` shows it as `unchecked`.
     None,
+    /// Swarm: a command inside the task exits 0 (Swarm runs it).
+    Command { argv: Vec<String> },
 }
 
 impl Default for HealthCheck {
@@ -67,6 +69,10 @@ impl HealthCheck {
             HealthCheck::Http { path } => Some(format!("GET {path}")),
             HealthCheck::Tcp => Some("tcp".into()),
             HealthCheck::None => Some("none".into()),
+            HealthCheck::Command { argv } => Some(format!(
+                "cmd {}",
+                serde_json::to_string(argv).expect("strings always serialize")
+            )),
         }
     }
 
@@ -75,9 +81,12 @@ impl HealthCheck {
         match label {
             Some("tcp") => HealthCheck::Tcp,
             Some("none") => HealthCheck::None,
-            Some(l) => match l.strip_prefix("GET ") {
-                Some(path) => HealthCheck::Http { path: path.into() },
-                None => HealthCheck::default(),
+            Some(l) => match (l.strip_prefix("GET "), l.strip_prefix("cmd ")) {
+                (Some(path), _) => HealthCheck::Http { path: path.into() },
+                (_, Some(argv)) => serde_json::from_str(argv)
+                    .map(|argv| HealthCheck::Command { argv })
+                    .unwrap_or_default(),
+                _ => HealthCheck::default(),
             },
             None => HealthCheck::default(),
         }
@@ -89,6 +98,7 @@ impl HealthCheck {
             HealthCheck::Http { path } => format!("GET {path} answering 2xx or 3xx"),
             HealthCheck::Tcp => "the port accepting a TCP connection".into(),
             HealthCheck::None => "nothing (started is enough)".into(),
+            HealthCheck::Command { argv } => format!("`{}` exiting 0", argv.join(" ")),
         }
     }
 }

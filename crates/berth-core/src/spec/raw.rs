@@ -43,8 +43,8 @@ pub struct RawAsset {
 }
 
 /// `health: { path: /health, timeout: 30s, interval: 250ms }`: the gate a new
-/// container passes. The check is one of `path` (default `/`), `tcp: true` or
-/// `none: true`.
+/// container passes. The check is one of `path` (default `/`), `tcp: true`,
+/// `none: true` or, on a swarm, `command: [...]`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealth {
@@ -57,6 +57,10 @@ pub struct RawHealth {
     /// `true`: started is enough (no check; `status` shows `unchecked`).
     #[schemars(with = "Option<bool>")]
     pub none: Option<Spanned<bool>>,
+    /// `engine: swarm`: a command run inside the task (exit 0: healthy), for
+    /// images that bring their own probe.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub command: Option<Spanned<Vec<String>>>,
     /// How long to wait for the check to pass (default 30s; `0s`: do not wait).
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,

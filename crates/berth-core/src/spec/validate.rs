@@ -123,7 +123,7 @@ impl Validator {
             }
         }
         self.paths(&services);
-        self.swarm_limits(&services);
+        self.swarm_limits(&services, registry.as_deref());
         services.sort_by(|a, b| a.name.cmp(&b.name));
         Spec {
             project: raw.project.value,
@@ -350,74 +350,7 @@ impl Validator {
             }
         }
 
-        let mut health = Health::default();
-        if let Some(h) = pick(&v.health, &s.health) {
-            let chosen: Vec<(&str, Pos)> = [
-                h.path.as_ref().map(|p| ("path", Pos::from(p.referenced))),
-                h.tcp.as_ref().map(|p| ("tcp", Pos::from(p.referenced))),
-                h.none.as_ref().map(|p| ("none", Pos::from(p.referenced))),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            if chosen.len() > 1 {
-                let names: Vec<&str> = chosen.iter().map(|(n, _)| *n).collect();
-                self.err(
-                    chosen[1].1,
-                    format!("{id}: health has more than one check ({})", names.join(", ")),
-                    "choose one: `path: /health` (GET answers 2xx or 3xx), `tcp: true` (the port accepts a connection) or `none: true` (started is enough)",
-                );
-            }
-            for (flag, check) in [(&h.tcp, HealthCheck::Tcp), (&h.none, HealthCheck::None)] {
-                match flag {
-                    Some(f) if f.value => health.check = check,
-                    Some(f) => self.err(
-                        Pos::from(f.referenced),
-                        format!(
-                            "{id}: health `{}: false` means nothing",
-                            if check == HealthCheck::Tcp {
-                                "tcp"
-                            } else {
-                                "none"
-                            }
-                        ),
-                        "leave it out for the default check (`GET /`), or set it to `true`",
-                    ),
-                    None => {}
-                }
-            }
-            if let Some(p) = &h.path {
-                let bad = p
-                    .value
-                    .chars()
-                    .any(|c| c.is_whitespace() || c.is_control() || c == '#');
-                if !p.value.starts_with('/') || p.value.starts_with("//") || bad {
-                    self.err(
-                        Pos::from(p.referenced),
-                        format!("{id}: health path `{}` is not a request path", p.value),
-                        "write the path the service answers on, from its root: for example `/health` or `/healthz?full=1`",
-                    );
-                } else {
-                    health.check = HealthCheck::Http {
-                        path: p.value.clone(),
-                    };
-                }
-            }
-            for (field, value, min) in [("timeout", &h.timeout, 0), ("interval", &h.interval, 10)] {
-                let Some(value) = value else { continue };
-                match parse_duration_ms(&value.value) {
-                    Ok(ms) if ms >= min => {
-                        if field == "timeout" {
-                            health.timeout_ms = ms;
-                        } else {
-                            health.interval_ms = ms;
-                        }
-                    }
-                    Ok(_) => self.err(Pos::from(value.referenced), format!("{id}: health {field} `{}` is too short", value.value), "use at least 10ms"),
-                    Err(e) => self.err(Pos::from(value.referenced), format!("{id}: health {field}: {e}"), "for example `timeout: 30s`, `interval: 250ms`; `timeout: 0s` starts without waiting"),
-                }
-            }
-        }
+        let health = self.health(&id, pick(&v.health, &s.health));
 
         let public = pick(&v.public, &s.public).is_some_and(|p| p.value);
 

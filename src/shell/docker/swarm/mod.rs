@@ -14,6 +14,7 @@ use bollard::query_parameters::{
 use futures_util::stream::BoxStream;
 
 mod nodes;
+mod push;
 mod spec;
 
 pub(super) use nodes::{nodes, registry_reachable};
@@ -499,15 +500,18 @@ impl Engine for Swarm {
         Box::pin(futures_util::stream::pending())
     }
 
+    /// Builds on the manager, as on one host; [`Engine::image_ref`] then
+    /// pushes the image to the registry.
     async fn build_image(
         &self,
-        _tag: &str,
-        _context: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
-        _on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
+        tag: &str,
+        context: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+        on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
     ) -> Result<String, EngineError> {
-        Err(EngineError::SwarmUnsupported {
-            what: "building from a package",
-        })
+        self.docker.build_image(tag, context, on_line).await
+    }
+    async fn image_ref(&self, tag: &str) -> Result<Option<String>, EngineError> {
+        push::push(&self.docker, tag).await
     }
     async fn import_rootfs(
         &self,

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bollard::models::{
-    Limit, NetworkAttachmentConfig, ResourceObject, ServiceSpec, ServiceSpecMode,
+    GenericResourcesInner, GenericResourcesInnerDiscreteResourceSpec, HealthConfig, Limit,
+    NetworkAttachmentConfig, TaskSpecPlacement, ResourceObject, ServiceSpec, ServiceSpecMode,
     ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
     ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
     ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
@@ -15,8 +16,9 @@ use bollard::models::{
 
 use super::MONITOR;
 use crate::core::desired::{
-    container_name, DesiredContainer, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
+    container_name, DesiredContainer, GPU_RESOURCE, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
 };
+use crate::core::spec::{HealthCheck, Runtime};
 
 /// A version's Swarm service name: Swarm takes only a DNS label (letters,
 /// digits and dashes, at most 63), so the dots of the version become dashes,
@@ -83,6 +85,11 @@ pub fn service_spec(
                         .collect(),
                 ),
                 init: Some(true),
+                health_check: health_check(c),
+                ..Default::default()
+            }),
+            placement: (!cfg.constraints.is_empty()).then(|| TaskSpecPlacement {
+                constraints: Some(cfg.constraints.clone()),
                 ..Default::default()
             }),
             resources: Some(TaskSpecResources {
@@ -93,6 +100,17 @@ pub fn service_spec(
                 }),
                 reservations: Some(ResourceObject {
                     memory_bytes: (cfg.reserve_memory > 0).then_some(cfg.reserve_memory),
+                    generic_resources: (cfg.reserve_gpus > 0).then(|| {
+                        vec![GenericResourcesInner {
+                            discrete_resource_spec: Some(
+                                GenericResourcesInnerDiscreteResourceSpec {
+                                    kind: Some(GPU_RESOURCE.into()),
+                                    value: Some(cfg.reserve_gpus as i64),
+                                },
+                            ),
+                            ..Default::default()
+                        }]
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -138,4 +156,56 @@ pub fn service_spec(
         }),
         ..Default::default()
     }
+}
+
+/// The health check Swarm runs in each task, which gates its updates: the
+/// image's own `command`; for an image berth built, a probe by the runtime's
+/// own interpreter (`GET <path>` answering below 400, or a TCP connection);
+/// none for `none: true` and for other images, whose tools berth does not know
+/// (Swarm then judges a task by its process).
+pub fn health_check(c: &DesiredContainer) -> Option<HealthConfig> {
+    let port = c.config.port;
+    let runtime = c.build.as_ref().map(|b| b.input.runtime);
+    let test = match (&c.health.check, runtime) {
+        (HealthCheck::Command { argv }, _) => argv.clone(),
+        (HealthCheck::None, _) | (_, None) => return None,
+        (check, Some(runtime)) => probe(runtime, port, check)?,
+    };
+    let ms = |ms: u64| Duration::from_millis(ms).as_nanos() as i64;
+    Some(HealthConfig {
+        test: Some(std::iter::once("CMD".to_string()).chain(test).collect()),
+        // Every check starts a process in the task: not more than once a second.
+        interval: Some(ms(c.health.interval_ms.max(1000))),
+        timeout: Some(ms(3000)),
+        retries: Some(3),
+        // Failures while the service starts do not count; its first pass
+        // makes the task healthy at once.
+        start_period: Some(ms(c.health.timeout_ms)),
+        ..Default::default()
+    })
+}
+
+/// The probe of a runtime's image, in its interpreter (no curl or wget in it).
+fn probe(runtime: Runtime, port: u16, check: &HealthCheck) -> Option<Vec<String>> {
+    let python = |code: String| vec!["python3".to_string(), "-c".into(), code];
+    let node = |code: String| vec!["node".to_string(), "-e".into(), code];
+    // A quoted string both interpreters read as Rust writes it.
+    let url = |path: &str| format!("{:?}", format!("http://127.0.0.1:{port}{path}"));
+    Some(match (check, runtime.python().is_some()) {
+        (HealthCheck::Http { path }, true) => python(format!(
+            "import urllib.request as u; u.urlopen({}, timeout=2)",
+            url(path)
+        )),
+        (HealthCheck::Tcp, true) => python(format!(
+            "import socket; socket.create_connection(('127.0.0.1', {port}), 2)"
+        )),
+        (HealthCheck::Http { path }, false) => node(format!(
+            "fetch({},{{redirect:'manual'}}).then(r=>process.exit(r.status<400?0:1),()=>process.exit(1))",
+            url(path)
+        )),
+        (HealthCheck::Tcp, false) => node(format!(
+            "require('net').connect({port},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))"
+        )),
+        _ => return None,
+    })
 }
