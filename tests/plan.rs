@@ -801,14 +801,26 @@ fn on_a_swarm_a_class_avoids_nodes_labelled_smaller_and_a_gpu_class_needs_a_node
                 let c = &d.containers[0].config;
                 (c.constraints.join(" "), c.reserve_gpus)
             })
-            .map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("\n"))
+            .map_err(|d| {
+                d.iter()
+                    .map(|d| d.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
     };
     for (machine, constraints) in [
         ("small", ""),
         ("medium", "node.labels.berth.class!=small"),
-        ("large", "node.labels.berth.class!=small node.labels.berth.class!=medium"),
+        (
+            "large",
+            "node.labels.berth.class!=small node.labels.berth.class!=medium",
+        ),
     ] {
-        assert_eq!(placed(&f, machine), Ok((constraints.to_string(), 0)), "{machine}");
+        assert_eq!(
+            placed(&f, machine),
+            Ok((constraints.to_string(), 0)),
+            "{machine}"
+        );
     }
     let err = placed(&f, "small-gpu").unwrap_err();
     assert!(

@@ -44,12 +44,30 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
     // The image brings its own probe (busybox's wget), which gates updates.
     let file = |greeting: &str, checked: &str| {
         format!(
-            "project: {{p}}\nengine: swarm\nregistry: {registry}\nservices:\n  web:\n    image: {image}\n    command: [sh, -c, '{SERVE}']\n    replicas: 3\n    env: {{ GREETING: {greeting} }}\n    health: {{ command: [wget, -q, -O, /dev/null, 'http://127.0.0.1:8000{checked}'], timeout: 4s }}\n  worker:\n    image: {image}\n    command: [sleep, '3600']\n    machine: medium\n"
+            "project: {{p}}\nengine: swarm\nregistry: {registry}\nservices:\n  web:\n    image: {image}\n    command: [sh, -c, '{SERVE}']\n    replicas: 3\n    env: {{ GREETING: {greeting} }}\n    secrets: {{ TOKEN: {{ from_env: LAB_TOKEN }} }}\n    health: {{ command: [wget, -q, -O, /dev/null, 'http://127.0.0.1:8000{checked}'], timeout: 4s }}\n  worker:\n    image: {image}\n    command: [sleep, '3600']\n    machine: medium\n"
         )
     };
-    const SERVE: &str =
-        "echo serving $GREETING && echo $GREETING > /tmp/index.html && exec httpd -f -p 8000 -h /tmp";
-    let berth = |args: &[&str]| p.berth_env(args, &[("DOCKER_HOST", lab.host.as_str())]);
+    // A secret is a file whose path the environment names, never a value in
+    // the service spec.
+    const SERVE: &str = "echo serving $GREETING with $(cat $TOKEN_FILE) && echo $GREETING > /tmp/index.html && exec httpd -f -p 8000 -h /tmp";
+    let token = std::cell::RefCell::new("first".to_string());
+    let berth = |args: &[&str]| {
+        let token = token.borrow().clone();
+        p.berth_env(
+            args,
+            &[("DOCKER_HOST", lab.host.as_str()), ("LAB_TOKEN", &token)],
+        )
+    };
+    let secrets = || {
+        lab.docker(&[
+            "secret",
+            "ls",
+            "--filter",
+            &format!("label=berth.project={}", p.name),
+            "--format",
+            "{{.Name}}",
+        ])
+    };
 
     p.write(&file("one", "/index.html"));
     let plan = berth(&["plan"]);
@@ -132,7 +150,9 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
     let logs = berth(&["logs", "web"]);
     assert!(logs.status.success(), "{}", text(&logs.stderr));
     let logs = text(&logs.stdout);
-    assert!(logs.contains("serving one"), "{logs}");
+    assert!(logs.contains("serving one with first"), "{logs}");
+    let first_secret = secrets();
+    assert_eq!(first_secret.lines().count(), 1, "{first_secret}");
     let status = berth(&["status"]);
     assert!(status.status.success(), "{}", text(&status.stderr));
     let status = text(&status.stdout);
@@ -152,8 +172,10 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
         "a no-op apply updates nothing"
     );
 
-    // One changed value updates exactly that service.
+    // One changed value updates exactly that service; a rotated secret is a
+    // new Swarm secret, and the old one goes.
     p.write(&file("two", "/index.html"));
+    *token.borrow_mut() = "second".into();
     let out = berth(&["apply"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let after = indexes(&lab, &p.name);
@@ -169,6 +191,18 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
             &web
         ])
         .contains("GREETING=two"));
+    let spec = lab.docker(&["service", "inspect", &web]);
+    assert!(
+        spec.contains("TOKEN_FILE=/run/secrets/TOKEN") && !spec.contains("second"),
+        "{spec}"
+    );
+    let rotated = secrets();
+    assert!(
+        rotated.lines().count() == 1 && rotated != first_secret,
+        "{first_secret} -> {rotated}"
+    );
+    let logs = text(&berth(&["logs", "web"]).stdout);
+    assert!(logs.contains("serving two with second"), "{logs}");
 
     // A new configuration whose tasks fail their health check is rolled back
     // by Swarm, and the apply says so, naming the version.
@@ -216,10 +250,12 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
         "{err}"
     );
 
-    // Destroy removes the project's services and networks, and nothing else.
+    // Destroy removes the project's services, secrets and networks, and
+    // nothing else.
     let out = berth(&["destroy"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(indexes(&lab, &p.name).is_empty());
+    assert_eq!(secrets(), "", "the project's secrets are gone");
     let networks = lab.docker(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(
         !networks.contains(&format!("berth-{}-", p.name)),
@@ -255,7 +291,10 @@ fn a_package_is_built_on_the_manager_pushed_to_the_registry_pinned_by_digest_and
     assert!(plan.status.success(), "{}", text(&plan.stderr));
     let plan = text(&plan.stdout);
     assert!(
-        plan.contains(&format!("+ build    image {registry}/berth/{}-api:", p.name)),
+        plan.contains(&format!(
+            "+ build    image {registry}/berth/{}-api:",
+            p.name
+        )),
         "the image is named in the registry: {plan}"
     );
     let started = std::time::Instant::now();
@@ -293,7 +332,10 @@ fn a_package_is_built_on_the_manager_pushed_to_the_registry_pinned_by_digest_and
     );
     // berth's runtime ships the probe: GET / by the image's own Python.
     let check = spec(&api, "ContainerSpec.Healthcheck.Test");
-    assert!(check.contains("python3") && check.contains(":8000/"), "{check}");
+    assert!(
+        check.contains("python3") && check.contains(":8000/"),
+        "{check}"
+    );
 
     // The GPU class reserves the generic resource, so Swarm places it on the
     // one node that advertises it (the lab's last).
@@ -314,7 +356,8 @@ fn a_package_is_built_on_the_manager_pushed_to_the_registry_pinned_by_digest_and
     assert!(plan.status.success(), "{}", text(&plan.stderr));
     let plan = text(&plan.stdout);
     assert!(
-        plan.contains("No changes") && plan.contains("Plan: 0 to create, 0 to replace, 0 to remove"),
+        plan.contains("No changes")
+            && plan.contains("Plan: 0 to create, 0 to replace, 0 to remove"),
         "{plan}"
     );
     let out = berth(&["destroy"]);

@@ -115,7 +115,11 @@ async fn swarm_facts(ctx: &Context, spec: &Spec) -> Result<SwarmFacts, ConvergeE
         max_nano_cpus: nodes.iter().map(|n| n.nano_cpus).max().unwrap_or(0),
         gpu_nodes: nodes
             .iter()
-            .filter(|n| n.generic.get(crate::core::desired::GPU_RESOURCE).is_some_and(|&g| g > 0))
+            .filter(|n| {
+                n.generic
+                    .get(crate::core::desired::GPU_RESOURCE)
+                    .is_some_and(|&g| g > 0)
+            })
             .count(),
         nodes: nodes.len(),
     })

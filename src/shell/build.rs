@@ -368,7 +368,10 @@ pub fn image_tag(input: &BuildInput, project: &str, service: &str, context_hash:
         .as_ref()
         .map(|r| format!("{r}/"))
         .unwrap_or_default();
-    format!("{registry}berth/{project}-{service}:{}", &context_hash[..12])
+    format!(
+        "{registry}berth/{project}-{service}:{}",
+        &context_hash[..12]
+    )
 }
 
 /// Wheels for the requirements, for the runtime's Python and the engine's

@@ -101,7 +101,10 @@ impl Lab {
     pub fn load(&self, image: &str) {
         let out = Command::new("sh")
             .arg("-c")
-            .arg(format!("docker save {image} | docker -H {} load -q", self.host))
+            .arg(format!(
+                "docker save {image} | docker -H {} load -q",
+                self.host
+            ))
             .output()
             .unwrap();
         assert!(out.status.success(), "load: {}", text(&out.stderr));

@@ -74,6 +74,8 @@ pub enum EngineError {
     ServiceRollout { name: String, message: String },
     #[error("cannot push image {tag} to its registry: {message}\n  help: check that the registry answers the manager (`berth doctor`), and that the manager trusts it (`insecure-registries` for a plain-HTTP one)")]
     ImagePush { tag: String, message: String },
+    #[error("cannot create Swarm secret {name}: {message}")]
+    SecretCreate { name: String, message: String },
     #[error("{what} is not available on engine: swarm yet")]
     SwarmUnsupported { what: &'static str },
 }

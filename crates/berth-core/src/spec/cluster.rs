@@ -89,7 +89,6 @@ impl Validator {
                 );
             }
             let unsupported = [
-                (!v.secrets.is_empty(), "`secrets`", "leave them out for now: on a swarm they will be Swarm secrets, never environment in a service spec"),
                 (!v.keeps.is_empty(), "`keeps`", "leave them out for now: on a swarm they will be volumes pinned to the node that holds them"),
                 (!v.assets.is_empty(), "`assets`", "leave them out for now"),
                 (v.publish.is_some(), "`publish`", "leave it out: on a swarm the gateway reaches the tasks"),

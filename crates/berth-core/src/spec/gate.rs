@@ -14,7 +14,9 @@ impl Validator {
             h.path.as_ref().map(|p| ("path", Pos::from(p.referenced))),
             h.tcp.as_ref().map(|p| ("tcp", Pos::from(p.referenced))),
             h.none.as_ref().map(|p| ("none", Pos::from(p.referenced))),
-            h.command.as_ref().map(|p| ("command", Pos::from(p.referenced))),
+            h.command
+                .as_ref()
+                .map(|p| ("command", Pos::from(p.referenced))),
         ]
         .into_iter()
         .flatten()

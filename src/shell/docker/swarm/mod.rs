@@ -15,6 +15,7 @@ use futures_util::stream::BoxStream;
 
 mod nodes;
 mod push;
+mod secrets;
 mod spec;
 
 pub(super) use nodes::{nodes, registry_reachable};
@@ -238,7 +239,8 @@ impl Engine for Swarm {
         c: &DesiredContainer,
         secrets: &BTreeMap<String, String>,
     ) -> Result<String, EngineError> {
-        let spec = service_spec(name, c, secrets);
+        let refs = secrets::ensure(&self.docker, c, secrets).await?;
+        let spec = service_spec(name, c, refs);
         let client = self.docker.client().await?;
         let id = match existing {
             None => client
@@ -272,9 +274,15 @@ impl Engine for Swarm {
                 id.to_string()
             }
         };
-        self.await_rollout(&id, name, c.config.replicas as u64)
-            .await?;
-        Ok(id)
+        let rollout = self
+            .await_rollout(&id, name, c.config.replicas as u64)
+            .await;
+        // Whichever spec runs now (the new, or the old after a rollback),
+        // the secrets no service names go.
+        if let Some(project) = c.config.labels.get(crate::core::desired::LABEL_PROJECT) {
+            secrets::prune(&self.docker, project).await?;
+        }
+        rollout.map(|()| id)
     }
 
     async fn version(&self) -> Result<EngineVersion, EngineError> {
@@ -433,14 +441,25 @@ impl Engine for Swarm {
             what: "renaming a service",
         })
     }
+    /// The service, then the secrets no service of the project names any more.
     async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        let project = self
+            .service(id)
+            .await?
+            .and_then(|s| s.spec?.labels?.remove(crate::core::desired::LABEL_PROJECT));
         match self.docker.client().await?.delete_service(id).await {
-            Err(e) if !is_not_found(&e) => Err(EngineError::ServiceChange {
-                verb: "remove",
-                name: name.into(),
-                source: e,
-            }),
-            _ => Ok(()),
+            Err(e) if !is_not_found(&e) => {
+                return Err(EngineError::ServiceChange {
+                    verb: "remove",
+                    name: name.into(),
+                    source: e,
+                })
+            }
+            _ => {}
+        }
+        match project {
+            Some(project) => secrets::prune(&self.docker, &project).await,
+            None => Ok(()),
         }
     }
     async fn copy_volume(

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use bollard::models::{
     GenericResourcesInner, GenericResourcesInnerDiscreteResourceSpec, HealthConfig, Limit,
-    NetworkAttachmentConfig, TaskSpecPlacement, ResourceObject, ServiceSpec, ServiceSpecMode,
+    NetworkAttachmentConfig, ResourceObject, ServiceSpec, ServiceSpecMode,
     ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
     ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
     ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
-    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecResources,
-    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec,
+    TaskSpecContainerSpecSecrets, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
 };
 
 use super::MONITOR;
@@ -61,14 +62,20 @@ pub(super) fn known_name(name: String, labels: &BTreeMap<String, String>) -> Str
 
 /// The service spec of a version: its task runs what the single-host container
 /// would, with the same labels; updates start the new task first, watch it for
-/// [`MONITOR`] and roll back if it fails.
+/// [`MONITOR`] and roll back if it fails. Secrets are files (`secrets`, made
+/// by [`super::secrets::ensure`]): `NAME_FILE` in the environment says where.
 pub fn service_spec(
     name: &str,
     c: &DesiredContainer,
-    secrets: &BTreeMap<String, String>,
+    secrets: Vec<TaskSpecContainerSpecSecrets>,
 ) -> ServiceSpec {
     let cfg = &c.config;
-    let (labels, env) = crate::shell::docker::convert::labels_and_env(c, secrets);
+    let (labels, mut env) = crate::shell::docker::convert::labels_and_env(c, &BTreeMap::new());
+    env.extend(
+        cfg.secrets
+            .keys()
+            .map(|n| format!("{n}_FILE={}", super::secrets::secret_path(n))),
+    );
     let monitor = MONITOR.as_nanos() as i64;
     ServiceSpec {
         name: Some(service_name(name)),
@@ -86,6 +93,7 @@ pub fn service_spec(
                 ),
                 init: Some(true),
                 health_check: health_check(c),
+                secrets: (!secrets.is_empty()).then_some(secrets),
                 ..Default::default()
             }),
             placement: (!cfg.constraints.is_empty()).then(|| TaskSpecPlacement {
