@@ -44,7 +44,7 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
     // The image brings its own probe (busybox's wget), which gates updates.
     let file = |greeting: &str, checked: &str| {
         format!(
-            "project: {{p}}\nengine: swarm\nregistry: {registry}\nservices:\n  web:\n    image: {image}\n    command: [sh, -c, '{SERVE}']\n    replicas: 3\n    env: {{ GREETING: {greeting} }}\n    secrets: {{ TOKEN: {{ from_env: LAB_TOKEN }} }}\n    health: {{ command: [wget, -q, -O, /dev/null, 'http://127.0.0.1:8000{checked}'], timeout: 4s }}\n  worker:\n    image: {image}\n    command: [sleep, '3600']\n    machine: medium\n"
+            "project: {{p}}\nengine: swarm\nregistry: {registry}\nservices:\n  web:\n    image: {image}\n    command: [sh, -c, '{SERVE}']\n    port: 8000\n    public: true\n    replicas: 3\n    env: {{ GREETING: {greeting} }}\n    secrets: {{ TOKEN: {{ from_env: LAB_TOKEN }} }}\n    health: {{ command: [wget, -q, -O, /dev/null, 'http://127.0.0.1:8000{checked}'], timeout: 4s }}\n  worker:\n    image: {image}\n    command: [sleep, '3600']\n    machine: medium\n"
         )
     };
     // A secret is a file whose path the environment names, never a value in
@@ -172,12 +172,57 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
         "a no-op apply updates nothing"
     );
 
-    // One changed value updates exactly that service; a rotated secret is a
-    // new Swarm secret, and the old one goes.
+    // The gateway, on the manager, reaches every task where its node
+    // publishes it.
+    let gateway_port = common::free_port();
+    let mut gateway = lab
+        .on_manager(
+            common::BERTH,
+            &["serve", "--gateway", &format!("127.0.0.1:{gateway_port}")],
+        )
+        .current_dir(p.dir.path())
+        .env("BERTH_STATE_DIR", p.dir.path().join(".state"))
+        .env("DOCKER_HOST", &lab.host)
+        .env("LAB_TOKEN", "first")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{gateway_port}/web/index.html");
+    let mut got = String::new();
+    for _ in 0..100 {
+        let out = lab
+            .on_manager("curl", &["-s", "-m", "5", &url])
+            .output()
+            .unwrap();
+        got = text(&out.stdout);
+        if got.trim() == "one" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(got.trim(), "one", "through the gateway");
+
+    // One changed value updates exactly that service, with no failed request
+    // through the gateway; a rotated secret is a new Swarm secret, and the
+    // old one goes.
     p.write(&file("two", "/index.html"));
     *token.borrow_mut() = "second".into();
+    let stop = p.dir.path().join("stop-requests");
+    let requests = lab.request_loop(&url, &stop);
     let out = berth(&["apply"]);
+    std::fs::write(&stop, "").unwrap();
+    let counted = text(&requests.wait_with_output().unwrap().stdout);
+    let _ = gateway.kill();
+    let _ = gateway.wait();
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let (ok, failed) = counted.trim().split_once(' ').unwrap();
+    eprintln!("requests during the update: {ok} answered, {failed} failed");
+    assert_eq!(
+        failed, "0",
+        "no request fails across the update ({ok} answered)"
+    );
+    assert!(ok.parse::<u32>().unwrap() > 10, "{counted}");
     let after = indexes(&lab, &p.name);
     let worker = format!("{}-worker-0-0-0", p.name);
     assert_ne!(after[&web], before[&web], "web was updated");

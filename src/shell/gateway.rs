@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -99,6 +99,8 @@ struct Gateway {
     state: GatewayState,
     inflight: Arc<InFlight>,
     client: Client<HttpConnector, Body>,
+    /// Round-robin over a swarm route's tasks.
+    next: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A gateway that runs: its control address (for [`drain`]) and its task.
@@ -142,6 +144,7 @@ pub async fn serve(
         state,
         inflight: Default::default(),
         client,
+        next: Default::default(),
     };
     let app = Router::new().fallback(proxy).with_state(g.clone());
     let control_app = Router::new()
@@ -189,7 +192,7 @@ async fn proxy(
         let table = g.state.table.read().expect("no panics hold it");
         match route::admit(&table, &g.state.tokens, &path, bearer(&req)) {
             Admission::Forward { to, strip } => Ok((
-                to.route.port,
+                backends(&to.route.backends, to.route.port, &g.next),
                 to.prefix.to_string(),
                 to.rest,
                 strip,
@@ -218,25 +221,60 @@ async fn proxy(
             )),
         }
     };
-    let (port, prefix, rest, strip, guard) = match admitted {
+    let (backends, prefix, rest, strip, guard) = match admitted {
         Ok(a) => a,
         Err(answer) => return answer,
     };
     if strip {
         req.headers_mut().remove(header::AUTHORIZATION);
     }
-    let target = match req.uri().query() {
-        Some(q) => format!("http://127.0.0.1:{port}{rest}?{q}"),
-        None => format!("http://127.0.0.1:{port}{rest}"),
+    let query = req.uri().query().map(String::from);
+    let target = |backend: &str| -> Option<Uri> {
+        match &query {
+            Some(q) => format!("http://{backend}{rest}?{q}"),
+            None => format!("http://{backend}{rest}"),
+        }
+        .parse()
+        .ok()
     };
-    let Ok(uri) = target.parse::<Uri>() else {
+    let Some(uris) = backends
+        .iter()
+        .map(|b| target(b))
+        .collect::<Option<Vec<Uri>>>()
+    else {
         return plain(StatusCode::BAD_REQUEST, "bad request path\n".into());
     };
-    *req.uri_mut() = uri;
+    *req.uri_mut() = uris[0].clone();
     let upgrading = req.headers().contains_key(header::UPGRADE);
     forward::request(req.headers_mut(), Some(client), &prefix, upgrading);
     let upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
-    let answer = match tokio::time::timeout(ANSWER_TIMEOUT, g.client.request(req)).await {
+    // A request without a body that changes nothing (GET, HEAD, OPTIONS) can
+    // be sent again: to the next task of a swarm service when one stops
+    // under it (an update, a drained node).
+    let again = (uris.len() > 1
+        && !upgrading
+        && [Method::GET, Method::HEAD, Method::OPTIONS].contains(req.method())
+        && hyper::body::Body::size_hint(req.body()).exact() == Some(0))
+    .then(|| (req.method().clone(), req.version(), req.headers().clone()));
+    let answer = match tokio::time::timeout(ANSWER_TIMEOUT, async {
+        let mut answer = g.client.request(req).await;
+        if let Some((method, version, headers)) = &again {
+            for uri in &uris[1..] {
+                if answer.is_ok() {
+                    break;
+                }
+                let mut retry = Request::new(Body::empty());
+                *retry.method_mut() = method.clone();
+                *retry.version_mut() = *version;
+                *retry.headers_mut() = headers.clone();
+                *retry.uri_mut() = uri.clone();
+                answer = g.client.request(retry).await;
+            }
+        }
+        answer
+    })
+    .await
+    {
         Ok(a) => a,
         Err(_) => {
             return plain(
@@ -285,6 +323,20 @@ async fn proxy(
             format!("the service behind {path} did not answer: {e}\n"),
         ),
     }
+}
+
+/// The addresses to try, in order: the loopback port on one host; a swarm
+/// route's tasks starting from the next in turn.
+fn backends(remote: &[String], port: u16, next: &std::sync::atomic::AtomicUsize) -> Vec<String> {
+    if remote.is_empty() {
+        return vec![format!("127.0.0.1:{port}")];
+    }
+    let first = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % remote.len();
+    remote[first..]
+        .iter()
+        .chain(&remote[..first])
+        .cloned()
+        .collect()
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -81,6 +81,27 @@ impl Lab {
         docker(&all)
     }
 
+    /// `program args` in the manager's network namespace: where berth runs on
+    /// a real manager, reaching every node's address.
+    pub fn on_manager(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg("--net=/run/netns/berthlab-1").arg(program).args(args);
+        c
+    }
+
+    /// Requests `url` from the manager in a loop until `stop` exists, then
+    /// says how many answered 200 and how many did not: (ok, failed).
+    pub fn request_loop(&self, url: &str, stop: &std::path::Path) -> std::process::Child {
+        let script = format!(
+            "ok=0; bad=0; while [ ! -e {stop} ]; do if curl -sf -m 10 -o /dev/null {url}; then ok=$((ok+1)); else bad=$((bad+1)); fi; done; echo $ok $bad",
+            stop = stop.display()
+        );
+        self.on_manager("sh", &["-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// The tasks of `service` meant to run: `<node> <current state>` each.
     pub fn tasks(&self, service: &str) -> Vec<String> {
         self.docker(&[

@@ -21,8 +21,13 @@ use super::role::ContainerRole;
 /// Where one prefix goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Route {
-    /// The loopback port of the container that serves it.
+    /// The loopback port of the container that serves it (on a swarm, the
+    /// first task's port).
     pub port: u16,
+    /// On a swarm: every running task, as `node-address:port` (published in
+    /// host mode on its node); empty on one host, where `port` is the backend.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<String>,
     pub service: String,
     pub version: String,
     /// Served without a token.
@@ -79,6 +84,7 @@ pub fn routes(project: &str, observed: &Observed) -> RouteTable {
     struct Seen<'a> {
         canonical: bool,
         port: u16,
+        backends: Vec<String>,
         labels: &'a BTreeMap<String, String>,
     }
     let mut seen: BTreeMap<(&str, &str), Seen> = BTreeMap::new();
@@ -114,6 +120,7 @@ pub fn routes(project: &str, observed: &Observed) -> RouteTable {
                 Seen {
                     canonical,
                     port,
+                    backends: remote_backends(&c.ports),
                     labels: &c.labels,
                 },
             );
@@ -124,6 +131,7 @@ pub fn routes(project: &str, observed: &Observed) -> RouteTable {
         let label = |k: &str| s.labels.get(k).map(String::as_str).unwrap_or("");
         let route = Route {
             port: s.port,
+            backends: s.backends.clone(),
             service: service.to_string(),
             version: version.to_string(),
             public: label(LABEL_PUBLIC) == "true",
@@ -145,6 +153,22 @@ pub fn routes(project: &str, observed: &Observed) -> RouteTable {
         }
     }
     table
+}
+
+/// The bindings on an address other than this host's loopback or any: a
+/// swarm's tasks, each on its node's address.
+fn remote_backends(ports: &[super::observed::PortBinding]) -> Vec<String> {
+    ports
+        .iter()
+        .filter_map(|p| {
+            let (ip, port) = (p.ip.as_deref()?, p.public?);
+            let local = ["", "127.0.0.1", "0.0.0.0", "::", "::1"].contains(&ip);
+            (!local).then(|| match ip.contains(':') {
+                true => format!("[{ip}]:{port}"),
+                false => format!("{ip}:{port}"),
+            })
+        })
+        .collect()
 }
 
 /// Whether a request path has a `.` or `..` segment, percent-encoded or not:

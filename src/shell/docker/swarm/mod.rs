@@ -17,6 +17,7 @@ mod nodes;
 mod push;
 mod secrets;
 mod spec;
+mod tasks;
 
 pub(super) use nodes::{nodes, registry_reachable};
 use spec::known_name;
@@ -300,6 +301,7 @@ impl Engine for Swarm {
     async fn observe(&self, project: &str) -> Result<Observed, EngineError> {
         let local = self.docker.observe(project).await?;
         let services = self.services("name", &format!("{project}-")).await?;
+        let mut ports = tasks::task_ports(&self.docker).await?;
         let prefix = format!("{project}-");
         let containers = services
             .into_iter()
@@ -316,14 +318,15 @@ impl Engine for Swarm {
                     status.running_tasks.unwrap_or(0),
                     status.desired_tasks.unwrap_or(0),
                 );
+                let id = s.id.unwrap_or_default();
                 Some(ObservedContainer {
-                    id: s.id.unwrap_or_default(),
+                    ports: ports.remove(&id).unwrap_or_default(),
+                    id,
                     name,
                     labels: btreemap(spec.labels),
                     // Swarm keeps its tasks running: a service is never "exited".
                     state: "running".into(),
                     status: format!("{running}/{desired} tasks running"),
-                    ports: vec![],
                 })
             })
             .collect();

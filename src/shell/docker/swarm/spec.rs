@@ -5,19 +5,21 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bollard::models::{
-    GenericResourcesInner, GenericResourcesInnerDiscreteResourceSpec, HealthConfig, Limit,
-    NetworkAttachmentConfig, ResourceObject, ServiceSpec, ServiceSpecMode,
-    ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
-    ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
-    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
-    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec,
-    TaskSpecContainerSpecSecrets, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum,
+    EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
+    EndpointSpec, EndpointSpecModeEnum, GenericResourcesInner,
+    GenericResourcesInnerDiscreteResourceSpec, HealthConfig, Limit, NetworkAttachmentConfig,
+    ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
+    ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum,
+    ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
+    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpec,
+    TaskSpecContainerSpec, TaskSpecContainerSpecSecrets, TaskSpecPlacement, TaskSpecResources,
+    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 
 use super::MONITOR;
 use crate::core::desired::{
-    container_name, DesiredContainer, GPU_RESOURCE, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
+    container_name, DesiredContainer, GPU_RESOURCE, LABEL_PATH, LABEL_PROJECT, LABEL_SERVICE,
+    LABEL_VERSION,
 };
 use crate::core::spec::{HealthCheck, Runtime};
 
@@ -139,6 +141,18 @@ pub fn service_spec(
                     .collect(),
             ),
             ..Default::default()
+        }),
+        // A routed version publishes its port in host mode, on a free port of
+        // each task's node: the gateway reaches every task there (the routing
+        // mesh needs IPVS, which not every kernel has).
+        endpoint_spec: cfg.labels.contains_key(LABEL_PATH).then(|| EndpointSpec {
+            mode: Some(EndpointSpecModeEnum::VIP),
+            ports: Some(vec![EndpointPortConfig {
+                protocol: Some(EndpointPortConfigProtocolEnum::TCP),
+                target_port: Some(cfg.port as i64),
+                publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
+                ..Default::default()
+            }]),
         }),
         mode: Some(ServiceSpecMode {
             replicated: Some(ServiceSpecModeReplicated {
