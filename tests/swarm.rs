@@ -396,6 +396,80 @@ fn a_package_is_built_on_the_manager_pushed_to_the_registry_pinned_by_digest_and
         "{placed:?}"
     );
 
+    // watch follows the swarm: a drained node's tasks move to the others, and
+    // watch says so and shows where they run now.
+    let listen = common::free_port();
+    let log = p.dir.path().join("watch.log");
+    let mut watch = p
+        .command(&[
+            "watch",
+            "--interval",
+            "1h",
+            "--listen",
+            &format!("127.0.0.1:{listen}"),
+        ])
+        .env("DOCKER_HOST", &lab.host)
+        .env("BERTH_TOKEN", "test-token")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let api_tasks = || -> String {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-H", "Authorization: Bearer test-token"])
+            .arg(format!("http://127.0.0.1:{listen}/status"))
+            .output()
+            .unwrap();
+        let status: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        status["services"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["service"] == "api"))
+            .and_then(|r| r["tasks"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let wait = |what: &str, ok: &dyn Fn(&str) -> bool| {
+        let started = std::time::Instant::now();
+        loop {
+            let now = api_tasks();
+            if ok(&now) {
+                return now;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(90),
+                "{what}: {now}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    };
+    let before = wait("watch converged", &|t| {
+        t.starts_with("3/3 tasks running on ")
+    });
+    // A node with a task of api, not the one with the GPU (trainer's only).
+    let drained = ["berthlab-1", "berthlab-2"]
+        .into_iter()
+        .find(|n| before.contains(n))
+        .unwrap();
+    let started = std::time::Instant::now();
+    lab.docker(&["node", "update", "--availability", "drain", drained]);
+    let moved = wait("the drained node's tasks moved", &|t| {
+        t.starts_with("3/3 tasks running on ") && !t.contains(drained)
+    });
+    eprintln!(
+        "drain seen by watch in {:.1} s: {moved}",
+        started.elapsed().as_secs_f64()
+    );
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains(&format!("node {drained}")) && said.contains("availability: drain"),
+        "{said}"
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+    lab.docker(&["node", "update", "--availability", "active", drained]);
+
     // Built and pushed images are found again: nothing to do.
     let plan = berth(&["plan"]);
     assert!(plan.status.success(), "{}", text(&plan.stderr));

@@ -37,8 +37,7 @@ pub async fn run(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let project = Arc::new(RwLock::new(Some(spec.project.clone())));
     let running = gateways::start(
-        &ctx.engine,
-        project,
+        gateways::refresh(Arc::new(RwLock::new(ctx.engine.clone())), project),
         addr,
         tokens,
         table.clone(),

@@ -42,12 +42,12 @@ pub async fn route_table(engine: &dyn Engine, project: &str) -> Result<RouteTabl
     Ok(route::routes(project, &observed))
 }
 
-/// A gateway's route refresh: one list call for the project named in `project`
-/// (none yet: the routes stay as they are).
-pub fn refresh(engine: &SharedEngine, project: Arc<RwLock<Option<String>>>) -> Refresh {
-    let engine = engine.clone();
+/// A gateway's route refresh: one list call, to the engine `engine` holds
+/// then, for the project named in `project` (none yet: the routes stay as
+/// they are).
+pub fn refresh(engine: Arc<RwLock<SharedEngine>>, project: Arc<RwLock<Option<String>>>) -> Refresh {
     Arc::new(move || {
-        let e = engine.clone();
+        let e = engine.read().expect("no panics hold it").clone();
         let project = project.read().expect("no panics hold it").clone();
         Box::pin(async move { route_table(e.as_ref(), &project?).await.ok() })
     })
@@ -61,11 +61,10 @@ pub enum GatewayStartError {
     State(#[from] StateError),
 }
 
-/// Starts a gateway whose routes come from the engine for `project` (every
-/// refresh is one list call), serving until `shutdown`.
+/// Starts a gateway whose routes come from `refresh` (see [`refresh`]),
+/// serving until `shutdown`.
 pub async fn start(
-    engine: &SharedEngine,
-    project: Arc<RwLock<Option<String>>>,
+    refresh: Refresh,
     addr: SocketAddr,
     tokens: Tokens,
     table: Arc<RwLock<RouteTable>>,
@@ -75,7 +74,7 @@ pub async fn start(
     let state = GatewayState {
         table,
         tokens: Arc::new(tokens),
-        refresh: refresh(engine, project),
+        refresh,
     };
     gateway::serve(addr, state, bounds, shutdown).await
 }

@@ -46,8 +46,13 @@ pub async fn rows_of(
         let port = c.ports.iter().find_map(|p| p.public);
         let check = c.health_check();
         let unchecked = check == crate::core::spec::HealthCheck::None;
-        let answered = match (running, port) {
-            (true, Some(p)) if !unchecked => Some(
+        let judged = match running {
+            true => engine.judged_healthy(&c.id).await.ok().flatten(),
+            false => None,
+        };
+        let answered = match (running, port, judged) {
+            (_, _, Some(up)) => Some(up),
+            (true, Some(p), None) if !unchecked => Some(
                 probe::check(p, &check, std::time::Duration::from_secs(2))
                     .await
                     .is_ok(),
@@ -98,6 +103,7 @@ pub async fn rows_of(
             active: c.label(LABEL_ACTIVE) == "true" && role == Some(ContainerRole::Canonical),
             container: c.name.clone(),
             state: c.state.clone(),
+            tasks: engine.orchestrates().then(|| c.status.clone()),
             health,
             restarts: restarts.count,
             url: url(c),

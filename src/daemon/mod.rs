@@ -28,7 +28,7 @@ use crate::core::report::Trigger;
 use crate::core::route::RouteTable;
 use crate::core::spec::Spec;
 use crate::shell::api::{self, ApiError, ApiState, AskFail, ReconcileReply};
-use crate::shell::engine::ContainerEvent;
+use crate::shell::engine::{ContainerEvent, SharedEngine};
 use crate::shell::git::GitSource;
 use crate::shell::state::{GatewayRegistration, StateError};
 use crate::shell::watch::{self, WatchError};
@@ -68,6 +68,8 @@ pub enum DaemonError {
     Listener(#[from] ApiError),
     #[error(transparent)]
     GatewayRegister(#[from] StateError),
+    #[error("the file now names `engine: {engine}`, but this daemon follows another engine\n  help: restart `berth watch` to follow the new engine (what runs on the old one keeps running; `berth destroy` there removes it)")]
+    EngineSwitch { engine: &'static str },
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +97,9 @@ pub struct WatchOptions {
 
 struct Daemon {
     ctx: Context,
+    /// The engine the gateway and the API use: `ctx`'s, until the first file
+    /// names a swarm and the daemon moves to its manager.
+    engine: Arc<RwLock<SharedEngine>>,
     opts: WatchOptions,
     /// When the last converge that acted ended (ns since the Unix epoch; 0 after
     /// one that took no step): engine events from before then are its doing.
@@ -122,6 +127,7 @@ struct Daemon {
 pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     let report = report::Report::new(&opts.source);
+    let engine = Arc::new(RwLock::new(ctx.engine.clone()));
 
     let mut _file_watch = None;
     // The commit the daemon converges from: its checkout is never pruned.
@@ -159,9 +165,18 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
     let shared_spec: Arc<RwLock<Option<Spec>>> = Default::default();
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(addr) = opts.listen {
-        serve_api(&ctx, &opts, &report, &shared_spec, &tx, addr, async {
-            let _ = api_stopped.await;
-        })
+        serve_api(
+            &ctx,
+            &engine,
+            &opts,
+            &report,
+            &shared_spec,
+            &tx,
+            addr,
+            async {
+                let _ = api_stopped.await;
+            },
+        )
         .await?;
         tracing::info!(%addr, "API listening");
         if opts.tokens.tokens.is_empty() {
@@ -178,8 +193,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
     let mut gateway = None;
     if let Some(addr) = opts.gateway {
         let running = converge::gateways::start(
-            &ctx.engine,
-            gateway_project.clone(),
+            converge::gateways::refresh(engine.clone(), gateway_project.clone()),
             addr,
             opts.tokens.clone(),
             routes.clone(),
@@ -195,6 +209,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
 
     let mut d = Daemon {
         ctx,
+        engine,
         opts,
         current,
         project: None,
@@ -270,8 +285,10 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
 }
 
 /// The API, serving the daemon's report and forwarding its asks as events.
+#[allow(clippy::too_many_arguments)]
 async fn serve_api(
     ctx: &Context,
+    engine: &Arc<RwLock<SharedEngine>>,
     opts: &WatchOptions,
     report: &report::Report,
     shared_spec: &Arc<RwLock<Option<Spec>>>,
@@ -280,7 +297,7 @@ async fn serve_api(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     let (ask_tx, mut ask_rx) = mpsc::channel::<api::Ask>(16);
-    let (engine, spec) = (ctx.engine.clone(), shared_spec.clone());
+    let (engine, spec) = (engine.clone(), shared_spec.clone());
     let engine_down: Arc<RwLock<Option<String>>> = Default::default();
     tokio::spawn(sources::ping_engine(
         ctx.engine.clone(),
@@ -294,7 +311,7 @@ async fn serve_api(
         tokens: Arc::new(opts.tokens.clone()),
         engine_down: engine_down.clone(),
         logs: Arc::new(move |target, tail| {
-            let e = engine.clone();
+            let e = engine.read().expect("no panics hold it").clone();
             let spec = spec.read().expect("no panics hold it").clone();
             Box::pin(async move {
                 let spec = spec.ok_or_else(|| AskFail("nothing has converged yet".into()))?;
@@ -431,6 +448,29 @@ impl Daemon {
         Ok(observe::rows_of(self.ctx.engine.as_ref(), project, &observed, false).await)
     }
 
+    /// The engine the file names: before the first converge, a file with
+    /// `engine: swarm` moves the daemon to the swarm manager at DOCKER_HOST;
+    /// a later change of engine needs a restart (the events followed, the
+    /// services converged are the first engine's).
+    async fn choose_engine(&mut self, spec: &Spec) -> Result<(), DaemonError> {
+        let swarm = spec.engine == crate::core::spec::EngineKind::Swarm;
+        if swarm == self.ctx.engine.orchestrates() {
+            return Ok(());
+        }
+        if self.project.is_some() || !swarm {
+            return Err(DaemonError::EngineSwitch {
+                engine: spec.engine.name(),
+            });
+        }
+        let swarm = crate::shell::docker::Swarm::shared(&self.ctx.settings)
+            .await
+            .map_err(ConvergeError::from)?;
+        *self.engine.write().expect("no panics hold it") = swarm.clone();
+        self.ctx.engine = swarm;
+        tracing::info!("the file names engine: swarm: following the swarm's manager");
+        Ok(())
+    }
+
     /// The first time a project is known: follow its engine events, and register
     /// the gateway for it.
     fn adopt(&mut self, project: &str) -> Result<(), DaemonError> {
@@ -466,6 +506,7 @@ impl Daemon {
         // Steps taken for a spec that did not change undo drift; steps for a new
         // spec are the change itself, whatever event woke the loop first.
         let changed = self.last_spec.as_ref() != Some(&spec);
+        self.choose_engine(&spec).await?;
         self.adopt(&spec.project)?;
         let held = self.lock(&spec.project).await?;
         let opts = Options {

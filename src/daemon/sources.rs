@@ -91,8 +91,8 @@ pub async fn follow_git(
 }
 
 /// The engine actions that mean a container drifted from what was converged.
-const DRIFT: [&str; 8] = [
-    "die", "stop", "kill", "destroy", "oom", "pause", "rename", "update",
+const DRIFT: [&str; 9] = [
+    "die", "stop", "kill", "destroy", "oom", "pause", "rename", "update", "remove",
 ];
 
 /// Follows the engine's events for the project; reconnects with backoff, and

@@ -190,6 +190,13 @@ pub trait Engine: Send + Sync {
     /// The name and labels a container has now; `None` when it is gone.
     async fn container_owner(&self, id: &str) -> Result<Option<ContainerOwner>, EngineError>;
     async fn restarts(&self, id: &str) -> Result<Option<Restarts>, EngineError>;
+    /// Whether the engine itself counts the version as up, for engines that
+    /// check health themselves (Swarm: every task runs, past its health
+    /// check); `None`: berth asks the service.
+    async fn judged_healthy(&self, id: &str) -> Result<Option<bool>, EngineError> {
+        let _ = id;
+        Ok(None)
+    }
     /// `None` when the container does not run.
     async fn usage(&self, id: &str) -> Result<Option<Usage>, EngineError>;
     /// The last `n` lines a container wrote, stdout and stderr together: its

@@ -177,6 +177,10 @@ pub struct StatusRow {
     /// Seconds since it last started, while it runs.
     #[serde(default)]
     pub up_secs: Option<u64>,
+    /// On a swarm: its tasks, and the nodes they run on (`3/3 tasks running
+    /// on node-1, node-3`), shown as the state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<String>,
 }
 
 /// A duration as `status` shows it: `45s`, `3m`, `5h`, `2d`.
@@ -206,7 +210,7 @@ pub fn status_text(rows: &[StatusRow]) -> String {
                 } else {
                     r.version.clone()
                 },
-                r.state.clone(),
+                r.tasks.clone().unwrap_or_else(|| r.state.clone()),
                 r.up_secs.map(ago).unwrap_or_else(|| "-".into()),
                 r.health.word().to_string(),
                 r.restarts.to_string(),

@@ -83,6 +83,43 @@ impl Docker {
     }
 
     /// Reference -> pinned `repo@sha256:…` reference, for a swarm.
+    /// The engine's events under `filters`, each kept as `keep` says.
+    pub(super) fn events(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+        keep: impl Fn(&bollard::models::EventMessage) -> Option<ContainerEvent>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    ) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {
+        let opts = bollard::query_parameters::EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let this = self.clone();
+        futures_util::stream::once(async move { this.client().await.cloned() })
+            .flat_map(move |client| match client {
+                Err(e) => futures_util::stream::once(std::future::ready(Err(e))).boxed(),
+                Ok(client) => {
+                    let keep = keep.clone();
+                    client
+                        .events(Some(opts.clone()))
+                        .filter_map(move |e| {
+                            std::future::ready(match e {
+                                Err(source) => Some(Err(EngineError::ObjectList {
+                                    what: "events",
+                                    source,
+                                })),
+                                Ok(e) => keep(&e).map(Ok),
+                            })
+                        })
+                        .boxed()
+                }
+            })
+            .boxed()
+    }
+
     pub(super) async fn swarm_image_refs(&self) -> Result<BTreeMap<String, String>, EngineError> {
         Ok(convert::swarm_image_refs(images::list(self, None).await?))
     }
@@ -480,48 +517,18 @@ impl Engine for Docker {
                 vec![format!("{LABEL_PROJECT}={project}")],
             ),
         ]);
-        let opts = bollard::query_parameters::EventsOptions {
-            filters: Some(filters),
-            ..Default::default()
-        };
-        let this = self.clone();
-        futures_util::stream::once(async move { this.client().await.cloned() })
-            .flat_map(move |client| match client {
-                Err(e) => futures_util::stream::once(std::future::ready(Err(e))).boxed(),
-                Ok(client) => {
-                    client
-                        .events(Some(opts.clone()))
-                        .filter_map(|e| {
-                            let event = match e {
-                                Err(source) => Err(EngineError::ObjectList {
-                                    what: "events",
-                                    source,
-                                }),
-                                Ok(e) => {
-                                    let attributes =
-                                        e.actor.and_then(|a| a.attributes).unwrap_or_default();
-                                    // A build's intermediate containers carry the image's
-                                    // labels, the project's among them, but never a
-                                    // container hash: their create/destroy is not drift.
-                                    if !attributes.contains_key(LABEL_HASH) {
-                                        return std::future::ready(None);
-                                    }
-                                    Ok(ContainerEvent {
-                                        at_nanos: e.time_nano.unwrap_or(0),
-                                        action: e.action.unwrap_or_default(),
-                                        container: attributes
-                                            .get("name")
-                                            .cloned()
-                                            .unwrap_or_default(),
-                                    })
-                                }
-                            };
-                            std::future::ready(Some(event))
-                        })
-                        .boxed()
-                }
+        self.events(filters, |e| {
+            let attributes = e.actor.as_ref()?.attributes.as_ref()?;
+            // A build's intermediate containers carry the image's labels, the
+            // project's among them, but never a container hash: their
+            // create/destroy is not drift.
+            attributes.get(LABEL_HASH)?;
+            Some(ContainerEvent {
+                at_nanos: e.time_nano.unwrap_or(0),
+                action: e.action.clone().unwrap_or_default(),
+                container: attributes.get("name").cloned().unwrap_or_default(),
             })
-            .boxed()
+        })
     }
 
     /// On failure the error carries the last lines of the build log.

@@ -8,9 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bollard::models::ServiceUpdateStatusStateEnum;
-use bollard::query_parameters::{
-    InspectServiceOptions, ListServicesOptionsBuilder, UpdateServiceOptionsBuilder,
-};
+use bollard::query_parameters::{InspectServiceOptions, UpdateServiceOptionsBuilder};
 use futures_util::stream::BoxStream;
 
 mod nodes;
@@ -164,21 +162,7 @@ impl Swarm {
     /// The newest error among the service's tasks (`no suitable node`, a
     /// rejected limit, a failed start), if any.
     async fn task_error(&self, id: &str) -> Result<Option<String>, EngineError> {
-        let filters = HashMap::from([("service", vec![id.to_string()])]);
-        let tasks = self
-            .docker
-            .client()
-            .await?
-            .list_tasks(Some(
-                bollard::query_parameters::ListTasksOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(|source| EngineError::ObjectList {
-                what: "tasks",
-                source,
-            })?;
+        let tasks = tasks::tasks(&self.docker, "service", id).await?;
         Ok(tasks
             .into_iter()
             .filter_map(|t| {
@@ -202,28 +186,12 @@ impl Swarm {
             .unwrap_or(0))
     }
 
-    /// The services whose `key` (`id`, `name`: a prefix) matches, with their
-    /// task counts.
     async fn services(
         &self,
         key: &str,
         value: &str,
     ) -> Result<Vec<bollard::models::Service>, EngineError> {
-        let filters = HashMap::from([(key, vec![value.to_string()])]);
-        self.docker
-            .client()
-            .await?
-            .list_services(Some(
-                ListServicesOptionsBuilder::default()
-                    .filters(&filters)
-                    .status(true)
-                    .build(),
-            ))
-            .await
-            .map_err(|source| EngineError::ObjectList {
-                what: "services",
-                source,
-            })
+        tasks::services(&self.docker, key, value).await
     }
 }
 
@@ -301,7 +269,7 @@ impl Engine for Swarm {
     async fn observe(&self, project: &str) -> Result<Observed, EngineError> {
         let local = self.docker.observe(project).await?;
         let services = self.services("name", &format!("{project}-")).await?;
-        let mut ports = tasks::task_ports(&self.docker).await?;
+        let mut placed = tasks::placed(&self.docker).await?;
         let prefix = format!("{project}-");
         let containers = services
             .into_iter()
@@ -319,14 +287,19 @@ impl Engine for Swarm {
                     status.desired_tasks.unwrap_or(0),
                 );
                 let id = s.id.unwrap_or_default();
+                let here = placed.remove(&id).unwrap_or_default();
+                let on = match here.nodes.is_empty() {
+                    true => String::new(),
+                    false => format!(" on {}", Vec::from_iter(here.nodes).join(", ")),
+                };
                 Some(ObservedContainer {
-                    ports: ports.remove(&id).unwrap_or_default(),
+                    ports: here.ports,
                     id,
                     name,
                     labels: btreemap(spec.labels),
                     // Swarm keeps its tasks running: a service is never "exited".
                     state: "running".into(),
-                    status: format!("{running}/{desired} tasks running"),
+                    status: format!("{running}/{desired} tasks running{on}"),
                 })
             })
             .collect();
@@ -503,6 +476,17 @@ impl Engine for Swarm {
     async fn restarts(&self, id: &str) -> Result<Option<Restarts>, EngineError> {
         Ok(self.service(id).await?.map(|_| Restarts::default()))
     }
+    async fn judged_healthy(&self, id: &str) -> Result<Option<bool>, EngineError> {
+        let list = self.services("id", id).await?;
+        Ok(list
+            .first()
+            .and_then(|s| s.service_status.as_ref())
+            .map(|s| {
+                let (running, desired) =
+                    (s.running_tasks.unwrap_or(0), s.desired_tasks.unwrap_or(0));
+                desired > 0 && running >= desired
+            }))
+    }
     async fn usage(&self, _id: &str) -> Result<Option<Usage>, EngineError> {
         Ok(None)
     }
@@ -515,11 +499,43 @@ impl Engine for Swarm {
     ) -> BoxStream<'static, Result<String, EngineError>> {
         self.docker.log_stream(id, follow, tail, true)
     }
+    /// A service of the project changed (by someone else, or by berth), a node
+    /// did (drained, paused, down), or a service's tasks moved: Swarm moves
+    /// tasks on its own, and the daemon looks again and says where they run.
     fn container_events(
         &self,
-        _project: &str,
+        project: &str,
     ) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {
-        Box::pin(futures_util::stream::pending())
+        let filters = HashMap::from([(
+            "type".to_string(),
+            vec!["service".to_string(), "node".to_string()],
+        )]);
+        let prefix = format!("{project}-");
+        let moved = tasks::moved(self.docker.clone(), prefix.clone());
+        let changed = self.docker.events(filters, move |e| {
+            let attributes = e.actor.as_ref()?.attributes.clone().unwrap_or_default();
+            let name = attributes.get("name").cloned().unwrap_or_default();
+            let action = e.action.clone().unwrap_or_default();
+            let container = match e.typ? {
+                bollard::models::EventMessageTypeEnum::SERVICE if name.starts_with(&prefix) => name,
+                bollard::models::EventMessageTypeEnum::NODE => {
+                    let changes: Vec<String> = attributes
+                        .iter()
+                        .filter_map(|(k, v)| Some(format!("{}: {v}", k.strip_suffix(".new")?)))
+                        .collect();
+                    format!("node {name} ({})", changes.join(", "))
+                }
+                _ => return None,
+            };
+            Some(ContainerEvent {
+                at_nanos: e.time_nano.unwrap_or(0),
+                action,
+                container,
+            })
+        });
+        // Tasks that move (a drained or failed node) are no event of the
+        // manager's: they are seen by looking.
+        Box::pin(futures_util::stream::select(changed, moved))
     }
 
     /// Builds on the manager, as on one host; [`Engine::image_ref`] then
