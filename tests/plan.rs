@@ -765,7 +765,7 @@ fn a_keep_volume_an_earlier_berth_named_is_copied_while_a_container_still_uses_i
 }
 
 #[test]
-fn on_a_swarm_the_class_reserves_its_memory_and_its_cpu_limit_fits_the_largest_node() {
+fn on_a_swarm_the_class_reserves_a_quarter_of_its_memory_and_its_cpu_limit_fits_the_largest_node() {
     let yaml = |engine: &str| {
         format!("project: demo\nengine: {engine}\nservices:\n  web:\n    image: busybox:stable\n    machine: medium\n")
     };
@@ -778,7 +778,7 @@ fn on_a_swarm_the_class_reserves_its_memory_and_its_cpu_limit_fits_the_largest_n
     };
     assert_eq!(
         on("swarm"),
-        (2_000_000_000, 8 << 30),
+        (2_000_000_000, 2 << 30),
         "held to the node, memory reserved"
     );
     assert_eq!(

@@ -20,12 +20,7 @@ fn indexes(lab: &Lab, project: &str) -> std::collections::BTreeMap<String, Strin
         "{{.Name}}",
     ])
     .lines()
-    .map(|name| {
-        (
-            name.to_string(),
-            lab.docker(&["service", "inspect", "--format", "{{.Version.Index}}", name]),
-        )
-    })
+    .map(|name| (name.to_string(), lab.inspect(name, "{{.Version.Index}}")))
     .collect()
 }
 
@@ -42,11 +37,12 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
     let image = lab.push("berth-local/busybox:stable", "berth-test-busybox:1");
     let registry = &lab.registry;
     // The image brings its own probe (busybox's wget), which gates updates.
-    let file = |greeting: &str, checked: &str| {
+    let file_with = |greeting: &str, checked: &str, run: &str| {
         format!(
-            "project: {{p}}\nengine: swarm\nregistry: {registry}\nservices:\n  web:\n    image: {image}\n    command: [sh, -c, '{SERVE}']\n    port: 8000\n    public: true\n    replicas: 3\n    env: {{ GREETING: {greeting} }}\n    secrets: {{ TOKEN: {{ from_env: LAB_TOKEN }} }}\n    health: {{ command: [wget, -q, -O, /dev/null, 'http://127.0.0.1:8000{checked}'], timeout: 4s }}\n  worker:\n    image: {image}\n    command: [sleep, '3600']\n    machine: medium\n"
+            "project: {{p}}\nengine: swarm\nregistry: {registry}\nservices:\n  web:\n    image: {image}\n    command: [sh, -c, '{SERVE}']\n    port: 8000\n    public: true\n    replicas: 3\n    env: {{ GREETING: {greeting} }}\n    secrets: {{ TOKEN: {{ from_env: LAB_TOKEN }} }}\n    health: {{ command: [wget, -q, -O, /dev/null, 'http://127.0.0.1:8000{checked}'], timeout: 4s }}\n  worker:\n    image: {image}\n    command: [sleep, '3600']\n    machine: medium\n  store:\n    image: {image}\n    command: [sh, -c, 'echo $RUN >> /data/runs && exec sleep 3600']\n    env: {{ RUN: {run} }}\n    keeps: [/data]\n"
         )
     };
+    let file = |greeting: &str, checked: &str| file_with(greeting, checked, "a");
     // A secret is a file whose path the environment names, never a value in
     // the service spec.
     const SERVE: &str = "echo serving $GREETING with $(cat $TOKEN_FILE) && echo $GREETING > /tmp/index.html && exec httpd -f -p 8000 -h /tmp";
@@ -96,29 +92,23 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
         nodes.len() >= 2,
         "replicas spread over the nodes: {nodes:?}"
     );
-    // Placement follows the class: its memory reserved on the node, a 4-CPU
+    // Placement follows the class: a quarter of its memory reserved on the node, a 4-CPU
     // class held to the largest node's 2 CPUs (a node refuses more), and no
     // task on the node labelled for a smaller class.
-    let resources = lab.docker(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{json .Spec.TaskTemplate.Resources}}",
+    let resources = lab.inspect(
         &format!("{}-worker-0-0-0", p.name),
-    ]);
+        "{{json .Spec.TaskTemplate.Resources}}",
+    );
     assert!(
-        resources.contains("\"Reservations\":{\"MemoryBytes\":8589934592}")
+        resources.contains("\"Reservations\":{\"MemoryBytes\":2147483648}")
             && resources.contains("\"NanoCPUs\":2000000000"),
         "{resources}"
     );
     assert_eq!(
-        lab.docker(&[
-            "service",
-            "inspect",
-            "--format",
-            "{{json .Spec.TaskTemplate.Placement.Constraints}}",
+        lab.inspect(
             &format!("{}-worker-0-0-0", p.name),
-        ]),
+            "{{json .Spec.TaskTemplate.Placement.Constraints}}"
+        ),
         r#"["node.labels.berth.class!=small"]"#
     );
     assert_eq!(
@@ -131,6 +121,14 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
         ]),
         "overlay true"
     );
+
+    // A version that keeps data runs where its volume is: on the manager.
+    let store = format!("{}-store-0-0-0", p.name);
+    assert!(lab
+        .inspect(&store, "{{json .Spec.TaskTemplate.Placement.Constraints}}")
+        .contains("node.id=="),);
+    let on = lab.tasks(&store);
+    assert!(on.len() == 1 && on[0].starts_with("berthlab-1 "), "{on:?}");
 
     // doctor on the manager shows the nodes and whether the registry answers.
     let doctor = berth(&["doctor"]);
@@ -163,7 +161,7 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
 
     // A second apply changes nothing: no service's version moves.
     let before = indexes(&lab, &p.name);
-    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(before.len(), 3, "{before:?}");
     let again = berth(&["apply"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert_eq!(
@@ -227,14 +225,9 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
     let worker = format!("{}-worker-0-0-0", p.name);
     assert_ne!(after[&web], before[&web], "web was updated");
     assert_eq!(after[&worker], before[&worker], "worker was not touched");
+    assert_eq!(after[&store], before[&store], "store was not touched");
     assert!(lab
-        .docker(&[
-            "service",
-            "inspect",
-            "--format",
-            "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
-            &web
-        ])
+        .inspect(&web, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
         .contains("GREETING=two"));
     let spec = lab.docker(&["service", "inspect", &web]);
     assert!(
@@ -260,14 +253,8 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
         "{err}"
     );
     assert!(
-        lab.docker(&[
-            "service",
-            "inspect",
-            "--format",
-            "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
-            &web
-        ])
-        .contains("GREETING=two"),
+        lab.inspect(&web, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
+            .contains("GREETING=two"),
         "the previous configuration runs again"
     );
 
@@ -293,6 +280,23 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
     assert!(
         started.elapsed() < std::time::Duration::from_secs(120),
         "{err}"
+    );
+
+    // An update of the version that keeps data stops the old task first and
+    // finds the data again.
+    p.write(&file_with("two", "/index.html", "b"));
+    let out = berth(&["apply"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let task = lab.docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.swarm.service.name={store}"),
+    ]);
+    assert_eq!(
+        lab.docker(&["exec", task.trim(), "cat", "/data/runs"]),
+        "a\nb",
+        "both runs wrote to the one volume"
     );
 
     // Destroy removes the project's services, secrets and networks, and
@@ -328,9 +332,12 @@ fn a_package_is_built_on_the_manager_pushed_to_the_registry_pinned_by_digest_and
     let image = lab.push("berth-local/busybox:stable", "berth-test-busybox:1");
     let echo = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/echo");
     let registry = &lab.registry;
-    p.write(&format!(
-        "project: {{p}}\nengine: swarm\nregistry: {registry}\nservices:\n  api:\n    runtime: python3.11\n    package: {echo}\n    replicas: 3\n  trainer:\n    image: {image}\n    command: [sleep, '3600']\n    machine: small-gpu\n"
-    ));
+    let file = |mode: &str| {
+        format!(
+            "project: {{p}}\nengine: swarm\nregistry: {registry}\nservices:\n  api:\n    runtime: python3.11\n    package: {echo}\n    replicas: 3\n    env: {{ MODE: {mode} }}\n  trainer:\n    image: {image}\n    command: [sleep, '3600']\n    machine: small-gpu\n"
+        )
+    };
+    p.write(&file("one"));
     let berth = |args: &[&str]| p.berth_env(args, &[("DOCKER_HOST", lab.host.as_str())]);
     let plan = berth(&["plan"]);
     assert!(plan.status.success(), "{}", text(&plan.stderr));
@@ -353,13 +360,7 @@ fn a_package_is_built_on_the_manager_pushed_to_the_registry_pinned_by_digest_and
     // Every node pulled the image by its digest from the registry.
     let api = format!("{}-api-0-0-0", p.name);
     let spec = |service: &str, field: &str| {
-        lab.docker(&[
-            "service",
-            "inspect",
-            "--format",
-            &format!("{{{{json .Spec.TaskTemplate.{field}}}}}"),
-            service,
-        ])
+        lab.inspect(service, &format!("{{{{json .Spec.TaskTemplate.{field}}}}}"))
     };
     let pinned = spec(&api, "ContainerSpec.Image");
     assert!(
@@ -479,6 +480,18 @@ fn a_package_is_built_on_the_manager_pushed_to_the_registry_pinned_by_digest_and
             && plan.contains("Plan: 0 to create, 0 to replace, 0 to remove"),
         "{plan}"
     );
+    // `build` has nothing left to build; a saved plan is applied as shown.
+    let build = berth(&["build"]);
+    assert!(build.status.success(), "{}", text(&build.stderr));
+    p.write(&file("two"));
+    let saved = p.dir.path().join("plan.json");
+    let plan = berth(&["plan", "--out", saved.to_str().unwrap()]);
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    let out = berth(&["apply", "--plan", saved.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(lab
+        .inspect(&api, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
+        .contains("MODE=two"));
     let out = berth(&["destroy"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }

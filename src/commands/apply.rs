@@ -16,8 +16,8 @@ pub async fn run(
     allow_empty: bool,
 ) -> Result<u8, CommandError> {
     if let Some(path) = saved_plan {
-        let ctx = out.connect().await?;
         let plan = saved::read_plan(path)?;
+        let ctx = out.connect_for(plan.engine).await?;
         let _lock = lock(&ctx, &plan.project, "apply").await?;
         let observed = ctx.engine.observe(&plan.project).await?;
         saved::check_fresh(path, &plan, &observed)?;

@@ -20,6 +20,8 @@ use super::{gateways, Context, ConvergeError};
 
 /// How many engine actions run at once within one phase of a plan.
 pub const PARALLEL: usize = 8;
+/// How many rollouts berth waits for at once on an orchestrating engine.
+pub const ORCHESTRATED_PARALLEL: usize = 64;
 
 /// Why one step of a plan failed.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,10 @@ pub async fn execute(
         // Migrations copy whole volumes: one at a time too.
         let width = if phase == 1 || phase == 2 {
             1
+        } else if ctx.engine.orchestrates() {
+            // The orchestrator rolls each version out itself; berth only
+            // waits, so every rollout of a phase runs at once.
+            ORCHESTRATED_PARALLEL
         } else {
             PARALLEL
         };

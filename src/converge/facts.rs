@@ -29,7 +29,9 @@ pub async fn make_plan(
     ports_free(ctx, spec, &desired, &observed)
         .await
         .map_err(|items| refused(file, items))?;
-    plan::plan(&desired, &observed, &opts).map_err(|items| refused(file, items))
+    let mut plan = plan::plan(&desired, &observed, &opts).map_err(|items| refused(file, items))?;
+    plan.engine = spec.engine;
+    Ok(plan)
 }
 
 /// A fixed host port (`publish`) that something else holds would fail the
@@ -122,6 +124,11 @@ async fn swarm_facts(ctx: &Context, spec: &Spec) -> Result<SwarmFacts, ConvergeE
             })
             .count(),
         nodes: nodes.len(),
+        this_node: nodes
+            .iter()
+            .find(|n| n.this)
+            .map(|n| n.id.clone())
+            .unwrap_or_default(),
     })
 }
 

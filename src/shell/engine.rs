@@ -72,6 +72,9 @@ pub struct ContainerEvent {
 /// A node of a swarm, as `doctor` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NodeInfo {
+    pub id: String,
+    /// The node whose engine berth talks to (DOCKER_HOST).
+    pub this: bool,
     pub hostname: String,
     /// `manager (leader)`, `manager` or `worker`.
     pub role: String,

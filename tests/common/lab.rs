@@ -102,6 +102,11 @@ impl Lab {
             .unwrap()
     }
 
+    /// `docker service inspect --format <template> <service>` on the manager.
+    pub fn inspect(&self, service: &str, template: &str) -> String {
+        self.docker(&["service", "inspect", "--format", template, service])
+    }
+
     /// The tasks of `service` meant to run: `<node> <current state>` each.
     pub fn tasks(&self, service: &str) -> Vec<String> {
         self.docker(&[

@@ -103,6 +103,8 @@ pub struct SwarmFacts {
     pub gpu_nodes: usize,
     /// How many nodes there are.
     pub nodes: usize,
+    /// The ID of the manager berth talks to, where keeps' volumes are made.
+    pub this_node: String,
 }
 
 /// An asset in the local cache: its content's SHA-256 and where the file is.
@@ -366,8 +368,10 @@ pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
 
 type Resolved = (DesiredContainer, Vec<DesiredNetwork>, Vec<DesiredVolume>);
 
-/// Swarm placement from the machine class: the class's memory reserved on the
-/// node (CPU is shared, and held to the class by the limit), and the CPU limit
+/// Swarm placement from the machine class: a quarter of the class's memory
+/// reserved on the node (services idle far below their limit; a node is
+/// filled at most four times over, as a scheduler with requests below limits
+/// does; CPU is shared, and held to the class by the limit), and the CPU limit
 /// held to the largest node's CPUs, since a node refuses a task whose limit is
 /// above its own (a 4-CPU class on 2-CPU nodes). A node labelled
 /// `berth.class=<class>` takes that class and the smaller ones of its kind, an
@@ -375,7 +379,7 @@ type Resolved = (DesiredContainer, Vec<DesiredNetwork>, Vec<DesiredVolume>);
 /// one `NVIDIA-GPU`, which some node must advertise.
 fn place(r: Resolved, v: &Version, swarm: &SwarmFacts) -> Result<Resolved, Vec<Diagnostic>> {
     let (mut c, nets, vols) = r;
-    c.config.reserve_memory = v.machine.memory_bytes();
+    c.config.reserve_memory = v.machine.memory_bytes() / RESERVE_SHARE;
     if swarm.max_nano_cpus > 0 && c.config.nano_cpus > swarm.max_nano_cpus {
         c.config.nano_cpus = swarm.max_nano_cpus;
     }
@@ -383,6 +387,13 @@ fn place(r: Resolved, v: &Version, swarm: &SwarmFacts) -> Result<Resolved, Vec<D
         .iter()
         .map(|m| format!("node.labels.{LABEL_CLASS}!={}", m.name()))
         .collect();
+    // A keep is a volume on the manager berth made it through: the version
+    // runs there, so it finds its data again.
+    if !v.keeps.is_empty() {
+        c.config
+            .constraints
+            .push(format!("node.id=={}", swarm.this_node));
+    }
     if v.machine.gpu_memory_bytes().is_some() {
         if swarm.gpu_nodes == 0 {
             return Err(vec![Diagnostic::new(
@@ -401,6 +412,9 @@ fn place(r: Resolved, v: &Version, swarm: &SwarmFacts) -> Result<Resolved, Vec<D
     c.hash = c.config.hash();
     Ok((c, nets, vols))
 }
+
+/// The class memory is reserved on the node at one part in this many.
+pub const RESERVE_SHARE: i64 = 4;
 
 /// The node label that names the classes a node is for.
 pub const LABEL_CLASS: &str = "berth.class";

@@ -67,6 +67,7 @@ pub fn builds_only(
         (
             Plan {
                 project: project.to_string(),
+                engine: Default::default(),
                 fingerprint: String::new(),
                 observed: vec![],
                 steps,
@@ -480,6 +481,7 @@ pub fn plan(
     unchanged.sort();
     Ok(Plan {
         project: project.to_string(),
+        engine: Default::default(),
         fingerprint: observed.fingerprint(project),
         observed: observed.summary(project),
         steps,

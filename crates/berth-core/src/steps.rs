@@ -229,6 +229,10 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub project: String,
+    /// The engine it is for: a saved plan is applied through the same one.
+    /// (Left out for one engine, so plans from before it read the same.)
+    #[serde(default, skip_serializing_if = "is_docker")]
+    pub engine: crate::spec::EngineKind,
     /// Hash of [`Observed::summary`] at planning time.
     pub fingerprint: String,
     /// The summary itself, so a stale saved plan can say what changed.
@@ -243,6 +247,10 @@ pub struct Plan {
     /// Allowed but worth saying (an asset without a checksum).
     #[serde(default)]
     pub warnings: Vec<String>,
+}
+
+fn is_docker(e: &crate::spec::EngineKind) -> bool {
+    *e == crate::spec::EngineKind::Docker
 }
 
 impl Plan {

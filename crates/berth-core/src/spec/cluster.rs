@@ -88,10 +88,20 @@ impl Validator {
                     "add `registry: HOST:PORT` at the top: berth pushes the image there, so that every node can pull it (scripts/swarm-lab shows one from Debian's docker-registry package)",
                 );
             }
+            if !v.keeps.is_empty() && v.replicas > 1 {
+                self.err(
+                    v.pos,
+                    format!("{}: `keeps` with `replicas: {}`: a keep is one volume on one node, written by one task", v.id(), v.replicas),
+                    "run one replica of a version that keeps data, or keep the data in a database the replicas share",
+                );
+            }
             let unsupported = [
-                (!v.keeps.is_empty(), "`keeps`", "leave them out for now: on a swarm they will be volumes pinned to the node that holds them"),
                 (!v.assets.is_empty(), "`assets`", "leave them out for now"),
-                (v.publish.is_some(), "`publish`", "leave it out: on a swarm the gateway reaches the tasks"),
+                (
+                    v.publish.is_some(),
+                    "`publish`",
+                    "leave it out: on a swarm the gateway reaches the tasks",
+                ),
             ];
             for (used, what, help) in unsupported {
                 if used {

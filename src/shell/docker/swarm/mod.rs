@@ -388,8 +388,10 @@ impl Engine for Swarm {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    async fn create_volume(&self, _v: &DesiredVolume) -> Result<(), EngineError> {
-        Err(EngineError::SwarmUnsupported { what: "keeps" })
+    /// On the manager berth talks to, where the versions that keep data are
+    /// pinned.
+    async fn create_volume(&self, v: &DesiredVolume) -> Result<(), EngineError> {
+        self.docker.create_volume(v).await
     }
     async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
         self.docker.remove_volume(name).await

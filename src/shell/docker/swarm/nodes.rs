@@ -12,13 +12,11 @@ pub(in crate::shell::docker) async fn nodes(
 ) -> Result<Option<Vec<NodeInfo>>, EngineError> {
     let client = d.client().await?;
     let info = client.info().await.map_err(EngineError::EngineConnect)?;
-    if !info
-        .swarm
-        .and_then(|s| s.control_available)
-        .unwrap_or(false)
-    {
+    let swarm = info.swarm.unwrap_or_default();
+    if !swarm.control_available.unwrap_or(false) {
         return Ok(None);
     }
+    let this = swarm.node_id.unwrap_or_default();
     let nodes = client
         .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
         .await
@@ -56,6 +54,8 @@ pub(in crate::shell::docker) async fn nodes(
                 },
             );
             NodeInfo {
+                this: n.id.as_deref() == Some(this.as_str()),
+                id: word(n.id),
                 hostname: word(desc.hostname),
                 role,
                 state: text(serde_json::to_value(n.status.and_then(|s| s.state))),

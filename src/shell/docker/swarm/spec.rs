@@ -7,13 +7,14 @@ use std::time::Duration;
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
     EndpointSpec, EndpointSpecModeEnum, GenericResourcesInner,
-    GenericResourcesInnerDiscreteResourceSpec, HealthConfig, Limit, NetworkAttachmentConfig,
-    ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
-    ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum,
-    ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
-    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecContainerSpecSecrets, TaskSpecPlacement, TaskSpecResources,
-    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    GenericResourcesInnerDiscreteResourceSpec, HealthConfig, Limit, Mount, MountType,
+    NetworkAttachmentConfig, ResourceObject, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
+    ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
+    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
+    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec,
+    TaskSpecContainerSpecSecrets, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
 };
 
 use super::MONITOR;
@@ -96,6 +97,17 @@ pub fn service_spec(
                 init: Some(true),
                 health_check: health_check(c),
                 secrets: (!secrets.is_empty()).then_some(secrets),
+                mounts: (!cfg.mounts.is_empty()).then(|| {
+                    cfg.mounts
+                        .iter()
+                        .map(|(path, volume)| Mount {
+                            target: Some(path.clone()),
+                            source: Some(volume.clone()),
+                            typ: Some(MountType::VOLUME),
+                            ..Default::default()
+                        })
+                        .collect()
+                }),
                 ..Default::default()
             }),
             placement: (!cfg.constraints.is_empty()).then(|| TaskSpecPlacement {
@@ -166,7 +178,11 @@ pub fn service_spec(
             failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
             monitor: Some(monitor),
             max_failure_ratio: Some(0.0),
-            order: Some(ServiceSpecUpdateConfigOrderEnum::START_FIRST),
+            // A keep has one writer: the old task stops before the new starts.
+            order: Some(match cfg.mounts.is_empty() {
+                true => ServiceSpecUpdateConfigOrderEnum::START_FIRST,
+                false => ServiceSpecUpdateConfigOrderEnum::STOP_FIRST,
+            }),
         }),
         rollback_config: Some(ServiceSpecRollbackConfig {
             parallelism: Some(0),
