@@ -24,6 +24,7 @@ pub mod gpu;
 pub mod hash;
 pub mod health;
 pub mod observed;
+pub mod placement;
 pub mod plan;
 pub mod recipe;
 pub mod render;

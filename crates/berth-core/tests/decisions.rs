@@ -372,6 +372,7 @@ fn check_admission(cases: &[(&str, Option<&str>, &str)]) {
             prefix.into(),
             Route {
                 port: 1,
+                backends: vec![],
                 service: prefix[1..].into(),
                 version: "1.0.0".into(),
                 public,

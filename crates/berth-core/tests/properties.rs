@@ -87,6 +87,7 @@ fn table(prefixes: &[String]) -> RouteTable {
             p.clone(),
             Route {
                 port: 1000 + i as u16,
+                backends: vec![],
                 service: format!("s{i}"),
                 version: "1.0.0".into(),
                 public: i % 2 == 0,
