@@ -17,9 +17,15 @@ use super::ConvergeError;
 
 /// Where a container answers on the host, if it is published.
 pub fn url(c: &ObservedContainer) -> Option<String> {
-    c.ports
-        .iter()
-        .find_map(|p| p.public.map(|port| format!("http://127.0.0.1:{port}/")))
+    c.ports.iter().find_map(|p| {
+        // On one host the engine publishes on loopback; a swarm's task on its
+        // node's address.
+        let ip = match p.ip.as_deref() {
+            None | Some("") | Some("0.0.0.0") | Some("::") => "127.0.0.1",
+            Some(ip) => ip,
+        };
+        p.public.map(|port| format!("http://{ip}:{port}/"))
+    })
 }
 
 /// Every owned container as `status` shows it: one list call, then per running
