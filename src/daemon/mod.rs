@@ -310,6 +310,7 @@ async fn serve_api(
         asks: ask_tx,
         tokens: Arc::new(opts.tokens.clone()),
         engine_down: engine_down.clone(),
+        sessions: Default::default(),
         logs: Arc::new(move |target, tail| {
             let e = engine.read().expect("no panics hold it").clone();
             let spec = spec.read().expect("no panics hold it").clone();

@@ -61,6 +61,8 @@ pub struct ApiState {
     pub logs: LogsFn,
     /// Why the engine did not answer the daemon's last ping; `None` while it does.
     pub engine_down: Arc<RwLock<Option<String>>>,
+    /// The dashboard's signed-in sessions.
+    pub sessions: Arc<super::ui::Sessions>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/build", post(build))
         .route("/logs/{target}", get(logs))
         .route("/healthz", get(healthz))
+        .merge(super::ui::router())
         .with_state(state)
 }
 

@@ -20,4 +20,5 @@ pub mod probe;
 pub mod settings;
 pub mod source;
 pub mod state;
+pub mod ui;
 pub mod watch;

@@ -1,0 +1,316 @@
+//! The dashboard at `/ui/`, served by the daemon's API listener: sign-in with a
+//! berth token into a server-side session (the cookie holds a random session
+//! ID, never the token), the overview rendered from the same `/status`
+//! document, live over server-sent events, and actions gated by the token's
+//! permissions and a per-session CSRF token. Assets are embedded; nothing is
+//! fetched from elsewhere.
+
+mod pages;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Form, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use subtle::ConstantTimeEq;
+
+use super::api::{ApiState, Ask};
+use crate::core::access::{Decision, Permission};
+
+const COOKIE: &str = "berth_session";
+/// A session ends this long after sign-in.
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// How often the live view looks for a new status document.
+const LIVE_EVERY: Duration = Duration::from_millis(300);
+
+struct Session {
+    /// The token signed in with, kept here only: each request is decided
+    /// against the token list as `/status` decides a bearer token.
+    token: String,
+    /// Sent back with every action (a hidden field), so another site's form
+    /// cannot act for the user.
+    csrf: String,
+    until: Instant,
+}
+
+/// The signed-in sessions, by session ID.
+#[derive(Default)]
+pub struct Sessions(Mutex<HashMap<String, Session>>);
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the kernel gives random bytes");
+    hex::encode(bytes)
+}
+
+impl Sessions {
+    fn open(&self, token: String) -> (String, String) {
+        let (id, csrf) = (random_hex(), random_hex());
+        let mut all = self.0.lock().expect("no panics hold it");
+        all.retain(|_, s| s.until > Instant::now());
+        all.insert(
+            id.clone(),
+            Session {
+                token,
+                csrf: csrf.clone(),
+                until: Instant::now() + SESSION_TTL,
+            },
+        );
+        (id, csrf)
+    }
+
+    /// The session's (token, csrf) when the cookie names a live one.
+    fn get(&self, headers: &HeaderMap) -> Option<(String, String)> {
+        let id = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|kv| {
+                kv.trim()
+                    .strip_prefix(&format!("{COOKIE}="))
+                    .map(String::from)
+            })?;
+        let all = self.0.lock().expect("no panics hold it");
+        let s = all.get(&id).filter(|s| s.until > Instant::now())?;
+        Some((s.token.clone(), s.csrf.clone()))
+    }
+
+    fn close(&self, headers: &HeaderMap) {
+        if let Some(id) = headers
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.split(';')
+                    .find_map(|kv| kv.trim().strip_prefix(&format!("{COOKIE}=")))
+            })
+        {
+            self.0.lock().expect("no panics hold it").remove(id);
+        }
+    }
+}
+
+pub fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui/", get(overview))
+        .route("/ui/login", get(login_form).post(login))
+        .route("/ui/logout", post(logout))
+        .route("/ui/events", get(events))
+        .route("/ui/reconcile", post(reconcile))
+        .route(
+            "/ui/ui.css",
+            get(|| async { asset("text/css", include_str!("ui.css")) }),
+        )
+        .route(
+            "/ui/ui.js",
+            get(|| async { asset("text/javascript", include_str!("ui.js")) }),
+        )
+}
+
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// What a signed-in user may do, decided now from the token list.
+struct Viewer {
+    name: String,
+    csrf: String,
+    token: String,
+}
+
+fn viewer(s: &ApiState, headers: &HeaderMap) -> Option<Viewer> {
+    let (token, csrf) = s.sessions.get(headers)?;
+    match s.tokens.decide(Some(&token), Permission::ServicesView) {
+        Decision::Allow(name) => Some(Viewer { name, csrf, token }),
+        _ => None,
+    }
+}
+
+impl Viewer {
+    fn may(&self, s: &ApiState, p: Permission) -> bool {
+        matches!(s.tokens.decide(Some(&self.token), p), Decision::Allow(_))
+    }
+}
+
+async fn overview(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+    let Some(v) = viewer(&s, &headers) else {
+        return Redirect::to("/ui/login").into_response();
+    };
+    let doc = s.status.read().expect("no panics hold it").clone();
+    let may_deploy = v.may(&s, Permission::ServicesDeploy);
+    Html(pages::overview(&doc, &v.name, &v.csrf, may_deploy, None).into_string()).into_response()
+}
+
+async fn login_form() -> Response {
+    Html(pages::login(None).into_string()).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(State(s): State<ApiState>, Form(f): Form<LoginForm>) -> Response {
+    let token = f.token.trim().to_string();
+    match s.tokens.decide(Some(&token), Permission::ServicesView) {
+        Decision::Allow(name) => {
+            let (id, _) = s.sessions.open(token);
+            tracing::info!(token = name, "dashboard sign-in");
+            (
+                StatusCode::SEE_OTHER,
+                [
+                    (header::LOCATION, "/ui/".to_string()),
+                    (
+                        header::SET_COOKIE,
+                        format!(
+                            "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/ui; Max-Age={}",
+                            SESSION_TTL.as_secs()
+                        ),
+                    ),
+                ],
+            )
+                .into_response()
+        }
+        Decision::Forbidden(name) => (
+            StatusCode::FORBIDDEN,
+            Html(
+                pages::login(Some(&format!(
+                    "token `{name}` lacks services:view, which the dashboard needs"
+                )))
+                .into_string(),
+            ),
+        )
+            .into_response(),
+        Decision::Unauthenticated => (
+            StatusCode::UNAUTHORIZED,
+            Html(pages::login(Some("this token is not known here")).into_string()),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ActionForm {
+    csrf: String,
+}
+
+/// The viewer when the session holds `needed` and the form carries its CSRF
+/// token; else the refusal (401, or 403 naming what is missing).
+fn refuse(
+    s: &ApiState,
+    headers: &HeaderMap,
+    form: &ActionForm,
+    needed: Permission,
+) -> Result<Viewer, Box<Response>> {
+    let no = |status: StatusCode, why: String| Err(Box::new((status, why).into_response()));
+    let Some(v) = viewer(s, headers) else {
+        return no(
+            StatusCode::UNAUTHORIZED,
+            "sign in first: /ui/login\n".into(),
+        );
+    };
+    if !bool::from(form.csrf.as_bytes().ct_eq(v.csrf.as_bytes())) {
+        return no(
+            StatusCode::FORBIDDEN,
+            "the form's CSRF token does not match this session\n".into(),
+        );
+    }
+    if !v.may(s, needed) {
+        return no(
+            StatusCode::FORBIDDEN,
+            format!("token `{}` lacks {}\n", v.name, needed.name()),
+        );
+    }
+    Ok(v)
+}
+
+async fn logout(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    if let Err(r) = refuse(&s, &headers, &f, Permission::ServicesView) {
+        return *r;
+    }
+    s.sessions.close(&headers);
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, "/ui/login".to_string()),
+            (
+                header::SET_COOKIE,
+                format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/ui; Max-Age=0"),
+            ),
+        ],
+    )
+        .into_response()
+}
+
+/// Reconcile now: the same ask as `POST /reconcile`, answered on the page.
+async fn reconcile(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let v = match refuse(&s, &headers, &f, Permission::ServicesDeploy) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    tracing::info!(token = v.name, "dashboard: reconcile");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let said = match s.asks.send(Ask::Reconcile(tx)).await {
+        Err(_) => Err("the daemon is stopping".to_string()),
+        Ok(()) => match rx.await {
+            Ok(Ok(summary)) => Ok(summary),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the daemon is stopping".to_string()),
+        },
+    };
+    let doc = s.status.read().expect("no panics hold it").clone();
+    let may_deploy = v.may(&s, Permission::ServicesDeploy);
+    Html(pages::overview(&doc, &v.name, &v.csrf, may_deploy, Some(&said)).into_string())
+        .into_response()
+}
+
+/// The overview's live part, sent again whenever the status document changes.
+async fn events(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+    if viewer(&s, &headers).is_none() {
+        return (StatusCode::UNAUTHORIZED, "sign in first: /ui/login\n").into_response();
+    }
+    let status = s.status.clone();
+    let stream = futures_util::stream::unfold(String::new(), move |last| {
+        let status = status.clone();
+        async move {
+            loop {
+                let doc = status.read().expect("no panics hold it").clone();
+                let now = serde_json::to_string(&doc).unwrap_or_default();
+                if now != last {
+                    let html = pages::live(&doc).into_string();
+                    return Some((
+                        Ok::<_, Infallible>(Event::default().event("overview").data(html)),
+                        now,
+                    ));
+                }
+                tokio::time::sleep(LIVE_EVERY).await;
+            }
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

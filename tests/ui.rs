@@ -1,0 +1,266 @@
+//! The dashboard in a real browser: Debian's chromium, driven over WebDriver by
+//! chromedriver, against the real daemon and engine. Sign-in, the overview and
+//! its health, drift repaired live without a reload, an action, a view-only
+//! token that sees no action and whose forged POST is refused, sign-out.
+//! Screenshots land in the test's output folder.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{docker, free_port, Project, BERTH};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+const ONE: &str = "project: {p}\nservices:\n  web:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo hello > /www/index.html && exec httpd -f -p 8000 -h /www']\n";
+const ROOT: &str = "ui-test-root-token";
+
+/// A child process killed when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Debian's chromedriver on a free port, and a headless chromium through it.
+/// In CI both must be there (scripts/setup installs them); elsewhere a skip is
+/// said loudly.
+async fn browser() -> Option<(Killed, Client)> {
+    if Command::new("chromedriver")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no chromedriver: scripts/setup installs chromium-driver"
+        );
+        eprintln!(
+            "\n!!! SKIPPED: no chromedriver (apt-get install chromium chromium-driver) !!!\n"
+        );
+        return None;
+    }
+    let port = free_port();
+    let driver = Killed(
+        Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800"]
+        }),
+    );
+    let started = Instant::now();
+    loop {
+        match ClientBuilder::native()
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => return Some((driver, c)),
+            Err(e) if started.elapsed() < Duration::from_secs(20) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("chromedriver: {e}"),
+        }
+    }
+}
+
+/// Waits (60 s at most) until `ok` holds for the text of `css`.
+async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        let got = match c.find(Locator::Css(css)).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if ok(&got) {
+            return got;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "`{css}` still reads {got:?}\n{}",
+            c.source().await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether the browser gets to a URL ending in `path` within 10 s (a click
+/// returns before the navigation it starts ends).
+async fn at(c: &Client, path: &str) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if c.current_url().await.unwrap().as_str().ends_with(path) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+async fn sign_in(c: &Client, base: &str, token: &str) {
+    c.goto(&format!("{base}/ui/")).await.unwrap();
+    assert!(at(c, "/ui/login").await);
+    c.find(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+fn shot(name: &str, png: &[u8]) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_view_only_token() {
+    let Some(p) = Project::new("ui") else {
+        return;
+    };
+    let Some((_driver, c)) = browser().await else {
+        return;
+    };
+    p.write(ONE);
+    let viewer = p.ok(&["token", "add", "viewer", "-p", "services:view"]);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log = std::fs::File::create(p.dir.path().join("daemon.log")).unwrap();
+    let _daemon = Killed(
+        Command::new(BERTH)
+            .args([
+                "watch",
+                "-f",
+                "services.yaml",
+                "--interval",
+                "1h",
+                "--tokens",
+                "tokens.yaml",
+            ])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(p.dir.path())
+            .env("BERTH_STATE_DIR", p.dir.path().join(".state"))
+            .env("BERTH_TOKEN", ROOT)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+
+    // Sign in: the cookie is a session, HttpOnly, and the page lists the
+    // service with its health once the daemon converged.
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the daemon does not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sign_in(&c, &base, ROOT).await;
+    assert!(at(&c, "/ui/").await);
+    let cookie = c.get_named_cookie("berth_session").await.unwrap();
+    assert_eq!(cookie.http_only(), Some(true));
+    assert!(!cookie.value().contains(ROOT));
+    wait_text(&c, "tr[data-service=web] td.health", |t| {
+        t.contains("healthy")
+    })
+    .await;
+    assert_eq!(c.title().await.unwrap(), "Overview · berth");
+    shot("overview.png", &c.screenshot().await.unwrap());
+
+    // Drift: the container stopped by hand is started again by the daemon, and
+    // the page says so without a reload.
+    let before = wait_text(&c, "#last-reconcile", |t| !t.is_empty()).await;
+    let name = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=berth.project={}", p.name),
+    ]);
+    docker(&["stop", "-t", "1", name.trim()]);
+    let after = wait_text(&c, "#last-reconcile", |t| t.contains("by engine")).await;
+    assert_ne!(before, after);
+    wait_text(&c, "tr[data-service=web] td.health", |t| {
+        t.contains("healthy")
+    })
+    .await;
+    assert!(
+        c.find(Locator::Css("#live-state"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            == "live"
+    );
+
+    // An action: reconcile now, its result in place.
+    c.find(Locator::Css("#reconcile"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "p.result", |t| t.contains("converged")).await;
+
+    // Sign out, then a view-only token: no action to press, and a forged
+    // POST (with the session's own CSRF token, or without it) is refused.
+    c.find(Locator::Css("form[action='/ui/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(at(&c, "/ui/login").await);
+    sign_in(&c, &base, viewer.trim()).await;
+    wait_text(&c, "tr[data-service=web] td.health", |t| {
+        t.contains("healthy")
+    })
+    .await;
+    assert!(
+        c.find(Locator::Css("#reconcile")).await.is_err(),
+        "no action for a view-only token"
+    );
+    let post = |csrf: &'static str| {
+        let c = c.clone();
+        async move {
+            let script = format!("return fetch('/ui/reconcile', {{method: 'POST', body: new URLSearchParams({{csrf: {csrf}}})}}).then(r => r.status)");
+            c.execute(&script, vec![]).await.unwrap()
+        }
+    };
+    let own_csrf = "document.querySelector('meta[name=csrf]').content";
+    assert_eq!(
+        post(own_csrf).await,
+        serde_json::json!(403),
+        "lacks services:deploy"
+    );
+    assert_eq!(
+        post("'guess'").await,
+        serde_json::json!(403),
+        "not the session's CSRF token"
+    );
+    c.close().await.unwrap();
+}
