@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: Debian's chromium, driven over WebDriver by
 //! chromedriver, against the real daemon and engine. Sign-in, the overview and
 //! its health, drift repaired live without a reload, an action, a view-only
-//! token that sees no action and whose forged POST is refused, sign-out.
+//! token that sees no action and whose forged POST is refused, sign-out; the
+//! plan view, a live log tail, a failed rollout with its reason.
 //! Screenshots land in the test's output folder.
 
 mod common;
@@ -12,7 +13,11 @@ use std::time::{Duration, Instant};
 use common::{docker, free_port, Project, BERTH};
 use fantoccini::{Client, ClientBuilder, Locator};
 
-const ONE: &str = "project: {p}\nservices:\n  web:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo hello > /www/index.html && exec httpd -f -p 8000 -h /www']\n";
+/// Serves `hello`, and prints whatever is written to /tmp/say (so a test can
+/// make it log a line whenever it wants).
+const ONE: &str = "project: {p}\nservices:\n  web:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo hello > /www/index.html; (while true; do if [ -f /tmp/say ]; then cat /tmp/say; rm /tmp/say; fi; sleep 0.2; done) & exec httpd -f -p 8000 -h /www']\n";
+/// A new configuration that never becomes healthy (GET / answers 404).
+const BROKEN: &str = "project: {p}\nservices:\n  web:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'exec httpd -f -p 8000 -h /tmp']\n    health: { timeout: 2s, interval: 100ms }\n";
 const ROOT: &str = "ui-test-root-token";
 
 /// A child process killed when the test ends, however it ends.
@@ -217,14 +222,57 @@ async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_vi
             == "live"
     );
 
-    // An action: reconcile now, its result in place.
+    // An action, confirmed first: reconcile now, its result in place.
     c.find(Locator::Css("#reconcile"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
+    c.accept_alert().await.unwrap();
     wait_text(&c, "p.result", |t| t.contains("converged")).await;
+
+    // What the file would change: nothing, as `berth plan` says it.
+    c.goto(&format!("{base}/ui/plan")).await.unwrap();
+    wait_text(&c, "#plan", |t| t.contains("No changes")).await;
+
+    // Logs: the last lines, then a line printed after the page opened.
+    c.goto(&format!("{base}/ui/")).await.unwrap();
+    c.find(Locator::Css("tr[data-service=web] a.logs"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(at(&c, "/ui/logs?target=web@0.0.0").await);
+    wait_text(&c, "#live-state", |t| t == "live").await;
+    let id = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=berth.project={}", p.name),
+    ]);
+    docker(&[
+        "exec",
+        id.trim(),
+        "sh",
+        "-c",
+        "printf '\\033[31mred\\033[0m line-after-open\\n' > /tmp/say",
+    ]);
+    let log = wait_text(&c, "#log", |t| t.contains("line-after-open")).await;
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes are stripped: {log:?}"
+    );
+    shot("logs.png", &c.screenshot().await.unwrap());
+
+    // A failed rollout appears with its reason, live.
+    c.goto(&format!("{base}/ui/")).await.unwrap();
+    p.write(BROKEN);
+    wait_text(&c, "#rollout-error", |t| t.contains("GET / answered 404")).await;
+    shot("failed-rollout.png", &c.screenshot().await.unwrap());
+    p.write(ONE);
+    wait_text(&c, "#last-reconcile", |t| t.starts_with("ok")).await;
 
     // Sign out, then a view-only token: no action to press, and a forged
     // POST (with the session's own CSRF token, or without it) is refused.
@@ -243,6 +291,10 @@ async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_vi
     assert!(
         c.find(Locator::Css("#reconcile")).await.is_err(),
         "no action for a view-only token"
+    );
+    assert!(
+        c.find(Locator::Css("a.logs")).await.is_err(),
+        "no logs link without logs:view"
     );
     let post = |csrf: &'static str| {
         let c = c.clone();

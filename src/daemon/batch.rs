@@ -21,6 +21,8 @@ pub struct Batch {
     pub replies: Vec<ReconcileReply>,
     /// `POST /build` requests, answered after the build.
     pub builds: Vec<ReconcileReply>,
+    /// The dashboard's plan requests, answered before anything else.
+    pub plans: Vec<ReconcileReply>,
     pub shutdown: bool,
     /// Whether anything in the burst asks for a reconcile: engine events the
     /// daemon's own last converge caused do not.
@@ -36,7 +38,8 @@ impl Batch {
         for e in events {
             let own =
                 matches!(&e, Event::EngineChanged(c) if c.at_nanos != 0 && c.at_nanos <= own_until);
-            b.wakes |= !own;
+            // Asking what would change changes nothing.
+            b.wakes |= !own && !matches!(e, Event::PlanRequested(_));
             match e {
                 Event::EngineChanged(_) if own => {}
                 Event::FileChanged => b.trigger = b.trigger.strongest(Trigger::File),
@@ -58,6 +61,7 @@ impl Batch {
                     b.builds.push(reply);
                     b.trigger = b.trigger.strongest(Trigger::Api);
                 }
+                Event::PlanRequested(reply) => b.plans.push(reply),
                 Event::Shutdown => b.shutdown = true,
             }
         }

@@ -11,6 +11,7 @@
 
 pub mod batch;
 pub mod report;
+mod serve;
 pub mod sources;
 
 use std::net::SocketAddr;
@@ -27,7 +28,7 @@ use crate::core::render::StatusRow;
 use crate::core::report::Trigger;
 use crate::core::route::RouteTable;
 use crate::core::spec::Spec;
-use crate::shell::api::{self, ApiError, ApiState, AskFail, ReconcileReply};
+use crate::shell::api::{ApiError, AskFail, ReconcileReply};
 use crate::shell::engine::{ContainerEvent, SharedEngine};
 use crate::shell::git::GitSource;
 use crate::shell::state::{GatewayRegistration, StateError};
@@ -55,6 +56,8 @@ pub enum Event {
     Requested(ReconcileReply),
     /// `POST /build`, answered when the images are built (before any reconcile).
     BuildRequested(ReconcileReply),
+    /// The dashboard asks what the file would change; answered without acting.
+    PlanRequested(ReconcileReply),
     Shutdown,
 }
 
@@ -165,7 +168,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
     let shared_spec: Arc<RwLock<Option<Spec>>> = Default::default();
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(addr) = opts.listen {
-        serve_api(
+        serve::serve_api(
             &ctx,
             &engine,
             &opts,
@@ -235,7 +238,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         while let Ok(e) = rx.try_recv() {
             events.push(e);
         }
-        let b = batch::Batch::of(events, d.own_until);
+        let mut b = batch::Batch::of(events, d.own_until);
         if let Some((revision, file)) = b.fetched {
             tracing::info!(revision, "new commit");
             if let Ok(mut used) = checkout_in_use.lock() {
@@ -251,6 +254,9 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         }
         for e in &b.engine_events {
             tracing::info!(action = e.action, container = e.container, "engine changed");
+        }
+        for r in std::mem::take(&mut b.plans) {
+            let _ = r.send(d.plan_text().await);
         }
         if b.shutdown {
             for r in b.replies.into_iter().chain(b.builds) {
@@ -284,63 +290,6 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
     Ok(0)
 }
 
-/// The API, serving the daemon's report and forwarding its asks as events.
-#[allow(clippy::too_many_arguments)]
-async fn serve_api(
-    ctx: &Context,
-    engine: &Arc<RwLock<SharedEngine>>,
-    opts: &WatchOptions,
-    report: &report::Report,
-    shared_spec: &Arc<RwLock<Option<Spec>>>,
-    tx: &mpsc::Sender<Event>,
-    addr: SocketAddr,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), DaemonError> {
-    let (ask_tx, mut ask_rx) = mpsc::channel::<api::Ask>(16);
-    let (engine, spec) = (engine.clone(), shared_spec.clone());
-    let engine_down: Arc<RwLock<Option<String>>> = Default::default();
-    tokio::spawn(sources::ping_engine(
-        ctx.engine.clone(),
-        ctx.settings.engine_timeout,
-        engine_down.clone(),
-    ));
-    let state = ApiState {
-        status: report.status.clone(),
-        metrics: report.metrics.clone(),
-        asks: ask_tx,
-        tokens: Arc::new(opts.tokens.clone()),
-        engine_down: engine_down.clone(),
-        sessions: Default::default(),
-        logs: Arc::new(move |target, tail| {
-            let e = engine.read().expect("no panics hold it").clone();
-            let spec = spec.read().expect("no panics hold it").clone();
-            Box::pin(async move {
-                let spec = spec.ok_or_else(|| AskFail("nothing has converged yet".into()))?;
-                let c = observe::find_target(e.as_ref(), &spec.project, Some(&spec), &target)
-                    .await
-                    .map_err(|e| AskFail(e.to_string()))?;
-                e.logs_tail(&c.id, tail)
-                    .await
-                    .map_err(|e| AskFail(e.to_string()))
-            })
-        }),
-    };
-    api::serve(addr, state, opts.bounds, shutdown).await?;
-    let t = tx.clone();
-    tokio::spawn(async move {
-        while let Some(ask) = ask_rx.recv().await {
-            let event = match ask {
-                api::Ask::Reconcile(reply) => Event::Requested(reply),
-                api::Ask::Build(reply) => Event::BuildRequested(reply),
-            };
-            if t.send(event).await.is_err() {
-                return;
-            }
-        }
-    });
-    Ok(())
-}
-
 impl Daemon {
     /// Takes the project's lock (it may wait for an `apply`).
     async fn lock(&self, project: &str) -> Result<crate::shell::lock::ProjectLock, ConvergeError> {
@@ -348,6 +297,25 @@ impl Daemon {
             tracing::info!(holder, "waiting for the project lock")
         })
         .await
+    }
+
+    /// What the current file would change, as `berth plan` prints it.
+    async fn plan_text(&self) -> Result<String, AskFail> {
+        let Some((_, file)) = self.current.clone() else {
+            return Err(AskFail("no source yet".into()));
+        };
+        let spec = converge::load(&self.ctx.settings, &file).map_err(|e| AskFail(e.to_string()))?;
+        let opts = Options {
+            allow_empty: false,
+            retry_failed: false,
+        };
+        let plan = facts::make_plan(&self.ctx, &spec, &file, opts)
+            .await
+            .map_err(|e| AskFail(e.to_string()))?;
+        Ok(crate::core::render::plan_text(
+            &plan,
+            crate::core::render::Style { color: false },
+        ))
     }
 
     /// `POST /build`: the images of the current file, under the project lock.

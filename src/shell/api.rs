@@ -34,6 +34,9 @@ pub enum Ask {
     Reconcile(ReconcileReply),
     /// `POST /build`: build the images of the current file, run nothing.
     Build(ReconcileReply),
+    /// The dashboard's "what would change": the plan of the current file
+    /// against the engine, as `berth plan` prints it; nothing is done.
+    Plan(ReconcileReply),
 }
 
 /// The last `tail` log lines of a target (`SERVICE` or `SERVICE@VERSION`), or why not.
@@ -44,6 +47,20 @@ pub type LogsFn = Arc<
         )
             -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, AskFail>> + Send>>
         + Send
+        + Sync,
+>;
+
+/// A target's log lines from now on, as they are written, or why not.
+pub type FollowFn = Arc<
+    dyn Fn(
+            String,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<
+                        Output = Result<futures_util::stream::BoxStream<'static, String>, AskFail>,
+                    > + Send,
+            >,
+        > + Send
         + Sync,
 >;
 
@@ -63,6 +80,8 @@ pub struct ApiState {
     pub engine_down: Arc<RwLock<Option<String>>>,
     /// The dashboard's signed-in sessions.
     pub sessions: Arc<super::ui::Sessions>,
+    /// The dashboard's live log tail (logs:view).
+    pub follow: FollowFn,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -29,6 +29,8 @@ const COOKIE: &str = "berth_session";
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// How often the live view looks for a new status document.
 const LIVE_EVERY: Duration = Duration::from_millis(300);
+/// How many lines the logs view starts with.
+const LOG_LINES: usize = 200;
 
 struct Session {
     /// The token signed in with, kept here only: each request is decided
@@ -105,6 +107,10 @@ pub fn router() -> Router<ApiState> {
         .route("/ui/logout", post(logout))
         .route("/ui/events", get(events))
         .route("/ui/reconcile", post(reconcile))
+        .route("/ui/build", post(build))
+        .route("/ui/plan", get(plan))
+        .route("/ui/logs", get(logs))
+        .route("/ui/logs/events", get(log_events))
         .route(
             "/ui/ui.css",
             get(|| async { asset("text/css", include_str!("ui.css")) }),
@@ -152,8 +158,7 @@ async fn overview(State(s): State<ApiState>, headers: HeaderMap) -> Response {
         return Redirect::to("/ui/login").into_response();
     };
     let doc = s.status.read().expect("no panics hold it").clone();
-    let may_deploy = v.may(&s, Permission::ServicesDeploy);
-    Html(pages::overview(&doc, &v.name, &v.csrf, may_deploy, None).into_string()).into_response()
+    Html(pages::overview(&doc, &v.name, &v.csrf, &mays(&s, &v), None).into_string()).into_response()
 }
 
 async fn login_form() -> Response {
@@ -261,46 +266,160 @@ async fn logout(
         .into_response()
 }
 
-/// Reconcile now: the same ask as `POST /reconcile`, answered on the page.
+/// Hands an ask to the daemon and waits for its answer.
+async fn ask(s: &ApiState, what: fn(super::api::ReconcileReply) -> Ask) -> Result<String, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if s.asks.send(what(tx)).await.is_err() {
+        return Err("the daemon is stopping".into());
+    }
+    match rx.await {
+        Ok(Ok(summary)) => Ok(summary),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the daemon is stopping".into()),
+    }
+}
+
+/// An action from a form: checked, handed to the daemon, its result shown on
+/// the overview in place.
+async fn act(
+    s: ApiState,
+    headers: HeaderMap,
+    f: ActionForm,
+    needed: Permission,
+    what: fn(super::api::ReconcileReply) -> Ask,
+    label: &'static str,
+) -> Response {
+    let v = match refuse(&s, &headers, &f, needed) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    tracing::info!(token = v.name, action = label, "dashboard action");
+    let said = ask(&s, what).await;
+    let doc = s.status.read().expect("no panics hold it").clone();
+    Html(pages::overview(&doc, &v.name, &v.csrf, &mays(&s, &v), Some((label, &said))).into_string())
+        .into_response()
+}
+
+/// Reconcile now: the same ask as `POST /reconcile`.
 async fn reconcile(
     State(s): State<ApiState>,
     headers: HeaderMap,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    let v = match refuse(&s, &headers, &f, Permission::ServicesDeploy) {
-        Ok(v) => v,
-        Err(r) => return *r,
+    act(
+        s,
+        headers,
+        f,
+        Permission::ServicesDeploy,
+        Ask::Reconcile,
+        "Reconcile",
+    )
+    .await
+}
+
+/// Build the file's images: the same ask as `POST /build`.
+async fn build(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    act(s, headers, f, Permission::ImagesBuild, Ask::Build, "Build").await
+}
+
+/// What the file would change now, as `berth plan` prints it.
+async fn plan(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+    let Some(v) = viewer(&s, &headers) else {
+        return Redirect::to("/ui/login").into_response();
     };
-    tracing::info!(token = v.name, "dashboard: reconcile");
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let said = match s.asks.send(Ask::Reconcile(tx)).await {
-        Err(_) => Err("the daemon is stopping".to_string()),
-        Ok(()) => match rx.await {
-            Ok(Ok(summary)) => Ok(summary),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("the daemon is stopping".to_string()),
-        },
+    let said = ask(&s, Ask::Plan).await;
+    Html(pages::plan(&v.csrf, &said).into_string()).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct Target {
+    target: String,
+}
+
+/// A version's last lines (logs:view), then a live tail in the page.
+async fn logs(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    axum::extract::Query(t): axum::extract::Query<Target>,
+) -> Response {
+    let Some(v) = viewer(&s, &headers) else {
+        return Redirect::to("/ui/login").into_response();
     };
-    let doc = s.status.read().expect("no panics hold it").clone();
-    let may_deploy = v.may(&s, Permission::ServicesDeploy);
-    Html(pages::overview(&doc, &v.name, &v.csrf, may_deploy, Some(&said)).into_string())
+    if !v.may(&s, Permission::LogsView) {
+        return (
+            StatusCode::FORBIDDEN,
+            format!("token `{}` lacks logs:view\n", v.name),
+        )
+            .into_response();
+    }
+    let text = (s.logs)(t.target.clone(), LOG_LINES)
+        .await
+        .map(|t| crate::shell::docker::convert::strip_ansi(&t))
+        .map_err(|e| e.to_string());
+    Html(pages::logs(&v.csrf, &t.target, &text).into_string()).into_response()
+}
+
+/// The lines a version writes from now on, one event each, colour codes
+/// stripped.
+async fn log_events(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    axum::extract::Query(t): axum::extract::Query<Target>,
+) -> Response {
+    use futures_util::StreamExt;
+    let Some(v) = viewer(&s, &headers) else {
+        return (StatusCode::UNAUTHORIZED, "sign in first: /ui/login\n").into_response();
+    };
+    if !v.may(&s, Permission::LogsView) {
+        return (
+            StatusCode::FORBIDDEN,
+            format!("token `{}` lacks logs:view\n", v.name),
+        )
+            .into_response();
+    }
+    let lines = match (s.follow)(t.target).await {
+        Ok(lines) => lines,
+        Err(e) => return (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
+    };
+    let events = lines.map(|chunk| {
+        Ok::<_, Infallible>(Event::default().event("lines").data(
+            crate::shell::docker::convert::strip_ansi(chunk.trim_end_matches('\n')),
+        ))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// What the viewer's token may do, for the buttons a page shows (the server
+/// decides again on every action).
+fn mays(s: &ApiState, v: &Viewer) -> pages::Mays {
+    pages::Mays {
+        deploy: v.may(s, Permission::ServicesDeploy),
+        build: v.may(s, Permission::ImagesBuild),
+        logs: v.may(s, Permission::LogsView),
+    }
 }
 
 /// The overview's live part, sent again whenever the status document changes.
 async fn events(State(s): State<ApiState>, headers: HeaderMap) -> Response {
-    if viewer(&s, &headers).is_none() {
+    let Some(v) = viewer(&s, &headers) else {
         return (StatusCode::UNAUTHORIZED, "sign in first: /ui/login\n").into_response();
-    }
+    };
+    let may = mays(&s, &v);
     let status = s.status.clone();
     let stream = futures_util::stream::unfold(String::new(), move |last| {
-        let status = status.clone();
+        let (status, may) = (status.clone(), may.clone());
         async move {
             loop {
                 let doc = status.read().expect("no panics hold it").clone();
                 let now = serde_json::to_string(&doc).unwrap_or_default();
                 if now != last {
-                    let html = pages::live(&doc).into_string();
+                    let html = pages::live(&doc, &may).into_string();
                     return Some((
                         Ok::<_, Infallible>(Event::default().event("overview").data(html)),
                         now,

@@ -43,40 +43,119 @@ pub fn login(error: Option<&str>) -> Markup {
     )
 }
 
+/// What the signed-in token may do: which buttons and links a page shows.
+#[derive(Debug, Clone, Default)]
+pub struct Mays {
+    pub deploy: bool,
+    pub build: bool,
+    pub logs: bool,
+}
+
+/// The bar at the top of every signed-in page.
+fn top(csrf: &str, who: Option<&str>) -> Markup {
+    html! {
+        header {
+            h1 { a href="/ui/" { "berth" } }
+            nav aria-label="Views" {
+                a href="/ui/" { "Overview" }
+                a href="/ui/plan" { "What would change" }
+            }
+            span #live-state.live-state role="status" {}
+            @if let Some(who) = who { span.who { "signed in as " strong { (who) } } }
+            form method="post" action="/ui/logout" {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { "Sign out" }
+            }
+        }
+    }
+}
+
 pub fn overview(
     doc: &StatusDocument,
     who: &str,
     csrf: &str,
-    may_deploy: bool,
-    said: Option<&Result<String, String>>,
+    may: &Mays,
+    said: Option<(&str, &Result<String, String>)>,
 ) -> Markup {
     page(
         "Overview",
         Some(csrf),
         html! {
-            header {
-                h1 { "berth" }
-                span #live-state.live-state role="status" { "live view starting" }
-                span.who { "signed in as " strong { (who) } }
-                form method="post" action="/ui/logout" {
-                    input type="hidden" name="csrf" value=(csrf);
-                    button type="submit" { "Sign out" }
+            (top(csrf, Some(who)))
+            main {
+                @if let Some((label, said)) = said {
+                    @match said {
+                        Ok(s) => p.result.ok role="status" { (label) ": " (s) },
+                        Err(e) => p.result.error role="alert" { (label) " failed: " pre { (e) } },
+                    }
+                }
+                div.actions {
+                    @if may.deploy {
+                        form method="post" action="/ui/reconcile" data-confirm="Reconcile the engine to the file now?" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button #reconcile type="submit" { "Reconcile now" }
+                        }
+                    }
+                    @if may.build {
+                        form method="post" action="/ui/build" data-confirm="Build the file's images now?" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button #build type="submit" { "Build images" }
+                        }
+                    }
+                }
+                div.filters role="search" {
+                    label { "Filter " input #filter-text type="search" placeholder="service, version, URL"; }
+                    label { "Health " select #filter-health {
+                        option value="" { "any" }
+                        @for h in ["healthy", "starting", "unhealthy", "failed", "crash-looping", "unknown", "unchecked", "-"] {
+                            option value=(h) { (h) }
+                        }
+                    } }
+                    label { "Scope " input #filter-scope type="search" placeholder="global, database:…"; }
+                }
+                section #live aria-live="polite" { (live(doc, may)) }
+            }
+        },
+    )
+}
+
+pub fn plan(csrf: &str, said: &Result<String, String>) -> Markup {
+    page(
+        "What would change",
+        Some(csrf),
+        html! {
+            (top(csrf, None))
+            main {
+                h2 { "What the file would change" }
+                p.hint { "The plan of the file against the engine now, as " code { "berth plan" } " prints it; nothing is done." }
+                @match said {
+                    Ok(text) => pre #plan { (text) },
+                    Err(e) => p.error role="alert" { pre { (e) } },
                 }
             }
+        },
+    )
+}
+
+pub fn logs(csrf: &str, target: &str, text: &Result<String, String>) -> Markup {
+    page(
+        &format!("Logs of {target}"),
+        Some(csrf),
+        html! {
+            (top(csrf, None))
             main {
-                @if let Some(said) = said {
-                    @match said {
-                        Ok(s) => p.result.ok role="status" { "Reconcile: " (s) },
-                        Err(e) => p.result.error role="alert" { "Reconcile failed: " (e) },
-                    }
+                h2 { "Logs of " code { (target) } }
+                div.filters role="search" {
+                    label { "Search " input #log-search type="search"; }
+                    label { input #log-pause type="checkbox"; " pause" }
+                    label { input #log-wrap type="checkbox" checked; " wrap" }
                 }
-                @if may_deploy {
-                    form.actions method="post" action="/ui/reconcile" {
-                        input type="hidden" name="csrf" value=(csrf);
-                        button #reconcile type="submit" { "Reconcile now" }
-                    }
+                @match text {
+                    Ok(t) => pre #log.wrap data-target=(target) {
+                        @for line in t.lines() { span.line { (line) "\n" } }
+                    },
+                    Err(e) => p.error role="alert" { (e) },
                 }
-                section #live aria-live="polite" { (live(doc)) }
             }
         },
     )
@@ -95,7 +174,7 @@ fn health_mark(h: Health) -> &'static str {
 }
 
 /// The part the live view replaces: counts, the daemon, the services.
-pub fn live(doc: &StatusDocument) -> Markup {
+pub fn live(doc: &StatusDocument, may: &Mays) -> Markup {
     let count = |h: Health| doc.services.iter().filter(|r| r.health == h).count();
     html! {
         ul.counts {
@@ -114,17 +193,18 @@ pub fn live(doc: &StatusDocument) -> Markup {
                 th scope="col" { "Scope" } th scope="col" { "Revision" }
             } }
             tbody {
-                @for r in &doc.services { (row(r)) }
+                @for r in &doc.services { (row(r, may)) }
                 @if doc.services.is_empty() { tr { td colspan="11" { "Nothing of this project runs yet." } } }
             }
         }
     }
 }
 
-fn row(r: &StatusRow) -> Markup {
+fn row(r: &StatusRow, may: &Mays) -> Markup {
     html! {
-        tr data-service=(r.service) data-version=(r.version) data-health=(r.health.word()) {
-            td { (r.service) }
+        tr data-service=(r.service) data-version=(r.version) data-health=(r.health.word()) data-scope=(r.scope) {
+            td { (r.service)
+                @if may.logs { " " a.logs href=(format!("/ui/logs?target={}@{}", r.service, r.version)) { "logs" } } }
             td { (r.version) @if r.active { " " span.badge { "active" } } }
             td.health { span aria-hidden="true" { (health_mark(r.health)) } " " (r.health.word()) }
             td { (r.tasks.clone().unwrap_or_else(|| r.state.clone())) }
@@ -161,7 +241,7 @@ fn daemon(doc: &StatusDocument) -> Markup {
                 },
             } }
             @if let Some(e) = &doc.last_error { dt { "Error" } dd.error { pre { (e) } } }
-            @if let Some(e) = &doc.rollout_error { dt { "Failed rollout" } dd.error { pre { (e) } } }
+            @if let Some(e) = &doc.rollout_error { dt { "Failed rollout" } dd #rollout-error.error { pre { (e) } } }
         }
     }
 }
