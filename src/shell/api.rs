@@ -217,15 +217,22 @@ async fn build(State(s): State<ApiState>, headers: HeaderMap) -> Response {
     ask(&s, Ask::Build).await
 }
 
+/// Hands an ask to the daemon and waits for its answer; `None` when the
+/// daemon is stopping. The API and the dashboard both ask through it.
+pub async fn hand(
+    s: &ApiState,
+    what: fn(ReconcileReply) -> Ask,
+) -> Option<Result<String, AskFail>> {
+    let (tx, rx) = oneshot::channel();
+    s.asks.send(what(tx)).await.ok()?;
+    rx.await.ok()
+}
+
 /// Hands a request to the daemon and answers with its outcome.
 async fn ask(s: &ApiState, what: fn(ReconcileReply) -> Ask) -> Response {
-    let (tx, rx) = oneshot::channel();
-    if s.asks.send(what(tx)).await.is_err() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping\n").into_response();
-    }
-    match rx.await {
-        Ok(Ok(summary)) => (StatusCode::OK, format!("{summary}\n")).into_response(),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping\n").into_response(),
+    match hand(s, what).await {
+        Some(Ok(summary)) => (StatusCode::OK, format!("{summary}\n")).into_response(),
+        Some(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping\n").into_response(),
     }
 }

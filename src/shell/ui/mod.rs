@@ -70,33 +70,31 @@ impl Sessions {
 
     /// The session's (token, csrf) when the cookie names a live one.
     fn get(&self, headers: &HeaderMap) -> Option<(String, String)> {
-        let id = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|kv| {
-                kv.trim()
-                    .strip_prefix(&format!("{COOKIE}="))
-                    .map(String::from)
-            })?;
+        let id = session_id(headers)?;
         let all = self.0.lock().expect("no panics hold it");
         let s = all.get(&id).filter(|s| s.until > Instant::now())?;
         Some((s.token.clone(), s.csrf.clone()))
     }
 
     fn close(&self, headers: &HeaderMap) {
-        if let Some(id) = headers
-            .get(header::COOKIE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.split(';')
-                    .find_map(|kv| kv.trim().strip_prefix(&format!("{COOKIE}=")))
-            })
-        {
-            self.0.lock().expect("no panics hold it").remove(id);
+        if let Some(id) = session_id(headers) {
+            self.0.lock().expect("no panics hold it").remove(&id);
         }
     }
+}
+
+/// The session ID the request's cookies carry.
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            kv.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(String::from)
+        })
 }
 
 pub fn router() -> Router<ApiState> {
@@ -268,14 +266,9 @@ async fn logout(
 
 /// Hands an ask to the daemon and waits for its answer.
 async fn ask(s: &ApiState, what: fn(super::api::ReconcileReply) -> Ask) -> Result<String, String> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    if s.asks.send(what(tx)).await.is_err() {
-        return Err("the daemon is stopping".into());
-    }
-    match rx.await {
-        Ok(Ok(summary)) => Ok(summary),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("the daemon is stopping".into()),
+    match super::api::hand(s, what).await {
+        Some(answer) => answer.map_err(|e| e.to_string()),
+        None => Err("the daemon is stopping".into()),
     }
 }
 
