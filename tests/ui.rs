@@ -10,7 +10,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{docker, free_port, Project, BERTH};
+use common::{docker, free_port, http_get, Project, BERTH};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 /// Serves `hello`, and prints whatever is written to /tmp/say (so a test can
@@ -132,6 +132,51 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
         .unwrap();
 }
 
+/// `berth watch` on the project's file with its API (and the dashboard) on
+/// `port`, once it listens; BERTH_TOKEN is the root token, and the project's
+/// tokens.yaml adds the others when there is one.
+fn daemon(p: &Project, port: u16, more: &[&str]) -> Killed {
+    let log = std::fs::File::create(p.dir.path().join("daemon.log")).unwrap();
+    let tokens: &[&str] = match p.dir.path().join("tokens.yaml").exists() {
+        true => &["--tokens", "tokens.yaml"],
+        false => &[],
+    };
+    let child = Killed(
+        Command::new(BERTH)
+            .args(["watch", "-f", "services.yaml", "--interval", "1h"])
+            .args(tokens)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(more)
+            .current_dir(p.dir.path())
+            .env("BERTH_STATE_DIR", p.dir.path().join(".state"))
+            .env("BERTH_TOKEN", ROOT)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the daemon does not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
+/// Clicks `css` and accepts the confirmation the page asks for.
+async fn press(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.accept_alert().await.unwrap();
+}
+
 fn shot(name: &str, png: &[u8]) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -152,38 +197,7 @@ async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_vi
     let viewer = p.ok(&["token", "add", "viewer", "-p", "services:view"]);
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let log = std::fs::File::create(p.dir.path().join("daemon.log")).unwrap();
-    let _daemon = Killed(
-        Command::new(BERTH)
-            .args([
-                "watch",
-                "-f",
-                "services.yaml",
-                "--interval",
-                "1h",
-                "--tokens",
-                "tokens.yaml",
-            ])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .current_dir(p.dir.path())
-            .env("BERTH_STATE_DIR", p.dir.path().join(".state"))
-            .env("BERTH_TOKEN", ROOT)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-
-    // Sign in: the cookie is a session, HttpOnly, and the page lists the
-    // service with its health once the daemon converged.
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the daemon does not listen"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let _daemon = daemon(&p, port, &[]);
     sign_in(&c, &base, ROOT).await;
     assert!(at(&c, "/ui/").await);
     let cookie = c.get_named_cookie("berth_session").await.unwrap();
@@ -223,13 +237,7 @@ async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_vi
     );
 
     // An action, confirmed first: reconcile now, its result in place.
-    c.find(Locator::Css("#reconcile"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.accept_alert().await.unwrap();
+    press(&c, "#reconcile").await;
     wait_text(&c, "p.result", |t| t.contains("converged")).await;
 
     // What the file would change: nothing, as `berth plan` says it.
@@ -314,5 +322,126 @@ async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_vi
         serde_json::json!(403),
         "not the session's CSRF token"
     );
+    c.close().await.unwrap();
+}
+
+/// Two versions side by side, 1.1.0 active, each saying its version.
+const TWO: &str = "project: {p}\nservices:\n  greeter:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo \"$BERTH_VERSION\" > /www/index.html && exec httpd -f -p 8000 -h /www']\n    versions: { \"1.0.0\": {}, \"1.1.0\": {} }\n    active: \"1.1.0\"\n    public: true\n    health: { interval: 50ms }\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_from_the_page_switches_the_gateway_shows_the_hold_and_ends_it() {
+    let Some(p) = Project::new("uiroll") else {
+        return;
+    };
+    let Some((_driver, c)) = browser().await else {
+        return;
+    };
+    p.write(TWO);
+    let (port, gw) = (free_port(), free_port());
+    let base = format!("http://127.0.0.1:{port}");
+    let _daemon = daemon(&p, port, &["--gateway", &format!("127.0.0.1:{gw}")]);
+    let served = || http_get(gw, "/greeter/", None);
+    sign_in(&c, &base, ROOT).await;
+    assert!(at(&c, "/ui/").await);
+    for v in ["1.0.0", "1.1.0"] {
+        wait_text(&c, &format!("tr[data-version='{v}'] td.health"), |t| {
+            t.contains("healthy")
+        })
+        .await;
+    }
+    assert_eq!(served(), (200, "1.1.0".into()));
+    // The row says why it is healthy on hover, and links the gateway's path.
+    let health = c
+        .find(Locator::Css("tr[data-version='1.1.0'] td.health"))
+        .await
+        .unwrap();
+    let reason = health.attr("title").await.unwrap().unwrap_or_default();
+    assert!(reason.contains("health check passes"), "{reason}");
+    let link = wait_text(&c, "tr[data-version='1.1.0'] a.gateway", |t| !t.is_empty()).await;
+    assert_eq!(link, format!("http://127.0.0.1:{gw}/greeter/"));
+
+    // CPU and memory against the class's limit, sampled while the page watches.
+    let memory = wait_text(&c, "tr[data-version='1.1.0'] td:nth-child(8)", |t| {
+        t.contains(" / ")
+    })
+    .await;
+    assert!(memory.ends_with("MiB"), "{memory}");
+
+    // Make 1.0.0 active from its row: the gateway serves it, and the hold
+    // is shown with how it ends.
+    press(&c, "tr[data-version='1.0.0'] button.rollback").await;
+    wait_text(&c, "p.result", |t| {
+        t.contains("Rolled back `greeter` to 1.0.0 (it was 1.1.0)")
+    })
+    .await;
+    assert_eq!(served(), (200, "1.0.0".into()));
+    let hold = wait_text(&c, "#holds li", |t| t.contains("runs 1.0.0")).await;
+    assert!(hold.contains("berth rollback greeter --release"), "{hold}");
+    assert!(hold.contains("active: \"1.1.0\""), "{hold}");
+    wait_text(&c, "tr[data-version='1.0.0'] td:nth-child(2)", |t| {
+        t.contains("active")
+    })
+    .await;
+    shot("rollback-hold.png", &c.screenshot().await.unwrap());
+    // The API's document carries the hold too.
+    let (code, doc) = http_get(port, "/status", Some(ROOT));
+    assert_eq!(code, 200);
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(doc["holds"][0]["version"], "1.0.0", "{doc}");
+
+    // End the hold from the page: back to what the file says.
+    press(&c, "#holds button.release").await;
+    wait_text(&c, "p.result", |t| t.contains("to 1.1.0")).await;
+    assert_eq!(served(), (200, "1.1.0".into()));
+    assert!(
+        c.find(Locator::Css("#holds")).await.is_err(),
+        "the hold is gone"
+    );
+
+    // A phone's width: nothing but the table scrolls sideways; the keyboard
+    // reaches the actions, with a visible focus ring.
+    c.set_window_size(375, 800).await.unwrap();
+    let wide = c
+        .execute("return document.documentElement.scrollWidth", vec![])
+        .await
+        .unwrap();
+    let why = c
+        .execute(
+            "return [window.innerWidth].concat(Array.from(document.querySelectorAll('body, body > *, main > *, #live > *')).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().width) + '/' + e.scrollWidth))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        wide.as_u64().unwrap() <= 375,
+        "the page is {wide} px wide: {why}"
+    );
+    let mut reached = false;
+    for _ in 0..30 {
+        c.active_element()
+            .await
+            .unwrap()
+            .send_keys(&fantoccini::key::Key::Tab.to_string())
+            .await
+            .unwrap();
+        let id = c
+            .execute("return document.activeElement.id", vec![])
+            .await
+            .unwrap();
+        if id == "reconcile" {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab reaches the Reconcile button");
+    let ring = c
+        .execute(
+            "return getComputedStyle(document.activeElement).outlineStyle",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_ne!(ring, "none", "the focused button shows its focus");
+    shot("overview-375px.png", &c.screenshot().await.unwrap());
     c.close().await.unwrap();
 }

@@ -433,6 +433,27 @@ fn the_api_serves_status_metrics_logs_and_reconcile_only_to_tokens_with_the_perm
             .0,
         200
     );
+    // A rollback needs services:deploy; one to a version not declared is
+    // refused with the reason and changes nothing.
+    assert_eq!(
+        d.curl(&["/rollback/web", "-X", "POST", "-H", &bearer(&viewer)])
+            .0,
+        403
+    );
+    let (code, body) = d.curl(&[
+        "/rollback/web?to=9.9.9",
+        "-X",
+        "POST",
+        "-H",
+        &bearer(&deployer),
+    ]);
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("`web` declares no version 9.9.9"), "{body}");
+    let (code, body) = d.curl(&["/rollback/web", "-X", "POST", "-H", &bearer(&deployer)]);
+    assert!(
+        body.contains("no version of `web` other than"),
+        "{code} {body}"
+    );
     assert_eq!(d.curl(&["/logs/web", "-H", &bearer(&viewer)]).0, 403);
     let (code, logs) = d.curl(&["/logs/web?tail=5", "-H", &bearer(&reader)]);
     assert_eq!(code, 200, "{logs}");

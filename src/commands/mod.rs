@@ -77,12 +77,6 @@ pub enum CommandError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "no service `{service}` in {file}\n  help: `berth status` lists the services that run"
-    )]
-    ServiceFind { service: String, file: PathBuf },
-    #[error("cannot roll back: {why}\n  help: {help}")]
-    RollbackRefuse { why: String, help: String },
     #[error("unknown runtime `{name}`\n  help: use one of python3.11, python3.12, python3.13 (each also -cuda), node20, node22")]
     RuntimeUnknown { name: String },
     #[error("cannot listen for signals: {0}")]
@@ -176,7 +170,14 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<u8, CommandError> {
             service,
             to,
             release,
-        } => rollback::run(&out, &file.file, &service, to.as_deref(), release).await,
+        } => {
+            let req = crate::converge::rollback::Request {
+                service,
+                to,
+                release,
+            };
+            rollback::run(&out, &file.file, req).await
+        }
         Command::Token {
             command:
                 TokenCommand::Add {

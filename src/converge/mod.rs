@@ -1,5 +1,5 @@
-//! The one converge path, used by `berth apply`, `berth rollback` and the daemon
-//! alike: read the file, gather the facts, plan through the core, execute exactly
+//! The one converge path, used by `berth apply`, `berth rollback`, the daemon
+//! and its dashboard alike: read the file, gather the facts, plan through the core, execute exactly
 //! that plan (phases, parallelism, rollouts with health gate and drain), record
 //! what converged. It talks to the engine only through the [`Engine`] trait.
 //!
@@ -11,6 +11,7 @@ pub mod facts;
 pub mod gateways;
 pub mod images;
 pub mod observe;
+pub mod rollback;
 pub mod rollout;
 pub mod saved;
 
@@ -66,6 +67,12 @@ pub enum ConvergeError {
     ContainerFind { target: String, project: String },
     #[error("nothing to build for `{target}` in project `{project}`: no such service version is built from a package\n  help: `berth build` builds the versions that have `package:` and `runtime:`")]
     BuildTargetFind { target: String, project: String },
+    #[error(
+        "no service `{service}` in {file}\n  help: `berth status` lists the services that run"
+    )]
+    ServiceFind { service: String, file: PathBuf },
+    #[error("cannot roll back: {why}\n  help: {help}")]
+    RollbackRefuse { why: String, help: String },
     #[error("a blocking task of berth failed: {0}")]
     TaskJoin(#[from] tokio::task::JoinError),
 }

@@ -5,7 +5,7 @@ use crate::core::desired::{
     LABEL_ACTIVE, LABEL_CONFIG, LABEL_REVISION, LABEL_SCOPE, LABEL_SERVICE, LABEL_VERSION,
 };
 use crate::core::hash::ContainerConfig;
-use crate::core::health::{classify, HealthFacts};
+use crate::core::health::{classify, reason, HealthFacts};
 use crate::core::plan::{Observed, ObservedContainer};
 use crate::core::render::StatusRow;
 use crate::core::role::ContainerRole;
@@ -56,14 +56,18 @@ pub async fn rows_of(
             true => engine.judged_healthy(&c.id).await.ok().flatten(),
             false => None,
         };
-        let answered = match (running, port, judged) {
-            (_, _, Some(up)) => Some(up),
-            (true, Some(p), None) if !unchecked => Some(
-                probe::check(p, &check, std::time::Duration::from_secs(2))
-                    .await
-                    .is_ok(),
+        let (answered, probe_error) = match (running, port, judged) {
+            (_, _, Some(up)) => (
+                Some(up),
+                (!up).then(|| "Swarm's health check of its tasks fails".to_string()),
             ),
-            _ => None,
+            (true, Some(p), None) if !unchecked => {
+                match probe::check(p, &check, std::time::Duration::from_secs(2)).await {
+                    Ok(()) => (Some(true), None),
+                    Err(e) => (Some(false), Some(e)),
+                }
+            }
+            _ => (None, None),
         };
         let stats = match running && usage {
             true => engine.usage(&c.id).await.ok().flatten(),
@@ -77,14 +81,16 @@ pub async fn rows_of(
             .unwrap_or_default();
         let (service, version) = (c.label(LABEL_SERVICE), c.label(LABEL_VERSION));
         let role = ContainerRole::of_labelled(&c.name, project, service, version);
-        let health = classify(HealthFacts {
+        let facts = HealthFacts {
             state: &c.state,
             role,
             restarts: restarts.count,
             up_secs: restarts.up_secs,
             answered,
             unchecked,
-        });
+        };
+        let health = classify(facts);
+        let health_reason = Some(reason(health, &facts, probe_error.as_deref()));
         let config: Option<ContainerConfig> = c
             .labels
             .get(LABEL_CONFIG)
@@ -111,6 +117,7 @@ pub async fn rows_of(
             state: c.state.clone(),
             tasks: engine.orchestrates().then(|| c.status.clone()),
             health,
+            health_reason,
             restarts: restarts.count,
             url: url(c),
             scope: c.label(LABEL_SCOPE).to_string(),

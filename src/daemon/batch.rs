@@ -23,6 +23,8 @@ pub struct Batch {
     pub builds: Vec<ReconcileReply>,
     /// The dashboard's plan requests, answered before anything else.
     pub plans: Vec<ReconcileReply>,
+    /// Rollbacks, each its own hold and reconcile.
+    pub rollbacks: Vec<(crate::converge::rollback::Request, ReconcileReply)>,
     pub shutdown: bool,
     /// Whether anything in the burst asks for a reconcile: engine events the
     /// daemon's own last converge caused do not.
@@ -38,8 +40,10 @@ impl Batch {
         for e in events {
             let own =
                 matches!(&e, Event::EngineChanged(c) if c.at_nanos != 0 && c.at_nanos <= own_until);
-            // Asking what would change changes nothing.
-            b.wakes |= !own && !matches!(e, Event::PlanRequested(_));
+            // Asking what would change changes nothing; a rollback reconciles
+            // on its own.
+            b.wakes |=
+                !own && !matches!(e, Event::PlanRequested(_) | Event::RollbackRequested { .. });
             match e {
                 Event::EngineChanged(_) if own => {}
                 Event::FileChanged => b.trigger = b.trigger.strongest(Trigger::File),
@@ -62,6 +66,7 @@ impl Batch {
                     b.trigger = b.trigger.strongest(Trigger::Api);
                 }
                 Event::PlanRequested(reply) => b.plans.push(reply),
+                Event::RollbackRequested { request, reply } => b.rollbacks.push((request, reply)),
                 Event::Shutdown => b.shutdown = true,
             }
         }

@@ -58,6 +58,11 @@ pub enum Event {
     BuildRequested(ReconcileReply),
     /// The dashboard asks what the file would change; answered without acting.
     PlanRequested(ReconcileReply),
+    /// A rollback from the API or the dashboard: the hold, then its reconcile.
+    RollbackRequested {
+        request: converge::rollback::Request,
+        reply: ReconcileReply,
+    },
     Shutdown,
 }
 
@@ -259,10 +264,15 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
             let _ = r.send(d.plan_text().await);
         }
         if b.shutdown {
-            for r in b.replies.into_iter().chain(b.builds) {
+            let rollbacks = b.rollbacks.into_iter().map(|(_, r)| r);
+            for r in b.replies.into_iter().chain(b.builds).chain(rollbacks) {
                 let _ = r.send(Err(AskFail("the daemon is stopping".into())));
             }
             break;
+        }
+        // Each rollback is its own hold and reconcile, before the batch's.
+        for (request, r) in std::mem::take(&mut b.rollbacks) {
+            let _ = r.send(d.rollback(&request).await);
         }
         if !b.wakes {
             continue;
@@ -318,6 +328,37 @@ impl Daemon {
         ))
     }
 
+    /// A rollback's hold (as `berth rollback` takes it), then a reconcile; the
+    /// hold is undone when that reconcile fails.
+    async fn rollback(&mut self, req: &converge::rollback::Request) -> Result<String, AskFail> {
+        use converge::rollback::Decided;
+        let Some((_, file)) = self.current.clone() else {
+            return Err(AskFail("no source yet".into()));
+        };
+        let decided = async {
+            let spec = converge::load(&self.ctx.settings, &file)?;
+            let lock = self.lock(&spec.project).await?;
+            converge::rollback::hold(&self.ctx, &lock, &spec, &file, req).await
+        }
+        .await
+        .map_err(|e| AskFail(e.to_string()))?;
+        let held = match decided {
+            Decided::Already { service, target } => return Ok(Decided::already(&service, &target)),
+            Decided::Held(h) => h,
+        };
+        tracing::info!(service = held.service, to = held.target, "rollback");
+        match self.reconcile(Trigger::Api).await {
+            Ok(_) => Ok(held.said(&file)),
+            Err(e) => {
+                held.undo(&self.ctx);
+                self.refresh_report();
+                self.report.status.write().expect("no panics hold it").holds =
+                    self.report.holds.clone();
+                Err(e)
+            }
+        }
+    }
+
     /// `POST /build`: the images of the current file, under the project lock.
     async fn build(&mut self) -> Result<String, AskFail> {
         let Some((_, file)) = self.current.clone() else {
@@ -364,8 +405,11 @@ impl Daemon {
         counters.last_duration = secs;
         match outcome {
             Ok((steps, rows, changed)) => {
+                // A change of source is reported as such, unless asked for
+                // (a rollback changes the spec through its hold).
                 let trigger = match (&self.opts.source, changed) {
                     (_, false) => trigger,
+                    _ if trigger == Trigger::Api => trigger,
                     (WatchSource::File(_), true) => Trigger::File,
                     (WatchSource::Git { .. }, true) => Trigger::Git,
                 };
@@ -381,6 +425,7 @@ impl Daemon {
                     revision = revision.as_deref().unwrap_or("-"),
                     "converged"
                 );
+                self.refresh_report();
                 self.report.publish(Some(rows), trigger, None);
                 Ok(format!("converged: {steps} steps"))
             }
@@ -400,9 +445,35 @@ impl Daemon {
                     Some(p) => self.look(&p).await.ok(),
                     None => None,
                 };
+                self.refresh_report();
                 self.report.publish(rows, trigger, Some(&text));
                 Err(AskFail(text))
             }
+        }
+    }
+
+    /// The holds and the gateway's routes, for the next report.
+    fn refresh_report(&mut self) {
+        if let Some(project) = &self.project {
+            self.report.holds = crate::shell::state::holds(&self.ctx.settings.state_dir, project)
+                .into_iter()
+                .map(|(service, h)| crate::core::report::HoldReport {
+                    service,
+                    version: h.version.to_string(),
+                    file_active: h.file_active.to_string(),
+                })
+                .collect();
+        }
+        if let (Some(addr), Some(_)) = (self.opts.gateway, &self.gateway) {
+            let table = self.routes.read().expect("no panics hold it");
+            self.report.gateway = Some(crate::core::report::GatewayReport {
+                address: addr.to_string(),
+                routes: table
+                    .routes
+                    .iter()
+                    .map(|(p, r)| (p.clone(), format!("{}@{}", r.service, r.version)))
+                    .collect(),
+            });
         }
     }
 

@@ -5,7 +5,8 @@ use std::sync::{Arc, RwLock};
 
 use crate::core::render::StatusRow;
 use crate::core::report::{
-    metrics_text, Counters, Outcome, ReconcileReport, SourceReport, StatusDocument, Trigger,
+    metrics_text, Counters, GatewayReport, HoldReport, Outcome, ReconcileReport, SourceReport,
+    StatusDocument, Trigger, RECENT,
 };
 use crate::shell::git;
 
@@ -25,6 +26,10 @@ pub struct Report {
     pub rollout_error: Option<String>,
     /// The commit converged to (git sources).
     pub revision: Option<String>,
+    /// The rollbacks that hold a version active, as of the last reconcile.
+    pub holds: Vec<HoldReport>,
+    /// The gateway and its routes, as of the last reconcile.
+    pub gateway: Option<GatewayReport>,
 }
 
 impl Report {
@@ -50,6 +55,8 @@ impl Report {
             source_error: None,
             rollout_error: None,
             revision: None,
+            holds: Vec::new(),
+            gateway: None,
         }
     }
 
@@ -71,10 +78,22 @@ impl Report {
         let c = &self.counters;
         {
             let mut doc = self.status.write().expect("no panics hold it");
-            if let Some(rows) = rows {
+            if let Some(mut rows) = rows {
+                // The last CPU and memory sample stays until the next one.
+                for r in rows.iter_mut().filter(|r| r.cpu_percent.is_none()) {
+                    if let Some(old) = doc.services.iter().find(|o| o.container == r.container) {
+                        r.cpu_percent = old.cpu_percent;
+                        r.memory_bytes = old.memory_bytes;
+                        r.memory_limit_bytes = old.memory_limit_bytes;
+                    }
+                }
                 doc.services = rows;
             }
             doc.revision = self.revision.clone();
+            if let Some(before) = doc.last_reconcile.take() {
+                doc.recent.insert(0, before);
+                doc.recent.truncate(RECENT);
+            }
             doc.last_reconcile = (c.reconciles > 0).then(|| ReconcileReport {
                 at: now,
                 trigger,
@@ -89,6 +108,9 @@ impl Report {
             doc.last_error = error.map(String::from).or(self.source_error.clone());
             doc.source_error = self.source_error.clone();
             doc.rollout_error = self.rollout_error.clone();
+            doc.drift_corrections = c.drift_corrections;
+            doc.holds = self.holds.clone();
+            doc.gateway = self.gateway.clone();
         }
         *self.metrics.write().expect("no panics hold it") = metrics_text(c);
     }

@@ -59,8 +59,15 @@ pub(super) async fn serve_api(
         ctx.settings.engine_timeout,
         engine_down.clone(),
     ));
+    let watchers: Arc<std::sync::atomic::AtomicUsize> = Default::default();
+    tokio::spawn(sample_usage(
+        engine.clone(),
+        report.status.clone(),
+        watchers.clone(),
+    ));
     let (for_follow, for_logs) = (holds.clone(), holds);
     let state = ApiState {
+        watchers,
         status: report.status.clone(),
         metrics: report.metrics.clone(),
         asks: ask_tx,
@@ -94,6 +101,19 @@ pub(super) async fn serve_api(
                 api::Ask::Reconcile(reply) => Event::Requested(reply),
                 api::Ask::Build(reply) => Event::BuildRequested(reply),
                 api::Ask::Plan(reply) => Event::PlanRequested(reply),
+                api::Ask::Rollback {
+                    service,
+                    to,
+                    release,
+                    reply,
+                } => Event::RollbackRequested {
+                    request: crate::converge::rollback::Request {
+                        service,
+                        to,
+                        release,
+                    },
+                    reply,
+                },
             };
             if t.send(event).await.is_err() {
                 return;
@@ -101,4 +121,58 @@ pub(super) async fn serve_api(
         }
     });
     Ok(())
+}
+
+/// How often CPU and memory are sampled while a dashboard watches.
+const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How many stats calls run at once.
+const SAMPLE_AT_ONCE: usize = 8;
+
+/// While a dashboard follows the overview, samples each running container's
+/// CPU and memory into the status document's rows (one stats call each, a
+/// few at a time); an idle daemon makes none. A swarm's tasks run elsewhere: none.
+async fn sample_usage(
+    engine: Arc<RwLock<SharedEngine>>,
+    status: Arc<RwLock<crate::core::report::StatusDocument>>,
+    watchers: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    loop {
+        tokio::time::sleep(SAMPLE_EVERY).await;
+        if watchers.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            continue;
+        }
+        let e = engine.read().expect("no panics hold it").clone();
+        if e.orchestrates() {
+            continue;
+        }
+        let running: Vec<String> = {
+            let doc = status.read().expect("no panics hold it");
+            doc.services
+                .iter()
+                .filter(|r| r.state == "running")
+                .map(|r| r.container.clone())
+                .collect()
+        };
+        // A stats call waits for the engine's second sample (about a second):
+        // a few at a time, so 500 containers do not load the engine at once.
+        let samples: Vec<_> = futures_util::stream::iter(running)
+            .map(|name| {
+                let e = e.clone();
+                async move { (e.usage(&name).await.ok().flatten(), name) }
+            })
+            .buffer_unordered(SAMPLE_AT_ONCE)
+            .collect()
+            .await;
+        let mut doc = status.write().expect("no panics hold it");
+        for (usage, name) in samples {
+            if let (Some(u), Some(row)) =
+                (usage, doc.services.iter_mut().find(|r| r.container == name))
+            {
+                row.cpu_percent = Some(u.cpu_percent);
+                row.memory_bytes = Some(u.memory_bytes);
+                row.memory_limit_bytes = Some(u.memory_limit_bytes);
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! The daemon's HTTP API (axum): `GET /status` and `GET /metrics` (services:view),
-//! `POST /reconcile` (services:deploy), `POST /build` (images:build),
+//! `POST /reconcile` and `POST /rollback/{service}?to=V` (services:deploy),
+//! `POST /build` (images:build),
 //! `GET /logs/{target}?tail=N` (logs:view),
 //! `GET /healthz` (open). Bearer tokens are
 //! checked by their hash, in constant time.
@@ -37,6 +38,14 @@ pub enum Ask {
     /// The dashboard's "what would change": the plan of the current file
     /// against the engine, as `berth plan` prints it; nothing is done.
     Plan(ReconcileReply),
+    /// `POST /rollback/{service}`: the same hold as `berth rollback`, then a
+    /// reconcile; `release` ends the hold (back to what the file says).
+    Rollback {
+        service: String,
+        to: Option<String>,
+        release: bool,
+        reply: ReconcileReply,
+    },
 }
 
 /// The last `tail` log lines of a target (`SERVICE` or `SERVICE@VERSION`), or why not.
@@ -82,6 +91,9 @@ pub struct ApiState {
     pub sessions: Arc<super::ui::Sessions>,
     /// The dashboard's live log tail (logs:view).
     pub follow: FollowFn,
+    /// How many dashboards follow the overview live now: the daemon samples
+    /// CPU and memory only while one does.
+    pub watchers: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,9 +111,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/reconcile", post(reconcile))
         .route("/build", post(build))
+        .route("/rollback/{service}", post(rollback))
         .route("/logs/{target}", get(logs))
         .route("/healthz", get(healthz))
         .merge(super::ui::router())
+        // A page of 500 rows is mostly repeated markup: gzip takes it under the
+        // dashboard's weight budget. Server-sent events are left as they are.
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
 }
 
@@ -217,11 +233,36 @@ async fn build(State(s): State<ApiState>, headers: HeaderMap) -> Response {
     ask(&s, Ask::Build).await
 }
 
+#[derive(serde::Deserialize)]
+struct RollbackQuery {
+    to: Option<String>,
+    #[serde(default)]
+    release: bool,
+}
+
+async fn rollback(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    axum::extract::Path(service): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<RollbackQuery>,
+) -> Response {
+    if let Some(r) = refuse(&s, &headers, Permission::ServicesDeploy) {
+        return r;
+    }
+    ask(&s, |reply| Ask::Rollback {
+        service,
+        to: q.to,
+        release: q.release,
+        reply,
+    })
+    .await
+}
+
 /// Hands an ask to the daemon and waits for its answer; `None` when the
 /// daemon is stopping. The API and the dashboard both ask through it.
 pub async fn hand(
     s: &ApiState,
-    what: fn(ReconcileReply) -> Ask,
+    what: impl FnOnce(ReconcileReply) -> Ask,
 ) -> Option<Result<String, AskFail>> {
     let (tx, rx) = oneshot::channel();
     s.asks.send(what(tx)).await.ok()?;
@@ -229,7 +270,7 @@ pub async fn hand(
 }
 
 /// Hands a request to the daemon and answers with its outcome.
-async fn ask(s: &ApiState, what: fn(ReconcileReply) -> Ask) -> Response {
+async fn ask(s: &ApiState, what: impl FnOnce(ReconcileReply) -> Ask) -> Response {
     match hand(s, what).await {
         Some(Ok(summary)) => (StatusCode::OK, format!("{summary}\n")).into_response(),
         Some(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),

@@ -90,3 +90,35 @@ pub fn classify(f: HealthFacts<'_>) -> Health {
         (false, _) => Health::NotRunning,
     }
 }
+
+/// Why a container is judged as it is, in a sentence a user reads on hover:
+/// the facts [`classify`] used, and the probe's answer (`probe_error`, when the
+/// check failed) or the orchestrator's judgement.
+pub fn reason(health: Health, f: &HealthFacts<'_>, probe_error: Option<&str>) -> String {
+    let answer = probe_error.unwrap_or("its health check has not passed");
+    match health {
+        Health::Healthy => format!("its health check passes; up {}s", f.up_secs),
+        Health::Starting if f.role == Some(ContainerRole::Next) => {
+            "a new configuration on probation: its health gate decides whether it takes over".into()
+        }
+        Health::Starting => format!(
+            "up {}s, under the {STARTING_SECS}s grace before it counts as unhealthy: {answer}",
+            f.up_secs
+        ),
+        Health::Unhealthy => format!("up {}s and {answer}", f.up_secs),
+        Health::Failed => {
+            "its configuration failed the health gate; kept aside for its logs, the previous version serves".into()
+        }
+        Health::CrashLooping if f.state == "restarting" => format!(
+            "the engine is restarting it ({} restarts so far)",
+            f.restarts
+        ),
+        Health::CrashLooping => format!(
+            "restarted {} times, and up only {}s since the last",
+            f.restarts, f.up_secs
+        ),
+        Health::Unknown => "it publishes no port berth can check".into(),
+        Health::Unchecked => "it declares no health check: running is enough".into(),
+        Health::NotRunning => format!("it is {}", f.state),
+    }
+}

@@ -159,6 +159,9 @@ pub struct StatusRow {
     /// healthy | starting | unhealthy | failed | crash-looping | unknown (no
     /// published port) | - (not running)
     pub health: super::health::Health,
+    /// Why it is judged so (see `health::reason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_reason: Option<String>,
     /// Restarts by the engine's restart policy since the container was created.
     pub restarts: i64,
     pub url: Option<String>,

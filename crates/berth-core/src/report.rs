@@ -112,6 +112,51 @@ pub struct StatusDocument {
     /// Why the last rollout failed (the health gate's report), until a reconcile succeeds.
     pub rollout_error: Option<String>,
     pub services: Vec<StatusRow>,
+    /// The reconciles before, newest first (at most [`RECENT`]).
+    #[serde(default)]
+    pub recent: Vec<ReconcileReport>,
+    /// Steps taken to undo drift (a container stopped or removed by hand) since start.
+    #[serde(default)]
+    pub drift_corrections: u64,
+    /// Rollbacks holding a version active against the file (`berth rollback`).
+    #[serde(default)]
+    pub holds: Vec<HoldReport>,
+    /// The routing gateway, when the daemon serves one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayReport>,
+}
+
+/// How many past reconciles the document keeps.
+pub const RECENT: usize = 10;
+
+/// A rollback's hold: `service` runs `version` as active while the file says
+/// `file_active`; it ends when the file's `active` changes, or with
+/// `berth rollback SERVICE --release`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldReport {
+    pub service: String,
+    pub version: String,
+    pub file_active: String,
+}
+
+/// The gateway's address and what it routes: prefix -> `service@version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayReport {
+    pub address: String,
+    pub routes: std::collections::BTreeMap<String, String>,
+}
+
+impl GatewayReport {
+    /// The shortest prefix that reaches `service@version`: the URL a user
+    /// would type.
+    pub fn path_of(&self, service: &str, version: &str) -> Option<&str> {
+        let target = format!("{service}@{version}");
+        self.routes
+            .iter()
+            .filter(|(_, t)| **t == target)
+            .map(|(p, _)| p.as_str())
+            .min_by_key(|p| (p.len(), *p))
+    }
 }
 
 impl StatusDocument {
@@ -124,6 +169,10 @@ impl StatusDocument {
             source_error: None,
             rollout_error: None,
             services: Vec::new(),
+            recent: Vec::new(),
+            drift_corrections: 0,
+            holds: Vec::new(),
+            gateway: None,
         }
     }
 }

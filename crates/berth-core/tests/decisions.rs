@@ -6,11 +6,29 @@
 use std::collections::BTreeMap;
 
 use berth_core::desired::{BuildFact, BuildInput};
-use berth_core::health::{classify, Health, HealthFacts};
+use berth_core::health::{classify, reason, Health, HealthFacts};
 use berth_core::plan::{builds_only, stale_changes, Action};
 use berth_core::role::ContainerRole;
 use berth_core::rollback;
 use berth_core::spec::Runtime;
+
+/// The facts of a container with a health check.
+fn facts_of(
+    state: &str,
+    role: Option<ContainerRole>,
+    restarts: i64,
+    up_secs: u64,
+    answered: Option<bool>,
+) -> HealthFacts<'_> {
+    HealthFacts {
+        state,
+        role,
+        restarts,
+        up_secs,
+        answered,
+        unchecked: false,
+    }
+}
 
 /// (state, role, restarts, up_secs, answered) -> the word status shows.
 fn check_health(
@@ -20,14 +38,7 @@ fn check_health(
     )],
 ) {
     for ((state, role, restarts, up_secs, answered), want) in cases {
-        let got = classify(HealthFacts {
-            state,
-            role: *role,
-            restarts: *restarts,
-            up_secs: *up_secs,
-            answered: *answered,
-            unchecked: false,
-        });
+        let got = classify(facts_of(state, *role, *restarts, *up_secs, *answered));
         assert_eq!(
             got, *want,
             "state {state}, role {role:?}, {restarts} restarts, up {up_secs}s, answered {answered:?}"
@@ -481,4 +492,81 @@ fn a_version_keeps_its_running_and_previous_image_and_only_gc_takes_caches() {
         ["a", "b", "d"],
         "berth gc"
     );
+}
+
+#[test]
+fn the_reason_shown_on_hover_names_what_decided_the_health() {
+    use ContainerRole::Canonical as C;
+    // (state, role, restarts, up_secs, answered, the probe's error) -> words the reason holds.
+    let cases: &[(
+        (
+            &str,
+            Option<ContainerRole>,
+            i64,
+            u64,
+            Option<bool>,
+            Option<&str>,
+        ),
+        &str,
+    )] = &[
+        (
+            (
+                "running",
+                Some(C),
+                0,
+                90,
+                Some(false),
+                Some("GET /health answered 500"),
+            ),
+            "up 90s and GET /health answered 500",
+        ),
+        (
+            (
+                "running",
+                Some(C),
+                0,
+                3,
+                Some(false),
+                Some("GET / failed: refused"),
+            ),
+            "grace before it counts as unhealthy: GET / failed: refused",
+        ),
+        (
+            ("running", Some(C), 5, 2, Some(true), None),
+            "restarted 5 times, and up only 2s",
+        ),
+        (
+            ("restarting", Some(C), 2, 0, None, None),
+            "the engine is restarting it (2 restarts",
+        ),
+        (
+            ("exited", Some(ContainerRole::Failed), 0, 0, None, None),
+            "failed the health gate",
+        ),
+        (
+            (
+                "running",
+                Some(ContainerRole::Next),
+                0,
+                1,
+                Some(false),
+                None,
+            ),
+            "on probation",
+        ),
+        (("running", Some(C), 0, 2, None, None), "no port"),
+        (("exited", Some(C), 0, 0, None, None), "it is exited"),
+        (
+            ("running", Some(C), 0, 40, Some(true), None),
+            "health check passes",
+        ),
+    ];
+    for ((state, role, restarts, up_secs, answered, error), want) in cases {
+        let facts = facts_of(state, *role, *restarts, *up_secs, *answered);
+        let got = reason(classify(facts), &facts, *error);
+        assert!(
+            got.contains(want),
+            "{state} {role:?}: {got:?} lacks {want:?}"
+        );
+    }
 }

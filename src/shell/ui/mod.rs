@@ -106,6 +106,7 @@ pub fn router() -> Router<ApiState> {
         .route("/ui/events", get(events))
         .route("/ui/reconcile", post(reconcile))
         .route("/ui/build", post(build))
+        .route("/ui/rollback", post(rollback))
         .route("/ui/plan", get(plan))
         .route("/ui/logs", get(logs))
         .route("/ui/logs/events", get(log_events))
@@ -156,7 +157,8 @@ async fn overview(State(s): State<ApiState>, headers: HeaderMap) -> Response {
         return Redirect::to("/ui/login").into_response();
     };
     let doc = s.status.read().expect("no panics hold it").clone();
-    Html(pages::overview(&doc, &v.name, &v.csrf, &mays(&s, &v), None).into_string()).into_response()
+    let may = mays(&s, &v, &headers);
+    Html(pages::overview(&doc, &v.name, &v.csrf, &may, None).into_string()).into_response()
 }
 
 async fn login_form() -> Response {
@@ -265,7 +267,10 @@ async fn logout(
 }
 
 /// Hands an ask to the daemon and waits for its answer.
-async fn ask(s: &ApiState, what: fn(super::api::ReconcileReply) -> Ask) -> Result<String, String> {
+async fn ask(
+    s: &ApiState,
+    what: impl FnOnce(super::api::ReconcileReply) -> Ask,
+) -> Result<String, String> {
     match super::api::hand(s, what).await {
         Some(answer) => answer.map_err(|e| e.to_string()),
         None => Err("the daemon is stopping".into()),
@@ -279,7 +284,7 @@ async fn act(
     headers: HeaderMap,
     f: ActionForm,
     needed: Permission,
-    what: fn(super::api::ReconcileReply) -> Ask,
+    what: impl FnOnce(super::api::ReconcileReply) -> Ask,
     label: &'static str,
 ) -> Response {
     let v = match refuse(&s, &headers, &f, needed) {
@@ -289,7 +294,8 @@ async fn act(
     tracing::info!(token = v.name, action = label, "dashboard action");
     let said = ask(&s, what).await;
     let doc = s.status.read().expect("no panics hold it").clone();
-    Html(pages::overview(&doc, &v.name, &v.csrf, &mays(&s, &v), Some((label, &said))).into_string())
+    let may = mays(&s, &v, &headers);
+    Html(pages::overview(&doc, &v.name, &v.csrf, &may, Some((label, &said))).into_string())
         .into_response()
 }
 
@@ -317,6 +323,48 @@ async fn build(
     Form(f): Form<ActionForm>,
 ) -> Response {
     act(s, headers, f, Permission::ImagesBuild, Ask::Build, "Build").await
+}
+
+#[derive(serde::Deserialize)]
+struct RollbackForm {
+    csrf: String,
+    service: String,
+    /// The version to make active; none: the one active before.
+    #[serde(default)]
+    to: Option<String>,
+    /// Present: end the hold, back to what the file says.
+    #[serde(default)]
+    release: Option<String>,
+}
+
+/// Roll a service back to a version (or end its hold): the same hold as
+/// `berth rollback`, handed to the daemon.
+async fn rollback(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Form(f): Form<RollbackForm>,
+) -> Response {
+    let (service, to, release) = (
+        f.service,
+        f.to.filter(|t| !t.is_empty()),
+        f.release.is_some(),
+    );
+    let label = if release { "End hold" } else { "Roll back" };
+    let what = move |reply| Ask::Rollback {
+        service,
+        to,
+        release,
+        reply,
+    };
+    act(
+        s,
+        headers,
+        ActionForm { csrf: f.csrf },
+        Permission::ServicesDeploy,
+        what,
+        label,
+    )
+    .await
 }
 
 /// What the file would change now, as `berth plan` prints it.
@@ -389,28 +437,51 @@ async fn log_events(
 }
 
 /// What the viewer's token may do, for the buttons a page shows (the server
-/// decides again on every action).
-fn mays(s: &ApiState, v: &Viewer) -> pages::Mays {
+/// decides again on every action), and the host the viewer reached us by.
+fn mays(s: &ApiState, v: &Viewer, headers: &HeaderMap) -> pages::Mays {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+        .map(|a| a.host().to_string())
+        .unwrap_or_else(|| "127.0.0.1".into());
     pages::Mays {
         deploy: v.may(s, Permission::ServicesDeploy),
         build: v.may(s, Permission::ImagesBuild),
         logs: v.may(s, Permission::LogsView),
+        host,
+        csrf: v.csrf.clone(),
     }
 }
 
+#[derive(serde::Deserialize)]
+struct Seen {
+    /// The version of the document the page shows (`data-seen`).
+    seen: Option<String>,
+}
+
 /// The overview's live part, sent again whenever the status document changes.
-async fn events(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+async fn events(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<Seen>,
+) -> Response {
     let Some(v) = viewer(&s, &headers) else {
         return (StatusCode::UNAUTHORIZED, "sign in first: /ui/login\n").into_response();
     };
-    let may = mays(&s, &v);
+    let may = mays(&s, &v, &headers);
     let status = s.status.clone();
-    let stream = futures_util::stream::unfold(String::new(), move |last| {
+    let watching = Watching::new(s.watchers.clone());
+    // The page names the document it was rendered from: no first event that
+    // would render the same rows again.
+    let seen = q.seen.unwrap_or_default();
+    let stream = futures_util::stream::unfold(seen, move |last| {
         let (status, may) = (status.clone(), may.clone());
+        let _watching = &watching;
         async move {
             loop {
                 let doc = status.read().expect("no panics hold it").clone();
-                let now = serde_json::to_string(&doc).unwrap_or_default();
+                let now = pages::version(&doc);
                 if now != last {
                     let html = pages::live(&doc, &may).into_string();
                     return Some((
@@ -425,4 +496,20 @@ async fn events(State(s): State<ApiState>, headers: HeaderMap) -> Response {
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// One dashboard following the overview, counted while its stream lives.
+struct Watching(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Watching {
+    fn new(count: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Watching {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Watching(count)
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }

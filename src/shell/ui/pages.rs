@@ -5,7 +5,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use crate::core::health::Health;
 use crate::core::render::{ago, StatusRow};
-use crate::core::report::{Outcome, SourceReport, StatusDocument};
+use crate::core::report::{Outcome, ReconcileReport, SourceReport, StatusDocument};
 
 fn page(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
     html! {
@@ -49,6 +49,11 @@ pub struct Mays {
     pub deploy: bool,
     pub build: bool,
     pub logs: bool,
+    /// The host the viewer reached the daemon by: gateway links use it when
+    /// the gateway listens on every address.
+    pub host: String,
+    /// The session's CSRF token, for the forms in the live part.
+    pub csrf: String,
 }
 
 /// The bar at the top of every signed-in page.
@@ -113,7 +118,7 @@ pub fn overview(
                     } }
                     label { "Scope " input #filter-scope type="search" placeholder="global, database:…"; }
                 }
-                section #live aria-live="polite" { (live(doc, may)) }
+                section #live aria-live="polite" data-seen=(version(doc)) { (live(doc, may)) }
             }
         },
     )
@@ -161,6 +166,15 @@ pub fn logs(csrf: &str, target: &str, text: &Result<String, String>) -> Markup {
     )
 }
 
+/// A short name for a status document's content: the live view sends the
+/// rows again only when it changes.
+pub fn version(doc: &StatusDocument) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(doc).unwrap_or_default().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
 fn health_mark(h: Health) -> &'static str {
     match h {
         Health::Healthy => "✓",
@@ -184,29 +198,62 @@ pub fn live(doc: &StatusDocument, may: &Mays) -> Markup {
             li { strong { (count(Health::Unhealthy) + count(Health::Failed) + count(Health::CrashLooping)) } " failing" }
         }
         (daemon(doc))
+        (holds(doc, may))
         table #services {
             caption { "Services and versions" }
             thead { tr {
                 th scope="col" { "Service" } th scope="col" { "Version" } th scope="col" { "Health" }
                 th scope="col" { "State" } th scope="col" { "Up" } th scope="col" { "Restarts" }
                 th scope="col" { "CPU" } th scope="col" { "Memory" } th scope="col" { "URL" }
-                th scope="col" { "Scope" } th scope="col" { "Revision" }
+                th scope="col" { "Scope" } th scope="col" { "Revision" } th scope="col" { "GPU · assets" }
+                @if may.deploy { th scope="col" { span.sr { "Actions" } } }
             } }
             tbody {
-                @for r in &doc.services { (row(r, may)) }
-                @if doc.services.is_empty() { tr { td colspan="11" { "Nothing of this project runs yet." } } }
+                @for r in &doc.services { (row(doc, r, may)) }
+                @if doc.services.is_empty() { tr { td colspan="14" { "Nothing of this project runs yet." } } }
             }
         }
     }
 }
 
-fn row(r: &StatusRow, may: &Mays) -> Markup {
+/// The version's URL through the gateway, when the gateway routes to it.
+fn gateway_url(doc: &StatusDocument, r: &StatusRow, may: &Mays) -> Option<String> {
+    let g = doc.gateway.as_ref()?;
+    let path = g.path_of(&r.service, &r.version)?;
+    let addr: std::net::SocketAddr = g.address.parse().ok()?;
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => may.host.clone(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    Some(format!("http://{host}:{}{path}/", addr.port()))
+}
+
+fn health_cell(r: &StatusRow) -> Markup {
+    let reason = r.health_reason.as_deref().unwrap_or("");
+    let bad = matches!(
+        r.health,
+        Health::Unhealthy | Health::Failed | Health::CrashLooping
+    );
+    html! {
+        td.health title=(reason) {
+            @if bad && !reason.is_empty() {
+                details { summary { span aria-hidden="true" { (health_mark(r.health)) } " " (r.health.word()) } span.reason { (reason) } }
+            } @else {
+                span aria-hidden="true" { (health_mark(r.health)) } " " (r.health.word())
+            }
+        }
+    }
+}
+
+fn row(doc: &StatusDocument, r: &StatusRow, may: &Mays) -> Markup {
+    let gateway = gateway_url(doc, r, may);
     html! {
         tr data-service=(r.service) data-version=(r.version) data-health=(r.health.word()) data-scope=(r.scope) {
             td { (r.service)
                 @if may.logs { " " a.logs href=(format!("/ui/logs?target={}@{}", r.service, r.version)) { "logs" } } }
             td { (r.version) @if r.active { " " span.badge { "active" } } }
-            td.health { span aria-hidden="true" { (health_mark(r.health)) } " " (r.health.word()) }
+            (health_cell(r))
             td { (r.tasks.clone().unwrap_or_else(|| r.state.clone())) }
             td { (r.up_secs.map(ago).unwrap_or_else(|| "-".into())) }
             td { (r.restarts) }
@@ -216,9 +263,67 @@ fn row(r: &StatusRow, may: &Mays) -> Markup {
                 (Some(m), None) => (format!("{} MiB", m >> 20)),
                 _ => "-",
             } }
-            td { @if let Some(u) = &r.url { a href=(u) { (u) } } @else { "-" } }
+            td.urls {
+                @if let Some(g) = &gateway { a.gateway href=(g) { (g) } br; }
+                @if let Some(u) = &r.url { a.direct href=(u) title="direct, bypassing the gateway" { (u) } }
+                @if gateway.is_none() && r.url.is_none() { "-" }
+            }
             td { (r.scope) }
             td { (r.revision.as_deref().map(|v| &v[..v.len().min(12)]).unwrap_or("-")) }
+            td title=(r.assets.join("\n")) {
+                (r.gpu.as_deref().map(|g| &g[..g.len().min(12)]).unwrap_or("-"))
+                @if !r.assets.is_empty() { " · " (r.assets.len()) " asset(s)" }
+            }
+            @if may.deploy {
+                td { @if !r.active && r.health == Health::Healthy {
+                    form method="post" action="/ui/rollback" data-confirm=(format!("Make {}@{} the active version of {}? It holds until the file's active changes.", r.service, r.version, r.service)) {
+                        input type="hidden" name="csrf" value=(may.csrf);
+                        input type="hidden" name="service" value=(r.service);
+                        input type="hidden" name="to" value=(r.version);
+                        button.rollback type="submit" { "Make active" }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+/// The rollbacks holding a version active, and how each ends.
+fn holds(doc: &StatusDocument, may: &Mays) -> Markup {
+    html! {
+        @if !doc.holds.is_empty() {
+            section #holds aria-labelledby="holds-title" {
+                h2 #holds-title { "Rollback holds" }
+                ul { @for h in &doc.holds {
+                    li data-service=(h.service) {
+                        code { (h.service) } " runs " strong { (h.version) } " while the file says "
+                        code { "active: \"" (h.file_active) "\"" } ". The hold ends when the file's "
+                        code { "active" } " changes (set it to " code { (h.version) } " to keep it), or with "
+                        code { "berth rollback " (h.service) " --release" } "."
+                        @if may.deploy {
+                            form.inline method="post" action="/ui/rollback" data-confirm=(format!("End the hold: make {} run {} again, as the file says?", h.service, h.file_active)) {
+                                input type="hidden" name="csrf" value=(may.csrf);
+                                input type="hidden" name="service" value=(h.service);
+                                input type="hidden" name="release" value="1";
+                                button.release type="submit" { "End hold" }
+                            }
+                        }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+fn reconcile_line(r: &ReconcileReport) -> Markup {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.at);
+    html! {
+        tr {
+            td { time datetime=(humantime::format_rfc3339_seconds(at).to_string()) { (humantime::format_rfc3339_seconds(at).to_string()) } }
+            td { (r.trigger.word()) }
+            td { (match r.result { Outcome::Ok => "ok", Outcome::Error => "error" }) }
+            td { (format!("{:.2} s", r.duration_seconds)) }
+            td.error { @if let Some(e) = &r.error { (e.lines().next().unwrap_or("")) } }
         }
     }
 }
@@ -240,8 +345,19 @@ fn daemon(doc: &StatusDocument) -> Markup {
                     ", by " (r.trigger.word()) ", " (format!("{:.2} s", r.duration_seconds))
                 },
             } }
+            dt { "Drift corrections" }
+            dd #drift { (doc.drift_corrections) " step(s) since start" }
             @if let Some(e) = &doc.last_error { dt { "Error" } dd.error { pre { (e) } } }
             @if let Some(e) = &doc.rollout_error { dt { "Failed rollout" } dd #rollout-error.error { pre { (e) } } }
+        }
+        @if let Some(last) = &doc.last_reconcile {
+            details.recent {
+                summary { "Last reconciles" }
+                table {
+                    thead { tr { th scope="col" { "When (UTC)" } th scope="col" { "Trigger" } th scope="col" { "Result" } th scope="col" { "Took" } th scope="col" { "Error" } } }
+                    tbody { (reconcile_line(last)) @for r in &doc.recent { (reconcile_line(r)) } }
+                }
+            }
         }
     }
 }

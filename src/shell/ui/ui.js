@@ -9,12 +9,16 @@
     state.classList.toggle("lost", !ok);
   }
 
-  // Actions ask first.
-  document.querySelectorAll("form[data-confirm]").forEach(function (f) {
-    f.addEventListener("submit", function (e) {
-      if (!window.confirm(f.dataset.confirm)) e.preventDefault();
-      else f.querySelector("button").disabled = true;
-    });
+  // Actions ask first, then show that they are under way (the live part's
+  // forms come and go, so one listener on the document serves them all).
+  document.addEventListener("submit", function (e) {
+    var f = e.target;
+    if (!f.matches || !f.matches("form[data-confirm]")) return;
+    if (!window.confirm(f.dataset.confirm)) { e.preventDefault(); return; }
+    var b = f.querySelector("button");
+    b.disabled = true;
+    b.textContent = b.textContent + ": working…";
+    if (state) state.textContent = "working…";
   });
 
   // The overview: filters over the rows, kept across live updates.
@@ -38,7 +42,7 @@
     if (el) el.addEventListener("input", filter);
   });
   if (live && window.EventSource) {
-    var events = new EventSource("/ui/events");
+    var events = new EventSource("/ui/events?seen=" + encodeURIComponent(live.dataset.seen || ""));
     events.addEventListener("overview", function (e) {
       live.innerHTML = e.data;
       filter();
