@@ -27,7 +27,7 @@ pub async fn run(
             converge::execute::execute(&ctx, &plan, &secrets, None).await?;
             converge::images::prune(&ctx, &plan.project).await;
         }
-        return report(&ctx, &plan).await;
+        return report(&ctx, &plan, None).await;
     }
     let spec = converge::load(&out.settings, file)?;
     let ctx = out.connect_for(spec.engine).await?;
@@ -38,7 +38,7 @@ pub async fn run(
         retry_failed: true,
     };
     let done = converge::converge(&ctx, &held, &spec, file, opts, None).await?;
-    let code = report(&ctx, &done.plan).await?;
+    let code = report(&ctx, &done.plan, done.unchanged()).await?;
     for n in hold_notes(&spec) {
         println!("{n}");
     }
@@ -63,8 +63,12 @@ pub async fn lock(
 }
 
 /// After an executed plan: the counts, the failed rollouts as an error, and where
-/// each service answers (one more list call, read-only).
-pub async fn report(ctx: &Context, plan: &Plan) -> Result<u8, CommandError> {
+/// each service answers (one more list call, read-only, unless nothing was done).
+pub async fn report(
+    ctx: &Context,
+    plan: &Plan,
+    unchanged: Option<&crate::core::plan::Observed>,
+) -> Result<u8, CommandError> {
     if plan.is_empty() {
         println!(
             "No changes: the engine matches the file ({} unchanged).",
@@ -76,7 +80,11 @@ pub async fn report(ctx: &Context, plan: &Plan) -> Result<u8, CommandError> {
     if let Some(e) = converge::rollout_failure(plan) {
         return Err(e.into());
     }
-    let observed = ctx.engine.observe(&plan.project).await?;
+    // Nothing done: what the plan observed still runs.
+    let observed = match unchanged {
+        Some(o) => std::borrow::Cow::Borrowed(o),
+        None => std::borrow::Cow::Owned(ctx.engine.observe(&plan.project).await?),
+    };
     for c in observed
         .containers
         .iter()

@@ -29,7 +29,7 @@ pub async fn run(out: &Output, file: &Path, req: Request) -> Result<u8, CommandE
             retry_failed: true,
         };
         let done = converge::converge(&ctx, &held, &spec, file, opts, None).await?;
-        apply::report(&ctx, &done.plan).await
+        apply::report(&ctx, &done.plan, done.unchanged()).await
     }
     .await;
     if let Err(e) = result {

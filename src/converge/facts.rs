@@ -23,6 +23,17 @@ pub async fn make_plan(
     file: &Path,
     opts: plan::Options,
 ) -> Result<Plan, ConvergeError> {
+    Ok(plan_observed(ctx, spec, file, opts).await?.0)
+}
+
+/// [`make_plan`], with the observation it was made against (what runs, when
+/// the plan is empty, without one more list call).
+pub async fn plan_observed(
+    ctx: &Context,
+    spec: &Spec,
+    file: &Path,
+    opts: plan::Options,
+) -> Result<(Plan, plan::Observed), ConvergeError> {
     let (desired, observed) =
         tokio::join!(desired(ctx, spec, file), ctx.engine.observe(&spec.project));
     let (desired, observed) = (desired?, observed?);
@@ -31,7 +42,7 @@ pub async fn make_plan(
         .map_err(|items| refused(file, items))?;
     let mut plan = plan::plan(&desired, &observed, &opts).map_err(|items| refused(file, items))?;
     plan.engine = spec.engine;
-    Ok(plan)
+    Ok((plan, observed))
 }
 
 /// A fixed host port (`publish`) that something else holds would fail the

@@ -214,6 +214,15 @@ pub async fn lock(
 pub struct Converged {
     /// The plan that was executed, step for step.
     pub plan: Plan,
+    /// What ran before it: what runs now when the plan was empty.
+    pub before: plan::Observed,
+}
+
+impl Converged {
+    /// What runs now without asking the engine again, when nothing was done.
+    pub fn unchanged(&self) -> Option<&plan::Observed> {
+        self.plan.is_empty().then_some(&self.before)
+    }
 }
 
 impl Converged {
@@ -241,13 +250,13 @@ pub async fn converge(
     opts: plan::Options,
     revision: Option<&str>,
 ) -> Result<Converged, ConvergeError> {
-    let plan = facts::make_plan(ctx, spec, file, opts).await?;
+    let (plan, before) = facts::plan_observed(ctx, spec, file, opts).await?;
     let secrets = saved::plan_secrets(&plan, file, &ctx.settings.env)?;
     if !plan.is_empty() {
         execute::execute(ctx, &plan, &secrets, revision).await?;
         images::prune(ctx, &spec.project).await;
     }
-    let done = Converged { plan };
+    let done = Converged { plan, before };
     if done.failure().is_none() {
         settle(&ctx.settings, spec);
     }

@@ -111,6 +111,7 @@ async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Re
     let deadline = started + Duration::from_millis(h.timeout_ms);
     let mut next_word = started + WORD_EVERY;
     let mut last = "no answer yet".to_string();
+    let mut tries = 0u32;
     loop {
         match engine.container_state(id, c.config.port).await {
             Ok(None) => return Err("the container disappeared".into()),
@@ -161,8 +162,16 @@ async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Re
                 h.timeout_ms / 1000
             ));
         }
-        tokio::time::sleep(Duration::from_millis(h.interval_ms)).await;
+        tries += 1;
+        tokio::time::sleep(gate_pause(tries, h.interval_ms)).await;
     }
+}
+
+/// The pause before the gate's next check: a service usually answers within
+/// milliseconds of its start, so the first checks come quickly (10, 20, 40 ms
+/// ...) and then every `interval_ms`.
+fn gate_pause(tries: u32, interval_ms: u64) -> Duration {
+    Duration::from_millis((10u64 << tries.min(16)).min(interval_ms))
 }
 
 /// How often a gate that is still waiting says so.
