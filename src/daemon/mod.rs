@@ -352,8 +352,7 @@ impl Daemon {
             Err(e) => {
                 held.undo(&self.ctx);
                 self.refresh_report();
-                self.report.status.write().expect("no panics hold it").holds =
-                    self.report.holds.clone();
+                self.report.publish_holds();
                 Err(e)
             }
         }

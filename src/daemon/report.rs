@@ -68,6 +68,12 @@ impl Report {
         doc.source_error = Some(e.to_string());
     }
 
+    /// Writes the holds alone into the `/status` document (an undone rollback:
+    /// no reconcile to report).
+    pub fn publish_holds(&self) {
+        self.status.write().expect("no panics hold it").holds = self.holds.clone();
+    }
+
     /// Writes the `/status` document (the rows, when given, replace the last
     /// ones) and the `/metrics` text.
     pub fn publish(&self, rows: Option<Vec<StatusRow>>, trigger: Trigger, error: Option<&str>) {
@@ -80,8 +86,14 @@ impl Report {
             let mut doc = self.status.write().expect("no panics hold it");
             if let Some(mut rows) = rows {
                 // The last CPU and memory sample stays until the next one.
+                let sampled: std::collections::HashMap<&str, &StatusRow> = doc
+                    .services
+                    .iter()
+                    .filter(|o| o.cpu_percent.is_some())
+                    .map(|o| (o.container.as_str(), o))
+                    .collect();
                 for r in rows.iter_mut().filter(|r| r.cpu_percent.is_none()) {
-                    if let Some(old) = doc.services.iter().find(|o| o.container == r.container) {
+                    if let Some(old) = sampled.get(r.container.as_str()) {
                         r.cpu_percent = old.cpu_percent;
                         r.memory_bytes = old.memory_bytes;
                         r.memory_limit_bytes = old.memory_limit_bytes;
