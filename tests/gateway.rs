@@ -41,6 +41,7 @@ fn running(
             public: Some(port),
             ip: None,
         }],
+        addresses: vec![format!("172.30.0.{}", port / 100)],
     }
 }
 
@@ -85,6 +86,32 @@ fn the_service_path_goes_to_the_active_version_with_its_prefix_stripped() {
     check("/greeter", Some((1100, "/greeter", "/", true)));
     check("/greeter/a/b?x", Some((1100, "/greeter", "/a/b?x", true)));
     check("/greeterx", None);
+}
+
+#[test]
+fn on_one_host_a_route_names_the_containers_own_address_and_on_a_swarm_none() {
+    let direct = |c: ObservedContainer| {
+        let observed = Observed {
+            containers: vec![c],
+            ..Default::default()
+        };
+        let table = routes("demo", &observed);
+        table
+            .resolve("/greeter/")
+            .and_then(|r| r.route.direct.clone())
+    };
+    let one_host = running("demo-greeter-1.1.0", G11, true, 1100);
+    assert_eq!(direct(one_host.clone()), Some("172.30.0.11:8000".into()));
+    let mut v6 = one_host.clone();
+    v6.addresses = vec!["fd00::5".into()];
+    assert_eq!(direct(v6), Some("[fd00::5]:8000".into()));
+    let mut task = one_host;
+    task.ports[0].ip = Some("10.0.0.7".into());
+    assert_eq!(
+        direct(task),
+        None,
+        "a swarm task is reached on its node's port"
+    );
 }
 
 #[test]

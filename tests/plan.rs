@@ -61,6 +61,7 @@ fn applied(yaml: &str, state: &str) -> Observed {
             state: state.into(),
             status: format!("{state} for a while"),
             ports: vec![],
+            addresses: vec![],
         });
     }
     for n in &d.networks {
@@ -208,6 +209,7 @@ fn a_desired_name_held_by_an_unmanaged_container_refuses_the_plan() {
         state: "running".into(),
         status: "Up".into(),
         ports: vec![],
+        addresses: vec![],
     });
     check(
         BASE,

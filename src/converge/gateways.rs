@@ -39,7 +39,15 @@ pub async fn drain(settings: &Settings, project: &str, port: u16) {
 /// The routes over what runs now: one list call.
 pub async fn route_table(engine: &dyn Engine, project: &str) -> Result<RouteTable, EngineError> {
     let observed = engine.observe(project).await?;
-    Ok(route::routes(project, &observed))
+    Ok(routes_over(project, &observed).await)
+}
+
+/// The routes over an observation, each container's own address kept only
+/// where this process reaches it.
+pub async fn routes_over(project: &str, observed: &crate::core::plan::Observed) -> RouteTable {
+    let mut table = route::routes(project, observed);
+    gateway::reach_directly(&mut table).await;
+    table
 }
 
 /// A gateway's route refresh: one list call, to the engine `engine` holds

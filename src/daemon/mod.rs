@@ -481,8 +481,8 @@ impl Daemon {
     async fn look(&self, project: &str) -> Result<Vec<StatusRow>, ConvergeError> {
         let observed = self.ctx.engine.observe(project).await?;
         if self.gateway.is_some() {
-            *self.routes.write().expect("no panics hold it") =
-                crate::core::route::routes(project, &observed);
+            let table = crate::converge::gateways::routes_over(project, &observed).await;
+            *self.routes.write().expect("no panics hold it") = table;
         }
         Ok(observe::rows_of(self.ctx.engine.as_ref(), project, &observed, false).await)
     }

@@ -1,5 +1,6 @@
 //! The routing gateway: an HTTP reverse proxy (axum + hyper) in front of the
-//! services' loopback ports, following a [`RouteTable`] it is handed. Bodies
+//! services (at their own addresses where this process reaches them, else at
+//! their loopback ports), following a [`RouteTable`] it is handed. Bodies
 //! stream both ways, WebSocket (any `Upgrade`) connections are passed through,
 //! the matched prefix is stripped, and private services need a token.
 //!
@@ -192,7 +193,7 @@ async fn proxy(
         let table = g.state.table.read().expect("no panics hold it");
         match route::admit(&table, &g.state.tokens, &path, bearer(&req)) {
             Admission::Forward { to, strip } => Ok((
-                backends(&to.route.backends, to.route.port, &g.next),
+                backends(to.route, &g.next),
                 to.prefix.to_string(),
                 to.rest,
                 strip,
@@ -237,21 +238,17 @@ async fn proxy(
         .parse()
         .ok()
     };
-    let Some(uris) = backends
-        .iter()
-        .map(|b| target(b))
-        .collect::<Option<Vec<Uri>>>()
-    else {
+    let Some(uri) = target(&backends[0]) else {
         return plain(StatusCode::BAD_REQUEST, "bad request path\n".into());
     };
-    *req.uri_mut() = uris[0].clone();
+    *req.uri_mut() = uri;
     let upgrading = req.headers().contains_key(header::UPGRADE);
     forward::request(req.headers_mut(), Some(client), &prefix, upgrading);
     let upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
     // A request without a body that changes nothing (GET, HEAD, OPTIONS) can
     // be sent again: to the next task of a swarm service when one stops
     // under it (an update, a drained node).
-    let again = (uris.len() > 1
+    let again = (backends.len() > 1
         && !upgrading
         && [Method::GET, Method::HEAD, Method::OPTIONS].contains(req.method())
         && hyper::body::Body::size_hint(req.body()).exact() == Some(0))
@@ -259,15 +256,16 @@ async fn proxy(
     let answer = match tokio::time::timeout(ANSWER_TIMEOUT, async {
         let mut answer = g.client.request(req).await;
         if let Some((method, version, headers)) = &again {
-            for uri in &uris[1..] {
+            for backend in &backends[1..] {
                 if answer.is_ok() {
                     break;
                 }
+                let Some(uri) = target(backend) else { break };
                 let mut retry = Request::new(Body::empty());
                 *retry.method_mut() = method.clone();
                 *retry.version_mut() = *version;
                 *retry.headers_mut() = headers.clone();
-                *retry.uri_mut() = uri.clone();
+                *retry.uri_mut() = uri;
                 answer = g.client.request(retry).await;
             }
         }
@@ -325,11 +323,14 @@ async fn proxy(
     }
 }
 
-/// The addresses to try, in order: the loopback port on one host; a swarm
-/// route's tasks starting from the next in turn.
-fn backends(remote: &[String], port: u16, next: &std::sync::atomic::AtomicUsize) -> Vec<String> {
+/// The addresses to try, in order: on one host the container's own address
+/// (when this process reaches it, see [`reach_directly`]), then its loopback
+/// port; a swarm route's tasks starting from the next in turn.
+fn backends(route: &route::Route, next: &std::sync::atomic::AtomicUsize) -> Vec<String> {
+    let remote = &route.backends;
     if remote.is_empty() {
-        return vec![format!("127.0.0.1:{port}")];
+        let loopback = format!("127.0.0.1:{}", route.port);
+        return route.direct.iter().cloned().chain([loopback]).collect();
     }
     let first = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % remote.len();
     remote[first..]
@@ -337,6 +338,37 @@ fn backends(remote: &[String], port: u16, next: &std::sync::atomic::AtomicUsize)
         .chain(&remote[..first])
         .cloned()
         .collect()
+}
+
+/// Whether this process reaches containers at their own addresses: decided
+/// once, by the first connect to one. It does on a Linux host; it does not
+/// when the engine's networks live in another network namespace (rootless
+/// Docker, a remote engine), where only the published port leads there. A
+/// refused connect still reached the container's network.
+static DIRECT: tokio::sync::OnceCell<bool> = tokio::sync::OnceCell::const_new();
+
+/// Drops the routes' own addresses when this process cannot reach them, so
+/// every request (a POST too) goes where it can arrive.
+pub async fn reach_directly(table: &mut RouteTable) {
+    let Some(addr) = table.routes.values().find_map(|r| r.direct.clone()) else {
+        return;
+    };
+    let reached = *DIRECT
+        .get_or_init(|| async move {
+            let connect = tokio::net::TcpStream::connect(addr.as_str());
+            match tokio::time::timeout(Duration::from_secs(1), connect).await {
+                Ok(Ok(_)) => true,
+                Ok(Err(e)) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+                Err(_) => false,
+            }
+        })
+        .await;
+    if !reached {
+        tracing::info!("containers are not reachable at their own addresses from here; routing through their published ports");
+        for r in table.routes.values_mut() {
+            r.direct = None;
+        }
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -27,6 +27,11 @@ pub struct ObservedContainer {
     /// The engine's human status ("Up 3 minutes", "Exited (1) 2 seconds ago").
     pub status: String,
     pub ports: Vec<PortBinding>,
+    /// Its address on each network it is attached to (one host): a gateway on
+    /// the same host reaches it there, without the published port's proxy.
+    /// Not in the summary: an address says nothing about what the plan does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

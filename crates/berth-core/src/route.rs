@@ -28,6 +28,11 @@ pub struct Route {
     /// host mode on its node); empty on one host, where `port` is the backend.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub backends: Vec<String>,
+    /// On one host: the container's own address and port (`ip:port`), which a
+    /// gateway on the same host tries before the loopback port. The loopback
+    /// port goes through the engine's port proxy, one more copy of every byte.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct: Option<String>,
     pub service: String,
     pub version: String,
     /// Served without a token.
@@ -85,6 +90,7 @@ pub fn routes(project: &str, observed: &Observed) -> RouteTable {
         canonical: bool,
         port: u16,
         backends: Vec<String>,
+        direct: Option<String>,
         labels: &'a BTreeMap<String, String>,
     }
     let mut seen: BTreeMap<(&str, &str), Seen> = BTreeMap::new();
@@ -106,7 +112,8 @@ pub fn routes(project: &str, observed: &Observed) -> RouteTable {
         {
             continue;
         }
-        let Some(port) = c.ports.iter().find_map(|p| p.public) else {
+        let Some((port, private)) = c.ports.iter().find_map(|p| Some((p.public?, p.private)))
+        else {
             continue;
         };
         if let Some(db) = c.label(LABEL_SCOPE).strip_prefix("database:") {
@@ -121,6 +128,10 @@ pub fn routes(project: &str, observed: &Observed) -> RouteTable {
                     canonical,
                     port,
                     backends: remote_backends(&c.ports),
+                    direct: c.addresses.first().map(|ip| match ip.contains(':') {
+                        true => format!("[{ip}]:{private}"),
+                        false => format!("{ip}:{private}"),
+                    }),
                     labels: &c.labels,
                 },
             );
@@ -132,6 +143,7 @@ pub fn routes(project: &str, observed: &Observed) -> RouteTable {
         let route = Route {
             port: s.port,
             backends: s.backends.clone(),
+            direct: s.backends.is_empty().then(|| s.direct.clone()).flatten(),
             service: service.to_string(),
             version: version.to_string(),
             public: label(LABEL_PUBLIC) == "true",

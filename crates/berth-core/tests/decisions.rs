@@ -384,6 +384,7 @@ fn check_admission(cases: &[(&str, Option<&str>, &str)]) {
             Route {
                 port: 1,
                 backends: vec![],
+                direct: None,
                 service: prefix[1..].into(),
                 version: "1.0.0".into(),
                 public,

@@ -88,6 +88,7 @@ fn table(prefixes: &[String]) -> RouteTable {
             Route {
                 port: 1000 + i as u16,
                 backends: vec![],
+                direct: None,
                 service: format!("s{i}"),
                 version: "1.0.0".into(),
                 public: i % 2 == 0,
@@ -198,6 +199,7 @@ fn applied(o: &Observed, p: &berth_core::plan::Plan) -> Observed {
             state: "running".into(),
             status: "Up".into(),
             ports: vec![],
+            addresses: vec![],
         }
     };
     for step in &p.steps {
@@ -288,6 +290,7 @@ fn observed_from(before: &str, twists: &[(u8, u8)], foreign: u8) -> Observed {
             state: "running".into(),
             status: "Up".into(),
             ports: vec![],
+            addresses: vec![],
         });
     }
     o

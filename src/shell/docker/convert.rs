@@ -208,6 +208,13 @@ pub fn observed(
                     ip: p.ip,
                 })
                 .collect(),
+            addresses: c
+                .network_settings
+                .and_then(|n| n.networks)
+                .into_iter()
+                .flatten()
+                .filter_map(|(_, n)| n.ip_address.filter(|ip| !ip.is_empty()))
+                .collect(),
         });
     }
     let network_prefix = format!("berth-{project}-");

@@ -300,6 +300,8 @@ impl Engine for Swarm {
                     // Swarm keeps its tasks running: a service is never "exited".
                     state: "running".into(),
                     status: format!("{running}/{desired} tasks running{on}"),
+                    // Tasks are reached on their nodes' published ports.
+                    addresses: Vec::new(),
                 })
             })
             .collect();
