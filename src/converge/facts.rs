@@ -34,9 +34,11 @@ pub async fn plan_observed(
     file: &Path,
     opts: plan::Options,
 ) -> Result<(Plan, plan::Observed), ConvergeError> {
-    let (desired, observed) =
-        tokio::join!(desired(ctx, spec, file), ctx.engine.observe(&spec.project));
-    let (desired, observed) = (desired?, observed?);
+    // The first error ends both: an engine that never answers one of them is
+    // named within its timeout, not after the other's.
+    let (desired, observed) = tokio::try_join!(desired(ctx, spec, file), async {
+        Ok(ctx.engine.observe(&spec.project).await?)
+    })?;
     ports_free(ctx, spec, &desired, &observed)
         .await
         .map_err(|items| refused(file, items))?;

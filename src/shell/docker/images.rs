@@ -110,10 +110,8 @@ pub(super) async fn build_image(
         .rm(true)
         .forcerm(true)
         .build();
-    let mut stream =
-        d.client()
-            .await?
-            .build_image(opts, None, Some(bollard::body_try_stream(context)));
+    let client = d.client().await?;
+    let mut stream = client.build_image(opts, None, Some(bollard::body_try_stream(context)));
     let mut log: Vec<String> = Vec::new();
     let fail = |log: &[String], message: String| {
         let tail = log[log.len().saturating_sub(15)..].join("\n");

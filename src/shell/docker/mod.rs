@@ -39,6 +39,44 @@ use crate::core::desired::{
 use crate::core::plan::Observed;
 
 impl Docker {
+    /// Three list calls, whatever the number of services. Containers are listed by
+    /// name prefix, not by label, so that a look-alike that is not ours is seen
+    /// (and never touched).
+    async fn observe_once(&self, project: &str) -> Result<Observed, EngineError> {
+        let filters = HashMap::from([("name", vec![format!("^/{project}-")])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let client = self.client().await?;
+        let (containers, networks, volumes) = tokio::join!(
+            client.list_containers(Some(opts)),
+            client.list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&HashMap::from([(
+                        "name",
+                        vec![format!("berth-{project}-")]
+                    )]))
+                    .build()
+            )),
+            client.list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&HashMap::from([("name", vec![format!("{project}-")])]))
+                    .build()
+            )),
+        );
+        let list = |what| move |source| EngineError::ObjectList { what, source };
+        Ok(convert::observed(
+            project,
+            containers.map_err(list("containers"))?,
+            networks.map_err(list("networks"))?,
+            volumes
+                .map_err(list("volumes"))?
+                .volumes
+                .unwrap_or_default(),
+        ))
+    }
+
     /// A container's log (or with `service`, a Swarm service's, its tasks'
     /// together), as text chunks.
     pub(super) fn log_stream(
@@ -56,7 +94,7 @@ impl Docker {
             .build();
         let owned = id.to_string();
         let this = self.clone();
-        futures_util::stream::once(async move { this.client().await.cloned() })
+        futures_util::stream::once(async move { this.client().await })
             .flat_map(move |client| match client {
                 Err(e) => futures_util::stream::once(std::future::ready(Err(e))).boxed(),
                 Ok(client) => {
@@ -98,7 +136,7 @@ impl Docker {
             ..Default::default()
         };
         let this = self.clone();
-        futures_util::stream::once(async move { this.client().await.cloned() })
+        futures_util::stream::once(async move { this.client().await })
             .flat_map(move |client| match client {
                 Err(e) => futures_util::stream::once(std::future::ready(Err(e))).boxed(),
                 Ok(client) => {
@@ -148,45 +186,18 @@ impl Engine for Docker {
         })
     }
 
-    /// Three list calls, whatever the number of services. Containers are listed by
-    /// name prefix, not by label, so that a look-alike that is not ours is seen
-    /// (and never touched).
+    /// What the engine holds under the project's names ([`Docker::observe_once`]),
+    /// within the engine timeout: an engine that answers its ping and then
+    /// hangs is still named, not waited on for minutes.
     async fn observe(&self, project: &str) -> Result<Observed, EngineError> {
-        let filters = HashMap::from([("name", vec![format!("^/{project}-")])]);
-        let opts = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let (containers, networks, volumes) = tokio::join!(
-            self.client().await?.list_containers(Some(opts)),
-            self.client().await?.list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&HashMap::from([(
-                        "name",
-                        vec![format!("berth-{project}-")]
-                    )]))
-                    .build()
-            )),
-            self.client().await?.list_volumes(Some(
-                ListVolumesOptionsBuilder::default()
-                    .filters(&HashMap::from([("name", vec![format!("{project}-")])]))
-                    .build()
-            )),
-        );
-        let list = |what| move |source| EngineError::ObjectList { what, source };
-        Ok(convert::observed(
-            project,
-            containers.map_err(list("containers"))?,
-            networks.map_err(list("networks"))?,
-            volumes
-                .map_err(list("volumes"))?
-                .volumes
-                .unwrap_or_default(),
-        ))
+        self.within_timeout(self.observe_once(project)).await
     }
 
+    /// Within the engine timeout, as [`Docker::observe`]: the two are a plan's
+    /// first calls.
     async fn image_ids(&self) -> Result<BTreeMap<String, String>, EngineError> {
-        Ok(convert::image_ids(images::list(self, None).await?))
+        self.within_timeout(async { Ok(convert::image_ids(images::list(self, None).await?)) })
+            .await
     }
 
     async fn port_holders(&self) -> Result<BTreeMap<u16, String>, EngineError> {
