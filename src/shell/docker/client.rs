@@ -148,7 +148,7 @@ impl Docker {
     /// joins an absolute path over its `/vX.Y` base), so the engine answers in
     /// its own. Asking for it (`GET /version`) made Docker run `runc --version`
     /// and ask containerd, about 7 ms of a no-op plan, for a number nothing
-    /// used. `tests/engine_version.rs` holds bollard to that.
+    /// used. `tests/engine_connect.rs` holds bollard to that.
     pub(super) async fn client(&self) -> Result<bollard::Docker, EngineError> {
         let client = self
             .client

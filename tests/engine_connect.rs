@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 
 use common::{text, BERTH};
 
-/// An engine on a socket in a temp dir that answers `GET /_ping` and holds
-/// every other request without a byte of answer. Returns the dir
+/// An engine on a socket in a temp dir that answers the requests starting with
+/// `ping` (`GET /_ping `) and holds every other without a byte of answer. Returns the dir
 /// (with a services file), the socket, and the request lines it was sent.
-fn engine_that_only_answers_its_ping() -> (tempfile::TempDir, String, Arc<Mutex<Vec<String>>>) {
+fn engine_that_only_answers(
+    ping: Option<&'static str>,
+) -> (tempfile::TempDir, String, Arc<Mutex<Vec<String>>>) {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("engine.sock");
     let listener = UnixListener::bind(&sock).unwrap();
@@ -28,7 +30,7 @@ fn engine_that_only_answers_its_ping() -> (tempfile::TempDir, String, Arc<Mutex<
             let mut line = String::new();
             BufReader::new(&stream).read_line(&mut line).unwrap();
             log.lock().unwrap().push(line.trim().to_string());
-            if line.starts_with("GET /_ping ") {
+            if ping.is_some_and(|p| line.starts_with(p)) {
                 let _ = write!(
                     stream,
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nApi-Version: 1.41\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK"
@@ -80,9 +82,24 @@ fn check_named_within_timeout(
     seen.lock().unwrap()[before..].to_vec()
 }
 
+/// A socket that accepts every connection and holds it, never writing a byte:
+/// an engine that hangs.
+fn hung_engine() -> (tempfile::TempDir, String, Arc<Mutex<Vec<String>>>) {
+    let (dir, address, seen) = engine_that_only_answers(None);
+    (dir, address, seen)
+}
+
+#[test]
+fn an_engine_that_accepts_and_never_answers_is_named_within_the_timeout() {
+    let (dir, address, seen) = hung_engine();
+    for command in [&["status"][..], &["plan"][..], &["apply"][..]] {
+        check_named_within_timeout(dir.path(), &address, command, &seen);
+    }
+}
+
 #[test]
 fn no_version_is_asked_and_an_engine_that_hangs_after_its_ping_is_named_within_the_timeout() {
-    let (dir, address, seen) = engine_that_only_answers_its_ping();
+    let (dir, address, seen) = engine_that_only_answers(Some("GET /_ping "));
     for command in [&["status"][..], &["plan"][..], &["apply"][..]] {
         let asked = check_named_within_timeout(dir.path(), &address, command, &seen);
         assert_eq!(
@@ -103,5 +120,57 @@ fn no_version_is_asked_and_an_engine_that_hangs_after_its_ping_is_named_within_t
                 .all(|l| !l.starts_with("GET /version") && !l.contains(" /v1.")),
             "{command:?}: {asked:?}"
         );
+    }
+}
+
+#[test]
+fn watch_and_serve_listen_while_the_engine_hangs_and_healthz_says_why() {
+    let (dir, address, _) = hung_engine();
+    let (api, gateway) = (common::free_port(), common::free_port());
+    let spawn = |args: &[&str]| {
+        Command::new(BERTH)
+            .args(args)
+            .current_dir(dir.path())
+            .env("DOCKER_HOST", &address)
+            .env("BERTH_ENGINE_TIMEOUT", "1s")
+            .env("BERTH_STATE_DIR", dir.path().join("state"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut children = [
+        spawn(&[
+            "watch",
+            "--listen",
+            &format!("127.0.0.1:{api}"),
+            "--interval",
+            "1h",
+        ]),
+        spawn(&["serve", "--gateway", &format!("127.0.0.1:{gateway}")]),
+    ];
+    common::eventually(
+        std::time::Duration::from_secs(15),
+        || format!("healthz: {:?}", common::http_get(api, "/healthz", None)),
+        || {
+            let (code, body) = common::http_get(api, "/healthz", None);
+            code == 503
+                && body.contains("engine unreachable")
+                && body.contains("did not answer within 1s")
+        },
+    );
+    common::eventually(
+        std::time::Duration::from_secs(15),
+        || {
+            format!(
+                "the gateway answers: {:?}",
+                common::http_get(gateway, "/a/", None)
+            )
+        },
+        || common::http_get(gateway, "/a/", None).0 == 401,
+    );
+    for c in &mut children {
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }
