@@ -358,7 +358,7 @@ fn versions_built_from_the_same_package_share_one_image_built_once() {
         "counted as the plan was: {stdout}"
     );
     assert!(
-        stderr.contains("web@1.0.0: Step 1/"),
+        stderr.contains("web@1.0.0: [2/2] COPY --chown=10001:10001 app/ /app/"),
         "a line per build step off a terminal: {stderr}"
     );
     let images: std::collections::BTreeSet<String> = p
@@ -458,4 +458,43 @@ fn two_versions_of_a_service_run_side_by_side() {
         let v = r["version"].as_str().unwrap();
         assert_eq!(get(r["url"].as_str().unwrap()), format!("greeter {v}"));
     }
+}
+
+#[test]
+fn a_build_step_is_told_apart_in_buildkit_and_classic_logs() {
+    let check = |line: &str, expect: bool| {
+        assert_eq!(berth::shell::build::is_step(line), expect, "{line}");
+    };
+    check(
+        "[2/3] RUN --mount=type=bind,source=deps,target=/tmp/deps",
+        true,
+    );
+    check("Step 1/7 : FROM berth-local/python3.11:stable", true);
+    check("[internal] load build definition from Dockerfile", false);
+    check("[notes] 3/4 done", false);
+    check("Step 1: not the builder's", false);
+    check("Successfully tagged berth/x:1", false);
+}
+
+#[test]
+fn a_build_context_sends_its_dockerfile_first_in_a_plain_header() {
+    // BuildKit takes an upload whose first tar header is not a plain one (a
+    // long name's extra header) for a bare Dockerfile of tar bytes.
+    let mut ctx = berth::shell::context::Context::default();
+    let long = format!("0{}/x.py", "a".repeat(150));
+    ctx.add(&long, 0o644, b"print(1)\n".to_vec());
+    ctx.add("Dockerfile", 0o644, b"FROM scratch\n".to_vec());
+    let tar = ctx.tar().unwrap();
+    assert_eq!(
+        &tar[..11],
+        b"Dockerfile\0",
+        "the first header names the Dockerfile"
+    );
+    let mut archive = tar::Archive::new(&tar[..]);
+    let paths: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(paths, ["Dockerfile".to_string(), long]);
 }

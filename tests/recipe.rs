@@ -168,7 +168,7 @@ fn a_runtime_outside_requires_python_is_refused_naming_both_and_the_runtimes_tha
 }
 
 #[test]
-fn dependencies_get_their_own_stage_and_the_code_comes_last() {
+fn dependencies_are_mounted_for_their_install_never_copied_and_the_code_comes_last() {
     let d = dockerfile(
         "berth-local/python3.11:stable",
         Runtime::Python311,
@@ -182,8 +182,9 @@ fn dependencies_get_their_own_stage_and_the_code_comes_last() {
     let code_at = d.find("COPY --chown=10001:10001 app/ /app/").unwrap();
     assert!(deps_at < code_at, "{d}");
     assert!(
-        d.contains("FROM berth-local/python3.11:stable AS deps")
-            && d.contains("COPY --from=deps /app/.venv /app/.venv"),
+        d.contains("RUN --mount=type=bind,source=deps,target=/tmp/deps")
+            && !d.contains("COPY deps")
+            && !d.contains("--from="),
         "{d}"
     );
     assert!(

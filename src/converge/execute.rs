@@ -339,7 +339,7 @@ impl Executor<'_> {
         build::ensure_image(engine, &tag, &ctx, labels, |line| {
             if verbose {
                 crate::say::info(&format!("  | {line}"));
-            } else if progress.is_none() && line.starts_with("Step ") {
+            } else if progress.is_none() && build::is_step(line) {
                 // Without a terminal (CI logs), a line per build step shows
                 // where a long build is.
                 crate::say::info(&format!(

@@ -18,6 +18,26 @@ pub enum Built {
     Fresh(String),
 }
 
+/// Whether a build log line starts a step: BuildKit's `[2/3] RUN ...`, or the
+/// classic builder's `Step 2/3 : RUN ...`.
+pub fn is_step(line: &str) -> bool {
+    let numbered = |s: &str| {
+        s.split_once('/').is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        })
+    };
+    match line.strip_prefix('[').and_then(|l| l.split_once("] ")) {
+        Some((n, _)) => numbered(n),
+        None => line
+            .strip_prefix("Step ")
+            .and_then(|l| l.split_once(" : "))
+            .is_some_and(|(n, _)| numbered(n)),
+    }
+}
+
 /// Builds `tag` from `context` unless an image with that tag already records the
 /// same context hash: an unchanged context is never rebuilt.
 pub async fn ensure_image(

@@ -204,7 +204,14 @@ impl Context {
             h
         };
         let mut members: BTreeMap<&PathBuf, BTreeMap<usize, Vec<Filled>>> = BTreeMap::new();
-        for (path, entry) in &self.entries {
+        // The Dockerfile first: BuildKit tells an uploaded context from a bare
+        // Dockerfile by its first tar header, which must be a plain one (a
+        // long name's extra header first reads as a Dockerfile of tar bytes).
+        let (first, rest): (Vec<_>, Vec<_>) = self
+            .entries
+            .iter()
+            .partition(|(path, _)| path.as_str() == "Dockerfile");
+        for (path, entry) in first.into_iter().chain(rest) {
             match entry {
                 Entry::File {
                     mode,

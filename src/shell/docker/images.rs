@@ -1,6 +1,7 @@
 //! Images on the engine: builds from a streamed context, root filesystem
 //! imports, the project's images and their removal, and who holds a host port.
 
+use bollard::models::BuildInfoAux;
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::query_parameters::{
@@ -98,32 +99,35 @@ async fn remove_leftover(d: &Docker, layer: &str) {
     }
 }
 
-/// On failure the error carries the last lines of the build log.
+/// Builds with BuildKit (`version=2`, a session of its own), so metadata lines
+/// cost no container each and a stage may mount the context instead of copying
+/// it. Engines that ignore the request's builder build classically; both
+/// logs are read. On failure the error carries the last lines of the log.
 pub(super) async fn build_image(
     d: &Docker,
     tag: &str,
     context: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
     on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
 ) -> Result<String, EngineError> {
+    let session = format!(
+        "berth-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    );
     let opts = BuildImageOptionsBuilder::default()
         .t(tag)
         .rm(true)
         .forcerm(true)
+        .version(bollard::query_parameters::BuilderVersion::BuilderBuildKit)
+        .session(&session)
         .build();
     let client = d.client().await?;
     let mut stream = client.build_image(opts, None, Some(bollard::body_try_stream(context)));
-    let mut log: Vec<String> = Vec::new();
-    let fail = |log: &[String], message: String| {
-        let tail = log[log.len().saturating_sub(15)..].join("\n");
-        EngineError::ImageBuild {
-            tag: tag.to_string(),
-            message: format!("{message}\nlast lines of the build log:\n{tail}"),
-        }
-    };
+    let mut log = BuildLog::default();
     let mut id = None;
-    // The last layer the build committed (` ---> 1a2b3c4d5e6f`): a failed build
-    // leaves it and its parents behind, untagged and unlabelled.
-    let mut last_layer: Option<String> = None;
     let mut failure = None;
     while let Some(item) = stream.next().await {
         let info = match item {
@@ -134,28 +138,29 @@ pub(super) async fn build_image(
             }
         };
         if let Some(text) = info.stream {
-            let text = convert::strip_ansi(&text);
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                on_line(line);
-                log.push(line.to_string());
-                if let Some(layer) = line.trim().strip_prefix("---> ") {
-                    if layer.len() == 12 && layer.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        last_layer = Some(layer.to_string());
-                    }
-                }
-            }
+            log.classic(&text, on_line);
         }
         if let Some(e) = info.error_detail.and_then(|d| d.message) {
             failure = Some(e);
             break;
         }
-        if let Some(aux) = info.aux.and_then(|a| a.id) {
-            id = Some(aux);
+        match info.aux {
+            Some(BuildInfoAux::Default(image)) => id = image.id.or(id),
+            Some(BuildInfoAux::BuildKit(status)) => log.buildkit(status, on_line),
+            None => {}
+        }
+        // The image is made and named: the session may linger, the build is done.
+        if id.is_some() && log.tagged {
+            break;
         }
     }
+    let fail = |log: &BuildLog, message: String| EngineError::ImageBuild {
+        tag: tag.to_string(),
+        message: format!("{message}\nlast lines of the build log:\n{}", log.tail()),
+    };
     if let Some(message) = failure {
-        if let Some(layer) = last_layer {
-            remove_leftover(d, &layer).await;
+        if let Some(layer) = &log.last_layer {
+            remove_leftover(d, layer).await;
         }
         return Err(fail(&log, message));
     }
@@ -168,6 +173,65 @@ pub(super) async fn build_image(
             .map_err(|e| fail(&log, e.to_string()))?
             .and_then(|img| img.id)
             .ok_or_else(|| fail(&log, "the engine reported no image ID".into())),
+    }
+}
+
+/// A build's log as it streams: the classic builder's lines, or BuildKit's
+/// steps and their output.
+#[derive(Default)]
+struct BuildLog {
+    lines: Vec<String>,
+    /// BuildKit's steps already named in the log, by digest.
+    named: std::collections::HashSet<String>,
+    /// The last layer the classic builder committed (` ---> 1a2b3c4d5e6f`): a
+    /// failed build leaves it and its parents behind, untagged and unlabelled.
+    last_layer: Option<String>,
+    /// The tag was given (the last thing either builder reports).
+    tagged: bool,
+}
+
+impl BuildLog {
+    fn push(&mut self, line: &str, on_line: &mut (dyn for<'l> FnMut(&'l str) + Send)) {
+        let line = convert::strip_ansi(line);
+        for line in line.lines().filter(|l| !l.trim().is_empty()) {
+            on_line(line);
+            self.lines.push(line.to_string());
+        }
+    }
+
+    fn classic(&mut self, text: &str, on_line: &mut (dyn for<'l> FnMut(&'l str) + Send)) {
+        for line in text.lines() {
+            if let Some(layer) = line.trim().strip_prefix("---> ") {
+                if layer.len() == 12 && layer.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    self.last_layer = Some(layer.to_string());
+                }
+            }
+            self.tagged |= line.starts_with("Successfully tagged ");
+        }
+        self.push(text, on_line);
+    }
+
+    fn buildkit(
+        &mut self,
+        status: bollard::moby::buildkit::v1::StatusResponse,
+        on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
+    ) {
+        for v in &status.vertexes {
+            if v.started.is_some() && self.named.insert(v.digest.clone()) {
+                self.push(&v.name, on_line);
+            }
+            if !v.error.is_empty() {
+                self.push(&format!("{}: {}", v.name, v.error), on_line);
+            }
+            self.tagged |= v.name.starts_with("naming to ") && v.completed.is_some();
+        }
+        for l in &status.logs {
+            self.push(&String::from_utf8_lossy(&l.msg), on_line);
+        }
+    }
+
+    fn tail(&self) -> String {
+        self.lines[self.lines.len().saturating_sub(15)..].join("\n")
     }
 }
 

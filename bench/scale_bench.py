@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""berth at scale, measured in one run on this machine:
+
+  - N (default 1,000) busybox services applied by berth from nothing, then a
+    no-op `berth plan` (median of 5; goal: under 150 ms)
+  - `berth watch` over the same file once it has converged: its resident memory
+    (VmRSS) and its CPU time over an idle minute (goal: under 30 MB, under 1%)
+  - `berth plan` peak memory (max RSS) for one code package of 1, 100 and
+    400 MB (goal: flat in the package's size: the package is hashed as it
+    streams, never held)
+
+Usage: bench/scale_bench.py [--n 1000] [--idle 60]   (needs target/release/berth
+and the busybox base, `berth baseimages`). Removes what it made (berth destroy).
+"""
+import argparse, os, re, shutil, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BERTH = os.path.join(ROOT, "target", "release", "berth")
+CMD = '["sh", "-c", "echo hi > /www/index.html && exec httpd -f -p 8000 -h /www"]'
+
+
+def timed(cmd, cwd, env):
+    t = time.perf_counter()
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"{cmd} failed:\n{p.stdout}\n{p.stderr}")
+    return time.perf_counter() - t, p.stdout
+
+
+def max_rss_kb(cmd, cwd, env):
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], cwd=cwd, env=env, capture_output=True, text=True)
+    if p.returncode not in (0, 2):
+        sys.exit(f"{cmd} failed:\n{p.stdout}\n{p.stderr}")
+    return int(p.stderr.strip().splitlines()[-1])
+
+
+def proc(pid):
+    with open(f"/proc/{pid}/status") as f:
+        rss = int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime + stime
+    return rss, ticks / os.sysconf("SC_CLK_TCK")
+
+
+def services(n):
+    return "project: scale\nservices:\n" + "".join(
+        f"  s{i}:\n    image: berth-local/busybox:stable\n    command: {CMD}\n" for i in range(n))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--idle", type=int, default=60)
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="berth-scale-")
+    env = dict(os.environ, BERTH_STATE_DIR=os.path.join(work, ".state"), NO_COLOR="1")
+    env.pop("BERTH_TOKEN", None)
+    rows = []
+    daemon = None
+    try:
+        with open(os.path.join(work, "services.yaml"), "w") as f:
+            f.write(services(args.n))
+        print(f"applying {args.n} services from nothing (load average {os.getloadavg()[0]:.2f})...", file=sys.stderr)
+        took, _ = timed([BERTH, "apply"], work, env)
+        rows.append((f"apply from nothing, N={args.n}", f"{took:.1f} s", ""))
+        plans = []
+        for _ in range(5):
+            dt, out = timed([BERTH, "plan"], work, env)
+            if "No changes" not in out:
+                sys.exit(f"the second plan is not a no-op:\n{out}")
+            plans.append(dt * 1000)
+        rows.append((f"no-op plan, N={args.n} (median of 5)", f"{statistics.median(plans):.0f} ms", "< 150 ms"))
+        rows.append((f"no-op plan peak memory, N={args.n}", f"{max_rss_kb([BERTH, 'plan'], work, env) / 1024:.1f} MB", ""))
+
+        daemon = subprocess.Popen([BERTH, "watch", "--interval", "30s"], cwd=work, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(10)  # the first converge (a no-op) and the event stream
+        rss0, cpu0 = proc(daemon.pid)
+        t0 = time.monotonic()
+        time.sleep(args.idle)
+        rss1, cpu1 = proc(daemon.pid)
+        wall = time.monotonic() - t0
+        rows.append((f"daemon resident memory, idle, N={args.n}", f"{rss1 / 1024:.1f} MB (at start {rss0 / 1024:.1f})", "< 30 MB"))
+        rows.append((f"daemon CPU over {wall:.0f} s idle (2 ticks of 30 s)", f"{100 * (cpu1 - cpu0) / wall:.2f} %", "< 1 %"))
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        daemon = None
+        timed([BERTH, "destroy"], work, env)
+
+        pkg = os.path.join(work, "pkg")
+        with open(os.path.join(work, "services.yaml"), "w") as f:
+            f.write("project: scalepkg\nservices:\n  api:\n    runtime: python3.11\n    package: api\n")
+        os.makedirs(os.path.join(pkg, "api"))
+        shutil.move(os.path.join(work, "services.yaml"), os.path.join(pkg, "services.yaml"))
+        with open(os.path.join(pkg, "api", "main.py"), "w") as f:
+            f.write("print('hi')\n")
+        for mb in (1, 100, 400):
+            with open(os.path.join(pkg, "api", "blob.bin"), "wb") as f:
+                for _ in range(mb):
+                    f.write(os.urandom(1 << 20))
+            rss = max_rss_kb([BERTH, "plan"], pkg, env)
+            rows.append((f"plan peak memory, {mb} MB package", f"{rss / 1024:.1f} MB", "flat"))
+    finally:
+        if daemon:
+            daemon.kill()
+        subprocess.run([BERTH, "destroy"], cwd=work, env=env, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for what, got, goal in rows:
+        print(f"  {what:<48} {got:>28}   {goal}")
+
+
+if __name__ == "__main__":
+    main()
