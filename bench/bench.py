@@ -14,7 +14,9 @@ of the performance issue beside each. The peer is Compose v2
 (`../shared/tools/compose-v2` prints its path; Debian trixie's package);
 `--v1` adds Debian bookworm's Compose 1.29 as a second peer.
 
-Usage: bench/bench.py [--v1] [N ...]   (needs target/release/berth)
+Usage: bench/bench.py [--v1] [--all] [N ...]   (needs target/release/berth)
+  --all  then runs bench/gateway_bench.py, build_bench.py and scale_bench.py:
+         every comparison of the performance issue in one run
 """
 import os, re, shutil, socket, statistics, subprocess, sys, tempfile, threading, time
 
@@ -140,10 +142,13 @@ def peer(r, d, n, reps, name, compose, wait):
 
 
 WITH_V1 = "--v1" in sys.argv
+# The other comparisons of the performance issue, each its own script, run after
+# these in the same run: the gateway, builds, and scale (N=1,000).
+WITH_ALL = "--all" in sys.argv
 
 
 def main():
-    ns = [int(a) for a in sys.argv[1:] if a != "--v1"] or [100, 500]
+    ns = [int(a) for a in sys.argv[1:] if a not in ("--v1", "--all")] or [100, 500]
     version = subprocess.run(COMPOSE + ["version", "--short"], capture_output=True, text=True).stdout.strip()
     print(f"compose: {COMPOSE[0]} {version}; berth: {BERTH}", flush=True)
     subprocess.run([BERTH, "baseimages"], check=True, capture_output=True)
@@ -154,7 +159,7 @@ def main():
         print(f"\nN = {n} services (medians of {reps} for no-op runs; load {' '.join(load)})")
         for k, v in r.items():
             print(f"  {k:<36} {v * 1000:9.0f} ms")
-        print(f"  engine API calls, no-op plan:        {calls:>9}   goal: 1-2")
+        print(f"  engine API calls, no-op plan:        {calls:>9}   goal: 1-2 (a ping, then four lists at once)")
         rows = [
             ("no-op plan / compose no-op up", r["berth no-op plan"], r["compose no-op up -d"], "<= 0.2 (5x)"),
             ("no-op apply / compose no-op up", r["berth no-op apply"], r["compose no-op up -d"], "<= 0.2 (5x)"),
@@ -168,6 +173,12 @@ def main():
         if WITH_V1:
             print(f"  no-op plan / compose 1.29 no-op up      {r['berth no-op plan'] / r['compose 1.29 no-op up -d']:13.3f}")
         print(flush=True)
+    if WITH_ALL:
+        here = os.path.dirname(os.path.abspath(__file__))
+        for script in (["gateway_bench.py", "--switches", "20"], ["build_bench.py"], ["scale_bench.py"]):
+            print(f"== bench/{' '.join(script)}", flush=True)
+            subprocess.run([sys.executable, os.path.join(here, script[0]), *script[1:]], check=True)
+            print(flush=True)
 
 
 if __name__ == "__main__":

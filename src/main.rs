@@ -13,6 +13,9 @@ fn main() -> ExitCode {
         cli.command,
         berth::cli::Command::Watch(_) | berth::cli::Command::Serve { .. }
     );
+    if matches!(cli.command, berth::cli::Command::Watch(_)) {
+        berth::shell::memory::one_arena();
+    }
     if !serving {
         // A command whose output goes into `head` or `grep -q` ends quietly when
         // the reader leaves, as Unix tools do, instead of panicking in println!.

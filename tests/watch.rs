@@ -1037,3 +1037,21 @@ fn a_flood_of_idle_connections_is_capped_and_the_daemon_keeps_answering_and_conv
         "descriptors after: {after:?}, idle {idle:?}"
     );
 }
+
+#[test]
+fn the_daemon_follows_the_engines_restarts_of_a_container_it_has_already_looked_at() {
+    // The daemon keeps each container's restart count between looks (an idle
+    // daemon inspects nothing); an engine event must make it look again.
+    let Some(p) = Project::new("dcrash") else {
+        return;
+    };
+    p.write("project: {p}\nservices:\n  bad:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo ok > /www/index.html; httpd -p 8000 -h /www; sleep 2; echo failing; exit 3']\n");
+    let d = Daemon::start(&p, &["-f", "services.yaml", "--interval", "1h"]);
+    let s = d.wait_for(Duration::from_secs(60), |s| {
+        let r = &s["services"][0];
+        r["health"] == "crash-looping" && r["restarts"].as_i64().unwrap_or(0) >= 3
+    });
+    assert_eq!(s["services"].as_array().unwrap().len(), 1, "{s}");
+    drop(d);
+    p.ok(&["destroy"]);
+}

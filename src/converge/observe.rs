@@ -10,7 +10,7 @@ use crate::core::plan::{Observed, ObservedContainer};
 use crate::core::render::StatusRow;
 use crate::core::role::ContainerRole;
 use crate::core::spec::Spec;
-use crate::shell::engine::Engine;
+use crate::shell::engine::{Engine, Restarts};
 use crate::shell::probe;
 
 use super::ConvergeError;
@@ -36,18 +36,50 @@ pub async fn status_rows(
     usage: bool,
 ) -> Result<Vec<StatusRow>, ConvergeError> {
     let observed = engine.observe(project).await?;
-    Ok(rows_of(engine, project, &observed, usage).await)
+    Ok(rows_of(engine, project, &observed, usage, None).await)
 }
 
-/// [`status_rows`] over containers already listed.
+/// How many containers are looked at at once: each look holds an inspection,
+/// a probe and a stats sample (which the engine takes a second to answer), and
+/// a thousand at once would only raise the memory high-water mark.
+const LOOKS_AT_ONCE: usize = 64;
+
+/// The restart counts and start times of containers already inspected, by
+/// container ID: a daemon keeps them between looks and forgets them all at any
+/// engine event of the project (a restart is one) and after acting, so an idle
+/// daemon inspects nothing.
+#[derive(Default)]
+pub struct Known(std::sync::Mutex<std::collections::HashMap<String, Restarts>>);
+
+impl Known {
+    pub fn forget(&self) {
+        self.0.lock().expect("no panics hold it").clear();
+    }
+
+    fn get(&self, id: &str) -> Option<Restarts> {
+        self.0.lock().expect("no panics hold it").get(id).copied()
+    }
+
+    fn keep(&self, id: &str, r: Restarts) {
+        self.0
+            .lock()
+            .expect("no panics hold it")
+            .insert(id.to_string(), r);
+    }
+}
+
+/// [`status_rows`] over containers already listed; `known`: restarts kept
+/// from earlier looks (see [`Known`]).
 pub async fn rows_of(
     engine: &dyn Engine,
     project: &str,
     observed: &Observed,
     usage: bool,
+    known: Option<&Known>,
 ) -> Vec<StatusRow> {
+    use futures_util::StreamExt;
     let ours = observed.containers.iter().filter(|c| c.owned_by(project));
-    futures_util::future::join_all(ours.map(|c| async move {
+    futures_util::stream::iter(ours.map(|c| async move {
         let running = c.state == "running";
         let port = c.ports.iter().find_map(|p| p.public);
         let check = c.health_check();
@@ -73,19 +105,23 @@ pub async fn rows_of(
             true => engine.usage(&c.id).await.ok().flatten(),
             false => None,
         };
-        let restarts = engine
-            .restarts(&c.id)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let restarts = match known.and_then(|k| k.get(&c.id)) {
+            Some(r) => r,
+            None => {
+                let r = engine.restarts(&c.id).await.ok().flatten();
+                if let (Some(k), Some(r)) = (known, r) {
+                    k.keep(&c.id, r);
+                }
+                r.unwrap_or_default()
+            }
+        };
         let (service, version) = (c.label(LABEL_SERVICE), c.label(LABEL_VERSION));
         let role = ContainerRole::of_labelled(&c.name, project, service, version);
         let facts = HealthFacts {
             state: &c.state,
             role,
             restarts: restarts.count,
-            up_secs: restarts.up_secs,
+            up_secs: restarts.up_secs(),
             answered,
             unchecked,
         };
@@ -122,12 +158,14 @@ pub async fn rows_of(
             url: url(c),
             scope: c.label(LABEL_SCOPE).to_string(),
             revision: c.labels.get(LABEL_REVISION).cloned(),
-            up_secs: running.then_some(restarts.up_secs),
+            up_secs: running.then_some(restarts.up_secs()),
             cpu_percent: stats.map(|s| s.cpu_percent),
             memory_bytes: stats.map(|s| s.memory_bytes),
             memory_limit_bytes: stats.map(|s| s.memory_limit_bytes),
         }
     }))
+    .buffered(LOOKS_AT_ONCE)
+    .collect()
     .await
 }
 

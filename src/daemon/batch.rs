@@ -29,6 +29,9 @@ pub struct Batch {
     /// Whether anything in the burst asks for a reconcile: engine events the
     /// daemon's own last converge caused do not.
     pub wakes: bool,
+    /// Whether the engine changed a container of the project (the daemon's own
+    /// doing or not): what was known of its containers may be out of date.
+    pub engine_changed: bool,
 }
 
 impl Batch {
@@ -44,6 +47,7 @@ impl Batch {
             // on its own.
             b.wakes |=
                 !own && !matches!(e, Event::PlanRequested(_) | Event::RollbackRequested { .. });
+            b.engine_changed |= matches!(e, Event::EngineChanged(_));
             match e {
                 Event::EngineChanged(_) if own => {}
                 Event::FileChanged => b.trigger = b.trigger.strongest(Trigger::File),
@@ -72,4 +76,12 @@ impl Batch {
         }
         b
     }
+}
+
+/// Now, in nanoseconds since the Unix epoch (the engine's event clock).
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }

@@ -129,6 +129,9 @@ struct Daemon {
     shared_spec: Arc<RwLock<Option<Spec>>>,
     report: report::Report,
     tx: mpsc::Sender<Event>,
+    /// Restart counts and start times of the project's containers, kept
+    /// between looks until the engine changes one (see [`observe::Known`]).
+    known: observe::Known,
 }
 
 /// Runs the daemon until SIGTERM or Ctrl-C. The services keep running after it.
@@ -230,6 +233,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         own_until: 0,
         report,
         tx,
+        known: Default::default(),
     };
     d.report.publish(None, Trigger::Start, None);
     if d.current.is_some() {
@@ -244,6 +248,9 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
             events.push(e);
         }
         let mut b = batch::Batch::of(events, d.own_until);
+        if b.engine_changed {
+            d.known.forget();
+        }
         if let Some((revision, file)) = b.fetched {
             tracing::info!(revision, "new commit");
             if let Ok(mut used) = checkout_in_use.lock() {
@@ -293,6 +300,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         for r in b.replies {
             let _ = r.send(result.clone());
         }
+        crate::shell::memory::give_back();
     }
     let _ = stop_api.send(());
     let _ = stop_gateway.send(());
@@ -395,7 +403,7 @@ impl Daemon {
         // took no step, every event is someone else's.
         self.own_until = match &outcome {
             Ok((0, _, _)) => 0,
-            _ => now_nanos(),
+            _ => batch::now_nanos(),
         };
         let secs = started.elapsed().as_secs_f64();
         let counters = &mut self.report.counters;
@@ -441,7 +449,7 @@ impl Daemon {
                 // What runs now (a failed rollout's container kept aside, the old
                 // one still serving), so /status shows the failure where it is.
                 let rows = match self.project.clone() {
-                    Some(p) => self.look(&p).await.ok(),
+                    Some(p) => self.look(&p, None).await.ok(),
                     None => None,
                 };
                 self.refresh_report();
@@ -474,17 +482,6 @@ impl Daemon {
                     .collect(),
             });
         }
-    }
-
-    /// What runs now, from one list call: the status rows, and the gateway's
-    /// routes refreshed from the same observation.
-    async fn look(&self, project: &str) -> Result<Vec<StatusRow>, ConvergeError> {
-        let observed = self.ctx.engine.observe(project).await?;
-        if self.gateway.is_some() {
-            let table = crate::converge::gateways::routes_over(project, &observed).await;
-            *self.routes.write().expect("no panics hold it") = table;
-        }
-        Ok(observe::rows_of(self.ctx.engine.as_ref(), project, &observed, false).await)
     }
 
     /// The engine the file names: before the first converge, a file with
@@ -564,7 +561,12 @@ impl Daemon {
             WatchSource::File(_) => self.ctx.clone(),
         };
         let done = converge::converge(&ctx, &held, &spec, file, opts, revision).await?;
-        let rows = self.look(&spec.project).await?;
+        if !done.plan.steps.is_empty() {
+            // Its events arrive after this look; what it changed is not known.
+            self.known.forget();
+        }
+        // A converge that did nothing observed what runs now.
+        let rows = self.look(&spec.project, done.unchanged()).await?;
         *self.shared_spec.write().expect("no panics hold it") = Some(spec.clone());
         self.last_spec = Some(spec);
         if let Some(e) = done.failure() {
@@ -572,12 +574,4 @@ impl Daemon {
         }
         Ok((done.plan.steps.len(), rows, changed))
     }
-}
-
-/// Now, in nanoseconds since the Unix epoch (the engine's event clock).
-fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }

@@ -176,3 +176,35 @@ async fn sample_usage(
         }
     }
 }
+
+impl super::Daemon {
+    /// What runs now, from one list call (or `seen`, an observation that is
+    /// still current): the status rows, and the gateway's routes refreshed
+    /// from the same observation.
+    pub(super) async fn look(
+        &self,
+        project: &str,
+        seen: Option<&crate::core::plan::Observed>,
+    ) -> Result<Vec<crate::core::render::StatusRow>, crate::converge::ConvergeError> {
+        let listed;
+        let observed = match seen {
+            Some(o) => o,
+            None => {
+                listed = self.ctx.engine.observe(project).await?;
+                &listed
+            }
+        };
+        if self.gateway.is_some() {
+            let table = crate::converge::gateways::routes_over(project, observed).await;
+            *self.routes.write().expect("no panics hold it") = table;
+        }
+        Ok(observe::rows_of(
+            self.ctx.engine.as_ref(),
+            project,
+            observed,
+            false,
+            Some(&self.known),
+        )
+        .await)
+    }
+}

@@ -44,11 +44,22 @@ pub struct ContainerState {
     pub exit_code: Option<i64>,
 }
 
-/// How often the engine has restarted a container and how long it has been up.
+/// How often the engine has restarted a container and when it last started:
+/// both change only with an engine event for it, so a daemon keeps them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Restarts {
     pub count: i64,
-    pub up_secs: u64,
+    pub started: Option<std::time::SystemTime>,
+}
+
+impl Restarts {
+    /// Seconds since it last started (0 when unknown).
+    pub fn up_secs(&self) -> u64 {
+        self.started
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
 }
 
 /// One stats sample of a running container.

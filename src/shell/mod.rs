@@ -15,6 +15,7 @@ pub mod git;
 pub mod gpu;
 pub mod listen;
 pub mod lock;
+pub mod memory;
 pub mod package;
 pub mod probe;
 pub mod settings;

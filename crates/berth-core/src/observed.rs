@@ -1,7 +1,7 @@
 //! What the engine holds under a project's names, as plain values, and the
 //! summary and fingerprint a saved plan is checked against.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -143,4 +143,71 @@ pub fn stale_changes(was: &[String], now: &[String]) -> Vec<String> {
         .filter(|l| !was.contains(l))
         .map(|l| format!("+ now: {l}"));
     gone.chain(new).collect()
+}
+
+/// An observation looked up by name and by version, built once per plan: a
+/// plan over N declared versions and N containers is then N lookups, not N²
+/// scans (1,000 services took a no-op plan 200 ms, most of it comparing names).
+pub struct Index<'a> {
+    /// The project's own containers, in the observation's order.
+    pub ours: Vec<&'a ObservedContainer>,
+    /// Ours by every canonical name each may play a role for.
+    by_canonical: HashMap<&'a str, Vec<&'a ObservedContainer>>,
+    /// Ours by their service and version labels.
+    by_version: HashMap<&'a str, HashMap<&'a str, Vec<&'a ObservedContainer>>>,
+    /// Containers under the project's names that are not ours, by name.
+    foreign: HashMap<&'a str, &'a ObservedContainer>,
+}
+
+impl<'a> Index<'a> {
+    pub fn new(observed: &'a Observed, project: &str) -> Index<'a> {
+        let mut index = Index {
+            ours: Vec::new(),
+            by_canonical: HashMap::new(),
+            by_version: HashMap::new(),
+            foreign: HashMap::new(),
+        };
+        for c in &observed.containers {
+            if !c.owned_by(project) {
+                index.foreign.entry(c.name.as_str()).or_insert(c);
+                continue;
+            }
+            index.ours.push(c);
+            for name in super::role::ContainerRole::canonicals(&c.name) {
+                index.by_canonical.entry(name).or_default().push(c);
+            }
+            let (service, version) = (c.label(LABEL_SERVICE), c.label(LABEL_VERSION));
+            index
+                .by_version
+                .entry(service)
+                .or_default()
+                .entry(version)
+                .or_default()
+                .push(c);
+        }
+        index
+    }
+
+    /// Ours whose name is `canonical` or one of its roles (`-next-`, ...).
+    pub fn of_canonical(&self, canonical: &str) -> &[&'a ObservedContainer] {
+        self.by_canonical.get(canonical).map_or(&[], Vec::as_slice)
+    }
+
+    /// Ours labelled with this service and version.
+    pub fn of_version(&self, service: &str, version: &str) -> &[&'a ObservedContainer] {
+        self.by_version
+            .get(service)
+            .and_then(|v| v.get(version))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// A container named `name` that is not ours.
+    pub fn foreign(&self, name: &str) -> Option<&'a ObservedContainer> {
+        self.foreign.get(name).copied()
+    }
+
+    /// Whether any of ours belongs to `service`.
+    pub fn has_service(&self, service: &str) -> bool {
+        self.by_version.contains_key(service)
+    }
 }

@@ -102,11 +102,8 @@ pub fn plan(
     let mut steps = Vec::new();
     let mut unchanged = Vec::new();
 
-    let ours: Vec<&ObservedContainer> = observed
-        .containers
-        .iter()
-        .filter(|c| c.owned_by(project))
-        .collect();
+    let index = super::observed::Index::new(observed, project);
+    let ours: &[&ObservedContainer] = &index.ours;
     if desired.containers.is_empty() && !ours.is_empty() && !opts.allow_empty {
         problems.push(Diagnostic::new(
             None,
@@ -256,7 +253,9 @@ pub fn plan(
         .containers
         .iter()
         .filter(|d| {
-            ours.iter()
+            index
+                .of_canonical(&d.name)
+                .iter()
                 .any(|c| role(c, d) == Some(ContainerRole::Failed) && c.label(LABEL_HASH) == d.hash)
         })
         .map(|d| d.name.as_str())
@@ -292,11 +291,7 @@ pub fn plan(
         }
     }
     for declared in &desired.containers {
-        if let Some(other) = observed
-            .containers
-            .iter()
-            .find(|c| c.name == declared.name && !c.owned_by(project))
-        {
+        if let Some(other) = index.foreign(&declared.name) {
             problems.push(taken("container", &declared.name, &other.id, project));
             continue;
         }
@@ -306,15 +301,15 @@ pub fn plan(
             true => declared.with_active(true),
             false => declared.clone(),
         };
-        let same_name = ours.iter().find(|c| c.name == d.name);
-        let others: Vec<&ObservedContainer> = ours
+        let same_name = index
+            .of_canonical(&d.name)
+            .iter()
+            .find(|c| c.name == d.name);
+        let others: Vec<&ObservedContainer> = index
+            .of_version(&d.service, &d.version)
             .iter()
             .copied()
-            .filter(|c| {
-                c.name != d.name
-                    && c.label(LABEL_SERVICE) == d.service
-                    && c.label(LABEL_VERSION) == d.version
-            })
+            .filter(|c| c.name != d.name)
             .collect();
         // With nothing under the canonical name, a predecessor moved aside by an
         // interrupted replace is what last passed the gate: it stays, and is put
@@ -384,7 +379,7 @@ pub fn plan(
             }),
             _ if bad => {}
             (None, _) => {
-                let first = !ours.iter().any(|c| c.label(LABEL_SERVICE) == d.service);
+                let first = !index.has_service(&d.service);
                 steps.push(Step {
                     action: Action::CreateContainer {
                         container: d.clone(),
@@ -398,7 +393,7 @@ pub fn plan(
             }
             (Some(c), _) if c.label(LABEL_HASH) != d.hash => {
                 let mut reasons = changes(c.labels.get(LABEL_CONFIG), &d.config);
-                active_switch(&mut reasons, d, &ours, &desired.containers);
+                active_switch(&mut reasons, d, ours, &desired.containers);
                 if let Some(said) = holds_path {
                     reasons.insert(
                         0,
@@ -441,7 +436,7 @@ pub fn plan(
             }),
         }
     }
-    for c in &ours {
+    for c in ours {
         if !matched.contains(c.id.as_str()) {
             steps.push(Step {
                 action: Action::RemoveContainer {

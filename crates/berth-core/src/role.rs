@@ -61,6 +61,18 @@ impl ContainerRole {
         })
     }
 
+    /// The canonical names `name` may play a role for: itself, and the name
+    /// before each role's infix that a valid tag follows. [`ContainerRole::of`]
+    /// (`name`, `canonical`) is `Some` only for these.
+    pub fn canonicals(name: &str) -> impl Iterator<Item = &str> {
+        let roles = ContainerRole::ALL.into_iter().filter_map(move |r| {
+            let i = name.rfind(r.infix()?)?;
+            let tag = &name[i + r.infix()?.len()..];
+            (!tag.is_empty() && !tag.contains('-')).then(|| &name[..i])
+        });
+        std::iter::once(name).chain(roles)
+    }
+
     /// The role of an owned container from its name and its service/version labels.
     pub fn of_labelled(
         name: &str,

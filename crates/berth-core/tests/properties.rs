@@ -319,3 +319,78 @@ proptest! {
         prop_assert!(second.steps.is_empty(), "after {:?}\nstill {:?}", first.steps, second.steps);
     }
 }
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    /// What makes a plan's index exact: every canonical name a container's
+    /// name plays a role for is one it is filed under.
+    #[test]
+    fn a_container_is_filed_under_every_canonical_name_it_plays_a_role_for(
+        canonical in "[a-c]{1,3}(-[a-c.0-9]{1,3}){0,3}",
+        role in prop::sample::select(vec!["", "-next-", "-old-", "-failed-", "-x-"]),
+        tag in "[a-f0-9-]{0,4}",
+    ) {
+        use berth_core::role::ContainerRole;
+        let name = match role {
+            "" => canonical.clone(),
+            infix => format!("{canonical}{infix}{tag}"),
+        };
+        if ContainerRole::of(&name, &canonical).is_some() {
+            prop_assert!(
+                ContainerRole::canonicals(&name).any(|c| c == canonical),
+                "{} is a role of {} but not filed under it", name, canonical
+            );
+        }
+        for c in ContainerRole::canonicals(&name) {
+            prop_assert!(ContainerRole::of(&name, c).is_some(), "{} filed under {}", name, c);
+        }
+    }
+}
+
+/// The service pairs whose paths clash, as the plain rule says: the same
+/// path, or one under the other at a `/` (everything is under `/`), told once
+/// per pair, at the later service.
+fn clashing_pairs(paths: &[&str]) -> std::collections::BTreeSet<(String, String)> {
+    let under = |a: &str, b: &str| a == b || b == "/" || a.starts_with(&format!("{b}/"));
+    let mut pairs = std::collections::BTreeSet::new();
+    for (i, p) in paths.iter().enumerate() {
+        for (j, q) in paths[..i].iter().enumerate() {
+            if under(p, q) || under(q, p) {
+                pairs.insert((format!("s{i}"), format!("s{j}")));
+            }
+        }
+    }
+    pairs
+}
+
+proptest! {
+    #![proptest_config(config(300))]
+
+    #[test]
+    fn path_clashes_are_found_for_every_pair_and_only_those(
+        paths in prop::collection::vec(
+            prop::sample::select(vec!["/", "/a", "/a/b", "/a/b/c", "/ab", "/b", "/b/a", "/a/bc"]),
+            1..12,
+        )
+    ) {
+        let mut text = String::from("project: p\nservices:\n");
+        for (i, p) in paths.iter().enumerate() {
+            text.push_str(&format!("  s{i}:\n    image: busybox\n    path: \"{p}\"\n"));
+        }
+        let found: std::collections::BTreeSet<(String, String)> = match parse("f.yaml", &text) {
+            Ok(_) => Default::default(),
+            Err(diagnostics) => diagnostics
+                .items
+                .iter()
+                .filter_map(|d| {
+                    let m = d.message.clone();
+                    let svc = m.split("service `").nth(1)?.split('`').next()?.to_string();
+                    let other = m.split("service `").nth(2)?.split('`').next()?.to_string();
+                    Some((svc, other))
+                })
+                .collect(),
+        };
+        prop_assert_eq!(found, clashing_pairs(&paths));
+    }
+}

@@ -484,13 +484,9 @@ impl Engine for Docker {
             .state
             .and_then(|s| s.started_at)
             .and_then(|t| humantime::parse_rfc3339_weak(&t).ok());
-        let up_secs = started
-            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         Ok(Some(Restarts {
             count: c.restart_count.unwrap_or(0),
-            up_secs,
+            started,
         }))
     }
 

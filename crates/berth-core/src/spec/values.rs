@@ -51,14 +51,45 @@ impl Validator {
                     .map(|v| (s.name.as_str(), v.path.as_str(), v.path_pos))
             })
             .collect();
+        // Each path is compared with the earlier ones it can clash with (the
+        // same path, those above it, those under it), found in a sorted map,
+        // not with every earlier path: a thousand services are a thousand
+        // lookups, not half a million comparisons.
+        let mut by_path: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, (_, path, _)) in all.iter().enumerate() {
+            by_path.entry(path).or_default().push(i);
+        }
+        let under = |a: &str, b: &str| {
+            a == b || b == "/" || a.strip_prefix(b).is_some_and(|r| r.starts_with('/'))
+        };
         let mut told = BTreeSet::new();
         for (i, (svc, path, at)) in all.iter().enumerate() {
-            for (other, theirs, first) in &all[..i] {
+            let above = path
+                .match_indices('/')
+                .map(|(k, _)| if k == 0 { "/" } else { &path[..k] });
+            let below: Vec<usize> = match *path {
+                "/" => (0..i).collect(),
+                _ => {
+                    let prefix = format!("{path}/");
+                    by_path
+                        .range(prefix.as_str()..)
+                        .take_while(|(p, _)| p.starts_with(&prefix))
+                        .flat_map(|(_, js)| js.iter().copied())
+                        .collect()
+                }
+            };
+            let mut near: Vec<usize> = std::iter::once(*path)
+                .chain(above)
+                .flat_map(|p| by_path.get(p).into_iter().flatten().copied())
+                .chain(below)
+                .filter(|&j| j < i)
+                .collect();
+            near.sort_unstable();
+            near.dedup();
+            for (other, theirs, first) in near.into_iter().map(|j| &all[j]) {
                 if other == svc || told.contains(&(*svc, *other)) {
                     continue;
                 }
-                let under =
-                    |a: &str, b: &str| a == b || (b == "/" || a.starts_with(&format!("{b}/")));
                 let clash = if path == theirs {
                     format!("is also the path of service `{other}` (at {first})")
                 } else if under(path, theirs) {
