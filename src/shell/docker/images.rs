@@ -1,9 +1,9 @@
 //! Images on the engine: builds from a streamed context, root filesystem
 //! imports, the project's images and their removal, and who holds a host port.
 
-use bollard::models::BuildInfoAux;
 use std::collections::{BTreeMap, HashMap};
 
+use bollard::models::BuildInfoAux;
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptions,
 };
