@@ -11,7 +11,8 @@ measured in the same run on the FastAPI example (examples/python-fastapi).
     docker build` sends; this machine's docker CLI has no buildx, so its
     `docker build` is the classic builder)
 
-berth builds with BuildKit (`version=2`); goal: a cold build no slower than the
+berth builds the dependencies stage with BuildKit (`version=2`) and loads the code as
+one layer it writes itself (`docker load`); goal: a cold build no slower than the
 hand-written one, a code-only rebuild under 15% of cold.
 
 Usage: bench/build_bench.py   (needs target/release/berth; builds the python3.11 base if missing)

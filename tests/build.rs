@@ -228,6 +228,18 @@ fn a_refused_package_or_an_unavailable_runtime_is_a_plan_error_before_any_action
     );
 
     std::fs::remove_file(src.join("passwd")).unwrap();
+    // Inside an image layer this name would delete a file of the layer below.
+    std::fs::write(src.join(".wh.main.py"), "").unwrap();
+    let out = p.berth(&["plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("entry `.wh.main.py` is refused: a name starting with `.wh.` marks a deleted file inside an image layer")
+            && err.contains("help: rename it, or list it in .berthignore"),
+        "{err}"
+    );
+    std::fs::remove_file(src.join(".wh.main.py")).unwrap();
+
     p.write(&format!(
         "project: {{p}}\nservices:\n  api:\n    runtime: python3.12\n    package: {}\n",
         src.display()
@@ -358,7 +370,7 @@ fn versions_built_from_the_same_package_share_one_image_built_once() {
         "counted as the plan was: {stdout}"
     );
     assert!(
-        stderr.contains("web@1.0.0: [2/2] COPY --chown=10001:10001 app/ /app/"),
+        stderr.contains("web@1.0.0: code layer: 1 file under /app/, owned by 10001:10001"),
         "a line per build step off a terminal: {stderr}"
     );
     let images: std::collections::BTreeSet<String> = p
@@ -461,6 +473,75 @@ fn two_versions_of_a_service_run_side_by_side() {
 }
 
 #[test]
+fn a_code_layer_is_loaded_owned_by_the_app_user_and_one_content_gives_one_image() {
+    let Some(p) = project("assembled") else {
+        return;
+    };
+    let src = copy_example(&p, "python-stdlib");
+    std::fs::create_dir_all(src.join("lib/deep")).unwrap();
+    std::fs::write(src.join("lib/deep/util.py"), "X = 1\n").unwrap();
+    p.write(&format!(
+        "project: {{p}}\nservices:\n  web:\n    runtime: python3.11\n    package: {}\n",
+        src.display()
+    ));
+    let out = p.berth(&["build"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("code layer: 2 files under /app/, owned by 10001:10001, loaded over berth-local/python3.11:stable"),
+        "no engine build for code without dependencies: {}",
+        text(&out.stderr)
+    );
+    let tag = docker(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        &format!("berth/{}-web", p.name),
+    ]);
+    let id = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
+    let owners = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "stat",
+        &tag,
+        "-c",
+        "%n %u:%g %a",
+        "/app",
+        "/app/lib",
+        "/app/lib/deep",
+        "/app/lib/deep/util.py",
+        "/app/main.py",
+    ]);
+    assert_eq!(
+        owners,
+        "/app 0:0 755\n/app/lib 10001:10001 755\n/app/lib/deep 10001:10001 755\n/app/lib/deep/util.py 10001:10001 644\n/app/main.py 10001:10001 644",
+        "as `COPY --chown` leaves them: the code's directories too, /app itself the base's"
+    );
+    let config = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Config.User}} {{json .Config.Cmd}} {{index .Config.Labels \"berth.service\"}}",
+        &tag,
+    ]);
+    assert_eq!(config, "10001:10001 [\"python3\",\"main.py\"] web");
+    let history = docker(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", &tag]);
+    assert!(
+        history.starts_with("berth: the code under /app/ as one layer, owned by 10001:10001"),
+        "{history}"
+    );
+
+    docker(&["rmi", &tag]);
+    let out = p.berth(&["build"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        docker(&["image", "inspect", "--format", "{{.Id}}", &tag]),
+        id,
+        "the same code on the same base is the same image"
+    );
+}
+
+#[test]
 fn a_build_step_is_told_apart_in_buildkit_and_classic_logs() {
     let check = |line: &str, expect: bool| {
         assert_eq!(berth::shell::build::is_step(line), expect, "{line}");
@@ -470,6 +551,10 @@ fn a_build_step_is_told_apart_in_buildkit_and_classic_logs() {
         true,
     );
     check("Step 1/7 : FROM berth-local/python3.11:stable", true);
+    check(
+        "code layer: 3 files under /app/, owned by 10001:10001, loaded over b",
+        true,
+    );
     check("[internal] load build definition from Dockerfile", false);
     check("[notes] 3/4 done", false);
     check("Step 1: not the builder's", false);

@@ -95,6 +95,22 @@ fn an_absolute_path_is_refused() {
 }
 
 #[test]
+fn a_name_that_marks_a_deleted_file_in_a_layer_is_refused_wherever_it_is() {
+    refused(
+        &[("main.py", "file:x"), ("lib/.wh.util.py", "file:")],
+        "entry `lib/.wh.util.py` is refused: a name starting with `.wh.` marks a deleted file inside an image layer",
+    );
+    refused(
+        &[("pkg/main.py", "file:x"), ("pkg/.wh..wh..opq", "file:")],
+        "entry `pkg/.wh..wh..opq` is refused",
+    );
+    refused(
+        &[("main.py", "file:x"), (".wh.d/x.py", "file:x")],
+        "entry `.wh.d/x.py` is refused",
+    );
+}
+
+#[test]
 fn a_symlink_out_of_the_package_is_refused_and_one_inside_is_kept() {
     refused(
         &[("a/link", "symlink:../../etc/passwd")],

@@ -262,3 +262,74 @@ fn node_dependencies_come_from_their_own_image_or_from_the_package_when_vendored
         "{deps_image}"
     );
 }
+
+#[test]
+fn an_assembled_image_keeps_its_parents_config_and_layers_and_sets_the_services_own() {
+    use berth::core::assemble::{image_config, manifest, Parent};
+    use berth::core::recipe::image_settings;
+    use serde_json::json;
+    let parent = Parent {
+        config: json!({
+            "Env": ["LANG=C.UTF-8", "PATH=/usr/local/bin:/usr/bin"],
+            "Entrypoint": ["/usr/bin/tini", "--"],
+            "WorkingDir": "/app",
+            "Labels": { "berth.role": "dependencies", "berth.project": "p", "keep": "1" },
+        }),
+        architecture: "amd64".into(),
+        os: "linux".into(),
+        created: "2026-11-25T00:00:00Z".into(),
+        layers: vec!["sha256:a".into(), "sha256:b".into()],
+    };
+    let labels = std::collections::BTreeMap::from([
+        ("berth.service".to_string(), "api".to_string()),
+        ("berth.project".to_string(), "p".to_string()),
+    ]);
+    let check = |runtime: Runtime, expect_path: &str| {
+        let settings = image_settings(runtime, &["python3".into(), "main.py".into()]);
+        let c = image_config(
+            &parent,
+            "berth-deps/p-api:1",
+            &settings,
+            &labels,
+            "sha256:c",
+        );
+        let config = &c["config"];
+        assert_eq!(config["Env"], json!(["LANG=C.UTF-8", expect_path]), "{c}");
+        assert_eq!(config["User"], "10001:10001");
+        assert_eq!(config["Cmd"], json!(["python3", "main.py"]));
+        assert_eq!(config["Entrypoint"], json!(["/usr/bin/tini", "--"]), "kept");
+        assert_eq!(config["WorkingDir"], "/app", "kept");
+        assert_eq!(
+            config["Labels"],
+            json!({ "berth.project": "p", "keep": "1", "berth.service": "api" }),
+            "the parent's labels but its role, then the service's"
+        );
+        assert_eq!(
+            c["rootfs"]["diff_ids"],
+            json!(["sha256:a", "sha256:b", "sha256:c"])
+        );
+        assert_eq!(
+            c["history"].as_array().unwrap().len(),
+            3,
+            "one entry a layer"
+        );
+        assert_eq!(
+            c["created"], "2026-11-25T00:00:00Z",
+            "the parent's: one content, one ID"
+        );
+    };
+    check(
+        Runtime::Python311,
+        "PATH=/app/.venv/bin:/usr/local/bin:/usr/bin",
+    );
+    check(Runtime::Node22, "PATH=/usr/local/bin:/usr/bin");
+    assert_eq!(
+        manifest("c.json", "berth/p-api:1", 3, "code/layer.tar"),
+        json!([{
+            "Config": "c.json",
+            "RepoTags": ["berth/p-api:1"],
+            "Layers": ["held-by-the-engine-0/layer.tar", "held-by-the-engine-1/layer.tar", "code/layer.tar"],
+        }]),
+        "only the code layer is sent"
+    );
+}

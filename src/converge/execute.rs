@@ -14,6 +14,7 @@ use crate::core::plan::{Action, ContainerRef, Plan, Step};
 use crate::shell::baseimage::{self, BaseImageError};
 use crate::shell::build::{self, BuildError};
 use crate::shell::engine::EngineError;
+use crate::shell::layer;
 
 use super::rollout::{self, Unhealthy};
 use super::{gateways, Context, ConvergeError};
@@ -336,24 +337,34 @@ impl Executor<'_> {
         let progress = progress_bar(&tag);
         let verbose = self.ctx.verbose;
         let started = std::time::Instant::now();
-        build::ensure_image(engine, &tag, &ctx, labels, |line| {
-            if verbose {
-                crate::say::info(&format!("  | {line}"));
-            } else if progress.is_none() && build::is_step(line) {
-                // Without a terminal (CI logs), a line per build step shows
-                // where a long build is.
-                crate::say::info(&format!(
-                    "  {service}@{version}: {}",
-                    line.chars().take(120).collect::<String>()
-                ));
-            }
-            if let Some(p) = &progress {
-                p.set_message(format!(
-                    "{tag}: {}",
-                    line.chars().take(80).collect::<String>()
-                ));
-            }
-        })
+        layer::ensure_service_image(
+            engine,
+            self.project,
+            service,
+            &tag,
+            &ctx,
+            &prepared,
+            &base_id,
+            labels,
+            |line| {
+                if verbose {
+                    crate::say::info(&format!("  | {line}"));
+                } else if progress.is_none() && build::is_step(line) {
+                    // Without a terminal (CI logs), a line per build step shows
+                    // where a long build is.
+                    crate::say::info(&format!(
+                        "  {service}@{version}: {}",
+                        line.chars().take(120).collect::<String>()
+                    ));
+                }
+                if let Some(p) = &progress {
+                    p.set_message(format!(
+                        "{tag}: {}",
+                        line.chars().take(80).collect::<String>()
+                    ));
+                }
+            },
+        )
         .await?;
         if let Some(p) = progress {
             p.finish_and_clear();
@@ -366,10 +377,7 @@ impl Executor<'_> {
         let id = engine
             .image_ref(&tag)
             .await?
-            .ok_or_else(|| EngineError::ImageBuild {
-                tag: tag.clone(),
-                message: "the engine has no such image after building it".into(),
-            })?;
+            .ok_or_else(|| build::missing_after_build(&tag))?;
         Ok((tag, id))
     }
 }

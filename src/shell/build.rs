@@ -18,9 +18,15 @@ pub enum Built {
     Fresh(String),
 }
 
-/// Whether a build log line starts a step: BuildKit's `[2/3] RUN ...`, or the
-/// classic builder's `Step 2/3 : RUN ...`.
+/// How the line that says berth loaded a code layer (`shell::layer`) starts.
+pub const CODE_STEP: &str = "code layer: ";
+
+/// Whether a build log line starts a step: BuildKit's `[2/3] RUN ...`, the
+/// classic builder's `Step 2/3 : RUN ...`, or berth's code layer.
 pub fn is_step(line: &str) -> bool {
+    if line.starts_with(CODE_STEP) {
+        return true;
+    }
     let numbered = |s: &str| {
         s.split_once('/').is_some_and(|(a, b)| {
             !a.is_empty()
@@ -48,10 +54,8 @@ pub async fn ensure_image(
     mut on_line: impl FnMut(&str) + Send,
 ) -> Result<Built, EngineError> {
     let hash = context.hash();
-    if let Some(existing) = engine.image_labels(tag).await? {
-        if existing.get(LABEL_CONTEXT_HASH) == Some(&hash) {
-            return Ok(Built::Cached(hash));
-        }
+    if is_built(engine, tag, &hash).await? {
+        return Ok(Built::Cached(hash));
     }
     labels.insert(LABEL_CONTEXT_HASH.to_string(), hash.clone());
     // The labels go in as one LABEL line at the end of the Dockerfile sent, not as
@@ -70,19 +74,41 @@ pub async fn ensure_image(
     }
     let (tarball, writer) = sent.tar_stream();
     let built = engine.build_image(tag, tarball, &mut on_line).await;
-    // A context that could not be read is the cause, whatever the engine made of
-    // the broken stream.
-    match writer.await {
-        Ok(Err(e)) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(EngineError::ContextSend {
-                tag: tag.to_string(),
-                message: e.to_string(),
-            })
-        }
-        _ => {}
-    }
+    sent_whole(writer, tag).await?;
     built?;
     Ok(Built::Fresh(hash))
+}
+
+/// Whether the image `tag` records the context hash `hash`.
+pub async fn is_built(engine: &dyn Engine, tag: &str, hash: &str) -> Result<bool, EngineError> {
+    Ok(engine
+        .image_labels(tag)
+        .await?
+        .is_some_and(|labels| labels.get(LABEL_CONTEXT_HASH).map(String::as_str) == Some(hash)))
+}
+
+/// Whether a tarball for `tag` was written whole. A context that could not be
+/// read is the cause of a failure, whatever the engine made of the broken
+/// stream (the engine hanging up first is the engine's error, said by it).
+pub async fn sent_whole(
+    writer: tokio::task::JoinHandle<std::io::Result<()>>,
+    tag: &str,
+) -> Result<(), EngineError> {
+    match writer.await {
+        Ok(Err(e)) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(EngineError::ContextSend {
+            tag: tag.to_string(),
+            message: e.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The error for an image the engine does not have right after making it.
+pub fn missing_after_build(tag: &str) -> EngineError {
+    EngineError::ImageBuild {
+        tag: tag.to_string(),
+        message: "the engine has no such image after building it".into(),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -146,6 +172,11 @@ pub struct Prepared {
     pub entry: String,
     /// A Node package's dependencies image, built (once) before the service's.
     pub node: Option<NodeDeps>,
+    /// The dependencies stage's Dockerfile, when the service has one
+    /// (`shell::layer` puts the code over it).
+    pub deps_stage: Option<String>,
+    /// What the image starts with: ENV, USER and CMD.
+    pub settings: recipe::ImageSettings,
 }
 
 /// The image a Node package's dependencies are installed in: named by its
@@ -232,6 +263,8 @@ pub async fn prepare(
         context: ctx,
         source_hash,
         stripped: pkg.stripped,
+        deps_stage: recipe::deps_dockerfile(&base, &deps, node.as_ref().map(|n| n.tag.as_str())),
+        settings: recipe::image_settings(input.runtime, &entry.command),
         base,
         entry: entry.describe(),
         node,
@@ -356,13 +389,10 @@ pub async fn ensure_node_deps(
         }
         Err(e) => return Err(e.into()),
     }
-    engine.image_id(&deps.tag).await?.ok_or_else(|| {
-        EngineError::ImageBuild {
-            tag: deps.tag.clone(),
-            message: "the engine has no such image after building it".into(),
-        }
-        .into()
-    })
+    engine
+        .image_id(&deps.tag)
+        .await?
+        .ok_or_else(|| missing_after_build(&deps.tag).into())
 }
 
 /// The full context: the prepared one plus the base image's ID (and the Node

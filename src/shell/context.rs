@@ -192,17 +192,28 @@ impl Context {
     /// archive). Every stored file is checked against its size and digest as it
     /// streams; a file that changed since it was hashed fails the write.
     pub fn write_tar(&self, out: impl Write) -> io::Result<()> {
+        self.write_tar_shaped(out, Shape::CONTEXT)
+    }
+
+    /// [`Context::write_tar`], owned and laid out as `shape` says.
+    pub fn write_tar_shaped(&self, out: impl Write, shape: Shape<'_>) -> io::Result<()> {
         let mut builder = tar::Builder::new(out);
         let header = |kind: tar::EntryType, size: u64, mode: u32| {
             let mut h = tar::Header::new_gnu();
             h.set_mtime(0);
-            h.set_uid(0);
-            h.set_gid(0);
+            h.set_uid(shape.owner);
+            h.set_gid(shape.owner);
             h.set_entry_type(kind);
             h.set_size(size);
             h.set_mode(mode);
             h
         };
+        if let Some(top) = shape.directories_below {
+            for dir in self.directories_below(top) {
+                let mut h = header(tar::EntryType::Directory, 0, 0o755);
+                builder.append_data(&mut h, dir, io::empty())?;
+            }
+        }
         let mut members: BTreeMap<&PathBuf, BTreeMap<usize, Vec<Filled>>> = BTreeMap::new();
         // The Dockerfile first: BuildKit tells an uploaded context from a bare
         // Dockerfile by its first tar header, which must be a plain one (a
@@ -270,6 +281,21 @@ impl Context {
         builder.into_inner()?.flush()
     }
 
+    /// Every directory that holds an entry, strictly below `top` (`app/`),
+    /// parents first, each ending in `/`.
+    fn directories_below(&self, top: &str) -> std::collections::BTreeSet<String> {
+        let mut dirs = std::collections::BTreeSet::new();
+        for path in self.entries.keys() {
+            let Some(rest) = path.strip_prefix(top) else {
+                continue;
+            };
+            for (i, _) in rest.match_indices('/') {
+                dirs.insert(path[..top.len() + i + 1].to_string());
+            }
+        }
+        dirs
+    }
+
     /// The tarball as a stream of chunks, written on a blocking thread; the
     /// handle says whether the whole context could be read.
     pub fn tar_stream(
@@ -278,25 +304,54 @@ impl Context {
         BoxStream<'static, Result<bytes::Bytes, io::Error>>,
         tokio::task::JoinHandle<io::Result<()>>,
     ) {
-        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(4);
         let ctx = self.clone();
-        let writer = tokio::task::spawn_blocking(move || {
-            let mut w = ChannelWriter {
-                tx: tx.clone(),
-                buf: Vec::with_capacity(CHUNK),
-            };
-            let result = ctx.write_tar(&mut w).and_then(|()| w.flush());
-            if let Err(e) = &result {
-                // The engine must see a broken stream, not a short tarball.
-                let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
-            }
-            result
-        });
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
-        (Box::pin(stream), writer)
+        stream_written(move |w| ctx.write_tar(w))
     }
+}
+
+/// How [`Context::write_tar_shaped`] lays a tarball out.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape<'a> {
+    /// The uid and gid of every entry.
+    pub owner: u64,
+    /// An entry for every directory below this one that holds something, owned
+    /// as the files are: an image layer needs them (the engine would make them
+    /// root's), a build context does not.
+    pub directories_below: Option<&'a str>,
+}
+
+impl Shape<'_> {
+    pub const CONTEXT: Shape<'static> = Shape {
+        owner: 0,
+        directories_below: None,
+    };
+}
+
+/// What `write` writes, as a stream of chunks, written on a blocking thread;
+/// the handle says whether all of it could be written.
+pub fn stream_written(
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()> + Send + 'static,
+) -> (
+    BoxStream<'static, Result<bytes::Bytes, io::Error>>,
+    tokio::task::JoinHandle<io::Result<()>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(4);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let result = write(&mut w).and_then(|()| w.flush());
+        if let Err(e) = &result {
+            // The engine must see a broken stream, not a short tarball.
+            let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+        }
+        result
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (Box::pin(stream), writer)
 }
 
 /// A path an archive member fills: (path, mode, size, digest).

@@ -243,6 +243,19 @@ pub trait Engine: Send + Sync {
         context: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
         on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
     ) -> Result<String, EngineError>;
+    /// What `reference` is made of, for an image berth assembles over it
+    /// (`shell::layer`); `None` when there is no such image.
+    async fn image_parts(
+        &self,
+        reference: &str,
+    ) -> Result<Option<crate::core::assemble::Parent>, EngineError>;
+    /// Loads an image tarball (`docker load`) that names `tag`; it may leave out
+    /// the layers the engine holds already.
+    async fn load_image(
+        &self,
+        tag: &str,
+        tarball: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+    ) -> Result<(), EngineError>;
     /// Imports a root filesystem tarball as `repo:tag` with Dockerfile `changes`.
     async fn import_rootfs(
         &self,

@@ -16,6 +16,7 @@
 )]
 
 pub mod access;
+pub mod assemble;
 pub mod audit;
 pub mod desired;
 pub mod diag;

@@ -60,6 +60,8 @@ pub enum EngineError {
     LogsRead { name: String, source: BollardError },
     #[error("cannot build image {tag}: {message}")]
     ImageBuild { tag: String, message: String },
+    #[error("cannot load image {tag}: {message}")]
+    ImageLoad { tag: String, message: String },
     #[error("cannot send the build context of {tag}: {message}\n  help: make the plan again; if a package keeps changing, stop what writes to it")]
     ContextSend { tag: String, message: String },
     #[error("the engine at {address} is not a swarm manager\n  help: point DOCKER_HOST at a manager of the swarm (`docker node ls` answers there), or remove `engine: swarm` from the file")]

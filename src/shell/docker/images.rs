@@ -223,6 +223,12 @@ impl BuildLog {
             if !v.error.is_empty() {
                 self.push(&format!("{}: {}", v.name, v.error), on_line);
             }
+            if let (Some(start), Some(end)) = (&v.started, &v.completed) {
+                // `--verbose` says where a build's time went, step by step.
+                let nanos = (end.seconds - start.seconds) * 1_000_000_000
+                    + i64::from(end.nanos - start.nanos);
+                tracing::debug!(step = %v.name, cached = v.cached, ms = nanos / 1_000_000, "build step done");
+            }
             self.tagged |= v.name.starts_with("naming to ") && v.completed.is_some();
         }
         for l in &status.logs {
@@ -233,6 +239,57 @@ impl BuildLog {
     fn tail(&self) -> String {
         self.lines[self.lines.len().saturating_sub(15)..].join("\n")
     }
+}
+
+/// What an image is made of, read from its inspection as the engine wrote it.
+pub(super) async fn image_parts(
+    d: &Docker,
+    reference: &str,
+) -> Result<Option<crate::core::assemble::Parent>, EngineError> {
+    let Some(image) = d.image(reference).await? else {
+        return Ok(None);
+    };
+    let v = serde_json::to_value(&image).unwrap_or_default();
+    let text = |key: &str| v[key].as_str().unwrap_or_default().to_string();
+    Ok(Some(crate::core::assemble::Parent {
+        config: v["Config"].clone(),
+        architecture: text("Architecture"),
+        os: text("Os"),
+        created: text("Created"),
+        layers: image.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+    }))
+}
+
+/// `POST /images/load`; an error, or a load that named no `tag`, fails it.
+pub(super) async fn load_image(
+    d: &Docker,
+    tag: &str,
+    tarball: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+) -> Result<(), EngineError> {
+    let opts = bollard::query_parameters::ImportImageOptionsBuilder::default()
+        .quiet(true)
+        .build();
+    let mut stream = d
+        .client()
+        .await?
+        .import_image(opts, bollard::body_try_stream(tarball), None);
+    let fail = |message: String| EngineError::ImageLoad {
+        tag: tag.to_string(),
+        message,
+    };
+    let mut said = Vec::new();
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| fail(e.to_string()))?;
+        if let Some(e) = info.error_detail.and_then(|d| d.message) {
+            return Err(fail(e));
+        }
+        said.extend(info.stream);
+    }
+    let said = said.concat();
+    if !said.contains(tag) {
+        return Err(fail(format!("the engine loaded something else: {said}")));
+    }
+    Ok(())
 }
 
 pub(super) async fn import_rootfs(

@@ -539,6 +539,19 @@ impl Engine for Docker {
     }
 
     /// On failure the error carries the last lines of the build log.
+    async fn image_parts(
+        &self,
+        reference: &str,
+    ) -> Result<Option<crate::core::assemble::Parent>, EngineError> {
+        images::image_parts(self, reference).await
+    }
+    async fn load_image(
+        &self,
+        tag: &str,
+        tarball: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+    ) -> Result<(), EngineError> {
+        images::load_image(self, tag, tarball).await
+    }
     async fn build_image(
         &self,
         tag: &str,

@@ -206,13 +206,15 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<Package, PackageError
     // Checked on what is built: unwrapping the top-level directory moves the
     // package's root, and a link to `..` inside it would then climb out.
     let stripped = strip_wrapper(&mut ctx);
+    let shown = |entry: String| match &stripped {
+        Some(w) => format!("{w}/{entry}"),
+        None => entry,
+    };
+    super::check_names(&ctx)
+        .map_err(|(entry, rule)| refuse(&shown(entry), rule, super::NAMES_HELP))?;
     check_links(&ctx).map_err(|(entry, rule)| {
-        let entry = match &stripped {
-            Some(w) => format!("{w}/{entry}"),
-            None => entry,
-        };
         refuse(
-            &entry,
+            &shown(entry),
             rule,
             "links may point only inside the package, and nothing may lie below a link",
         )

@@ -370,6 +370,12 @@ fn read_dir_cached(
             help: "point `package` at the service's source directory".into(),
         });
     }
+    check_names(&ctx).map_err(|(entry, rule)| PackageError::EntryRefuse {
+        path: dir.into(),
+        entry,
+        rule,
+        help: NAMES_HELP.into(),
+    })?;
     check_links(&ctx).map_err(|(entry, rule)| PackageError::EntryRefuse {
         path: dir.into(),
         entry,
@@ -429,4 +435,23 @@ pub fn package_dir(dir: &Path, out: &Path) -> Result<(Context, u64), PackageErro
         })
         .map_err(write_err)?;
     Ok((ctx, size))
+}
+
+const NAMES_HELP: &str = "rename it, or list it in .berthignore";
+
+/// No name the engine reads as something else inside an image layer: one
+/// starting with `.wh.` is a deletion marker there (BuildKit's copy refuses it,
+/// and in a layer berth writes it would delete a file of the parent). Err: the
+/// entry and why.
+pub fn check_names(ctx: &Context) -> Result<(), (String, String)> {
+    match ctx
+        .paths()
+        .find(|p| p.split('/').any(|part| part.starts_with(".wh.")))
+    {
+        Some(path) => Err((
+            path.clone(),
+            "a name starting with `.wh.` marks a deleted file inside an image layer".into(),
+        )),
+        None => Ok(()),
+    }
 }

@@ -555,6 +555,20 @@ impl Engine for Swarm {
     async fn image_ref(&self, tag: &str) -> Result<Option<String>, EngineError> {
         push::push(&self.docker, tag).await
     }
+    async fn image_parts(
+        &self,
+        reference: &str,
+    ) -> Result<Option<crate::core::assemble::Parent>, EngineError> {
+        self.docker.image_parts(reference).await
+    }
+    /// Loads on the manager, as builds run there.
+    async fn load_image(
+        &self,
+        tag: &str,
+        tarball: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+    ) -> Result<(), EngineError> {
+        self.docker.load_image(tag, tarball).await
+    }
     async fn import_rootfs(
         &self,
         repo: &str,
