@@ -86,6 +86,12 @@ def drop_images(prefix):
     subprocess.run(["docker", "builder", "prune", "-af"], capture_output=True)
 
 
+def drop_berth_images():
+    """berth's service images and its dependencies stages: a cold build has neither."""
+    drop_images("berth-deps/bbench-")
+    drop_images("berth/bbench-")
+
+
 def edit(path, old, new):
     with open(path) as f:
         text = f.read()
@@ -104,11 +110,11 @@ def main():
     with open(os.path.join(work, "services.yaml"), "w") as f:
         f.write(f"project: bbench\nservices:\n  api:\n    runtime: python3.11\n    package: api\n")
     env = dict(os.environ, BERTH_STATE_DIR=os.path.join(work, ".state"))
-    drop_images("berth/bbench-")
+    drop_berth_images()
 
     r = {}
     r["berth cold build, wheels fetched"], _ = timed([BERTH, "build"], work, env)
-    drop_images("berth/bbench-")
+    drop_berth_images()
     r["berth cold build"], _ = timed([BERTH, "build"], work, env)
     edit(os.path.join(src, "main.py"), '"fastapi"', '"fastapi (edited)"')
     r["berth rebuild, one-line change"], _ = timed([BERTH, "build"], work, env)
@@ -146,13 +152,13 @@ def main():
 
     for k, v in r.items():
         print(f"  {k:<40} {v * 1000:8.0f} ms")
-    print(f"  berth rebuild / berth cold:            {r['berth rebuild, one-line change'] / r['berth cold build']:.3f}")
+    print(f"  berth rebuild / berth cold:            {r['berth rebuild, one-line change'] / r['berth cold build']:.3f}   (goal: under 0.15)")
     print(f"  docker rebuild / docker cold:          {r['docker build, one-line change'] / r['docker build cold']:.3f}")
     print(f"  berth cold / docker cold:              {r['berth cold build'] / r['docker build cold']:.3f}")
     print(f"  berth rebuild / docker rebuild:        {r['berth rebuild, one-line change'] / r['docker build, one-line change']:.3f}")
-    print(f"  berth cold / handwritten BuildKit cold: {r['berth cold build'] / r['handwritten, BuildKit, cold']:.3f}")
+    print(f"  berth cold / handwritten BuildKit cold: {r['berth cold build'] / r['handwritten, BuildKit, cold']:.3f}   (goal: at most 1)")
     print(f"  load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    drop_images("berth/bbench-")
+    drop_berth_images()
     drop_images("bbench-handwritten")
     shutil.rmtree(work, ignore_errors=True)
 
