@@ -1,6 +1,7 @@
-//! Connecting to the engine: a ping, no API version asked (the engine answers
-//! every request in its own), and an engine that hangs later is still named
-//! within the engine timeout.
+//! Connecting to the engine: no API version asked (the engine answers every
+//! request in its own), a plan's lists without a ping before them, an engine
+//! that is not there named as such, and one that hangs named within the
+//! engine timeout.
 
 mod common;
 
@@ -98,18 +99,20 @@ fn an_engine_that_accepts_and_never_answers_is_named_within_the_timeout() {
 }
 
 #[test]
-fn no_version_is_asked_and_an_engine_that_hangs_after_its_ping_is_named_within_the_timeout() {
+fn a_plan_asks_no_version_and_no_ping_before_its_lists_and_an_engine_that_hangs_is_named_within_the_timeout(
+) {
     let (dir, address, seen) = engine_that_only_answers(Some("GET /_ping "));
     for command in [&["status"][..], &["plan"][..], &["apply"][..]] {
         let asked = check_named_within_timeout(dir.path(), &address, command, &seen);
-        assert_eq!(
-            asked.first().map(String::as_str),
-            Some("GET /_ping HTTP/1.1"),
-            "{command:?}: {asked:?}"
-        );
         assert!(
             asked.iter().any(|l| l.starts_with("GET /containers/json")),
             "{command:?} did not list: {asked:?}"
+        );
+        // The lists say whether the engine is there: a ping first would be
+        // one more round trip.
+        assert!(
+            !asked.iter().any(|l| l.starts_with("GET /_ping")),
+            "{command:?}: {asked:?}"
         );
         // The engine answers in its own API version because no request names
         // one: if bollard ever sends `/vX.Y/...`, berth must agree a version
@@ -119,6 +122,42 @@ fn no_version_is_asked_and_an_engine_that_hangs_after_its_ping_is_named_within_t
                 .iter()
                 .all(|l| !l.starts_with("GET /version") && !l.contains(" /v1.")),
             "{command:?}: {asked:?}"
+        );
+    }
+}
+
+#[test]
+fn an_engine_that_is_not_there_is_named_with_how_to_fix_it_by_the_first_call_of_any_command() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("services.yaml"),
+        "project: absent\nservices:\n  a:\n    image: busybox\n",
+    )
+    .unwrap();
+    let address = format!("unix://{}/no-engine.sock", dir.path().display());
+    // `plan`, `status` and `apply` start with their lists (no ping); `gc`
+    // and `logs` with a ping.
+    for command in [
+        &["plan"][..],
+        &["status"][..],
+        &["apply"][..],
+        &["gc"][..],
+        &["logs", "a"][..],
+    ] {
+        let out = Command::new(BERTH)
+            .args(command)
+            .current_dir(dir.path())
+            .env("DOCKER_HOST", &address)
+            .env("BERTH_STATE_DIR", dir.path().join("state"))
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command:?}: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "error: cannot reach the Docker engine at {address}: "
+            )) && err.contains("help: start the Docker engine, or point DOCKER_HOST at it"),
+            "{command:?}: {err}"
         );
     }
 }

@@ -201,12 +201,11 @@ pub struct Output {
 }
 
 impl Output {
-    /// The converge context over a freshly connected engine.
+    /// The converge context over the engine, reached by the command's first
+    /// call: a plan's lists, without a ping before them, or a ping before any
+    /// other first call (see `Docker::client`).
     pub async fn connect(&self) -> Result<Context, CommandError> {
-        Ok(Context {
-            engine: Docker::shared(&self.settings).await?,
-            ..self.connect_later()
-        })
+        Ok(self.connect_later())
     }
 
     /// Connected to the engine a file names: one Docker engine, or a swarm's

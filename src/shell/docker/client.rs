@@ -104,6 +104,16 @@ pub(super) fn is_not_modified(e: &BollardError) -> bool {
     )
 }
 
+/// Whether a call failed for want of an engine to talk to (no socket, a
+/// refused connection), not because of what the engine said.
+fn is_unreachable(e: &BollardError) -> bool {
+    match e {
+        BollardError::HyperLegacyError { err } => err.is_connect(),
+        BollardError::SocketNotFoundError(_) | BollardError::IOError { .. } => true,
+        _ => false,
+    }
+}
+
 /// A single-host Docker engine, connected on first use (and again after a
 /// failed try), so a daemon can listen before its engine answers.
 #[derive(Clone)]
@@ -129,11 +139,6 @@ impl Docker {
         let docker = Docker::lazy(settings);
         docker.client().await?;
         Ok(docker)
-    }
-
-    /// Connected now, behind the trait the converge path talks to.
-    pub async fn shared(settings: &Settings) -> Result<SharedEngine, EngineError> {
-        Ok(std::sync::Arc::new(Docker::connect(settings).await?))
     }
 
     /// Connected on first use, behind the trait.
@@ -168,6 +173,39 @@ impl Docker {
             })
             .await?;
         Ok(client.clone())
+    }
+
+    /// The client for a command's first calls (the plan's lists), without the
+    /// ping: they say by themselves whether the engine is there, one round
+    /// trip sooner. [`Docker::first_calls`] names an engine they could not
+    /// reach as the ping would have, and takes their answer as the ping's.
+    pub(super) fn client_unpinged(&self) -> Result<bollard::Docker, EngineError> {
+        match self.client.get() {
+            Some(client) => Ok(client.clone()),
+            None => bollard::Docker::connect_with_host(&self.address)
+                .map_err(|source| self.unreachable(source)),
+        }
+    }
+
+    /// `calls` made with `client` ([`Docker::client_unpinged`]), within the
+    /// engine timeout: their failure to connect is the engine's not being
+    /// there, and their answer makes the client the connected one.
+    pub(super) async fn first_calls<T>(
+        &self,
+        client: bollard::Docker,
+        calls: impl std::future::Future<Output = Result<T, EngineError>>,
+    ) -> Result<T, EngineError> {
+        match self.within_timeout(calls).await {
+            Ok(done) => {
+                // Another first call may have set it already: either is good.
+                let _ = self.client.set(client);
+                Ok(done)
+            }
+            Err(EngineError::ObjectList { source, .. }) if is_unreachable(&source) => {
+                Err(self.unreachable(source))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn unreachable(&self, source: BollardError) -> EngineError {

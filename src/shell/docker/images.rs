@@ -43,8 +43,15 @@ pub(super) async fn list(
     d: &Docker,
     label: Option<String>,
 ) -> Result<Vec<bollard::models::ImageSummary>, EngineError> {
-    d.client()
-        .await?
+    list_with(&d.client().await?, label).await
+}
+
+/// [`list`], with a client of the caller's.
+pub(super) async fn list_with(
+    client: &bollard::Docker,
+    label: Option<String>,
+) -> Result<Vec<bollard::models::ImageSummary>, EngineError> {
+    client
         .list_images(Some(ListImagesOptions {
             all: false,
             filters: label.map(|l| HashMap::from([("label".to_string(), vec![l])])),

@@ -42,13 +42,16 @@ impl Docker {
     /// Three list calls, whatever the number of services. Containers are listed by
     /// name prefix, not by label, so that a look-alike that is not ours is seen
     /// (and never touched).
-    async fn observe_once(&self, project: &str) -> Result<Observed, EngineError> {
+    async fn observe_once(
+        &self,
+        client: &bollard::Docker,
+        project: &str,
+    ) -> Result<Observed, EngineError> {
         let filters = HashMap::from([("name", vec![format!("^/{project}-")])]);
         let opts = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
             .build();
-        let client = self.client().await?;
         let (containers, networks, volumes) = tokio::join!(
             client.list_containers(Some(opts)),
             client.list_networks(Some(
@@ -189,15 +192,22 @@ impl Engine for Docker {
     /// What the engine holds under the project's names ([`Docker::observe_once`]),
     /// within the engine timeout: an engine that answers its ping and then
     /// hangs is still named, not waited on for minutes.
+    /// These are a command's first calls: no ping before them
+    /// ([`Docker::first_calls`]).
     async fn observe(&self, project: &str) -> Result<Observed, EngineError> {
-        self.within_timeout(self.observe_once(project)).await
+        let client = self.client_unpinged()?;
+        self.first_calls(client.clone(), self.observe_once(&client, project))
+            .await
     }
 
     /// Within the engine timeout, as [`Docker::observe`]: the two are a plan's
     /// first calls.
     async fn image_ids(&self) -> Result<BTreeMap<String, String>, EngineError> {
-        self.within_timeout(async { Ok(convert::image_ids(images::list(self, None).await?)) })
-            .await
+        let client = self.client_unpinged()?;
+        self.first_calls(client.clone(), async {
+            Ok(convert::image_ids(images::list_with(&client, None).await?))
+        })
+        .await
     }
 
     async fn port_holders(&self) -> Result<BTreeMap<u16, String>, EngineError> {
