@@ -4,7 +4,8 @@
   - N (default 1,000) busybox services applied by berth from nothing, then a
     no-op `berth plan` (median of 5; goal: under 150 ms)
   - `berth watch` over the same file once it has converged: its resident memory
-    (VmRSS) and its CPU time over an idle minute (goal: under 30 MB, under 1%)
+    (VmRSS) and its CPU time over an idle minute with a tick every 30 s, and
+    again over a minute between two ticks (goal: under 30 MB, under 1%)
   - `berth plan` peak memory (max RSS) for one code package of 1, 100 and
     250 MB (goal: flat in the package's size: the package is hashed as it
     streams, never held)
@@ -45,6 +46,32 @@ def proc(pid):
     return rss, ticks / os.sysconf("SC_CLK_TCK")
 
 
+def memory(rss):
+    return f"{rss[0] / 1024:.1f} MB (heap and stacks {rss[1] / 1024:.1f}, mapped files {rss[2] / 1024:.1f})"
+
+
+def watch_sample(work, env, interval, seconds, settle):
+    """`berth watch --interval INTERVAL`: its resident memory after `seconds`
+    and its CPU share over them, from 10 s after start, or (settle) from when
+    its first converge is done."""
+    daemon = subprocess.Popen([BERTH, "watch", "--interval", interval], cwd=work, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(10)  # the first converge (a no-op) and the event stream
+        while settle:
+            before = proc(daemon.pid)[1]
+            time.sleep(5)
+            settle = proc(daemon.pid)[1] - before >= 0.05
+        _, cpu0 = proc(daemon.pid)
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        rss, cpu1 = proc(daemon.pid)
+        return rss, 100 * (cpu1 - cpu0) / (time.monotonic() - t0)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+
+
 def services(n):
     return "project: scale\nservices:\n" + "".join(
         f"  s{i}:\n    image: berth-local/busybox:stable\n    command: {CMD}\n" for i in range(n))
@@ -59,7 +86,6 @@ def main():
     env = dict(os.environ, BERTH_STATE_DIR=os.path.join(work, ".state"), NO_COLOR="1")
     env.pop("BERTH_TOKEN", None)
     rows = []
-    daemon = None
     try:
         with open(os.path.join(work, "services.yaml"), "w") as f:
             f.write(services(args.n))
@@ -75,21 +101,16 @@ def main():
         rows.append((f"no-op plan, N={args.n} (median of 5)", f"{statistics.median(plans):.0f} ms", "< 150 ms"))
         rows.append((f"no-op plan peak memory, N={args.n}", f"{max_rss_kb([BERTH, 'plan'], work, env) / 1024:.1f} MB", ""))
 
-        daemon = subprocess.Popen([BERTH, "watch", "--interval", "30s"], cwd=work, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(10)  # the first converge (a no-op) and the event stream
-        rss0, cpu0 = proc(daemon.pid)
-        t0 = time.monotonic()
-        time.sleep(args.idle)
-        rss1, cpu1 = proc(daemon.pid)
-        wall = time.monotonic() - t0
-        rows.append((f"daemon resident memory, idle, N={args.n}",
-                     f"{rss1[0] / 1024:.1f} MB (heap and stacks {rss1[1] / 1024:.1f}, mapped files {rss1[2] / 1024:.1f}; at start {rss0[0] / 1024:.1f})",
-                     "< 30 MB"))
-        rows.append((f"daemon CPU over {wall:.0f} s idle (2 ticks of 30 s)", f"{100 * (cpu1 - cpu0) / wall:.2f} %", "< 1 %"))
-        daemon.terminate()
-        daemon.wait(timeout=30)
-        daemon = None
+        # With a tick every 30 s. At N=1,000 on this host a tick's look can take
+        # most of 30 s (see the closing note), so this daemon is seldom idle.
+        rss, cpu = watch_sample(work, env, "30s", args.idle, settle=False)
+        rows.append((f"daemon resident memory, idle, N={args.n}", memory(rss), "< 30 MB"))
+        rows.append((f"daemon CPU over {args.idle} s idle (ticks of 30 s)", f"{cpu:.2f} %", "< 1 %"))
+        # Between ticks: with a 10-minute interval, once the first converge is
+        # done (its CPU time stops growing), the next minute has no tick at all.
+        rss, cpu = watch_sample(work, env, "10m", args.idle, settle=True)
+        rows.append((f"daemon resident memory between ticks, N={args.n}", memory(rss), "< 30 MB"))
+        rows.append((f"daemon CPU over {args.idle} s between ticks", f"{cpu:.2f} %", "< 1 %"))
         timed([BERTH, "destroy"], work, env)
 
         pkg = os.path.join(work, "pkg")
@@ -109,8 +130,6 @@ def main():
         print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         for what, got, goal in rows:
             print(f"  {what:<48} {got:>28}   {goal}", flush=True)
-        if daemon:
-            daemon.kill()
         subprocess.run([BERTH, "destroy"], cwd=work, env=env, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 

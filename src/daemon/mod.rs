@@ -123,9 +123,8 @@ struct Daemon {
     /// The gateway, registered for the project once known.
     gateway: Option<crate::shell::gateway::Running>,
     _registration: Option<GatewayRegistration>,
-    /// The spec of the last successful reconcile.
-    last_spec: Option<Spec>,
-    /// The same, for the API's log requests.
+    /// The spec of the last reconcile that got as far as its look, for the
+    /// API's log requests and to tell a changed file from drift.
     shared_spec: Arc<RwLock<Option<Spec>>>,
     report: report::Report,
     tx: mpsc::Sender<Event>,
@@ -224,7 +223,6 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         opts,
         current,
         project: None,
-        last_spec: None,
         shared_spec,
         routes,
         gateway_project,
@@ -541,7 +539,7 @@ impl Daemon {
         let spec = converge::load(&self.ctx.settings, file)?;
         // Steps taken for a spec that did not change undo drift; steps for a new
         // spec are the change itself, whatever event woke the loop first.
-        let changed = self.last_spec.as_ref() != Some(&spec);
+        let changed = self.shared_spec.read().expect("no panics hold it").as_ref() != Some(&spec);
         self.choose_engine(&spec).await?;
         self.adopt(&spec.project)?;
         let held = self.lock(&spec.project).await?;
@@ -567,8 +565,8 @@ impl Daemon {
         }
         // A converge that did nothing observed what runs now.
         let rows = self.look(&spec.project, done.unchanged()).await?;
-        *self.shared_spec.write().expect("no panics hold it") = Some(spec.clone());
-        self.last_spec = Some(spec);
+        // One copy, which the API reads too (a spec of 1,000 services is MBs).
+        *self.shared_spec.write().expect("no panics hold it") = Some(spec);
         if let Some(e) = done.failure() {
             return Err(e.into());
         }

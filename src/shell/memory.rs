@@ -9,14 +9,21 @@
 //! arena costs it nothing; `berth serve`, a gateway under load, keeps the
 //! default.
 
-/// One allocator arena for the whole process; called first thing, before any
-/// thread starts.
+/// One allocator arena for the whole process, and every block of 128 KiB or
+/// more mapped on its own; called first thing, before any thread starts.
+///
+/// A reconcile's big blocks (the engine's list of 1,000 containers, the spec's
+/// vector of services) are then returned to the system when freed instead of
+/// splitting the heap between longer-lived small ones: glibc otherwise raises
+/// its mapping threshold to the largest block freed, and the heap keeps those
+/// holes (at 1,000 services, 3 MB of the daemon's resident memory).
 pub fn one_arena() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; it is called before
-    // any other thread exists.
+    // SAFETY: mallopt only sets allocator parameters; it is called before any
+    // other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
     }
 }
 

@@ -100,7 +100,7 @@ impl Validator {
     fn file(&mut self, raw: RawFile) -> Spec {
         self.name("project", &raw.project);
         let registry = self.engine_and_registry(&raw);
-        let mut services = Vec::new();
+        let mut services = Vec::with_capacity(raw.services.len());
         // publish port -> (who, where), to report clashes at the second use.
         let mut published: BTreeMap<u16, String> = BTreeMap::new();
         for (name, svc) in &raw.services {
