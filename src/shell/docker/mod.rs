@@ -190,10 +190,9 @@ impl Engine for Docker {
     }
 
     /// What the engine holds under the project's names ([`Docker::observe_once`]),
-    /// within the engine timeout: an engine that answers its ping and then
-    /// hangs is still named, not waited on for minutes.
-    /// These are a command's first calls: no ping before them
-    /// ([`Docker::first_calls`]).
+    /// within the engine timeout: an engine that hangs is named, not waited on
+    /// for minutes. These are a command's first calls, with no ping before
+    /// them ([`Docker::first_calls`]).
     async fn observe(&self, project: &str) -> Result<Observed, EngineError> {
         let client = self.client_unpinged()?;
         self.first_calls(client.clone(), self.observe_once(&client, project))
@@ -548,7 +547,6 @@ impl Engine for Docker {
         })
     }
 
-    /// On failure the error carries the last lines of the build log.
     async fn image_parts(
         &self,
         reference: &str,
@@ -562,6 +560,7 @@ impl Engine for Docker {
     ) -> Result<(), EngineError> {
         images::load_image(self, tag, tarball).await
     }
+    /// On failure the error carries the last lines of the build log.
     async fn build_image(
         &self,
         tag: &str,
