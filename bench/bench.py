@@ -159,7 +159,7 @@ def main():
         print(f"\nN = {n} services (medians of {reps} for no-op runs; load {' '.join(load)})")
         for k, v in r.items():
             print(f"  {k:<36} {v * 1000:9.0f} ms")
-        print(f"  engine API calls, no-op plan:        {calls:>9}   goal: 1-2 (a ping, then four lists at once)")
+        print(f"  engine API calls, no-op plan:        {calls:>9}   goal: 1-2 (four lists at once, no ping)")
         rows = [
             ("no-op plan / compose no-op up", r["berth no-op plan"], r["compose no-op up -d"], "<= 0.2 (5x)"),
             ("no-op apply / compose no-op up", r["berth no-op apply"], r["compose no-op up -d"], "<= 0.2 (5x)"),
