@@ -390,6 +390,8 @@ fn retagging_the_image_to_new_content_replaces_the_container() {
         docker(&["build", "-q", "-t", &tag, ctx.path().to_str().unwrap()]);
     };
     build("one");
+    // Untagged by the second build: removed by ID at the end, or it stays.
+    let first = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
     p.write(&format!(
         "project: {{p}}\nservices:\n  web:\n    image: {tag}\n    command: [sh, -c, 'echo ok > /www/index.html && exec httpd -f -p 8000 -h /www']\n"
     ));
@@ -404,7 +406,9 @@ fn retagging_the_image_to_new_content_replaces_the_container() {
     );
     p.ok(&["apply"]);
     p.ok(&["destroy"]);
-    let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", &tag, &first])
+        .output();
 }
 
 #[test]
