@@ -160,6 +160,23 @@ fn an_engine_that_is_not_there_is_named_with_how_to_fix_it_by_the_first_call_of_
             "{command:?}: {err}"
         );
     }
+    // `doctor` says so as its engine check and goes on with the others.
+    let out = Command::new(BERTH)
+        .arg("doctor")
+        .current_dir(dir.path())
+        .env("DOCKER_HOST", &address)
+        .env("BERTH_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.starts_with(&format!(
+            "FAIL  engine: cannot reach the Docker engine at {address}: "
+        )) && said.contains("GPUs: "),
+        "{said}{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -9,9 +9,16 @@ use super::{CommandError, Output};
 pub async fn run(out: &Output, file: &Path) -> Result<u8, CommandError> {
     let mut ok = true;
     let mut engine = None;
-    match out.connect().await {
-        Ok(ctx) => {
-            let v = ctx.engine.version().await?;
+    // The engine is reached by its first call (`Output::connect` makes no
+    // call): an engine that is not there is this check's failure, and the
+    // checks after it still run.
+    let reached = async {
+        let ctx = out.connect().await?;
+        let v = ctx.engine.version().await?;
+        Ok::<_, CommandError>((ctx, v))
+    };
+    match reached.await {
+        Ok((ctx, v)) => {
             println!("ok    engine: Docker {} on {}", v.version, v.arch);
             match ctx.engine.image_labels(baseimage::BUSYBOX_TAG).await? {
                 Some(_) => println!("ok    base image {} present", baseimage::BUSYBOX_TAG),
