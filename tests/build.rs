@@ -208,6 +208,13 @@ fn an_unresolvable_dependency_fails_the_plan_naming_it_and_the_running_version_s
     );
 }
 
+/// `berth plan`'s error, which must be a refusal (exit code 1).
+fn plan_refused(p: &Project) -> String {
+    let out = p.berth(&["plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    text(&out.stderr)
+}
+
 #[test]
 fn a_refused_package_or_an_unavailable_runtime_is_a_plan_error_before_any_action() {
     let Some(p) = project("refuse") else { return };
@@ -217,9 +224,7 @@ fn a_refused_package_or_an_unavailable_runtime_is_a_plan_error_before_any_action
         "project: {{p}}\nservices:\n  api:\n    runtime: python3.11\n    package: {}\n",
         src.display()
     ));
-    let out = p.berth(&["plan"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
+    let err = plan_refused(&p);
     assert!(
         err.contains(
             "entry `passwd` is refused: it is a symlink to `/etc/passwd`, outside the directory"
@@ -230,9 +235,7 @@ fn a_refused_package_or_an_unavailable_runtime_is_a_plan_error_before_any_action
     std::fs::remove_file(src.join("passwd")).unwrap();
     // Inside an image layer this name would delete a file of the layer below.
     std::fs::write(src.join(".wh.main.py"), "").unwrap();
-    let out = p.berth(&["plan"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
+    let err = plan_refused(&p);
     assert!(
         err.contains("entry `.wh.main.py` is refused: a name starting with `.wh.` marks a deleted file inside an image layer")
             && err.contains("help: rename it, or list it in .berthignore"),
