@@ -7,30 +7,11 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{docker, get, text, Project, BERTH};
+use common::{docker, example, get, text, Project, BERTH};
 
 /// A project with the python3.11 and node22 bases in place.
 fn project(tag: &str) -> Option<Project> {
     Project::with_runtimes(tag, &["python3.11", "node22"])
-}
-
-fn example(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-/// Copies an example into the project's directory, to edit it there.
-fn copy_example(p: &Project, name: &str) -> std::path::PathBuf {
-    let to = p.dir.path().join(name);
-    std::fs::create_dir_all(&to).unwrap();
-    for e in std::fs::read_dir(example(name)).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-    to
 }
 
 fn url_of(p: &Project, service: &str) -> String {
@@ -102,7 +83,7 @@ fn the_python_fastapi_with_extras_and_node_examples_build_run_and_answer_as_non_
 #[test]
 fn a_code_only_change_rebuilds_only_the_code_layer_and_a_dependency_change_the_dependency_layer() {
     let Some(p) = project("layers") else { return };
-    let src = copy_example(&p, "python-fastapi");
+    let src = p.copy_example("python-fastapi");
     // A dependency set of its own: other tests building the same set at the same
     // time would each leave an equally valid cache entry, and the engine may pick either.
     let py = src.join("pyproject.toml");
@@ -164,7 +145,7 @@ fn a_code_only_change_rebuilds_only_the_code_layer_and_a_dependency_change_the_d
 #[test]
 fn an_unresolvable_dependency_fails_the_plan_naming_it_and_the_running_version_stays() {
     let Some(p) = project("baddep") else { return };
-    let src = copy_example(&p, "python-fastapi");
+    let src = p.copy_example("python-fastapi");
     p.write(&format!(
         "project: {{p}}\nservices:\n  api:\n    runtime: python3.11\n    package: {}\n",
         src.display()
@@ -218,7 +199,7 @@ fn plan_refused(p: &Project) -> String {
 #[test]
 fn a_refused_package_or_an_unavailable_runtime_is_a_plan_error_before_any_action() {
     let Some(p) = project("refuse") else { return };
-    let src = copy_example(&p, "python-stdlib");
+    let src = p.copy_example("python-stdlib");
     std::os::unix::fs::symlink("/etc/passwd", src.join("passwd")).unwrap();
     p.write(&format!(
         "project: {{p}}\nservices:\n  api:\n    runtime: python3.11\n    package: {}\n",
@@ -266,7 +247,7 @@ fn a_refused_package_or_an_unavailable_runtime_is_a_plan_error_before_any_action
 #[test]
 fn berth_package_makes_the_same_bytes_from_the_same_directory() {
     let Some(p) = Project::new("pkg") else { return };
-    let src = copy_example(&p, "python-fastapi");
+    let src = p.copy_example("python-fastapi");
     let a = p.dir.path().join("a.tar.gz");
     let b = p.dir.path().join("b.tar.gz");
     p.ok(&["package", src.to_str().unwrap(), "-o", a.to_str().unwrap()]);
@@ -392,7 +373,7 @@ fn versions_built_from_the_same_package_share_one_image_built_once() {
 #[test]
 fn a_replace_keeps_only_the_previous_image_and_gc_removes_the_rest() {
     let Some(p) = project("gc") else { return };
-    let src = copy_example(&p, "python-stdlib");
+    let src = p.copy_example("python-stdlib");
     p.write(&format!(
         "project: {{p}}\nservices:\n  web:\n    runtime: python3.11\n    package: {}\n",
         src.display()
@@ -473,75 +454,6 @@ fn two_versions_of_a_service_run_side_by_side() {
         let v = r["version"].as_str().unwrap();
         assert_eq!(get(r["url"].as_str().unwrap()), format!("greeter {v}"));
     }
-}
-
-#[test]
-fn a_code_layer_is_loaded_owned_by_the_app_user_and_one_content_gives_one_image() {
-    let Some(p) = project("assembled") else {
-        return;
-    };
-    let src = copy_example(&p, "python-stdlib");
-    std::fs::create_dir_all(src.join("lib/deep")).unwrap();
-    std::fs::write(src.join("lib/deep/util.py"), "X = 1\n").unwrap();
-    p.write(&format!(
-        "project: {{p}}\nservices:\n  web:\n    runtime: python3.11\n    package: {}\n",
-        src.display()
-    ));
-    let out = p.berth(&["build"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("code layer: 2 files under /app/, owned by 10001:10001, loaded over berth-local/python3.11:stable"),
-        "no engine build for code without dependencies: {}",
-        text(&out.stderr)
-    );
-    let tag = docker(&[
-        "images",
-        "--format",
-        "{{.Repository}}:{{.Tag}}",
-        &format!("berth/{}-web", p.name),
-    ]);
-    let id = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
-    let owners = docker(&[
-        "run",
-        "--rm",
-        "--entrypoint",
-        "stat",
-        &tag,
-        "-c",
-        "%n %u:%g %a",
-        "/app",
-        "/app/lib",
-        "/app/lib/deep",
-        "/app/lib/deep/util.py",
-        "/app/main.py",
-    ]);
-    assert_eq!(
-        owners,
-        "/app 0:0 755\n/app/lib 10001:10001 755\n/app/lib/deep 10001:10001 755\n/app/lib/deep/util.py 10001:10001 644\n/app/main.py 10001:10001 644",
-        "as `COPY --chown` leaves them: the code's directories too, /app itself the base's"
-    );
-    let config = docker(&[
-        "image",
-        "inspect",
-        "--format",
-        "{{.Config.User}} {{json .Config.Cmd}} {{index .Config.Labels \"berth.service\"}}",
-        &tag,
-    ]);
-    assert_eq!(config, "10001:10001 [\"python3\",\"main.py\"] web");
-    let history = docker(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", &tag]);
-    assert!(
-        history.starts_with("berth: the code under /app/ as one layer, owned by 10001:10001"),
-        "{history}"
-    );
-
-    docker(&["rmi", &tag]);
-    let out = p.berth(&["build"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(
-        docker(&["image", "inspect", "--format", "{{.Id}}", &tag]),
-        id,
-        "the same code on the same base is the same image"
-    );
 }
 
 #[test]

@@ -208,8 +208,8 @@ impl Context {
             h.set_mode(mode);
             h
         };
-        if let Some(top) = shape.directories_below {
-            for dir in self.directories_below(top) {
+        if let Some(top) = shape.directories_from {
+            for dir in self.directories_from(top) {
                 let mut h = header(tar::EntryType::Directory, 0, 0o755);
                 builder.append_data(&mut h, dir, io::empty())?;
             }
@@ -281,14 +281,15 @@ impl Context {
         builder.into_inner()?.flush()
     }
 
-    /// Every directory that holds an entry, strictly below `top` (`app/`),
-    /// parents first, each ending in `/`.
-    fn directories_below(&self, top: &str) -> std::collections::BTreeSet<String> {
+    /// Every directory that holds an entry, from `top` (`app/`) down, parents
+    /// first, each ending in `/`.
+    fn directories_from(&self, top: &str) -> std::collections::BTreeSet<String> {
         let mut dirs = std::collections::BTreeSet::new();
         for path in self.entries.keys() {
             let Some(rest) = path.strip_prefix(top) else {
                 continue;
             };
+            dirs.insert(top.to_string());
             for (i, _) in rest.match_indices('/') {
                 dirs.insert(path[..top.len() + i + 1].to_string());
             }
@@ -314,16 +315,17 @@ impl Context {
 pub struct Shape<'a> {
     /// The uid and gid of every entry.
     pub owner: u64,
-    /// An entry for every directory below this one that holds something, owned
-    /// as the files are: an image layer needs them (the engine would make them
-    /// root's), a build context does not.
-    pub directories_below: Option<&'a str>,
+    /// An entry for this directory and every one below it that holds
+    /// something, owned as the files are: an image layer needs them (the engine
+    /// would make them root's; BuildKit's `COPY --chown` to `/app` owns `/app`
+    /// itself too), a build context does not.
+    pub directories_from: Option<&'a str>,
 }
 
 impl Shape<'_> {
     pub const CONTEXT: Shape<'static> = Shape {
         owner: 0,
-        directories_below: None,
+        directories_from: None,
     };
 }
 

@@ -21,7 +21,7 @@ use super::engine::{Engine, EngineError};
 
 const SHAPE: Shape<'static> = Shape {
     owner: APP_UID as u64,
-    directories_below: Some(CODE_DIR),
+    directories_from: Some(CODE_DIR),
 };
 
 /// The code of a full build context: its `app/` entries, as a layer holds
@@ -80,7 +80,10 @@ pub fn image_tarball(
         let mut first = measured(io::sink());
         code.write_tar_shaped(&mut first, SHAPE)?;
         let (size, digest) = (first.size, first.hash.finalize());
-        let layer = format!("sha256:{}", hex::encode(digest));
+        let layer = match misstated_digest() {
+            false => format!("sha256:{}", hex::encode(digest)),
+            true => format!("sha256:{}", hex::encode(Sha256::digest(b"not this layer"))),
+        };
         let config = assemble::image_config(&parent, &parent_name, &settings, &labels, &layer);
         let config = serde_json::to_vec(&config).map_err(io::Error::other)?;
         let config_file = format!("{}.json", hex::encode(context::digest(&config)));
@@ -120,6 +123,13 @@ pub fn image_tarball(
         )?;
         tar.into_inner()?.flush()
     })
+}
+
+/// For the test of the fallback: in debug builds, `BERTH_FAULT=layer-digest`
+/// makes the config misstate the code layer's digest, so that a real engine
+/// refuses the load. Release builds have no such hook.
+fn misstated_digest() -> bool {
+    cfg!(debug_assertions) && std::env::var("BERTH_FAULT").as_deref() == Ok("layer-digest")
 }
 
 /// Makes sure the service image `tag` exists for `full`, its whole build

@@ -10,6 +10,15 @@ use std::sync::Once;
 
 pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
+/// The path of one of the repository's examples.
+pub fn example(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
 pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
@@ -90,6 +99,17 @@ impl Project {
             built.extend(missing.iter().map(|r| r.to_string()));
         }
         Some(p)
+    }
+
+    /// Copies an example into the project's directory, to edit it there.
+    pub fn copy_example(&self, name: &str) -> std::path::PathBuf {
+        let to = self.dir.path().join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(example(name)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+        to
     }
 
     /// Writes services.yaml; `{p}` stands for the project name.
