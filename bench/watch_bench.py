@@ -191,7 +191,7 @@ def main():
     os.makedirs(os.path.join(work, "a"))
     starts, dones, repairs = save_latency(os.path.join(work, "a"))
     ms = lambda x: f"{x * 1000:.0f} ms"
-    print(f"save -> reconcile started (20 saves, 100 ms debounce): median {ms(statistics.median(starts))}, p95 {ms(pct(starts, 95))}")
+    print(f"save -> reconcile started (20 saves, 200 ms debounce): median {ms(statistics.median(starts))}, p95 {ms(pct(starts, 95))}")
     print(f"save -> converged (one env change, container replaced): median {ms(statistics.median(dones))}, p95 {ms(pct(dones, 95))}")
     print(f"docker rm -f -> repaired (5 runs): median {ms(statistics.median(repairs))}, max {ms(max(repairs))}")
     os.makedirs(os.path.join(work, "b"))

@@ -57,11 +57,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(berth::commands::run(cli, settings)) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
+    // The command runs on a worker, not on this thread: a future that
+    // `block_on` polls here is woken from a worker at each I/O event, a context
+    // switch each (a fifth of the CPU of a daemon's look at every container).
+    let command =
+        runtime.block_on(async { tokio::spawn(berth::commands::run(cli, settings)).await });
+    match command {
+        Ok(Ok(code)) => ExitCode::from(code),
+        Ok(Err(e)) => {
             berth::say::error(&format!("error: {e}"));
             ExitCode::FAILURE
         }
+        Err(joined) => match joined.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => ExitCode::FAILURE,
+        },
     }
 }

@@ -137,6 +137,15 @@ fn an_engine_that_is_not_there_is_named_with_how_to_fix_it_by_the_first_call_of_
     let address = format!("unix://{}/no-engine.sock", dir.path().display());
     // `plan`, `status` and `apply` start with their lists (no ping); `gc`
     // and `logs` with a ping.
+    let berth = |args: &[&str]| {
+        Command::new(BERTH)
+            .args(args)
+            .current_dir(dir.path())
+            .env("DOCKER_HOST", &address)
+            .env("BERTH_STATE_DIR", dir.path().join("state"))
+            .output()
+            .unwrap()
+    };
     for command in [
         &["plan"][..],
         &["status"][..],
@@ -144,13 +153,7 @@ fn an_engine_that_is_not_there_is_named_with_how_to_fix_it_by_the_first_call_of_
         &["gc"][..],
         &["logs", "a"][..],
     ] {
-        let out = Command::new(BERTH)
-            .args(command)
-            .current_dir(dir.path())
-            .env("DOCKER_HOST", &address)
-            .env("BERTH_STATE_DIR", dir.path().join("state"))
-            .output()
-            .unwrap();
+        let out = berth(command);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{command:?}: {err}");
         assert!(
@@ -161,13 +164,7 @@ fn an_engine_that_is_not_there_is_named_with_how_to_fix_it_by_the_first_call_of_
         );
     }
     // `doctor` says so as its engine check and goes on with the others.
-    let out = Command::new(BERTH)
-        .arg("doctor")
-        .current_dir(dir.path())
-        .env("DOCKER_HOST", &address)
-        .env("BERTH_STATE_DIR", dir.path().join("state"))
-        .output()
-        .unwrap();
+    let out = berth(&["doctor"]);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(

@@ -25,11 +25,15 @@ pub async fn run(
     let engine = ctx.engine.as_ref();
     let _lock = apply::lock(&ctx, project, "destroy").await?;
     let observed = engine.observe(project).await?;
-    let ours = observed.containers.iter().filter(|c| c.owned_by(project));
-    let mut removing = futures_util::stream::iter(
-        ours.map(|c| async move { (c, engine.remove_container(&c.id, &c.name).await) }),
-    )
-    .buffer_unordered(PARALLEL);
+    // Made before the first await, so that the future stays `Send` (see
+    // `converge::execute`).
+    let removals: Vec<_> = observed
+        .containers
+        .iter()
+        .filter(|c| c.owned_by(project))
+        .map(|c| async move { (c, engine.remove_container(&c.id, &c.name).await) })
+        .collect();
+    let mut removing = futures_util::stream::iter(removals).buffer_unordered(PARALLEL);
     let mut removed = 0;
     while let Some((c, r)) = removing.next().await {
         r?;

@@ -83,7 +83,15 @@ pub async fn execute(
     let ex = &ex;
     let mut failures = Vec::new();
     for phase in 0..=Action::LAST_PHASE {
-        let steps = plan.steps.iter().filter(|s| s.action.phase() == phase);
+        // Made before the first await: closures held across one keep the
+        // future from being `Send` (rustc's higher-ranked lifetimes), and
+        // `main` spawns every command.
+        let steps: Vec<_> = plan
+            .steps
+            .iter()
+            .filter(|s| s.action.phase() == phase)
+            .map(|step| async move { (step, ex.run(step).await) })
+            .collect();
         // Builds are CPU-heavy: one at a time; engine calls run side by side.
         // Migrations copy whole volumes: one at a time too.
         let width = if phase == 1 || phase == 2 {
@@ -95,9 +103,7 @@ pub async fn execute(
         } else {
             PARALLEL
         };
-        let mut running =
-            futures_util::stream::iter(steps.map(|step| async move { (step, ex.run(step).await) }))
-                .buffer_unordered(width);
+        let mut running = futures_util::stream::iter(steps).buffer_unordered(width);
         while let Some((step, result)) = running.next().await {
             let subject = step.action.subject(&plan.project);
             match result {

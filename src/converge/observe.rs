@@ -78,95 +78,110 @@ pub async fn rows_of(
     known: Option<&Known>,
 ) -> Vec<StatusRow> {
     use futures_util::StreamExt;
-    let ours = observed.containers.iter().filter(|c| c.owned_by(project));
-    futures_util::stream::iter(ours.map(|c| async move {
-        let running = c.state == "running";
-        let port = c.ports.iter().find_map(|p| p.public);
-        let check = c.health_check();
-        let unchecked = check == crate::core::spec::HealthCheck::None;
-        let judged = match running {
-            true => engine.judged_healthy(&c.id).await.ok().flatten(),
-            false => None,
-        };
-        let (answered, probe_error) = match (running, port, judged) {
-            (_, _, Some(up)) => (
-                Some(up),
-                (!up).then(|| "Swarm's health check of its tasks fails".to_string()),
-            ),
-            (true, Some(p), None) if !unchecked => {
-                match probe::check(p, &check, std::time::Duration::from_secs(2)).await {
-                    Ok(()) => (Some(true), None),
-                    Err(e) => (Some(false), Some(e)),
-                }
+    // Made before the first await, so that the future stays `Send` (see
+    // `converge::execute`): about 1 KB each, not yet started.
+    let looks: Vec<_> = observed
+        .containers
+        .iter()
+        .filter(|c| c.owned_by(project))
+        .map(|c| row_of(engine, project, c, usage, known))
+        .collect();
+    futures_util::stream::iter(looks)
+        .buffered(LOOKS_AT_ONCE)
+        .collect()
+        .await
+}
+
+/// One container's status row: a health probe (or a swarm's own verdict), a
+/// stats sample with `usage`, and its restarts (from `known` when kept).
+async fn row_of(
+    engine: &dyn Engine,
+    project: &str,
+    c: &ObservedContainer,
+    usage: bool,
+    known: Option<&Known>,
+) -> StatusRow {
+    let running = c.state == "running";
+    let port = c.ports.iter().find_map(|p| p.public);
+    let check = c.health_check();
+    let unchecked = check == crate::core::spec::HealthCheck::None;
+    let judged = match running {
+        true => engine.judged_healthy(&c.id).await.ok().flatten(),
+        false => None,
+    };
+    let (answered, probe_error) = match (running, port, judged) {
+        (_, _, Some(up)) => (
+            Some(up),
+            (!up).then(|| "Swarm's health check of its tasks fails".to_string()),
+        ),
+        (true, Some(p), None) if !unchecked => {
+            match probe::check(p, &check, std::time::Duration::from_secs(2)).await {
+                Ok(()) => (Some(true), None),
+                Err(e) => (Some(false), Some(e)),
             }
-            _ => (None, None),
-        };
-        let stats = match running && usage {
-            true => engine.usage(&c.id).await.ok().flatten(),
-            false => None,
-        };
-        let restarts = match known.and_then(|k| k.get(&c.id)) {
-            Some(r) => r,
-            None => {
-                let r = engine.restarts(&c.id).await.ok().flatten();
-                if let (Some(k), Some(r)) = (known, r) {
-                    k.keep(&c.id, r);
-                }
-                r.unwrap_or_default()
-            }
-        };
-        let (service, version) = (c.label(LABEL_SERVICE), c.label(LABEL_VERSION));
-        let role = ContainerRole::of_labelled(&c.name, project, service, version);
-        let facts = HealthFacts {
-            state: &c.state,
-            role,
-            restarts: restarts.count,
-            up_secs: restarts.up_secs(),
-            answered,
-            unchecked,
-        };
-        let health = classify(facts);
-        let health_reason = Some(reason(health, &facts, probe_error.as_deref()));
-        let config: Option<ContainerConfig> = c
-            .labels
-            .get(LABEL_CONFIG)
-            .and_then(|t| serde_json::from_str(t).ok());
-        StatusRow {
-            gpu: config.as_ref().and_then(|c| c.gpu.clone()),
-            assets: config
-                .as_ref()
-                .map(|c| {
-                    c.assets
-                        .iter()
-                        .map(|(path, sha)| {
-                            format!("{path} (sha256 {})", crate::core::plan::short(sha))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            service: service.to_string(),
-            version: version.to_string(),
-            // Only a version under its canonical name has passed its gate and
-            // may hold the path; a failed or probationary one never shows active.
-            active: c.label(LABEL_ACTIVE) == "true" && role == Some(ContainerRole::Canonical),
-            container: c.name.clone(),
-            state: c.state.clone(),
-            tasks: engine.orchestrates().then(|| c.status.clone()),
-            health,
-            health_reason,
-            restarts: restarts.count,
-            url: url(c),
-            scope: c.label(LABEL_SCOPE).to_string(),
-            revision: c.labels.get(LABEL_REVISION).cloned(),
-            up_secs: running.then_some(restarts.up_secs()),
-            cpu_percent: stats.map(|s| s.cpu_percent),
-            memory_bytes: stats.map(|s| s.memory_bytes),
-            memory_limit_bytes: stats.map(|s| s.memory_limit_bytes),
         }
-    }))
-    .buffered(LOOKS_AT_ONCE)
-    .collect()
-    .await
+        _ => (None, None),
+    };
+    let stats = match running && usage {
+        true => engine.usage(&c.id).await.ok().flatten(),
+        false => None,
+    };
+    let restarts = match known.and_then(|k| k.get(&c.id)) {
+        Some(r) => r,
+        None => {
+            let r = engine.restarts(&c.id).await.ok().flatten();
+            if let (Some(k), Some(r)) = (known, r) {
+                k.keep(&c.id, r);
+            }
+            r.unwrap_or_default()
+        }
+    };
+    let (service, version) = (c.label(LABEL_SERVICE), c.label(LABEL_VERSION));
+    let role = ContainerRole::of_labelled(&c.name, project, service, version);
+    let facts = HealthFacts {
+        state: &c.state,
+        role,
+        restarts: restarts.count,
+        up_secs: restarts.up_secs(),
+        answered,
+        unchecked,
+    };
+    let health = classify(facts);
+    let health_reason = Some(reason(health, &facts, probe_error.as_deref()));
+    let config: Option<ContainerConfig> = c
+        .labels
+        .get(LABEL_CONFIG)
+        .and_then(|t| serde_json::from_str(t).ok());
+    StatusRow {
+        gpu: config.as_ref().and_then(|c| c.gpu.clone()),
+        assets: config
+            .as_ref()
+            .map(|c| {
+                c.assets
+                    .iter()
+                    .map(|(path, sha)| format!("{path} (sha256 {})", crate::core::plan::short(sha)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        service: service.to_string(),
+        version: version.to_string(),
+        // Only a version under its canonical name has passed its gate and
+        // may hold the path; a failed or probationary one never shows active.
+        active: c.label(LABEL_ACTIVE) == "true" && role == Some(ContainerRole::Canonical),
+        container: c.name.clone(),
+        state: c.state.clone(),
+        tasks: engine.orchestrates().then(|| c.status.clone()),
+        health,
+        health_reason,
+        restarts: restarts.count,
+        url: url(c),
+        scope: c.label(LABEL_SCOPE).to_string(),
+        revision: c.labels.get(LABEL_REVISION).cloned(),
+        up_secs: running.then_some(restarts.up_secs()),
+        cpu_percent: stats.map(|s| s.cpu_percent),
+        memory_bytes: stats.map(|s| s.memory_bytes),
+        memory_limit_bytes: stats.map(|s| s.memory_limit_bytes),
+    }
 }
 
 /// The container of `SERVICE` (its active version) or `SERVICE@VERSION`.

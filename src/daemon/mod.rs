@@ -145,13 +145,9 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
     let current = match &opts.source {
         WatchSource::File(path) => {
             let t = tx.clone();
-            _file_watch = Some(watch::watch_file(
-                path,
-                Duration::from_millis(100),
-                move || {
-                    let _ = t.try_send(Event::FileChanged);
-                },
-            )?);
+            _file_watch = Some(watch::watch_file(path, watch::DEBOUNCE, move || {
+                let _ = t.try_send(Event::FileChanged);
+            })?);
             Some((None, path.clone()))
         }
         WatchSource::Git {

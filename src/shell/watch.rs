@@ -21,6 +21,11 @@ pub struct FileWatch {
     _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
 }
 
+/// How long a services file must be left alone before a change counts (an
+/// editor's save can be several writes). With the debouncer's tick as long,
+/// a change is seen 200 to 400 ms after its last write.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+
 /// Calls `on_change` (from the watcher's thread) after each debounced change of `file`.
 pub fn watch_file(
     file: &Path,
@@ -40,9 +45,10 @@ pub fn watch_file(
         path: dir.clone(),
         message: e.to_string(),
     };
-    // The debouncer wakes every tick to flush what it gathered: half the
-    // debounce time (not its default quarter) halves an idle daemon's wakeups.
-    let tick = Some(debounce / 2);
+    // The debouncer wakes every tick to flush what it gathered, busy or not:
+    // one tick per debounce time (not its default quarter) is a quarter of an
+    // idle daemon's wakeups; a save is seen one to two debounce times after it.
+    let tick = Some(debounce);
     let mut debouncer = new_debouncer(debounce, tick, move |result: DebounceEventResult| {
         let Ok(events) = result else { return };
         // Only writes count: reading the file (as every reconcile does) is an
