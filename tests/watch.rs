@@ -408,6 +408,38 @@ fn a_removed_or_stopped_container_is_put_back_and_counted_as_drift() {
 }
 
 #[test]
+fn a_container_put_back_reads_healthy_once_it_answers_without_waiting_for_the_resync() {
+    // A start passes no health gate, and the look right after it comes before
+    // the service listens (here, a second later): the daemon must look again.
+    let Some(p) = Project::new("wrelook") else {
+        return;
+    };
+    p.write("project: {p}\nservices:\n  web:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo hi > /www/index.html; sleep 1; exec httpd -f -p 8000 -h /www']\n");
+    let d = Daemon::start(&p, &["-f", "services.yaml", "--interval", "1h"]);
+    d.wait_for(Duration::from_secs(30), |s| {
+        s["services"][0]["health"] == "healthy"
+    });
+    docker(&["stop", "-t", "1", &format!("{}-web-0.0.0", p.name)]);
+    let put_back = d.wait_for(Duration::from_secs(30), |s| {
+        s["drift_corrections"].as_u64() >= Some(1)
+    });
+    assert_eq!(put_back["services"][0]["health"], "starting", "{put_back}");
+    let reconciles = put_back["recent"].as_array().map_or(0, Vec::len);
+    let s = d.wait_for(Duration::from_secs(15), |s| {
+        s["services"][0]["health"] == "healthy"
+    });
+    // Only a look: the reconcile history is the same.
+    assert_eq!(
+        s["recent"].as_array().map_or(0, Vec::len),
+        reconciles,
+        "{s}"
+    );
+    assert_eq!(s["drift_corrections"], 1, "{s}");
+    drop(d);
+    p.ok(&["destroy"]);
+}
+
+#[test]
 fn the_api_serves_status_metrics_logs_and_reconcile_only_to_tokens_with_the_permission() {
     let Some(p) = Project::new("wapi") else {
         return;

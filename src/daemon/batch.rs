@@ -32,6 +32,9 @@ pub struct Batch {
     /// Whether the engine changed a container of the project (the daemon's own
     /// doing or not): what was known of its containers may be out of date.
     pub engine_changed: bool,
+    /// A container read starting at the last look: look again (a reconcile,
+    /// if the burst asks for one, looks anyway).
+    pub health_due: bool,
 }
 
 impl Batch {
@@ -44,9 +47,12 @@ impl Batch {
             let own =
                 matches!(&e, Event::EngineChanged(c) if c.at_nanos != 0 && c.at_nanos <= own_until);
             // Asking what would change changes nothing; a rollback reconciles
-            // on its own.
-            b.wakes |=
-                !own && !matches!(e, Event::PlanRequested(_) | Event::RollbackRequested { .. });
+            // on its own; a look at health is only a look.
+            b.wakes |= !own
+                && !matches!(
+                    e,
+                    Event::PlanRequested(_) | Event::RollbackRequested { .. } | Event::HealthDue
+                );
             b.engine_changed |= matches!(e, Event::EngineChanged(_));
             match e {
                 Event::EngineChanged(_) if own => {}
@@ -71,6 +77,7 @@ impl Batch {
                 }
                 Event::PlanRequested(reply) => b.plans.push(reply),
                 Event::RollbackRequested { request, reply } => b.rollbacks.push((request, reply)),
+                Event::HealthDue => b.health_due = true,
                 Event::Shutdown => b.shutdown = true,
             }
         }

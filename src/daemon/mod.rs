@@ -10,6 +10,7 @@
 //! running. It imports nothing from the commands.
 
 pub mod batch;
+mod recheck;
 pub mod report;
 mod serve;
 pub mod sources;
@@ -63,6 +64,8 @@ pub enum Event {
         request: converge::rollback::Request,
         reply: ReconcileReply,
     },
+    /// A container read `starting` at the last look: time to look again.
+    HealthDue,
     Shutdown,
 }
 
@@ -131,6 +134,8 @@ struct Daemon {
     /// Restart counts and start times of the project's containers, kept
     /// between looks until the engine changes one (see [`observe::Known`]).
     known: observe::Known,
+    /// When to look at health again while a container reads starting.
+    health_due: recheck::Recheck,
 }
 
 /// Runs the daemon until SIGTERM or Ctrl-C. The services keep running after it.
@@ -228,6 +233,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         report,
         tx,
         known: Default::default(),
+        health_due: Default::default(),
     };
     d.report.publish(None, Trigger::Start, None);
     if d.current.is_some() {
@@ -244,6 +250,9 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         let mut b = batch::Batch::of(events, d.own_until);
         if b.engine_changed {
             d.known.forget();
+        }
+        if b.health_due {
+            d.health_due.fired();
         }
         if let Some((revision, file)) = b.fetched {
             tracing::info!(revision, "new commit");
@@ -276,6 +285,9 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
             let _ = r.send(d.rollback(&request).await);
         }
         if !b.wakes {
+            if b.health_due {
+                d.look_again().await;
+            }
             continue;
         }
         if d.current.is_none() {
@@ -427,6 +439,7 @@ impl Daemon {
                     "converged"
                 );
                 self.refresh_report();
+                self.recheck_if_starting(&rows, true);
                 self.report.publish(Some(rows), trigger, None);
                 Ok(format!("converged: {steps} steps"))
             }
@@ -447,6 +460,9 @@ impl Daemon {
                     None => None,
                 };
                 self.refresh_report();
+                if let Some(rows) = &rows {
+                    self.recheck_if_starting(rows, true);
+                }
                 self.report.publish(rows, trigger, Some(&text));
                 Err(AskFail(text))
             }

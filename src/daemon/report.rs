@@ -74,6 +74,12 @@ impl Report {
         self.status.write().expect("no panics hold it").holds = self.holds.clone();
     }
 
+    /// Writes new rows alone into the `/status` document (a look at health,
+    /// with no reconcile to report).
+    pub fn publish_rows(&self, rows: Vec<StatusRow>) {
+        replace_rows(&mut self.status.write().expect("no panics hold it"), rows);
+    }
+
     /// Writes the `/status` document (the rows, when given, replace the last
     /// ones) and the `/metrics` text.
     pub fn publish(&self, rows: Option<Vec<StatusRow>>, trigger: Trigger, error: Option<&str>) {
@@ -84,22 +90,8 @@ impl Report {
         let c = &self.counters;
         {
             let mut doc = self.status.write().expect("no panics hold it");
-            if let Some(mut rows) = rows {
-                // The last CPU and memory sample stays until the next one.
-                let sampled: std::collections::HashMap<&str, &StatusRow> = doc
-                    .services
-                    .iter()
-                    .filter(|o| o.cpu_percent.is_some())
-                    .map(|o| (o.container.as_str(), o))
-                    .collect();
-                for r in rows.iter_mut().filter(|r| r.cpu_percent.is_none()) {
-                    if let Some(old) = sampled.get(r.container.as_str()) {
-                        r.cpu_percent = old.cpu_percent;
-                        r.memory_bytes = old.memory_bytes;
-                        r.memory_limit_bytes = old.memory_limit_bytes;
-                    }
-                }
-                doc.services = rows;
+            if let Some(rows) = rows {
+                replace_rows(&mut doc, rows);
             }
             doc.revision = self.revision.clone();
             if let Some(before) = doc.last_reconcile.take() {
@@ -126,4 +118,23 @@ impl Report {
         }
         *self.metrics.write().expect("no panics hold it") = metrics_text(c);
     }
+}
+
+/// Puts `rows` in place of the document's; the last CPU and memory sample of
+/// each container stays until the next one.
+fn replace_rows(doc: &mut StatusDocument, mut rows: Vec<StatusRow>) {
+    let sampled: std::collections::HashMap<&str, &StatusRow> = doc
+        .services
+        .iter()
+        .filter(|o| o.cpu_percent.is_some())
+        .map(|o| (o.container.as_str(), o))
+        .collect();
+    for r in rows.iter_mut().filter(|r| r.cpu_percent.is_none()) {
+        if let Some(old) = sampled.get(r.container.as_str()) {
+            r.cpu_percent = old.cpu_percent;
+            r.memory_bytes = old.memory_bytes;
+            r.memory_limit_bytes = old.memory_limit_bytes;
+        }
+    }
+    doc.services = rows;
 }
