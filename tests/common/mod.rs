@@ -2,6 +2,7 @@
 //! real `berth` binary, and the docker CLI for looking at what it did.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod lab;
 
 use std::collections::BTreeMap;
