@@ -85,10 +85,69 @@ impl Batch {
     }
 }
 
+/// The mark of the daemon's own events after a reconcile: one that may have
+/// acted (it took steps, or failed part way) moves it to `now`. One that took
+/// no step caused no event, but leaves the mark where it was: the events of
+/// the last one that acted may still be on their way, and are not drift.
+pub fn own_until_after(previous: i64, acted: bool, now: i64) -> i64 {
+    if acted {
+        now
+    } else {
+        previous
+    }
+}
+
 /// Now, in nanoseconds since the Unix epoch (the engine's event clock).
 pub fn now_nanos() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shell::engine::ContainerEvent;
+
+    fn died(at_nanos: i64) -> Event {
+        Event::EngineChanged(ContainerEvent {
+            action: "die".into(),
+            container: "p-web-1.0.0".into(),
+            at_nanos,
+        })
+    }
+
+    /// Runs reconciles that acted or not (ending at 100, 200, ...), then one
+    /// burst of events; expects whether it wakes the loop.
+    fn check(reconciles: &[bool], events: Vec<Event>, wakes: bool) {
+        let mut own_until = 0;
+        for (i, &acted) in reconciles.iter().enumerate() {
+            own_until = own_until_after(own_until, acted, 100 * (i as i64 + 1));
+        }
+        assert_eq!(Batch::of(events, own_until).wakes, wakes);
+    }
+
+    #[test]
+    fn a_late_event_of_a_converge_that_acted_is_its_own_after_a_reconcile_that_did_nothing() {
+        check(&[true, false], vec![died(50)], false);
+    }
+
+    #[test]
+    fn an_event_after_the_last_converge_that_acted_is_drift() {
+        check(&[true, false], vec![died(150)], true);
+        check(&[true], vec![died(150)], true);
+    }
+
+    #[test]
+    fn an_event_without_a_time_is_never_taken_for_the_daemons_own() {
+        check(&[true], vec![died(0)], true);
+    }
+
+    #[test]
+    fn a_look_at_health_alone_does_not_wake_the_loop() {
+        check(&[], vec![Event::HealthDue], false);
+        let b = Batch::of(vec![Event::HealthDue, died(10)], 0);
+        assert!(b.wakes && b.health_due);
+    }
 }

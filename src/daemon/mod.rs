@@ -112,8 +112,8 @@ struct Daemon {
     /// names a swarm and the daemon moves to its manager.
     engine: Arc<RwLock<SharedEngine>>,
     opts: WatchOptions,
-    /// When the last converge that acted ended (ns since the Unix epoch; 0 after
-    /// one that took no step): engine events from before then are its doing.
+    /// When the last converge that acted ended (ns since the Unix epoch; 0
+    /// before the first): engine events from before then are its doing.
     own_until: i64,
     /// The file to converge to and the commit it came from (git), once known.
     current: Option<(Option<String>, PathBuf)>,
@@ -405,12 +405,8 @@ impl Daemon {
         let outcome = self
             .converge(&file, revision.as_deref(), trigger.retries_failed())
             .await;
-        // Only a converge that acted can have caused events: after one that
-        // took no step, every event is someone else's.
-        self.own_until = match &outcome {
-            Ok((0, _, _)) => 0,
-            _ => batch::now_nanos(),
-        };
+        let acted = !matches!(&outcome, Ok((0, _, _)));
+        self.own_until = batch::own_until_after(self.own_until, acted, batch::now_nanos());
         let secs = started.elapsed().as_secs_f64();
         let counters = &mut self.report.counters;
         counters.reconciles += 1;
