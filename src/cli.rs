@@ -135,7 +135,7 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Check the engine, base images, GPUs and ports.
+    /// Check the engine, base images, GPUs, the host's neighbour table and ports.
     Doctor(FileArg),
     /// The daemon: converge now, then on every change of the file or the branch,
     /// and whenever the engine drifts. Stops on SIGTERM or Ctrl-C; services keep running.

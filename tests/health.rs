@@ -152,3 +152,45 @@ fn with_json_logs_every_line_on_stderr_is_a_json_object_gate_progress_and_error_
         assert!(all.contains(wanted), "{wanted:?} in:\n{all}");
     }
 }
+
+#[test]
+fn doctor_says_when_the_file_declares_more_containers_than_the_hosts_neighbour_table_keeps() {
+    // Past gc_thresh2 the kernel evicts container addresses still in use, and
+    // probes to some containers time out: the host's own bound, read here too.
+    let Ok(soft) = std::fs::read_to_string("/proc/sys/net/ipv4/neigh/default/gc_thresh2") else {
+        eprintln!("no /proc/sys/net/ipv4/neigh: not checked");
+        return;
+    };
+    let soft: usize = soft.trim().parse().unwrap();
+    let Some(p) = Project::new("neigh") else {
+        return;
+    };
+    let services = |n: usize| {
+        let mut yaml = String::from("project: {p}\nservices:\n");
+        for i in 0..n {
+            yaml += &format!("  s{i}:\n    image: berth-local/busybox:stable\n");
+        }
+        yaml
+    };
+    p.write(&services(2));
+    let said = p.ok(&["doctor"]);
+    assert!(
+        said.contains(&format!(
+            "ok    neighbour table: room for {soft} containers (gc_thresh2 {soft}); the file declares 2"
+        )),
+        "{said}"
+    );
+    if soft > 4096 {
+        eprintln!("gc_thresh2 is {soft}: a file past it is not checked");
+        return;
+    }
+    p.write(&services(soft + 1));
+    let said = p.ok(&["doctor"]);
+    assert!(
+        said.contains(&format!(
+            "note  neighbour table: the file declares {} containers, more than the {soft} addresses",
+            soft + 1
+        )) && said.contains("help: raise it, e.g. `sysctl -w net.ipv4.neigh.default.gc_thresh1="),
+        "{said}"
+    );
+}

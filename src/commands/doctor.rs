@@ -1,8 +1,9 @@
-//! `berth doctor`: the engine, the base image, the GPUs (NVML) and the ports.
+//! `berth doctor`: the engine, the base image, the GPUs (NVML), the host's
+//! neighbour table and the ports.
 
 use std::path::Path;
 
-use crate::shell::{baseimage, gpu};
+use crate::shell::{baseimage, gpu, host};
 
 use super::{CommandError, Output};
 
@@ -128,6 +129,16 @@ pub async fn run(out: &Output, file: &Path) -> Result<u8, CommandError> {
                     r.name(),
                     r.name()
                 ),
+            }
+        }
+        // On one host, the host itself talks to every container (health
+        // probes, the gateway): each needs a place in its neighbour table.
+        if spec.engine == crate::core::spec::EngineKind::Docker {
+            if let Some(table) = host::neighbour_table() {
+                match crate::core::health::neighbour_room(spec.versions().count(), table) {
+                    Ok(room) => println!("ok    {room}"),
+                    Err(why) => println!("note  {why}"),
+                }
             }
         }
         for v in spec.versions() {

@@ -13,6 +13,7 @@ pub mod forward;
 pub mod gateway;
 pub mod git;
 pub mod gpu;
+pub mod host;
 pub mod layer;
 pub mod listen;
 pub mod lock;

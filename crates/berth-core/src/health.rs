@@ -122,3 +122,86 @@ pub fn reason(health: Health, f: &HealthFacts<'_>, probe_error: Option<&str>) ->
         Health::NotRunning => format!("it is {}", f.state),
     }
 }
+
+/// The host's neighbour (ARP) table, as the kernel bounds it: past `soft`
+/// entries (`net.ipv4.neigh.default.gc_thresh2`) it evicts addresses still in
+/// use, and it never holds more than `hard` (`gc_thresh3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighbourTable {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Whether a host that talks to `containers` containers on its bridges (each
+/// probed for health, and each a gateway's backend) has room for them in its
+/// neighbour table: `Ok` says how much, `Err` says what goes wrong and the fix.
+/// Past the soft bound, connects to some containers wait for an address the
+/// kernel evicted: their probes time out and they read unhealthy.
+pub fn neighbour_room(containers: usize, t: NeighbourTable) -> Result<String, String> {
+    let n = containers as u64;
+    if n * 4 <= t.soft * 3 {
+        return Ok(format!(
+            "neighbour table: room for {} containers (gc_thresh2 {}); the file declares {n}",
+            t.soft, t.soft
+        ));
+    }
+    // Twice the containers, as a power of two, leaves room for the rest of
+    // the host's neighbours and for growth.
+    let soft = (n * 2).next_power_of_two().max(t.soft);
+    let how = if n > t.soft { "more than" } else { "close to" };
+    Err(format!(
+        "neighbour table: the file declares {n} containers, {how} the {} addresses this host keeps (net.ipv4.neigh.default.gc_thresh2; at most {}, gc_thresh3): health probes and the gateway's connects to some containers time out, and they read unhealthy\n  help: raise it, e.g. `sysctl -w net.ipv4.neigh.default.gc_thresh1={} net.ipv4.neigh.default.gc_thresh2={soft} net.ipv4.neigh.default.gc_thresh3={}`",
+        t.soft,
+        t.hard,
+        soft / 2,
+        soft * 2
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `containers` on a host with the kernel's defaults (512 / 1,024); expects
+    /// `Ok` or `Err` and words the answer holds.
+    fn check(containers: usize, expect: Result<&[&str], &[&str]>) {
+        let got = neighbour_room(
+            containers,
+            NeighbourTable {
+                soft: 512,
+                hard: 1024,
+            },
+        );
+        let (text, words) = match (&got, expect) {
+            (Ok(t), Ok(w)) | (Err(t), Err(w)) => (t, w),
+            _ => panic!("{containers}: {got:?}"),
+        };
+        for w in words {
+            assert!(text.contains(w), "{containers}: {w:?} not in {text}");
+        }
+    }
+
+    #[test]
+    fn a_few_hundred_containers_fit_the_default_table() {
+        check(1, Ok(&["room for 512 containers", "declares 1"]));
+        check(384, Ok(&["declares 384"]));
+    }
+
+    #[test]
+    fn near_the_soft_bound_the_table_is_close_to_full() {
+        check(385, Err(&["385 containers, close to the 512"]));
+    }
+
+    #[test]
+    fn past_the_soft_bound_probes_time_out_and_the_fix_is_named() {
+        check(
+            1000,
+            Err(&[
+                "more than the 512 addresses",
+                "at most 1024",
+                "read unhealthy",
+                "gc_thresh1=1024 net.ipv4.neigh.default.gc_thresh2=2048 net.ipv4.neigh.default.gc_thresh3=4096",
+            ]),
+        );
+    }
+}
