@@ -83,15 +83,17 @@ pub async fn execute(
     let ex = &ex;
     let mut failures = Vec::new();
     for phase in 0..=Action::LAST_PHASE {
-        // Made before the first await: closures held across one keep the
+        // By index: closures over `&Step` held across an await keep the
         // future from being `Send` (rustc's higher-ranked lifetimes), and
-        // `main` spawns every command.
-        let steps: Vec<_> = plan
-            .steps
-            .iter()
-            .filter(|s| s.action.phase() == phase)
-            .map(|step| async move { (step, ex.run(step).await) })
+        // `main` spawns every command; the steps' futures are then made as
+        // they start, not all ahead.
+        let steps: Vec<usize> = (0..plan.steps.len())
+            .filter(|&i| plan.steps[i].action.phase() == phase)
             .collect();
+        let steps = futures_util::stream::iter(steps).map(|i| {
+            let step = &plan.steps[i];
+            async move { (step, ex.run(step).await) }
+        });
         // Builds are CPU-heavy: one at a time; engine calls run side by side.
         // Migrations copy whole volumes: one at a time too.
         let width = if phase == 1 || phase == 2 {
@@ -103,7 +105,7 @@ pub async fn execute(
         } else {
             PARALLEL
         };
-        let mut running = futures_util::stream::iter(steps).buffer_unordered(width);
+        let mut running = steps.buffer_unordered(width);
         while let Some((step, result)) = running.next().await {
             let subject = step.action.subject(&plan.project);
             match result {

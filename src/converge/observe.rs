@@ -78,15 +78,14 @@ pub async fn rows_of(
     known: Option<&Known>,
 ) -> Vec<StatusRow> {
     use futures_util::StreamExt;
-    // Made before the first await, so that the future stays `Send` (see
-    // `converge::execute`): about 1 KB each, not yet started.
-    let looks: Vec<_> = observed
-        .containers
-        .iter()
-        .filter(|c| c.owned_by(project))
-        .map(|c| row_of(engine, project, c, usage, known))
+    // By index: a closure over `&ObservedContainer` would make the future not
+    // `Send` (rustc's higher-ranked lifetimes, see `converge::execute`), and
+    // the futures made ahead instead would take 1 KB each, 1 MB at 1,000.
+    let ours: Vec<usize> = (0..observed.containers.len())
+        .filter(|&i| observed.containers[i].owned_by(project))
         .collect();
-    futures_util::stream::iter(looks)
+    futures_util::stream::iter(ours)
+        .map(move |i| row_of(engine, project, &observed.containers[i], usage, known))
         .buffered(LOOKS_AT_ONCE)
         .collect()
         .await

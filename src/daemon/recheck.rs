@@ -2,7 +2,8 @@
 //! daemon makes (a stopped container put back) or the engine makes (a restart
 //! policy) passes no health gate, so the look right after it comes before the
 //! service answers; without another look it would read `starting` until the
-//! next resync (`--interval`, an hour for some).
+//! next resync (`--interval`, an hour for some). Only those containers are
+//! looked at again: at 1,000 services a look at every one takes seconds.
 
 use std::time::Duration;
 
@@ -65,19 +66,42 @@ impl super::Daemon {
         }
     }
 
-    /// Looks at what runs again and publishes the rows, converging nothing:
-    /// the reconcile history is left as it is.
+    /// Looks again at the containers that read starting (one list call, a
+    /// probe each) and puts their rows in place, converging nothing: the
+    /// others' rows and the reconcile history are left as they are.
     pub(super) async fn look_again(&mut self) {
         let Some(project) = self.project.clone() else {
             return;
         };
-        match self.look(&project, None).await {
-            Ok(rows) => {
-                self.recheck_if_starting(&rows, false);
-                self.report.publish_rows(rows);
-            }
-            Err(e) => tracing::debug!(error = %e, "looking at health again failed"),
+        let starting: std::collections::HashSet<String> = {
+            let doc = self.report.status.read().expect("no panics hold it");
+            doc.services
+                .iter()
+                .filter(|r| r.health == Health::Starting)
+                .map(|r| r.container.clone())
+                .collect()
+        };
+        if starting.is_empty() {
+            return;
         }
+        let mut observed = match self.ctx.engine.observe(&project).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::debug!(error = %e, "looking at health again failed");
+                return;
+            }
+        };
+        observed.containers.retain(|c| starting.contains(&c.name));
+        let rows = crate::converge::observe::rows_of(
+            self.ctx.engine.as_ref(),
+            &project,
+            &observed,
+            false,
+            Some(&self.known),
+        )
+        .await;
+        self.recheck_if_starting(&rows, false);
+        self.report.publish_rows_of(rows);
     }
 }
 

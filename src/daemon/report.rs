@@ -74,10 +74,25 @@ impl Report {
         self.status.write().expect("no panics hold it").holds = self.holds.clone();
     }
 
-    /// Writes new rows alone into the `/status` document (a look at health,
-    /// with no reconcile to report).
-    pub fn publish_rows(&self, rows: Vec<StatusRow>) {
-        replace_rows(&mut self.status.write().expect("no panics hold it"), rows);
+    /// Writes the rows of some containers alone into the `/status` document,
+    /// each in place of the row of the same container (a look at health, with
+    /// no reconcile to report); a container that has no row is left out.
+    pub fn publish_rows_of(&self, rows: Vec<StatusRow>) {
+        let mut doc = self.status.write().expect("no panics hold it");
+        for new in rows {
+            if let Some(old) = doc
+                .services
+                .iter_mut()
+                .find(|r| r.container == new.container)
+            {
+                *old = StatusRow {
+                    cpu_percent: old.cpu_percent,
+                    memory_bytes: old.memory_bytes,
+                    memory_limit_bytes: old.memory_limit_bytes,
+                    ..new
+                };
+            }
+        }
     }
 
     /// Writes the `/status` document (the rows, when given, replace the last
