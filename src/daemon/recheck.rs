@@ -66,7 +66,7 @@ impl super::Daemon {
         }
     }
 
-    /// Looks again at the containers that read starting (one list call, a
+    /// Looks again at the containers that read starting (one observation, a
     /// probe each) and puts their rows in place, converging nothing: the
     /// others' rows and the reconcile history are left as they are.
     pub(super) async fn look_again(&mut self) {

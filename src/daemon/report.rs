@@ -85,12 +85,9 @@ impl Report {
                 .iter_mut()
                 .find(|r| r.container == new.container)
             {
-                *old = StatusRow {
-                    cpu_percent: old.cpu_percent,
-                    memory_bytes: old.memory_bytes,
-                    memory_limit_bytes: old.memory_limit_bytes,
-                    ..new
-                };
+                let mut new = new;
+                keep_sample(&mut new, old);
+                *old = new;
             }
         }
     }
@@ -144,12 +141,20 @@ fn replace_rows(doc: &mut StatusDocument, mut rows: Vec<StatusRow>) {
         .filter(|o| o.cpu_percent.is_some())
         .map(|o| (o.container.as_str(), o))
         .collect();
-    for r in rows.iter_mut().filter(|r| r.cpu_percent.is_none()) {
+    for r in rows.iter_mut() {
         if let Some(old) = sampled.get(r.container.as_str()) {
-            r.cpu_percent = old.cpu_percent;
-            r.memory_bytes = old.memory_bytes;
-            r.memory_limit_bytes = old.memory_limit_bytes;
+            keep_sample(r, old);
         }
     }
     doc.services = rows;
+}
+
+/// A new row of a container takes its last CPU and memory sample, if it has
+/// none of its own (a look samples nothing; the sampler does, every few s).
+fn keep_sample(new: &mut StatusRow, old: &StatusRow) {
+    if new.cpu_percent.is_none() {
+        new.cpu_percent = old.cpu_percent;
+        new.memory_bytes = old.memory_bytes;
+        new.memory_limit_bytes = old.memory_limit_bytes;
+    }
 }
