@@ -13,7 +13,7 @@ use berth::core::desired::{
 };
 use berth::core::plan::{Observed, ObservedContainer, PortBinding};
 use berth::core::route::routes;
-use common::{docker, eventually, http_get, text, Project, Serve, BERTH};
+use common::{add_token, docker, eventually, http_get, raw_get, text, Project, Serve, BERTH, DUMP};
 
 /// A running container as berth labels it: `scope` is `global` or `database:NAME`.
 fn running(
@@ -177,15 +177,6 @@ fn containers_of_another_project_or_not_running_are_not_routed() {
     check_over(vec![stopped], "/greeter/", None);
 }
 
-/// Adds a token with `permissions` to the project's tokens.yaml; returns it.
-fn add_token(p: &Project, name: &str, permissions: &[&str]) -> String {
-    let mut args = vec!["token", "add", name];
-    for perm in permissions {
-        args.extend(["-p", perm]);
-    }
-    p.ok(&args).trim().to_string()
-}
-
 const GREETERS: &str = "project: {p}\nservices:\n  greeter:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo \"greeter $BERTH_VERSION\" > /www/index.html && echo sub > /www/sub.txt && exec httpd -f -p 8000 -h /www']\n    versions: { \"1.0.0\": {}, \"1.1.0\": {} }\n    active: \"1.1.0\"\n    public: true\n  notes:\n    image: berth-local/busybox:stable\n    scope: { database: sales }\n    command: [sh, -c, 'echo \"notes $BERTH_DATABASE\" > /www/index.html && exec httpd -f -p 8000 -h /www']\n";
 
 #[test]
@@ -245,40 +236,6 @@ fn berth_serve_proxies_to_the_running_versions_and_asks_private_ones_for_a_token
         404,
         "a viewer may know"
     );
-}
-
-/// A public service whose CGI script prints the environment it was given, with
-/// a directory `sub/` (asked for as `/sub`, busybox redirects to `/sub/`).
-const DUMP: &str = r#"project: {p}
-services:
-  dump:
-    image: berth-local/busybox:stable
-    public: true
-    command:
-      - sh
-      - -c
-      - |
-        mkdir -p /www/cgi-bin /www/sub
-        printf '#!/bin/sh\necho Content-Type: text/plain\necho\nenv\n' > /www/cgi-bin/env
-        chmod +x /www/cgi-bin/env
-        echo ok > /www/index.html
-        echo sub > /www/sub/index.html
-        exec httpd -f -p 8000 -h /www
-"#;
-
-/// The whole answer (head and body) to `GET path` with `headers` added.
-fn raw_get(port: u16, path: &str, headers: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: shop.example\r\n{headers}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    String::from_utf8_lossy(&raw).to_string()
 }
 
 #[test]

@@ -70,7 +70,8 @@ pub async fn run(
     }
     // A rollback hold outlives nothing it held.
     let dir = &out.settings.state_dir;
-    if !crate::shell::state::holds(dir, project).is_empty() {
+    let holds = crate::shell::state::holds(dir, project).map_err(converge::ConvergeError::from)?;
+    if !holds.is_empty() {
         crate::shell::state::write_holds(dir, project, &Default::default())
             .map_err(converge::ConvergeError::from)?;
         println!("- ended     rollback holds");

@@ -41,6 +41,12 @@ pub enum StepError {
     Unhealthy(Box<Unhealthy>),
     #[error("refused to touch container {id}: {why}; berth acts only on what the project owns, as the engine says at the moment of acting\n  help: plan again (`berth plan`) and apply that")]
     ContainerForeign { id: String, why: String },
+    #[error("refused to create {what} {name}: one of that name exists without the label berth.project={project}, and the engine would hand it back as new\n  help: rename or remove that {what} yourself (berth never touches it), then plan again")]
+    ObjectForeign {
+        what: &'static str,
+        name: String,
+        project: String,
+    },
 }
 
 impl From<Unhealthy> for StepError {
@@ -168,6 +174,21 @@ impl Executor<'_> {
         }
     }
 
+    /// A network or volume about to be created: none of that name exists, or
+    /// the one that does is the project's (asked of the engine now).
+    async fn ensure_free(&self, volume: bool, name: &str) -> Result<(), StepError> {
+        match self.ctx.engine.object_labels(volume, name).await? {
+            Some(labels) if !crate::core::observed::owned(&labels, self.project) => {
+                Err(StepError::ObjectForeign {
+                    what: if volume { "volume" } else { "network" },
+                    name: name.into(),
+                    project: self.project.into(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     async fn run(&self, step: &Step) -> Result<(), StepError> {
         let engine = self.ctx.engine.as_ref();
         let existing = step.action.existing(self.project);
@@ -189,8 +210,14 @@ impl Executor<'_> {
                 built.insert(build.input.id.clone(), id.clone());
                 built.insert(tag, id);
             }
-            Action::CreateNetwork { network } => engine.create_network(network).await?,
-            Action::CreateVolume { volume } => engine.create_volume(volume).await?,
+            Action::CreateNetwork { network } => {
+                self.ensure_free(false, &network.name).await?;
+                engine.create_network(network).await?
+            }
+            Action::CreateVolume { volume } => {
+                self.ensure_free(true, &volume.name).await?;
+                engine.create_volume(volume).await?
+            }
             Action::MigrateVolume { volume, from, stop } => {
                 self.migrate(volume, from, stop).await?
             }
@@ -244,6 +271,7 @@ impl Executor<'_> {
             engine.stop_container(&c.id, &c.name).await?;
         }
         let copied = async {
+            self.ensure_free(true, &volume.name).await?;
             engine.create_volume(volume).await?;
             baseimage::ensure_busybox(engine, &self.ctx.settings, false).await?;
             let labels = BTreeMap::from([(LABEL_PROJECT.to_string(), self.project.to_string())]);

@@ -53,7 +53,7 @@ pub async fn prune(ctx: &Context, project: &str) {
         let observed = ctx.engine.observe(project).await?;
         let (in_use, running) = used(project, &observed);
         let dir = &ctx.settings.state_dir;
-        let record = retain::advance(&state::images(dir, project), &running);
+        let record = retain::advance(&state::images(dir, project)?, &running);
         state::write_images(dir, project, &record)?;
         let all = images(ctx, project).await?;
         for image in retain::removable(&all, &in_use, &record, false) {

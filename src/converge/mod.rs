@@ -108,7 +108,10 @@ pub fn load(settings: &Settings, file: &Path) -> Result<Spec, ConvergeError> {
     let text = source::read_spec(file)?;
     let spec =
         spec::parse(&file.display().to_string(), &text).map_err(ConvergeError::SpecInvalid)?;
-    let holds = state::holds(&settings.state_dir, &spec.project);
+    // Every record is read now: one that cannot be read refuses the command
+    // before anything is planned or changed.
+    state::check(&settings.state_dir, &spec.project)?;
+    let holds = state::holds(&settings.state_dir, &spec.project)?;
     Ok(spec.with_holds(&holds).0)
 }
 
@@ -174,7 +177,13 @@ pub fn project_of(
 /// `active` changed since).
 pub fn settle(settings: &Settings, spec: &Spec) {
     let dir = &settings.state_dir;
-    let holds = state::holds(dir, &spec.project);
+    let holds = match state::holds(dir, &spec.project) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record the active versions");
+            return;
+        }
+    };
     let kept: BTreeMap<_, _> = holds
         .iter()
         .filter(|(name, h)| {

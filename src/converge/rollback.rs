@@ -67,14 +67,14 @@ pub async fn hold(
     };
     let declared: Vec<String> = svc.versions.iter().map(|v| v.version.to_string()).collect();
     let current = svc.active.to_string();
-    let history = state::history(dir, &spec.project)
+    let history = state::history(dir, &spec.project)?
         .remove(service)
         .unwrap_or_default();
     let file_active = svc
         .file_active
         .clone()
         .unwrap_or_else(|| svc.active.clone());
-    let before = state::holds(dir, &spec.project);
+    let before = state::holds(dir, &spec.project)?;
     // `release` is a rollback to what the file says.
     let release_to = req.release.then(|| file_active.to_string());
     let to = release_to.as_deref().or(req.to.as_deref());

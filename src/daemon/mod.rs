@@ -467,8 +467,14 @@ impl Daemon {
 
     /// The holds and the gateway's routes, for the next report.
     fn refresh_report(&mut self) {
-        if let Some(project) = &self.project {
-            self.report.holds = crate::shell::state::holds(&self.ctx.settings.state_dir, project)
+        // A record that cannot be read fails the reconcile itself (its error is
+        // the report's); the holds last read stay shown meanwhile.
+        let holds = self
+            .project
+            .as_ref()
+            .and_then(|p| crate::shell::state::holds(&self.ctx.settings.state_dir, p).ok());
+        if let Some(holds) = holds {
+            self.report.holds = holds
                 .into_iter()
                 .map(|(service, h)| crate::core::report::HoldReport {
                     service,

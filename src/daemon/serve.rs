@@ -87,9 +87,9 @@ pub(super) async fn serve_api(
             let holds = for_logs.clone();
             Box::pin(async move {
                 let (e, c) = holds.target(&target).await?;
-                e.logs_tail(&c.id, tail)
-                    .await
-                    .map_err(|e| AskFail(e.to_string()))
+                Ok(e.logs(&c.id, false, Some(tail))
+                    .filter_map(|chunk| std::future::ready(chunk.ok()))
+                    .boxed())
             })
         }),
     };

@@ -48,30 +48,24 @@ pub enum Ask {
     },
 }
 
-/// The last `tail` log lines of a target (`SERVICE` or `SERVICE@VERSION`), or why not.
-pub type LogsFn = Arc<
-    dyn Fn(
-            String,
-            usize,
-        )
-            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, AskFail>> + Send>>
-        + Send
-        + Sync,
+/// A target's log lines as the engine streams them (never gathered whole), or
+/// why not.
+pub type Lines = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<futures_util::stream::BoxStream<'static, String>, AskFail>,
+            > + Send,
+    >,
 >;
 
-/// A target's log lines from now on, as they are written, or why not.
-pub type FollowFn = Arc<
-    dyn Fn(
-            String,
-        ) -> std::pin::Pin<
-            Box<
-                dyn std::future::Future<
-                        Output = Result<futures_util::stream::BoxStream<'static, String>, AskFail>,
-                    > + Send,
-            >,
-        > + Send
-        + Sync,
->;
+/// The last `tail` log lines of a target (`SERVICE` or `SERVICE@VERSION`).
+pub type LogsFn = Arc<dyn Fn(String, usize) -> Lines + Send + Sync>;
+
+/// A target's log lines from now on, as they are written.
+pub type FollowFn = Arc<dyn Fn(String) -> Lines + Send + Sync>;
+
+/// The most lines `GET /logs/...?tail=N` sends.
+pub const MAX_TAIL: usize = 10_000;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -144,9 +138,17 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ApiError::ListenerBind { addr, source })?;
+    // A reserved connection (the cap is full) serves `/healthz`, a known
+    // token and a live dashboard session: strangers cannot push them out.
+    let (tokens, sessions) = (state.tokens.clone(), state.sessions.clone());
+    let priority: super::listen::Priority = Arc::new(move |path, headers| {
+        path == "/healthz"
+            || super::forward::presented(headers).is_some_and(|t| tokens.knows(&t))
+            || sessions.signed_in(headers)
+    });
     let app = router(state);
     Ok(tokio::spawn(super::listen::serve(
-        listener, app, bounds, shutdown,
+        listener, app, bounds, priority, shutdown,
     )))
 }
 
@@ -155,7 +157,12 @@ async fn status(State(s): State<ApiState>, headers: HeaderMap) -> Response {
         return r;
     }
     let doc = s.status.read().expect("no panics hold it").clone();
-    axum::Json(doc).into_response()
+    // Excerpts of container output are for tokens that may read logs.
+    let token = super::forward::presented(&headers);
+    match s.tokens.decide(token.as_deref(), Permission::LogsView) {
+        Decision::Allow(_) => axum::Json(doc).into_response(),
+        _ => axum::Json(doc.without_excerpts()).into_response(),
+    }
 }
 
 async fn metrics(State(s): State<ApiState>, headers: HeaderMap) -> Response {
@@ -168,11 +175,8 @@ async fn metrics(State(s): State<ApiState>, headers: HeaderMap) -> Response {
 
 /// `None` when the request's bearer token holds `needed`; else the 401 or 403.
 fn refuse(s: &ApiState, headers: &HeaderMap, needed: Permission) -> Option<Response> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match s.tokens.decide(presented, needed) {
+    let presented = super::forward::presented(headers);
+    match s.tokens.decide(presented.as_deref(), needed) {
         Decision::Allow(name) => {
             tracing::debug!(
                 token = name,
@@ -213,8 +217,22 @@ async fn logs(
     if let Some(r) = refuse(&s, &headers, Permission::LogsView) {
         return r;
     }
-    match (s.logs)(target, q.tail.unwrap_or(100)).await {
-        Ok(text) => text.into_response(),
+    let tail = q.tail.unwrap_or(100);
+    if tail > MAX_TAIL {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("tail={tail} is more than the {MAX_TAIL} lines a request may ask for\n  help: ask for fewer, or read the whole log with `berth logs` on the host\n"),
+        )
+            .into_response();
+    }
+    // Streamed as the engine sends it: a request holds one chunk at a time,
+    // whatever the log's size.
+    match (s.logs)(target, tail).await {
+        Ok(lines) => {
+            use futures_util::StreamExt;
+            let body = axum::body::Body::from_stream(lines.map(Ok::<_, std::convert::Infallible>));
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+        }
         Err(e) => (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
     }
 }

@@ -160,6 +160,15 @@ pub trait Engine: Send + Sync {
         reference: &str,
     ) -> Result<Option<BTreeMap<String, String>>, EngineError>;
 
+    /// The labels of the network or volume named `name` (`volume` says which);
+    /// `None` when there is none. The executor asks it right before creating
+    /// one, since the engine hands back an existing object of that name as if
+    /// it had made it.
+    async fn object_labels(
+        &self,
+        volume: bool,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, EngineError>;
     async fn create_network(&self, n: &DesiredNetwork) -> Result<(), EngineError>;
     async fn remove_network(&self, name: &str) -> Result<(), EngineError>;
     async fn create_volume(&self, v: &DesiredVolume) -> Result<(), EngineError>;

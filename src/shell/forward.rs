@@ -1,11 +1,15 @@
 //! What a request and its answer carry through the gateway (RFC 9110 §7.6.1):
 //! hop-by-hop headers stay on their hop, the service learns where the request
 //! came from (`X-Forwarded-*`), and a redirect to the service's own root is
-//! put back under the prefix the gateway stripped.
+//! put back under the prefix the gateway stripped. berth's credentials are
+//! read here for the gateway, the API and the dashboard alike, and never
+//! cross to a service (the rule is `core::credential`).
 
 use std::net::SocketAddr;
 
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+
+use crate::core::credential;
 
 /// Headers that describe one connection, never the message.
 const HOP_BY_HOP: [&str; 8] = [
@@ -82,6 +86,60 @@ pub fn response(h: &mut HeaderMap, prefix: &str, upgraded: bool) {
         .map(|l| format!("{prefix}{l}"));
     if let Some(v) = moved.and_then(|l| HeaderValue::from_str(&l).ok()) {
         h.insert(header::LOCATION, v);
+    }
+}
+
+/// The token a request presents, read as the API and the dashboard read it.
+pub fn presented(headers: &HeaderMap) -> Option<String> {
+    credential::presented(
+        headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(|v| v.as_bytes()),
+    )
+}
+
+/// Every header that carries a berth credential removed, berth's cookies
+/// taken out of `Cookie`: applied to every request, public route or private.
+pub fn scrub_credentials(tokens: &crate::core::access::Tokens, headers: &mut HeaderMap) {
+    use credential::Scrub;
+    let old = std::mem::take(headers);
+    let mut name = None;
+    for (n, v) in old {
+        // `HeaderMap`'s owned iterator names a header once, then `None` for
+        // the values that follow under the same name.
+        if let Some(n) = n {
+            name = Some(n);
+        }
+        let Some(n) = name.clone() else { continue };
+        match credential::scrub(tokens, n.as_str(), v.as_bytes()) {
+            Scrub::Keep => {
+                headers.append(n, v);
+            }
+            Scrub::Remove => {}
+            Scrub::Replace(kept) => {
+                if let Ok(v) = HeaderValue::from_str(&kept) {
+                    headers.append(n, v);
+                }
+            }
+        }
+    }
+}
+
+/// A service's answer loses any `Set-Cookie` that would claim one of berth's
+/// cookies (the dashboard's session), so no route can plant or shadow it.
+pub fn refuse_berth_cookies(tokens: &crate::core::access::Tokens, headers: &mut HeaderMap) {
+    let kept: Vec<_> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| !credential::set_cookie_refused(tokens, v.as_bytes()))
+        .cloned()
+        .collect();
+    if kept.len() != headers.get_all(header::SET_COOKIE).iter().count() {
+        headers.remove(header::SET_COOKIE);
+        for v in kept {
+            headers.append(header::SET_COOKIE, v);
+        }
     }
 }
 

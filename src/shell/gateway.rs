@@ -147,6 +147,11 @@ pub async fn serve(
         client,
         next: Default::default(),
     };
+    // A reserved connection (the cap is full) serves callers with a known token.
+    let tokens = g.state.tokens.clone();
+    let priority: super::listen::Priority = Arc::new(move |_path, headers| {
+        forward::presented(headers).is_some_and(|t| tokens.knows(&t))
+    });
     let app = Router::new().fallback(proxy).with_state(g.clone());
     let control_app = Router::new()
         .route("/drain", post(drain_handler))
@@ -160,21 +165,13 @@ pub async fn serve(
             .await;
     });
     let task = tokio::spawn(async move {
-        super::listen::serve(listener, app, bounds, shutdown).await;
+        super::listen::serve(listener, app, bounds.for_gateway(), priority, shutdown).await;
         let _ = stop_control.send(());
     });
     Ok(Running {
         control: control_addr,
         task,
     })
-}
-
-fn bearer(req: &Request) -> Option<&str> {
-    req.headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
 }
 
 fn plain(status: StatusCode, text: String) -> Response {
@@ -189,14 +186,14 @@ async fn proxy(
     let path = req.uri().path().to_string();
     // Resolved and counted under the table's lock: a drain that swaps the table
     // then waits sees every request that was sent to the old port.
+    let token = forward::presented(req.headers());
     let admitted = {
         let table = g.state.table.read().expect("no panics hold it");
-        match route::admit(&table, &g.state.tokens, &path, bearer(&req)) {
-            Admission::Forward { to, strip } => Ok((
+        match route::admit(&table, &g.state.tokens, &path, token.as_deref()) {
+            Admission::Forward { to } => Ok((
                 backends(to.route, &g.next),
                 to.prefix.to_string(),
                 to.rest,
-                strip,
                 g.inflight.enter(to.route.port),
             )),
             Admission::DotSegment => Err(plain(
@@ -222,13 +219,11 @@ async fn proxy(
             )),
         }
     };
-    let (backends, prefix, rest, strip, guard) = match admitted {
+    let (backends, prefix, rest, guard) = match admitted {
         Ok(a) => a,
         Err(answer) => return answer,
     };
-    if strip {
-        req.headers_mut().remove(header::AUTHORIZATION);
-    }
+    forward::scrub_credentials(&g.state.tokens, req.headers_mut());
     let query = req.uri().query().map(String::from);
     let target = |backend: &str| -> Option<Uri> {
         match &query {
@@ -290,6 +285,7 @@ async fn proxy(
             // two connections are spliced, and the request counts as in flight
             // until either side closes.
             forward::response(res.headers_mut(), &prefix, true);
+            forward::refuse_berth_cookies(&g.state.tokens, res.headers_mut());
             let theirs = hyper::upgrade::on(&mut res);
             if let Some(ours) = upgrade {
                 tokio::spawn(async move {
@@ -308,6 +304,7 @@ async fn proxy(
         }
         Ok(mut res) => {
             forward::response(res.headers_mut(), &prefix, false);
+            forward::refuse_berth_cookies(&g.state.tokens, res.headers_mut());
             res.map(|body| {
                 Body::new(body.map_frame(move |frame| {
                     let _ = &guard;

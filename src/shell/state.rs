@@ -2,9 +2,11 @@
 //! over time (for `berth rollback`), the rollback holds, and the gateways that
 //! run (so an apply in another process can ask them to switch and drain).
 //!
-//! All small JSON files under `$BERTH_STATE_DIR/projects/<project>/`; a record
-//! that cannot be read is treated as empty, since it only ever refines what the
-//! services file says.
+//! All small JSON files under `$BERTH_STATE_DIR/projects/<project>/`. A
+//! record that does not exist is empty; one that exists and cannot be read or
+//! parsed is an error naming the file, never a guess: an empty `holds.json`
+//! read in place of a cut one would switch a rolled-back service back.
+//! Writes are atomic (a temporary file renamed into place).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,17 +21,52 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot read berth's record {path}: {why}\n  help: it holds {what}; restore it, or remove it to start that record over (nothing was changed)")]
+    StateRead {
+        path: PathBuf,
+        why: String,
+        what: &'static str,
+    },
 }
 
 fn project_dir(state: &Path, project: &str) -> PathBuf {
     state.join("projects").join(project)
 }
 
-fn read_json<T: serde::de::DeserializeOwned + Default>(path: &PathBuf) -> T {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
+/// A record: empty when the file does not exist, an error when it exists and
+/// is not whole (empty, cut, not JSON, or not this record's shape).
+fn read_json<T: serde::de::DeserializeOwned + Default>(
+    path: &Path,
+    what: &'static str,
+) -> Result<T, StateError> {
+    let fail = |why: String| StateError::StateRead {
+        path: path.to_path_buf(),
+        why,
+        what,
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(T::default()),
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    if text.trim().is_empty() {
+        return Err(fail("it is empty".into()));
+    }
+    serde_json::from_str(&text).map_err(|e| fail(format!("it is not valid JSON of its kind ({e})")))
+}
+
+/// What each record holds, for the message when it cannot be read.
+const HOLDS: &str = "the rollback holds (`berth rollback`)";
+const IMAGES: &str = "each version's running and previous image";
+const HISTORY: &str = "the versions that were active (`berth rollback`'s before)";
+
+/// Reads every record of the project, so a command refuses before its first
+/// action when one of them cannot be read.
+pub fn check(state: &Path, project: &str) -> Result<(), StateError> {
+    holds(state, project)?;
+    images(state, project)?;
+    history(state, project)?;
+    Ok(())
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
@@ -62,8 +99,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Service -> the rollback that holds its active version.
-pub fn holds(state: &Path, project: &str) -> BTreeMap<String, ActiveHold> {
-    read_json(&project_dir(state, project).join("holds.json"))
+pub fn holds(state: &Path, project: &str) -> Result<BTreeMap<String, ActiveHold>, StateError> {
+    read_json(&project_dir(state, project).join("holds.json"), HOLDS)
 }
 
 pub fn write_holds(
@@ -75,8 +112,8 @@ pub fn write_holds(
 }
 
 /// `service@version` -> the images it ran, newest first (see `core::retain`).
-pub fn images(state: &Path, project: &str) -> crate::core::retain::Record {
-    read_json(&project_dir(state, project).join("images.json"))
+pub fn images(state: &Path, project: &str) -> Result<crate::core::retain::Record, StateError> {
+    read_json(&project_dir(state, project).join("images.json"), IMAGES)
 }
 
 pub fn write_images(
@@ -88,14 +125,14 @@ pub fn write_images(
 }
 
 /// Service -> the versions that were active, oldest first, each change once.
-pub fn history(state: &Path, project: &str) -> BTreeMap<String, Vec<String>> {
-    read_json(&project_dir(state, project).join("history.json"))
+pub fn history(state: &Path, project: &str) -> Result<BTreeMap<String, Vec<String>>, StateError> {
+    read_json(&project_dir(state, project).join("history.json"), HISTORY)
 }
 
 /// Records each service's active version after a successful converge, when it
 /// differs from the last one recorded (at most 50 kept per service).
 pub fn record_active(state: &Path, spec: &Spec) -> Result<(), StateError> {
-    let mut history = history(state, &spec.project);
+    let mut history = history(state, &spec.project)?;
     let mut changed = false;
     for s in &spec.services {
         let list = history.entry(s.name.clone()).or_default();

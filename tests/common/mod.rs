@@ -357,3 +357,62 @@ impl Serve {
         http_get(self.port, path, token)
     }
 }
+
+/// A public service whose CGI script prints the environment it was given, with
+/// a directory `sub/` (asked for as `/sub`, busybox redirects to `/sub/`).
+pub const DUMP: &str = r#"project: {p}
+services:
+  dump:
+    image: berth-local/busybox:stable
+    public: true
+    command:
+      - sh
+      - -c
+      - |
+        mkdir -p /www/cgi-bin /www/sub
+        printf '#!/bin/sh\necho Content-Type: text/plain\necho\nenv\n' > /www/cgi-bin/env
+        printf '#!/bin/sh\necho Content-Type: text/plain\necho Set-Cookie: berth_session=planted\necho Set-Cookie: theme=dark\necho\necho set\n' > /www/cgi-bin/setcookie
+        chmod +x /www/cgi-bin/env /www/cgi-bin/setcookie
+        echo ok > /www/index.html
+        echo sub > /www/sub/index.html
+        exec httpd -f -p 8000 -h /www
+"#;
+
+/// The whole answer (head and body) to `GET path` with `headers` added.
+pub fn raw_get(port: u16, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: shop.example\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw).to_string()
+}
+
+/// `berth token add NAME -p ...` in the project; the token printed.
+pub fn add_token(p: &Project, name: &str, permissions: &[&str]) -> String {
+    let mut args = vec!["token", "add", name];
+    for perm in permissions {
+        args.extend(["-p", perm]);
+    }
+    p.ok(&args).trim().to_string()
+}
+
+/// The open descriptors and resident memory (KiB) of a process.
+pub fn fds_and_rss(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    (fds, rss)
+}

@@ -73,6 +73,13 @@ pub fn audit(plan: &Plan, observed: &Observed, asset_root: &str) -> Vec<Diagnost
                         network.name
                     ));
                 }
+                foreign(
+                    observed.networks.iter().map(|n| (&n.name, &n.labels)),
+                    "network",
+                    &network.name,
+                    project,
+                    &mut bad,
+                );
             }
             Action::MigrateVolume { volume, from, stop } => {
                 let ours = observed
@@ -88,6 +95,13 @@ pub fn audit(plan: &Plan, observed: &Observed, asset_root: &str) -> Vec<Diagnost
                         volume.name
                     ));
                 }
+                foreign(
+                    observed.volumes.iter().map(|v| (&v.name, &v.labels)),
+                    "volume",
+                    &volume.name,
+                    project,
+                    &mut bad,
+                );
                 for c in stop {
                     existing(observed, project, c, false, &mut bad);
                 }
@@ -101,6 +115,13 @@ pub fn audit(plan: &Plan, observed: &Observed, asset_root: &str) -> Vec<Diagnost
                         volume.name
                     ));
                 }
+                foreign(
+                    observed.volumes.iter().map(|v| (&v.name, &v.labels)),
+                    "volume",
+                    &volume.name,
+                    project,
+                    &mut bad,
+                );
             }
             Action::RemoveNetwork { id, name } => {
                 match observed.networks.iter().find(|n| &n.id == id) {
@@ -114,6 +135,26 @@ pub fn audit(plan: &Plan, observed: &Observed, asset_root: &str) -> Vec<Diagnost
         }
     }
     problems
+}
+
+/// An object the plan creates must not exist, or exist as the project's: the
+/// engine hands back an existing volume or network of that name unchanged, so
+/// creating a foreign one would be taking it.
+fn foreign<'a>(
+    existing: impl IntoIterator<Item = (&'a String, &'a BTreeMap<String, String>)>,
+    what: &str,
+    name: &str,
+    project: &str,
+    bad: &mut dyn FnMut(String),
+) {
+    if existing
+        .into_iter()
+        .any(|(n, labels)| n == name && !owned(labels, project))
+    {
+        bad(format!(
+            "the plan creates {what} `{name}`, but one of that name exists and is not project `{project}`'s"
+        ));
+    }
 }
 
 /// Why the container named `now` with `labels` is not the one `expected`

@@ -18,6 +18,7 @@
 pub mod access;
 pub mod assemble;
 pub mod audit;
+pub mod credential;
 pub mod desired;
 pub mod diag;
 pub mod fields;
@@ -28,6 +29,7 @@ pub mod observed;
 pub mod placement;
 pub mod plan;
 pub mod recipe;
+pub mod redact;
 pub mod render;
 pub mod report;
 pub mod retain;

@@ -49,7 +49,7 @@ pub struct Observed {
     pub volumes: Vec<ObservedObject>,
 }
 
-pub(crate) fn owned(labels: &BTreeMap<String, String>, project: &str) -> bool {
+pub fn owned(labels: &BTreeMap<String, String>, project: &str) -> bool {
     labels.get(LABEL_PROJECT).map(String::as_str) == Some(project)
 }
 

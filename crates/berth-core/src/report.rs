@@ -160,6 +160,28 @@ impl GatewayReport {
 }
 
 impl StatusDocument {
+    /// The document as a reader without `logs:view` gets it: every excerpt of
+    /// container output in its errors replaced by a line that says it is there.
+    pub fn without_excerpts(mut self) -> StatusDocument {
+        use super::redact::without_excerpts as cut;
+        for e in [
+            &mut self.last_error,
+            &mut self.source_error,
+            &mut self.rollout_error,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *e = cut(e);
+        }
+        for r in self.last_reconcile.iter_mut().chain(self.recent.iter_mut()) {
+            if let Some(e) = &mut r.error {
+                *e = cut(e);
+            }
+        }
+        self
+    }
+
     pub fn new(source: SourceReport) -> StatusDocument {
         StatusDocument {
             source,

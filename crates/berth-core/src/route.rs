@@ -196,9 +196,10 @@ pub fn has_dot_segment(path: &str) -> bool {
 /// What the gateway does with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission<'a> {
-    /// Send it on; `strip` when the Authorization header carries berth's
-    /// credential, which is for berth and never for the service behind it.
-    Forward { to: Resolved<'a>, strip: bool },
+    /// Send it on, with every header that carries a berth credential removed
+    /// first (`credential::scrub`): a credential is for berth, never for the
+    /// service behind it, public or private.
+    Forward { to: Resolved<'a> },
     /// The path holds `.` or `..` segments: 400.
     DotSegment,
     /// No known token, for a private path or one nothing is routed at: one
@@ -210,19 +211,20 @@ pub enum Admission<'a> {
     NotFound,
 }
 
-/// The gateway's rule for a request to `path` carrying `bearer` (the token
-/// after `Bearer `, if any): private routes need a token with services:view.
+/// The gateway's rule for a request to `path` presenting `token` (as
+/// `credential::presented` reads it): private routes need a token with
+/// services:view.
 pub fn admit<'a>(
     table: &'a RouteTable,
     tokens: &super::access::Tokens,
     path: &str,
-    bearer: Option<&str>,
+    token: Option<&str>,
 ) -> Admission<'a> {
-    use super::access::{Decision, Permission, TOKEN_PREFIX};
+    use super::access::{Decision, Permission};
     if has_dot_segment(path) {
         return Admission::DotSegment;
     }
-    let decision = tokens.decide(bearer, Permission::ServicesView);
+    let decision = tokens.decide(token, Permission::ServicesView);
     let Some(to) = table.resolve(path) else {
         return match decision {
             Decision::Unauthenticated => Admission::Unauthenticated,
@@ -241,8 +243,5 @@ pub fn admit<'a>(
             }
         }
     }
-    // Even a token berth no longer knows (revoked, or another daemon's) is
-    // recognised by its prefix and kept from the service.
-    let strip = bearer.is_some_and(|t| tokens.knows(t) || t.starts_with(TOKEN_PREFIX));
-    Admission::Forward { to, strip }
+    Admission::Forward { to }
 }

@@ -267,6 +267,39 @@ impl Engine for Docker {
         }
     }
 
+    async fn object_labels(
+        &self,
+        volume: bool,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, EngineError> {
+        let client = self.client().await?;
+        let inspect = |source| EngineError::ObjectInspect {
+            what: if volume { "volume" } else { "network" },
+            name: name.into(),
+            source,
+        };
+        let labels = if volume {
+            match client.inspect_volume(name).await {
+                Ok(v) => v.labels,
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(inspect(e)),
+            }
+        } else {
+            match client
+                .inspect_network(
+                    name,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await
+            {
+                Ok(n) => n.labels.unwrap_or_default(),
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(inspect(e)),
+            }
+        };
+        Ok(Some(labels.into_iter().collect()))
+    }
+
     async fn create_volume(&self, v: &DesiredVolume) -> Result<(), EngineError> {
         self.client()
             .await?

@@ -7,12 +7,11 @@
 
 mod pages;
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Duration;
 
-use axum::extract::{Form, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -24,77 +23,30 @@ use subtle::ConstantTimeEq;
 use super::api::{ApiState, Ask};
 use crate::core::access::{Decision, Permission};
 
-const COOKIE: &str = "berth_session";
-/// A session ends this long after sign-in.
-const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-/// How often the live view looks for a new status document.
+mod sessions;
+
+pub use sessions::Sessions;
+use sessions::SESSION_TTL;
+
+const COOKIE: &str = crate::core::credential::SESSION_COOKIE;
+/// The sign-in form's own CSRF cookie (double submit: the form's hidden field
+/// must match it), so no other page can sign a browser in.
+const LOGIN_COOKIE: &str = "berth_login";
+/// How long the live view waits before it looks for a new status document.
 const LIVE_EVERY: Duration = Duration::from_millis(300);
 /// How many lines the logs view starts with.
 const LOG_LINES: usize = 200;
+/// The largest form the dashboard reads (its forms are a token and a few names).
+const FORM_LIMIT: usize = 16 * 1024;
 
-struct Session {
-    /// The token signed in with, kept here only: each request is decided
-    /// against the token list as `/status` decides a bearer token.
-    token: String,
-    /// Sent back with every action (a hidden field), so another site's form
-    /// cannot act for the user.
-    csrf: String,
-    until: Instant,
-}
-
-/// The signed-in sessions, by session ID.
-#[derive(Default)]
-pub struct Sessions(Mutex<HashMap<String, Session>>);
-
-fn random_hex() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the kernel gives random bytes");
-    hex::encode(bytes)
-}
-
-impl Sessions {
-    fn open(&self, token: String) -> (String, String) {
-        let (id, csrf) = (random_hex(), random_hex());
-        let mut all = self.0.lock().expect("no panics hold it");
-        all.retain(|_, s| s.until > Instant::now());
-        all.insert(
-            id.clone(),
-            Session {
-                token,
-                csrf: csrf.clone(),
-                until: Instant::now() + SESSION_TTL,
-            },
-        );
-        (id, csrf)
+/// A form's body, read only once the caller has been checked: a stranger's
+/// request never gets its body read, and a big one is a 413.
+async fn form<T: serde::de::DeserializeOwned>(req: Request) -> Result<T, Response> {
+    use axum::extract::FromRequest;
+    match Form::<T>::from_request(req, &()).await {
+        Ok(Form(f)) => Ok(f),
+        Err(e) => Err(e.into_response()),
     }
-
-    /// The session's (token, csrf) when the cookie names a live one.
-    fn get(&self, headers: &HeaderMap) -> Option<(String, String)> {
-        let id = session_id(headers)?;
-        let all = self.0.lock().expect("no panics hold it");
-        let s = all.get(&id).filter(|s| s.until > Instant::now())?;
-        Some((s.token.clone(), s.csrf.clone()))
-    }
-
-    fn close(&self, headers: &HeaderMap) {
-        if let Some(id) = session_id(headers) {
-            self.0.lock().expect("no panics hold it").remove(&id);
-        }
-    }
-}
-
-/// The session ID the request's cookies carry.
-fn session_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
-            kv.trim()
-                .strip_prefix(&format!("{COOKIE}="))
-                .map(String::from)
-        })
 }
 
 pub fn router() -> Router<ApiState> {
@@ -118,6 +70,7 @@ pub fn router() -> Router<ApiState> {
             "/ui/ui.js",
             get(|| async { asset("text/javascript", include_str!("ui.js")) }),
         )
+        .layer(DefaultBodyLimit::max(FORM_LIMIT))
 }
 
 fn asset(kind: &'static str, body: &'static str) -> Response {
@@ -150,28 +103,121 @@ impl Viewer {
     fn may(&self, s: &ApiState, p: Permission) -> bool {
         matches!(s.tokens.decide(Some(&self.token), p), Decision::Allow(_))
     }
+
+    /// The status document as this viewer may read it: excerpts of container
+    /// output only with logs:view.
+    fn document(&self, s: &ApiState) -> crate::core::report::StatusDocument {
+        let doc = s.status.read().expect("no panics hold it").clone();
+        match self.may(s, Permission::LogsView) {
+            true => doc,
+            false => doc.without_excerpts(),
+        }
+    }
 }
 
 async fn overview(State(s): State<ApiState>, headers: HeaderMap) -> Response {
     let Some(v) = viewer(&s, &headers) else {
         return Redirect::to("/ui/login").into_response();
     };
-    let doc = s.status.read().expect("no panics hold it").clone();
+    let doc = v.document(&s);
     let may = mays(&s, &v, &headers);
     Html(pages::overview(&doc, &v.name, &v.csrf, &may, None).into_string()).into_response()
 }
 
+/// The sign-in form, with a fresh CSRF value in its hidden field and cookie.
 async fn login_form() -> Response {
-    Html(pages::login(None).into_string()).into_response()
+    login_page(StatusCode::OK, None)
+}
+
+fn login_page(status: StatusCode, error: Option<&str>) -> Response {
+    let csrf = sessions::random_hex();
+    (
+        status,
+        [(
+            header::SET_COOKIE,
+            format!("{LOGIN_COOKIE}={csrf}; HttpOnly; SameSite=Strict; Path=/ui/login"),
+        )],
+        Html(pages::login(&csrf, error).into_string()),
+    )
+        .into_response()
 }
 
 #[derive(serde::Deserialize)]
 struct LoginForm {
     token: String,
+    #[serde(default)]
+    csrf: String,
 }
 
-async fn login(State(s): State<ApiState>, Form(f): Form<LoginForm>) -> Response {
-    let token = f.token.trim().to_string();
+/// Whether a request comes from this dashboard's own pages: an `Origin` (or,
+/// without one, `Sec-Fetch-Site`) that names another site is refused.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        let authority = origin.split_once("://").map(|(_, a)| a).unwrap_or("");
+        return host.is_some_and(|h| h.eq_ignore_ascii_case(authority));
+    }
+    headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v == "same-origin" || v == "none")
+}
+
+/// The sign-in form's CSRF cookie.
+fn login_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            kv.trim()
+                .strip_prefix(LOGIN_COOKIE)
+                .and_then(|r| r.strip_prefix('='))
+                .map(String::from)
+        })
+}
+
+/// Sign-in: limited per client address, refused from another site and without
+/// the form's CSRF value, all before the body is read.
+async fn login(State(s): State<ApiState>, req: Request) -> Response {
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    if let Err(wait) = s.sessions.attempt(client) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, wait.as_secs().max(1).to_string())],
+            format!(
+                "too many sign-ins from {client}: at most {} a minute; try again in {} s\n",
+                sessions::SIGN_INS,
+                wait.as_secs().max(1)
+            ),
+        )
+            .into_response();
+    }
+    if !same_origin(req.headers()) {
+        return (
+            StatusCode::FORBIDDEN,
+            "a sign-in must come from the dashboard's own page\n",
+        )
+            .into_response();
+    }
+    let cookie = login_cookie(req.headers());
+    let f: LoginForm = match form(req).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let matches = cookie.is_some_and(|c| bool::from(c.as_bytes().ct_eq(f.csrf.as_bytes())));
+    if !matches || f.csrf.is_empty() {
+        return login_page(
+            StatusCode::FORBIDDEN,
+            Some("this sign-in form has expired or came from elsewhere: sign in again"),
+        );
+    }
+    let token = crate::core::credential::from_form(&f.token);
     match s.tokens.decide(Some(&token), Permission::ServicesView) {
         Decision::Allow(name) => {
             let (id, _) = s.sessions.open(token);
@@ -191,22 +237,22 @@ async fn login(State(s): State<ApiState>, Form(f): Form<LoginForm>) -> Response 
             )
                 .into_response()
         }
-        Decision::Forbidden(name) => (
+        Decision::Forbidden(name) => login_page(
             StatusCode::FORBIDDEN,
-            Html(
-                pages::login(Some(&format!(
-                    "token `{name}` lacks services:view, which the dashboard needs"
-                )))
-                .into_string(),
-            ),
-        )
-            .into_response(),
-        Decision::Unauthenticated => (
+            Some(&format!(
+                "token `{name}` lacks services:view, which the dashboard needs"
+            )),
+        ),
+        Decision::Unauthenticated => login_page(
             StatusCode::UNAUTHORIZED,
-            Html(pages::login(Some("this token is not known here")).into_string()),
-        )
-            .into_response(),
+            Some("this token is not known here"),
+        ),
     }
+}
+
+/// What every action's form carries: the session's CSRF token.
+trait Csrf {
+    fn csrf(&self) -> &str;
 }
 
 #[derive(serde::Deserialize)]
@@ -214,22 +260,31 @@ struct ActionForm {
     csrf: String,
 }
 
-/// The viewer when the session holds `needed` and the form carries its CSRF
-/// token; else the refusal (401, or 403 naming what is missing).
-fn refuse(
+impl Csrf for ActionForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// The viewer, their form and the request's headers when the session holds
+/// `needed` and the form carries its CSRF token; else the refusal (401, or
+/// 403 naming what is missing). The session is checked before the body is
+/// read: a stranger's form is never read at all.
+async fn checked<T: serde::de::DeserializeOwned + Csrf>(
     s: &ApiState,
-    headers: &HeaderMap,
-    form: &ActionForm,
+    req: Request,
     needed: Permission,
-) -> Result<Viewer, Box<Response>> {
-    let no = |status: StatusCode, why: String| Err(Box::new((status, why).into_response()));
-    let Some(v) = viewer(s, headers) else {
+) -> Result<(Viewer, T, HeaderMap), Response> {
+    let no = |status: StatusCode, why: String| Err((status, why).into_response());
+    let headers = req.headers().clone();
+    let Some(v) = viewer(s, &headers) else {
         return no(
             StatusCode::UNAUTHORIZED,
             "sign in first: /ui/login\n".into(),
         );
     };
-    if !bool::from(form.csrf.as_bytes().ct_eq(v.csrf.as_bytes())) {
+    let f: T = form(req).await?;
+    if !bool::from(f.csrf().as_bytes().ct_eq(v.csrf.as_bytes())) {
         return no(
             StatusCode::FORBIDDEN,
             "the form's CSRF token does not match this session\n".into(),
@@ -241,17 +296,14 @@ fn refuse(
             format!("token `{}` lacks {}\n", v.name, needed.name()),
         );
     }
-    Ok(v)
+    Ok((v, f, headers))
 }
 
-async fn logout(
-    State(s): State<ApiState>,
-    headers: HeaderMap,
-    Form(f): Form<ActionForm>,
-) -> Response {
-    if let Err(r) = refuse(&s, &headers, &f, Permission::ServicesView) {
-        return *r;
-    }
+async fn logout(State(s): State<ApiState>, req: Request) -> Response {
+    let headers = match checked::<ActionForm>(&s, req, Permission::ServicesView).await {
+        Ok((_, _, headers)) => headers,
+        Err(r) => return r,
+    };
     s.sessions.close(&headers);
     (
         StatusCode::SEE_OTHER,
@@ -277,52 +329,46 @@ async fn ask(
     }
 }
 
-/// An action from a form: checked, handed to the daemon, its result shown on
-/// the overview in place.
-async fn act(
+/// An action from a form: checked, handed to the daemon (what to ask is made
+/// from the form), its result shown on the overview in place.
+async fn act<T: serde::de::DeserializeOwned + Csrf>(
     s: ApiState,
-    headers: HeaderMap,
-    f: ActionForm,
+    req: Request,
     needed: Permission,
-    what: impl FnOnce(super::api::ReconcileReply) -> Ask,
-    label: &'static str,
+    what: impl FnOnce(
+        T,
+    ) -> (
+        Box<dyn FnOnce(super::api::ReconcileReply) -> Ask + Send>,
+        &'static str,
+    ),
 ) -> Response {
-    let v = match refuse(&s, &headers, &f, needed) {
-        Ok(v) => v,
-        Err(r) => return *r,
+    let (v, f, headers) = match checked::<T>(&s, req, needed).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
+    let (what, label) = what(f);
     tracing::info!(token = v.name, action = label, "dashboard action");
     let said = ask(&s, what).await;
-    let doc = s.status.read().expect("no panics hold it").clone();
+    let doc = v.document(&s);
     let may = mays(&s, &v, &headers);
     Html(pages::overview(&doc, &v.name, &v.csrf, &may, Some((label, &said))).into_string())
         .into_response()
 }
 
 /// Reconcile now: the same ask as `POST /reconcile`.
-async fn reconcile(
-    State(s): State<ApiState>,
-    headers: HeaderMap,
-    Form(f): Form<ActionForm>,
-) -> Response {
-    act(
-        s,
-        headers,
-        f,
-        Permission::ServicesDeploy,
-        Ask::Reconcile,
-        "Reconcile",
-    )
+async fn reconcile(State(s): State<ApiState>, req: Request) -> Response {
+    act(s, req, Permission::ServicesDeploy, |_: ActionForm| {
+        (Box::new(Ask::Reconcile), "Reconcile")
+    })
     .await
 }
 
 /// Build the file's images: the same ask as `POST /build`.
-async fn build(
-    State(s): State<ApiState>,
-    headers: HeaderMap,
-    Form(f): Form<ActionForm>,
-) -> Response {
-    act(s, headers, f, Permission::ImagesBuild, Ask::Build, "Build").await
+async fn build(State(s): State<ApiState>, req: Request) -> Response {
+    act(s, req, Permission::ImagesBuild, |_: ActionForm| {
+        (Box::new(Ask::Build), "Build")
+    })
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -337,33 +383,30 @@ struct RollbackForm {
     release: Option<String>,
 }
 
+impl Csrf for RollbackForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Roll a service back to a version (or end its hold): the same hold as
 /// `berth rollback`, handed to the daemon.
-async fn rollback(
-    State(s): State<ApiState>,
-    headers: HeaderMap,
-    Form(f): Form<RollbackForm>,
-) -> Response {
-    let (service, to, release) = (
-        f.service,
-        f.to.filter(|t| !t.is_empty()),
-        f.release.is_some(),
-    );
-    let label = if release { "End hold" } else { "Roll back" };
-    let what = move |reply| Ask::Rollback {
-        service,
-        to,
-        release,
-        reply,
-    };
-    act(
-        s,
-        headers,
-        ActionForm { csrf: f.csrf },
-        Permission::ServicesDeploy,
-        what,
-        label,
-    )
+async fn rollback(State(s): State<ApiState>, req: Request) -> Response {
+    act(s, req, Permission::ServicesDeploy, |f: RollbackForm| {
+        let (service, to, release) = (
+            f.service,
+            f.to.filter(|t| !t.is_empty()),
+            f.release.is_some(),
+        );
+        let label = if release { "End hold" } else { "Roll back" };
+        let what = move |reply| Ask::Rollback {
+            service,
+            to,
+            release,
+            reply,
+        };
+        (Box::new(what), label)
+    })
     .await
 }
 
@@ -397,10 +440,14 @@ async fn logs(
         )
             .into_response();
     }
-    let text = (s.logs)(t.target.clone(), LOG_LINES)
-        .await
-        .map(|t| crate::shell::docker::convert::strip_ansi(&t))
-        .map_err(|e| e.to_string());
+    let text = match (s.logs)(t.target.clone(), LOG_LINES).await {
+        Ok(lines) => {
+            use futures_util::StreamExt;
+            let text: String = lines.collect::<Vec<_>>().await.concat();
+            Ok(crate::shell::docker::convert::strip_ansi(&text))
+        }
+        Err(e) => Err(e.to_string()),
+    };
     Html(pages::logs(&v.csrf, &t.target, &text).into_string()).into_response()
 }
 
@@ -470,6 +517,7 @@ async fn events(
         return (StatusCode::UNAUTHORIZED, "sign in first: /ui/login\n").into_response();
     };
     let may = mays(&s, &v, &headers);
+    let logs_view = may.logs;
     let status = s.status.clone();
     let watching = Watching::new(s.watchers.clone());
     // The page names the document it was rendered from: no first event that
@@ -482,6 +530,10 @@ async fn events(
             loop {
                 let doc = status.read().expect("no panics hold it").clone();
                 let now = pages::version(&doc);
+                let doc = match logs_view {
+                    true => doc,
+                    false => doc.without_excerpts(),
+                };
                 if now != last {
                     let html = pages::live(&doc, &may).into_string();
                     return Some((

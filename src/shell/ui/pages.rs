@@ -24,7 +24,7 @@ fn page(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
     }
 }
 
-pub fn login(error: Option<&str>) -> Markup {
+pub fn login(csrf: &str, error: Option<&str>) -> Markup {
     page(
         "Sign in",
         None,
@@ -32,6 +32,7 @@ pub fn login(error: Option<&str>) -> Markup {
             main.narrow {
                 h1 { "berth" }
                 form method="post" action="/ui/login" {
+                    input type="hidden" name="csrf" value=(csrf);
                     label for="token" { "Token" }
                     input #token type="password" name="token" autocomplete="off" required autofocus;
                     @if let Some(e) = error { p.error role="alert" { (e) } }

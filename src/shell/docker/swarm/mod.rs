@@ -392,6 +392,13 @@ impl Engine for Swarm {
     }
     /// On the manager berth talks to, where the versions that keep data are
     /// pinned.
+    async fn object_labels(
+        &self,
+        volume: bool,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, EngineError> {
+        self.docker.object_labels(volume, name).await
+    }
     async fn create_volume(&self, v: &DesiredVolume) -> Result<(), EngineError> {
         self.docker.create_volume(v).await
     }
