@@ -106,13 +106,17 @@ def main():
         conns = []
         head = (b"POST /ui/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n")
-        for _ in range(args.conns):
+        failed = 0
+        flood_started = time.monotonic()
+        while len(conns) < args.conns and failed < 50 and time.monotonic() - flood_started < 60:
             try:
-                s = socket.create_connection(("127.0.0.1", port), timeout=0.5)
+                s = socket.create_connection(("127.0.0.1", port), timeout=2)
                 s.sendall(head)
                 conns.append(s)
             except OSError:
-                break
+                failed += 1
+        print(f"  {len(conns)} connections open, {failed} failed to connect, "
+              f"in {time.monotonic() - flood_started:.1f} s")
         time.sleep(2)
         during = sample(d.pid)
         health = get(port, "/healthz")

@@ -365,3 +365,58 @@ services:
         "the copy is done once"
     );
 }
+
+/// A one-shot script with no health check: the engine keeps restarting it,
+/// longer and longer apart, so it reads `restarting` most of the time.
+const CRASHING: &str = "project: {p}
+services:
+  web:
+    image: berth-local/busybox:stable
+    command: [sh, -c, 'echo $GREETING; exit 3']
+    env: { GREETING: crashing }
+    health: { none: true }
+";
+
+#[test]
+fn a_crash_looping_version_is_replaced_by_its_fix_ten_times_out_of_ten() {
+    let Some(p) = Project::new("crashfix") else {
+        return;
+    };
+    let fixed = CRASHING
+        .replace(
+            "echo $GREETING; exit 3",
+            "echo $GREETING > /www/index.html && exec httpd -f -p 8000 -h /www",
+        )
+        .replace(
+            "health: { none: true }",
+            "health: { timeout: 10s, interval: 100ms }",
+        );
+    for round in 0..10 {
+        p.write(&CRASHING.replace("crashing", &format!("crashing-{round}")));
+        p.ok(&["apply"]);
+        let name = format!("{}-web-0.0.0", p.name);
+        eventually(
+            Duration::from_secs(30),
+            || format!("round {round}: {name} restarts"),
+            || {
+                p.try_inspect(&name, "{{.RestartCount}}")
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|n| n >= 3)
+            },
+        );
+        p.write(&fixed.replace("crashing", &format!("fixed-{round}")));
+        let out = p.berth(&["apply"]);
+        assert!(
+            out.status.success(),
+            "round {round}: the fix replaces the crash loop:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert_eq!(
+            p.inspect(&name, "{{.State.Status}}"),
+            "running",
+            "round {round}"
+        );
+    }
+    p.ok(&["destroy"]);
+}

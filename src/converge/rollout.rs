@@ -51,17 +51,20 @@ pub async fn start_on_probation(
         let _ = engine.stop_container(&id, &next).await;
         let failed = ContainerRole::Failed.name(&c.name, short(&id));
         let _ = engine.rename_container(&id, &next, &failed).await;
+        // The one place container output enters berth's documents: the
+        // secrets this container was given are masked, and every line is
+        // marked as an excerpt (shown only to tokens with logs:view).
+        let values = secrets.values().map(String::as_str);
         return Err(Unhealthy {
             id: format!("{}@{}", c.service, c.version),
             check: c.health.check.describe(),
-            why,
+            why: crate::core::redact::mask(&why, values.clone()),
             timeout_ms: c.health.timeout_ms,
             kept: failed,
-            logs: crate::core::report::decisive_lines(&logs, 12)
-                .into_iter()
-                .map(|l| format!("    | {l}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
+            logs: crate::core::redact::excerpt(
+                &crate::core::report::decisive_lines(&logs, 12),
+                values,
+            ),
         }
         .into());
     }
@@ -81,8 +84,54 @@ pub async fn create(
     }
     let id = start_on_probation(ctx, c, secrets).await?;
     let next = ContainerRole::Next.name(&c.name, &c.hash);
-    ctx.engine.rename_container(&id, &next, &c.name).await?;
+    rename(ctx.engine.as_ref(), &id, &next, &c.name, true).await?;
     crash_point("renamed");
+    Ok(())
+}
+
+/// Renames a container, even one the engine is restarting (a process that
+/// exits at once under `health: { none: true }`, a crash loop): the engine
+/// cannot rename it then ("sandbox not found"), so it is stopped, renamed,
+/// and started again when `start_again` (a version that stays), left
+/// stopped otherwise (a predecessor on its way out).
+async fn rename(
+    engine: &dyn Engine,
+    id: &str,
+    from: &str,
+    to: &str,
+    start_again: bool,
+) -> Result<(), StepError> {
+    let Err(first) = engine.rename_container(id, from, to).await else {
+        return Ok(());
+    };
+    // A version that stays serves nobody yet under its new name: stopping and
+    // starting it again costs nothing (the engine's state lags its process,
+    // so no look can tell a run that just ended). A predecessor is stopped
+    // early only when it is down or has been restarted: one that serves
+    // keeps serving whatever failed.
+    if !start_again {
+        let running = engine
+            .container_state(id, 0)
+            .await?
+            .is_some_and(|s| s.state == "running");
+        let restarted = engine.restarts(id).await?.is_some_and(|r| r.count > 0);
+        if running && !restarted {
+            return Err(first.into());
+        }
+    }
+    engine.stop_container(id, from).await?;
+    // The engine may take a moment to let go of the ended run's sandbox.
+    let mut tries = 0;
+    while let Err(e) = engine.rename_container(id, from, to).await {
+        tries += 1;
+        if tries == 10 {
+            return Err(e.into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if start_again {
+        engine.start_container(id, to).await?;
+    }
     Ok(())
 }
 
@@ -207,17 +256,21 @@ pub async fn replace(
         // container keeps serving, and takes over only once it is healthy. (A fixed
         // host port, or keeps two processes must not share, need stop-first.)
         let new_id = start_on_probation(ctx, c, secrets).await?;
-        let old_port = engine
-            .container_state(old_id, c.config.port)
-            .await?
-            .and_then(|s| s.port);
+        let old_state = engine.container_state(old_id, c.config.port).await?;
+        let old_port = old_state.as_ref().and_then(|s| s.port);
+        // A predecessor the engine keeps restarting (a crash loop) serves
+        // nothing, and the engine cannot rename a container while it restarts
+        // ("sandbox not found"): it is stopped before it moves aside.
+        if old_state.is_some_and(|s| s.state != "running") {
+            engine.stop_container(old_id, old_name).await?;
+        }
         // Both renames happen while the old one still serves: a gateway that looks
         // in between routes to it (`-old-`), never to nothing.
         if old_name != aside {
-            engine.rename_container(old_id, old_name, &aside).await?;
+            rename(engine, old_id, old_name, &aside, false).await?;
             crash_point("moved-aside");
         }
-        engine.rename_container(&new_id, &next, &c.name).await?;
+        rename(engine, &new_id, &next, &c.name, true).await?;
         crash_point("renamed");
         if let Some(port) = old_port {
             gateways::drain(&ctx.settings, project, port).await;

@@ -230,7 +230,13 @@ async fn logs(
     match (s.logs)(target, tail).await {
         Ok(lines) => {
             use futures_util::StreamExt;
-            let body = axum::body::Body::from_stream(lines.map(Ok::<_, std::convert::Infallible>));
+            // What the engine has sent so far goes out as one piece (at most
+            // 512 lines), not a frame per line.
+            let body = axum::body::Body::from_stream(
+                lines
+                    .ready_chunks(512)
+                    .map(|lines| Ok::<_, std::convert::Infallible>(lines.concat())),
+            );
             ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
         }
         Err(e) => (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
