@@ -316,6 +316,40 @@ fn every_runtime_that_can_be_built_here_builds_runs_and_answers() {
             assert!(body["runtime"].as_str().unwrap().starts_with(m), "{body}");
         }
     }
+    // The wheels berth resolves at plan time are exactly those pip accepts
+    // inside each Python base (PEP 600 tags from the base's own glibc).
+    let arch = docker(&["version", "-f", "{{.Server.Arch}}"]);
+    for (service, runtime) in [
+        ("py311", berth::core::spec::Runtime::Python311),
+        ("py313", berth::core::spec::Runtime::Python313),
+    ] {
+        let c = format!("{}-{service}-0.0.0", p.name);
+        let debug = docker(&[
+            "exec",
+            &c,
+            "sh",
+            "-c",
+            "python3 -m venv /tmp/pipcheck && /tmp/pipcheck/bin/pip debug --verbose 2>/dev/null",
+        ]);
+        let mut pips: Vec<String> = Vec::new();
+        for tag in debug
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("cp3"))
+        {
+            let platform = tag.splitn(3, '-').nth(2).unwrap_or("").to_string();
+            let linux = platform.starts_with("manylinux") || platform.starts_with("linux_");
+            if linux && !pips.contains(&platform) {
+                pips.push(platform);
+            }
+        }
+        let ours =
+            berth::core::recipe::wheel_platforms(&arch, berth::core::recipe::base_glibc(runtime));
+        assert_eq!(
+            ours, pips,
+            "{service}: pip inside the base accepts\n{debug}"
+        );
+    }
     // The image is hardened: tini is PID 1's child reaper, no compiler, no apt lists.
     let c = format!("{}-py311-0.0.0", p.name);
     let checks = docker(&["exec", &c, "sh", "-c", "command -v gcc cc || echo no-compiler; ls /var/lib/apt/lists | wc -l; echo $PYTHONUNBUFFERED"]);

@@ -333,3 +333,38 @@ fn an_assembled_image_keeps_its_parents_config_and_layers_and_sets_the_services_
         "only the code layer is sent"
     );
 }
+
+#[test]
+fn the_wheel_platforms_follow_the_bases_glibc_as_pip_lists_them() {
+    use berth::core::recipe::{base_glibc, wheel_platforms};
+    let bookworm = wheel_platforms("amd64", base_glibc(Runtime::Python311));
+    assert_eq!(
+        bookworm.first().map(String::as_str),
+        Some("manylinux_2_36_x86_64")
+    );
+    for wanted in [
+        // A CUDA library torch needs ships only this one.
+        "manylinux_2_27_x86_64",
+        "manylinux2014_x86_64",
+        "manylinux2010_x86_64",
+        "manylinux1_x86_64",
+        "linux_x86_64",
+    ] {
+        assert!(
+            bookworm.iter().any(|p| p == wanted),
+            "{wanted}: {bookworm:?}"
+        );
+    }
+    assert!(!bookworm.iter().any(|p| p == "manylinux_2_37_x86_64"));
+    let trixie = wheel_platforms("amd64", base_glibc(Runtime::Python313));
+    assert_eq!(
+        trixie.first().map(String::as_str),
+        Some("manylinux_2_41_x86_64")
+    );
+    assert_eq!(trixie.len(), bookworm.len() + 5);
+    let arm = wheel_platforms("arm64", (2, 36));
+    assert_eq!(arm.last().map(String::as_str), Some("linux_aarch64"));
+    assert!(arm.iter().all(|p| p.ends_with("aarch64")));
+    assert!(arm.contains(&"manylinux2014_aarch64".to_string()));
+    assert!(!arm.iter().any(|p| p.starts_with("manylinux_2_16")));
+}

