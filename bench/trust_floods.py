@@ -137,13 +137,15 @@ def main():
 
         # 2. Log tails.
         for tail in (10000, 200000):
-            base = sample(d.pid)[1]
-            peak = [base]
+            base_fds, base = sample(d.pid)
+            peak = [base, base_fds]
             stop = threading.Event()
 
             def sampler():
                 while not stop.is_set():
-                    peak[0] = max(peak[0], sample(d.pid)[1])
+                    fds, rss = sample(d.pid)
+                    peak[0] = max(peak[0], rss)
+                    peak[1] = max(peak[1], fds)
                     time.sleep(0.02)
 
             t = threading.Thread(target=sampler)
@@ -165,7 +167,8 @@ def main():
             codes = sorted({str(r[0]) for r in results})
             size = max(r[1] for r in results)
             print(f"32 x GET /logs/web?tail={tail}: answers {','.join(codes)} ({size / 1e6:.1f} MB each), "
-                  f"{took:.1f} s; RSS {base / 1024:.1f} -> peak {peak[0] / 1024:.1f} MiB")
+                  f"{took:.1f} s; RSS {base / 1024:.1f} -> peak {peak[0] / 1024:.1f} MiB; "
+                  f"descriptors {base_fds} -> peak {peak[1]}")
             time.sleep(2)
     finally:
         d.kill()

@@ -366,13 +366,15 @@ services:
     );
 }
 
-/// A one-shot script with no health check: the engine keeps restarting it,
-/// longer and longer apart, so it reads `restarting` most of the time.
+/// A script that runs a second and exits, with no health check: it passes
+/// its gate, then the engine keeps restarting it, longer and longer apart
+/// (after five restarts it waits 3.2 s between runs of one second), so it
+/// reads `restarting` most of the time.
 const CRASHING: &str = "project: {p}
 services:
   web:
     image: berth-local/busybox:stable
-    command: [sh, -c, 'echo $GREETING; exit 3']
+    command: [sh, -c, 'echo $GREETING; sleep 1; exit 3']
     env: { GREETING: crashing }
     health: { none: true }
 ";
@@ -384,7 +386,7 @@ fn a_crash_looping_version_is_replaced_by_its_fix_ten_times_out_of_ten() {
     };
     let fixed = CRASHING
         .replace(
-            "echo $GREETING; exit 3",
+            "echo $GREETING; sleep 1; exit 3",
             "echo $GREETING > /www/index.html && exec httpd -f -p 8000 -h /www",
         )
         .replace(
@@ -401,7 +403,7 @@ fn a_crash_looping_version_is_replaced_by_its_fix_ten_times_out_of_ten() {
             || {
                 p.try_inspect(&name, "{{.RestartCount}}")
                     .and_then(|n| n.parse::<u32>().ok())
-                    .is_some_and(|n| n >= 3)
+                    .is_some_and(|n| n >= 5)
             },
         );
         p.write(&fixed.replace("crashing", &format!("fixed-{round}")));
