@@ -368,3 +368,45 @@ fn the_wheel_platforms_follow_the_bases_glibc_as_pip_lists_them() {
     assert!(arm.contains(&"manylinux2014_aarch64".to_string()));
     assert!(!arm.iter().any(|p| p.starts_with("manylinux_2_16")));
 }
+
+#[test]
+fn pips_reason_is_kept_whole_and_names_the_packages_own_file_and_line() {
+    use berth::core::recipe::pip_reason;
+    let written = "/tmp/berth-wheels/py-1234.partial/requirements.txt";
+    let generated = "flask==2.0.0\nwerkzeug==1.0.0\n";
+    let pyproject = "[project]\nname = \"x\"\ndependencies = [\n  \"flask==2.0.0\",\n  \"werkzeug==1.0.0\",\n]\n";
+    let stderr = format!(
+        "Collecting flask==2.0.0 (from -r {written} (line 1))\n  Downloading Flask-2.0.0-py3-none-any.whl (93 kB)\n\
+ERROR: Cannot install -r {written} (line 1) and werkzeug==1.0.0 because these package versions have conflicting dependencies.\n\n\
+The conflict is caused by:\n    The user requested werkzeug==1.0.0\n    flask 2.0.0 depends on Werkzeug>=2.0\n\n\
+To fix this you could try to:\n1. loosen the range of package versions you've specified\n\n\
+ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/en/latest/topics/dependency-resolution/\n"
+    );
+    let m = manifests(&["pyproject.toml"], Some(pyproject), None, None);
+    let said = pip_reason(&stderr, written, generated, &m);
+    for wanted in [
+        "ERROR: Cannot install pyproject.toml line 4 (`flask==2.0.0`) and werkzeug==1.0.0",
+        "The conflict is caused by:",
+        "    flask 2.0.0 depends on Werkzeug>=2.0",
+        "To fix this you could try to:",
+        "ERROR: ResolutionImpossible",
+    ] {
+        assert!(said.contains(wanted), "{wanted:?} in:\n{said}");
+    }
+    assert!(
+        !said.contains(written) && !said.contains("Downloading"),
+        "{said}"
+    );
+    // From a requirements.txt, its own line.
+    let m = manifests(
+        &["requirements.txt"],
+        None,
+        Some("# pinned\nflask==2.0.0\nwerkzeug==1.0.0\n"),
+        None,
+    );
+    let said = pip_reason(&stderr, written, generated, &m);
+    assert!(
+        said.contains("Cannot install requirements.txt line 2 (`flask==2.0.0`)"),
+        "{said}"
+    );
+}

@@ -254,7 +254,7 @@ pub async fn prepare(
             0o644,
             requirements.clone().into_bytes(),
         );
-        for (name, data) in wheels(input, requirements, arch, settings).await? {
+        for (name, data) in wheels(input, requirements, &m, arch, settings).await? {
             ctx.add_data(&format!("deps/wheels/{name}"), 0o644, data);
         }
     }
@@ -429,6 +429,7 @@ pub fn image_tag(input: &BuildInput, project: &str, service: &str, context_hash:
 async fn wheels(
     input: &BuildInput,
     requirements: &str,
+    manifests: &Manifests,
     arch: &str,
     settings: &Settings,
 ) -> Result<Vec<(String, Data)>, BuildError> {
@@ -512,14 +513,13 @@ async fn wheels(
             .await
             .map_err(|e| fail(format!("cannot run pip: {e}")))?;
         if !out.status.success() {
+            // pip's whole reason, naming the package's own file and line
+            // rather than the requirements file berth wrote (deleted now).
             let log = String::from_utf8_lossy(&out.stderr);
-            let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("ERROR")).collect();
+            let reason =
+                recipe::pip_reason(&log, &req.display().to_string(), requirements, manifests);
             let _ = std::fs::remove_dir_all(&tmp);
-            return Err(fail(if lines.is_empty() {
-                log.trim().to_string()
-            } else {
-                lines.join("\n")
-            }));
+            return Err(fail(reason.trim().to_string()));
         }
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::rename(&tmp, &dir).map_err(|e| fail(e.to_string()))?;

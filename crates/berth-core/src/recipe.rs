@@ -543,3 +543,73 @@ pub fn wheel_platforms(arch: &str, glibc: (u32, u32)) -> Vec<String> {
     tags.push(format!("linux_{machine}"));
     tags
 }
+
+/// What pip said when it could not resolve the requirements, as a user reads
+/// it: its progress lines left out, its reasons kept whole ("The conflict is
+/// caused by: …", "To fix this you could try to: …"), and every mention of
+/// the requirements file berth wrote for it (`written`, holding `generated`,
+/// deleted right after) turned into the package's own file and line, where
+/// that requirement comes from (`pyproject.toml` or `requirements.txt`).
+pub fn pip_reason(stderr: &str, written: &str, generated: &str, m: &Manifests) -> String {
+    const NOISE: [&str; 8] = [
+        "Collecting ",
+        "Downloading ",
+        "Using cached ",
+        "Saved ",
+        "Obtaining ",
+        "Looking in ",
+        "File was already downloaded ",
+        "Successfully downloaded ",
+    ];
+    let source = |line_no: usize| -> String {
+        let wanted = generated
+            .lines()
+            .nth(line_no.saturating_sub(1))
+            .unwrap_or("")
+            .trim();
+        for (file, text) in [
+            ("pyproject.toml", m.pyproject.as_deref()),
+            ("requirements.txt", m.requirements.as_deref()),
+        ] {
+            let Some(text) = text else { continue };
+            if wanted.is_empty() {
+                continue;
+            }
+            if let Some(i) = text.lines().position(|l| l.contains(wanted)) {
+                return format!("{file} line {} (`{wanted}`)", i + 1);
+            }
+        }
+        match m.pyproject.is_some() {
+            true => "pyproject.toml".into(),
+            false => "requirements.txt".into(),
+        }
+    };
+    let mut out: Vec<String> = Vec::new();
+    for line in stderr.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || NOISE.iter().any(|n| trimmed.starts_with(n)) {
+            continue;
+        }
+        let mut line = line.to_string();
+        // `(from -r /tmp/…/requirements.txt (line 3))`, or the path alone.
+        while let Some(at) = line.find(written) {
+            let after = &line[at + written.len()..];
+            let (n, used) = match after.strip_prefix(" (line ") {
+                Some(rest) => {
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    let closes = rest[digits.len()..].starts_with(')');
+                    match (digits.parse::<usize>(), closes) {
+                        (Ok(n), true) => (Some(n), " (line ".len() + digits.len() + 1),
+                        _ => (None, 0),
+                    }
+                }
+                None => (None, 0),
+            };
+            let start = line[..at].strip_suffix("-r ").map_or(at, |s| s.len());
+            let named = source(n.unwrap_or(0));
+            line.replace_range(start..at + written.len() + used, &named);
+        }
+        out.push(line);
+    }
+    out.join("\n")
+}
