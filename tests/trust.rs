@@ -359,6 +359,31 @@ fn a_flood_of_heads_without_bodies_leaves_health_and_callers_with_tokens_served(
         "slow-body flood figures: descriptors {} idle, {} during, {} after; RSS {} KiB idle, {} KiB during, {} KiB after",
         idle.0, during.0, after.0, idle.1, during.1, after.1
     );
+    // Strangers that fill the cap and the reserve with idle connections (no
+    // head at all) hold the reserve 2 s at most: /healthz and a token get in
+    // well before the 10 s an ordinary slot waits for a head.
+    let idle_flood: Vec<TcpStream> = (0..150)
+        .filter_map(|_| {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], d.port));
+            TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()
+        })
+        .collect();
+    assert!(
+        idle_flood.len() > 132,
+        "the flood fills the cap and the reserve"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    assert_eq!(
+        d.curl(&["/healthz", "--max-time", "6"]),
+        (200, "ok\n".to_string())
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        asked.elapsed()
+    );
+    drop(idle_flood);
     // A body over the bound is refused unread.
     let (code, _) = d.curl(&[
         "/ui/login",
