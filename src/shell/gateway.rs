@@ -157,13 +157,18 @@ pub async fn serve(
         .route("/drain", post(drain_handler))
         .with_state(g);
     let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = axum::serve(control, control_app)
-            .with_graceful_shutdown(async {
-                let _ = control_stopped.await;
-            })
-            .await;
-    });
+    // The control listener is bounded like every other (loopback only, and
+    // no caller there needs the reserve).
+    let nobody: super::listen::Priority = Arc::new(|_, _| false);
+    tokio::spawn(super::listen::serve(
+        control,
+        control_app,
+        super::listen::Bounds::default(),
+        nobody,
+        async {
+            let _ = control_stopped.await;
+        },
+    ));
     let task = tokio::spawn(async move {
         super::listen::serve(listener, app, bounds.for_gateway(), priority, shutdown).await;
         let _ = stop_control.send(());
