@@ -343,8 +343,7 @@ fn every_runtime_that_can_be_built_here_builds_runs_and_answers() {
                 pips.push(platform);
             }
         }
-        let ours =
-            berth::core::recipe::wheel_platforms(&arch, berth::core::recipe::base_glibc(runtime));
+        let ours = berth::core::pip::wheel_platforms(&arch, berth::core::pip::base_glibc(runtime));
         assert_eq!(
             ours, pips,
             "{service}: pip inside the base accepts\n{debug}"

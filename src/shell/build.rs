@@ -117,6 +117,7 @@ pub fn missing_after_build(tag: &str) -> EngineError {
 use std::path::{Path, PathBuf};
 
 use crate::core::desired::BuildInput;
+use crate::core::pip;
 use crate::core::recipe::{self, Deps, Manifests, RECIPE_VERSION};
 
 use super::package::{self, Limits, PackageError};
@@ -434,7 +435,7 @@ async fn wheels(
     settings: &Settings,
 ) -> Result<Vec<(String, Data)>, BuildError> {
     let py = input.runtime.python().unwrap_or("3.13");
-    let platforms = recipe::wheel_platforms(arch, recipe::base_glibc(input.runtime));
+    let platforms = pip::wheel_platforms(arch, pip::base_glibc(input.runtime));
     let key = crate::core::hash::sha256_hex(
         format!("{py}\n{}\n{requirements}", platforms.join(",")).as_bytes(),
     );
@@ -516,8 +517,7 @@ async fn wheels(
             // pip's whole reason, naming the package's own file and line
             // rather than the requirements file berth wrote (deleted now).
             let log = String::from_utf8_lossy(&out.stderr);
-            let reason =
-                recipe::pip_reason(&log, &req.display().to_string(), requirements, manifests);
+            let reason = pip::pip_reason(&log, &req.display().to_string(), requirements, manifests);
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(fail(reason.trim().to_string()));
         }

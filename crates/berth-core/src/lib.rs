@@ -26,6 +26,7 @@ pub mod gpu;
 pub mod hash;
 pub mod health;
 pub mod observed;
+pub mod pip;
 pub mod placement;
 pub mod plan;
 pub mod recipe;
