@@ -9,6 +9,7 @@
 mod client;
 pub mod convert;
 mod images;
+mod objects;
 pub mod swarm;
 
 pub use swarm::Swarm;
@@ -272,32 +273,7 @@ impl Engine for Docker {
         volume: bool,
         name: &str,
     ) -> Result<Option<BTreeMap<String, String>>, EngineError> {
-        let client = self.client().await?;
-        let inspect = |source| EngineError::ObjectInspect {
-            what: if volume { "volume" } else { "network" },
-            name: name.into(),
-            source,
-        };
-        let labels = if volume {
-            match client.inspect_volume(name).await {
-                Ok(v) => v.labels,
-                Err(e) if is_not_found(&e) => return Ok(None),
-                Err(e) => return Err(inspect(e)),
-            }
-        } else {
-            match client
-                .inspect_network(
-                    name,
-                    None::<bollard::query_parameters::InspectNetworkOptions>,
-                )
-                .await
-            {
-                Ok(n) => n.labels.unwrap_or_default(),
-                Err(e) if is_not_found(&e) => return Ok(None),
-                Err(e) => return Err(inspect(e)),
-            }
-        };
-        Ok(Some(labels.into_iter().collect()))
+        objects::labels(&self.client().await?, volume, name).await
     }
 
     async fn create_volume(&self, v: &DesiredVolume) -> Result<(), EngineError> {
