@@ -14,18 +14,6 @@ fn project(tag: &str) -> Option<Project> {
     Project::with_runtimes(tag, &["python3.11", "node22"])
 }
 
-fn url_of(p: &Project, service: &str) -> String {
-    let rows: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
-    rows.as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["service"] == service)
-        .unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// The layer digests of a container's image.
 fn layers(container: &str) -> Vec<String> {
     let image = docker(&["inspect", "--format", "{{.Image}}", container]);
@@ -54,17 +42,17 @@ fn the_python_fastapi_with_extras_and_node_examples_build_run_and_answer_as_non_
     assert!(plan.contains("Plan: 3 to build, 4 to create"), "{plan}");
     p.ok(&["apply"]);
     for service in ["stdlib", "greeter", "node"] {
-        let body: serde_json::Value = serde_json::from_str(&get(&url_of(&p, service))).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&get(&p.url(service))).unwrap();
         assert_eq!(body["service"], service);
         assert_eq!(
             body["uid"], 10001,
             "{service} runs as the non-root app user"
         );
     }
-    let greeter: serde_json::Value = serde_json::from_str(&get(&url_of(&p, "greeter"))).unwrap();
+    let greeter: serde_json::Value = serde_json::from_str(&get(&p.url("greeter"))).unwrap();
     assert_eq!(greeter["framework"], "fastapi");
     assert_eq!(greeter["orjson"], true, "the extra group was installed");
-    let node: serde_json::Value = serde_json::from_str(&get(&url_of(&p, "node"))).unwrap();
+    let node: serde_json::Value = serde_json::from_str(&get(&p.url("node"))).unwrap();
     assert!(
         node["runtime"].as_str().unwrap().starts_with("v22."),
         "{node}"
@@ -124,7 +112,7 @@ fn a_code_only_change_rebuilds_only_the_code_layer_and_a_dependency_change_the_d
         "base and dependency layers come from cache"
     );
     assert_ne!(before.last(), after.last(), "the code layer is new");
-    assert!(get(&url_of(&p, "api")).contains("fastapi!"));
+    assert!(get(&p.url("api")).contains("fastapi!"));
 
     std::fs::write(
         &py,
@@ -309,7 +297,7 @@ fn every_runtime_that_can_be_built_here_builds_runs_and_answers() {
         ("node20", Some("v20.")),
         ("node22", Some("v22.")),
     ] {
-        let body: serde_json::Value = serde_json::from_str(&get(&url_of(&p, service))).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&get(&p.url(service))).unwrap();
         assert_eq!(body["service"], service);
         assert_eq!(body["uid"], 10001);
         if let Some(m) = major {

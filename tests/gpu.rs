@@ -262,6 +262,7 @@ async fn the_cuda_base_chosen_names_the_base_and_so_changes_the_image_hash() {
         command: None,
         cuda: Some(cuda.into()),
         registry: None,
+        keeps: vec![],
     };
     let state = tempfile::tempdir().unwrap();
     let settings = berth::shell::settings::Settings::from_env(

@@ -65,9 +65,44 @@ fn the_default_check_is_get_root_and_says_so_when_it_fails() {
         "{ timeout: 2s }",
         Err(&[
             "its check is GET / answering 2xx or 3xx",
-            "GET / answered 404",
+            "GET / answered 404: the service answers, but not at /; set `health: { path: /the/path/it/answers }`",
         ]),
     );
+}
+
+#[test]
+fn a_ready_image_listening_elsewhere_fails_its_gate_naming_the_port_its_expose_says() {
+    let Some(p) = Project::new("hexpose") else {
+        return;
+    };
+    // A ready image as users bring them: it listens on 80 and says so.
+    let dir = p.dir.path().join("image");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM berth-local/busybox:stable\nLABEL berth.test=hexpose\nEXPOSE 80\n\
+         CMD [\"sh\", \"-c\", \"mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 80 -h /www\"]\n",
+    )
+    .unwrap();
+    let tag = format!("{}-web80:test", p.name);
+    common::docker(&["build", "-q", "-t", &tag, &dir.display().to_string()]);
+    let file = |port: &str| {
+        format!("project: {{p}}\nservices:\n  web:\n    image: {tag}\n{port}    health: {{ timeout: 3s }}\n")
+    };
+    p.write(&file(""));
+    let out = p.berth(&["apply"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("nothing answers HTTP on port 8000 (GET / failed:")
+            && err.contains("the image's EXPOSE says 80: set `port: 80`"),
+        "{err}"
+    );
+    // Following the advice converges.
+    p.write(&file("    port: 80\n"));
+    p.ok(&["apply"]);
+    p.ok(&["destroy"]);
+    common::docker(&["rmi", "-f", &tag]);
 }
 
 #[test]

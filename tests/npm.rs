@@ -201,6 +201,16 @@ fn url_of(p: &Project, service: &str, version: &str) -> String {
         .to_string()
 }
 
+/// A registry URL on a port nothing listens on, at the address build
+/// containers reach the host at.
+fn closed_registry() -> String {
+    let closed = {
+        let l = TcpListener::bind((bridge_address().as_str(), 0)).unwrap();
+        l.local_addr().unwrap().port()
+    };
+    format!("http://{}:{closed}/", bridge_address())
+}
+
 fn berth_with(p: &Project, registry: &str, args: &[&str]) -> std::process::Output {
     p.berth_env(args, &[("npm_config_registry", registry)])
 }
@@ -267,12 +277,7 @@ fn an_unreachable_registry_is_a_plan_error_in_seconds_naming_it_and_vendored_mod
 ) {
     let _alone = alone();
     let Some(p) = project("npmdown") else { return };
-    // A port nothing listens on, on the address build containers reach the host at.
-    let closed = {
-        let l = TcpListener::bind((bridge_address().as_str(), 0)).unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let registry = format!("http://{}:{closed}/", bridge_address());
+    let registry = closed_registry();
     package(&p.dir.path().join("greeter"), false);
     p.write("project: {p}\nservices:\n  greeter:\n    runtime: node22\n    package: greeter\n");
     let dangling = || -> std::collections::BTreeSet<String> {
@@ -316,4 +321,31 @@ fn an_unreachable_registry_is_a_plan_error_in_seconds_naming_it_and_vendored_mod
         "hello from the registry v1"
     );
     p.ok(&["destroy"]);
+}
+
+#[test]
+fn a_missing_node_base_is_built_at_plan_time_so_an_unreachable_registry_fails_the_plan_not_the_apply(
+) {
+    let _alone = alone();
+    let Some(p) = Project::new("npmbase") else {
+        return;
+    };
+    // No other test of this binary uses node20; its base goes, as on a new machine.
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", "berth-local/node20:stable"])
+        .output();
+    let registry = closed_registry();
+    package(&p.dir.path().join("greeter"), false);
+    p.write("project: {p}\nservices:\n  greeter:\n    runtime: node20\n    package: greeter\n");
+    let out = berth_with(&p, &registry, &["plan"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "the plan is refused:\n{err}");
+    assert!(
+        err.contains("greeter@0.0.0: building the base berth-local/node20:stable now, to install the Node dependencies at plan time")
+            && err.contains("cannot install the Node dependencies of")
+            && err.contains(&format!("from the npm registry {registry}")),
+        "{err}"
+    );
+    docker(&["image", "inspect", "berth-local/node20:stable"]);
+    assert!(p.containers().is_empty(), "nothing was created");
 }

@@ -589,6 +589,7 @@ fn with_build(image_id: Option<&str>, base_missing: bool) -> Facts {
                 command: None,
                 cuda: None,
                 registry: None,
+                keeps: vec![],
             },
             source_hash: "s".repeat(64),
             base: "berth-local/python3.11:stable".into(),

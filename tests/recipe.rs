@@ -26,6 +26,7 @@ fn manifests(
         pyproject: pyproject.map(String::from),
         requirements: requirements.map(String::from),
         package_json: package_json.map(String::from),
+        files: Default::default(),
     }
 }
 
@@ -33,7 +34,7 @@ fn check_deps(extras: &[&str], m: &Manifests, expect: Result<&str, &str>) {
     let extras: Vec<String> = extras.iter().map(|e| e.to_string()).collect();
     let got = deps(Runtime::Python311, &extras, false, m);
     match (got, expect) {
-        (Ok(Deps::Python { requirements }), Ok(want)) => assert_eq!(requirements, want),
+        (Ok(Deps::Python { requirements, .. }), Ok(want)) => assert_eq!(requirements, want),
         (Ok(Deps::None), Ok("")) => {}
         (Err(e), Err(want)) => assert!(e.message.contains(want), "{}", e.message),
         (got, want) => panic!("got {got:?}, want {want:?}"),
@@ -88,6 +89,7 @@ fn check_entry(cases: &[EntryCase]) {
             *runtime,
             command.as_ref(),
             &manifests(paths, *pyproject, None, *pj),
+            &Deps::None,
         );
         match (got, want) {
             (Ok(e), Ok(w)) => assert_eq!(e.describe(), *w, "{paths:?}"),
@@ -174,9 +176,11 @@ fn dependencies_are_mounted_for_their_install_never_copied_and_the_code_comes_la
         Runtime::Python311,
         &Deps::Python {
             requirements: "x\n".into(),
+            from: "requirements.txt".into(),
         },
         &["python3".into(), "main.py".into()],
         None,
+        &[],
     );
     let deps_at = d.find("pip install").unwrap();
     let code_at = d.find("COPY --chown=10001:10001 app/ /app/").unwrap();
@@ -192,6 +196,31 @@ fn dependencies_are_mounted_for_their_install_never_copied_and_the_code_comes_la
             "USER 10001:10001\nCMD [\"python3\",\"main.py\"]\nCOPY --chown=10001:10001 app/ /app/\n"
         ),
         "{d}"
+    );
+}
+
+#[test]
+fn a_built_image_holds_each_keep_as_a_directory_of_the_app_user_made_without_a_shell() {
+    let d = dockerfile(
+        "berth-local/python3.11:stable",
+        Runtime::Python311,
+        &Deps::None,
+        &["python3".into(), "main.py".into()],
+        None,
+        &["/var/lib/x".into(), "/data/".into(), "/a b$HOME".into()],
+    );
+    assert!(
+        d.ends_with(
+            "COPY --chown=10001:10001 app/ /app/\nUSER 0:0\n\
+             RUN [\"mkdir\",\"-p\",\"--\",\"/a b$HOME/\",\"/data/\",\"/var/lib/x/\"]\n\
+             RUN [\"chown\",\"10001:10001\",\"--\",\"/a b$HOME/\",\"/data/\",\"/var/lib/x/\"]\n\
+             USER 10001:10001\n"
+        ),
+        "{d}"
+    );
+    assert_eq!(
+        berth::core::recipe::keep_dirs(&["/data".into(), "/data/".into(), "/var/lib/x".into()]),
+        ["data/", "var/lib/x/"]
     );
 }
 
@@ -241,6 +270,7 @@ fn node_dependencies_come_from_their_own_image_or_from_the_package_when_vendored
         &Deps::Node { lock: true },
         &["node".into(), "server.js".into()],
         Some("berth/p-deps:0123456789ab"),
+        &[],
     );
     assert!(
         d.contains("COPY --from=berth/p-deps:0123456789ab /app/node_modules /app/node_modules\n"),

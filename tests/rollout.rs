@@ -308,7 +308,7 @@ fn keeps_whose_names_agree_once_slugged_get_volumes_of_their_own_and_old_volumes
         "berth-local/busybox:stable",
         "sh",
         "-c",
-        "echo precious > /v/file",
+        "echo precious > /v/file && chown -R 10001:10001 /v && chmod 700 /v",
     ]);
     p.write(
         "project: {p}
@@ -337,6 +337,19 @@ services:
         docker(&["exec", &web, "cat", "/x-data/file"]),
         "precious",
         "the data came over"
+    );
+    assert_eq!(
+        docker(&[
+            "exec",
+            &web,
+            "stat",
+            "-c",
+            "%u:%g %a",
+            "/x-data",
+            "/x-data/file"
+        ]),
+        "10001:10001 700\n10001:10001 644",
+        "the copy keeps the keep's owner and mode, its own directory's too"
     );
     docker(&[
         "exec",

@@ -286,9 +286,13 @@ async fn build_facts(
             runtime,
             extras: v.extras.clone(),
             vendored: v.vendored,
-            command: v.command.clone(),
+            command: v
+                .command
+                .as_deref()
+                .map(|c| crate::core::entry::expand_port(c, v.port)),
             cuda,
             registry: spec.registry.clone(),
+            keeps: v.keeps.clone(),
         };
         // A base that cannot be had here is said before anything is read or
         // downloaded for the package (dependencies can be gigabytes).
@@ -316,6 +320,27 @@ async fn build_facts(
             }
         }
         let prepared = build::prepare(&spec.project, &input, arch, &ctx.settings).await?;
+        // Node dependencies install in their base, at plan time: a missing
+        // base that can be built here is built now, so a plan that passes
+        // has its base and its dependencies, and apply cannot fail on them
+        // after minutes of building.
+        let built_now;
+        let base_id = match (base_id, &prepared.node) {
+            (None, Some(_)) => {
+                crate::say::info(&format!(
+                    "  {}: building the base {base} now, to install the Node dependencies at plan time",
+                    input.id
+                ));
+                baseimage::ensure_runtime(engine, &ctx.settings, runtime, &mut |l| {
+                    crate::say::info(&format!("  {l}"))
+                })
+                .await?;
+                built_now = engine.image_id(&base).await?;
+                base_ids.insert(base.clone(), built_now.clone());
+                built_now.as_ref()
+            }
+            (id, _) => id,
+        };
         // Node dependencies are installed now, in their base, so an unreachable
         // registry is a plan error; without the base yet, apply installs them
         // right after building it, before anything else changes.

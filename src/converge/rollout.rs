@@ -55,6 +55,8 @@ pub async fn start_on_probation(
         // secrets this container was given are masked, and every line is
         // marked as an excerpt (shown only to tokens with logs:view).
         let values = secrets.values().map(String::as_str);
+        let exposed = engine.exposed_ports(&id).await.unwrap_or_default();
+        let why = crate::core::health::gate_words(&why, c.config.port, &exposed);
         return Err(Unhealthy {
             id: format!("{}@{}", c.service, c.version),
             check: c.health.check.describe(),

@@ -208,11 +208,14 @@ impl Context {
             h.set_mode(mode);
             h
         };
-        if let Some(top) = shape.directories_from {
-            for dir in self.directories_from(top) {
-                let mut h = header(tar::EntryType::Directory, 0, 0o755);
-                builder.append_data(&mut h, dir, io::empty())?;
-            }
+        let mut dirs = match shape.directories_from {
+            Some(top) => self.directories_from(top),
+            None => Default::default(),
+        };
+        dirs.extend(shape.directories.iter().cloned());
+        for dir in dirs {
+            let mut h = header(tar::EntryType::Directory, 0, 0o755);
+            builder.append_data(&mut h, dir, io::empty())?;
         }
         let mut members: BTreeMap<&PathBuf, BTreeMap<usize, Vec<Filled>>> = BTreeMap::new();
         // The Dockerfile first: BuildKit tells an uploaded context from a bare
@@ -320,12 +323,16 @@ pub struct Shape<'a> {
     /// would make them root's; BuildKit's `COPY --chown` to `/app` owns `/app`
     /// itself too), a build context does not.
     pub directories_from: Option<&'a str>,
+    /// More directories, each ending in `/`, owned as the files are (the
+    /// keeps' mount points), beside those `directories_from` adds.
+    pub directories: &'a [String],
 }
 
 impl Shape<'_> {
     pub const CONTEXT: Shape<'static> = Shape {
         owner: 0,
         directories_from: None,
+        directories: &[],
     };
 }
 

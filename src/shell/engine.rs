@@ -213,6 +213,12 @@ pub trait Engine: Send + Sync {
     /// The name and labels a container has now; `None` when it is gone.
     async fn container_owner(&self, id: &str) -> Result<Option<ContainerOwner>, EngineError>;
     async fn restarts(&self, id: &str) -> Result<Option<Restarts>, EngineError>;
+    /// The TCP ports a container's image says it listens on (`EXPOSE`), for
+    /// the words of a failed health gate; none where the engine cannot say.
+    async fn exposed_ports(&self, id: &str) -> Result<Vec<u16>, EngineError> {
+        let _ = id;
+        Ok(Vec::new())
+    }
     /// Whether the engine itself counts the version as up, for engines that
     /// check health themselves (Swarm: every task runs, past its health
     /// check); `None`: berth asks the service.

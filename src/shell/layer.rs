@@ -19,10 +19,15 @@ use super::build::{self, Built, Prepared, LABEL_CONTEXT_HASH};
 use super::context::{self, Context, Shape};
 use super::engine::{Engine, EngineError};
 
-const SHAPE: Shape<'static> = Shape {
-    owner: APP_UID as u64,
-    directories_from: Some(CODE_DIR),
-};
+/// The code layer's shape: the app user's, with `/app` and the keeps'
+/// directories in it.
+fn shape(keep_dirs: &[String]) -> Shape<'_> {
+    Shape {
+        owner: APP_UID as u64,
+        directories_from: Some(CODE_DIR),
+        directories: keep_dirs,
+    }
+}
 
 /// The code of a full build context: its `app/` entries, as a layer holds
 /// them. (A package never holds a `.wh.` name, which would be a deletion
@@ -72,13 +77,14 @@ pub fn image_tarball(
     settings: ImageSettings,
     labels: BTreeMap<String, String>,
     tag: String,
+    keep_dirs: Vec<String>,
 ) -> (
     BoxStream<'static, Result<bytes::Bytes, io::Error>>,
     tokio::task::JoinHandle<io::Result<()>>,
 ) {
     context::stream_written(move |out| {
         let mut first = measured(io::sink());
-        code.write_tar_shaped(&mut first, SHAPE)?;
+        code.write_tar_shaped(&mut first, shape(&keep_dirs))?;
         let (size, digest) = (first.size, first.hash.finalize());
         let layer = match misstated_digest() {
             false => format!("sha256:{}", hex::encode(digest)),
@@ -105,7 +111,7 @@ pub fn image_tarball(
         h.set_cksum();
         tar.get_mut().write_all(h.as_bytes())?;
         let mut second = measured(tar.get_mut());
-        code.write_tar_shaped(&mut second, SHAPE)?;
+        code.write_tar_shaped(&mut second, shape(&keep_dirs))?;
         if second.size != size || second.hash.finalize() != digest {
             return Err(io::Error::other("the code changed while it was sent"));
         }
@@ -196,6 +202,7 @@ pub async fn ensure_service_image(
         prepared.settings.clone(),
         all,
         tag.to_string(),
+        prepared.keep_dirs.clone(),
     );
     let loaded = engine.load_image(tag, tarball).await;
     build::sent_whole(writer, tag).await?;

@@ -25,3 +25,4 @@ pub mod source;
 pub mod state;
 pub mod ui;
 pub mod watch;
+pub mod wheels;

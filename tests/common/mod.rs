@@ -188,6 +188,42 @@ impl Project {
     pub fn inspect(&self, container: &str, format: &str) -> String {
         docker(&["inspect", "--format", format, container])
     }
+
+    /// Where `berth status` says the (first row of the) service answers.
+    pub fn url(&self, service: &str) -> String {
+        let rows: serde_json::Value =
+            serde_json::from_str(&self.ok(&["status", "--json"])).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["service"] == service)
+            .unwrap_or_else(|| panic!("no status row for {service}: {rows}"))["url"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Copies a project of `tests/fixtures/projects/` into the project's
+    /// directory (to edit it there) and returns where.
+    pub fn copy_fixture(&self, name: &str) -> std::path::PathBuf {
+        fn copy(from: &std::path::Path, to: &std::path::Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for e in std::fs::read_dir(from).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    copy(&e.path(), &to.join(e.file_name()));
+                } else {
+                    std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+                }
+            }
+        }
+        let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/projects")
+            .join(name);
+        let to = self.dir.path().join(name);
+        copy(&from, &to);
+        to
+    }
 }
 
 impl Drop for Project {

@@ -54,6 +54,10 @@ pub struct BuildInput {
     /// can pull it; it prefixes the image's tag.
     #[serde(default)]
     pub registry: Option<String>,
+    /// The keeps' mount paths: the image holds each as a directory the app
+    /// user owns, so a new volume is the service's to write.
+    #[serde(default)]
+    pub keeps: Vec<String>,
 }
 
 /// What the shell found out about building one service version.
@@ -513,7 +517,10 @@ fn container(
 
     let config = ContainerConfig {
         image: image_id,
-        command: v.command.clone(),
+        command: v
+            .command
+            .as_deref()
+            .map(|c| crate::entry::expand_port(c, v.port)),
         env,
         secrets,
         nano_cpus: v.machine.nano_cpus(),

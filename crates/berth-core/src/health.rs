@@ -158,6 +158,35 @@ pub fn neighbour_room(containers: usize, t: NeighbourTable) -> Result<String, St
     ))
 }
 
+/// What a failed health gate saw, in words that say what to change: with
+/// no HTTP answer on the service's port, the ports the image says it
+/// listens on (`EXPOSE`); with a 404 on the check's path, the `health`
+/// setting. `why` is the last try's words, `port` the port the gate tried.
+pub fn gate_words(why: &str, port: u16, exposed: &[u16]) -> String {
+    let others: Vec<String> = exposed
+        .iter()
+        .filter(|p| **p != port)
+        .map(|p| p.to_string())
+        .collect();
+    let silent = why.starts_with("GET ") && why.contains(" failed: ")
+        || why.starts_with("nothing accepts connections");
+    if silent {
+        let base = format!("nothing answers HTTP on port {port} ({why})");
+        return match others.as_slice() {
+            [] => format!("{base}; a service answers HTTP on its `port` (8000 unless set): make it listen there, or set `port:` to where it listens"),
+            [one] => format!("{base}; the image's EXPOSE says {one}: set `port: {one}`"),
+            many => format!("{base}; the image's EXPOSE says {}: set `port:` to the one that serves HTTP", many.join(", ")),
+        };
+    }
+    if let Some(path) = why
+        .strip_prefix("GET ")
+        .and_then(|r| r.strip_suffix(" answered 404"))
+    {
+        return format!("{why}: the service answers, but not at {path}; set `health: {{ path: /the/path/it/answers }}` (or `health: {{ tcp: true }}`)");
+    }
+    why.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,12 +47,26 @@ pub fn wheel_platforms(arch: &str, glibc: (u32, u32)) -> Vec<String> {
     tags
 }
 
+/// The files a Python project's requirements come from, lock files first
+/// (`core::layout`'s order).
+const SOURCES: [&str; 9] = [
+    "uv.lock",
+    "poetry.lock",
+    "pdm.lock",
+    "Pipfile.lock",
+    "pyproject.toml",
+    "Pipfile",
+    "requirements.txt",
+    "setup.cfg",
+    "setup.py",
+];
+
 /// What pip said when it could not resolve the requirements, as a user reads
 /// it: its progress lines left out, its reasons kept whole ("The conflict is
 /// caused by: …", "To fix this you could try to: …"), and every mention of
 /// the requirements file berth wrote for it (`written`, holding `generated`,
 /// deleted right after) turned into the package's own file and line, where
-/// that requirement comes from (`pyproject.toml` or `requirements.txt`).
+/// that requirement comes from (`SOURCES`).
 pub fn pip_reason(stderr: &str, written: &str, generated: &str, m: &Manifests) -> String {
     const NOISE: [&str; 8] = [
         "Collecting ",
@@ -70,22 +84,34 @@ pub fn pip_reason(stderr: &str, written: &str, generated: &str, m: &Manifests) -
             .nth(line_no.saturating_sub(1))
             .unwrap_or("")
             .trim();
-        for (file, text) in [
-            ("pyproject.toml", m.pyproject.as_deref()),
-            ("requirements.txt", m.requirements.as_deref()),
-        ] {
-            let Some(text) = text else { continue };
+        // A lock file names a package as `name = "x"`, or as `"x": {`.
+        let name = wanted
+            .split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+            .next()
+            .unwrap_or("");
+        let present: Vec<(&str, &str)> = SOURCES
+            .iter()
+            .filter_map(|f| Some((*f, m.file(f)?)))
+            .collect();
+        for (file, text) in &present {
             if wanted.is_empty() {
                 continue;
             }
-            if let Some(i) = text.lines().position(|l| l.contains(wanted)) {
+            let hit = text.lines().position(|l| {
+                l.contains(wanted)
+                    || (!name.is_empty()
+                        && file.ends_with("lock")
+                        && (l.trim() == format!("name = \"{name}\"")
+                            || l.trim_start().starts_with(&format!("\"{name}\": {{"))))
+            });
+            if let Some(i) = hit {
                 return format!("{file} line {} (`{wanted}`)", i + 1);
             }
         }
-        match m.pyproject.is_some() {
-            true => "pyproject.toml".into(),
-            false => "requirements.txt".into(),
-        }
+        present
+            .first()
+            .map(|(f, _)| f.to_string())
+            .unwrap_or_else(|| "requirements.txt".into())
     };
     let mut out: Vec<String> = Vec::new();
     for line in stderr.lines() {

@@ -8,10 +8,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::layout;
 use super::spec::Runtime;
 
+pub use super::entry::{entry, EntryPoint};
+
 /// Bumped whenever the generated Dockerfile changes shape: part of every image hash.
-pub const RECIPE_VERSION: u32 = 3;
+pub const RECIPE_VERSION: u32 = 4;
 
 /// The uid/gid services run as inside built images (the base images create it).
 pub const APP_UID: u32 = 10001;
@@ -24,6 +27,21 @@ pub struct Manifests {
     pub pyproject: Option<String>,
     pub requirements: Option<String>,
     pub package_json: Option<String>,
+    /// The other files berth reads, by path: `Procfile`, `setup.cfg`, the
+    /// lock files, the entry files (for a WSGI/ASGI app object).
+    pub files: BTreeMap<String, String>,
+}
+
+impl Manifests {
+    /// The text of a file berth reads, when the package has it.
+    pub fn file(&self, path: &str) -> Option<&str> {
+        match path {
+            "pyproject.toml" => self.pyproject.as_deref(),
+            "requirements.txt" => self.requirements.as_deref(),
+            "package.json" => self.package_json.as_deref(),
+            _ => self.files.get(path).map(String::as_str),
+        }
+    }
 }
 
 /// What a package needs installed, as the build will install it.
@@ -33,6 +51,9 @@ pub enum Deps {
     /// requirements.txt lines for pip, from pyproject.toml or requirements.txt.
     Python {
         requirements: String,
+        /// Where they came from (`uv.lock (12 locked versions)`), for the plan.
+        #[serde(default)]
+        from: String,
     },
     /// npm dependencies from package.json (and its lock file, when present),
     /// installed at plan time into a dependencies image of their own.
@@ -50,7 +71,7 @@ pub struct RecipeError {
     pub help: String,
 }
 
-fn err(message: impl Into<String>, help: impl Into<String>) -> RecipeError {
+pub(crate) fn err(message: impl Into<String>, help: impl Into<String>) -> RecipeError {
     RecipeError {
         message: message.into(),
         help: help.into(),
@@ -62,33 +83,35 @@ pub fn is_python(r: Runtime) -> bool {
 }
 
 #[derive(Deserialize, Default)]
-struct PyProject {
+pub(crate) struct PyProject {
     #[serde(default)]
-    project: PyProjectTable,
+    pub(crate) project: PyProjectTable,
 }
 
 #[derive(Deserialize, Default)]
-struct PyProjectTable {
+pub(crate) struct PyProjectTable {
     #[serde(default)]
-    dependencies: Vec<String>,
+    pub(crate) dependencies: Vec<String>,
     #[serde(default, rename = "optional-dependencies")]
-    optional: BTreeMap<String, Vec<String>>,
+    pub(crate) optional: BTreeMap<String, Vec<String>>,
     #[serde(default)]
-    scripts: BTreeMap<String, String>,
+    pub(crate) scripts: BTreeMap<String, String>,
     #[serde(default, rename = "requires-python")]
-    requires_python: Option<String>,
+    pub(crate) requires_python: Option<String>,
+    #[serde(default)]
+    pub(crate) dynamic: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
-struct PackageJson {
-    main: Option<String>,
+pub(crate) struct PackageJson {
+    pub(crate) main: Option<String>,
     #[serde(default)]
-    scripts: BTreeMap<String, String>,
+    pub(crate) scripts: BTreeMap<String, String>,
     #[serde(default)]
-    dependencies: BTreeMap<String, serde_json::Value>,
+    pub(crate) dependencies: BTreeMap<String, serde_json::Value>,
 }
 
-fn pyproject(m: &Manifests) -> Result<Option<PyProject>, RecipeError> {
+pub(crate) fn pyproject(m: &Manifests) -> Result<Option<PyProject>, RecipeError> {
     m.pyproject
         .as_deref()
         .map(|t| {
@@ -102,7 +125,7 @@ fn pyproject(m: &Manifests) -> Result<Option<PyProject>, RecipeError> {
         .transpose()
 }
 
-fn package_json(m: &Manifests) -> Result<Option<PackageJson>, RecipeError> {
+pub(crate) fn package_json(m: &Manifests) -> Result<Option<PackageJson>, RecipeError> {
     m.package_json
         .as_deref()
         .map(|t| {
@@ -187,17 +210,111 @@ pub fn deps(
             _ => Deps::None,
         });
     }
-    let mut lines: Vec<String> = Vec::new();
+    python_deps(runtime, extras, m)
+}
+
+/// The scripts a Python project declares: PEP 621 `[project.scripts]`, else
+/// Poetry's `[tool.poetry.scripts]`, else setup.cfg's `console_scripts`, as
+/// (name, `module:function`, the file that says so).
+pub(crate) fn python_scripts(
+    m: &Manifests,
+) -> Result<Vec<(String, String, &'static str)>, RecipeError> {
     if let Some(py) = pyproject(m)? {
-        if let Some(spec) = &py.project.requires_python {
-            requires_python(runtime, spec)?;
+        if !py.project.scripts.is_empty() {
+            return Ok(py
+                .project
+                .scripts
+                .into_iter()
+                .map(|(n, t)| (n, t, "pyproject.toml"))
+                .collect());
         }
-        lines.extend(py.project.dependencies.iter().cloned());
+    }
+    let raw: Option<toml::Table> = m.pyproject.as_deref().and_then(|t| t.parse().ok());
+    let poetry = raw.as_ref().and_then(|r| {
+        r.get("tool")?
+            .get("poetry")?
+            .get("scripts")?
+            .as_table()
+            .cloned()
+    });
+    if let Some(scripts) = poetry.filter(|s| !s.is_empty()) {
+        return Ok(scripts
+            .into_iter()
+            .filter_map(|(n, v)| {
+                let target = match v {
+                    toml::Value::String(s) => s,
+                    toml::Value::Table(t) => t.get("callable")?.as_str()?.to_string(),
+                    _ => return None,
+                };
+                Some((n, target, "pyproject.toml (Poetry)"))
+            })
+            .collect());
+    }
+    let cfg = m
+        .file("setup.cfg")
+        .map(layout::setup_cfg)
+        .unwrap_or_default();
+    let lines = cfg
+        .get(&(
+            "options.entry_points".to_string(),
+            "console_scripts".to_string(),
+        ))
+        .cloned()
+        .unwrap_or_default();
+    Ok(lines
+        .iter()
+        .filter_map(|l| {
+            let (n, t) = l.split_once('=')?;
+            Some((n.trim().to_string(), t.trim().to_string(), "setup.cfg"))
+        })
+        .collect())
+}
+
+/// The Python rule of [`deps`]: the first source of `core::layout`'s list
+/// that applies.
+fn python_deps(runtime: Runtime, extras: &[String], m: &Manifests) -> Result<Deps, RecipeError> {
+    let py = pyproject(m)?;
+    let raw: Option<toml::Table> = m.pyproject.as_deref().and_then(|t| t.parse().ok());
+    let poetry = |key: &str| -> Option<&toml::Table> {
+        raw.as_ref()?
+            .get("tool")?
+            .get("poetry")?
+            .get(key)?
+            .as_table()
+    };
+    if let Some(spec) = py.as_ref().and_then(|p| p.project.requires_python.as_ref()) {
+        requires_python(runtime, spec)?;
+    } else if let Some(range) = poetry("dependencies")
+        .and_then(|d| d.get("python"))
+        .and_then(|v| v.as_str())
+    {
+        if let Ok(spec) = layout::poetry_constraint(range) {
+            requires_python(runtime, &spec)?;
+        }
+    }
+    let found = |lines: Vec<String>, from: &str, file: &'static str| layout::Found {
+        lines,
+        from: from.to_string(),
+        file,
+    };
+    let files = |p: &str| m.file(p);
+    let project = py.as_ref().map(|p| &p.project);
+    let pep621 = project.is_some_and(|p| !p.dependencies.is_empty() || !p.optional.is_empty());
+    let cfg = m
+        .file("setup.cfg")
+        .map(layout::setup_cfg)
+        .unwrap_or_default();
+    let cfg_get = |section: &str, key: &str| cfg.get(&(section.to_string(), key.to_string()));
+    let chosen = if let Some(locked) = layout::locked(&files, extras)? {
+        locked
+    } else if pep621 {
+        let p = project.expect("pep621 means a [project] table");
+        let mut lines = p.dependencies.clone();
         for extra in extras {
-            match py.project.optional.get(extra) {
+            match p.optional.get(extra) {
                 Some(group) => lines.extend(group.iter().cloned()),
                 None => {
-                    let known: Vec<&String> = py.project.optional.keys().collect();
+                    let known: Vec<&String> = p.optional.keys().collect();
                     return Err(err(
                         format!("extra `{extra}` is not an optional-dependencies group of pyproject.toml"),
                         format!("use one of {known:?}, or add `[project.optional-dependencies] {extra} = [...]`"),
@@ -205,198 +322,81 @@ pub fn deps(
                 }
             }
         }
-    } else if !extras.is_empty() {
-        return Err(err(
-            "`extras` needs a pyproject.toml with `[project.optional-dependencies]`",
-            "add pyproject.toml, or remove `extras`",
-        ));
-    }
-    if lines.is_empty() {
-        if let Some(req) = &m.requirements {
-            lines.extend(
-                req.lines()
-                    .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
-                    .filter(|l| !l.is_empty()),
-            );
+        found(lines, "pyproject.toml", "pyproject.toml")
+    } else if let Some(table) = poetry("dependencies") {
+        for extra in extras {
+            if poetry("extras").and_then(|e| e.get(extra)).is_none() {
+                return Err(err(
+                    format!("extra `{extra}` is not an extra of pyproject.toml (`[tool.poetry.extras]`)"),
+                    format!("add `{extra} = [...]` under `[tool.poetry.extras]`, or remove it from `extras`"),
+                ));
+            }
         }
-    }
+        found(
+            layout::poetry_lines(table, poetry("extras"), extras)?,
+            "pyproject.toml (Poetry)",
+            "pyproject.toml",
+        )
+    } else {
+        if !extras.is_empty() && cfg_get("options.extras_require", &extras[0]).is_none() {
+            return Err(err(
+                "`extras` needs a pyproject.toml with `[project.optional-dependencies]` (or Poetry's extras, or setup.cfg's `extras_require`) naming it",
+                "add the group, or remove `extras`",
+            ));
+        }
+        if let Some(text) = m.file("Pipfile") {
+            found(layout::pipfile_lines(text)?, "Pipfile", "Pipfile")
+        } else if let Some(req) = &m.requirements {
+            let lines = req
+                .lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect();
+            found(lines, "requirements.txt", "requirements.txt")
+        } else if let Some(list) = cfg_get("options", "install_requires") {
+            let mut lines = list.clone();
+            for extra in extras {
+                lines.extend(
+                    cfg_get("options.extras_require", extra)
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            }
+            found(lines, "setup.cfg", "setup.cfg")
+        } else if let Some(text) = m.file("setup.py") {
+            match layout::setup_py(text) {
+                Some(lines) => found(lines, "setup.py", "setup.py"),
+                None if text.contains("install_requires") => {
+                    return Err(err(
+                        "setup.py computes its `install_requires`, which berth cannot read without running the project's code",
+                        "list the dependencies in requirements.txt (or as a literal list in setup.py, or in setup.cfg or pyproject.toml)",
+                    ))
+                }
+                None => found(Vec::new(), "setup.py", "setup.py"),
+            }
+        } else if project.is_some_and(|p| p.dynamic.iter().any(|d| d == "dependencies")) {
+            return Err(err(
+                "pyproject.toml declares its dependencies `dynamic`, and none of the files berth reads lists them",
+                "list the dependencies in `[project] dependencies`, or in requirements.txt",
+            ));
+        } else {
+            found(Vec::new(), "", "requirements.txt")
+        }
+    };
+    let lines: Vec<String> = chosen
+        .lines
+        .into_iter()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     if lines.is_empty() {
         return Ok(Deps::None);
     }
     let mut requirements = lines.join("\n");
     requirements.push('\n');
-    Ok(Deps::Python { requirements })
-}
-
-/// The command a built service starts with, and why that one: the plan says both.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntryPoint {
-    pub command: Vec<String>,
-    pub why: String,
-}
-
-impl EntryPoint {
-    /// `starts with `python3 hello.py`: hello.py is the only top-level Python file`.
-    pub fn describe(&self) -> String {
-        format!("starts with `{}`: {}", self.command.join(" "), self.why)
-    }
-}
-
-/// Files that sit at a package's top level without being its entry point.
-const NOT_ENTRY: [&str; 6] = [
-    "setup.py",
-    "conftest.py",
-    "noxfile.py",
-    "fabfile.py",
-    "manage.py",
-    "gunicorn.conf.py",
-];
-
-/// The command a built service starts with: the spec's `command`; else one
-/// conventional entry file; else the package's declared script; else its only
-/// top-level source file. Ambiguity or absence is an error, never a guess, and
-/// a layout berth does not build from (a virtual environment, wheels only) is
-/// named as such.
-pub fn entry(
-    runtime: Runtime,
-    command: Option<&Vec<String>>,
-    m: &Manifests,
-) -> Result<EntryPoint, RecipeError> {
-    let ep = |command: Vec<String>, why: String| Ok(EntryPoint { command, why });
-    if let Some(c) = command {
-        return ep(c.clone(), "the `command` of services.yaml".into());
-    }
-    let has = |p: &str| m.paths.iter().any(|x| x == p);
-    let python = is_python(runtime);
-    type Run = fn(&str) -> Vec<String>;
-    let (files, run, kind, exts): (&[&str], Run, &str, &[&str]) = if python {
-        (
-            &["main.py", "app.py", "server.py"],
-            |f| vec!["python3".into(), f.into()],
-            "Python",
-            &[".py"],
-        )
-    } else {
-        (
-            &["server.js", "index.js", "main.js"],
-            |f| vec!["node".into(), f.into()],
-            "JavaScript",
-            &[".js", ".mjs", ".cjs"],
-        )
-    };
-    let found: Vec<&&str> = files.iter().filter(|f| has(f)).collect();
-    match found.as_slice() {
-        [one] => return ep(run(one), format!("{one} is a conventional entry file")),
-        [_, _, ..] => {
-            let names: Vec<&str> = found.iter().map(|f| **f).collect();
-            return Err(err(
-                format!(
-                    "the entry point is ambiguous: the package has {}",
-                    names.join(" and ")
-                ),
-                "set `command:` in services.yaml to say which one starts the service",
-            ));
-        }
-        [] => {}
-    }
-    if python {
-        if let Some(py) = pyproject(m)? {
-            let scripts: Vec<(&String, &String)> = py.project.scripts.iter().collect();
-            match scripts.as_slice() {
-                [(name, target)] => {
-                    let (module, func) = target.split_once(':').unwrap_or((target.as_str(), "main"));
-                    return ep(
-                        vec!["python3".into(), "-c".into(), format!("import {module}; {module}.{func}()")],
-                        format!("`{name}` is the one script pyproject.toml declares"),
-                    );
-                }
-                [_, _, ..] => {
-                    return Err(err(
-                        "the entry point is ambiguous: pyproject.toml declares several `[project.scripts]`",
-                        "set `command:` in services.yaml",
-                    ))
-                }
-                [] => {}
-            }
-        }
-    } else if let Some(pj) = package_json(m)? {
-        if let Some(main) = pj.main {
-            return ep(
-                vec!["node".into(), main],
-                "the `main` of package.json".into(),
-            );
-        }
-        if pj.scripts.contains_key("start") {
-            return ep(
-                vec!["npm".into(), "start".into()],
-                "the `start` script of package.json".into(),
-            );
-        }
-    }
-    // As the platforms berth replaces do: a package with one top-level source
-    // file runs it.
-    let top: Vec<&String> = m
-        .paths
-        .iter()
-        .filter(|p| !p.contains('/') && exts.iter().any(|e| p.ends_with(e)))
-        .filter(|p| !NOT_ENTRY.contains(&p.as_str()) && !p.starts_with("test_"))
-        .collect();
-    match top.as_slice() {
-        [one] => return ep(run(one), format!("{one} is the only top-level {kind} file")),
-        [_, _, ..] => {
-            let names: Vec<&str> = top.iter().map(|p| p.as_str()).collect();
-            return Err(err(
-                format!(
-                    "no entry point: no `command`, no conventional entry file ({}), and several top-level {kind} files: {}",
-                    files.join(", "),
-                    names.join(", ")
-                ),
-                format!("set `command:` in services.yaml, for example `command: [{}]`", run(names[0]).join(", ")),
-            ));
-        }
-        [] => {}
-    }
-    if let Some(layout) = foreign_layout(m) {
-        return Err(err(
-            format!("the package is {layout}, which berth does not run as it is"),
-            if python {
-                "package the source instead: the .py files with requirements.txt or pyproject.toml at the top (`berth package DIR` leaves virtual environments out); berth builds the environment itself"
-            } else {
-                "package the source instead: package.json and the .js files at the top; berth installs the dependencies itself (or ships node_modules when the service says so)"
-            },
-        ));
-    }
-    let conventional = files.join(", ");
-    Err(err(
-        format!("no entry point: no `command`, none of {conventional}, no declared script, and no top-level {kind} file"),
-        format!("add one of {conventional} to the package, or set `command:` in services.yaml"),
-    ))
-}
-
-/// A layout berth recognises but does not build from: a virtual environment, or
-/// built wheels without their source.
-fn foreign_layout(m: &Manifests) -> Option<String> {
-    let venv = m.paths.iter().find_map(|p| {
-        let parts: Vec<&str> = p.split('/').collect();
-        let at = parts.iter().position(|s| *s == "pyvenv.cfg")?;
-        Some(if at == 0 {
-            ".".to_string()
-        } else {
-            parts[..at].join("/")
-        })
-    });
-    if let Some(dir) = venv {
-        return Some(if dir == "." {
-            "a Python virtual environment (pyvenv.cfg at its top)".to_string()
-        } else {
-            format!("carrying a Python virtual environment ({dir}/pyvenv.cfg) and no source berth can start")
-        });
-    }
-    let wheels: Vec<&String> = m.paths.iter().filter(|p| p.ends_with(".whl")).collect();
-    if !wheels.is_empty() {
-        return Some(format!("built wheels ({}) without their source", wheels[0]));
-    }
-    None
+    Ok(Deps::Python {
+        requirements,
+        from: chosen.from,
+    })
 }
 
 /// How long npm may wait for one answer of the registry. No retries: an
@@ -483,6 +483,7 @@ pub fn dockerfile(
     deps: &Deps,
     cmd: &[String],
     node_deps: Option<&str>,
+    keeps: &[String],
 ) -> String {
     let mut d = format!("# generated by berth (recipe {RECIPE_VERSION})\nFROM {base}\n");
     if let Some(install) = deps_install(deps, node_deps) {
@@ -499,5 +500,47 @@ pub fn dockerfile(
     d.push_str(&format!(
         "COPY --chown={APP_UID}:{APP_UID} {CODE_DIR} /{CODE_DIR}\n"
     ));
+    let dirs = keep_dirs(keeps);
+    if !dirs.is_empty() {
+        // The exec form: a keep path reaches no shell.
+        let exec = |args: Vec<String>| serde_json::to_string(&args).expect("strings serialize");
+        let paths = dirs.iter().map(|d| format!("/{d}"));
+        let mkdir = exec(
+            ["mkdir", "-p", "--"]
+                .map(String::from)
+                .into_iter()
+                .chain(paths.clone())
+                .collect(),
+        );
+        let owner = format!("{APP_UID}:{APP_UID}");
+        let chown = exec(
+            ["chown".to_string(), owner, "--".into()]
+                .into_iter()
+                .chain(paths)
+                .collect(),
+        );
+        d.push_str(&format!(
+            "USER 0:0\nRUN {mkdir}\nRUN {chown}\nUSER {}\n",
+            settings.user
+        ));
+    }
     d
+}
+
+/// The directories of an image where the service's keeps are mounted, as
+/// layer paths (`data/` for `/data`): each is in the image, owned by the app
+/// user, so that the engine, which gives an empty volume the owner and
+/// contents of the directory it is mounted on, hands the service a keep it
+/// can write on first use (on one host and on every swarm node alike). Only
+/// the last directory is the app user's; the ones above it stay the base's.
+pub fn keep_dirs(keeps: &[String]) -> Vec<String> {
+    let mut dirs: Vec<String> = keeps
+        .iter()
+        .map(|k| k.trim_matches('/'))
+        .filter(|k| !k.is_empty())
+        .map(|k| format!("{k}/"))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
 }

@@ -280,6 +280,7 @@ fn fact(id: &str, runtime: Runtime, base_missing: bool, built: bool) -> BuildFac
             command: None,
             cuda: None,
             registry: None,
+            keeps: vec![],
         },
         source_hash: "s".repeat(64),
         base: format!("berth-local/{}:stable", runtime.name()),

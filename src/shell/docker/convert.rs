@@ -357,6 +357,20 @@ pub fn usage(s: &bollard::models::ContainerStatsResponse) -> Option<super::Usage
 /// A one-shot container that makes volume `to` hold exactly what `from` holds:
 /// `to` emptied first (a copy a kill interrupted may have left half), `from`
 /// mounted read-only, no network.
+/// `80/tcp`, `53/udp`: the TCP ports, in order.
+pub fn tcp_ports(exposed: Vec<String>) -> Vec<u16> {
+    let mut ports: Vec<u16> = exposed
+        .iter()
+        .filter_map(|p| {
+            p.strip_suffix("/tcp")
+                .or((!p.contains('/')).then_some(p.as_str()))
+        })
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    ports.sort_unstable();
+    ports
+}
+
 pub fn copy_request(
     image: &str,
     labels: BTreeMap<String, String>,
@@ -368,7 +382,11 @@ pub fn copy_request(
         cmd: Some(vec![
             "sh".into(),
             "-c".into(),
-            "rm -rf /to/* /to/.[!.]* /to/..?* && cp -a /from/. /to/".into(),
+            // The keep's own directory keeps its owner and mode too, so a
+            // service that could write its keep can write the copy.
+            "rm -rf /to/* /to/.[!.]* /to/..?* && cp -a /from/. /to/ \
+             && chown \"$(stat -c %u:%g /from)\" /to && chmod \"$(stat -c %a /from)\" /to"
+                .into(),
         ]),
         labels: Some(labels.into_iter().collect()),
         network_disabled: Some(true),

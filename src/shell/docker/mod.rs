@@ -402,43 +402,7 @@ impl Engine for Docker {
         from: &str,
         to: &str,
     ) -> Result<(), EngineError> {
-        let fail = |why: String| EngineError::VolumeCopy {
-            from: from.to_string(),
-            to: to.to_string(),
-            why,
-        };
-        // A copy a kill interrupted left its container: it goes first.
-        self.remove_container(name, name).await?;
-        let client = self.client().await?;
-        let body = convert::copy_request(image, labels, from, to);
-        let opts = CreateContainerOptionsBuilder::default().name(name).build();
-        let id = client
-            .create_container(Some(opts), body)
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .id;
-        let ended = match client.start_container(&id, None).await {
-            Err(e) => Err(e.to_string()),
-            Ok(()) => match client.wait_container(&id, None).next().await {
-                Some(Ok(r)) if r.status_code == 0 => Ok(()),
-                Some(Ok(r)) => Err(format!("the copy exited with {}", r.status_code)),
-                Some(Err(e)) => Err(e.to_string()),
-                None => Err("the engine never said how the copy ended".into()),
-            },
-        };
-        // What the copy said goes with its failure.
-        let result = match ended {
-            Ok(()) => Ok(()),
-            Err(why) => {
-                let logs = self.logs_tail(&id, 5).await.unwrap_or_default();
-                Err(fail(match logs.trim() {
-                    "" => why,
-                    said => format!("{why}: {said}"),
-                }))
-            }
-        };
-        self.remove_container(&id, name).await?;
-        result
+        objects::copy_volume(self, image, name, labels, from, to).await
     }
 
     async fn container_state(
@@ -506,6 +470,14 @@ impl Engine for Docker {
             count: c.restart_count.unwrap_or(0),
             started,
         }))
+    }
+
+    async fn exposed_ports(&self, id: &str) -> Result<Vec<u16>, EngineError> {
+        let ports = self
+            .inspect(id)
+            .await?
+            .and_then(|c| c.config?.exposed_ports);
+        Ok(convert::tcp_ports(ports.unwrap_or_default()))
     }
 
     async fn usage(&self, id: &str) -> Result<Option<Usage>, EngineError> {

@@ -20,12 +20,28 @@ pub use links::{check_links, link_stays_inside};
 use super::context::{Context, Data, Entry, Origin};
 use super::digests::{Cache, Stamp};
 
-/// The files berth reads itself (dependencies, entry points), kept in memory.
-pub const INLINE: [&str; 3] = ["pyproject.toml", "requirements.txt", "package.json"];
+/// The files berth reads itself (dependencies, lock files, the Procfile),
+/// kept in memory; the entry files an app object is looked for in
+/// (`core::entry::APP_FILES`) too.
+pub const INLINE: [&str; 12] = [
+    "pyproject.toml",
+    "requirements.txt",
+    "package.json",
+    "setup.cfg",
+    "setup.py",
+    "Pipfile",
+    "Pipfile.lock",
+    "poetry.lock",
+    "uv.lock",
+    "pdm.lock",
+    "Procfile",
+    "__main__.py",
+];
 
 /// Whether a package file is held in memory rather than read when sent.
 fn inline(name: &str, size: u64) -> bool {
-    size <= 1 << 20 && INLINE.contains(&name.rsplit('/').next().unwrap_or(name))
+    let base = name.rsplit('/').next().unwrap_or(name);
+    size <= 1 << 20 && (INLINE.contains(&base) || crate::core::entry::APP_FILES.contains(&base))
 }
 
 /// Names never packaged from a directory, at any depth.
@@ -214,7 +230,7 @@ impl Manifest {
                     size,
                     digest,
                     index,
-                } => ctx.add_data(
+                } if !inline(path, *size) => ctx.add_data(
                     path,
                     *mode,
                     Data::Stored {
@@ -226,6 +242,9 @@ impl Manifest {
                         },
                     },
                 ),
+                // A file berth reads now but did not when the record was
+                // made: the archive is read again.
+                ManifestEntry::Member { .. } => return None,
                 ManifestEntry::Link { path, target } => ctx.add_symlink(path, target),
             }
         }

@@ -1,0 +1,179 @@
+//! Projects of the kinds users bring (issue 27), written from scratch under
+//! `tests/fixtures/projects/`, deployed with only service, version, runtime
+//! and package against the real engine: they plan, apply and answer; a keep
+//! is the service's to write.
+
+mod common;
+
+use common::{docker, get, Project};
+
+fn project(tag: &str) -> Option<Project> {
+    Project::with_runtimes(tag, &["python3.11"])
+}
+
+#[test]
+fn a_service_built_from_code_writes_its_keep_on_first_use_and_the_data_survives_a_replace() {
+    let Some(p) = project("keep") else { return };
+    let dir = p.copy_fixture("sqlite-notes");
+    let file = |version: &str| {
+        format!(
+            "project: {{p}}\nservices:\n  notes:\n    version: {version}\n    runtime: python3.11\n    package: {}\n    keeps: [/data, /var/lib/notes]\n",
+            dir.display()
+        )
+    };
+    p.write(&file("1.0.0"));
+    p.ok(&["apply"]);
+    let url = p.url("notes");
+    get(&format!("{url}add?text=first"));
+    let body: serde_json::Value =
+        serde_json::from_str(&get(&format!("{url}add?text=second"))).unwrap();
+    assert_eq!(body["notes"], serde_json::json!(["first", "second"]));
+    assert_eq!(body["uid"], 10001, "the service runs as the app user");
+    let c = format!("{}-notes-1.0.0", p.name);
+    assert_eq!(
+        docker(&[
+            "exec",
+            &c,
+            "stat",
+            "-c",
+            "%u %a",
+            "/data",
+            "/var/lib/notes",
+            "/var/lib"
+        ]),
+        "10001 755\n10001 755\n0 755",
+        "each keep is the app user's; the directories above it stay root's"
+    );
+
+    // A new version replaces it (new content: one file more), with the data.
+    std::fs::write(dir.join("VERSION"), "2\n").unwrap();
+    p.write(&file("1.0.0").replace("keeps", "env: { EDITION: two }\n    keeps"));
+    p.ok(&["apply"]);
+    let body: serde_json::Value =
+        serde_json::from_str(&get(&format!("{}add?text=third", p.url("notes")))).unwrap();
+    assert_eq!(
+        body["notes"],
+        serde_json::json!(["first", "second", "third"])
+    );
+    assert!(p.ok(&["plan"]).contains("No changes"));
+}
+
+/// One project class: its fixture, what the plan must say of it, and what
+/// its answer must hold.
+struct Case {
+    fixture: &'static str,
+    plan_says: &'static [&'static str],
+    answer: &'static [(&'static str, &'static str)],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        fixture: "poetry-wsgi",
+        plan_says: &[
+            "starts with `sh -c exec gunicorn --bind \"0.0.0.0:$PORT\" app:app`: app.py defines the WSGI app `app` and gunicorn is among the dependencies; dependencies from pyproject.toml (Poetry)",
+        ],
+        answer: &[("server", "gunicorn 22.")],
+    },
+    Case {
+        fixture: "uv-asgi",
+        plan_says: &["main.py defines the ASGI app `app` and uvicorn is among the dependencies; dependencies from uv.lock (4 locked versions)"],
+        // Exactly the locked version, though `uvicorn>=0.29` allows newer ones.
+        answer: &[("server", "uvicorn 0.30.6")],
+    },
+    Case {
+        fixture: "setupcfg-procfile",
+        plan_says: &["starts with `sh -c exec python3 -m notes_srv --port $PORT`: the `web:` line of the Procfile; dependencies from setup.cfg"],
+        answer: &[("six", "1.1"), ("port", "8000")],
+    },
+    Case {
+        fixture: "pipenv-lock",
+        plan_says: &["service.py is the only top-level Python file; dependencies from Pipfile.lock (1 locked versions)"],
+        answer: &[("six", "1.16.0")],
+    },
+    Case {
+        fixture: "module-main",
+        plan_says: &["starts with `python3 -m hello`: hello/__main__.py makes the package hello runnable"],
+        answer: &[],
+    },
+    Case {
+        fixture: "setup-py",
+        plan_says: &["server.py is a conventional entry file; dependencies from setup.py"],
+        answer: &[("six", "1.16.0")],
+    },
+];
+
+/// Each case's service answers as the app user, with what the case says.
+fn check(p: &Project, cases: &[Case]) {
+    for case in cases {
+        let body = get(&p.url(case.fixture));
+        let got: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {body}", case.fixture));
+        assert_eq!(got["project"], case.fixture, "{body}");
+        assert_eq!(got["uid"], 10001, "{}: runs as the app user", case.fixture);
+        for (key, prefix) in case.answer {
+            let value = match &got[key] {
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            assert!(
+                value.starts_with(prefix),
+                "{}: {key} = {value}, want {prefix}…",
+                case.fixture
+            );
+        }
+    }
+}
+
+#[test]
+fn every_python_project_layout_deploys_with_only_service_runtime_and_package() {
+    let Some(p) = project("layouts") else { return };
+    let mut yaml = String::from("project: {p}\nservices:\n");
+    for case in CASES {
+        let dir = p.copy_fixture(case.fixture);
+        yaml.push_str(&format!(
+            "  {}:\n    runtime: python3.11\n    package: {}\n",
+            case.fixture,
+            dir.display()
+        ));
+    }
+    p.write(&yaml);
+    let plan = p.ok(&["plan"]);
+    for case in CASES {
+        for said in case.plan_says {
+            assert!(
+                plan.contains(said),
+                "{}: the plan says {said:?}:\n{plan}",
+                case.fixture
+            );
+        }
+    }
+    let started = std::time::Instant::now();
+    p.ok(&["apply"]);
+    eprintln!(
+        "figure: {} projects, cold apply {:.1} s",
+        CASES.len(),
+        started.elapsed().as_secs_f64()
+    );
+    check(&p, CASES);
+
+    // A code-only change rebuilds one image's code layer, in seconds.
+    let main = p.dir.path().join("uv-asgi/main.py");
+    let code = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(
+        &main,
+        code.replace(
+            "\"project\": \"uv-asgi\",",
+            "\"project\": \"uv-asgi\", \"edited\": 1,",
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    p.ok(&["apply"]);
+    eprintln!(
+        "figure: code-only apply {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let body: serde_json::Value = serde_json::from_str(&get(&p.url("uv-asgi"))).unwrap();
+    assert_eq!(body["edited"], 1);
+    assert!(p.ok(&["plan"]).contains("No changes"));
+}
