@@ -526,7 +526,7 @@ fn a_package_is_hashed_as_it_streams_and_its_files_are_read_again_only_when_sent
             ("app/requirements.txt", "file:flask\n"),
             ("app/data.bin", &format!("file:{big}")),
             ("app/copy.bin", "hardlink:app/data.bin"),
-            ("app/main.py", "file:print(1)\n"),
+            ("app/hello.py", "file:print(1)\n"),
         ])),
     )
     .unwrap();
@@ -534,7 +534,7 @@ fn a_package_is_hashed_as_it_streams_and_its_files_are_read_again_only_when_sent
     let ctx = &p.context;
     // Held in memory: only what berth reads itself.
     assert_eq!(ctx.inline("requirements.txt"), Some(&b"flask\n"[..]));
-    assert!(ctx.inline("data.bin").is_none() && ctx.inline("main.py").is_none());
+    assert!(ctx.inline("data.bin").is_none() && ctx.inline("hello.py").is_none());
     assert_eq!(ctx.size(), 2 * big.len() as u64 + 15);
 
     // The tarball carries the content, the hardlink as a link to the first copy.
@@ -545,7 +545,7 @@ fn a_package_is_hashed_as_it_streams_and_its_files_are_read_again_only_when_sent
         [
             "copy.bin Regular",
             "data.bin Link",
-            "main.py Regular",
+            "hello.py Regular",
             "requirements.txt Regular"
         ]
     );
@@ -582,17 +582,17 @@ fn a_package_is_hashed_as_it_streams_and_its_files_are_read_again_only_when_sent
 #[test]
 fn a_directory_file_changed_after_it_was_hashed_fails_the_send() {
     let src = tempfile::tempdir().unwrap();
-    write(src.path(), "main.py", "print('hi')\n");
+    write(src.path(), "hello.py", "print('hi')\n");
     write(src.path(), "pyproject.toml", "[project]\nname = 'x'\n");
     let ctx = read_dir(src.path(), Limits::default()).unwrap();
     assert!(ctx.inline("pyproject.toml").is_some());
-    assert!(ctx.inline("main.py").is_none(), "read when sent");
+    assert!(ctx.inline("hello.py").is_none(), "read when sent");
     assert_eq!(sent(&ctx).unwrap()[0].2, b"print('hi')\n");
-    write(src.path(), "main.py", "print('ho')\n");
-    let err = ctx.tar().expect_err("main.py changed");
+    write(src.path(), "hello.py", "print('ho')\n");
+    let err = ctx.tar().expect_err("hello.py changed");
     assert!(
         err.to_string()
-            .contains("main.py changed since it was read"),
+            .contains("hello.py changed since it was read"),
         "{err}"
     );
 }
@@ -602,9 +602,9 @@ fn an_unchanged_package_is_known_by_its_stamp_and_a_changed_one_is_read_again() 
     let state = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.tar.gz");
-    std::fs::write(&path, gz(&tarball(&[("main.py", "file:print(1)\n")]))).unwrap();
+    std::fs::write(&path, gz(&tarball(&[("hello.py", "file:print(1)\n")]))).unwrap();
     let src = tempfile::tempdir().unwrap();
-    write(src.path(), "main.py", "print(1)\n");
+    write(src.path(), "hello.py", "print(1)\n");
     // A file as fresh as this one could change again within the clock's tick: not
     // cached until it has settled.
     let read = |p: &Path| read_cached(p, Limits::default(), Some(state.path()), false).unwrap();
@@ -624,7 +624,7 @@ fn an_unchanged_package_is_known_by_its_stamp_and_a_changed_one_is_read_again() 
         .write(true)
         .open(&path)
         .unwrap()
-        .write_all(&gz(&tarball(&[("main.py", "file:print(2)\n")])))
+        .write_all(&gz(&tarball(&[("hello.py", "file:print(2)\n")])))
         .unwrap();
     std::fs::File::options()
         .write(true)

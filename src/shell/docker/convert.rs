@@ -338,7 +338,9 @@ pub fn usage(s: &bollard::models::ContainerStatsResponse) -> Option<super::Usage
     let system =
         cpu.system_cpu_usage.unwrap_or(0) as f64 - pre.system_cpu_usage.unwrap_or(0) as f64;
     let cpus = cpu.online_cpus.unwrap_or(1) as f64;
-    let cpu_percent = if system > 0.0 {
+    // A restart starts the process's counter again below the sample before
+    // it: no usage is known for that interval (never a negative share).
+    let cpu_percent = if system > 0.0 && total >= 0.0 {
         total / system * cpus * 100.0
     } else {
         0.0
@@ -351,12 +353,6 @@ pub fn usage(s: &bollard::models::ContainerStatsResponse) -> Option<super::Usage
     })
 }
 
-/// The conversions as snapshots: what berth sends the engine for a container,
-/// and what it makes of the engine's list replies. Refresh with
-/// `INSTA_UPDATE=always cargo test`.
-/// A one-shot container that makes volume `to` hold exactly what `from` holds:
-/// `to` emptied first (a copy a kill interrupted may have left half), `from`
-/// mounted read-only, no network.
 /// `80/tcp`, `53/udp`: the TCP ports, in order.
 pub fn tcp_ports(exposed: Vec<String>) -> Vec<u16> {
     let mut ports: Vec<u16> = exposed
@@ -371,6 +367,9 @@ pub fn tcp_ports(exposed: Vec<String>) -> Vec<u16> {
     ports
 }
 
+/// A one-shot container that makes volume `to` hold exactly what `from` holds:
+/// `to` emptied first (a copy a kill interrupted may have left half), `from`
+/// mounted read-only, no network.
 pub fn copy_request(
     image: &str,
     labels: BTreeMap<String, String>,
@@ -399,6 +398,9 @@ pub fn copy_request(
     }
 }
 
+/// The conversions as snapshots: what berth sends the engine for a container,
+/// and what it makes of the engine's list replies. Refresh with
+/// `INSTA_UPDATE=always cargo test`.
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -477,5 +479,29 @@ services:
         .unwrap();
         let observed = observed("shop", containers, networks, volumes);
         insta::assert_json_snapshot!("observed", observed);
+    }
+
+    #[test]
+    fn a_restart_between_two_samples_reads_no_cpu_never_a_negative_share() {
+        use bollard::models::{
+            ContainerCpuStats, ContainerCpuUsage, ContainerMemoryStats, ContainerStatsResponse,
+        };
+        let cpu = |total: u64, system: u64| ContainerCpuStats {
+            cpu_usage: Some(ContainerCpuUsage {
+                total_usage: Some(total),
+                ..Default::default()
+            }),
+            system_cpu_usage: Some(system),
+            online_cpus: Some(2),
+            ..Default::default()
+        };
+        let stats = |now: u64, before: u64| ContainerStatsResponse {
+            cpu_stats: Some(cpu(now, 2_000)),
+            precpu_stats: Some(cpu(before, 1_000)),
+            memory_stats: Some(ContainerMemoryStats::default()),
+            ..Default::default()
+        };
+        assert_eq!(usage(&stats(100, 500)).unwrap().cpu_percent, 0.0);
+        assert_eq!(usage(&stats(600, 500)).unwrap().cpu_percent, 20.0);
     }
 }
