@@ -177,3 +177,65 @@ fn every_python_project_layout_deploys_with_only_service_runtime_and_package() {
     assert_eq!(body["edited"], 1);
     assert!(p.ok(&["plan"]).contains("No changes"));
 }
+
+#[test]
+fn a_job_runs_to_completion_once_per_content_and_status_says_how_it_ended() {
+    let Some(p) = project("job") else { return };
+    let dir = p.copy_fixture("hello-job");
+    let file = |env: &str| {
+        format!(
+            "project: {{p}}\nservices:\n  hello:\n    runtime: python3.11\n    package: {}\n    job: true\n{env}",
+            dir.display()
+        )
+    };
+    p.write(&file(""));
+    p.ok(&["apply"]);
+    let row = |version_health: &str| -> serde_json::Value {
+        let rows: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["health"] == version_health)
+            .unwrap_or_else(|| panic!("no {version_health} row: {rows}"))
+            .clone()
+    };
+    let done = row("completed");
+    assert_eq!(done["run"]["exit_code"], 0, "{done}");
+    assert!(done["run"]["secs"].as_f64().unwrap() >= 0.5, "{done}");
+    let tail = done["run"]["log_tail"].to_string();
+    assert!(tail.contains("processed 3 rows"), "{done}");
+    let text = p.ok(&["status"]);
+    assert!(
+        text.contains("completed") && text.contains("run    exited 0 after"),
+        "{text}"
+    );
+
+    // The same content is not run again: the plan says nothing to do, and the
+    // container keeps its one run.
+    let container = format!("{}-hello-0.0.0", p.name);
+    let started = p.inspect(&container, "{{.State.StartedAt}}");
+    assert!(p.ok(&["plan"]).contains("No changes"));
+    p.ok(&["apply"]);
+    assert_eq!(p.inspect(&container, "{{.State.StartedAt}}"), started);
+    assert_eq!(
+        p.inspect(&container, "{{.HostConfig.RestartPolicy.Name}}"),
+        "no"
+    );
+
+    // New content that fails: an error like a failed gate, the run before kept.
+    p.write(&file("    env: { EXIT_WITH: \"3\" }\n"));
+    let out = p.berth(&["apply"]);
+    let err = common::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("hello@0.0.0: the job failed: the job exited with code 3 after")
+            && err.contains("processed 3 rows"),
+        "{err}"
+    );
+    assert_eq!(row("failed")["run"]["exit_code"], 3);
+    assert_eq!(
+        p.inspect(&container, "{{.State.StartedAt}}"),
+        started,
+        "the good run is kept"
+    );
+}

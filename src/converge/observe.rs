@@ -2,12 +2,13 @@
 //! a `logs` target names, where a container answers.
 
 use crate::core::desired::{
-    LABEL_ACTIVE, LABEL_CONFIG, LABEL_REVISION, LABEL_SCOPE, LABEL_SERVICE, LABEL_VERSION,
+    LABEL_ACTIVE, LABEL_CONFIG, LABEL_JOB, LABEL_REVISION, LABEL_SCOPE, LABEL_SERVICE,
+    LABEL_VERSION,
 };
 use crate::core::hash::ContainerConfig;
 use crate::core::health::{classify, reason, HealthFacts};
 use crate::core::plan::{Observed, ObservedContainer};
-use crate::core::render::StatusRow;
+use crate::core::render::{JobRun, StatusRow};
 use crate::core::role::ContainerRole;
 use crate::core::spec::Spec;
 use crate::shell::engine::{Engine, Restarts};
@@ -137,6 +138,34 @@ async fn row_of(
     };
     let (service, version) = (c.label(LABEL_SERVICE), c.label(LABEL_VERSION));
     let role = ContainerRole::of_labelled(&c.name, project, service, version);
+    // A job's row says how its run went, with the last lines of its log
+    // (excerpts: a reader without logs:view gets them cut).
+    let run = match c.label(LABEL_JOB) == "true" {
+        false => None,
+        true => {
+            let ran = engine
+                .run_of(&c.id)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let logs = engine
+                .logs_tail(&c.id, JOB_LOG_LINES)
+                .await
+                .unwrap_or_default();
+            let lines: Vec<&str> = logs.lines().collect();
+            let excerpt = crate::core::redact::excerpt(&lines, std::iter::empty());
+            Some(JobRun {
+                exit_code: ran.exit_code,
+                secs: ran.secs,
+                log_tail: excerpt
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(String::from)
+                    .collect(),
+            })
+        }
+    };
     let facts = HealthFacts {
         state: &c.state,
         role,
@@ -144,6 +173,7 @@ async fn row_of(
         up_secs: restarts.up_secs(),
         answered,
         unchecked,
+        job: run.as_ref().map(|r| r.exit_code),
     };
     let health = classify(facts);
     let health_reason = Some(reason(health, &facts, probe_error.as_deref()));
@@ -180,8 +210,12 @@ async fn row_of(
         cpu_percent: stats.map(|s| s.cpu_percent),
         memory_bytes: stats.map(|s| s.memory_bytes),
         memory_limit_bytes: stats.map(|s| s.memory_limit_bytes),
+        run,
     }
 }
+
+/// How many of a job's last log lines its status row carries.
+const JOB_LOG_LINES: usize = 5;
 
 /// The container of `SERVICE` (its active version) or `SERVICE@VERSION`.
 pub async fn find_target(

@@ -16,7 +16,7 @@ use super::{gateways, Context};
 
 /// A container that never passed its health gate.
 #[derive(Debug, thiserror::Error)]
-#[error("{id} never became healthy: its check is {check} within {timeout_ms} ms, and the last try said: {why}\n  the container is kept stopped as {kept}; from its log:\n{logs}\n  help: fix the service (or its `health:` check or timeout) and apply again; what ran before keeps running")]
+#[error("{}", self.words())]
 pub struct Unhealthy {
     pub id: String,
     pub check: String,
@@ -24,6 +24,26 @@ pub struct Unhealthy {
     pub timeout_ms: u64,
     pub kept: String,
     pub logs: String,
+    /// A job's run failed (its gate is its exit).
+    pub job: bool,
+}
+
+impl Unhealthy {
+    fn words(&self) -> String {
+        let Unhealthy {
+            id,
+            check,
+            why,
+            timeout_ms,
+            kept,
+            logs,
+            job,
+        } = self;
+        match job {
+            false => format!("{id} never became healthy: its check is {check} within {timeout_ms} ms, and the last try said: {why}\n  the container is kept stopped as {kept}; from its log:\n{logs}\n  help: fix the service (or its `health:` check or timeout) and apply again; what ran before keeps running"),
+            true => format!("{id}: the job failed: {why}\n  the container is kept stopped as {kept}; from its log:\n{logs}\n  help: fix the job and apply again (`berth apply` runs a failed job again; `watch` does not, until its content changes); what ran before is kept"),
+        }
+    }
 }
 
 /// Creates and starts `c` on probation as `<name>-next-<hash12>` and waits for
@@ -63,6 +83,7 @@ pub async fn start_on_probation(
             why: crate::core::redact::mask(&why, values.clone()),
             timeout_ms: c.health.timeout_ms,
             kept: failed,
+            job: c.config.job,
             logs: crate::core::redact::excerpt(
                 &crate::core::report::decisive_lines(&logs, 12),
                 values,
@@ -158,6 +179,9 @@ async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Re
     if h.timeout_ms == 0 {
         return Ok(());
     }
+    if c.config.job {
+        return wait_run(engine, id, c).await;
+    }
     let started = tokio::time::Instant::now();
     let deadline = started + Duration::from_millis(h.timeout_ms);
     let mut next_word = started + WORD_EVERY;
@@ -215,6 +239,53 @@ async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Re
         }
         tries += 1;
         tokio::time::sleep(gate_pause(tries, h.interval_ms)).await;
+    }
+}
+
+/// A job's gate: its run ends within the timeout with exit code 0. Err says
+/// how it ended (or that it still ran), in words.
+async fn wait_run(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Result<(), String> {
+    let started = tokio::time::Instant::now();
+    let deadline = started + Duration::from_millis(c.health.timeout_ms);
+    let mut next_word = started + WORD_EVERY;
+    let mut tries = 0u32;
+    loop {
+        let took = || {
+            humantime::format_duration(Duration::from_millis(started.elapsed().as_millis() as u64))
+        };
+        match engine.container_state(id, c.config.port).await {
+            Ok(None) => return Err("the container disappeared".into()),
+            Ok(Some(ContainerState {
+                exit_code: Some(0), ..
+            })) => return Ok(()),
+            Ok(Some(ContainerState {
+                exit_code: Some(code),
+                ..
+            })) => return Err(format!("the job exited with code {code} after {}", took())),
+            Ok(Some(ContainerState { state, .. })) if state == "exited" || state == "dead" => {
+                return Err(format!("the job's container {state} without an exit code"))
+            }
+            Ok(Some(_)) | Err(_) => {}
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(format!(
+                "the job still ran after {} (its `health.timeout`)",
+                humantime::format_duration(Duration::from_millis(c.health.timeout_ms))
+            ));
+        }
+        if now >= next_word {
+            next_word = now + WORD_EVERY;
+            crate::say::info(&format!(
+                "  {}@{}: the job runs ({} s of at most {} s)",
+                c.service,
+                c.version,
+                (now - started).as_secs(),
+                c.health.timeout_ms / 1000
+            ));
+        }
+        tries += 1;
+        tokio::time::sleep(gate_pause(tries, 250)).await;
     }
 }
 

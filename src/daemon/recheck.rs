@@ -122,6 +122,7 @@ mod tests {
             url: None,
             scope: "global".into(),
             revision: None,
+            run: None,
             cpu_percent: None,
             memory_bytes: None,
             memory_limit_bytes: None,

@@ -44,6 +44,14 @@ pub struct ContainerState {
     pub exit_code: Option<i64>,
 }
 
+/// A job's run, as the engine knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Run {
+    /// `None` while it runs.
+    pub exit_code: Option<i64>,
+    pub secs: Option<f64>,
+}
+
 /// How often the engine has restarted a container and when it last started:
 /// both change only with an engine event for it, so a daemon keeps them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -213,6 +221,12 @@ pub trait Engine: Send + Sync {
     /// The name and labels a container has now; `None` when it is gone.
     async fn container_owner(&self, id: &str) -> Result<Option<ContainerOwner>, EngineError>;
     async fn restarts(&self, id: &str) -> Result<Option<Restarts>, EngineError>;
+    /// How a job's container ran: its exit code once it ended, and how long
+    /// it ran (so far); `None` when it is gone.
+    async fn run_of(&self, id: &str) -> Result<Option<Run>, EngineError> {
+        let _ = id;
+        Ok(None)
+    }
     /// The TCP ports a container's image says it listens on (`EXPOSE`), for
     /// the words of a failed health gate; none where the engine cannot say.
     async fn exposed_ports(&self, id: &str) -> Result<Vec<u16>, EngineError> {

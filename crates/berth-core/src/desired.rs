@@ -33,6 +33,9 @@ pub const LABEL_PUBLIC: &str = "berth.public";
 pub const LABEL_REVISION: &str = "berth.revision";
 /// The health check, when it is not the default `GET /`.
 pub const LABEL_HEALTH: &str = "berth.health";
+/// `true` on a job's container: it runs to completion (`status` reads its run
+/// from the container alone).
+pub const LABEL_JOB: &str = "berth.job";
 
 /// What a service version is built from: enough to build it again at apply time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -470,6 +473,9 @@ fn container(
     if let Some(check) = v.health.check.label() {
         labels.insert(LABEL_HEALTH.to_string(), check);
     }
+    if v.job {
+        labels.insert(LABEL_JOB.to_string(), "true".to_string());
+    }
 
     let mut env = v.env.clone();
     env.extend(asset_env);
@@ -536,6 +542,7 @@ fn container(
         reserve_memory: 0,
         constraints: Vec::new(),
         reserve_gpus: 0,
+        job: v.job,
     };
     let hash = config.hash();
     Ok((

@@ -54,6 +54,10 @@ pub struct ContainerConfig {
     /// Swarm: GPUs reserved on the node, as the generic resource `NVIDIA-GPU`.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub reserve_gpus: u32,
+    /// A job: run to completion, never restarted. (Left out of the canonical
+    /// form when false, so hashes from before it stay as they were.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub job: bool,
 }
 
 fn is_zero_u32(n: &u32) -> bool {

@@ -24,6 +24,10 @@ pub enum Health {
     Unknown,
     /// Running, and declared `health: { none: true }`: nothing is asked.
     Unchecked,
+    /// A job that ran to completion (exit code 0).
+    Completed,
+    /// A job whose run is under way.
+    Running,
     /// Not running.
     #[serde(rename = "-")]
     NotRunning,
@@ -39,6 +43,8 @@ impl Health {
             Health::CrashLooping => "crash-looping",
             Health::Unknown => "unknown",
             Health::Unchecked => "unchecked",
+            Health::Completed => "completed",
+            Health::Running => "running",
             Health::NotRunning => "-",
         }
     }
@@ -64,6 +70,8 @@ pub struct HealthFacts<'a> {
     pub answered: Option<bool>,
     /// Declared with no health check: started is enough.
     pub unchecked: bool,
+    /// A job (`berth.job`), and its exit code once its run ended.
+    pub job: Option<Option<i64>>,
 }
 
 /// A container kept aside after its gate is `failed`; a successor on probation
@@ -74,6 +82,15 @@ pub fn classify(f: HealthFacts<'_>) -> Health {
     let running = f.state == "running";
     if f.role == Some(ContainerRole::Failed) {
         return Health::Failed;
+    }
+    if let Some(exit) = f.job {
+        // A job is judged by its run: under way, done, or failed.
+        return match (running, exit) {
+            (true, _) => Health::Running,
+            (false, Some(0)) => Health::Completed,
+            (false, Some(_)) => Health::Failed,
+            (false, None) => Health::NotRunning,
+        };
     }
     if f.role == Some(ContainerRole::Next) && running {
         return Health::Starting;
@@ -106,9 +123,15 @@ pub fn reason(health: Health, f: &HealthFacts<'_>, probe_error: Option<&str>) ->
             f.up_secs
         ),
         Health::Unhealthy => format!("up {}s and {answer}", f.up_secs),
+        Health::Failed if f.job.is_some() => match f.job.flatten() {
+            Some(code) => format!("the job exited with code {code}"),
+            None => "the job failed".into(),
+        },
         Health::Failed => {
             "its configuration failed the health gate; kept aside for its logs, the previous version serves".into()
         }
+        Health::Completed => "the job ran to completion (exit code 0); it runs again when its content changes".into(),
+        Health::Running => format!("the job's run is under way ({}s)", f.up_secs),
         Health::CrashLooping if f.state == "restarting" => format!(
             "the engine is restarting it ({} restarts so far)",
             f.restarts

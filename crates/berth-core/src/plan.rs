@@ -423,6 +423,9 @@ pub fn plan(
             {
                 unchanged.push(d.subject(project));
             }
+            // A job under its canonical name has run to completion with this
+            // content: it is not run again.
+            (Some(_), _) if d.config.job => unchanged.push(d.subject(project)),
             (Some(c), _) => steps.push(Step {
                 action: Action::StartContainer {
                     id: c.id.clone(),

@@ -184,6 +184,40 @@ pub struct StatusRow {
     /// on node-1, node-3`), shown as the state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<String>,
+    /// A job's last run: exit code, duration, the last lines of its log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<JobRun>,
+}
+
+/// A job's run as `status`, `/status` and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRun {
+    /// `None` while it runs.
+    pub exit_code: Option<i64>,
+    /// Seconds from start to exit (so far, while it runs).
+    pub secs: Option<f64>,
+    /// The last lines of its log (excerpts: masked and marked, see `redact`).
+    #[serde(default)]
+    pub log_tail: Vec<String>,
+}
+
+impl JobRun {
+    /// `exited 0 after 1.2 s`, `running for 3.0 s`.
+    pub fn describe(&self) -> String {
+        let secs = self
+            .secs
+            .map(|s| format!(" after {s:.1} s"))
+            .unwrap_or_default();
+        match self.exit_code {
+            Some(code) => format!("exited {code}{secs}"),
+            None => format!(
+                "running{}",
+                self.secs
+                    .map(|s| format!(" for {s:.1} s"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
 }
 
 /// A duration as `status` shows it: `45s`, `3m`, `5h`, `2d`.
@@ -259,6 +293,10 @@ pub fn status_text(rows: &[StatusRow]) -> String {
         }
         for a in &r.assets {
             extra.push(format!("  asset  {a}"));
+        }
+        if let Some(run) = &r.run {
+            extra.push(format!("  run    {}", run.describe()));
+            extra.extend(run.log_tail.iter().map(|l| format!("  {l}")));
         }
         for e in &extra {
             line(vec![e]);

@@ -179,6 +179,12 @@ impl StatusDocument {
                 *e = cut(e);
             }
         }
+        for run in self.services.iter_mut().filter_map(|r| r.run.as_mut()) {
+            run.log_tail = cut(&run.log_tail.join("\n"))
+                .lines()
+                .map(String::from)
+                .collect();
+        }
         self
     }
 

@@ -27,6 +27,7 @@ fn facts_of(
         up_secs,
         answered,
         unchecked: false,
+        job: None,
     }
 }
 
@@ -74,6 +75,7 @@ fn a_version_declared_without_a_check_is_unchecked_while_it_runs_and_still_a_cra
         up_secs: 5,
         answered: None,
         unchecked: true,
+        job: None,
     };
     assert_eq!(classify(facts("running", 0)), Health::Unchecked);
     assert_eq!(Health::Unchecked.word(), "unchecked");
@@ -571,4 +573,25 @@ fn the_reason_shown_on_hover_names_what_decided_the_health() {
             "{state} {role:?}: {got:?} lacks {want:?}"
         );
     }
+}
+
+#[test]
+fn a_job_is_running_while_it_runs_completed_after_exit_zero_and_failed_after_any_other_exit() {
+    let job = |state, exit: Option<i64>| HealthFacts {
+        state,
+        role: Some(ContainerRole::Canonical),
+        restarts: 0,
+        up_secs: 3,
+        answered: None,
+        unchecked: true,
+        job: Some(exit),
+    };
+    assert_eq!(classify(job("running", None)), Health::Running);
+    assert_eq!(classify(job("exited", Some(0))), Health::Completed);
+    assert_eq!(classify(job("exited", Some(3))), Health::Failed);
+    assert_eq!(
+        reason(Health::Failed, &job("exited", Some(3)), None),
+        "the job exited with code 3"
+    );
+    assert_eq!(Health::Completed.word(), "completed");
 }

@@ -125,8 +125,12 @@ pub fn create_request(c: &DesiredContainer, secrets: &BTreeMap<String, String>) 
             mounts: Some(mounts),
             device_requests,
             init: Some(true),
+            // A job runs to completion: the engine never starts it again.
             restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                name: Some(match cfg.job {
+                    true => RestartPolicyNameEnum::NO,
+                    false => RestartPolicyNameEnum::UNLESS_STOPPED,
+                }),
                 maximum_retry_count: None,
             }),
             network_mode: first.map(|(n, _)| n.clone()),
@@ -351,6 +355,27 @@ pub fn usage(s: &bollard::models::ContainerStatsResponse) -> Option<super::Usage
         memory_bytes: mem.usage.unwrap_or(0),
         memory_limit_bytes: mem.limit.unwrap_or(0),
     })
+}
+
+/// A job's run from the container's state: the exit code once it ended,
+/// and the time from its start to its end (or to now, while it runs).
+pub fn run(state: bollard::models::ContainerState) -> super::Run {
+    let at = |t: Option<String>| t.and_then(|t| humantime::parse_rfc3339_weak(&t).ok());
+    let running = state.running == Some(true);
+    let (start, end) = (at(state.started_at), at(state.finished_at));
+    let end = if running {
+        Some(std::time::SystemTime::now())
+    } else {
+        end
+    };
+    let secs = match (start, end) {
+        (Some(s), Some(e)) => e.duration_since(s).ok().map(|d| d.as_secs_f64()),
+        _ => None,
+    };
+    super::Run {
+        exit_code: if running { None } else { state.exit_code },
+        secs,
+    }
 }
 
 /// `80/tcp`, `53/udp`: the TCP ports, in order.

@@ -31,7 +31,7 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 pub use super::engine::{
-    ContainerEvent, ContainerOwner, ContainerState, Engine, EngineVersion, NodeInfo, Restarts,
+    ContainerEvent, ContainerOwner, ContainerState, Engine, EngineVersion, NodeInfo, Restarts, Run,
     SharedEngine, Usage,
 };
 use crate::core::desired::{
@@ -470,6 +470,13 @@ impl Engine for Docker {
             count: c.restart_count.unwrap_or(0),
             started,
         }))
+    }
+
+    async fn run_of(&self, id: &str) -> Result<Option<Run>, EngineError> {
+        Ok(self
+            .inspect(id)
+            .await?
+            .map(|c| convert::run(c.state.unwrap_or_default())))
     }
 
     async fn exposed_ports(&self, id: &str) -> Result<Vec<u16>, EngineError> {

@@ -184,6 +184,8 @@ fn health_mark(h: Health) -> &'static str {
         Health::Failed => "⚠",
         Health::CrashLooping => "↻",
         Health::Unknown => "?",
+        Health::Completed => "✓",
+        Health::Running => "…",
         Health::Unchecked | Health::NotRunning => "–",
     }
 }
@@ -238,7 +240,12 @@ fn health_cell(r: &StatusRow) -> Markup {
     );
     html! {
         td.health title=(reason) {
-            @if bad && !reason.is_empty() {
+            @if let Some(run) = &r.run {
+                // A job's run: how it ended, and the last lines of its log.
+                details { summary { span aria-hidden="true" { (health_mark(r.health)) } " " (r.health.word()) " · " (run.describe()) }
+                    span.reason { (reason) }
+                    @if !run.log_tail.is_empty() { pre.log-tail { (run.log_tail.join("\n")) } } }
+            } @else if bad && !reason.is_empty() {
                 details { summary { span aria-hidden="true" { (health_mark(r.health)) } " " (r.health.word()) } span.reason { (reason) } }
             } @else {
                 span aria-hidden="true" { (health_mark(r.health)) } " " (r.health.word())

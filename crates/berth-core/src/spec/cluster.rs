@@ -102,6 +102,11 @@ impl Validator {
                     "`publish`",
                     "leave it out: on a swarm the gateway reaches the tasks",
                 ),
+                (
+                    v.job,
+                    "`job`",
+                    "run jobs on one engine (`engine: docker`) for now",
+                ),
             ];
             for (used, what, help) in unsupported {
                 if used {

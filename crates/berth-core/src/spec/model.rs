@@ -30,6 +30,9 @@ pub struct Health {
     pub check: HealthCheck,
 }
 
+/// How long one run of a job may take unless `health.timeout` says.
+pub const JOB_TIMEOUT_MS: u64 = 600_000;
+
 impl Default for Health {
     fn default() -> Self {
         Health {
@@ -157,6 +160,8 @@ pub struct Version {
     pub extras: Vec<String>,
     /// Node: the package ships its own `node_modules`.
     pub vendored: bool,
+    /// A job: runs to completion once per content, never restarted.
+    pub job: bool,
     /// Swarm: tasks of this version (1 on one engine).
     pub replicas: u32,
     pub machine: Machine,

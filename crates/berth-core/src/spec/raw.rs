@@ -96,6 +96,11 @@ macro_rules! settings_struct {
             /// installing package.json's dependencies (default false).
             #[schemars(with = "Option<bool>")]
             pub vendored: Option<Spanned<bool>>,
+            /// A job: the version runs to completion once per content (its
+            /// hash), not as a service; exit code 0 is success. Only
+            /// `health.timeout` applies: how long a run may take (default 10m).
+            #[schemars(with = "Option<bool>")]
+            pub job: Option<Spanned<bool>>,
             /// Swarm: how many tasks run this version (default 1); `engine: docker` runs one.
             #[schemars(with = "Option<u32>")]
             pub replicas: Option<Spanned<u32>>,

@@ -261,6 +261,19 @@ impl Validator {
             }
         }
         let vendored = vendored.is_some_and(|f| f.value);
+        let job = pick(&v.job, &s.job);
+        if let Some(flag) = job.filter(|f| f.value) {
+            if pick(&v.publish, &s.publish).is_some() {
+                self.err(
+                    Pos::from(flag.referenced),
+                    format!(
+                        "{id}: a job (`job: true`) serves nothing, so it cannot `publish` a port"
+                    ),
+                    "remove `publish`, or `job: true` to run it as a service",
+                );
+            }
+        }
+        let job = job.is_some_and(|f| f.value);
         let replicas = self.replicas(&id, s, v);
 
         let machine = self.machine(&id, s, v);
@@ -350,7 +363,16 @@ impl Validator {
             }
         }
 
-        let health = self.health(&id, pick(&v.health, &s.health));
+        let raw_health = pick(&v.health, &s.health);
+        let mut health = self.health(&id, raw_health);
+        if job {
+            // A job's only gate is its exit: the check is not asked, and the
+            // timeout is how long one run may take.
+            health.check = HealthCheck::None;
+            if raw_health.is_none_or(|h| h.timeout.is_none()) {
+                health.timeout_ms = JOB_TIMEOUT_MS;
+            }
+        }
 
         let public = pick(&v.public, &s.public).is_some_and(|p| p.value);
 
@@ -420,6 +442,7 @@ impl Validator {
             runtime,
             extras,
             vendored,
+            job,
             replicas,
             machine,
             scope,
