@@ -32,7 +32,7 @@ PROJECTS = {
     "uv-asgi": (FIXTURES, "python3.11", "main.py", ""),
     "setupcfg-procfile": (FIXTURES, "python3.11", "notes_srv/__main__.py", ""),
     "pipenv-lock": (FIXTURES, "python3.11", "service.py", ""),
-    "module-main": (FIXTURES, "python3.11", "hello/__main__.py", ""),
+    "module-main": (FIXTURES, "python3.11", "src/hello/__main__.py", ""),
     "setup-py": (FIXTURES, "python3.11", "server.py", ""),
     "sqlite-notes": (FIXTURES, "python3.11", "notes.py", "    keeps: [/data]\n"),
     "python-fastapi": (os.path.join(ROOT, "examples"), "python3.11", "main.py", ""),

@@ -92,7 +92,7 @@ const CASES: &[Case] = &[
     },
     Case {
         fixture: "module-main",
-        plan_says: &["starts with `python3 -m hello`: hello/__main__.py makes the package hello runnable"],
+        plan_says: &["starts with `env PYTHONPATH=/app/src python3 -m hello`: src/hello/__main__.py makes the package hello runnable (/app/src is on PYTHONPATH)"],
         answer: &[],
     },
     Case {

@@ -13,7 +13,8 @@
 //! 5. the one script pyproject.toml declares (PEP 621 or Poetry); Node: the
 //!    `main` of package.json, else its `start` script;
 //! 6. Python: `python -m PACKAGE` for the one top-level package with a
-//!    `__main__.py`;
+//!    `__main__.py` (or under `src/`, the src layout: `/app/src` is then on
+//!    PYTHONPATH, as it is for a script whose package is there);
 //! 7. the only top-level source file.
 
 use super::recipe::{self, err, is_python, Deps, Manifests, RecipeError};
@@ -181,7 +182,8 @@ pub fn entry(
         match scripts.as_slice() {
             [(name, target, file)] => {
                 let (module, func) = target.split_once(':').unwrap_or((target.as_str(), "main"));
-                return ep(
+                let root = module.split('.').next().unwrap_or(module);
+                let (mut command, mut why) = (
                     vec![
                         "python3".into(),
                         "-c".into(),
@@ -189,6 +191,13 @@ pub fn entry(
                     ],
                     format!("`{name}` is the one script {file} declares"),
                 );
+                if src_layout(m, root) {
+                    command = from_src(command);
+                    why.push_str(&format!(
+                        " (its package is under src/: {SRC_PATH} is on PYTHONPATH)"
+                    ));
+                }
+                return ep(command, why);
             }
             [_, _, ..] => {
                 return Err(err(
@@ -198,18 +207,24 @@ pub fn entry(
             }
             [] => {}
         }
+        // A top-level package, or one under src/ (the src layout).
         let mains: Vec<&str> = m
             .paths
             .iter()
             .filter_map(|p| p.strip_suffix("/__main__.py"))
-            .filter(|pkg| !pkg.contains('/'))
+            .filter(|pkg| !pkg.trim_start_matches("src/").contains('/'))
             .collect();
         match mains.as_slice() {
             [pkg] => {
-                return ep(
-                    vec!["python3".into(), "-m".into(), pkg.to_string()],
-                    format!("{pkg}/__main__.py makes the package {pkg} runnable"),
-                )
+                let name = pkg.trim_start_matches("src/");
+                let run = vec!["python3".into(), "-m".into(), name.to_string()];
+                return match pkg.starts_with("src/") {
+                    false => ep(run, format!("{pkg}/__main__.py makes the package {pkg} runnable")),
+                    true => ep(
+                        from_src(run),
+                        format!("{pkg}/__main__.py makes the package {name} runnable ({SRC_PATH} is on PYTHONPATH)"),
+                    ),
+                };
             }
             [_, _, ..] => {
                 return Err(err(
@@ -274,6 +289,27 @@ pub fn entry(
         format!("no entry point: no `command`, no Procfile, none of {conventional}, no declared script, no package with a __main__.py, and no top-level {kind} file"),
         format!("add one of {conventional} or a Procfile with a `web:` line to the package, or set `command:` in services.yaml"),
     ))
+}
+
+/// Where a src-layout project's packages are in the image.
+const SRC_PATH: &str = "/app/src";
+
+/// Whether the package `root` a script names lives under `src/` (and not
+/// at the top, where Python finds it anyway).
+fn src_layout(m: &Manifests, root: &str) -> bool {
+    let has = |p: String| m.paths.iter().any(|x| *x == p);
+    !has(format!("{root}/__init__.py"))
+        && !has(format!("{root}.py"))
+        && (has(format!("src/{root}/__init__.py")) || has(format!("src/{root}.py")))
+}
+
+/// A command run with the src layout's directory on PYTHONPATH, without a
+/// shell (`env` sets it).
+fn from_src(command: Vec<String>) -> Vec<String> {
+    ["env".to_string(), format!("PYTHONPATH={SRC_PATH}")]
+        .into_iter()
+        .chain(command)
+        .collect()
 }
 
 /// The command of a Procfile's `web` process (`web: gunicorn app:app`), if it

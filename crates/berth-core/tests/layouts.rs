@@ -438,6 +438,17 @@ fn a_procfile_an_app_object_with_its_server_or_a_runnable_package_start_the_serv
         "",
         Ok("starts with `python3 -m notes`: notes/__main__.py makes the package notes runnable"),
     );
+    // The src layout: the package is found under src/.
+    check_entry(
+        &[("pyproject.toml", POETRY), ("src/notes/__init__.py", ""), ("src/notes/cli.py", "")],
+        "",
+        Ok("starts with `env PYTHONPATH=/app/src python3 -c import notes.cli; notes.cli.run()`: `notes` is the one script pyproject.toml (Poetry) declares (its package is under src/: /app/src is on PYTHONPATH)"),
+    );
+    check_entry(
+        &[("src/hello/__init__.py", ""), ("src/hello/__main__.py", ""), ("tests/test_hello.py", "")],
+        "",
+        Ok("starts with `env PYTHONPATH=/app/src python3 -m hello`: src/hello/__main__.py makes the package hello runnable (/app/src is on PYTHONPATH)"),
+    );
     check_entry(
         &[("pyproject.toml", POETRY), ("notes/cli.py", "")],
         "",
