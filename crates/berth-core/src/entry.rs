@@ -297,7 +297,7 @@ const SRC_PATH: &str = "/app/src";
 /// Whether the package `root` a script names lives under `src/` (and not
 /// at the top, where Python finds it anyway).
 fn src_layout(m: &Manifests, root: &str) -> bool {
-    let has = |p: String| m.paths.iter().any(|x| *x == p);
+    let has = |p: String| m.paths.contains(&p);
     !has(format!("{root}/__init__.py"))
         && !has(format!("{root}.py"))
         && (has(format!("src/{root}/__init__.py")) || has(format!("src/{root}.py")))
