@@ -239,3 +239,80 @@ fn a_job_runs_to_completion_once_per_content_and_status_says_how_it_ended() {
         "the good run is kept"
     );
 }
+
+/// Packs `tests/fixtures/sdists/<fixture>` as the source distribution
+/// `<name>-1.0.tar.gz` in `dir`, as `python -m build --sdist` lays one out
+/// (one top directory `<name>-1.0/`).
+fn sdist(fixture: &str, name: &str, dir: &std::path::Path) {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/sdists")
+        .join(fixture);
+    std::fs::create_dir_all(dir).unwrap();
+    let file = std::fs::File::create(dir.join(format!("{name}-1.0.tar.gz"))).unwrap();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        file,
+        flate2::Compression::default(),
+    ));
+    tar.append_dir_all(format!("{name}-1.0"), &from).unwrap();
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+#[test]
+fn a_dependency_published_only_as_source_is_built_with_no_network_and_one_that_needs_a_compiler_is_named(
+) {
+    let Some(p) = project("sdist") else { return };
+    let links = p.dir.path().join("links");
+    sdist("greeting", "berth-fixture-greeting", &links);
+    sdist("native", "berth-fixture-native", &links);
+    let dir = p.copy_fixture("sdist-only");
+    p.write(&format!(
+        "project: {{p}}\nservices:\n  greet:\n    runtime: python3.11\n    package: {}\n",
+        dir.display()
+    ));
+    let links = links.display().to_string();
+    let env = [("PIP_FIND_LINKS", links.as_str())];
+    let run = |args: &[&str]| {
+        let out = p.berth_env(args, &env);
+        (
+            out.status.code(),
+            common::text(&out.stdout),
+            common::text(&out.stderr),
+        )
+    };
+    let (code, plan, said) = run(&["plan"]);
+    assert_eq!(code, Some(0), "{plan}{said}");
+    assert!(
+        said.contains("berth-fixture-greeting 1.0 has no wheel for Python 3.11: building it from berth-fixture-greeting-1.0.tar.gz, with no network"),
+        "{said}"
+    );
+    let (code, out, said) = run(&["apply"]);
+    assert_eq!(code, Some(0), "{out}{said}");
+    let body: serde_json::Value = serde_json::from_str(&get(&p.url("greet"))).unwrap();
+    assert_eq!(body["said"], "hello, berth");
+    assert_eq!(
+        body["built_with"],
+        serde_json::json!(["lo"]),
+        "the sdist's build saw no network interface but loopback"
+    );
+    // The wheel is cached: the next plan builds nothing and changes nothing.
+    let (_, plan, said) = run(&["plan"]);
+    assert!(plan.contains("No changes"), "{plan}{said}");
+    assert!(!said.contains("building it from"), "{said}");
+
+    // A dependency that needs a compiler fails the plan, naming it, and the
+    // running version stays.
+    std::fs::write(dir.join("requirements.txt"), "berth-fixture-native==1.0\n").unwrap();
+    let (code, out, said) = run(&["plan"]);
+    assert_ne!(code, Some(0), "{out}");
+    for wanted in [
+        "berth-fixture-native has no wheel for Python 3.11, and building one from berth-fixture-native-1.0.tar.gz failed",
+        "help: berth-fixture-native needs a compiler to build (`",
+        "gcc",
+    ] {
+        assert!(said.contains(wanted), "{wanted:?} in:\n{said}");
+    }
+    let (code, _, _) = run(&["apply"]);
+    assert_ne!(code, Some(0));
+    let body: serde_json::Value = serde_json::from_str(&get(&p.url("greet"))).unwrap();
+    assert_eq!(body["said"], "hello, berth", "the running version stays");
+}

@@ -326,7 +326,8 @@ impl Executor<'_> {
     ) -> Result<(String, String), StepError> {
         let engine = self.ctx.engine.as_ref();
         let arch = engine.version().await?.arch;
-        let prepared = build::prepare(self.project, &b.input, &arch, &self.ctx.settings).await?;
+        let prepared =
+            build::prepare(engine, self.project, &b.input, &arch, &self.ctx.settings).await?;
         if prepared.source_hash != b.source_hash {
             return Err(BuildError::SourceChange {
                 id: b.input.id.clone(),

@@ -319,7 +319,19 @@ async fn build_facts(
                 .into());
             }
         }
-        let prepared = build::prepare(&spec.project, &input, arch, &ctx.settings).await?;
+        let prepared = build::prepare(engine, &spec.project, &input, arch, &ctx.settings).await?;
+        // Building a wheel from a source distribution builds a missing base.
+        let rechecked;
+        let base_id = match base_id {
+            None => {
+                rechecked = engine.image_id(&base).await?;
+                if rechecked.is_some() {
+                    base_ids.insert(base.clone(), rechecked.clone());
+                }
+                rechecked.as_ref()
+            }
+            id => id,
+        };
         // Node dependencies install in their base, at plan time: a missing
         // base that can be built here is built now, so a plan that passes
         // has its base and its dependencies, and apply cannot fail on them

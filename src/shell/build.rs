@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::engine::{Engine, EngineError};
+use super::engine::{BuildOptions, Engine, EngineError};
 use super::settings::Settings;
 
 /// The label that records what an image was built from.
@@ -50,7 +50,27 @@ pub async fn ensure_image(
     engine: &dyn Engine,
     tag: &str,
     context: &Context,
+    labels: BTreeMap<String, String>,
+    on_line: impl FnMut(&str) + Send,
+) -> Result<Built, EngineError> {
+    ensure_image_with(
+        engine,
+        tag,
+        context,
+        labels,
+        BuildOptions::default(),
+        on_line,
+    )
+    .await
+}
+
+/// [`ensure_image`], built with `options` (offline).
+pub async fn ensure_image_with(
+    engine: &dyn Engine,
+    tag: &str,
+    context: &Context,
     mut labels: BTreeMap<String, String>,
+    options: BuildOptions,
     mut on_line: impl FnMut(&str) + Send,
 ) -> Result<Built, EngineError> {
     let hash = context.hash();
@@ -73,7 +93,9 @@ pub async fn ensure_image(
         sent.add("Dockerfile", 0o644, dockerfile);
     }
     let (tarball, writer) = sent.tar_stream();
-    let built = engine.build_image(tag, tarball, &mut on_line).await;
+    let built = engine
+        .build_image(tag, tarball, options, &mut on_line)
+        .await;
     sent_whole(writer, tag).await?;
     built?;
     Ok(Built::Fresh(hash))
@@ -132,7 +154,7 @@ pub enum BuildError {
         message: String,
         help: String,
     },
-    #[error("{id}: cannot resolve the Python dependencies of {package}:\n{message}\n  help: fix the requirement named above (pyproject.toml or requirements.txt); only wheels for Python {python} on {platform} can be installed")]
+    #[error("{id}: cannot resolve the Python dependencies of {package}:\n{message}\n  help: fix the requirement named above (pyproject.toml or requirements.txt); only wheels for Python {python} on {platform}, and source distributions that build with no compiler, can be installed")]
     DepsResolve {
         id: String,
         package: String,
@@ -140,6 +162,8 @@ pub enum BuildError {
         python: String,
         platform: String,
     },
+    #[error(transparent)]
+    SdistBuild(Box<SdistBuildError>),
     #[error("{id}: cannot install the Node dependencies of {package} from the npm registry {registry}:\n{message}\n  help: make the registry reachable from the engine's containers (berth passes npm_config_registry from its environment), or install them yourself (`npm install --omit=dev` in the package) and set `vendored: true`")]
     NodeDepsResolve {
         id: String,
@@ -157,6 +181,19 @@ pub enum BuildError {
         planned: String,
         now: String,
     },
+}
+
+/// A dependency with no wheel whose source distribution did not build
+/// (boxed in [`BuildError`]: it is the largest).
+#[derive(Debug, thiserror::Error)]
+#[error("{id}: {name} has no wheel for Python {python}, and building one from {file} failed:\n{message}\n  help: {help}")]
+pub struct SdistBuildError {
+    pub id: String,
+    pub name: String,
+    pub file: String,
+    pub python: String,
+    pub message: String,
+    pub help: String,
 }
 
 /// A package prepared for building: everything but the base image's ID.
@@ -200,6 +237,7 @@ fn text(ctx: &Context, path: &str) -> Option<String> {
 /// Reads the package, resolves its dependencies to wheels (cached), and lays out
 /// the build context: `Dockerfile`, `app/` and `deps/`.
 pub async fn prepare(
+    engine: &dyn Engine,
     project: &str,
     input: &BuildInput,
     arch: &str,
@@ -263,7 +301,9 @@ pub async fn prepare(
             0o644,
             requirements.clone().into_bytes(),
         );
-        for (name, data) in super::wheels::wheels(input, requirements, &m, arch, settings).await? {
+        let wheels =
+            super::wheels::wheels(engine, project, input, requirements, &m, arch, settings).await?;
+        for (name, data) in wheels {
             ctx.add_data(&format!("deps/wheels/{name}"), 0o644, data);
         }
     }

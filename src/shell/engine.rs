@@ -108,6 +108,14 @@ pub struct NodeInfo {
 
 pub type SharedEngine = Arc<dyn Engine>;
 
+/// How an image is built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// Its steps reach no network: a build that runs code berth did not
+    /// write (a source distribution's setup.py) reaches nothing.
+    pub offline: bool,
+}
+
 #[async_trait::async_trait]
 pub trait Engine: Send + Sync {
     /// Whether the engine rolls changes out itself (Swarm): then a version is
@@ -270,8 +278,16 @@ pub trait Engine: Send + Sync {
         &self,
         tag: &str,
         context: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+        options: BuildOptions,
         on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
     ) -> Result<String, EngineError>;
+    /// The regular files directly in directory `dir` of image `reference`
+    /// (a wheel built there), read without starting anything.
+    async fn image_files(
+        &self,
+        reference: &str,
+        dir: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, EngineError>;
     /// What `reference` is made of, for an image berth assembles over it
     /// (`shell::layer`); `None` when there is no such image.
     async fn image_parts(

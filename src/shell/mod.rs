@@ -20,6 +20,7 @@ pub mod lock;
 pub mod memory;
 pub mod package;
 pub mod probe;
+pub mod sdist;
 pub mod settings;
 pub mod source;
 pub mod state;

@@ -21,6 +21,12 @@ pub struct Settings {
     /// The npm registry Node dependencies are installed from (`npm_config_registry`,
     /// as npm itself reads it; default the public one).
     pub npm_registry: String,
+    /// Where pip finds packages besides its index (`PIP_FIND_LINKS`, as pip
+    /// reads it): a source distribution there is built like one of the index's.
+    pub pip_find_links: Vec<String>,
+    /// The indexes pip uses (`PIP_INDEX_URL`, then `PIP_EXTRA_INDEX_URL`); an
+    /// empty first one means pip's own default, asked of pip when needed.
+    pub pip_indexes: Vec<String>,
     /// Where the engine is (`DOCKER_HOST`, else the local socket), for messages.
     pub engine_address: String,
     /// How long connecting to the engine may take, agreeing on an API version
@@ -61,6 +67,16 @@ impl Settings {
             npm_registry: var("npm_config_registry")
                 .or_else(|| var("NPM_CONFIG_REGISTRY"))
                 .unwrap_or_else(|| "https://registry.npmjs.org/".into()),
+            pip_find_links: var("PIP_FIND_LINKS")
+                .map(|v| v.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
+            pip_indexes: std::iter::once(var("PIP_INDEX_URL").unwrap_or_default())
+                .chain(
+                    var("PIP_EXTRA_INDEX_URL")
+                        .map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                        .unwrap_or_default(),
+                )
+                .collect(),
             engine_address: var("DOCKER_HOST")
                 .unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
             engine_timeout: var("BERTH_ENGINE_TIMEOUT")

@@ -3,19 +3,22 @@
 //! once per set of requirements (cached under the state directory), and
 //! handed to the build context by stamp and digest, never read into memory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::core::desired::BuildInput;
 use crate::core::pip;
 use crate::core::recipe::Manifests;
 
-use super::build::BuildError;
+use super::build::{BuildError, SdistBuildError};
 use super::context::Data;
+use super::engine::Engine;
 use super::settings::Settings;
 
 /// Wheels for the requirements, for the runtime's Python and the engine's
 /// platform, downloaded with pip on the host once and cached by what decides them.
 pub async fn wheels(
+    engine: &dyn Engine,
+    project: &str,
     input: &BuildInput,
     requirements: &str,
     manifests: &Manifests,
@@ -38,6 +41,12 @@ pub async fn wheels(
         python: py.to_string(),
         platform: platforms[0].clone(),
     };
+    // The last platform is `linux_<machine>` (`x86_64`, `aarch64`).
+    let machine = platforms
+        .last()
+        .and_then(|p| p.strip_prefix("linux_"))
+        .unwrap_or("x86_64")
+        .to_string();
     if !dir.is_dir() {
         let tmp = dir.with_extension("partial");
         let _ = std::fs::remove_dir_all(&tmp);
@@ -45,10 +54,30 @@ pub async fn wheels(
         let req = tmp.join("requirements.txt");
         std::fs::write(&req, requirements).map_err(|e| fail(e.to_string()))?;
         let abi = format!("cp{}", py.replace('.', ""));
-        // Dependencies can be gigabytes (torch): never downloaded silently. On a
-        // terminal pip shows each file, its size and a progress bar (on stderr,
-        // so the plan on stdout stays clean); without one, a line before and
-        // one after, with the size.
+        let mut target_args: Vec<String> = [
+            "--python-version",
+            py,
+            "--implementation",
+            "cp",
+            "--abi",
+            &abi,
+            "--abi",
+            "abi3",
+            "--abi",
+            "none",
+        ]
+        .map(String::from)
+        .to_vec();
+        for p in &platforms {
+            target_args.extend(["--platform".to_string(), p.clone()]);
+        }
+        // Wheels built from source distributions, offered to pip beside the
+        // index, where the other find-links are too.
+        let built = settings
+            .state_dir
+            .join("wheels")
+            .join(format!("built-py{py}-{machine}"));
+        // Dependencies can be gigabytes (torch): never downloaded silently.
         let count = requirements
             .lines()
             .filter(|l| !l.trim().is_empty())
@@ -58,53 +87,57 @@ pub async fn wheels(
             input.id
         ));
         let started = std::time::Instant::now();
-        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !crate::say::json();
-        let mut cmd = tokio::process::Command::new(&settings.python);
-        cmd.args(["-m", "pip", "download"]);
-        match terminal {
-            true => {
-                cmd.args(["--progress-bar", "on"]);
-                if let Ok(fd) = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned() {
-                    cmd.stdout(std::process::Stdio::from(fd));
+        let mut sought = std::collections::BTreeSet::new();
+        loop {
+            let mut links = settings.pip_find_links.clone();
+            if built.is_dir() {
+                links.push(built.display().to_string());
+            }
+            let log = match pip_download(settings, &target_args, &links, &tmp.join("wheels"), &req)
+                .await
+            {
+                Ok(()) => break,
+                Err(PipFailed::Run(e)) => {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    return Err(fail(format!("cannot run pip: {e}")));
+                }
+                Err(PipFailed::Said(log)) => log,
+            };
+            // A requirement with no wheel is built from its source
+            // distribution, once each, and pip asked again.
+            if let Some(wanted) =
+                crate::core::sdist::wanted(&log).filter(|w| sought.insert(w.name.clone()))
+            {
+                let target = super::sdist::Target {
+                    python: py,
+                    machine: &machine,
+                    pip_args: &target_args,
+                };
+                match super::sdist::build(
+                    engine, settings, project, input, &wanted, &target, &built,
+                )
+                .await
+                {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => {}
+                    Err(f) => {
+                        let _ = std::fs::remove_dir_all(&tmp);
+                        return Err(BuildError::SdistBuild(Box::new(SdistBuildError {
+                            id: input.id.clone(),
+                            name: wanted.name.clone(),
+                            file: f.file.unwrap_or_else(|| "its source distribution".into()),
+                            python: py.to_string(),
+                            message: f.message,
+                            help: match f.compiler {
+                                Some(line) => format!("{} needs a compiler to build (`{line}`), and a base image has none: pick a version of {} that has wheels for Python {py}, or build the wheel yourself and offer it to pip through a find-links directory (PIP_FIND_LINKS)", wanted.name, wanted.name),
+                                None => format!("the build's last lines are above; pick a version of {} that has wheels for Python {py}, or build the wheel yourself and offer it to pip through a find-links directory (PIP_FIND_LINKS)", wanted.name),
+                            },
+                        })));
+                    }
                 }
             }
-            false => {
-                cmd.arg("--quiet");
-            }
-        }
-        cmd.args(["--disable-pip-version-check", "--only-binary=:all:"])
-            .args([
-                "--python-version",
-                py,
-                "--implementation",
-                "cp",
-                "--abi",
-                &abi,
-                "--abi",
-                "abi3",
-                "--abi",
-                "none",
-            ]);
-        for p in &platforms {
-            cmd.args(["--platform", p]);
-        }
-        cmd.arg("-d").arg(tmp.join("wheels")).arg("-r").arg(&req);
-        // Not `output()`: it would capture stdout too, and pip's progress with it.
-        if !terminal {
-            cmd.stdout(std::process::Stdio::piped());
-        }
-        let out = cmd
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| fail(format!("cannot run pip: {e}")))?
-            .wait_with_output()
-            .await
-            .map_err(|e| fail(format!("cannot run pip: {e}")))?;
-        if !out.status.success() {
             // pip's whole reason, naming the package's own file and line
             // rather than the requirements file berth wrote (deleted now).
-            let log = String::from_utf8_lossy(&out.stderr);
             let reason = pip::pip_reason(&log, &req.display().to_string(), requirements, manifests);
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(fail(reason.trim().to_string()));
@@ -124,11 +157,6 @@ pub async fn wheels(
             started.elapsed().as_secs_f64()
         ));
     }
-    let machine = platforms[0]
-        .rsplit('_')
-        .next()
-        .unwrap_or("x86_64")
-        .to_string();
     let mut out = Vec::new();
     // Wheels can be large (torch is gigabytes): hashed once, then known by stamp.
     let mut cache: super::digests::Cache<String> =
@@ -145,7 +173,7 @@ pub async fn wheels(
             .unwrap_or_default()
             .to_string();
         // A native wheel for another architecture would fail only at run time.
-        if !(name.ends_with("-any.whl") || name.contains(&machine)) {
+        if !pip::wheel_fits(&name, &platforms) {
             return Err(fail(format!(
                 "wheel {name} is not for the engine's architecture ({arch})"
             )));
@@ -165,4 +193,60 @@ pub async fn wheels(
     }
     cache.save();
     Ok(out)
+}
+
+enum PipFailed {
+    /// pip did not run.
+    Run(std::io::Error),
+    /// pip ran and failed; what it said on stderr.
+    Said(String),
+}
+
+/// `pip download` of the requirements file `req` into `dest`, wheels only,
+/// for `target_args` (Python, ABIs, platforms), with `links` as find-links.
+/// On a terminal pip shows each file, its size and a progress bar (on
+/// stderr, so the plan on stdout stays clean).
+async fn pip_download(
+    settings: &Settings,
+    target_args: &[String],
+    links: &[String],
+    dest: &Path,
+    req: &Path,
+) -> Result<(), PipFailed> {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !crate::say::json();
+    let mut cmd = tokio::process::Command::new(&settings.python);
+    cmd.args(["-m", "pip", "download"]);
+    match terminal {
+        true => {
+            cmd.args(["--progress-bar", "on"]);
+            if let Ok(fd) = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned() {
+                cmd.stdout(std::process::Stdio::from(fd));
+            }
+        }
+        false => {
+            cmd.arg("--quiet");
+            // Not `output()`: it would capture stdout too, and pip's progress with it.
+            cmd.stdout(std::process::Stdio::piped());
+        }
+    }
+    cmd.args(["--disable-pip-version-check", "--only-binary=:all:"])
+        .args(target_args);
+    for link in links {
+        cmd.args(["--find-links", link]);
+    }
+    cmd.arg("-d").arg(dest).arg("-r").arg(req);
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(PipFailed::Run)?
+        .wait_with_output()
+        .await
+        .map_err(PipFailed::Run)?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(PipFailed::Said(
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )),
+    }
 }

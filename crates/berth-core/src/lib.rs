@@ -39,5 +39,6 @@ pub mod retain;
 pub mod role;
 pub mod rollback;
 pub mod route;
+pub mod sdist;
 pub mod spec;
 pub mod steps;

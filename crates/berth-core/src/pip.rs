@@ -47,6 +47,25 @@ pub fn wheel_platforms(arch: &str, glibc: (u32, u32)) -> Vec<String> {
     tags
 }
 
+/// Whether the wheel file `name` runs on one of `platforms` (as
+/// [`wheel_platforms`] lists them): a pure wheel (`-any.whl`), or one whose
+/// platform tags name the platforms' machine. A native wheel for another
+/// machine would fail only at run time.
+pub fn wheel_fits(name: &str, platforms: &[String]) -> bool {
+    let Some(tags) = name.strip_suffix(".whl").and_then(|s| s.rsplit('-').next()) else {
+        return false;
+    };
+    if tags == "any" {
+        return true;
+    }
+    let machine = platforms
+        .last()
+        .and_then(|p| p.strip_prefix("linux_"))
+        .unwrap_or("x86_64");
+    // `manylinux_2_17_x86_64.manylinux2014_x86_64`: every compressed tag.
+    tags.split('.').all(|t| t.ends_with(&format!("_{machine}")))
+}
+
 /// The files a Python project's requirements come from, lock files first
 /// (`core::layout`'s order).
 const SOURCES: [&str; 9] = [

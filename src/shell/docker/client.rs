@@ -60,6 +60,12 @@ pub enum EngineError {
     LogsRead { name: String, source: BollardError },
     #[error("cannot build image {tag}: {message}")]
     ImageBuild { tag: String, message: String },
+    #[error("cannot read {dir} of image {reference}: {message}")]
+    ImageRead {
+        reference: String,
+        dir: String,
+        message: String,
+    },
     #[error("cannot load image {tag}: {message}")]
     ImageLoad { tag: String, message: String },
     #[error("cannot send the build context of {tag}: {message}\n  help: make the plan again; if a package keeps changing, stop what writes to it")]

@@ -426,6 +426,31 @@ pub fn copy_request(
 /// The conversions as snapshots: what berth sends the engine for a container,
 /// and what it makes of the engine's list replies. Refresh with
 /// `INSTA_UPDATE=always cargo test`.
+/// The regular files directly under the top directory of a tarball the engine
+/// sends for a directory (`wheel/x.whl`), checked entry by entry as it is
+/// read: nothing deeper, no links, nothing unpacked anywhere.
+pub fn top_files(tarball: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut archive = tar::Archive::new(tarball);
+    let mut out = Vec::new();
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+        let parts: Vec<_> = path.components().collect();
+        let [std::path::Component::Normal(_), std::path::Component::Normal(name)] = parts[..]
+        else {
+            continue;
+        };
+        let name = name.to_string_lossy().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).map_err(|e| e.to_string())?;
+        out.push((name, data));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -114,6 +114,7 @@ pub(super) async fn build_image(
     d: &Docker,
     tag: &str,
     context: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+    options: BuildOptions,
     on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
 ) -> Result<String, EngineError> {
     let session = format!(
@@ -130,6 +131,8 @@ pub(super) async fn build_image(
         .forcerm(true)
         .version(bollard::query_parameters::BuilderVersion::BuilderBuildKit)
         .session(&session)
+        // BuildKit's `none`: no RUN step has a network.
+        .networkmode(if options.offline { "none" } else { "default" })
         .build();
     let client = d.client().await?;
     let mut stream = client.build_image(opts, None, Some(bollard::body_try_stream(context)));
@@ -246,6 +249,73 @@ impl BuildLog {
     fn tail(&self) -> String {
         self.lines[self.lines.len().saturating_sub(15)..].join("\n")
     }
+}
+
+/// The most a directory read out of an image may hold.
+const IMAGE_FILES_LIMIT: u64 = 1 << 30;
+
+/// The regular files directly in `dir` of image `reference`, read through a
+/// container created from it (never started, with no network) that is
+/// removed afterwards. Links, devices and subdirectories are left out.
+pub(super) async fn image_files(
+    d: &Docker,
+    reference: &str,
+    dir: &str,
+) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
+    let client = d.client().await?;
+    let fail = |message: String| EngineError::ImageRead {
+        reference: reference.to_string(),
+        dir: dir.to_string(),
+        message,
+    };
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(reference.to_string()),
+        cmd: Some(vec!["true".into()]),
+        network_disabled: Some(true),
+        ..Default::default()
+    };
+    let id = client
+        .create_container(
+            None::<bollard::query_parameters::CreateContainerOptions>,
+            body,
+        )
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .id;
+    let opts = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+        .path(dir)
+        .build();
+    let mut stream = client.download_from_container(&id, Some(opts));
+    let mut tarball = Vec::new();
+    let mut read = Ok(());
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) if (tarball.len() + bytes.len()) as u64 <= IMAGE_FILES_LIMIT => {
+                tarball.extend_from_slice(&bytes)
+            }
+            Ok(_) => {
+                read = Err(fail("it holds over 1 GiB".into()));
+                break;
+            }
+            Err(e) => {
+                read = Err(fail(e.to_string()));
+                break;
+            }
+        }
+    }
+    let removed = client
+        .remove_container(
+            &id,
+            Some(
+                bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+                    .force(true)
+                    .build(),
+            ),
+        )
+        .await;
+    read?;
+    removed.map_err(|e| fail(e.to_string()))?;
+    convert::top_files(&tarball).map_err(fail)
 }
 
 /// What an image is made of, read from its inspection as the engine wrote it.

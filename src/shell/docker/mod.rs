@@ -31,8 +31,8 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 pub use super::engine::{
-    ContainerEvent, ContainerOwner, ContainerState, Engine, EngineVersion, NodeInfo, Restarts, Run,
-    SharedEngine, Usage,
+    BuildOptions, ContainerEvent, ContainerOwner, ContainerState, Engine, EngineVersion, NodeInfo,
+    Restarts, Run, SharedEngine, Usage,
 };
 use crate::core::desired::{
     DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_HASH, LABEL_PROJECT,
@@ -553,9 +553,18 @@ impl Engine for Docker {
         &self,
         tag: &str,
         context: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+        options: BuildOptions,
         on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
     ) -> Result<String, EngineError> {
-        images::build_image(self, tag, context, on_line).await
+        images::build_image(self, tag, context, options, on_line).await
+    }
+
+    async fn image_files(
+        &self,
+        reference: &str,
+        dir: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
+        images::image_files(self, reference, dir).await
     }
 
     async fn import_rootfs(

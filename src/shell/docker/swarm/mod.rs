@@ -24,8 +24,8 @@ pub use spec::{service_name, service_spec};
 use super::client::is_not_found;
 use super::convert::btreemap;
 use super::{
-    ContainerEvent, ContainerOwner, ContainerState, Docker, Engine, EngineError, EngineVersion,
-    NodeInfo, Restarts, SharedEngine, Usage,
+    BuildOptions, ContainerEvent, ContainerOwner, ContainerState, Docker, Engine, EngineError,
+    EngineVersion, NodeInfo, Restarts, SharedEngine, Usage,
 };
 use crate::core::desired::{DesiredContainer, DesiredNetwork, DesiredVolume};
 use crate::core::observed::ObservedContainer;
@@ -555,9 +555,20 @@ impl Engine for Swarm {
         &self,
         tag: &str,
         context: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+        options: BuildOptions,
         on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
     ) -> Result<String, EngineError> {
-        self.docker.build_image(tag, context, on_line).await
+        self.docker
+            .build_image(tag, context, options, on_line)
+            .await
+    }
+
+    async fn image_files(
+        &self,
+        reference: &str,
+        dir: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
+        self.docker.image_files(reference, dir).await
     }
     async fn image_ref(&self, tag: &str) -> Result<Option<String>, EngineError> {
         push::push(&self.docker, tag).await
