@@ -100,6 +100,11 @@ const CASES: &[Case] = &[
         plan_says: &["server.py is a conventional entry file; dependencies from setup.py"],
         answer: &[("six", "1.16.0")],
     },
+    Case {
+        fixture: "computed-setup",
+        plan_says: &["server.py is a conventional entry file; dependencies from setup.py, through the project's build backend"],
+        answer: &[("six", "1.16.0")],
+    },
 ];
 
 /// Each case's service answers as the app user, with what the case says.

@@ -268,7 +268,15 @@ pub async fn prepare(
             .filter_map(|name| Some((name.to_string(), text(&pkg.context, name)?)))
             .collect(),
     };
-    let deps = recipe::deps(input.runtime, &input.extras, input.vendored, &m).map_err(invalid)?;
+    let deps = match recipe::deps(input.runtime, &input.extras, input.vendored, &m)
+        .map_err(invalid)?
+    {
+        Deps::Backend { file } => {
+            super::backend::python_deps(engine, project, input, &pkg.context, &file, arch, settings)
+                .await?
+        }
+        deps => deps,
+    };
     let entry = recipe::entry(input.runtime, input.command.as_ref(), &m, &deps).map_err(invalid)?;
     let base = super::baseimage::runtime_tag(input.runtime, input.cuda.as_deref());
     let node = match &deps {

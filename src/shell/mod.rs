@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod asset;
+pub mod backend;
 pub mod baseimage;
 pub mod build;
 pub mod context;

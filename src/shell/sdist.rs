@@ -14,6 +14,7 @@ use crate::core::sdist::{self, IndexFile, Wanted};
 use super::build::{ensure_image_with, Context};
 use super::engine::{BuildOptions, Engine, EngineError};
 use super::settings::Settings;
+use super::wheels::PipTarget;
 
 /// The largest source distribution fetched.
 const SDIST_LIMIT: usize = 256 << 20;
@@ -36,14 +37,6 @@ fn failed(file: Option<&str>, message: impl Into<String>) -> Failed {
     }
 }
 
-/// What a wheel is built for: the pip arguments that name the Python, its
-/// ABIs and the platforms (as for the service's own wheels).
-pub struct Target<'a> {
-    pub python: &'a str,
-    pub machine: &'a str,
-    pub pip_args: &'a [String],
-}
-
 /// Builds a wheel for `wanted` from its source distribution into `into` (a
 /// find-links directory of the next resolution). `Ok(None)` when neither the
 /// find-links directories nor the indexes hold one; else the sdist's name.
@@ -53,10 +46,10 @@ pub async fn build(
     project: &str,
     input: &BuildInput,
     wanted: &Wanted,
-    target: &Target<'_>,
+    target: &PipTarget,
     into: &Path,
 ) -> Result<Option<String>, Failed> {
-    let Some((file, version, origin)) = find(settings, wanted, target.python).await? else {
+    let Some((file, version, origin)) = find(settings, wanted, &target.python).await? else {
         return Ok(None);
     };
     let name = file.filename.clone();
@@ -297,13 +290,66 @@ async fn build_in_engine(
     project: &str,
     input: &BuildInput,
     (file, bytes): (&str, &[u8]),
-    target: &Target<'_>,
+    target: &PipTarget,
     scratch: &Path,
 ) -> Result<Vec<(String, Vec<u8>)>, Failed> {
+    let pyproject = pyproject(bytes)
+        .map_err(|e| failed(Some(file), format!("{file} is not a readable .tar.gz: {e}")))?;
+    let mut files = Context::default();
+    files.add(file, 0o644, bytes.to_vec());
+    let run = OfflineRun {
+        what: "wheel",
+        shown: file,
+        requires: sdist::build_requires(pyproject.as_deref()),
+        files,
+        dockerfile: &|base| sdist::build_dockerfile(base, file),
+        out_dir: sdist::WHEEL_DIR,
+    };
+    let wheels: Vec<(String, Vec<u8>)> =
+        run_offline(engine, settings, project, input, target, scratch, run)
+            .await?
+            .into_iter()
+            .filter(|(n, _)| n.ends_with(".whl"))
+            .collect();
+    if wheels.is_empty() {
+        return Err(failed(Some(file), "its build made no wheel"));
+    }
+    Ok(wheels)
+}
+
+/// Code berth did not write, run by the engine: a build of an sdist, or a
+/// project's build backend asked for its metadata.
+pub struct OfflineRun<'a> {
+    /// Names the image: `berth-deps/<project>-<what>:<hash>`.
+    pub what: &'a str,
+    /// What is built, for messages (a file's name).
+    pub shown: &'a str,
+    /// The build requirements, fetched as wheels into `build/` of the context.
+    pub requires: Vec<String>,
+    /// The rest of the context.
+    pub files: Context,
+    /// The Dockerfile, for the base's tag.
+    pub dockerfile: &'a (dyn Fn(&str) -> String + Sync),
+    /// The directory of the image whose files come back.
+    pub out_dir: &'a str,
+}
+
+/// Runs `run`: its build requirements downloaded by pip as wheels (for the
+/// runtime's Python), the base built when missing, the image built with no
+/// network (cached by its context, so an unchanged run is not built again),
+/// and the files it left in `out_dir` read back.
+pub async fn run_offline(
+    engine: &dyn Engine,
+    settings: &Settings,
+    project: &str,
+    input: &BuildInput,
+    target: &PipTarget,
+    scratch: &Path,
+    run: OfflineRun<'_>,
+) -> Result<Vec<(String, Vec<u8>)>, Failed> {
+    let file = run.shown;
     let fail = |m: String| failed(Some(file), m);
-    let pyproject =
-        pyproject(bytes).map_err(|e| fail(format!("{file} is not a readable .tar.gz: {e}")))?;
-    let requires = sdist::build_requires(pyproject.as_deref());
+    let requires = run.requires;
     // The build's own requirements, as wheels, as pip would install them.
     std::fs::create_dir_all(scratch).map_err(|e| fail(e.to_string()))?;
     let list = scratch.join("build-requirements.txt");
@@ -317,7 +363,7 @@ async fn build_in_engine(
             "--disable-pip-version-check",
         ])
         .args(["--only-binary=:all:"])
-        .args(target.pip_args)
+        .args(&target.args)
         .arg("-d")
         .arg(scratch.join("build"))
         .arg("-r")
@@ -353,13 +399,8 @@ async fn build_in_engine(
                 .ok_or_else(|| fail(format!("the base {base} is missing after building it")))?
         }
     };
-    let mut ctx = Context::default();
-    ctx.add(
-        "Dockerfile",
-        0o644,
-        sdist::build_dockerfile(&base, file).into_bytes(),
-    );
-    ctx.add(file, 0o644, bytes.to_vec());
+    let mut ctx = run.files;
+    ctx.add("Dockerfile", 0o644, (run.dockerfile)(&base).into_bytes());
     for entry in std::fs::read_dir(scratch.join("build"))
         .map_err(|e| fail(e.to_string()))?
         .flatten()
@@ -381,8 +422,9 @@ async fn build_in_engine(
         .into_bytes(),
     );
     let tag = format!(
-        "{}{project}-wheel:{}",
+        "{}{project}-{}:{}",
         crate::core::retain::DEPS_REPOSITORY,
+        run.what,
         &ctx.hash()[..12]
     );
     let labels = BTreeMap::from([
@@ -426,15 +468,8 @@ async fn build_in_engine(
         }
         Err(e) => return Err(fail(e.to_string())),
     }
-    let wheels: Vec<(String, Vec<u8>)> = engine
-        .image_files(&tag, sdist::WHEEL_DIR)
+    engine
+        .image_files(&tag, run.out_dir)
         .await
-        .map_err(|e| fail(e.to_string()))?
-        .into_iter()
-        .filter(|(n, _)| n.ends_with(".whl"))
-        .collect();
-    if wheels.is_empty() {
-        return Err(fail(format!("its build in {tag} made no wheel")));
-    }
-    Ok(wheels)
+        .map_err(|e| fail(e.to_string()))
 }

@@ -14,6 +14,53 @@ use super::context::Data;
 use super::engine::Engine;
 use super::settings::Settings;
 
+/// What wheels are downloaded for: the runtime's Python, the platforms pip
+/// accepts inside its base, and the pip arguments that say both.
+pub struct PipTarget {
+    pub python: String,
+    pub platforms: Vec<String>,
+    /// `linux_<machine>`'s machine (`x86_64`, `aarch64`).
+    pub machine: String,
+    pub args: Vec<String>,
+}
+
+impl PipTarget {
+    pub fn of(input: &BuildInput, arch: &str) -> PipTarget {
+        let python = input.runtime.python().unwrap_or("3.13").to_string();
+        let platforms = pip::wheel_platforms(arch, pip::base_glibc(input.runtime));
+        // The last platform is `linux_<machine>`.
+        let machine = platforms
+            .last()
+            .and_then(|p| p.strip_prefix("linux_"))
+            .unwrap_or("x86_64")
+            .to_string();
+        let abi = format!("cp{}", python.replace('.', ""));
+        let mut args: Vec<String> = [
+            "--python-version",
+            &python,
+            "--implementation",
+            "cp",
+            "--abi",
+            &abi,
+            "--abi",
+            "abi3",
+            "--abi",
+            "none",
+        ]
+        .map(String::from)
+        .to_vec();
+        for p in &platforms {
+            args.extend(["--platform".to_string(), p.clone()]);
+        }
+        PipTarget {
+            python,
+            platforms,
+            machine,
+            args,
+        }
+    }
+}
+
 /// Wheels for the requirements, for the runtime's Python and the engine's
 /// platform, downloaded with pip on the host once and cached by what decides them.
 pub async fn wheels(
@@ -25,8 +72,8 @@ pub async fn wheels(
     arch: &str,
     settings: &Settings,
 ) -> Result<Vec<(String, Data)>, BuildError> {
-    let py = input.runtime.python().unwrap_or("3.13");
-    let platforms = pip::wheel_platforms(arch, pip::base_glibc(input.runtime));
+    let target = PipTarget::of(input, arch);
+    let (py, platforms, machine) = (target.python.as_str(), &target.platforms, &target.machine);
     let key = crate::core::hash::sha256_hex(
         format!("{py}\n{}\n{requirements}", platforms.join(",")).as_bytes(),
     );
@@ -41,36 +88,13 @@ pub async fn wheels(
         python: py.to_string(),
         platform: platforms[0].clone(),
     };
-    // The last platform is `linux_<machine>` (`x86_64`, `aarch64`).
-    let machine = platforms
-        .last()
-        .and_then(|p| p.strip_prefix("linux_"))
-        .unwrap_or("x86_64")
-        .to_string();
     if !dir.is_dir() {
         let tmp = dir.with_extension("partial");
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| fail(e.to_string()))?;
         let req = tmp.join("requirements.txt");
         std::fs::write(&req, requirements).map_err(|e| fail(e.to_string()))?;
-        let abi = format!("cp{}", py.replace('.', ""));
-        let mut target_args: Vec<String> = [
-            "--python-version",
-            py,
-            "--implementation",
-            "cp",
-            "--abi",
-            &abi,
-            "--abi",
-            "abi3",
-            "--abi",
-            "none",
-        ]
-        .map(String::from)
-        .to_vec();
-        for p in &platforms {
-            target_args.extend(["--platform".to_string(), p.clone()]);
-        }
+        let target_args = &target.args;
         // Wheels built from source distributions, offered to pip beside the
         // index, where the other find-links are too.
         let built = settings
@@ -93,7 +117,7 @@ pub async fn wheels(
             if built.is_dir() {
                 links.push(built.display().to_string());
             }
-            let log = match pip_download(settings, &target_args, &links, &tmp.join("wheels"), &req)
+            let log = match pip_download(settings, target_args, &links, &tmp.join("wheels"), &req)
                 .await
             {
                 Ok(()) => break,
@@ -108,11 +132,6 @@ pub async fn wheels(
             if let Some(wanted) =
                 crate::core::sdist::wanted(&log).filter(|w| sought.insert(w.name.clone()))
             {
-                let target = super::sdist::Target {
-                    python: py,
-                    machine: &machine,
-                    pip_args: &target_args,
-                };
                 match super::sdist::build(
                     engine, settings, project, input, &wanted, &target, &built,
                 )
@@ -173,7 +192,7 @@ pub async fn wheels(
             .unwrap_or_default()
             .to_string();
         // A native wheel for another architecture would fail only at run time.
-        if !pip::wheel_fits(&name, &platforms) {
+        if !pip::wheel_fits(&name, platforms) {
             return Err(fail(format!(
                 "wheel {name} is not for the engine's architecture ({arch})"
             )));

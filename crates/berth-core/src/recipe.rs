@@ -62,6 +62,13 @@ pub enum Deps {
     },
     /// `node_modules` shipped in the package (`vendored: true`): nothing installed.
     NodeVendored,
+    /// Python dependencies only the project's build backend can tell
+    /// (`layout::backend`): the shell asks it and makes them `Python`
+    /// before anything is built, so no plan or image ever holds this.
+    Backend {
+        /// The file that computes them, for the plan line.
+        file: String,
+    },
 }
 
 /// A build recipe problem: the message names the package; the help says what to do.
@@ -367,18 +374,16 @@ fn python_deps(runtime: Runtime, extras: &[String], m: &Manifests) -> Result<Dep
             match layout::setup_py(text) {
                 Some(lines) => found(lines, "setup.py", "setup.py"),
                 None if text.contains("install_requires") => {
-                    return Err(err(
-                        "setup.py computes its `install_requires`, which berth cannot read without running the project's code",
-                        "list the dependencies in requirements.txt (or as a literal list in setup.py, or in setup.cfg or pyproject.toml)",
-                    ))
+                    return Ok(Deps::Backend {
+                        file: "setup.py".into(),
+                    })
                 }
                 None => found(Vec::new(), "setup.py", "setup.py"),
             }
         } else if project.is_some_and(|p| p.dynamic.iter().any(|d| d == "dependencies")) {
-            return Err(err(
-                "pyproject.toml declares its dependencies `dynamic`, and none of the files berth reads lists them",
-                "list the dependencies in `[project] dependencies`, or in requirements.txt",
-            ));
+            return Ok(Deps::Backend {
+                file: "pyproject.toml (`dynamic`)".into(),
+            });
         } else {
             found(Vec::new(), "", "requirements.txt")
         }
@@ -455,7 +460,7 @@ pub fn deps_dockerfile(base: &str, deps: &Deps, node_deps: Option<&str>) -> Opti
 /// The Dockerfile lines that install the dependencies over the base.
 fn deps_install(deps: &Deps, node_deps: Option<&str>) -> Option<String> {
     Some(match deps {
-        Deps::None | Deps::NodeVendored => return None,
+        Deps::None | Deps::NodeVendored | Deps::Backend { .. } => return None,
         // The wheels are mounted from the build context for the install only
         // (BuildKit), so they never reach a layer and the venv is written once.
         // (A second stage and a copy of the venv cost a cold build a third more.)

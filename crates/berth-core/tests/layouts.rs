@@ -34,6 +34,10 @@ fn check(files: &[(&str, &str)], extras: &[&str], expect: Result<(&str, &[&str])
             assert_eq!(from, want_from, "{names:?}");
         }
         (Ok(Deps::None), Ok((_, []))) => {}
+        // Asked of the project's build backend (by the shell): no lines yet.
+        (Ok(Deps::Backend { file }), Ok((want_from, []))) => {
+            assert_eq!(format!("backend: {file}"), want_from, "{names:?}")
+        }
         (Err(e), Err(want)) => assert!(
             format!("{} {}", e.message, e.help).contains(want),
             "{names:?}: {}",
@@ -339,7 +343,7 @@ fn without_a_lock_poetry_pipfile_setup_cfg_and_a_literal_setup_py_are_read_as_pi
     check(
         &[("setup.py", "from setuptools import setup\nsetup(name='x', install_requires=open('reqs.txt').read().split())\n")],
         &[],
-        Err("setup.py computes its `install_requires`"),
+        Ok(("backend: setup.py", &[])),
     );
     check(
         &[(
@@ -347,7 +351,7 @@ fn without_a_lock_poetry_pipfile_setup_cfg_and_a_literal_setup_py_are_read_as_pi
             "[project]\nname = \"x\"\ndynamic = [\"dependencies\"]\n",
         )],
         &[],
-        Err("declares its dependencies `dynamic`"),
+        Ok(("backend: pyproject.toml (`dynamic`)", &[])),
     );
     // requirements.txt comes before setup.cfg, as pip users expect.
     check(
@@ -489,4 +493,49 @@ fn port_in_a_list_form_command_is_the_services_port_and_nothing_else_expands() {
             "a$"
         ])
     );
+}
+
+#[test]
+fn a_build_backends_report_gives_its_requirements_with_the_named_extras_only() {
+    use berth_core::layout::backend::{metadata_dockerfile, report_requirements};
+    let report = r#"{"version":"1","install":[{"metadata":{"name":"computed","version":"1.0",
+        "requires_dist":["six==1.16.0","ujson>=5; extra == \"fast\"","orjson; python_version >= \"3.8\" and extra == 'fast'",
+        "pytest; extra == \"test\"","tomli; python_version < \"3.11\""],
+        "provides_extra":["fast","test"]}}]}"#;
+    let check = |extras: &[&str], expect: Result<&[&str], &str>| {
+        let extras: Vec<String> = extras.iter().map(|e| e.to_string()).collect();
+        match (report_requirements(report, &extras), expect) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{extras:?}"),
+            (Err(e), Err(want)) => assert!(e.message.contains(want), "{}", e.message),
+            (got, want) => panic!("{extras:?}: got {got:?}, want {want:?}"),
+        }
+    };
+    check(
+        &[],
+        Ok(&["six==1.16.0", "tomli; python_version < \"3.11\""]),
+    );
+    check(
+        &["Fast"],
+        Ok(&[
+            "six==1.16.0",
+            "ujson>=5",
+            "orjson; python_version >= \"3.8\"",
+            "tomli; python_version < \"3.11\"",
+        ]),
+    );
+    check(
+        &["gpu"],
+        Err("extra `gpu` is not an extra the project's build backend reports"),
+    );
+    assert!(report_requirements("{\"install\":[]}", &[]).is_err());
+    assert!(report_requirements("not json", &[]).is_err());
+    let d = metadata_dockerfile("berth-local/python3.11:stable");
+    for wanted in [
+        "--dry-run --no-deps",
+        "--no-index",
+        "--use-pep517",
+        "--report /tmp/report/report.json",
+    ] {
+        assert!(d.contains(wanted), "{wanted}: {d}");
+    }
 }

@@ -13,11 +13,14 @@
 //! 6. setup.cfg's `install_requires` (and `extras_require`);
 //! 7. setup.py's `install_requires`, when it is a literal list of strings.
 //!
-//! What names its dependencies in a way berth cannot read (dynamic metadata,
-//! a computed list, a git or path source) is refused, naming the file.
+//! A setup.py that computes its `install_requires`, or `dynamic`
+//! dependencies that nothing above lists, are asked of the project's own
+//! build backend (`backend`: PEP 517, run by the engine with no network).
+//! A git or path source is refused, naming the file.
 
 use std::collections::BTreeMap;
 
+pub mod backend;
 mod locks;
 
 pub use locks::locked;
