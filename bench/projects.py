@@ -10,8 +10,9 @@ time, each with a fresh state directory (so pip downloads cold), timing:
 - code-only: one line of the entry file edited, then `berth apply` again.
 
 Needs the bases (`berth baseimages python3.11 node22`). Prints a Markdown table.
+The PyTorch class downloads gigabytes: it runs only with --heavy (or --only).
 
-    bench/projects.py [--berth target/debug/berth] [--only NAME ...]
+    bench/projects.py [--berth target/debug/berth] [--only NAME ...] [--heavy]
 """
 import argparse
 import json
@@ -35,6 +36,11 @@ PROJECTS = {
     "module-main": (FIXTURES, "python3.11", "src/hello/__main__.py", ""),
     "setup-py": (FIXTURES, "python3.11", "server.py", ""),
     "sqlite-notes": (FIXTURES, "python3.11", "notes.py", "    keeps: [/data]\n"),
+    "computed-setup": (FIXTURES, "python3.11", "server.py", ""),
+    "sdist-only": (FIXTURES, "python3.11", "app.py", ""),
+    "sklearn-model": (FIXTURES, "python3.11", "serve.py", ""),
+    "pinned-template": (FIXTURES, "python3.11", "main.py", ""),
+    "torch-model": (FIXTURES, "python3.11", "serve.py", ""),
     "python-fastapi": (os.path.join(ROOT, "examples"), "python3.11", "main.py", ""),
     "node-hello": (os.path.join(ROOT, "examples"), "node22", "server.js", ""),
 }
@@ -57,6 +63,20 @@ def answer(berth, cwd, env, service):
         return r.status, body.get("uid")
 
 
+# Large downloads (PyTorch is gigabytes): only with --heavy or --only.
+HEAVY = {"torch-model"}
+
+
+def pack_sdist(links):
+    """The sdist-only class's dependency, packed from tests/fixtures/sdists/
+    as a source distribution in a find-links directory."""
+    import tarfile
+    os.makedirs(links, exist_ok=True)
+    name = "berth-fixture-greeting-1.0"
+    with tarfile.open(os.path.join(links, name + ".tar.gz"), "w:gz") as t:
+        t.add(os.path.join(ROOT, "tests", "fixtures", "sdists", "greeting"), arcname=name)
+
+
 def one(berth, name):
     base, runtime, edit, extra = PROJECTS[name]
     tmp = tempfile.mkdtemp(prefix=f"berth-bench-{name}-")
@@ -66,6 +86,9 @@ def one(berth, name):
         with open(os.path.join(tmp, "services.yaml"), "w") as f:
             f.write(f"project: {project}\nservices:\n  {name}:\n    runtime: {runtime}\n    package: {name}\n{extra}")
         env = dict(os.environ, BERTH_STATE_DIR=os.path.join(tmp, ".state"), NO_COLOR="1")
+        if name == "sdist-only":
+            pack_sdist(os.path.join(tmp, "links"))
+            env["PIP_FIND_LINKS"] = os.path.join(tmp, "links")
         t_plan, plan = timed(berth, ["plan"], tmp, env)
         entry = next((l.strip() for l in plan.splitlines() if "starts with" in l), "")
         t_apply, _ = timed(berth, ["apply"], tmp, env)
@@ -88,9 +111,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--berth", default=os.path.join(ROOT, "target", "debug", "berth"))
     ap.add_argument("--only", nargs="*")
+    ap.add_argument("--heavy", action="store_true", help="also the classes with gigabytes to download")
     args = ap.parse_args()
     rows = []
-    for name in args.only or PROJECTS:
+    for name in args.only or [n for n in PROJECTS if args.heavy or n not in HEAVY]:
         try:
             rows.append(one(args.berth, name))
         except Exception as e:  # one failed class is a row, not the end of the table

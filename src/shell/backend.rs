@@ -36,9 +36,13 @@ pub async fn python_deps(
     let mut files = Context::default();
     files.nest("project", package);
     let target = PipTarget::of(input, arch);
-    // The report is kept by the package's content and the Python: an
-    // unchanged package is not asked again at the next plan.
-    let key = &package.hash()[..16];
+    // The report is kept by the package's content and the Python, less its
+    // Python sources other than setup.py: dependencies come from setup.py
+    // and the files it reads (a requirements file), so an unchanged package
+    // or a code-only change is not asked again (seconds, not a build).
+    let mut keyed = package.clone();
+    keyed.retain(|p| !p.ends_with(".py") || p == "setup.py");
+    let key = &keyed.hash()[..16];
     let kept = settings
         .state_dir
         .join("wheels")

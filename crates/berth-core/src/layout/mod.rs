@@ -1,5 +1,5 @@
 //! A Python project's dependencies and scripts, from whichever layout it
-//! uses, read statically (no project code runs at plan time). The first
+//! uses, read statically (no project code runs on the host). The first
 //! source that applies wins, and the plan says which:
 //!
 //! 1. a lock file, so the image gets exactly the locked versions: `uv.lock`,
