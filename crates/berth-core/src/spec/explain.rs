@@ -49,6 +49,34 @@ fn service_before(text: &str, pos: Option<Pos>) -> Option<String> {
     })
 }
 
+/// The help for an unknown key: the berth name of a docker compose key, or
+/// the expected key it is a misspelling of, or where every key is listed.
+fn unknown_key_help(key: &str, expected: &[&str]) -> String {
+    const COMPOSE: [(&str, &str); 7] = [
+        ("environment", "`environment` is docker compose's name: berth's is `env`, a mapping (`env: { LOG_LEVEL: debug }`)"),
+        ("ports", "`ports` is docker compose's name: berth gives each version a host port of its own and routes the service's path through its gateway; to fix one host port, write `publish: 8080`"),
+        ("volumes", "`volumes` is docker compose's name: berth keeps a directory's data across versions with `keeps: [/data]`"),
+        ("healthcheck", "`healthcheck` is docker compose's name: berth's is `health`, as `health: { path: /healthz }`"),
+        ("build", "`build` is docker compose's name: berth builds from code with `package: ./dir` (no Dockerfile) and `runtime:`"),
+        ("depends_on", "berth has no `depends_on`: each version starts on its own and is gated by its health check; remove the key"),
+        ("restart", "berth has no `restart`: a service always restarts unless it stops itself as a `job: true`; remove the key"),
+    ];
+    if let Some((_, help)) = COMPOSE.iter().find(|(k, _)| *k == key) {
+        if !expected.contains(&key) {
+            return help.to_string();
+        }
+    }
+    let closest = expected
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(key, k), *k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(1))
+        .min();
+    match closest {
+        Some((_, k)) => format!("did you mean `{k}`? (`berth schema` lists every key)"),
+        None => "remove the key or fix its spelling; `berth schema` lists every key".into(),
+    }
+}
+
 /// What a value's text looks like, in words.
 fn shape(value: &str) -> String {
     match value.chars().next() {
@@ -85,12 +113,35 @@ pub(super) fn explain(msg: &str, text: &str, pos: Option<Pos>) -> (String, Strin
                 under(key),
             );
         }
-        return (
-            msg.to_string(),
-            "remove the key or fix its spelling; `berth schema` lists every key".into(),
-        );
+        let expected: Vec<&str> = msg
+            .split_once("expected one of ")
+            .map(|(_, list)| {
+                list.split(',')
+                    .map(|k| k.trim().trim_matches('`'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        return (msg.to_string(), unknown_key_help(key, &expected));
     }
     let item = pos.and_then(|p| text.lines().nth(p.line.checked_sub(1)? as usize));
+    // docker compose's `environment:` list (`- KEY=value`) written under `env:`.
+    let parent = pos.and_then(|p| {
+        let at = p.line.checked_sub(1)? as usize;
+        text.lines().take(at).last().map(|l| l.trim().to_string())
+    });
+    if item.is_some_and(|l| l.trim_start().starts_with("- ") && l.contains('='))
+        && parent
+            .as_deref()
+            .is_some_and(|l| l == "env:" || l.starts_with("- "))
+    {
+        let (k, v) = item
+            .and_then(|l| l.trim_start().strip_prefix("- ")?.split_once('='))
+            .unwrap_or(("KEY", "value"));
+        return (
+            "`env` is a list of `KEY=value` items here, as docker compose writes `environment:`; berth's `env` is a mapping".into(),
+            format!("write each as `{}: {}` under `env:`, or `env: {{ {}: {} }}`", k.trim(), v.trim(), k.trim(), v.trim()),
+        );
+    }
     if item.is_some_and(|l| l.trim_start().starts_with("- ") && !l.contains(':')) {
         return (
             "a list item here, where `key: value` entries are expected".into(),
