@@ -147,7 +147,8 @@ pub enum Command {
         /// The gateway's address.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7780", value_parser = parse_addr)]
         gateway: std::net::SocketAddr,
-        /// The token file (hashed tokens with permissions); $BERTH_TOKEN may do anything.
+        /// The token file (hashed tokens with permissions; default ./tokens.yaml
+        /// when it exists, where `berth token add` writes); $BERTH_TOKEN may do anything.
         #[arg(long, value_name = "FILE")]
         tokens: Option<PathBuf>,
         #[command(flatten)]
@@ -246,7 +247,8 @@ pub struct WatchArgs {
     pub token_file: Option<PathBuf>,
     #[command(flatten)]
     pub root: RootToken,
-    /// The token file (hashed tokens with permissions) for the API and the gateway.
+    /// The token file (hashed tokens with permissions) for the API and the
+    /// gateway (default ./tokens.yaml when it exists, where `berth token add` writes).
     #[arg(long, value_name = "FILE")]
     pub tokens: Option<PathBuf>,
     /// Serve the routing gateway on this address too.

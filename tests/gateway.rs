@@ -193,7 +193,8 @@ fn berth_serve_proxies_to_the_running_versions_and_asks_private_ones_for_a_token
         !stored.contains(&viewer) && !stored.contains(&deployer),
         "tokens are stored hashed: {stored}"
     );
-    let gw = Serve::start(&p, &["--tokens", "tokens.yaml"]);
+    // No `--tokens`: serve reads ./tokens.yaml, where `token add` wrote.
+    let gw = Serve::start(&p, &[]);
     eventually(
         Duration::from_secs(20),
         || format!("the gateway came up: {:?}", gw.get("/greeter/", None)),

@@ -246,10 +246,21 @@ fn bounds(max_connections: usize) -> crate::shell::listen::Bounds {
 
 /// The tokens the gateway and the API accept: the token file's (hashed), plus a
 /// token given in clear (`BERTH_TOKEN`, `--token-file`), which may do anything.
+/// Where `berth token add` writes tokens and `serve` and `watch` read them,
+/// unless `--tokens` says otherwise: in the working directory.
+pub const DEFAULT_TOKENS: &str = "tokens.yaml";
+
 pub fn load_tokens(
     file: Option<&std::path::Path>,
     root: Option<&str>,
 ) -> Result<crate::core::access::Tokens, CommandError> {
+    // `berth token add` writes here by default, so `serve` and `watch` read
+    // it by default: one place for both.
+    let default = std::path::Path::new(DEFAULT_TOKENS);
+    let file = file.or_else(|| default.is_file().then_some(default));
+    if file == Some(default) {
+        tracing::info!("reading tokens from ./{DEFAULT_TOKENS}");
+    }
     let mut tokens = match file {
         None => Default::default(),
         Some(f) => {

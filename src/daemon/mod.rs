@@ -193,7 +193,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         if opts.tokens.tokens.is_empty() {
             tracing::warn!(
                 %addr,
-                "no token is configured, so only /healthz will answer; add one with `berth token add NAME -p services:view` (or set BERTH_TOKEN)"
+                "no token is configured, so only /healthz will answer; add one with `berth token add NAME -p services:view` in the directory berth runs in (it writes ./tokens.yaml, read at start), or set BERTH_TOKEN"
             );
         }
     }
