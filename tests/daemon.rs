@@ -526,3 +526,34 @@ fn the_daemon_follows_the_engines_restarts_of_a_container_it_has_already_looked_
     drop(d);
     p.ok(&["destroy"]);
 }
+
+#[test]
+fn destroy_warns_that_a_watch_daemon_follows_the_project_and_stops_warning_once_it_is_gone() {
+    let Some(p) = Project::new("wdestroy") else {
+        return;
+    };
+    p.write(ONE);
+    let mut d = Daemon::start(&p, &["-f", "services.yaml", "--interval", "1h"]);
+    wait_greeting(&p, "one");
+    let out = p.berth(&["destroy"]);
+    let said = common::text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "a `berth watch` daemon (pid {}) follows project {}: it will create everything again",
+            d.child.id(),
+            p.name
+        )),
+        "{said}"
+    );
+    // Killed: the kernel drops its mark, and nothing is said any more.
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let out = p.berth(&["destroy"]);
+    assert!(out.status.success());
+    assert!(
+        !common::text(&out.stderr).contains("follows project"),
+        "{}",
+        common::text(&out.stderr)
+    );
+}

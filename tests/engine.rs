@@ -673,6 +673,19 @@ fn a_rollback_hold_shows_in_status_and_ends_by_release_or_destroy_and_rolling_ba
     };
     p.ok(&["rollback", "web", "--to", "1.0.0"]);
     assert_eq!(active(&p), "1.0.0");
+    let held = |p: &Project| -> Vec<serde_json::Value> {
+        let rows: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["held_against"].clone())
+            .collect()
+    };
+    assert_eq!(
+        held(&p),
+        vec![serde_json::json!("2.0.0"); 2],
+        "status --json says the hold, on each row of the service"
+    );
     let status = p.ok(&["status"]);
     assert!(
         status.contains("`web` is held at 1.0.0 by `berth rollback`"),
@@ -681,6 +694,7 @@ fn a_rollback_hold_shows_in_status_and_ends_by_release_or_destroy_and_rolling_ba
     assert!(status.contains("berth rollback web --release"), "{status}");
     p.ok(&["rollback", "web", "--release"]);
     assert_eq!(active(&p), "2.0.0");
+    assert!(held(&p).iter().all(|h| h.is_null()), "no hold, no field");
     assert!(!p.ok(&["status"]).contains("held at"));
     p.ok(&["rollback", "web", "--to", "1.0.0"]);
     let gone = p.ok(&["destroy"]);

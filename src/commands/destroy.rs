@@ -24,6 +24,12 @@ pub async fn run(
         .await?;
     let engine = ctx.engine.as_ref();
     let _lock = apply::lock(&ctx, project, "destroy").await?;
+    // A daemon that follows the project would create everything again.
+    if let Some(holder) = crate::shell::lock::follower(&out.settings.state_dir, project) {
+        crate::say::warn(&format!(
+            "a `berth watch` daemon ({holder}) follows project {project}: it will create everything again at its next reconcile; stop it first (SIGTERM or Ctrl-C) to keep the project down"
+        ));
+    }
     let observed = engine.observe(project).await?;
     // Made before the first await, so that the future stays `Send` (see
     // `converge::execute`).

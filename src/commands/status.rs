@@ -17,7 +17,15 @@ pub async fn run(
     let ctx = out
         .connect_for(spec.as_ref().map(|s| s.engine).unwrap_or_default())
         .await?;
-    let rows = observe::status_rows(ctx.engine.as_ref(), &project, true).await?;
+    let mut rows = observe::status_rows(ctx.engine.as_ref(), &project, true).await?;
+    // A rollback hold is part of what runs and why, in `--json` too.
+    for s in spec.iter().flat_map(|s| &s.services) {
+        if let Some(file) = &s.file_active {
+            for row in rows.iter_mut().filter(|r| r.service == s.name) {
+                row.held_against = Some(file.to_string());
+            }
+        }
+    }
     if json {
         println!(
             "{}",

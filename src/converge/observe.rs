@@ -211,6 +211,9 @@ async fn row_of(
         memory_bytes: stats.map(|s| s.memory_bytes),
         memory_limit_bytes: stats.map(|s| s.memory_limit_bytes),
         run,
+        // Known from the file and the holds record, not the engine: the
+        // commands that have them add it (`status`).
+        held_against: None,
     }
 }
 

@@ -136,6 +136,8 @@ struct Daemon {
     known: observe::Known,
     /// When to look at health again while a container reads starting.
     health_due: recheck::Recheck,
+    /// The mark that says this daemon follows the project (`destroy` warns).
+    _following: Option<crate::shell::lock::ProjectLock>,
 }
 
 /// Runs the daemon until SIGTERM or Ctrl-C. The services keep running after it.
@@ -234,6 +236,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         tx,
         known: Default::default(),
         health_due: Default::default(),
+        _following: None,
     };
     d.report.publish(None, Trigger::Start, None);
     if d.current.is_some() {
@@ -526,6 +529,14 @@ impl Daemon {
             return Ok(());
         }
         self.project = Some(project.to_string());
+        match crate::shell::lock::follow(&self.ctx.settings.state_dir, project) {
+            Ok(Some(mark)) => self._following = Some(mark),
+            Ok(None) => tracing::warn!(
+                project,
+                "another berth watch daemon follows this project too; the two will undo each other's changes"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot mark the project as followed"),
+        }
         if let Some(running) = &self.gateway {
             *self.gateway_project.write().expect("no panics hold it") = Some(project.to_string());
             self._registration = Some(converge::gateways::register(

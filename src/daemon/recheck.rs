@@ -130,6 +130,7 @@ mod tests {
             assets: Vec::new(),
             up_secs: Some(0),
             tasks: None,
+            held_against: None,
         }
     }
 

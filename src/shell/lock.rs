@@ -16,6 +16,17 @@ pub enum LockError {
     },
 }
 
+/// A lock file, made when missing and never cut on open (a holder's text is
+/// read by the next one).
+fn open(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
 /// Held while the value lives.
 pub struct ProjectLock {
     _file: File,
@@ -36,13 +47,7 @@ pub fn acquire(
         source,
     };
     std::fs::create_dir_all(&dir).map_err(err)?;
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(err)?;
+    let mut file = open(&path).map_err(err)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -72,4 +77,54 @@ pub fn acquire(
     );
     let _ = file.flush();
     Ok(ProjectLock { _file: file })
+}
+
+/// The mark a `berth watch` daemon holds for as long as it follows the
+/// project: `destroy` reads it to warn that the daemon will create
+/// everything again. An OS lock too, so a killed daemon leaves no mark.
+fn follow_path(state_dir: &Path, project: &str) -> PathBuf {
+    state_dir.join("locks").join(format!("{project}.watch"))
+}
+
+/// Marks the project as followed by this daemon; `None` when another daemon
+/// follows it already (its mark stays).
+pub fn follow(state_dir: &Path, project: &str) -> Result<Option<ProjectLock>, LockError> {
+    let path = follow_path(state_dir, project);
+    let err = |source| LockError::LockTake {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(state_dir.join("locks")).map_err(err)?;
+    let mut file = open(&path).map_err(err)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "pid {}", std::process::id());
+    let _ = file.flush();
+    Ok(Some(ProjectLock { _file: file }))
+}
+
+/// Who follows the project now (`pid 1234`), when a daemon does.
+pub fn follower(state_dir: &Path, project: &str) -> Option<String> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(follow_path(state_dir, project))
+        .ok()?;
+    match file.try_lock() {
+        // Nobody holds it: no daemon follows (the lock goes with the file).
+        Ok(()) => None,
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            Some(holder.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .or_else(|| Some("a berth watch process".into()))
+        }
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
 }

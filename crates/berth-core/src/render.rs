@@ -187,6 +187,10 @@ pub struct StatusRow {
     /// A job's last run: exit code, duration, the last lines of its log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<JobRun>,
+    /// While `berth rollback` holds the service at another version: the
+    /// version the file's `active` names (on every row of the service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_against: Option<String>,
 }
 
 /// A job's run as `status`, `/status` and the dashboard show it.
