@@ -818,3 +818,32 @@ fn doctor_checks_the_bases_the_file_uses_and_says_which_cannot_be_had_here() {
         "{said}"
     );
 }
+
+#[test]
+fn rollback_build_and_gc_of_a_swarm_file_go_to_the_swarm_manager_never_to_the_engine_of_this_host()
+{
+    let Some(p) = Project::new("swarmfile") else {
+        return;
+    };
+    // This host's engine is no swarm manager (the tests never make it one).
+    p.write("project: {p}\nengine: swarm\nregistry: 127.0.0.1:5000\nservices:\n  web:\n    image: 127.0.0.1:5000/busybox:stable\n    command: [httpd, -f, -p, \"8000\"]\n    versions: { \"1.0.0\": {}, \"2.0.0\": {} }\n");
+    for args in [
+        &["rollback", "web", "--to", "1.0.0"][..],
+        &["build"],
+        &["gc"],
+        &["plan"],
+    ] {
+        let out = p.berth(args);
+        let said = text(&out.stderr);
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "berth {args:?}: {}",
+            text(&out.stdout)
+        );
+        assert!(
+            said.contains("is not a swarm manager"),
+            "berth {args:?}: {said}"
+        );
+    }
+}

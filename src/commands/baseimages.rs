@@ -24,7 +24,7 @@ pub async fn run(out: &Output, runtimes: &[String], all: bool) -> Result<u8, Com
             })
             .collect();
     }
-    let ctx = out.connect().await?;
+    let ctx = out.connect_host().await?;
     for line in
         baseimage::ensure_all(ctx.engine.as_ref(), &out.settings, out.verbose, &wanted).await?
     {

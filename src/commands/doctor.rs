@@ -14,7 +14,7 @@ pub async fn run(out: &Output, file: &Path) -> Result<u8, CommandError> {
     // call): an engine that is not there is this check's failure, and the
     // checks after it still run.
     let reached = async {
-        let ctx = out.connect().await?;
+        let ctx = out.connect_host().await?;
         let v = ctx.engine.version().await?;
         Ok::<_, CommandError>((ctx, v))
     };

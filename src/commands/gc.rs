@@ -13,8 +13,10 @@ pub async fn run(
     project: Option<&str>,
     dry_run: bool,
 ) -> Result<u8, CommandError> {
-    let (project, _) = converge::project_of(&out.settings, file, project)?;
-    let ctx = out.connect().await?;
+    let (project, spec) = converge::project_of(&out.settings, file, project)?;
+    let ctx = out
+        .connect_for(spec.map(|s| s.engine).unwrap_or_default())
+        .await?;
     let _lock = apply::lock(&ctx, &project, "gc").await?;
     let gone = converge::images::collect(&ctx, &project, dry_run).await?;
     let verb = if dry_run {

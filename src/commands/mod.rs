@@ -201,10 +201,11 @@ pub struct Output {
 }
 
 impl Output {
-    /// The converge context over the engine, reached by the command's first
-    /// call: a plan's lists, without a ping before them, or a ping before any
-    /// other first call (see `Docker::client`).
-    pub async fn connect(&self) -> Result<Context, CommandError> {
+    /// The converge context over this host's Docker engine, reached by the
+    /// command's first call (see `Docker::client`): only for what has no
+    /// file to name an engine (`baseimages`, `doctor`). A command with a file
+    /// connects with [`Output::connect_for`] its `engine`.
+    pub async fn connect_host(&self) -> Result<Context, CommandError> {
         Ok(self.connect_later())
     }
 
@@ -212,7 +213,7 @@ impl Output {
     /// manager (checked to be one).
     pub async fn connect_for(&self, kind: EngineKind) -> Result<Context, CommandError> {
         match kind {
-            EngineKind::Docker => self.connect().await,
+            EngineKind::Docker => self.connect_host().await,
             EngineKind::Swarm => Ok(Context {
                 engine: crate::shell::docker::Swarm::shared(&self.settings).await?,
                 ..self.connect_later()

@@ -13,7 +13,7 @@ use super::{apply, CommandError, Output};
 
 pub async fn run(out: &Output, file: &Path, req: Request) -> Result<u8, CommandError> {
     let spec = converge::load(&out.settings, file)?;
-    let ctx = out.connect().await?;
+    let ctx = out.connect_for(spec.engine).await?;
     let held = apply::lock(&ctx, &spec.project, "rollback").await?;
     let hold = match rollback::hold(&ctx, &held, &spec, file, &req).await? {
         Decided::Already { service, target } => {
