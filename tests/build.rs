@@ -519,3 +519,36 @@ fn a_build_context_sends_its_dockerfile_first_in_a_plain_header() {
         .collect();
     assert_eq!(paths, ["Dockerfile".to_string(), long]);
 }
+
+#[test]
+fn a_base_bootstrap_says_each_debootstrap_phase_once_as_it_comes() {
+    use berth::shell::baseimage::debootstrap_phase;
+    let log = "I: Retrieving InRelease\nI: Checking Release signature\nI: Valid Release signature (key id 4D64)\n\
+I: Retrieving Packages\nI: Validating Packages\nI: Resolving dependencies of required packages...\n\
+I: Found additional required dependencies: libzstd1\nI: Checking component main on http://deb/...\n\
+I: Retrieving adduser 3.134\nI: Validating adduser 3.134\nI: Retrieving apt 2.6.1\n\
+I: Extracting adduser...\nI: Extracting apt...\nI: Installing core packages...\nI: Unpacking required packages...\n\
+I: Unpacking adduser...\nI: Configuring required packages...\nI: Configuring apt...\n\
+W: Failure trying to run: chroot\nI: Base system installed successfully.\n";
+    let mut said: Vec<&str> = Vec::new();
+    for phase in log.lines().filter_map(debootstrap_phase) {
+        if said.last() != Some(&phase) {
+            said.push(phase);
+        }
+    }
+    assert_eq!(
+        said,
+        [
+            "retrieving packages",
+            "resolving packages",
+            "retrieving packages",
+            "resolving packages",
+            "retrieving packages",
+            "extracting the required packages",
+            "installing the core packages",
+            "unpacking packages",
+            "configuring packages",
+            "base system installed",
+        ]
+    );
+}

@@ -239,6 +239,24 @@ pub fn runtime_tag(r: Runtime, cuda: Option<&str>) -> String {
     format!("berth-local/{}{}:stable", r.name(), cuda.unwrap_or(""))
 }
 
+/// The phase a line of debootstrap's output starts (`I: Retrieving adduser
+/// 3.134` is "retrieving packages"), for the progress lines; `None` for a
+/// line within the phase already said, or one of no phase.
+pub fn debootstrap_phase(line: &str) -> Option<&'static str> {
+    let rest = line.strip_prefix("I: ")?;
+    let word = rest.split_whitespace().next()?;
+    Some(match word {
+        "Retrieving" | "Validating" => "retrieving packages",
+        "Resolving" | "Checking" | "Found" => "resolving packages",
+        "Extracting" => "extracting the required packages",
+        "Installing" => "installing the core packages",
+        "Unpacking" => "unpacking packages",
+        "Configuring" => "configuring packages",
+        "Base" => "base system installed",
+        _ => return None,
+    })
+}
+
 fn rootfs_tag(suite: &str) -> String {
     format!("berth-local/rootfs:{suite}")
 }
@@ -287,7 +305,7 @@ async fn ensure_rootfs(
     std::fs::create_dir_all(dir.parent().expect("has a parent"))
         .map_err(|e| rootfs_error(suite, e.to_string()))?;
     let mirror = &settings.debian_mirror;
-    let out = tokio::process::Command::new("debootstrap")
+    let mut child = tokio::process::Command::new("debootstrap")
         .args([
             "--variant=minbase",
             &format!("--include={ROOTFS_PACKAGES}"),
@@ -295,13 +313,50 @@ async fn ensure_rootfs(
         ])
         .arg(&dir)
         .arg(mirror)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| rootfs_error(suite, format!("cannot run debootstrap: {e}")))?;
+    // Its phases as they come (a minute or more with nothing said reads as
+    // a hang); every line is kept for a failure's message.
+    let mut said = String::new();
+    // Its stderr is read alongside, so neither pipe fills while the other is read.
+    let stderr = child.stderr.take().map(|mut e| {
+        tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut e, &mut text).await;
+            text
+        })
+    });
+    if let Some(stdout) = child.stdout.take() {
+        let started = std::time::Instant::now();
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let mut last = None;
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(phase) = debootstrap_phase(&line) {
+                if last != Some(phase) {
+                    say(format!(
+                        "{tag}: debootstrap: {phase} ({:.0} s)",
+                        started.elapsed().as_secs_f64()
+                    ));
+                    last = Some(phase);
+                }
+            }
+            said.push_str(&line);
+            said.push('\n');
+        }
+    }
+    let status = child
+        .wait()
         .await
         .map_err(|e| rootfs_error(suite, format!("cannot run debootstrap: {e}")))?;
-    if !out.status.success() {
+    let errors = match stderr {
+        Some(task) => task.await.unwrap_or_default(),
+        None => String::new(),
+    };
+    if !status.success() {
         let _ = std::fs::remove_dir_all(&dir);
-        let log = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
+        let log = said + &errors;
         let tail: Vec<&str> = log
             .lines()
             .rev()
