@@ -847,3 +847,52 @@ fn rollback_build_and_gc_of_a_swarm_file_go_to_the_swarm_manager_never_to_the_en
         );
     }
 }
+
+#[test]
+fn changing_active_ends_a_rollback_hold_even_when_the_new_version_fails_and_the_hold_never_comes_back(
+) {
+    let Some(p) = Project::new("holdend") else {
+        return;
+    };
+    let file = |active: &str| {
+        format!("project: {{p}}\nservices:\n  web:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo $BERTH_VERSION > /www/index.html && exec httpd -f -p 8000 -h /www']\n    health: {{ timeout: 4s }}\n    versions: {{ \"1.0.0\": {{}}, \"2.0.0\": {{}}, \"3.0.0\": {{ command: [sh, -c, 'exit 3'] }} }}\n    active: \"{active}\"\n")
+    };
+    let active = |p: &Project| -> (String, Vec<serde_json::Value>) {
+        let rows: serde_json::Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+        let rows = rows.as_array().unwrap().clone();
+        let active = rows
+            .iter()
+            .find(|r| r["active"] == true)
+            .map(|r| r["version"].as_str().unwrap().to_string())
+            .unwrap_or_default();
+        (
+            active,
+            rows.iter().map(|r| r["held_against"].clone()).collect(),
+        )
+    };
+    // 3.0.0 fails its gate: written as active only later.
+    p.write(&file("2.0.0").replace(", \"3.0.0\": { command: [sh, -c, 'exit 3'] }", ""));
+    p.ok(&["apply"]);
+    p.ok(&["rollback", "web", "--to", "1.0.0"]);
+    assert_eq!(active(&p).0, "1.0.0");
+    // The file names a new active version, which fails: the hold is over.
+    p.write(&file("3.0.0"));
+    let failed = p.berth(&["apply"]);
+    assert_ne!(failed.status.code(), Some(0), "3.0.0 fails its gate");
+    let holds = std::fs::read_to_string(
+        p.dir
+            .path()
+            .join(format!(".state/projects/{}/holds.json", p.name)),
+    )
+    .unwrap_or_default();
+    assert!(
+        !holds.contains("1.0.0"),
+        "the hold is gone from the record: {holds}"
+    );
+    // The file says 2.0.0 again: 2.0.0 serves, the old hold does not return.
+    p.write(&file("2.0.0").replace(", \"3.0.0\": { command: [sh, -c, 'exit 3'] }", ""));
+    p.ok(&["apply"]);
+    let (now, held) = active(&p);
+    assert_eq!(now, "2.0.0", "the file's active serves");
+    assert!(held.iter().all(|h| h.is_null()), "no hold: {held:?}");
+}

@@ -172,18 +172,14 @@ pub fn project_of(
     }
 }
 
-/// After a successful converge: remember each service's active version (for
-/// `berth rollback`) and forget the holds that no longer apply (the file's
-/// `active` changed since).
-pub fn settle(settings: &Settings, spec: &Spec) {
+/// Before a converge acts: forget the holds that no longer apply (the
+/// file's `active` changed since, or the held version is gone). Any change of
+/// `active` ends a hold, whether or not the converge that follows succeeds:
+/// a hold kept past a failed one would say what the file no longer says, and
+/// come back when the file says it again.
+pub fn end_stale_holds(settings: &Settings, spec: &Spec) -> Result<(), ConvergeError> {
     let dir = &settings.state_dir;
-    let holds = match state::holds(dir, &spec.project) {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot record the active versions");
-            return;
-        }
-    };
+    let holds = state::holds(dir, &spec.project)?;
     let kept: BTreeMap<_, _> = holds
         .iter()
         .filter(|(name, h)| {
@@ -193,12 +189,16 @@ pub fn settle(settings: &Settings, spec: &Spec) {
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let result = if kept.len() != holds.len() {
-        state::write_holds(dir, &spec.project, &kept)
-    } else {
-        Ok(())
-    };
-    if let Err(e) = result.and_then(|_| state::record_active(dir, spec)) {
+    if kept.len() != holds.len() {
+        state::write_holds(dir, &spec.project, &kept)?;
+    }
+    Ok(())
+}
+
+/// After a successful converge: remember each service's active version (for
+/// `berth rollback`).
+pub fn settle(settings: &Settings, spec: &Spec) {
+    if let Err(e) = state::record_active(&settings.state_dir, spec) {
         tracing::warn!(error = %e, "cannot record the active versions");
     }
 }
@@ -261,6 +261,7 @@ pub async fn converge(
 ) -> Result<Converged, ConvergeError> {
     let (plan, before) = facts::plan_observed(ctx, spec, file, opts).await?;
     let secrets = saved::plan_secrets(&plan, file, &ctx.settings.env)?;
+    end_stale_holds(&ctx.settings, spec)?;
     if !plan.is_empty() {
         execute::execute(ctx, &plan, &secrets, revision).await?;
         images::prune(ctx, &spec.project).await;
