@@ -130,8 +130,18 @@ fn git(dir: &std::path::Path, args: &[&str]) -> String {
 
 /// A bare repository and a clone of it, with ONE committed and pushed to main.
 fn remote_with_one(p: &Project) -> (std::path::PathBuf, std::path::PathBuf) {
+    remote_with(p, ONE, &[])
+}
+
+/// A bare repository and a clone of it, with `spec` as services.yaml and
+/// `files` committed and pushed to main.
+fn remote_with(
+    p: &Project,
+    spec: &str,
+    files: &[(&str, String)],
+) -> (std::path::PathBuf, std::path::PathBuf) {
     // The project's own copy of the file, so the test's clean-up (`berth destroy`) finds it.
-    p.write(ONE);
+    p.write(spec);
     let bare = p.dir.path().join("remote.git");
     let work = p.dir.path().join("work");
     std::fs::create_dir_all(&bare).unwrap();
@@ -140,7 +150,12 @@ fn remote_with_one(p: &Project) -> (std::path::PathBuf, std::path::PathBuf) {
         p.dir.path(),
         &["clone", "-q", bare.to_str().unwrap(), "work"],
     );
-    std::fs::write(work.join("services.yaml"), ONE.replace("{p}", &p.name)).unwrap();
+    std::fs::write(work.join("services.yaml"), spec.replace("{p}", &p.name)).unwrap();
+    for (path, text) in files {
+        let path = work.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
     git(&work, &["add", "."]);
     git(&work, &["commit", "-qm", "one"]);
     git(&work, &["push", "-q", "origin", "HEAD:main"]);
@@ -419,4 +434,74 @@ fn example_dir() -> String {
         .unwrap()
         .display()
         .to_string()
+}
+
+#[test]
+fn a_code_only_commit_is_a_change_of_source_not_drift_and_a_broken_commit_never_reads_as_what_runs()
+{
+    let Some(p) = Project::with_runtimes("wcode", &["python3.11"]) else {
+        return;
+    };
+    let spec = "project: {p}\nservices:\n  web:\n    runtime: python3.11\n    package: ./app\n    health: { timeout: 8s }\n";
+    let app = |says: &str| {
+        format!("import os\nfrom http.server import BaseHTTPRequestHandler, ThreadingHTTPServer\n\nclass H(BaseHTTPRequestHandler):\n    def do_GET(self):\n        body = b\"{says}\"\n        self.send_response(200)\n        self.send_header(\"content-length\", str(len(body)))\n        self.end_headers()\n        self.wfile.write(body)\n\nThreadingHTTPServer((\"0.0.0.0\", int(os.environ[\"PORT\"])), H).serve_forever()\n")
+    };
+    let (bare, work) = remote_with(&p, spec, &[("app/app.py", app("one"))]);
+    let commit = |message: &str| {
+        git(&work, &["add", "."]);
+        git(&work, &["commit", "-qm", message]);
+        git(&work, &["push", "-q", "origin", "HEAD:main"]);
+        git(&work, &["rev-parse", "HEAD"])
+    };
+    let url = format!("file://{}", bare.display());
+    let d = Daemon::start(&p, &["--git", &url, "--interval", "1s"]);
+    // What the active version answers now, without waiting for it.
+    let said = || {
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "2", &p.url("web")])
+            .output()
+            .unwrap();
+        text(&out.stdout).trim().to_string()
+    };
+    let answers = |says: &'static str| {
+        eventually(
+            Duration::from_secs(90),
+            || {
+                format!(
+                    "the service says {says}, not {:?}; the daemon said:\n{}",
+                    said(),
+                    std::fs::read_to_string(p.dir.path().join("daemon.log")).unwrap_or_default()
+                )
+            },
+            || said() == says,
+        )
+    };
+    answers("one");
+
+    // Only the code changes: a new image, counted as the commit's, not drift.
+    std::fs::write(work.join("app/app.py"), app("two")).unwrap();
+    let second = commit("code only");
+    answers("two");
+    let s = d.wait_for(Duration::from_secs(30), |s| {
+        s["revision"] == second.as_str()
+    });
+    assert_eq!(s["drift_corrections"], 0, "{s}");
+    let by_git = s["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["trigger"] == "git")
+        .count();
+    assert!(
+        by_git >= 2,
+        "the first commit's and the code-only one's: {s}"
+    );
+
+    // A commit that fails its gate: `/status` keeps naming what runs.
+    std::fs::write(work.join("app/app.py"), "raise SystemExit(3)\n").unwrap();
+    let broken = commit("broken");
+    let s = d.wait_for(Duration::from_secs(90), |s| !s["rollout_error"].is_null());
+    assert_eq!(s["revision"], second.as_str(), "not {broken}: {s}");
+    assert_eq!(said(), "two", "the last good commit serves");
+    assert_eq!(s["drift_corrections"], 0, "{s}");
 }

@@ -115,6 +115,9 @@ struct Daemon {
     /// When the last converge that acted ended (ns since the Unix epoch; 0
     /// before the first): engine events from before then are its doing.
     own_until: i64,
+    /// The commit the last successful reconcile converged to (git): a
+    /// reconcile of another one is a change of source, never drift.
+    converged_revision: Option<String>,
     /// The file to converge to and the commit it came from (git), once known.
     current: Option<(Option<String>, PathBuf)>,
     /// The project, once a file parsed: engine events are followed for it.
@@ -232,6 +235,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         gateway,
         _registration: None,
         own_until: 0,
+        converged_revision: None,
         report,
         tx,
         known: Default::default(),
@@ -262,7 +266,8 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
             if let Ok(mut used) = checkout_in_use.lock() {
                 *used = Some(revision.clone());
             }
-            d.report.revision = Some(revision.clone());
+            // `/status` names the commit converged to, set once a reconcile
+            // of it succeeds: a broken commit never reads as what runs.
             d.current = Some((Some(revision), file));
             d.report.source_error = None;
         }
@@ -417,6 +422,11 @@ impl Daemon {
         counters.last_duration = secs;
         match outcome {
             Ok((steps, rows, changed)) => {
+                // A new commit is a change of source even when the file in it
+                // is the same (a code-only commit rebuilds a package).
+                let changed = changed || revision != self.converged_revision;
+                self.converged_revision = revision.clone();
+                self.report.revision = revision.clone();
                 // A change of source is reported as such, unless asked for
                 // (a rollback changes the spec through its hold).
                 let trigger = match (&self.opts.source, changed) {

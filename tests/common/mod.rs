@@ -189,15 +189,18 @@ impl Project {
         docker(&["inspect", "--format", format, container])
     }
 
-    /// Where `berth status` says the (first row of the) service answers.
+    /// Where `berth status` says the service answers: its active row, else
+    /// its first one.
     pub fn url(&self, service: &str) -> String {
         let rows: serde_json::Value =
             serde_json::from_str(&self.ok(&["status", "--json"])).unwrap();
-        rows.as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["service"] == service)
-            .unwrap_or_else(|| panic!("no status row for {service}: {rows}"))["url"]
+        let rows = rows.as_array().unwrap();
+        let of = |r: &&serde_json::Value| r["service"] == service;
+        rows.iter()
+            .filter(of)
+            .find(|r| r["active"] == true)
+            .or_else(|| rows.iter().find(of))
+            .unwrap_or_else(|| panic!("no status row for {service}: {rows:?}"))["url"]
             .as_str()
             .unwrap()
             .to_string()
