@@ -356,7 +356,11 @@ fn a_commit_naming_a_package_outside_the_repository_is_refused_and_the_last_good
                     && e.contains("outside the repository")
             })
         });
-        assert!(s["last_error"].as_str().unwrap().contains("api@0.0.0"));
+        let error = s["last_error"].as_str().unwrap();
+        assert!(error.contains("api@0.0.0"), "{error}");
+        // Named as the repository's, never as berth's own checkout of it.
+        assert!(!error.contains(".state/git"), "{error}");
+        assert!(error.contains(&format!("{url}@")), "{error}");
         assert_eq!(greeting(&p), "one", "the last good commit keeps running");
         assert!(
             !p.containers().keys().any(|n| n.contains("-api-")),
@@ -364,6 +368,14 @@ fn a_commit_naming_a_package_outside_the_repository_is_refused_and_the_last_good
             p.containers()
         );
     }
+    // Each refusal is logged at ERROR once, not on every tick (1 s) after it.
+    std::thread::sleep(Duration::from_secs(4));
+    let log = std::fs::read_to_string(p.dir.path().join("daemon.log")).unwrap();
+    let errors = log
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("reconcile failed"))
+        .count();
+    assert!(errors <= 2, "{errors} ERROR lines:\n{log}");
 }
 
 #[test]

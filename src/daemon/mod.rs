@@ -118,6 +118,9 @@ struct Daemon {
     /// The commit the last successful reconcile converged to (git): a
     /// reconcile of another one is a change of source, never drift.
     converged_revision: Option<String>,
+    /// The last reconcile error logged at ERROR: the same one again, tick
+    /// after tick, is logged at DEBUG (`/status` still has it).
+    logged_error: Option<String>,
     /// The file to converge to and the commit it came from (git), once known.
     current: Option<(Option<String>, PathBuf)>,
     /// The project, once a file parsed: engine events are followed for it.
@@ -236,6 +239,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         _registration: None,
         own_until: 0,
         converged_revision: None,
+        logged_error: None,
         report,
         tx,
         known: Default::default(),
@@ -403,6 +407,22 @@ impl Daemon {
         }
     }
 
+    /// An error in the words of the repository: the checkout berth made of a
+    /// commit (a directory under its state) is named as `URL@REV12:` instead.
+    fn in_user_terms(&self, text: &str, file: &std::path::Path, revision: Option<&str>) -> String {
+        let WatchSource::Git { url, path, .. } = &self.opts.source else {
+            return text.to_string();
+        };
+        // The checkout's root: the file less the path it has in the repository.
+        let depth = std::path::Path::new(path).components().count();
+        let (Some(rev), Some(dir)) = (revision, file.ancestors().nth(depth)) else {
+            return text.to_string();
+        };
+        let short = &rev[..rev.len().min(12)];
+        text.replace(&format!("{}/", dir.display()), &format!("{url}@{short}:"))
+            .replace(&dir.display().to_string(), &format!("{url}@{short}"))
+    }
+
     /// One reconcile; the outcome goes to the log, `/status` and `/metrics`.
     async fn reconcile(&mut self, trigger: Trigger) -> Result<String, AskFail> {
         let Some((revision, file)) = self.current.clone() else {
@@ -422,6 +442,7 @@ impl Daemon {
         counters.last_duration = secs;
         match outcome {
             Ok((steps, rows, changed)) => {
+                self.logged_error = None;
                 // A new commit is a change of source even when the file in it
                 // is the same (a code-only commit rebuilds a package).
                 let changed = changed || revision != self.converged_revision;
@@ -453,14 +474,19 @@ impl Daemon {
                 Ok(format!("converged: {steps} steps"))
             }
             Err(e) => {
-                let text = e.to_string();
+                let text = self.in_user_terms(&e.to_string(), &file, revision.as_deref());
                 // A step that failed (a health gate: with its answer and log lines)
                 // is kept until a reconcile succeeds; the reconciles its own events
                 // cause only say that the configuration is known to fail.
                 if let DaemonError::Converge(ConvergeError::ApplyFail { .. }) = &e {
                     self.report.rollout_error = Some(text.clone());
                 }
-                tracing::error!(trigger = trigger.word(), error = %text, "reconcile failed; what runs keeps running");
+                if self.logged_error.as_deref() == Some(text.as_str()) {
+                    tracing::debug!(trigger = trigger.word(), error = %text, "reconcile failed again, the same way");
+                } else {
+                    tracing::error!(trigger = trigger.word(), error = %text, "reconcile failed; what runs keeps running");
+                    self.logged_error = Some(text.clone());
+                }
                 self.report.counters.errors += 1;
                 // What runs now (a failed rollout's container kept aside, the old
                 // one still serving), so /status shows the failure where it is.
