@@ -9,6 +9,7 @@
 //! nothing: the error is logged and reported ([`report`]), and what runs keeps
 //! running. It imports nothing from the commands.
 
+mod asks;
 pub mod batch;
 mod recheck;
 pub mod report;
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::converge::{self, facts, observe, Context, ConvergeError};
+use crate::converge::{self, observe, Context, ConvergeError};
 use crate::core::access::Tokens;
 use crate::core::plan::Options;
 use crate::core::render::StatusRow;
@@ -333,78 +334,6 @@ impl Daemon {
             tracing::info!(holder, "waiting for the project lock")
         })
         .await
-    }
-
-    /// What the current file would change, as `berth plan` prints it.
-    async fn plan_text(&self) -> Result<String, AskFail> {
-        let Some((_, file)) = self.current.clone() else {
-            return Err(AskFail("no source yet".into()));
-        };
-        let spec = converge::load(&self.ctx.settings, &file).map_err(|e| AskFail(e.to_string()))?;
-        let opts = Options {
-            allow_empty: false,
-            retry_failed: false,
-        };
-        let plan = facts::make_plan(&self.ctx, &spec, &file, opts)
-            .await
-            .map_err(|e| AskFail(e.to_string()))?;
-        Ok(crate::core::render::plan_text(
-            &plan,
-            crate::core::render::Style { color: false },
-        ))
-    }
-
-    /// A rollback's hold (as `berth rollback` takes it), then a reconcile; the
-    /// hold is undone when that reconcile fails.
-    async fn rollback(&mut self, req: &converge::rollback::Request) -> Result<String, AskFail> {
-        use converge::rollback::Decided;
-        let Some((_, file)) = self.current.clone() else {
-            return Err(AskFail("no source yet".into()));
-        };
-        let decided = async {
-            let spec = converge::load(&self.ctx.settings, &file)?;
-            let lock = self.lock(&spec.project).await?;
-            converge::rollback::hold(&self.ctx, &lock, &spec, &file, req).await
-        }
-        .await
-        .map_err(|e| AskFail(e.to_string()))?;
-        let held = match decided {
-            Decided::Already { service, target } => return Ok(Decided::already(&service, &target)),
-            Decided::Held(h) => h,
-        };
-        tracing::info!(service = held.service, to = held.target, "rollback");
-        match self.reconcile(Trigger::Api).await {
-            Ok(_) => Ok(held.said(&file)),
-            Err(e) => {
-                held.undo(&self.ctx);
-                self.refresh_report();
-                self.report.publish_holds();
-                Err(e)
-            }
-        }
-    }
-
-    /// `POST /build`: the images of the current file, under the project lock.
-    async fn build(&mut self) -> Result<String, AskFail> {
-        let Some((_, file)) = self.current.clone() else {
-            return Err(AskFail("no source yet".into()));
-        };
-        let outcome = async {
-            let spec = converge::load(&self.ctx.settings, &file)?;
-            let _lock = self.lock(&spec.project).await?;
-            facts::build_images(&self.ctx, &spec, &file, None).await
-        }
-        .await;
-        match outcome {
-            Ok((built, cached)) => Ok(format!(
-                "built {built} image(s); {} already there",
-                cached.len()
-            )),
-            Err(ConvergeError::BuildTargetFind { .. }) => {
-                Ok("nothing to build: no service is built from a package".into())
-            }
-            Err(e) => Err(AskFail(e.to_string())),
-        }
     }
 
     /// An error in the words of the repository: the checkout berth made of a
