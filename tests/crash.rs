@@ -1,6 +1,7 @@
 //! Crash injection: `berth apply` SIGKILLed at every step boundary of a rollout
 //! (the debug build's `BERTH_CRASH_AT` points: after each create, start, gate,
-//! rename, stop and after every step of the plan), for a create from nothing, a
+//! rename, stop, inside a switch of the active version and after every step
+//! of the plan), for a create from nothing, a
 //! side-by-side replace, a stop-first replace, an active switch and a removal.
 //! After each kill, the next `apply` must converge: exactly the declared
 //! containers under their canonical names, no `-next-`/`-old-`/`-failed-` left,
@@ -218,6 +219,9 @@ fn an_apply_killed_at_any_step_boundary_converges_on_the_next_apply() {
         let mut points: Vec<String> = POINTS.iter().map(|p| p.to_string()).collect();
         // The second rollout of an apply (the active switch has two).
         points.extend(["created#2", "gated#2", "renamed#2"].map(String::from));
+        // Inside an active switch: the new version has the name, the record
+        // says it is releasing the old one, the record is final.
+        points.extend(["aliased", "route-recorded", "route-recorded#2"].map(String::from));
         points.extend((1..=8).map(|n| format!("step#{n}")));
         for point in points {
             reset(&p, &s);

@@ -315,6 +315,49 @@ fn berth_tokens_never_reach_a_service_even_a_public_one() {
     assert!(!env.contains("berth_"), "{env}");
 }
 
+/// Each container of the project: name, ID, start time and host ports, as
+/// the engine says.
+fn started(p: &Project) -> Vec<String> {
+    let ids = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=berth.project={}", p.name),
+    ]);
+    let format = "{{.Name}} {{.Id}} {{.State.StartedAt}} {{json .NetworkSettings.Ports}}";
+    let mut args = vec!["inspect", "-f", format];
+    args.extend(ids.split_whitespace());
+    let mut rows: Vec<String> = docker(&args).lines().map(String::from).collect();
+    rows.sort();
+    rows
+}
+
+/// A greeter version's address on the project's network.
+fn address(p: &Project, version: &str) -> String {
+    let name = format!("{}-greeter-{version}", p.name);
+    docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        &name,
+    ])
+    .trim()
+    .to_string()
+}
+
+/// The address the name `greeter` resolves to, asked from inside `version`.
+fn name_answers(p: &Project, version: &str) -> String {
+    let name = format!("{}-greeter-{version}", p.name);
+    let out = docker(&["exec", &name, "nslookup", "greeter"]);
+    let addresses: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Name:"))
+        .filter_map(|l| l.strip_prefix("Address:"))
+        .map(str::trim)
+        .collect();
+    addresses.join(",")
+}
+
 /// Sends GETs to `path` from `threads` threads until `stop`; at most `limit`
 /// each. Returns every (status, body) seen, in order per thread.
 fn hammer(
@@ -375,12 +418,29 @@ fn a_client_hammering_the_path_sees_no_failed_request_through_changes_switches_a
     );
     let plan = p.ok(&["plan"]);
     assert!(
-        plan.contains("active 1.0.0 -> 1.1.0: the service's path and network name move")
+        plan.contains("active 1.0.0 -> 1.1.0: the gateway's route and the service's network name move; no container restarts")
+            && !plan.contains("~ replace")
             && !plan.contains("labels.berth.active"),
-        "the plan shows the switch as one: {plan}"
+        "the plan shows the switch as one routing step: {plan}"
     );
-    p.ok(&["apply"]);
+    let before = started(&p);
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(name_answers(&p, "1.0.0"), address(&p, "1.0.0"));
+    let out = p.ok(&["apply"]);
+    assert!(out.contains("routed"), "{out}");
     wait_body("1.1.0 b");
+    assert_eq!(
+        started(&p),
+        before,
+        "a switch restarts no container and moves no host port"
+    );
+    // The service's name moved with the path, for the services beside it.
+    assert_eq!(name_answers(&p, "1.0.0"), address(&p, "1.1.0"));
+    let status = p.ok(&["status"]);
+    assert!(
+        status.contains("1.1.0 (active)"),
+        "status reads the switch from the engine: {status}"
+    );
     // And back, by rollback: the file still says 1.1.0.
     let out = p.ok(&["rollback", "greeter"]);
     assert!(
@@ -389,6 +449,8 @@ fn a_client_hammering_the_path_sees_no_failed_request_through_changes_switches_a
     );
     assert!(out.contains("set `active: \"1.0.0\"`"), "{out}");
     wait_body("1.0.0 b");
+    assert_eq!(started(&p), before, "a rollback restarts no container");
+    assert_eq!(name_answers(&p, "1.1.0"), address(&p, "1.0.0"));
 
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let seen: Vec<(u16, String)> = loops.into_iter().flat_map(|t| t.join().unwrap()).collect();

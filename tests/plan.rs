@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use berth::core::desired::{
-    resolve, Desired, Facts, GpuInventory, LABEL_CONFIG, LABEL_HASH, LABEL_PROJECT,
+    resolve, Desired, Facts, GpuInventory, LABEL_ACTIVE, LABEL_CONFIG, LABEL_HASH, LABEL_PROJECT,
 };
 use berth::core::plan::{plan, Action, Observed, ObservedContainer, ObservedObject, Options};
 use berth::core::render::{plan_text, Style};
@@ -71,7 +71,14 @@ fn applied(yaml: &str, state: &str) -> Observed {
             labels: n.labels.clone(),
         });
     }
-    for v in &d.volumes {
+    let active = d
+        .containers
+        .iter()
+        .filter(|c| c.is_active())
+        .map(|c| (c.service.clone(), c.version.clone()))
+        .collect();
+    let record = berth::core::active::record(&d.project, 2, &active, &BTreeMap::new());
+    for v in d.volumes.iter().chain([&record]) {
         o.volumes.push(ObservedObject {
             id: v.name.clone(),
             name: v.name.clone(),
@@ -111,6 +118,8 @@ fn an_empty_engine_gets_networks_and_volumes_before_containers() {
 + create   volume demo-hello-data-52cbba7651d2   keeps /data of hello
 + create   demo/hello@0.0.0                      new service
 + create   demo/notes@1.0.0                      new service
+= route    routes of demo                        demo/hello: 0.0.0 takes the service's path
+                                                 demo/notes: 1.0.0 takes the service's path
 Plan: 5 to create, 0 to replace, 0 to remove, 0 unchanged.",
     );
 }
@@ -355,21 +364,111 @@ services:
     active: \"2.0.0\"
 ";
 
+/// The engine as a berth from before the routes record left it: the active
+/// mark a label on the container and the service's name an alias, both
+/// hashed; no record.
+fn applied_before_the_routes_record(yaml: &str) -> Observed {
+    let d = desired(yaml);
+    let mut o = applied(yaml, "running");
+    o.volumes
+        .retain(|v| !berth::core::active::is_record(&v.labels));
+    for c in &mut o.containers {
+        let dc = d.containers.iter().find(|x| x.name == c.name).unwrap();
+        let mut config = dc.config.clone();
+        config
+            .labels
+            .insert(LABEL_ACTIVE.into(), dc.is_active().to_string());
+        for aliases in config.networks.values_mut() {
+            *aliases = match dc.is_active() {
+                true => vec![dc.service.clone()],
+                false => vec![],
+            };
+        }
+        c.labels = config.labels.clone();
+        c.labels.insert(LABEL_HASH.into(), config.hash());
+        c.labels.insert(LABEL_CONFIG.into(), config.canonical());
+    }
+    o
+}
+
 #[test]
-fn switching_active_shows_as_the_switch_on_both_versions_not_as_labels_and_aliases() {
+fn switching_active_is_one_routing_step_and_replaces_nothing() {
     let before = TWO.replace("active: \"2.0.0\"", "active: \"1.0.0\"");
-    let why = "active 1.0.0 -> 2.0.0: the service's path and network name move (a container's labels and aliases cannot change in place)";
+    let why = "demo/web: active 1.0.0 -> 2.0.0: the gateway's route and the service's network name move; no container restarts";
     check(
         TWO,
         &applied(&before, "running"),
         false,
         &format!(
             "\
-~ replace  demo/web@2.0.0         {why}
-~ replace  demo/web@1.0.0         {why}
-Plan: 0 to create, 2 to replace, 0 to remove, 0 unchanged."
+= route    routes of demo         {why}
+Plan: 0 to create, 0 to replace, 0 to remove, 1 to switch (no restarts), 2 unchanged."
         ),
     );
+}
+
+#[test]
+fn containers_from_before_the_routes_record_fit_their_file_and_keep_their_path() {
+    let o = applied_before_the_routes_record(TWO);
+    check(TWO, &o, false, "No changes: the engine matches the file.\nPlan: 0 to create, 0 to replace, 0 to remove, 2 unchanged.");
+    // Switching from there moves the path, still without a replace.
+    let after = TWO.replace("active: \"2.0.0\"", "active: \"1.0.0\"");
+    let why = "demo/web: active 2.0.0 -> 1.0.0: the gateway's route and the service's network name move; no container restarts";
+    check(
+        &after,
+        &o,
+        false,
+        &format!(
+            "\
+= route    routes of demo         {why}
+Plan: 0 to create, 0 to replace, 0 to remove, 1 to switch (no restarts), 2 unchanged."
+        ),
+    );
+}
+
+#[test]
+fn a_switch_killed_before_the_old_version_gave_up_the_name_is_finished_by_the_next_plan() {
+    let mut o = applied(TWO, "running");
+    o.volumes
+        .retain(|v| !berth::core::active::is_record(&v.labels));
+    let active = BTreeMap::from([("web".to_string(), "2.0.0".to_string())]);
+    let releasing = BTreeMap::from([("web".to_string(), vec!["1.0.0".to_string()])]);
+    let record = berth::core::active::record("demo", 7, &active, &releasing);
+    o.volumes.push(ObservedObject {
+        id: record.name.clone(),
+        name: record.name.clone(),
+        labels: record.labels,
+    });
+    check(
+        TWO,
+        &o,
+        false,
+        "\
+= route    routes of demo         demo/web: 2.0.0 keeps the service's path; an interrupted switch left 1.0.0 answering to its name
+Plan: 0 to create, 0 to replace, 0 to remove, 2 unchanged.",
+    );
+    let p = plan(
+        &desired(TWO),
+        &o,
+        &Options {
+            allow_empty: false,
+            retry_failed: true,
+        },
+    )
+    .unwrap();
+    match &p.steps[0].action {
+        Action::Route {
+            generation,
+            records,
+            ..
+        } => {
+            assert_eq!(
+                (*generation, records.as_slice()),
+                (7, ["demo-berth-routes-7".to_string()].as_slice())
+            );
+        }
+        other => panic!("a route step, not {other:?}"),
+    }
 }
 
 #[test]
@@ -406,7 +505,7 @@ fn a_declared_active_version_that_failed_its_gate_leaves_the_path_on_the_one_tha
         p.failed
     );
     // Asked to try again, the new one goes first (phase of the active), and
-    // the old one is switched off only after: an apply stops at a failed phase.
+    // the path moves only after, with no replace: an apply stops at a failed phase.
     let retry = plan(
         &desired(TWO),
         &o,
@@ -421,7 +520,7 @@ fn a_declared_active_version_that_failed_its_gate_leaves_the_path_on_the_one_tha
         .iter()
         .map(|s| (s.action.phase(), s.action.verb()))
         .collect();
-    assert_eq!(order, [(0, "remove"), (3, "create"), (4, "replace")]);
+    assert_eq!(order, [(0, "remove"), (3, "create"), (4, "route")]);
 }
 
 #[test]
@@ -633,6 +732,7 @@ fn a_package_without_an_image_gets_its_base_and_image_built_before_its_container
 + build    image of demo/api@1.0.0               package /src/api (its single top-level directory `api-1.0.0/` is stripped)
                                                  starts with `python3 main.py`: main.py is a conventional entry file
 + create   demo/api@1.0.0                        new service
+= route    routes of demo                        demo/api: 1.0.0 takes the service's path
 Plan: 2 to build, 2 to create, 0 to replace, 0 to remove, 0 unchanged."
     );
     assert_eq!(

@@ -175,9 +175,10 @@ fn a_failed_active_switch_keeps_the_path_on_the_version_that_passed_its_gate() {
             ["1.0.0"],
             "attempt {attempt}: one active version"
         );
-        assert_eq!(
-            p.inspect(&web1, "{{index .Config.Labels \"berth.active\"}}"),
-            "true"
+        assert!(
+            p.inspect(&web1, "{{json .NetworkSettings.Networks}}")
+                .contains("\"web\""),
+            "attempt {attempt}: 1.0.0 keeps the service's name"
         );
         eventually(
             Duration::from_secs(5),
@@ -434,4 +435,40 @@ fn a_crash_looping_version_is_replaced_by_its_fix_ten_times_out_of_ten() {
         );
     }
     p.ok(&["destroy"]);
+}
+
+/// The host port a container publishes, as the engine says.
+fn host_port(container: &str) -> String {
+    docker(&["port", container, "8000"])
+}
+
+#[test]
+fn a_version_keeps_its_host_port_across_a_stop_first_replace_and_the_plan_says_when_it_moves() {
+    let Some(p) = Project::new("ports") else {
+        return;
+    };
+    p.write(KEPT);
+    p.ok(&["apply"]);
+    let web = format!("{}-web-0.0.0", p.name);
+    let first = host_port(&web);
+    // Keeps: replaced stop-first, so the old port is free again for the new one.
+    p.write(&KEPT.replace("GREETING: good", "GREETING: better"));
+    p.ok(&["apply"]);
+    assert_eq!(greeting(&web), "better");
+    assert_eq!(host_port(&web), first, "the direct URL stays");
+    // Without keeps the new one starts beside the old one, which holds the
+    // port: the plan says the direct URL moves, before it does.
+    let side = KEPT.replace("    keeps: [/data]\n", "");
+    p.write(&side);
+    p.ok(&["apply"]);
+    let before = host_port(&web);
+    p.write(&side.replace("GREETING: good", "GREETING: best"));
+    let plan = p.ok(&["plan"]);
+    let port = before.rsplit(':').next().unwrap();
+    assert!(
+        plan.contains(&format!("its direct URL moves off 127.0.0.1:{port}")),
+        "{plan}"
+    );
+    p.ok(&["apply"]);
+    assert_ne!(host_port(&web), before);
 }

@@ -101,12 +101,31 @@ fn record(p: &Project, name: &str) -> std::path::PathBuf {
 
 const TWO: &str = "project: {p}\nservices:\n  web:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo \"$BERTH_VERSION\" > /www/index.html && exec httpd -f -p 8000 -h /www']\n    versions: { \"1.0.0\": {}, \"1.1.0\": {} }\n    active: \"1.1.0\"\n    health: { interval: 50ms }\n";
 
-/// Which version of web the engine marks active.
+/// Which container of web the engine's routes record marks active (read
+/// with the docker CLI: berth refuses to run with a broken record of its own).
 fn active(p: &Project) -> Vec<String> {
-    p.containers()
-        .keys()
-        .filter(|n| p.inspect(n, "{{index .Config.Labels \"berth.active\"}}") == "true")
-        .cloned()
+    let project = format!("label=berth.project={}", p.name);
+    let records = docker(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        &project,
+        "--filter",
+        "label=berth.routes",
+    ]);
+    records
+        .split_whitespace()
+        .map(|v| {
+            let version = docker(&[
+                "volume",
+                "inspect",
+                "-f",
+                "{{index .Labels \"berth.active.web\"}}",
+                v,
+            ]);
+            format!("{}-web-{version}", p.name)
+        })
         .collect()
 }
 

@@ -56,7 +56,11 @@ pub async fn run(
     }
     let mut kept = Vec::new();
     for v in observed.volumes.iter().filter(|v| owned(&v.labels)) {
-        if volumes {
+        // The routes record says what routes where; with no container left,
+        // nothing does.
+        if crate::core::active::is_record(&v.labels) {
+            engine.remove_volume(&v.name).await?;
+        } else if volumes {
             engine.remove_volume(&v.name).await?;
             println!("- removed   volume {}", v.name);
         } else {

@@ -147,6 +147,7 @@ fn done_mark(action: &Action, color: bool) -> String {
         "build" => ("+", "built"),
         "replace" => ("~", "replaced"),
         "start" => (">", "started"),
+        "route" => ("=", "routed"),
         _ => ("-", "removed"),
     };
     if color {
@@ -250,6 +251,22 @@ impl Executor<'_> {
             }
             Action::RemoveLeftover { id, name, .. } => engine.remove_container(id, name).await?,
             Action::RemoveNetwork { name, .. } => engine.remove_network(name).await?,
+            Action::Route {
+                generation,
+                active,
+                records,
+                switches,
+            } => {
+                super::switch::route(
+                    self.ctx,
+                    self.project,
+                    *generation,
+                    active,
+                    records,
+                    switches,
+                )
+                .await?
+            }
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ pub mod observe;
 pub mod rollback;
 pub mod rollout;
 pub mod saved;
+pub mod switch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

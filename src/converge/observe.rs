@@ -2,8 +2,7 @@
 //! a `logs` target names, where a container answers.
 
 use crate::core::desired::{
-    LABEL_ACTIVE, LABEL_CONFIG, LABEL_JOB, LABEL_REVISION, LABEL_SCOPE, LABEL_SERVICE,
-    LABEL_VERSION,
+    LABEL_CONFIG, LABEL_JOB, LABEL_REVISION, LABEL_SCOPE, LABEL_SERVICE, LABEL_VERSION,
 };
 use crate::core::hash::ContainerConfig;
 use crate::core::health::{classify, reason, HealthFacts};
@@ -85,8 +84,18 @@ pub async fn rows_of(
     let ours: Vec<usize> = (0..observed.containers.len())
         .filter(|&i| observed.containers[i].owned_by(project))
         .collect();
+    let routes = &crate::core::active::observed(project, observed);
     futures_util::stream::iter(ours)
-        .map(move |i| row_of(engine, project, &observed.containers[i], usage, known))
+        .map(move |i| {
+            row_of(
+                engine,
+                project,
+                &observed.containers[i],
+                routes,
+                usage,
+                known,
+            )
+        })
         .buffered(LOOKS_AT_ONCE)
         .collect()
         .await
@@ -98,6 +107,7 @@ async fn row_of(
     engine: &dyn Engine,
     project: &str,
     c: &ObservedContainer,
+    routes: &crate::core::active::Routes,
     usage: bool,
     known: Option<&Known>,
 ) -> StatusRow {
@@ -196,7 +206,9 @@ async fn row_of(
         version: version.to_string(),
         // Only a version under its canonical name has passed its gate and
         // may hold the path; a failed or probationary one never shows active.
-        active: c.label(LABEL_ACTIVE) == "true" && role == Some(ContainerRole::Canonical),
+        // The routes record says which version is active (a switch restarts
+        // nothing, so no container label could).
+        active: routes.is_active(service, version) && role == Some(ContainerRole::Canonical),
         container: c.name.clone(),
         state: c.state.clone(),
         tasks: engine.orchestrates().then(|| c.status.clone()),
@@ -239,6 +251,7 @@ pub async fn find_target(
             .map(|s| s.active.to_string())
     });
     let observed = engine.observe(project).await?;
+    let routes = crate::core::active::observed(project, &observed);
     let mut candidates: Vec<ObservedContainer> = observed
         .containers
         .into_iter()
@@ -250,13 +263,12 @@ pub async fn find_target(
                     .is_none_or(|v| c.label(LABEL_VERSION) == v)
         })
         .collect();
-    // Without the file to say which version is active, the container that
-    // carries the active label under its own name is.
+    // Without the file to say which version is active, the routes record says.
     candidates.sort_by_key(|c| {
         let canonical = c.name
             == crate::core::desired::container_name(project, &service, c.label(LABEL_VERSION));
         (
-            !(c.label(crate::core::desired::LABEL_ACTIVE) == "true" && canonical),
+            !(routes.is_active(&service, c.label(LABEL_VERSION)) && canonical),
             !canonical,
         )
     });

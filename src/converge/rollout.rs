@@ -324,7 +324,7 @@ pub async fn replace(
     }
     let aside = ContainerRole::Old.name(&c.name, short(old_id));
     let next = ContainerRole::Next.name(&c.name, &c.hash);
-    if c.config.publish.is_none() && c.config.mounts.is_empty() {
+    if crate::core::plan::side_by_side(c) {
         // Side by side: the successor starts under a temporary name while the old
         // container keeps serving, and takes over only once it is healthy. (A fixed
         // host port, or keeps two processes must not share, need stop-first.)

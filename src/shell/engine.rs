@@ -198,6 +198,10 @@ pub trait Engine: Send + Sync {
         secrets: &BTreeMap<String, String>,
     ) -> Result<String, EngineError>;
     async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
+    /// Gives the container (or version) `name` the DNS alias `alias` on its
+    /// networks, or takes it away, without restarting it where the engine
+    /// allows; `Ok(false)` when there was nothing to change or no such one.
+    async fn set_alias(&self, name: &str, alias: &str, present: bool) -> Result<bool, EngineError>;
     async fn stop_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
     async fn rename_container(
         &self,

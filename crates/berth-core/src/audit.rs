@@ -131,6 +131,33 @@ pub fn audit(plan: &Plan, observed: &Observed, asset_root: &str) -> Vec<Diagnost
                     )),
                 }
             }
+            Action::Route {
+                generation,
+                records,
+                ..
+            } => {
+                for name in records {
+                    let ours = observed.volumes.iter().any(|v| {
+                        &v.name == name
+                            && owned(&v.labels, project)
+                            && super::active::is_record(&v.labels)
+                    });
+                    if !ours {
+                        bad(format!(
+                            "volume `{name}` is not one of project `{project}`'s routes records now"
+                        ));
+                    }
+                }
+                for generation in [generation + 1, generation + 2] {
+                    foreign(
+                        observed.volumes.iter().map(|v| (&v.name, &v.labels)),
+                        "volume",
+                        &super::active::record_name(project, generation),
+                        project,
+                        &mut bad,
+                    );
+                }
+            }
             Action::BuildBase { .. } | Action::BuildImage { .. } => {}
         }
     }

@@ -24,7 +24,8 @@ pub const LABEL_CONFIG: &str = "berth.config";
 pub const LABEL_KEEP: &str = "berth.keep";
 /// The service URL path the gateway routes to the container.
 pub const LABEL_PATH: &str = "berth.path";
-/// `true` on the active version: the gateway routes the service path to it.
+/// `true` on the active version's container, as berth set it before the
+/// routes record (`core::active`); read only when there is no record.
 pub const LABEL_ACTIVE: &str = "berth.active";
 /// `true` when the gateway serves it without a token.
 pub const LABEL_PUBLIC: &str = "berth.public";
@@ -164,6 +165,16 @@ pub struct DesiredContainer {
     /// it decides how berth waits, not what runs).
     #[serde(default)]
     pub health: Health,
+    /// Whether the gateway routes the service path here and the container
+    /// answers to the service's name. Not hashed: a switch is a routing
+    /// change (`core::active`), not a new container.
+    #[serde(default)]
+    pub active: bool,
+    /// The host port asked for when `publish` is not set: the one the version
+    /// had, so its direct URL survives a replace where the port is free. Not
+    /// hashed (the engine may have to pick another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u16>,
     pub config: ContainerConfig,
     pub hash: String,
 }
@@ -182,21 +193,39 @@ impl DesiredContainer {
 
     /// Whether the gateway routes the service path to this version.
     pub fn is_active(&self) -> bool {
-        self.config.labels.get(LABEL_ACTIVE).map(String::as_str) == Some("true")
+        self.active
     }
 
     /// The same container with the service path (and the service's name on its
-    /// networks) given to it or not, hashed again.
+    /// networks) given to it or not; its hash stays.
     pub fn with_active(&self, active: bool) -> DesiredContainer {
         let mut c = self.clone();
-        c.config
+        c.active = active;
+        c
+    }
+
+    /// Network -> the aliases the container is created with: the service's
+    /// name where it is active (a later switch moves it without a restart).
+    pub fn create_networks(&self) -> BTreeMap<String, Vec<String>> {
+        let mut networks = self.config.networks.clone();
+        for aliases in networks.values_mut() {
+            aliases.extend(service_aliases(&self.service, self.active));
+        }
+        networks
+    }
+
+    /// The hash berth gave this configuration before the active mark left it
+    /// (a `berth.active` label and the service alias were hashed): a container
+    /// created then with `active` still fits, and is not replaced for it.
+    pub fn legacy_hash(&self, active: bool) -> String {
+        let mut config = self.config.clone();
+        config
             .labels
             .insert(LABEL_ACTIVE.to_string(), active.to_string());
-        for aliases in c.config.networks.values_mut() {
-            *aliases = service_aliases(&c.service, active);
+        for aliases in config.networks.values_mut() {
+            *aliases = service_aliases(&self.service, active);
         }
-        c.hash = c.config.hash();
-        c
+        config.hash()
     }
 }
 
@@ -466,7 +495,6 @@ fn container(
     // What the gateway needs, on the container itself: routes follow what was
     // converged, not a file that may have been saved since.
     labels.insert(LABEL_PATH.to_string(), v.path.clone());
-    labels.insert(LABEL_ACTIVE.to_string(), active.to_string());
     labels.insert(LABEL_PUBLIC.to_string(), v.public.to_string());
     // The check is part of what the container promises (a new one is gated
     // again), and `status` reads it back from the container alone.
@@ -498,7 +526,9 @@ fn container(
             .collect(),
         db => vec![db.clone()],
     };
-    let aliases = service_aliases(&v.service, active);
+    // The service's name is given at create and moved by a switch, never
+    // hashed (see `create_networks`).
+    let aliases: Vec<String> = Vec::new();
     let mut nets = Vec::new();
     let mut networks = BTreeMap::new();
     for scope in scopes {
@@ -556,6 +586,8 @@ fn container(
             build,
             revision: None,
             health: v.health.clone(),
+            active,
+            host_port: None,
             config,
             hash,
         },

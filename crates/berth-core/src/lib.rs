@@ -16,6 +16,7 @@
 )]
 
 pub mod access;
+pub mod active;
 pub mod assemble;
 pub mod audit;
 pub mod credential;

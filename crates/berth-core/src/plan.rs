@@ -18,7 +18,7 @@ pub use super::observed::{
     short, stale_changes, Observed, ObservedContainer, ObservedObject, PortBinding,
 };
 
-pub use super::steps::{Action, ContainerRef, Plan, Reason, Step, SENSITIVE};
+pub use super::steps::{Action, ContainerRef, Plan, Reason, Step, Switch, SENSITIVE};
 
 /// `berth build`'s plan: the build steps for `target` (`SERVICE` or
 /// `SERVICE@VERSION`; every version built from a package when `None`) and
@@ -244,6 +244,8 @@ pub fn plan(
     }
 
     let mut matched: BTreeSet<&str> = BTreeSet::new();
+    // Service -> the version that should have its path once the plan is done.
+    let mut targets: BTreeMap<&str, &str> = BTreeMap::new();
     let mut failed_rollouts = Vec::new();
     let role = |c: &ObservedContainer, d: &DesiredContainer| ContainerRole::of(&c.name, &d.name);
     // Versions whose very configuration already failed its health gate (the
@@ -256,7 +258,7 @@ pub fn plan(
             index
                 .of_canonical(&d.name)
                 .iter()
-                .any(|c| role(c, d) == Some(ContainerRole::Failed) && c.label(LABEL_HASH) == d.hash)
+                .any(|c| role(c, d) == Some(ContainerRole::Failed) && fits(c, d))
         })
         .map(|d| d.name.as_str())
         .collect();
@@ -264,6 +266,7 @@ pub fn plan(
     // A service whose declared active version failed its gate keeps its path on
     // the version that has it now (it passed its gate: it has its canonical
     // name): held there while the declared one is not tried, and said either way.
+    let routes = super::active::observed(project, observed);
     let mut serving: BTreeMap<&str, String> = BTreeMap::new();
     for d in desired
         .containers
@@ -272,7 +275,7 @@ pub fn plan(
     {
         let holder = ours.iter().find(|c| {
             c.label(LABEL_SERVICE) == d.service
-                && c.label(LABEL_ACTIVE) == "true"
+                && routes.is_active(&d.service, c.label(LABEL_VERSION))
                 && desired
                     .containers
                     .iter()
@@ -323,13 +326,16 @@ pub fn plan(
                 .max_by_key(|c| c.state == "running"),
         };
         let bad = known_bad(&d.name);
+        if d.is_active() && !bad {
+            targets.insert(&declared.service, &declared.version);
+        }
         for c in others {
             matched.insert(&c.id);
             if predecessor.is_some_and(|p| p.id == c.id) {
                 continue;
             }
             let failed = role(c, d) == Some(ContainerRole::Failed);
-            if failed && c.label(LABEL_HASH) == d.hash && bad {
+            if failed && fits(c, d) && bad {
                 failed_rollouts.push(format!(
                     "{} never became healthy with this configuration; kept stopped as `{}`. Change the configuration, or remove that container to try again",
                     d.subject(project),
@@ -364,8 +370,16 @@ pub fn plan(
         if let Some(c) = current {
             matched.insert(&c.id);
         }
+        // Its direct URL stays where the port is free when the new one starts.
+        let kept_port = current
+            .and_then(host_port)
+            .filter(|_| d.config.publish.is_none());
+        let d = &DesiredContainer {
+            host_port: kept_port,
+            ..d.clone()
+        };
         match (current, predecessor) {
-            (_, Some(p)) if bad || p.label(LABEL_HASH) == d.hash => steps.push(Step {
+            (_, Some(p)) if bad || fits(p, d) => steps.push(Step {
                 action: Action::RestoreContainer {
                     id: p.id.clone(),
                     name: p.name.clone(),
@@ -391,9 +405,14 @@ pub fn plan(
                     })],
                 });
             }
-            (Some(c), _) if c.label(LABEL_HASH) != d.hash => {
+            (Some(c), _) if !fits(c, d) => {
                 let mut reasons = changes(c.labels.get(LABEL_CONFIG), &d.config);
-                active_switch(&mut reasons, d, ours, &desired.containers);
+                legacy_routing(&mut reasons);
+                if let Some(port) = kept_port.filter(|_| side_by_side(d)) {
+                    reasons.push(Reason::note(format!(
+                        "its direct URL moves off 127.0.0.1:{port}, which the container it replaces holds while the new one starts beside it (the gateway's path stays; `publish:` fixes a port)"
+                    )));
+                }
                 if let Some(said) = holds_path {
                     reasons.insert(
                         0,
@@ -450,6 +469,18 @@ pub fn plan(
                 reasons: vec![Reason::note("no longer declared")],
             });
         }
+    }
+    // A switch away from a version that holds the path for a failed one runs
+    // only once the retry passed its gate (an earlier phase): said on it.
+    let held: BTreeMap<&str, &String> = serving
+        .iter()
+        .filter_map(|(name, said)| {
+            let c = ours.iter().find(|c| c.name == *name)?;
+            Some((c.label(LABEL_SERVICE), said))
+        })
+        .collect();
+    if let Some(step) = route_step(project, &routes, &targets, &held, desired) {
+        steps.push(step);
     }
     let wanted: BTreeSet<&str> = desired.networks.iter().map(|n| n.name.as_str()).collect();
     for n in observed
@@ -509,39 +540,103 @@ fn taken(kind: &str, name: &str, id: &str, project: &str) -> Diagnostic {
     )
 }
 
-/// A change of `active` shows as the switch it is ("active 1.0.0 -> 2.0.0"),
-/// not as a label and the network aliases it moves.
-fn active_switch(
-    reasons: &mut Vec<Reason>,
-    d: &DesiredContainer,
-    ours: &[&ObservedContainer],
-    desired: &[DesiredContainer],
-) {
-    let label = format!("labels.{LABEL_ACTIVE}");
-    if !reasons
-        .iter()
-        .any(|r| matches!(r, Reason::Changed { field, .. } if *field == label))
-    {
-        return;
+/// The routing step, when a service's active version is not the one the
+/// routes record names (or a switch was interrupted): no container restarts.
+fn route_step(
+    project: &str,
+    routes: &super::active::Routes,
+    targets: &BTreeMap<&str, &str>,
+    held: &BTreeMap<&str, &String>,
+    desired: &Desired,
+) -> Option<Step> {
+    let mut switches = Vec::new();
+    let mut reasons = Vec::new();
+    for (&service, &to) in targets {
+        let from = routes.of(service).filter(|f| *f != to);
+        let releasing = routes.releasing.get(service).cloned().unwrap_or_default();
+        if routes.of(service) == Some(to) && releasing.is_empty() {
+            continue;
+        }
+        let mut release: Vec<String> = from.map(String::from).into_iter().collect();
+        release.extend(releasing.into_iter().filter(|v| v != to));
+        release.sort();
+        release.dedup();
+        reasons.push(Reason::note(match from {
+            Some(f) => format!(
+                "{project}/{service}: active {f} -> {to}: the gateway's route and the service's network name move; no container restarts"
+            ),
+            None if routes.of(service) == Some(to) => format!(
+                "{project}/{service}: {to} keeps the service's path; an interrupted switch left {} answering to its name",
+                release.join(", ")
+            ),
+            None => format!("{project}/{service}: {to} takes the service's path"),
+        }));
+        if let Some(said) = held.get(service) {
+            reasons.push(Reason::note(format!(
+                "{said} until its retry passes; this step runs only then"
+            )));
+        }
+        switches.push(Switch {
+            service: service.to_string(),
+            from: from.map(String::from),
+            to: to.to_string(),
+            release,
+        });
     }
+    if switches.is_empty() {
+        return None;
+    }
+    let declared: BTreeSet<&str> = desired
+        .containers
+        .iter()
+        .map(|c| c.service.as_str())
+        .collect();
+    let mut active = routes.active.clone();
+    active.retain(|service, _| declared.contains(service.as_str()));
+    for s in &switches {
+        active.insert(s.service.clone(), s.to.clone());
+    }
+    Some(Step {
+        action: Action::Route {
+            generation: routes.generation,
+            active,
+            records: routes.records.clone(),
+            switches,
+        },
+        reasons,
+    })
+}
+
+/// The host port a container publishes on this host's loopback.
+fn host_port(c: &ObservedContainer) -> Option<u16> {
+    c.ports
+        .iter()
+        .filter(|p| matches!(p.ip.as_deref(), Some("127.0.0.1") | None))
+        .find_map(|p| p.public)
+}
+
+/// Whether a replace starts the new container beside the old one: without a
+/// fixed port or keeps (two processes must not share them), as `rollout` does.
+pub fn side_by_side(d: &DesiredContainer) -> bool {
+    d.config.publish.is_none() && d.config.mounts.is_empty()
+}
+
+/// Whether an observed container runs the desired configuration: its hash,
+/// or the hash berth gave the same configuration while the active mark was
+/// part of it (see [`DesiredContainer::legacy_hash`]).
+fn fits(c: &ObservedContainer, d: &DesiredContainer) -> bool {
+    let hash = c.label(LABEL_HASH);
+    hash == d.hash || hash == d.legacy_hash(c.label(LABEL_ACTIVE) == "true")
+}
+
+/// A container created while the active mark was hashed and replaced for
+/// another reason: its old routing fields are not changes of the file.
+fn legacy_routing(reasons: &mut Vec<Reason>) {
+    let label = format!("labels.{LABEL_ACTIVE}");
     reasons.retain(|r| match r {
         Reason::Changed {
             field, old, new, ..
         } => *field != label && !(field.starts_with("networks.") && old.is_some() && new.is_some()),
         Reason::Note { .. } => true,
     });
-    let now = ours
-        .iter()
-        .find(|c| c.label(LABEL_SERVICE) == d.service && c.label(LABEL_ACTIVE) == "true")
-        .map_or("none", |c| c.label(LABEL_VERSION));
-    let next = desired
-        .iter()
-        .find(|x| x.service == d.service && x.is_active())
-        .map_or("none", |x| x.version.as_str());
-    reasons.insert(
-        0,
-        Reason::note(format!(
-            "active {now} -> {next}: the service's path and network name move (a container's labels and aliases cannot change in place)"
-        )),
-    );
 }

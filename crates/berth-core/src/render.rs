@@ -28,6 +28,7 @@ fn sign(action: &Action) -> (&'static str, &'static str) {
         "create" | "build" => ("+", "32"),
         "replace" => ("~", "33"),
         "start" => (">", "36"),
+        "route" => ("=", "35"),
         _ => ("-", "31"),
     }
 }
@@ -143,6 +144,11 @@ pub fn summary_line(plan: &Plan, done: bool) -> String {
         parts.push(format!("{s} {start}"));
     }
     parts.push(format!("{d} {remove}"));
+    let switched = plan.switches();
+    if switched > 0 {
+        let verb = if done { "switched" } else { "to switch" };
+        parts.push(format!("{switched} {verb} (no restarts)"));
+    }
     parts.push(format!("{} unchanged", plan.unchanged.len()));
     format!("{head} {}.", parts.join(", "))
 }

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::desired::{
-    container_name, LABEL_ACTIVE, LABEL_PATH, LABEL_PROJECT, LABEL_PUBLIC, LABEL_SCOPE,
-    LABEL_SERVICE, LABEL_VERSION,
+    container_name, LABEL_PATH, LABEL_PROJECT, LABEL_PUBLIC, LABEL_SCOPE, LABEL_SERVICE,
+    LABEL_VERSION,
 };
 use super::plan::Observed;
 use super::role::ContainerRole;
@@ -79,8 +79,9 @@ impl RouteTable {
     }
 }
 
-/// The routes over what runs, from the containers alone (their labels say path,
-/// scope, active and public), so every gateway follows what was converged. Only
+/// The routes over what runs, from the containers (their labels say path,
+/// scope and public) and the routes record (which version is active), so
+/// every gateway follows what was converged. Only
 /// running, published containers of the project are routed to. A version is
 /// served by the container under its own name; while a replace renames
 /// containers, by its predecessor (`-old-`) until the successor takes the name,
@@ -137,6 +138,7 @@ pub fn routes(project: &str, observed: &Observed) -> RouteTable {
             );
         }
     }
+    let active = super::active::observed(project, observed);
     let mut table = RouteTable::default();
     for ((service, version), s) in &seen {
         let label = |k: &str| s.labels.get(k).map(String::as_str).unwrap_or("");
@@ -159,7 +161,7 @@ pub fn routes(project: &str, observed: &Observed) -> RouteTable {
             table
                 .routes
                 .insert(format!("{base}{path}@{version}"), route.clone());
-            if label(LABEL_ACTIVE) == "true" {
+            if active.is_active(service, version) {
                 table.routes.insert(format!("{base}{path}"), route.clone());
             }
         }

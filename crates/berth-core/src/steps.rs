@@ -2,6 +2,8 @@
 //! and the order apply runs them in. `plan.rs` computes one; `berth plan` renders
 //! it, `--out` saves it, and `apply` executes exactly its steps.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::desired::{BuildFact, DesiredContainer, DesiredNetwork, DesiredVolume};
@@ -102,6 +104,27 @@ pub enum Action {
         id: String,
         name: String,
     },
+    /// Moves services' paths and network names to other running versions,
+    /// restarting nothing, and records the result as routes record
+    /// `generation + 1` (`core::active`), removing `records`.
+    Route {
+        generation: u64,
+        /// Service -> active version, for every declared service, once done.
+        active: BTreeMap<String, String>,
+        records: Vec<String>,
+        switches: Vec<Switch>,
+    },
+}
+
+/// One service's active version changing hands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Switch {
+    pub service: String,
+    /// The version that had it, when one did.
+    pub from: Option<String>,
+    pub to: String,
+    /// Versions that give up the service's network name.
+    pub release: Vec<String>,
 }
 
 impl Action {
@@ -118,6 +141,7 @@ impl Action {
             Action::RemoveContainer { .. }
             | Action::RemoveLeftover { .. }
             | Action::RemoveNetwork { .. } => "remove",
+            Action::Route { .. } => "route",
         }
     }
 
@@ -145,6 +169,7 @@ impl Action {
             | Action::RemoveContainer { subject, .. }
             | Action::RemoveLeftover { subject, .. } => subject.clone(),
             Action::RemoveNetwork { name, .. } => format!("network {name}"),
+            Action::Route { .. } => format!("routes of {project}"),
         }
     }
 
@@ -200,7 +225,10 @@ impl Action {
             }
             Action::CreateContainer { .. }
             | Action::ReplaceContainer { .. }
-            | Action::StartContainer { .. } => 4,
+            | Action::StartContainer { .. }
+            // After the active versions passed their gates, before a version
+            // that loses the path is removed.
+            | Action::Route { .. } => 4,
             Action::RemoveContainer { .. } => 5,
             Action::RemoveNetwork { .. } => 6,
         }
@@ -264,6 +292,19 @@ impl Plan {
             .iter()
             .filter(|s| s.action.verb() == "build")
             .count()
+    }
+
+    /// How many services change active version (a routing change).
+    pub fn switches(&self) -> usize {
+        self.steps
+            .iter()
+            .map(|s| match &s.action {
+                Action::Route { switches, .. } => {
+                    switches.iter().filter(|s| s.from.is_some()).count()
+                }
+                _ => 0,
+            })
+            .sum()
     }
 
     /// (create, replace, start, remove) counts.

@@ -274,6 +274,25 @@ fn applied(o: &Observed, p: &berth_core::plan::Plan) -> Observed {
                 o.containers.retain(|c| &c.id != id)
             }
             Action::RemoveNetwork { id, .. } => o.networks.retain(|n| &n.id != id),
+            Action::Route {
+                generation,
+                active,
+                records,
+                ..
+            } => {
+                o.volumes.retain(|v| !records.contains(&v.name));
+                let record = berth_core::active::record(
+                    &p.project,
+                    generation + 2,
+                    active,
+                    &Default::default(),
+                );
+                o.volumes.push(ObservedObject {
+                    id: record.name.clone(),
+                    name: record.name,
+                    labels: record.labels,
+                });
+            }
             Action::BuildBase { .. } | Action::BuildImage { .. } => {}
         }
     }

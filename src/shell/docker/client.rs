@@ -162,6 +162,11 @@ impl Docker {
     /// its own. Asking for it (`GET /version`) made Docker run `runc --version`
     /// and ask containerd, about 7 ms of a no-op plan, for a number nothing
     /// used. `tests/engine_connect.rs` holds bollard to that.
+    /// The address the engine is reached at, as configured.
+    pub(super) fn address(&self) -> &str {
+        &self.address
+    }
+
     pub(super) async fn client(&self) -> Result<bollard::Docker, EngineError> {
         let client = self
             .client

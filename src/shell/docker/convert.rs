@@ -71,14 +71,25 @@ pub fn labels_and_env(
     (labels, env)
 }
 
-pub fn create_request(c: &DesiredContainer, secrets: &BTreeMap<String, String>) -> CreateRequest {
+/// `host_port`: the port asked for when `publish` is not set (`None`: the
+/// engine picks one, which it may change when the container reconnects).
+pub fn create_request(
+    c: &DesiredContainer,
+    secrets: &BTreeMap<String, String>,
+    host_port: Option<u16>,
+) -> CreateRequest {
     let cfg = &c.config;
     let (labels, env) = labels_and_env(c, secrets);
     let port_key = format!("{}/tcp", cfg.port);
     let binding = EnginePortBinding {
         host_ip: Some("127.0.0.1".into()),
         // An empty host port asks the engine for a free one.
-        host_port: Some(cfg.publish.map(|p| p.to_string()).unwrap_or_default()),
+        host_port: Some(
+            cfg.publish
+                .or(host_port)
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+        ),
     };
     let mut mounts: Vec<Mount> = cfg
         .mounts
@@ -107,7 +118,8 @@ pub fn create_request(c: &DesiredContainer, secrets: &BTreeMap<String, String>) 
             ..Default::default()
         }]
     });
-    let mut networks = cfg.networks.iter();
+    let with_aliases = c.create_networks();
+    let mut networks = with_aliases.iter();
     let first = networks.next();
     let body = ContainerCreateBody {
         image: Some(cfg.image.clone()),
@@ -489,7 +501,7 @@ services:
         let d = desired();
         let c = d.containers.iter().find(|c| c.service == service).unwrap();
         let secrets = BTreeMap::from([("TOKEN".to_string(), "s3cret".to_string())]);
-        let req = create_request(c, &secrets);
+        let req = create_request(c, &secrets, None);
         insta::with_settings!({ sort_maps => true, snapshot_suffix => service }, {
             insta::assert_json_snapshot!("create_request", (&req.body, &req.later_networks));
         });

@@ -10,6 +10,7 @@ mod client;
 pub mod convert;
 mod images;
 mod objects;
+mod ports;
 pub mod swarm;
 
 pub use swarm::Swarm;
@@ -313,7 +314,11 @@ impl Engine for Docker {
             name: name.to_string(),
             source,
         };
-        let req = convert::create_request(c, secrets);
+        let host_port = match c.config.publish {
+            Some(_) => None,
+            None => ports::pick(ports::is_local(self.address()), c.host_port),
+        };
+        let req = convert::create_request(c, secrets, host_port);
         let opts = CreateContainerOptionsBuilder::default().name(name).build();
         let id = self
             .client()
@@ -333,6 +338,10 @@ impl Engine for Docker {
             }
         }
         Ok(id)
+    }
+
+    async fn set_alias(&self, name: &str, alias: &str, present: bool) -> Result<bool, EngineError> {
+        objects::set_alias(&self.client().await?, name, alias, present).await
     }
 
     async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError> {

@@ -93,3 +93,71 @@ pub(super) async fn copy_volume(
     docker.remove_container(&id, name).await?;
     result
 }
+
+/// Gives container `name` the DNS alias `alias` on each network its recorded
+/// configuration names (`berth.config`), or takes it away, by disconnecting
+/// and connecting it again where its aliases differ: the container keeps
+/// running, its ID and start time stay. A network it was left off (a switch
+/// killed between the two calls) is joined again. `Ok(false)`: nothing to do,
+/// or no such container.
+pub(super) async fn set_alias(
+    client: &bollard::Docker,
+    name: &str,
+    alias: &str,
+    present: bool,
+) -> Result<bool, EngineError> {
+    let inspected = match client.inspect_container(name, None).await {
+        Ok(c) => c,
+        Err(e) if is_not_found(&e) => return Ok(false),
+        Err(source) => {
+            return Err(EngineError::ObjectInspect {
+                what: "container",
+                name: name.into(),
+                source,
+            })
+        }
+    };
+    let attached = inspected
+        .network_settings
+        .and_then(|n| n.networks)
+        .unwrap_or_default();
+    let recorded: Vec<String> = inspected
+        .config
+        .and_then(|c| c.labels)
+        .and_then(|l| l.get(crate::core::desired::LABEL_CONFIG).cloned())
+        .and_then(|t| serde_json::from_str::<crate::core::hash::ContainerConfig>(&t).ok())
+        .map(|c| c.networks.into_keys().collect())
+        .unwrap_or_else(|| attached.keys().cloned().collect());
+    let change = |source| EngineError::ContainerChange {
+        verb: "move the network name of",
+        name: name.into(),
+        source,
+    };
+    let mut changed = false;
+    for net in recorded {
+        let now = attached.get(&net);
+        let has = now
+            .and_then(|e| e.aliases.as_ref())
+            .is_some_and(|a| a.iter().any(|a| a == alias));
+        if now.is_some() && has == present {
+            continue;
+        }
+        if now.is_some() {
+            let req = bollard::models::NetworkDisconnectRequest {
+                container: name.to_string(),
+                force: Some(false),
+            };
+            client.disconnect_network(&net, req).await.map_err(change)?;
+        }
+        let req = bollard::models::NetworkConnectRequest {
+            container: name.to_string(),
+            endpoint_config: Some(bollard::models::EndpointSettings {
+                aliases: present.then(|| vec![alias.to_string()]),
+                ..Default::default()
+            }),
+        };
+        client.connect_network(&net, req).await.map_err(change)?;
+        changed = true;
+    }
+    Ok(changed)
+}

@@ -11,6 +11,7 @@ use bollard::models::ServiceUpdateStatusStateEnum;
 use bollard::query_parameters::{InspectServiceOptions, UpdateServiceOptionsBuilder};
 use futures_util::stream::BoxStream;
 
+mod aliases;
 mod nodes;
 mod push;
 mod secrets;
@@ -67,6 +68,30 @@ impl Swarm {
             docker,
             address: settings.engine_address.clone(),
         }))
+    }
+
+    /// Updates service `id` (version `name`) to `spec`, from its spec version `version`.
+    async fn update(
+        &self,
+        id: &str,
+        name: &str,
+        spec: bollard::models::ServiceSpec,
+        version: u64,
+    ) -> Result<(), EngineError> {
+        let opts = UpdateServiceOptionsBuilder::default()
+            .version(version as i32)
+            .build();
+        self.docker
+            .client()
+            .await?
+            .update_service(id, spec, opts, None)
+            .await
+            .map(|_| ())
+            .map_err(|source| EngineError::ServiceChange {
+                verb: "update",
+                name: name.into(),
+                source,
+            })
     }
 
     async fn service(&self, id: &str) -> Result<Option<bollard::models::Service>, EngineError> {
@@ -229,17 +254,7 @@ impl Engine for Swarm {
                     .and_then(|s| s.version)
                     .and_then(|v| v.index)
                     .unwrap_or_default();
-                let opts = UpdateServiceOptionsBuilder::default()
-                    .version(version as i32)
-                    .build();
-                client
-                    .update_service(id, spec, opts, None)
-                    .await
-                    .map_err(|source| EngineError::ServiceChange {
-                        verb: "update",
-                        name: name.into(),
-                        source,
-                    })?;
+                self.update(id, name, spec, version).await?;
                 id.to_string()
             }
         };
@@ -415,6 +430,9 @@ impl Engine for Swarm {
         self.deploy(None, name, c, secrets).await
     }
     /// A service runs as long as it exists.
+    async fn set_alias(&self, name: &str, alias: &str, present: bool) -> Result<bool, EngineError> {
+        aliases::set(self, name, alias, present).await
+    }
     async fn start_container(&self, _id: &str, _name: &str) -> Result<(), EngineError> {
         Ok(())
     }

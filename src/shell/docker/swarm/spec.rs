@@ -143,7 +143,7 @@ pub fn service_spec(
                 ..Default::default()
             }),
             networks: Some(
-                cfg.networks
+                c.create_networks()
                     .iter()
                     .map(|(net, aliases)| NetworkAttachmentConfig {
                         target: Some(net.clone()),

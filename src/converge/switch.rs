@@ -1,0 +1,165 @@
+//! A change of active version, carried out as a routing change: the new
+//! version answers to the service's name, the routes record says it is
+//! active (every gateway then routes the path there), the old version's
+//! requests drain, and only then does it give up the name. No container is
+//! stopped, started or replaced.
+
+use std::collections::BTreeMap;
+
+use crate::core::active;
+use crate::core::audit::owner_problem;
+use crate::core::desired::container_name;
+use crate::core::plan::{ContainerRef, Switch};
+use crate::shell::engine::Engine;
+
+use super::execute::StepError;
+use super::{gateways, Context};
+
+/// Runs one `Route` step: `generation` is the record the plan read, `records`
+/// the record volumes there were then.
+pub async fn route(
+    ctx: &Context,
+    project: &str,
+    generation: u64,
+    active_now: &BTreeMap<String, String>,
+    records: &[String],
+    switches: &[Switch],
+) -> Result<(), StepError> {
+    let engine = ctx.engine.as_ref();
+    // The versions that take a path answer to the service's name first, so
+    // the name never resolves to nothing.
+    let taking = switches.iter().map(|s| async move {
+        let name = container_name(project, &s.service, &s.to);
+        ensure_ours(engine, project, &name, &s.service, &s.to, true).await?;
+        engine.set_alias(&name, &s.service, true).await?;
+        Ok::<(), StepError>(())
+    });
+    first_error(futures_util::future::join_all(taking).await)?;
+    super::rollout::crash_point("aliased");
+
+    let releasing: BTreeMap<String, Vec<String>> = switches
+        .iter()
+        .filter(|s| !s.release.is_empty())
+        .map(|s| (s.service.clone(), s.release.clone()))
+        .collect();
+    // The record is the switch: gateways read it on their next refresh.
+    write(
+        ctx,
+        project,
+        generation + 1,
+        active_now,
+        &releasing,
+        records,
+    )
+    .await?;
+
+    // Every gateway routes the paths anew now; what they sent to a releasing
+    // version finishes before it gives up the name (its address may change).
+    let mut ports = Vec::new();
+    for s in switches {
+        for version in &s.release {
+            let name = container_name(project, &s.service, version);
+            if let Some(port) = engine.published_port(&name).await? {
+                ports.push(port);
+            }
+        }
+    }
+    if ports.is_empty() {
+        // Port 0 is nobody's: the gateways refresh and answer at once.
+        ports.push(0);
+    }
+    let drains = ports
+        .iter()
+        .map(|&p| gateways::drain(&ctx.settings, project, p));
+    futures_util::future::join_all(drains).await;
+
+    let giving = switches.iter().flat_map(|s| {
+        s.release.iter().map(move |version| async move {
+            let name = container_name(project, &s.service, version);
+            if ensure_ours(engine, project, &name, &s.service, version, false).await? {
+                engine.set_alias(&name, &s.service, false).await?;
+            }
+            Ok::<(), StepError>(())
+        })
+    });
+    first_error(futures_util::future::join_all(giving).await)?;
+    if !releasing.is_empty() {
+        let previous = [active::record_name(project, generation + 1)];
+        write(
+            ctx,
+            project,
+            generation + 2,
+            active_now,
+            &BTreeMap::new(),
+            &previous,
+        )
+        .await?;
+    }
+    // The releasing versions' new addresses, for the gateways.
+    gateways::drain(&ctx.settings, project, 0).await;
+    Ok(())
+}
+
+/// Writes the routes record `generation`, then removes the `older` ones.
+async fn write(
+    ctx: &Context,
+    project: &str,
+    generation: u64,
+    active_now: &BTreeMap<String, String>,
+    releasing: &BTreeMap<String, Vec<String>>,
+    older: &[String],
+) -> Result<(), StepError> {
+    let engine = ctx.engine.as_ref();
+    let record = active::record(project, generation, active_now, releasing);
+    if let Some(labels) = engine.object_labels(true, &record.name).await? {
+        if !crate::core::observed::owned(&labels, project) {
+            return Err(StepError::ObjectForeign {
+                what: "volume",
+                name: record.name,
+                project: project.into(),
+            });
+        }
+        // Ours already (a switch killed after writing it): the newer one wins.
+        engine.remove_volume(&record.name).await?;
+    }
+    engine.create_volume(&record).await?;
+    super::rollout::crash_point("route-recorded");
+    for name in older.iter().filter(|n| **n != record.name) {
+        engine.remove_volume(name).await?;
+    }
+    Ok(())
+}
+
+/// Whether `name` is the project's container of `service@version`: refused
+/// when it is someone else's; `Ok(false)` (nothing to do) when it is gone and
+/// `required` is false.
+async fn ensure_ours(
+    engine: &dyn Engine,
+    project: &str,
+    name: &str,
+    service: &str,
+    version: &str,
+    required: bool,
+) -> Result<bool, StepError> {
+    let expected = ContainerRef {
+        id: name.to_string(),
+        name: name.to_string(),
+        subject: format!("{project}/{service}@{version}"),
+    };
+    let foreign = |why: String| StepError::ContainerForeign {
+        id: name.to_string(),
+        why,
+    };
+    match engine.container_owner(name).await? {
+        None if required => Err(foreign("it is gone".into())),
+        None => Ok(false),
+        Some(now) => match owner_problem(project, &expected, &now.name, &now.labels) {
+            Some(why) => Err(foreign(why)),
+            None => Ok(true),
+        },
+    }
+}
+
+fn first_error(results: Vec<Result<(), StepError>>) -> Result<(), StepError> {
+    results.into_iter().collect()
+}
