@@ -7,6 +7,12 @@ Applies N busybox services, starts `berth watch --listen`, then:
   - browser    Debian's chromium over chromedriver: navigation to DOMContentLoaded
                and to load (median of 5), and one in-place update of the live part
                (the SSE fragment swapped in, filters applied, layout forced)
+  - sse        a reconcile asked from the page (500 services planned against the
+               engine) until the server-sent update is swapped in, and the swap
+               alone (from the event's arrival to layout done), median of 5
+  - pages      a service's page and the plan page: bytes and server time
+  - shots      screenshots of the overview (1280 and 375 px wide), a service's
+               page and the plan page, into bench/out/
 Goals from the dashboard issue: the page under 150 KB, rendered in under 1 s.
 Removes what it applied when done.
 
@@ -74,6 +80,14 @@ class WebDriver:
         kind = "async" if asynchronous else "sync"
         return self.call("POST", f"/session/{self.id}/execute/{kind}", {"script": script, "args": []})
 
+    def shot(self, path):
+        import base64
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(self.call("GET", f"/session/{self.id}/screenshot")))
+
+    def size(self, w, h):
+        self.call("POST", f"/session/{self.id}/window/rect", {"width": w, "height": h})
+
     def quit(self):
         self.call("DELETE", f"/session/{self.id}")
 
@@ -118,6 +132,15 @@ def main():
         code, headers, _ = http(f"{base}/ui/login", data=urllib.parse.urlencode({"token": TOKEN}).encode())
         cookie = headers["set-cookie"].split(";")[0]
         sizes, times = {}, []
+        pages = {}
+        for path in ("/ui/service?name=s0", "/ui/plan"):
+            got = []
+            for _ in range(5):
+                t = time.perf_counter()
+                _, h, packed = http(base + path, headers={"Cookie": cookie, "Accept-Encoding": "gzip"})
+                got.append(time.perf_counter() - t)
+            raw = gzip.decompress(packed) if h.get("content-encoding") == "gzip" else packed
+            pages[path] = (len(packed), len(raw), statistics.median(got))
         for path in ("/ui/", "/ui/ui.css", "/ui/ui.js"):
             _, h, packed = http(base + path, headers={"Cookie": cookie, "Accept-Encoding": "gzip"})
             raw = gzip.decompress(packed) if h.get("content-encoding") == "gzip" else packed
@@ -149,6 +172,46 @@ def main():
             document.getElementById('filter-text').dispatchEvent(new Event('input'));
             document.body.offsetHeight;
             done(performance.now() - t);""", asynchronous=True)
+        # A reconcile asked from the page, until its update is in place; and
+        # the swap alone, from the event's arrival.
+        sse = []
+        for _ in range(5):
+            sse.append(wd.js("""
+                const done = arguments[arguments.length - 1];
+                const live = document.getElementById('live');
+                const csrf = document.querySelector('meta[name=csrf]').content;
+                const es = new EventSource('/ui/events?seen=' + encodeURIComponent(live.dataset.seen));
+                let asked;
+                es.addEventListener('overview', e => {
+                    const arrived = performance.now();
+                    live.innerHTML = e.data;
+                    live.dataset.seen = 'x';
+                    document.body.offsetHeight;
+                    const swapped = performance.now();
+                    es.close();
+                    done([swapped - asked, swapped - arrived]);
+                });
+                es.onopen = () => {
+                    asked = performance.now();
+                    fetch('/ui/reconcile', {method: 'POST', body: new URLSearchParams({csrf})});
+                };""", asynchronous=True))
+            wd.go(f"{base}/ui/")
+        out = os.path.join(ROOT, "bench", "out")
+        os.makedirs(out, exist_ok=True)
+        wd.size(1280, 900)
+        wd.go(f"{base}/ui/")
+        wd.shot(os.path.join(out, f"overview-{n}.png"))
+        wd.size(375, 800)
+        wd.go(f"{base}/ui/")
+        narrow = wd.js("return document.documentElement.scrollWidth")
+        wd.shot(os.path.join(out, f"overview-{n}-375px.png"))
+        wd.size(1280, 900)
+        wd.go(f"{base}/ui/service?name=s0")
+        time.sleep(6)  # one CPU and memory sample for its chart
+        wd.go(f"{base}/ui/service?name=s0")
+        wd.shot(os.path.join(out, "service.png"))
+        wd.go(f"{base}/ui/plan")
+        wd.shot(os.path.join(out, "plan.png"))
         wd.quit()
     finally:
         daemon.terminate()
@@ -172,6 +235,13 @@ def main():
     print(f"{'browser: first contentful paint (median)':44} {statistics.median(x[3] for x in nav):9.1f} ms  < 1000 ms")
     print(f"{'browser: rows rendered':44} {nav[-1][4]:>12}")
     print(f"{'browser: one live update in place':44} {update:9.1f} ms")
+    print(f"{'sse: reconcile asked -> update in place (med)':44} {statistics.median(x[0] for x in sse):9.1f} ms")
+    print(f"{'sse: event arrived -> swapped, laid out (med)':44} {statistics.median(x[1] for x in sse):9.1f} ms")
+    print(f"{'browser: page width at 375 px':44} {narrow:9} px  <= 375")
+    for path, (packed, raw, took) in pages.items():
+        print(f"{'bytes of ' + path + ' sent (unpacked)':44} {packed / 1024:9.1f} KB  ({raw / 1024:.1f} KB)")
+        print(f"{'server: render ' + path + ' (median of 5)':44} {took * 1000:9.1f} ms")
+    print(f"\nscreenshots in {out}")
 
 
 if __name__ == "__main__":

@@ -254,6 +254,12 @@ pub struct WatchArgs {
     /// Serve the routing gateway on this address too.
     #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
     pub gateway: Option<std::net::SocketAddr>,
+    /// Converge only when asked (the dashboard's Apply or Reconcile, POST
+    /// /reconcile, a rollback), as Argo CD's manual sync: a change of the
+    /// file, the branch or the engine is shown as a plan, never carried out
+    /// by itself.
+    #[arg(long)]
+    pub manual: bool,
     /// Let a services file from --git fetch assets from loopback, link-local or
     /// private addresses (refused by default: a repository should not make
     /// berth fetch internal endpoints).

@@ -619,6 +619,13 @@ fn logs_into_a_reader_that_leaves_early_end_quietly_and_output_has_no_colour_cod
     };
     p.write("project: {p}\nservices:\n  chatty:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'seq 1 20000; exec sleep 3600']\n    health: { none: true }\n");
     p.ok(&["apply"]);
+    // With no health gate, apply may return before the first line is written.
+    let name = format!("{}-chatty-0.0.0", p.name);
+    common::eventually(
+        std::time::Duration::from_secs(20),
+        || "the container writes its lines".into(),
+        || common::docker(&["logs", "--tail", "1", &name]).contains("20000"),
+    );
     // `berth logs chatty | head -1`: the reader takes one line and goes.
     let mut child = p
         .command(&["logs", "chatty"])

@@ -24,6 +24,22 @@ fn indexes(lab: &Lab, project: &str) -> std::collections::BTreeMap<String, Strin
     .collect()
 }
 
+/// `berth serve --gateway` on the manager for the project, on `port`.
+fn serve_gateway(lab: &Lab, p: &Project, port: u16) -> std::process::Child {
+    lab.on_manager(
+        common::BERTH,
+        &["serve", "--gateway", &format!("127.0.0.1:{port}")],
+    )
+    .current_dir(p.dir.path())
+    .env("BERTH_STATE_DIR", p.dir.path().join(".state"))
+    .env("DOCKER_HOST", &lab.host)
+    .env("LAB_TOKEN", "first")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap()
+}
+
 #[test]
 fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_failing_one_and_destroys_cleanly(
 ) {
@@ -173,19 +189,7 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
     // The gateway, on the manager, reaches every task where its node
     // publishes it.
     let gateway_port = common::free_port();
-    let mut gateway = lab
-        .on_manager(
-            common::BERTH,
-            &["serve", "--gateway", &format!("127.0.0.1:{gateway_port}")],
-        )
-        .current_dir(p.dir.path())
-        .env("BERTH_STATE_DIR", p.dir.path().join(".state"))
-        .env("DOCKER_HOST", &lab.host)
-        .env("LAB_TOKEN", "first")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut gateway = serve_gateway(&lab, &p, gateway_port);
     let url = format!("http://127.0.0.1:{gateway_port}/web/index.html");
     let mut got = String::new();
     for _ in 0..100 {
@@ -297,6 +301,99 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
         lab.docker(&["exec", task.trim(), "cat", "/data/runs"]),
         "a\nb",
         "both runs wrote to the one volume"
+    );
+
+    // Switching the active version on a swarm: the gateway's route flips
+    // with no failed request; the service's network name moves to the new
+    // version. Swarm fixes a task's aliases when it creates the task, so the
+    // name moves by a start-first update of the two versions (their tasks are
+    // replaced, as Swarm allows nothing else), never by a stop.
+    let greeter = |active: &str| {
+        format!(
+            "{}  greeter:\n    image: {image}\n    command: [sh, -c, 'echo $BERTH_VERSION > /tmp/index.html && exec httpd -f -p 8000 -h /tmp']\n    port: 8000\n    public: true\n    replicas: 2\n    versions: {{ \"1.0.0\": {{}}, \"1.1.0\": {{}} }}\n    active: \"{active}\"\n    health: {{ command: [wget, -q, -O, /dev/null, 'http://127.0.0.1:8000/index.html'], timeout: 4s }}\n",
+            file_with("two", "/index.html", "b")
+        )
+    };
+    p.write(&greeter("1.0.0"));
+    let out = berth(&["apply"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let gateway_port = common::free_port();
+    let mut gateway = serve_gateway(&lab, &p, gateway_port);
+    let url = format!("http://127.0.0.1:{gateway_port}/greeter/index.html");
+    let through = || {
+        let out = lab
+            .on_manager("curl", &["-s", "-m", "5", &url])
+            .output()
+            .unwrap();
+        text(&out.stdout).trim().to_string()
+    };
+    common::eventually(
+        std::time::Duration::from_secs(20),
+        || "the gateway serves greeter".into(),
+        || through() == "1.0.0",
+    );
+    p.write(&greeter("1.1.0"));
+    let plan = text(&berth(&["plan"]).stdout);
+    assert!(
+        plan.contains("1 to switch (no restarts)") && plan.contains("0 to replace"),
+        "{plan}"
+    );
+    let stop = p.dir.path().join("stop-switch-requests");
+    let requests = lab.request_loop(&url, &stop);
+    let started = std::time::Instant::now();
+    let out = berth(&["apply"]);
+    let took = started.elapsed();
+    std::fs::write(&stop, "").unwrap();
+    let counted = text(&requests.wait_with_output().unwrap().stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (ok, failed) = counted.trim().split_once(' ').unwrap();
+    eprintln!(
+        "switch on a swarm: {:.1} s, requests through the gateway: {ok} answered, {failed} failed",
+        took.as_secs_f64()
+    );
+    assert_eq!(
+        failed, "0",
+        "no request fails across the switch ({ok} answered)"
+    );
+    assert_eq!(
+        through(),
+        "1.1.0",
+        "the gateway routes to the new active version"
+    );
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    // The service's name resolves, from another service's task, to the new
+    // version's virtual IP.
+    let vip = |service: &str| {
+        lab.inspect(service, "{{range .Endpoint.VirtualIPs}}{{.Addr}} {{end}}")
+            .split_whitespace()
+            .map(|a| a.split('/').next().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    let new_ips = vip(&format!("{}-greeter-1-1-0", p.name));
+    let task = lab.docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.swarm.service.name={web}"),
+    ]);
+    let task = task.lines().next().unwrap_or("").to_string();
+    let mut said = String::new();
+    for _ in 0..50 {
+        // NXDOMAIN exits non-zero: read what it says either way.
+        let out = std::process::Command::new("docker")
+            .args(["-H", &lab.host, "exec", &task, "nslookup", "greeter"])
+            .output()
+            .unwrap();
+        said = text(&out.stdout) + &text(&out.stderr);
+        if new_ips.iter().any(|ip| said.contains(ip.as_str())) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        new_ips.iter().any(|ip| said.contains(ip.as_str())),
+        "greeter resolves to 1.1.0's {new_ips:?}: {said}"
     );
 
     // Destroy removes the project's services, secrets and networks, and

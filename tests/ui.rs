@@ -177,6 +177,41 @@ async fn press(c: &Client, css: &str) {
     c.accept_alert().await.unwrap();
 }
 
+/// The page's width, and how far down the services table starts.
+async fn layout(c: &Client) -> (u64, u64) {
+    let got = c
+        .execute(
+            "return [document.documentElement.scrollWidth, Math.round(document.getElementById('services').getBoundingClientRect().top + window.scrollY)]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    (got[0].as_u64().unwrap(), got[1].as_u64().unwrap())
+}
+
+/// Presses Tab until the focus is on `css` (40 presses at most).
+async fn tab_to(c: &Client, css: &str) -> bool {
+    for _ in 0..40 {
+        c.active_element()
+            .await
+            .unwrap()
+            .send_keys(&fantoccini::key::Key::Tab.to_string())
+            .await
+            .unwrap();
+        let on = c
+            .execute(
+                &format!("return document.activeElement.matches({css:?})"),
+                vec![],
+            )
+            .await
+            .unwrap();
+        if on == serde_json::json!(true) {
+            return true;
+        }
+    }
+    false
+}
+
 fn shot(name: &str, png: &[u8]) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -242,7 +277,11 @@ async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_vi
 
     // What the file would change: nothing, as `berth plan` says it.
     c.goto(&format!("{base}/ui/plan")).await.unwrap();
-    wait_text(&c, "#plan", |t| t.contains("No changes")).await;
+    wait_text(&c, "#no-changes", |t| t.contains("No changes")).await;
+    assert!(
+        c.find(Locator::Css("#apply")).await.is_err(),
+        "nothing to apply"
+    );
 
     // Logs: the last lines, then a line printed after the page opened.
     c.goto(&format!("{base}/ui/")).await.unwrap();
@@ -277,8 +316,23 @@ async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_vi
     // A failed rollout appears with its reason, live.
     c.goto(&format!("{base}/ui/")).await.unwrap();
     p.write(BROKEN);
-    wait_text(&c, "#rollout-error", |t| t.contains("GET / answered 404")).await;
+    let said = wait_text(&c, "#rollout-error", |t| t.contains("GET / answered 404")).await;
     shot("failed-rollout.png", &c.screenshot().await.unwrap());
+    // Said once: the gate's report is the failed rollout, not also the error;
+    // its log lines and help wait behind a disclosure.
+    assert!(
+        c.find(Locator::Css("#last-error")).await.is_err(),
+        "the same error is not said twice"
+    );
+    assert!(!said.contains("help:"), "collapsed: {said}");
+    // On a phone the table is still on the first screen, and nothing
+    // scrolls sideways.
+    c.set_window_size(375, 800).await.unwrap();
+    let (wide, top) = layout(&c).await;
+    shot("failed-rollout-375px.png", &c.screenshot().await.unwrap());
+    assert!(wide <= 375, "the page is {wide} px wide");
+    assert!(top < 800, "the services start {top} px down");
+    c.set_window_size(1280, 800).await.unwrap();
     p.write(ONE);
     wait_text(&c, "#last-reconcile", |t| t.starts_with("ok")).await;
 
@@ -398,42 +452,15 @@ async fn a_rollback_from_the_page_switches_the_gateway_shows_the_hold_and_ends_i
         "the hold is gone"
     );
 
-    // A phone's width: nothing but the table scrolls sideways; the keyboard
+    // A phone's width: nothing scrolls sideways (each version is a card); the keyboard
     // reaches the actions, with a visible focus ring.
     c.set_window_size(375, 800).await.unwrap();
-    let wide = c
-        .execute("return document.documentElement.scrollWidth", vec![])
-        .await
-        .unwrap();
-    let why = c
-        .execute(
-            "return [window.innerWidth].concat(Array.from(document.querySelectorAll('body, body > *, main > *, #live > *')).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().width) + '/' + e.scrollWidth))",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let (wide, _) = layout(&c).await;
+    assert!(wide <= 375, "the page is {wide} px wide");
     assert!(
-        wide.as_u64().unwrap() <= 375,
-        "the page is {wide} px wide: {why}"
+        tab_to(&c, "#reconcile").await,
+        "Tab reaches the Reconcile button"
     );
-    let mut reached = false;
-    for _ in 0..30 {
-        c.active_element()
-            .await
-            .unwrap()
-            .send_keys(&fantoccini::key::Key::Tab.to_string())
-            .await
-            .unwrap();
-        let id = c
-            .execute("return document.activeElement.id", vec![])
-            .await
-            .unwrap();
-        if id == "reconcile" {
-            reached = true;
-            break;
-        }
-    }
-    assert!(reached, "Tab reaches the Reconcile button");
     let ring = c
         .execute(
             "return getComputedStyle(document.activeElement).outlineStyle",
@@ -443,5 +470,185 @@ async fn a_rollback_from_the_page_switches_the_gateway_shows_the_hold_and_ends_i
         .unwrap();
     assert_ne!(ring, "none", "the focused button shows its focus");
     shot("overview-375px.png", &c.screenshot().await.unwrap());
+    c.close().await.unwrap();
+}
+
+/// Two versions of `web`, 1.0.0 active, each saying its greeting and version.
+const GREET: &str = "project: {p}\nservices:\n  web:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'echo \"$GREETING $BERTH_VERSION\" > /www/index.html && exec httpd -f -p 8000 -h /www']\n    versions: { \"1.0.0\": {}, \"1.1.0\": {} }\n    active: \"1.0.0\"\n    env: { GREETING: one }\n    public: true\n    health: { interval: 50ms }\n";
+
+/// `(container ID, StartedAt)` of a version's container.
+fn started(p: &Project, version: &str) -> (String, String) {
+    let name = format!("{}-web-{version}", p.name);
+    (
+        p.inspect(&name, "{{.Id}}"),
+        p.inspect(&name, "{{.State.StartedAt}}"),
+    )
+}
+
+/// The texts of every element `css` matches.
+async fn texts(c: &Client, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in c.find_all(Locator::Css(css)).await.unwrap() {
+        out.push(e.text().await.unwrap_or_default());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_page_says_why_a_version_is_active_restarts_one_charts_it_and_the_plan_page_applies_exactly_what_it_shows(
+) {
+    let Some(p) = Project::new("uisvc") else {
+        return;
+    };
+    let Some((_driver, c)) = browser().await else {
+        return;
+    };
+    p.write(GREET);
+    p.ok(&["apply"]);
+    let (port, gw) = (free_port(), free_port());
+    let base = format!("http://127.0.0.1:{port}");
+    // Manual sync: the file's changes wait for Apply.
+    let _daemon = daemon(
+        &p,
+        port,
+        &["--manual", "--gateway", &format!("127.0.0.1:{gw}")],
+    );
+    sign_in(&c, &base, ROOT).await;
+    assert!(at(&c, "/ui/").await);
+    wait_text(&c, "#manual", |t| t.contains("Manual sync")).await;
+
+    // The service's page, from its name in the overview.
+    wait_text(&c, "tr[data-version='1.1.0'] td.health", |t| {
+        t.contains("healthy")
+    })
+    .await;
+    c.find(Locator::Css("tr[data-version='1.0.0'] a.service"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(at(&c, "/ui/service?name=web").await);
+    let active = wait_text(&c, "#active", |t| t.contains("1.0.0")).await;
+    assert!(active.contains("the file's `active:`"), "{active}");
+    let urls = wait_text(&c, "tr[data-version='1.0.0'] td.urls", |t| {
+        t.contains("/web/")
+    })
+    .await;
+    assert!(
+        urls.contains(&format!("127.0.0.1:{gw}/web/")),
+        "through the gateway: {urls}"
+    );
+    assert!(urls.lines().count() == 2, "and direct: {urls}");
+
+    // Restart one version: the same container, started again; its timeline
+    // says so and the other version is untouched.
+    let (id, at_first) = started(&p, "1.1.0");
+    let other = started(&p, "1.0.0");
+    press(&c, "tr[data-version='1.1.0'] button.restart").await;
+    wait_text(&c, "#said", |t| t.contains("web@1.1.0 restarted")).await;
+    let (id_after, at_after) = started(&p, "1.1.0");
+    assert_eq!(id_after, id, "the same container");
+    assert_ne!(at_after, at_first, "started again");
+    assert_eq!(
+        started(&p, "1.0.0"),
+        other,
+        "the other version is not touched"
+    );
+    let said = wait_text(&c, "#timeline li[data-kind='restarted']", |t| !t.is_empty()).await;
+    assert!(
+        said.contains("1.1.0") && said.contains("restart asked for by `root`"),
+        "{said}"
+    );
+
+    // CPU and memory of the last hour, sampled while the page is open.
+    let caption = wait_text(&c, "figure.chart[data-version='1.0.0'] figcaption", |t| {
+        t.contains("CPU now")
+    })
+    .await;
+    assert!(caption.contains("MiB"), "{caption}");
+    let drawn = c
+        .find(Locator::Css("figure.chart[data-version='1.0.0'] path.mem"))
+        .await
+        .unwrap()
+        .attr("d")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(drawn.starts_with('M'), "{drawn}");
+    // Reachable by keyboard; no sideways scrolling at a phone's width.
+    assert!(
+        tab_to(&c, "tr[data-version='1.0.0'] button.restart").await,
+        "Tab reaches a version's Restart"
+    );
+    c.set_window_size(375, 800).await.unwrap();
+    let (wide, _) = layout(&c).await;
+    assert!(wide <= 375, "the service page is {wide} px wide");
+    shot("service-375px.png", &c.screenshot().await.unwrap());
+    c.set_window_size(1280, 800).await.unwrap();
+    shot("service.png", &c.screenshot().await.unwrap());
+
+    // A change of the file waits; the plan page shows it field by field.
+    p.write(&GREET.replace("GREETING: one", "GREETING: two"));
+    std::thread::sleep(Duration::from_secs(1));
+    c.goto(&format!("{base}/ui/plan")).await.unwrap();
+    let steps = texts(&c, "#plan-steps li.step.change").await;
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert!(steps[0].contains("env.GREETING"), "{steps:?}");
+    let old = wait_text(&c, "#plan-steps li.step.change del", |t| !t.is_empty()).await;
+    let new = wait_text(&c, "#plan-steps li.step.change ins", |t| !t.is_empty()).await;
+    assert_eq!((old.as_str(), new.as_str()), ("\"one\"", "\"two\""));
+    shot("plan.png", &c.screenshot().await.unwrap());
+    // The file moves again before Apply: the shown plan is not the plan any
+    // more, so nothing is done.
+    p.write(&GREET.replace("GREETING: one", "GREETING: three"));
+    std::thread::sleep(Duration::from_secs(1));
+    press(&c, "#apply-button").await;
+    wait_text(&c, "#said", |t| t.contains("Apply failed")).await;
+    let refused = wait_text(&c, "#last-error", |t| !t.is_empty()).await;
+    assert!(
+        refused.contains("the plan changed since it was shown"),
+        "{refused}"
+    );
+    assert_eq!(started(&p, "1.1.0").0, id, "nothing was replaced");
+    assert_eq!(http_get(gw, "/web/", None).1, "one 1.0.0");
+    // Looked at again and applied: exactly that.
+    c.goto(&format!("{base}/ui/plan")).await.unwrap();
+    wait_text(&c, "#plan-steps li.step.change ins", |t| t == "\"three\"").await;
+    press(&c, "#apply-button").await;
+    wait_text(&c, "#said", |t| t.contains("Apply: converged: ")).await;
+    assert_eq!(http_get(gw, "/web/", None).1, "three 1.0.0");
+    c.goto(&format!("{base}/ui/service?name=web"))
+        .await
+        .unwrap();
+    let kinds = texts(&c, "#timeline li .kind").await;
+    assert!(
+        kinds.iter().filter(|k| *k == "replaced").count() == 2
+            && kinds.iter().filter(|k| *k == "gated").count() == 2,
+        "{kinds:?}"
+    );
+    let touched = wait_text(&c, "#reconciles tbody", |t| t.contains("api")).await;
+    assert!(touched.contains("ok"), "{touched}");
+
+    // Make 1.1.0 active from the service page: the page says it is held, and
+    // why; the switch restarted nothing.
+    let before = (started(&p, "1.0.0"), started(&p, "1.1.0"));
+    press(&c, "tr[data-version='1.1.0'] button.rollback").await;
+    wait_text(&c, "p.result", |t| t.contains("Rolled back `web` to 1.1.0")).await;
+    assert_eq!(http_get(gw, "/web/", None).1, "three 1.1.0");
+    assert_eq!((started(&p, "1.0.0"), started(&p, "1.1.0")), before);
+    c.goto(&format!("{base}/ui/service?name=web"))
+        .await
+        .unwrap();
+    let why = wait_text(&c, "#active", |t| t.contains("1.1.0")).await;
+    assert!(why.contains("held by a rollback"), "{why}");
+    let kinds = texts(&c, "#timeline li .kind").await;
+    assert!(
+        kinds.starts_with(&["rolled back".to_string(), "switched".to_string()]),
+        "{kinds:?}"
+    );
+    press(&c, "#holds button.release").await;
+    wait_text(&c, "p.result", |t| t.contains("to 1.0.0")).await;
+    assert_eq!(http_get(gw, "/web/", None).1, "three 1.0.0");
     c.close().await.unwrap();
 }

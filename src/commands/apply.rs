@@ -37,7 +37,7 @@ pub async fn run(
         allow_empty,
         retry_failed: true,
     };
-    let done = converge::converge(&ctx, &held, &spec, file, opts, None).await?;
+    let done = converge::converge(&ctx, &held, &spec, file, opts, None, None).await?;
     let code = report(&ctx, &done.plan, done.unchanged()).await?;
     for n in hold_notes(&spec) {
         println!("{n}");

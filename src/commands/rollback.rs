@@ -28,7 +28,7 @@ pub async fn run(out: &Output, file: &Path, req: Request) -> Result<u8, CommandE
             allow_empty: false,
             retry_failed: true,
         };
-        let done = converge::converge(&ctx, &held, &spec, file, opts, None).await?;
+        let done = converge::converge(&ctx, &held, &spec, file, opts, None, None).await?;
         apply::report(&ctx, &done.plan, done.unchanged()).await
     }
     .await;

@@ -39,6 +39,7 @@ pub async fn run(out: &Output, args: WatchArgs) -> Result<u8, CommandError> {
             listen: args.listen,
             tokens,
             gateway: args.gateway,
+            manual: args.manual,
             bounds: super::bounds(args.max_connections),
         },
     )

@@ -147,6 +147,7 @@ fn done_mark(action: &Action, color: bool) -> String {
         "build" => ("+", "built"),
         "replace" => ("~", "replaced"),
         "start" => (">", "started"),
+        "restart" => (">", "restarted"),
         "route" => ("=", "routed"),
         _ => ("-", "removed"),
     };
@@ -235,6 +236,7 @@ impl Executor<'_> {
                 rollout::replace(self.ctx, self.project, old_id, old_name, &c, secrets).await?;
             }
             Action::StartContainer { id, name, .. } => engine.start_container(id, name).await?,
+            Action::RestartContainer { id, name, .. } => engine.restart_container(id, name).await?,
             Action::RestoreContainer {
                 id,
                 name,

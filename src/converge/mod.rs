@@ -11,6 +11,7 @@ pub mod facts;
 pub mod gateways;
 pub mod images;
 pub mod observe;
+pub mod restart;
 pub mod rollback;
 pub mod rollout;
 pub mod saved;
@@ -62,6 +63,10 @@ pub enum ConvergeError {
     },
     #[error("{failed}")]
     RolloutFail { failed: String },
+    #[error("the plan changed since it was shown (it was {shown}, it is {now} now): the file or the engine moved meanwhile; nothing was done\n  help: look at the plan again and apply that one")]
+    PlanChange { shown: String, now: String },
+    #[error("{0}")]
+    RestartRefuse(String),
     #[error(
         "no container of `{target}` in project `{project}`\n  help: `berth status` lists what runs"
     )]
@@ -251,7 +256,8 @@ pub fn rollout_failure(plan: &Plan) -> Option<ConvergeError> {
 
 /// Plans `spec` against what runs and executes exactly that plan, under the
 /// project's lock (the caller holds it: `_held` is the proof). Records the active
-/// versions when nothing failed.
+/// versions when nothing failed. `shown`: the digest of the plan a user
+/// approved; a different plan now is refused before any action.
 pub async fn converge(
     ctx: &Context,
     _held: &ProjectLock,
@@ -259,8 +265,16 @@ pub async fn converge(
     file: &Path,
     opts: plan::Options,
     revision: Option<&str>,
+    shown: Option<&str>,
 ) -> Result<Converged, ConvergeError> {
     let (plan, before) = facts::plan_observed(ctx, spec, file, opts).await?;
+    // "Apply" on a plan someone looked at carries out that plan or nothing.
+    if let Some(shown) = shown.filter(|s| *s != plan.digest()) {
+        return Err(ConvergeError::PlanChange {
+            shown: shown.to_string(),
+            now: plan.digest(),
+        });
+    }
     let secrets = saved::plan_secrets(&plan, file, &ctx.settings.env)?;
     end_stale_holds(&ctx.settings, spec)?;
     if !plan.is_empty() {

@@ -1,32 +1,61 @@
 //! What the daemon's API asks of it besides a reconcile: the plan of the
-//! current file, a rollback (a hold, then a reconcile), and a build, each
-//! under the project lock where it changes something.
+//! current file, a rollback (a hold, then a reconcile), a restart of one
+//! version, and a build, each under the project lock where it changes something.
 
 use crate::converge::{self, facts, ConvergeError};
 use crate::core::plan::Options;
 use crate::core::report::Trigger;
+use crate::core::timeline;
 use crate::shell::api::AskFail;
 
 use super::Daemon;
 
 impl Daemon {
-    /// What the current file would change, as `berth plan` prints it.
-    pub(super) async fn plan_text(&self) -> Result<String, AskFail> {
+    /// What the current file would change, as JSON (`core::steps::Plan`):
+    /// the plan an "Apply" from the dashboard (a reconcile asked for, which
+    /// retries a configuration that failed its gate) would carry out.
+    pub(super) async fn plan_json(&self) -> Result<String, AskFail> {
         let Some((_, file)) = self.current.clone() else {
             return Err(AskFail("no source yet".into()));
         };
         let spec = converge::load(&self.ctx.settings, &file).map_err(|e| AskFail(e.to_string()))?;
         let opts = Options {
             allow_empty: false,
-            retry_failed: false,
+            retry_failed: Trigger::Api.retries_failed(),
         };
         let plan = facts::make_plan(&self.ctx, &spec, &file, opts)
             .await
             .map_err(|e| AskFail(e.to_string()))?;
-        Ok(crate::core::render::plan_text(
-            &plan,
-            crate::core::render::Style { color: false },
-        ))
+        serde_json::to_string(&plan).map_err(|e| AskFail(e.to_string()))
+    }
+
+    /// A restart of one version asked for by `who`, then a look, so
+    /// `/status` shows it and its timeline says so.
+    pub(super) async fn restart(&mut self, target: &str, who: &str) -> Result<String, AskFail> {
+        let Some((_, file)) = self.current.clone() else {
+            return Err(AskFail("no source yet".into()));
+        };
+        let done = async {
+            let spec = converge::load(&self.ctx.settings, &file)?;
+            let lock = self.lock(&spec.project).await?;
+            let plan =
+                converge::restart::restart(&self.ctx, &lock, &spec.project, target, who).await?;
+            Ok::<_, ConvergeError>((spec.project, plan))
+        }
+        .await
+        .map_err(|e| AskFail(e.to_string()))?;
+        let (project, plan) = done;
+        tracing::info!(target, who, "restart");
+        // Its own events are not drift.
+        self.own_until = super::batch::now_nanos();
+        self.known.forget();
+        let events = timeline::of_plan(&plan, super::unix_now(), false, None);
+        timeline::push(&mut self.report.events, events);
+        if let Ok(rows) = self.look(&project, None).await {
+            self.report.publish_rows_of(rows);
+            self.report.publish_events();
+        }
+        Ok(format!("{target} restarted"))
     }
 
     /// A rollback's hold (as `berth rollback` takes it), then a reconcile; the
@@ -52,7 +81,17 @@ impl Daemon {
         };
         tracing::info!(service = held.service, to = held.target, "rollback");
         match self.reconcile(Trigger::Api).await {
-            Ok(_) => Ok(held.said(&file)),
+            Ok(_) => {
+                let event = timeline::of_rollback(
+                    &held.service,
+                    (held.target != held.file_active).then_some(held.target.as_str()),
+                    &held.file_active,
+                    super::unix_now(),
+                );
+                timeline::push(&mut self.report.events, vec![event]);
+                self.report.publish_events();
+                Ok(held.said(&file))
+            }
             Err(e) => {
                 held.undo(&self.ctx);
                 self.refresh_report();

@@ -15,6 +15,8 @@ pub struct Batch {
     pub trigger: Trigger,
     /// The newest commit fetched in the burst, with its file.
     pub fetched: Option<(String, PathBuf)>,
+    /// That commit's subject line.
+    pub subject: Option<String>,
     pub fetch_errors: Vec<String>,
     pub engine_events: Vec<ContainerEvent>,
     /// `POST /reconcile` requests, answered after the reconcile.
@@ -23,6 +25,10 @@ pub struct Batch {
     pub builds: Vec<ReconcileReply>,
     /// The dashboard's plan requests, answered before anything else.
     pub plans: Vec<ReconcileReply>,
+    /// "Apply" of a shown plan (its digest), each its own reconcile.
+    pub applies: Vec<(String, ReconcileReply)>,
+    /// Restarts of a version (target, who asked), each under the lock.
+    pub restarts: Vec<(String, String, ReconcileReply)>,
     /// Rollbacks, each its own hold and reconcile.
     pub rollbacks: Vec<(crate::converge::rollback::Request, ReconcileReply)>,
     pub shutdown: bool,
@@ -51,14 +57,23 @@ impl Batch {
             b.wakes |= !own
                 && !matches!(
                     e,
-                    Event::PlanRequested(_) | Event::RollbackRequested { .. } | Event::HealthDue
+                    Event::PlanRequested(_)
+                        | Event::RollbackRequested { .. }
+                        | Event::ApplyRequested { .. }
+                        | Event::RestartRequested { .. }
+                        | Event::HealthDue
                 );
             b.engine_changed |= matches!(e, Event::EngineChanged(_));
             match e {
                 Event::EngineChanged(_) if own => {}
                 Event::FileChanged => b.trigger = b.trigger.strongest(Trigger::File),
-                Event::GitFetched { revision, file } => {
+                Event::GitFetched {
+                    revision,
+                    file,
+                    subject,
+                } => {
                     b.fetched = Some((revision, file));
+                    b.subject = subject;
                     b.trigger = b.trigger.strongest(Trigger::Git);
                 }
                 Event::GitFailed(e) => b.fetch_errors.push(e),
@@ -77,6 +92,10 @@ impl Batch {
                 }
                 Event::PlanRequested(reply) => b.plans.push(reply),
                 Event::RollbackRequested { request, reply } => b.rollbacks.push((request, reply)),
+                Event::ApplyRequested { digest, reply } => b.applies.push((digest, reply)),
+                Event::RestartRequested { target, who, reply } => {
+                    b.restarts.push((target, who, reply))
+                }
                 Event::HealthDue => b.health_due = true,
                 Event::Shutdown => b.shutdown = true,
             }

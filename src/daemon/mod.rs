@@ -12,21 +12,20 @@
 mod asks;
 pub mod batch;
 mod recheck;
+mod reconcile;
 pub mod report;
 mod serve;
 pub mod sources;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use crate::converge::{self, observe, Context, ConvergeError};
 use crate::core::access::Tokens;
-use crate::core::plan::Options;
-use crate::core::render::StatusRow;
 use crate::core::report::Trigger;
 use crate::core::route::RouteTable;
 use crate::core::spec::Spec;
@@ -47,6 +46,8 @@ pub enum Event {
     GitFetched {
         revision: String,
         file: PathBuf,
+        /// The commit's subject line.
+        subject: Option<String>,
     },
     /// A fetch failed; retried with backoff, and the last good commit keeps running.
     GitFailed(String),
@@ -60,6 +61,17 @@ pub enum Event {
     BuildRequested(ReconcileReply),
     /// The dashboard asks what the file would change; answered without acting.
     PlanRequested(ReconcileReply),
+    /// The dashboard's "Apply" of the plan with this digest.
+    ApplyRequested {
+        digest: String,
+        reply: ReconcileReply,
+    },
+    /// The dashboard's "Restart" of a version.
+    RestartRequested {
+        target: String,
+        who: String,
+        reply: ReconcileReply,
+    },
     /// A rollback from the API or the dashboard: the hold, then its reconcile.
     RollbackRequested {
         request: converge::rollback::Request,
@@ -105,6 +117,8 @@ pub struct WatchOptions {
     pub gateway: Option<SocketAddr>,
     /// How each listener is bounded against floods.
     pub bounds: crate::shell::listen::Bounds,
+    /// Converge only when asked; every other event is a look.
+    pub manual: bool,
 }
 
 struct Daemon {
@@ -119,6 +133,8 @@ struct Daemon {
     /// The commit the last successful reconcile converged to (git): a
     /// reconcile of another one is a change of source, never drift.
     converged_revision: Option<String>,
+    /// The subject line of the newest commit fetched (git).
+    fetched_subject: Option<String>,
     /// The last reconcile error logged at ERROR: the same one again, tick
     /// after tick, is logged at DEBUG (`/status` still has it).
     logged_error: Option<String>,
@@ -145,6 +161,14 @@ struct Daemon {
     health_due: recheck::Recheck,
     /// The mark that says this daemon follows the project (`destroy` warns).
     _following: Option<crate::shell::lock::ProjectLock>,
+}
+
+/// Seconds since the Unix epoch, now.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Runs the daemon until SIGTERM or Ctrl-C. The services keep running after it.
@@ -240,6 +264,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         _registration: None,
         own_until: 0,
         converged_revision: None,
+        fetched_subject: None,
         logged_error: None,
         report,
         tx,
@@ -247,9 +272,14 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         health_due: Default::default(),
         _following: None,
     };
+    d.report.manual = d.opts.manual;
     d.report.publish(None, Trigger::Start, None);
-    if d.current.is_some() {
-        let _ = d.reconcile(Trigger::Start).await;
+    match (d.current.is_some(), d.opts.manual) {
+        (false, _) => {}
+        (true, false) => {
+            let _ = d.reconcile(Trigger::Start).await;
+        }
+        (true, true) => d.look_only().await,
     }
     while let Some(first) = rx.recv().await {
         // Everything queued now is one reconcile; a short pause lets a burst
@@ -260,6 +290,11 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
             events.push(e);
         }
         let mut b = batch::Batch::of(events, d.own_until);
+        // Manual sync: only an ask converges; what else moved is looked at.
+        let look = d.opts.manual && b.wakes;
+        if d.opts.manual {
+            b.wakes = !b.replies.is_empty() || !b.builds.is_empty();
+        }
         if b.engine_changed {
             d.known.forget();
         }
@@ -274,6 +309,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
             // `/status` names the commit converged to, set once a reconcile
             // of it succeeds: a broken commit never reads as what runs.
             d.current = Some((Some(revision), file));
+            d.fetched_subject = b.subject.take();
             d.report.source_error = None;
         }
         for e in &b.fetch_errors {
@@ -284,11 +320,14 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
             tracing::info!(action = e.action, container = e.container, "engine changed");
         }
         for r in std::mem::take(&mut b.plans) {
-            let _ = r.send(d.plan_text().await);
+            let _ = r.send(d.plan_json().await);
         }
         if b.shutdown {
             let rollbacks = b.rollbacks.into_iter().map(|(_, r)| r);
-            for r in b.replies.into_iter().chain(b.builds).chain(rollbacks) {
+            let applies = b.applies.into_iter().map(|(_, r)| r);
+            let restarts = b.restarts.into_iter().map(|(_, _, r)| r);
+            let asked = rollbacks.chain(applies).chain(restarts);
+            for r in b.replies.into_iter().chain(b.builds).chain(asked) {
                 let _ = r.send(Err(AskFail("the daemon is stopping".into())));
             }
             break;
@@ -297,8 +336,16 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         for (request, r) in std::mem::take(&mut b.rollbacks) {
             let _ = r.send(d.rollback(&request).await);
         }
+        for (target, who, r) in std::mem::take(&mut b.restarts) {
+            let _ = r.send(d.restart(&target, &who).await);
+        }
+        for (digest, r) in std::mem::take(&mut b.applies) {
+            let _ = r.send(d.reconcile_shown(Trigger::Api, Some(&digest)).await);
+        }
         if !b.wakes {
-            if b.health_due {
+            if look {
+                d.look_only().await;
+            } else if b.health_due {
                 d.look_again().await;
             }
             continue;
@@ -350,87 +397,6 @@ impl Daemon {
         let short = &rev[..rev.len().min(12)];
         text.replace(&format!("{}/", dir.display()), &format!("{url}@{short}:"))
             .replace(&dir.display().to_string(), &format!("{url}@{short}"))
-    }
-
-    /// One reconcile; the outcome goes to the log, `/status` and `/metrics`.
-    async fn reconcile(&mut self, trigger: Trigger) -> Result<String, AskFail> {
-        let Some((revision, file)) = self.current.clone() else {
-            return Err(AskFail("no source yet".into()));
-        };
-        let started = Instant::now();
-        tracing::debug!(trigger = trigger.word(), "reconcile started");
-        let outcome = self
-            .converge(&file, revision.as_deref(), trigger.retries_failed())
-            .await;
-        let acted = !matches!(&outcome, Ok((0, _, _)));
-        self.own_until = batch::own_until_after(self.own_until, acted, batch::now_nanos());
-        let secs = started.elapsed().as_secs_f64();
-        let counters = &mut self.report.counters;
-        counters.reconciles += 1;
-        counters.duration_sum += secs;
-        counters.last_duration = secs;
-        match outcome {
-            Ok((steps, rows, changed)) => {
-                self.logged_error = None;
-                // A new commit is a change of source even when the file in it
-                // is the same (a code-only commit rebuilds a package).
-                let changed = changed || revision != self.converged_revision;
-                self.converged_revision = revision.clone();
-                self.report.revision = revision.clone();
-                // A change of source is reported as such, unless asked for
-                // (a rollback changes the spec through its hold).
-                let trigger = match (&self.opts.source, changed) {
-                    (_, false) => trigger,
-                    _ if trigger == Trigger::Api => trigger,
-                    (WatchSource::File(_), true) => Trigger::File,
-                    (WatchSource::Git { .. }, true) => Trigger::Git,
-                };
-                if steps > 0 && !changed {
-                    self.report.counters.drift_corrections += steps as u64;
-                }
-                self.report.counters.managed = rows.len();
-                self.report.rollout_error = None;
-                tracing::info!(
-                    trigger = trigger.word(),
-                    steps,
-                    seconds = secs,
-                    revision = revision.as_deref().unwrap_or("-"),
-                    "converged"
-                );
-                self.refresh_report();
-                self.recheck_if_starting(&rows, true);
-                self.report.publish(Some(rows), trigger, None);
-                Ok(format!("converged: {steps} steps"))
-            }
-            Err(e) => {
-                let text = self.in_user_terms(&e.to_string(), &file, revision.as_deref());
-                // A step that failed (a health gate: with its answer and log lines)
-                // is kept until a reconcile succeeds; the reconciles its own events
-                // cause only say that the configuration is known to fail.
-                if let DaemonError::Converge(ConvergeError::ApplyFail { .. }) = &e {
-                    self.report.rollout_error = Some(text.clone());
-                }
-                if self.logged_error.as_deref() == Some(text.as_str()) {
-                    tracing::debug!(trigger = trigger.word(), error = %text, "reconcile failed again, the same way");
-                } else {
-                    tracing::error!(trigger = trigger.word(), error = %text, "reconcile failed; what runs keeps running");
-                    self.logged_error = Some(text.clone());
-                }
-                self.report.counters.errors += 1;
-                // What runs now (a failed rollout's container kept aside, the old
-                // one still serving), so /status shows the failure where it is.
-                let rows = match self.project.clone() {
-                    Some(p) => self.look(&p, None).await.ok(),
-                    None => None,
-                };
-                self.refresh_report();
-                if let Some(rows) = &rows {
-                    self.recheck_if_starting(rows, true);
-                }
-                self.report.publish(rows, trigger, Some(&text));
-                Err(AskFail(text))
-            }
-        }
     }
 
     /// The holds and the gateway's routes, for the next report.
@@ -516,50 +482,5 @@ impl Daemon {
             self.tx.clone(),
         ));
         Ok(())
-    }
-
-    /// Converges under the project lock; returns the steps taken, the status rows
-    /// after, and whether the spec changed since the last converge.
-    async fn converge(
-        &mut self,
-        file: &Path,
-        revision: Option<&str>,
-        retry_failed: bool,
-    ) -> Result<(usize, Vec<StatusRow>, bool), DaemonError> {
-        let spec = converge::load(&self.ctx.settings, file)?;
-        // Steps taken for a spec that did not change undo drift; steps for a new
-        // spec are the change itself, whatever event woke the loop first.
-        let changed = self.shared_spec.read().expect("no panics hold it").as_ref() != Some(&spec);
-        self.choose_engine(&spec).await?;
-        self.adopt(&spec.project)?;
-        let held = self.lock(&spec.project).await?;
-        let opts = Options {
-            allow_empty: false,
-            retry_failed,
-        };
-        // A repository names paths for its own checkout only.
-        let ctx = match &self.opts.source {
-            WatchSource::Git { path, .. } => Context {
-                confine: file
-                    .ancestors()
-                    .nth(Path::new(path).components().count())
-                    .map(Path::to_path_buf),
-                ..self.ctx.clone()
-            },
-            WatchSource::File(_) => self.ctx.clone(),
-        };
-        let done = converge::converge(&ctx, &held, &spec, file, opts, revision).await?;
-        if !done.plan.steps.is_empty() {
-            // Its events arrive after this look; what it changed is not known.
-            self.known.forget();
-        }
-        // A converge that did nothing observed what runs now.
-        let rows = self.look(&spec.project, done.unchanged()).await?;
-        // One copy, which the API reads too (a spec of 1,000 services is MBs).
-        *self.shared_spec.write().expect("no panics hold it") = Some(spec);
-        if let Some(e) = done.failure() {
-            return Err(e.into());
-        }
-        Ok((done.plan.steps.len(), rows, changed))
     }
 }

@@ -8,6 +8,7 @@ use crate::core::report::{
     metrics_text, Counters, GatewayReport, HoldReport, Outcome, ReconcileReport, SourceReport,
     StatusDocument, Trigger, RECENT,
 };
+use crate::core::timeline::ServiceEvent;
 use crate::shell::git;
 
 use super::WatchSource;
@@ -30,6 +31,16 @@ pub struct Report {
     pub holds: Vec<HoldReport>,
     /// The gateway and its routes, as of the last reconcile.
     pub gateway: Option<GatewayReport>,
+    /// What happened to the services, newest first.
+    pub events: Vec<ServiceEvent>,
+    /// The services the reconcile being reported acted on.
+    pub touched: Vec<String>,
+    /// The subject line of the commit it converged from (git).
+    pub subject: Option<String>,
+    /// Each service's active version and why, from the last file read.
+    pub actives: Vec<crate::core::report::ActiveReport>,
+    /// `watch --manual`: changes wait for an ask.
+    pub manual: bool,
 }
 
 impl Report {
@@ -57,7 +68,18 @@ impl Report {
             revision: None,
             holds: Vec::new(),
             gateway: None,
+            events: Vec::new(),
+            touched: Vec::new(),
+            subject: None,
+            actives: Vec::new(),
+            manual: false,
         }
+    }
+
+    /// Writes the events alone into the `/status` document (a restart, a
+    /// rollback: their reconcile was reported before them).
+    pub fn publish_events(&self) {
+        self.status.write().expect("no panics hold it").events = self.events.clone();
     }
 
     pub fn record_source_error(&mut self, e: &str) {
@@ -66,6 +88,19 @@ impl Report {
         let mut doc = self.status.write().expect("no panics hold it");
         doc.last_error = Some(e.to_string());
         doc.source_error = Some(e.to_string());
+    }
+
+    /// Writes what a look saw (`watch --manual` between asks) into the
+    /// `/status` document: the rows, holds, routes and actives; the
+    /// reconcile history stays as it is.
+    pub fn publish_look(&self, rows: Vec<StatusRow>) {
+        let mut doc = self.status.write().expect("no panics hold it");
+        replace_rows(&mut doc, rows);
+        doc.holds = self.holds.clone();
+        doc.gateway = self.gateway.clone();
+        doc.actives = self.actives.clone();
+        doc.manual = self.manual;
+        doc.source_error = self.source_error.clone();
     }
 
     /// Writes the holds alone into the `/status` document (an undone rollback:
@@ -120,7 +155,13 @@ impl Report {
                 },
                 error: error.map(String::from),
                 duration_seconds: c.last_duration,
+                revision: self.revision.clone(),
+                subject: self.subject.clone(),
+                touched: self.touched.clone(),
             });
+            doc.events = self.events.clone();
+            doc.actives = self.actives.clone();
+            doc.manual = self.manual;
             doc.last_error = error.map(String::from).or(self.source_error.clone());
             doc.source_error = self.source_error.clone();
             doc.rollout_error = self.rollout_error.clone();

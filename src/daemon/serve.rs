@@ -60,14 +60,17 @@ pub(super) async fn serve_api(
         engine_down.clone(),
     ));
     let watchers: Arc<std::sync::atomic::AtomicUsize> = Default::default();
+    let usage: Arc<RwLock<crate::core::usage::History>> = Default::default();
     tokio::spawn(sample_usage(
         engine.clone(),
         report.status.clone(),
         watchers.clone(),
+        usage.clone(),
     ));
     let (for_follow, for_logs) = (holds.clone(), holds);
     let state = ApiState {
         watchers,
+        usage,
         status: report.status.clone(),
         metrics: report.metrics.clone(),
         asks: ask_tx,
@@ -101,6 +104,10 @@ pub(super) async fn serve_api(
                 api::Ask::Reconcile(reply) => Event::Requested(reply),
                 api::Ask::Build(reply) => Event::BuildRequested(reply),
                 api::Ask::Plan(reply) => Event::PlanRequested(reply),
+                api::Ask::Apply { digest, reply } => Event::ApplyRequested { digest, reply },
+                api::Ask::Restart { target, who, reply } => {
+                    Event::RestartRequested { target, who, reply }
+                }
                 api::Ask::Rollback {
                     service,
                     to,
@@ -136,6 +143,7 @@ async fn sample_usage(
     engine: Arc<RwLock<SharedEngine>>,
     status: Arc<RwLock<crate::core::report::StatusDocument>>,
     watchers: Arc<std::sync::atomic::AtomicUsize>,
+    history: Arc<RwLock<crate::core::usage::History>>,
 ) {
     loop {
         tokio::time::sleep(SAMPLE_EVERY).await;
@@ -164,7 +172,9 @@ async fn sample_usage(
             .buffer_unordered(SAMPLE_AT_ONCE)
             .collect()
             .await;
+        let at = super::unix_now();
         let mut doc = status.write().expect("no panics hold it");
+        let mut history = history.write().expect("no panics hold it");
         for (usage, name) in samples {
             if let (Some(u), Some(row)) =
                 (usage, doc.services.iter_mut().find(|r| r.container == name))
@@ -172,8 +182,16 @@ async fn sample_usage(
                 row.cpu_percent = Some(u.cpu_percent);
                 row.memory_bytes = Some(u.memory_bytes);
                 row.memory_limit_bytes = Some(u.memory_limit_bytes);
+                let sample = crate::core::usage::Sample {
+                    at,
+                    cpu_percent: u.cpu_percent,
+                    memory_bytes: u.memory_bytes,
+                };
+                history.push(&name, sample);
             }
         }
+        let live: Vec<&str> = doc.services.iter().map(|r| r.container.as_str()).collect();
+        history.retain(&live);
     }
 }
 

@@ -53,7 +53,8 @@ pub async fn follow_git(
             if removed > 0 {
                 tracing::debug!(removed, "old checkouts removed");
             }
-            Ok::<_, git::GitError>(Some((rev, file)))
+            let subject = s.subject(&rev);
+            Ok::<_, git::GitError>(Some((rev, file, subject)))
         })
         .await
         .unwrap_or_else(|e| {
@@ -67,10 +68,14 @@ pub async fn follow_git(
                 failures = 0;
                 None
             }
-            Ok(Some((revision, file))) => {
+            Ok(Some((revision, file, subject))) => {
                 failures = 0;
                 last = Some(revision.clone());
-                Some(Event::GitFetched { revision, file })
+                Some(Event::GitFetched {
+                    revision,
+                    file,
+                    subject,
+                })
             }
             Err(e) => {
                 failures += 1;

@@ -36,8 +36,21 @@ pub enum Ask {
     /// `POST /build`: build the images of the current file, run nothing.
     Build(ReconcileReply),
     /// The dashboard's "what would change": the plan of the current file
-    /// against the engine, as `berth plan` prints it; nothing is done.
+    /// against the engine, as JSON (`core::steps::Plan`); nothing is done.
     Plan(ReconcileReply),
+    /// The dashboard's "Apply": a reconcile that carries out the plan whose
+    /// digest the page showed, or refuses before any action.
+    Apply {
+        digest: String,
+        reply: ReconcileReply,
+    },
+    /// The dashboard's "Restart" of one version (`SERVICE@VERSION`), asked
+    /// for by the token named `who`.
+    Restart {
+        target: String,
+        who: String,
+        reply: ReconcileReply,
+    },
     /// `POST /rollback/{service}`: the same hold as `berth rollback`, then a
     /// reconcile; `release` ends the hold (back to what the file says).
     Rollback {
@@ -88,6 +101,9 @@ pub struct ApiState {
     /// How many dashboards follow the overview live now: the daemon samples
     /// CPU and memory only while one does.
     pub watchers: Arc<std::sync::atomic::AtomicUsize>,
+    /// CPU and memory of each container over the last hour, as sampled
+    /// while a dashboard follows (the service page's charts).
+    pub usage: Arc<RwLock<crate::core::usage::History>>,
 }
 
 #[derive(Debug, thiserror::Error)]

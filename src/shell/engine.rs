@@ -203,6 +203,9 @@ pub trait Engine: Send + Sync {
     /// allows; `Ok(false)` when there was nothing to change or no such one.
     async fn set_alias(&self, name: &str, alias: &str, present: bool) -> Result<bool, EngineError>;
     async fn stop_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
+    /// Stops and starts the container (a swarm: replaces the version's tasks,
+    /// start-first), its configuration untouched.
+    async fn restart_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
     async fn rename_container(
         &self,
         id: &str,

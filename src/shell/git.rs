@@ -105,6 +105,13 @@ impl GitSource {
         Ok(oid.to_string())
     }
 
+    /// The first line of a fetched commit's message, when it has one.
+    pub fn subject(&self, revision: &str) -> Option<String> {
+        let repo = Repository::open_bare(self.dir.join("mirror.git")).ok()?;
+        let commit = repo.find_commit(Oid::from_str(revision).ok()?).ok()?;
+        commit.summary().ok().flatten().map(String::from)
+    }
+
     /// Checks a commit out into its own directory (once) and returns the path of
     /// the services file in it. Refuses a commit with a symlink that points out
     /// of the repository.

@@ -45,6 +45,7 @@ pub fn audit(plan: &Plan, observed: &Observed, asset_root: &str) -> Vec<Diagnost
         }
         match &step.action {
             Action::StartContainer { .. }
+            | Action::RestartContainer { .. }
             | Action::RemoveContainer { .. }
             | Action::RemoveLeftover { .. } => {}
             Action::RestoreContainer {

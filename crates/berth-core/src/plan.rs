@@ -63,21 +63,7 @@ pub fn builds_only(
             }),
         }
     }
-    any.then(|| {
-        (
-            Plan {
-                project: project.to_string(),
-                engine: Default::default(),
-                fingerprint: String::new(),
-                observed: vec![],
-                steps,
-                unchanged: vec![],
-                failed: vec![],
-                warnings: vec![],
-            },
-            cached,
-        )
-    })
+    any.then(|| (Plan::of_steps(project, steps), cached))
 }
 
 pub struct Options {

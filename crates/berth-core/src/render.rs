@@ -23,17 +23,19 @@ impl Style {
     }
 }
 
-fn sign(action: &Action) -> (&'static str, &'static str) {
+/// The mark a plan line starts with, and its ANSI colour.
+pub fn sign(action: &Action) -> (&'static str, &'static str) {
     match action.verb() {
         "create" | "build" => ("+", "32"),
         "replace" => ("~", "33"),
-        "start" => (">", "36"),
+        "start" | "restart" => (">", "36"),
         "route" => ("=", "35"),
         _ => ("-", "31"),
     }
 }
 
-fn quote(v: &Option<String>) -> String {
+/// A value as a plan shows it: `(none)`, a list or note as it is, a string quoted.
+pub fn quote(v: &Option<String>) -> String {
     match v {
         None => "(none)".to_string(),
         // Lists and "(...)" notes are already unambiguous; quote only plain strings.

@@ -96,6 +96,14 @@ pub struct ReconcileReport {
     pub result: Outcome,
     pub error: Option<String>,
     pub duration_seconds: f64,
+    /// The commit it converged from (`watch --git`), and its subject line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The services its steps acted on (a failed one's too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub touched: Vec<String>,
 }
 
 /// `GET /status`.
@@ -124,6 +132,48 @@ pub struct StatusDocument {
     /// The routing gateway, when the daemon serves one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayReport>,
+    /// What happened to the services, newest first (at most
+    /// [`super::timeline::KEPT`]): the dashboard's timelines.
+    #[serde(default)]
+    pub events: Vec<super::timeline::ServiceEvent>,
+    /// Each declared service's active version and why, as of the last
+    /// reconcile that read the file.
+    #[serde(default)]
+    pub actives: Vec<ActiveReport>,
+    /// `watch --manual`: the daemon converges only when asked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manual: bool,
+}
+
+/// Which version of a service is active, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveReport {
+    pub service: String,
+    pub active: String,
+    pub why: String,
+}
+
+/// Why each service's active version is the one it is, as the file (and a
+/// rollback's hold) decide it.
+pub fn active_of(spec: &super::spec::Spec) -> Vec<ActiveReport> {
+    spec.services
+        .iter()
+        .map(|s| {
+            let why = match (&s.file_active, s.active_declared, s.versions.len()) {
+                (Some(file), _, _) => format!(
+                    "held by a rollback; the file says `active: \"{file}\"` (the hold ends when that changes, or with End hold)"
+                ),
+                (None, true, _) => "the file's `active:`".to_string(),
+                (None, false, 1) => "its only version".to_string(),
+                (None, false, _) => "the highest version: the file names no `active:`".to_string(),
+            };
+            ActiveReport {
+                service: s.name.clone(),
+                active: s.active.to_string(),
+                why,
+            }
+        })
+        .collect()
 }
 
 /// How many past reconciles the document keeps.
@@ -201,6 +251,9 @@ impl StatusDocument {
             drift_corrections: 0,
             holds: Vec::new(),
             gateway: None,
+            events: Vec::new(),
+            actives: Vec::new(),
+            manual: false,
         }
     }
 }
@@ -217,7 +270,7 @@ pub struct Counters {
 }
 
 /// Times in the status document: RFC 3339 out; RFC 3339 or Unix seconds in.
-mod rfc3339 {
+pub(crate) mod rfc3339 {
     use std::time::{Duration, UNIX_EPOCH};
 
     use serde::{Deserialize, Deserializer, Serializer};

@@ -93,6 +93,14 @@ pub enum Action {
         name: String,
         subject: String,
     },
+    /// A running version stopped and started again, as asked (the dashboard's
+    /// "Restart"): the same container, its configuration untouched. Only
+    /// [`super::plan::restart`] makes one; a file's plan never does.
+    RestartContainer {
+        id: String,
+        name: String,
+        subject: String,
+    },
     /// An owned container of a desired service@version under another name: what an
     /// interrupted replace leaves. Removed before creating, as it may hold the port.
     RemoveLeftover {
@@ -138,6 +146,7 @@ impl Action {
             | Action::CreateContainer { .. } => "create",
             Action::ReplaceContainer { .. } => "replace",
             Action::StartContainer { .. } | Action::RestoreContainer { .. } => "start",
+            Action::RestartContainer { .. } => "restart",
             Action::RemoveContainer { .. }
             | Action::RemoveLeftover { .. }
             | Action::RemoveNetwork { .. } => "remove",
@@ -167,6 +176,7 @@ impl Action {
             Action::StartContainer { subject, .. }
             | Action::RestoreContainer { subject, .. }
             | Action::RemoveContainer { subject, .. }
+            | Action::RestartContainer { subject, .. }
             | Action::RemoveLeftover { subject, .. } => subject.clone(),
             Action::RemoveNetwork { name, .. } => format!("network {name}"),
             Action::Route { .. } => format!("routes of {project}"),
@@ -184,6 +194,7 @@ impl Action {
         };
         match self {
             Action::StartContainer { id, name, subject }
+            | Action::RestartContainer { id, name, subject }
             | Action::RemoveContainer { id, name, subject }
             | Action::RemoveLeftover { id, name, subject }
             | Action::RestoreContainer {
@@ -226,6 +237,7 @@ impl Action {
             Action::CreateContainer { .. }
             | Action::ReplaceContainer { .. }
             | Action::StartContainer { .. }
+            | Action::RestartContainer { .. }
             // After the active versions passed their gates, before a version
             // that loses the path is removed.
             | Action::Route { .. } => 4,
@@ -282,6 +294,31 @@ fn is_docker(e: &crate::spec::EngineKind) -> bool {
 }
 
 impl Plan {
+    /// A plan of `steps` alone, made without looking at everything the
+    /// engine holds (a build, a restart): no fingerprint, nothing unchanged.
+    pub fn of_steps(project: &str, steps: Vec<Step>) -> Plan {
+        Plan {
+            project: project.to_string(),
+            engine: Default::default(),
+            fingerprint: String::new(),
+            observed: vec![],
+            steps,
+            unchanged: vec![],
+            failed: vec![],
+            warnings: vec![],
+        }
+    }
+
+    /// What the plan would do, as a short name: its steps and the versions it
+    /// reports as failed. A page that shows a plan sends it back with "Apply",
+    /// and the converge refuses to act when the plan it computes then has
+    /// another digest (something changed since the page was drawn).
+    pub fn digest(&self) -> String {
+        let what = serde_json::json!({ "steps": self.steps, "failed": self.failed });
+        let hex = crate::hash::sha256_hex(what.to_string().as_bytes());
+        hex[..16].to_string()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }

@@ -259,7 +259,7 @@ fn applied(o: &Observed, p: &berth_core::plan::Plan) -> Observed {
                 let c = fresh(container);
                 o.containers.push(c);
             }
-            Action::StartContainer { id, .. } => {
+            Action::StartContainer { id, .. } | Action::RestartContainer { id, .. } => {
                 for c in o.containers.iter_mut().filter(|c| &c.id == id) {
                     c.state = "running".into();
                 }

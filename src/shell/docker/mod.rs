@@ -355,6 +355,20 @@ impl Engine for Docker {
         }
     }
 
+    async fn restart_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        let opts = bollard::query_parameters::RestartContainerOptionsBuilder::default()
+            .t(STOP_GRACE.as_secs() as i32)
+            .build();
+        self.client()
+            .await?
+            .restart_container(id, Some(opts))
+            .await
+            .map_err(|e| EngineError::ContainerChange {
+                verb: "restart",
+                name: name.into(),
+                source: e,
+            })
+    }
     async fn stop_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
         let opts = StopContainerOptionsBuilder::default()
             .t(STOP_GRACE.as_secs() as i32)

@@ -5,7 +5,9 @@
 //! permissions and a per-session CSRF token. Assets are embedded; nothing is
 //! fetched from elsewhere.
 
+mod diff;
 mod pages;
+mod service;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -60,6 +62,9 @@ pub fn router() -> Router<ApiState> {
         .route("/ui/build", post(build))
         .route("/ui/rollback", post(rollback))
         .route("/ui/plan", get(plan))
+        .route("/ui/apply", post(apply))
+        .route("/ui/restart", post(restart))
+        .route("/ui/service", get(service_page))
         .route("/ui/logs", get(logs))
         .route("/ui/logs/events", get(log_events))
         .route(
@@ -410,13 +415,110 @@ async fn rollback(State(s): State<ApiState>, req: Request) -> Response {
     .await
 }
 
-/// What the file would change now, as `berth plan` prints it.
+/// What the file would change now, as `berth plan` computes it, field by
+/// field, with "Apply" for that plan.
 async fn plan(State(s): State<ApiState>, headers: HeaderMap) -> Response {
     let Some(v) = viewer(&s, &headers) else {
         return Redirect::to("/ui/login").into_response();
     };
-    let said = ask(&s, Ask::Plan).await;
-    Html(pages::plan(&v.csrf, &said).into_string()).into_response()
+    let said = ask(&s, Ask::Plan).await.and_then(|json| {
+        serde_json::from_str::<crate::core::plan::Plan>(&json).map_err(|e| e.to_string())
+    });
+    let may = mays(&s, &v, &headers);
+    Html(diff::plan(&v.csrf, &may, &said).into_string()).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct ApplyForm {
+    csrf: String,
+    /// The digest of the plan the page showed.
+    digest: String,
+}
+
+impl Csrf for ApplyForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// "Apply" on the plan page: a reconcile that carries out the plan shown, or
+/// nothing when it is no longer the plan.
+async fn apply(State(s): State<ApiState>, req: Request) -> Response {
+    act(s, req, Permission::ServicesDeploy, |f: ApplyForm| {
+        let digest = f.digest;
+        let what = move |reply| Ask::Apply { digest, reply };
+        (Box::new(what), "Apply")
+    })
+    .await
+}
+
+#[derive(serde::Deserialize)]
+struct RestartForm {
+    csrf: String,
+    /// `SERVICE@VERSION`.
+    target: String,
+}
+
+impl Csrf for RestartForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// "Restart" of one version: its container stopped and started again.
+async fn restart(State(s): State<ApiState>, req: Request) -> Response {
+    let (v, f, headers) = match checked::<RestartForm>(&s, req, Permission::ServicesDeploy).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    tracing::info!(
+        token = v.name,
+        action = "Restart",
+        target = f.target,
+        "dashboard action"
+    );
+    let (target, who) = (f.target.clone(), v.name.clone());
+    let said = ask(&s, move |reply| Ask::Restart { target, who, reply }).await;
+    let service = f.target.split('@').next().unwrap_or("").to_string();
+    service_response(&s, &v, &headers, &service, Some(("Restart", &said)))
+}
+
+#[derive(serde::Deserialize)]
+struct Named {
+    name: String,
+}
+
+/// A service's own page.
+async fn service_page(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    axum::extract::Query(n): axum::extract::Query<Named>,
+) -> Response {
+    let Some(v) = viewer(&s, &headers) else {
+        return Redirect::to("/ui/login").into_response();
+    };
+    service_response(&s, &v, &headers, &n.name, None)
+}
+
+fn service_response(
+    s: &ApiState,
+    v: &Viewer,
+    headers: &HeaderMap,
+    name: &str,
+    said: pages::Said,
+) -> Response {
+    let doc = v.document(s);
+    let may = mays(s, v, headers);
+    let usage = s.usage.read().expect("no panics hold it").clone();
+    let page = service::service(&doc, &v.name, &v.csrf, &may, name, &usage, now(), said);
+    Html(page.into_string()).into_response()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[derive(serde::Deserialize)]
@@ -505,6 +607,8 @@ fn mays(s: &ApiState, v: &Viewer, headers: &HeaderMap) -> pages::Mays {
 struct Seen {
     /// The version of the document the page shows (`data-seen`).
     seen: Option<String>,
+    /// The service whose page follows (else the overview).
+    service: Option<String>,
 }
 
 /// The overview's live part, sent again whenever the status document changes.
@@ -519,12 +623,15 @@ async fn events(
     let may = mays(&s, &v, &headers);
     let logs_view = may.logs;
     let status = s.status.clone();
+    let usage = s.usage.clone();
+    let service_name = q.service;
     let watching = Watching::new(s.watchers.clone());
     // The page names the document it was rendered from: no first event that
     // would render the same rows again.
     let seen = q.seen.unwrap_or_default();
     let stream = futures_util::stream::unfold(seen, move |last| {
-        let (status, may) = (status.clone(), may.clone());
+        let (status, may, usage) = (status.clone(), may.clone(), usage.clone());
+        let service_name = service_name.clone();
         let _watching = &watching;
         async move {
             loop {
@@ -535,7 +642,13 @@ async fn events(
                     false => doc.without_excerpts(),
                 };
                 if now != last {
-                    let html = pages::live(&doc, &may).into_string();
+                    let html = match &service_name {
+                        None => pages::live(&doc, &may).into_string(),
+                        Some(name) => {
+                            let usage = usage.read().expect("no panics hold it").clone();
+                            service::live(&doc, &may, name, &usage, self::now()).into_string()
+                        }
+                    };
                     return Some((
                         Ok::<_, Infallible>(Event::default().event("overview").data(html)),
                         now,

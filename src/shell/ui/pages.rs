@@ -7,7 +7,7 @@ use crate::core::health::Health;
 use crate::core::render::{ago, StatusRow};
 use crate::core::report::{Outcome, ReconcileReport, SourceReport, StatusDocument};
 
-fn page(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
+pub(super) fn page(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -58,7 +58,7 @@ pub struct Mays {
 }
 
 /// The bar at the top of every signed-in page.
-fn top(csrf: &str, who: Option<&str>) -> Markup {
+pub(super) fn top(csrf: &str, who: Option<&str>) -> Markup {
     html! {
         header {
             h1 { a href="/ui/" { "berth" } }
@@ -76,24 +76,62 @@ fn top(csrf: &str, who: Option<&str>) -> Markup {
     }
 }
 
-pub fn overview(
-    doc: &StatusDocument,
-    who: &str,
-    csrf: &str,
-    may: &Mays,
-    said: Option<(&str, &Result<String, String>)>,
-) -> Markup {
+/// An action's outcome, shown on the page it returns to: its label, and what
+/// the daemon answered.
+pub type Said<'a> = Option<(&'a str, &'a Result<String, String>)>;
+
+/// An action's outcome as one line; an error collapsible below its first line.
+pub(super) fn said_line(said: Said) -> Markup {
+    html! {
+        @if let Some((label, said)) = said {
+            @match said {
+                Ok(s) => p #said.result.ok role="status" { (label) ": " (s) },
+                Err(e) => div #said.result.error role="alert" { (label) " failed: " (collapsed(e)) },
+            }
+        }
+    }
+}
+
+/// A long error (an apply's, with a health gate's log lines and help) as its
+/// first line and the line of each failed step (`  project/service@version:
+/// why`), the rest behind a disclosure.
+pub(super) fn collapsed(text: &str) -> Markup {
+    let step = |l: &str| {
+        l.starts_with("  ")
+            && !l.starts_with("   ")
+            && l.trim_start()
+                .split_once(": ")
+                .is_some_and(|(s, _)| s.contains('/') && s.contains('@') && !s.contains(' '))
+    };
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("");
+    let (shown, rest): (Vec<&str>, Vec<&str>) = lines.partition(|l| step(l));
+    let rest = rest.join("\n");
+    html! {
+        span.first { (first) }
+        @for l in &shown { span.step-error { (l.trim_start()) } }
+        @if !rest.trim().is_empty() {
+            details.collapsed { summary { "More: its log lines and how to fix it" } pre { (rest) } }
+        }
+    }
+}
+
+pub fn overview(doc: &StatusDocument, who: &str, csrf: &str, may: &Mays, said: Said) -> Markup {
     page(
         "Overview",
         Some(csrf),
         html! {
             (top(csrf, Some(who)))
             main {
-                @if let Some((label, said)) = said {
-                    @match said {
-                        Ok(s) => p.result.ok role="status" { (label) ": " (s) },
-                        Err(e) => p.result.error role="alert" { (label) " failed: " pre { (e) } },
+                // An action's error that is the document's own is said there.
+                @match said {
+                    Some((label, Err(e))) if doc.last_error.as_ref() == Some(e) => {
+                        p #said.result.error role="alert" { (label) " failed: " a href="#last-reconcile" { "why, below" } }
                     }
+                    _ => (said_line(said)),
+                }
+                @if doc.manual {
+                    p #manual.hint { "Manual sync: a change of the file or the engine waits until someone applies it, from " a href="/ui/plan" { "What would change" } "." }
                 }
                 div.actions {
                     @if may.deploy {
@@ -120,24 +158,6 @@ pub fn overview(
                     label { "Scope " input #filter-scope type="search" placeholder="global, database:…"; }
                 }
                 section #live aria-live="polite" data-seen=(version(doc)) { (live(doc, may)) }
-            }
-        },
-    )
-}
-
-pub fn plan(csrf: &str, said: &Result<String, String>) -> Markup {
-    page(
-        "What would change",
-        Some(csrf),
-        html! {
-            (top(csrf, None))
-            main {
-                h2 { "What the file would change" }
-                p.hint { "The plan of the file against the engine now, as " code { "berth plan" } " prints it; nothing is done." }
-                @match said {
-                    Ok(text) => pre #plan { (text) },
-                    Err(e) => p.error role="alert" { pre { (e) } },
-                }
             }
         },
     )
@@ -204,13 +224,7 @@ pub fn live(doc: &StatusDocument, may: &Mays) -> Markup {
         (holds(doc, may))
         table #services {
             caption { "Services and versions" }
-            thead { tr {
-                th scope="col" { "Service" } th scope="col" { "Version" } th scope="col" { "Health" }
-                th scope="col" { "State" } th scope="col" { "Up" } th scope="col" { "Restarts" }
-                th scope="col" { "CPU" } th scope="col" { "Memory" } th scope="col" { "URL" }
-                th scope="col" { "Scope" } th scope="col" { "Revision" } th scope="col" { "GPU · assets" }
-                @if may.deploy { th scope="col" { span.sr { "Actions" } } }
-            } }
+            (head(may))
             tbody {
                 @for r in &doc.services { (row(doc, r, may)) }
                 @if doc.services.is_empty() { tr { td colspan="14" { "Nothing of this project runs yet." } } }
@@ -218,6 +232,32 @@ pub fn live(doc: &StatusDocument, may: &Mays) -> Markup {
         }
     }
 }
+
+/// The versions table's head; on a narrow screen each row is a card and
+/// each cell says its column itself (`data-label`).
+pub(super) fn head(may: &Mays) -> Markup {
+    html! {
+        thead { tr {
+            @for c in COLUMNS { th scope="col" { (c) } }
+            @if may.deploy { th scope="col" { span.sr { "Actions" } } }
+        } }
+    }
+}
+
+const COLUMNS: [&str; 12] = [
+    "Service",
+    "Version",
+    "Health",
+    "State",
+    "Up",
+    "Restarts",
+    "CPU",
+    "Memory",
+    "URL",
+    "Scope",
+    "Revision",
+    "GPU · assets",
+];
 
 /// The version's URL through the gateway, when the gateway routes to it.
 fn gateway_url(doc: &StatusDocument, r: &StatusRow, may: &Mays) -> Option<String> {
@@ -254,12 +294,13 @@ fn health_cell(r: &StatusRow) -> Markup {
     }
 }
 
-fn row(doc: &StatusDocument, r: &StatusRow, may: &Mays) -> Markup {
+pub(super) fn row(doc: &StatusDocument, r: &StatusRow, may: &Mays) -> Markup {
     let gateway = gateway_url(doc, r, may);
+    let target = format!("{}@{}", r.service, r.version);
     html! {
         tr data-service=(r.service) data-version=(r.version) data-health=(r.health.word()) data-scope=(r.scope) {
-            td { (r.service)
-                @if may.logs { " " a.logs href=(format!("/ui/logs?target={}@{}", r.service, r.version)) { "logs" } } }
+            td { a.service href=(format!("/ui/service?name={}", r.service)) { (r.service) }
+                @if may.logs { " " a.logs href=(format!("/ui/logs?target={target}")) { "logs" } } }
             td { (r.version) @if r.active { " " span.badge { "active" } } }
             (health_cell(r))
             td { (r.tasks.clone().unwrap_or_else(|| r.state.clone())) }
@@ -283,12 +324,21 @@ fn row(doc: &StatusDocument, r: &StatusRow, may: &Mays) -> Markup {
                 @if !r.assets.is_empty() { " · " (r.assets.len()) " asset(s)" }
             }
             @if may.deploy {
-                td { @if !r.active && r.health == Health::Healthy {
-                    form method="post" action="/ui/rollback" data-confirm=(format!("Make {}@{} the active version of {}? It holds until the file's active changes.", r.service, r.version, r.service)) {
-                        input type="hidden" name="csrf" value=(may.csrf);
-                        input type="hidden" name="service" value=(r.service);
-                        input type="hidden" name="to" value=(r.version);
-                        button.rollback type="submit" { "Make active" }
+                td { div.acts {
+                    @if !r.active && r.health == Health::Healthy {
+                        form method="post" action="/ui/rollback" data-confirm=(format!("Make {target} the active version of {}? It holds until the file's active changes.", r.service)) {
+                            input type="hidden" name="csrf" value=(may.csrf);
+                            input type="hidden" name="service" value=(r.service);
+                            input type="hidden" name="to" value=(r.version);
+                            button.rollback type="submit" { "Make active" }
+                        }
+                    }
+                    @if r.state == "running" {
+                        form method="post" action="/ui/restart" data-confirm=(format!("Restart {target}? Its container stops and starts again.")) {
+                            input type="hidden" name="csrf" value=(may.csrf);
+                            input type="hidden" name="target" value=(target);
+                            button.restart type="submit" aria-label=(format!("Restart {target}")) { "Restart" }
+                        }
                     }
                 } }
             }
@@ -297,7 +347,7 @@ fn row(doc: &StatusDocument, r: &StatusRow, may: &Mays) -> Markup {
 }
 
 /// The rollbacks holding a version active, and how each ends.
-fn holds(doc: &StatusDocument, may: &Mays) -> Markup {
+pub(super) fn holds(doc: &StatusDocument, may: &Mays) -> Markup {
     html! {
         @if !doc.holds.is_empty() {
             section #holds aria-labelledby="holds-title" {
@@ -355,8 +405,12 @@ fn daemon(doc: &StatusDocument) -> Markup {
             } }
             dt { "Drift corrections" }
             dd #drift { (doc.drift_corrections) " step(s) since start" }
-            @if let Some(e) = &doc.last_error { dt { "Error" } dd.error { pre { (e) } } }
-            @if let Some(e) = &doc.rollout_error { dt { "Failed rollout" } dd #rollout-error.error { pre { (e) } } }
+            // A failed rollout is the last error too: said once, its first
+            // line shown and the health gate's report behind it.
+            @if let Some(e) = &doc.rollout_error { dt { "Failed rollout" } dd #rollout-error.error { (collapsed(e)) } }
+            @if let Some(e) = doc.last_error.as_ref().filter(|e| Some(*e) != doc.rollout_error.as_ref()) {
+                dt { "Error" } dd #last-error.error { (collapsed(e)) }
+            }
         }
         @if let Some(last) = &doc.last_reconcile {
             details.recent {

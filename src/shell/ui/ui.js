@@ -42,7 +42,9 @@
     if (el) el.addEventListener("input", filter);
   });
   if (live && window.EventSource) {
-    var events = new EventSource("/ui/events?seen=" + encodeURIComponent(live.dataset.seen || ""));
+    var url = "/ui/events?seen=" + encodeURIComponent(live.dataset.seen || "");
+    if (live.dataset.service) url += "&service=" + encodeURIComponent(live.dataset.service);
+    var events = new EventSource(url);
     events.addEventListener("overview", function (e) {
       live.innerHTML = e.data;
       filter();

@@ -199,6 +199,8 @@ pub struct Service {
     pub active: semver::Version,
     /// Set while a rollback holds `active` away from what the file says: the file's.
     pub file_active: Option<semver::Version>,
+    /// Whether the file names `active` (else the highest version is).
+    pub active_declared: bool,
     pub versions: Vec<Version>,
 }
 

@@ -217,6 +217,7 @@ impl Validator {
             name: name.to_string(),
             active,
             file_active: None,
+            active_declared: svc.active.is_some(),
             versions,
         })
     }

@@ -11,9 +11,9 @@ use bollard::models::ServiceUpdateStatusStateEnum;
 use bollard::query_parameters::{InspectServiceOptions, UpdateServiceOptionsBuilder};
 use futures_util::stream::BoxStream;
 
-mod aliases;
 mod nodes;
 mod push;
+mod rolling;
 mod secrets;
 mod spec;
 mod tasks;
@@ -431,7 +431,7 @@ impl Engine for Swarm {
     }
     /// A service runs as long as it exists.
     async fn set_alias(&self, name: &str, alias: &str, present: bool) -> Result<bool, EngineError> {
-        aliases::set(self, name, alias, present).await
+        rolling::set(self, name, alias, present).await
     }
     async fn start_container(&self, _id: &str, _name: &str) -> Result<(), EngineError> {
         Ok(())
@@ -440,6 +440,9 @@ impl Engine for Swarm {
         Err(EngineError::SwarmUnsupported {
             what: "stopping a service",
         })
+    }
+    async fn restart_container(&self, _id: &str, name: &str) -> Result<(), EngineError> {
+        rolling::restart(self, name).await
     }
     async fn rename_container(&self, _: &str, _: &str, _: &str) -> Result<(), EngineError> {
         Err(EngineError::SwarmUnsupported {

@@ -1,7 +1,8 @@
-//! A version's DNS alias on a swarm. Swarm fixes a task's aliases when the
-//! task is created, so moving the service's name is a rolling update of that
-//! version (start-first, as every berth update); the gateway's route flips
-//! without it (the routes record, `core::active`).
+//! Rolling updates of a running version on a swarm that change nothing of its
+//! configuration: its DNS alias, and a restart. Swarm fixes a task's aliases
+//! when the task is created, so moving the service's name is a rolling update
+//! of that version (start-first, as every berth update); the gateway's route
+//! flips without it (the routes record, `core::active`).
 
 use super::spec::service_name;
 use super::{EngineError, Swarm};
@@ -43,13 +44,40 @@ pub(super) async fn set(
         return Ok(false);
     }
     let version = service.version.and_then(|v| v.index).unwrap_or_default();
+    roll(swarm, &id, name, spec, version).await?;
+    Ok(true)
+}
+
+/// Replaces the version's tasks (start-first) by moving its force-update
+/// counter, as `docker service update --force` does.
+pub(super) async fn restart(swarm: &Swarm, name: &str) -> Result<(), EngineError> {
+    let id = service_name(name);
+    let Some(service) = swarm.service(&id).await? else {
+        return Ok(());
+    };
+    let Some(mut spec) = service.spec else {
+        return Ok(());
+    };
+    let version = service.version.and_then(|v| v.index).unwrap_or_default();
+    if let Some(t) = spec.task_template.as_mut() {
+        t.force_update = Some(t.force_update.unwrap_or(0) + 1);
+    }
+    roll(swarm, &id, name, spec, version).await
+}
+
+async fn roll(
+    swarm: &Swarm,
+    id: &str,
+    name: &str,
+    spec: bollard::models::ServiceSpec,
+    version: u64,
+) -> Result<(), EngineError> {
     let replicas = spec
         .mode
         .as_ref()
         .and_then(|m| m.replicated.as_ref())
         .and_then(|r| r.replicas)
         .unwrap_or(1);
-    swarm.update(&id, name, spec, version).await?;
-    swarm.await_rollout(&id, name, replicas as u64).await?;
-    Ok(true)
+    swarm.update(id, name, spec, version).await?;
+    swarm.await_rollout(id, name, replicas as u64).await
 }
