@@ -271,6 +271,20 @@ async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_vi
             == "live"
     );
 
+    // The service's page tells the repair on its timeline.
+    c.goto(&format!("{base}/ui/service?name=web"))
+        .await
+        .unwrap();
+    let repaired = wait_text(&c, "#timeline li[data-kind='drift repaired']", |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert!(
+        repaired.contains("0.0.0") && repaired.contains("started again"),
+        "{repaired}"
+    );
+    c.goto(&format!("{base}/ui/")).await.unwrap();
+
     // An action, confirmed first: reconcile now, its result in place.
     press(&c, "#reconcile").await;
     wait_text(&c, "p.result", |t| t.contains("converged")).await;
@@ -333,6 +347,13 @@ async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_vi
     assert!(wide <= 375, "the page is {wide} px wide");
     assert!(top < 800, "the services start {top} px down");
     c.set_window_size(1280, 800).await.unwrap();
+    // The failure is on the service's timeline, with its first line.
+    c.goto(&format!("{base}/ui/service?name=web"))
+        .await
+        .unwrap();
+    let failed = wait_text(&c, "#timeline li[data-kind='failed']", |t| !t.is_empty()).await;
+    assert!(failed.contains("never became healthy"), "{failed}");
+    c.goto(&format!("{base}/ui/")).await.unwrap();
     p.write(ONE);
     wait_text(&c, "#last-reconcile", |t| t.starts_with("ok")).await;
 

@@ -275,6 +275,9 @@ impl Csrf for ActionForm {
 /// `needed` and the form carries its CSRF token; else the refusal (401, or
 /// 403 naming what is missing). The session is checked before the body is
 /// read: a stranger's form is never read at all.
+// The refusal is the handler's answer, returned as it is (axum's `Response`
+// is large by nature; boxing it would only be unboxed again).
+#[allow(clippy::result_large_err)]
 async fn checked<T: serde::de::DeserializeOwned + Csrf>(
     s: &ApiState,
     req: Request,

@@ -495,8 +495,10 @@ impl Engine for Swarm {
     async fn published_port(&self, _id: &str) -> Result<Option<u16>, EngineError> {
         Ok(None)
     }
+    /// By ID, or by the version's berth name (`p-web-1.0.0`, which Swarm
+    /// knows as `p-web-1-0-0`).
     async fn container_owner(&self, id: &str) -> Result<Option<ContainerOwner>, EngineError> {
-        Ok(self.service(id).await?.and_then(|s| {
+        Ok(self.service(&spec::service_name(id)).await?.and_then(|s| {
             let spec = s.spec?;
             let labels = btreemap(spec.labels);
             Some(ContainerOwner {

@@ -44,6 +44,8 @@ pub(super) async fn set(
         return Ok(false);
     }
     let version = service.version.and_then(|v| v.index).unwrap_or_default();
+    // By its ID: the rollout is followed with a filter on it.
+    let id = service.id.unwrap_or(id);
     roll(swarm, &id, name, spec, version).await?;
     Ok(true)
 }
@@ -59,6 +61,7 @@ pub(super) async fn restart(swarm: &Swarm, name: &str) -> Result<(), EngineError
         return Ok(());
     };
     let version = service.version.and_then(|v| v.index).unwrap_or_default();
+    let id = service.id.unwrap_or(id);
     if let Some(t) = spec.task_template.as_mut() {
         t.force_update = Some(t.force_update.unwrap_or(0) + 1);
     }
