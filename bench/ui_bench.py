@@ -129,7 +129,13 @@ def main():
                 sys.exit("the daemon did not report every service in 300 s")
             time.sleep(0.5)
 
-        code, headers, _ = http(f"{base}/ui/login", data=urllib.parse.urlencode({"token": TOKEN}).encode())
+        # Sign in as the form does: its CSRF value, in the field and the cookie.
+        _, headers, form = http(f"{base}/ui/login")
+        login = headers["set-cookie"].split(";")[0]
+        csrf = form.decode().split('name="csrf" value="')[1].split('"')[0]
+        code, headers, _ = http(f"{base}/ui/login", headers={"Cookie": login},
+                                data=urllib.parse.urlencode({"token": TOKEN, "csrf": csrf}).encode())
+        assert code == 303, f"sign-in answered {code}"
         cookie = headers["set-cookie"].split(";")[0]
         sizes, times = {}, []
         pages = {}
@@ -207,7 +213,7 @@ def main():
         wd.shot(os.path.join(out, f"overview-{n}-375px.png"))
         wd.size(1280, 900)
         wd.go(f"{base}/ui/service?name=s0")
-        time.sleep(6)  # one CPU and memory sample for its chart
+        time.sleep(12)  # two CPU and memory samples for its chart
         wd.go(f"{base}/ui/service?name=s0")
         wd.shot(os.path.join(out, "service.png"))
         wd.go(f"{base}/ui/plan")

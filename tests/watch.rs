@@ -196,6 +196,23 @@ fn commits_and_force_pushes_on_a_branch_converge_with_the_revision_label() {
         first.as_str(),
         "status shows the revision"
     );
+    // The reconcile names its commit and subject, the services it touched,
+    // and the timeline says what it did to each.
+    let last = &s["last_reconcile"];
+    assert_eq!(last["revision"], first.as_str(), "{s}");
+    assert_eq!(last["subject"], "one", "{s}");
+    assert_eq!(last["touched"], serde_json::json!(["web"]), "{s}");
+    let kinds: Vec<&str> = s["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["service"] == "web")
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"created") && kinds.contains(&"gated"),
+        "{kinds:?}"
+    );
 
     std::fs::write(
         work.join("services.yaml"),

@@ -61,16 +61,20 @@ pub(super) async fn serve_api(
     ));
     let watchers: Arc<std::sync::atomic::AtomicUsize> = Default::default();
     let usage: Arc<RwLock<crate::core::usage::History>> = Default::default();
+    let focus: Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>> =
+        Default::default();
     tokio::spawn(sample_usage(
         engine.clone(),
         report.status.clone(),
         watchers.clone(),
         usage.clone(),
+        focus.clone(),
     ));
     let (for_follow, for_logs) = (holds.clone(), holds);
     let state = ApiState {
         watchers,
         usage,
+        focus,
         status: report.status.clone(),
         metrics: report.metrics.clone(),
         asks: ask_tx,
@@ -133,6 +137,10 @@ pub(super) async fn serve_api(
 /// How often CPU and memory are sampled while a dashboard watches.
 const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How many containers besides those of a followed service's page one round
+/// samples (a round then takes about SAMPLE_BUDGET / SAMPLE_AT_ONCE seconds).
+const SAMPLE_BUDGET: usize = 40;
+
 /// How many stats calls run at once.
 const SAMPLE_AT_ONCE: usize = 8;
 
@@ -144,7 +152,9 @@ async fn sample_usage(
     status: Arc<RwLock<crate::core::report::StatusDocument>>,
     watchers: Arc<std::sync::atomic::AtomicUsize>,
     history: Arc<RwLock<crate::core::usage::History>>,
+    focus: Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>,
 ) {
+    let mut cursor = 0;
     loop {
         tokio::time::sleep(SAMPLE_EVERY).await;
         if watchers.load(std::sync::atomic::Ordering::Relaxed) == 0 {
@@ -154,14 +164,19 @@ async fn sample_usage(
         if e.orchestrates() {
             continue;
         }
-        let running: Vec<String> = {
+        let running: Vec<(String, String)> = {
             let doc = status.read().expect("no panics hold it");
             doc.services
                 .iter()
                 .filter(|r| r.state == "running")
-                .map(|r| r.container.clone())
+                .map(|r| (r.container.clone(), r.service.clone()))
                 .collect()
         };
+        let focus: std::collections::BTreeSet<String> = focus
+            .lock()
+            .map(|f| f.keys().cloned().collect())
+            .unwrap_or_default();
+        let running = crate::core::usage::round(&running, &focus, &mut cursor, SAMPLE_BUDGET);
         // A stats call waits for the engine's second sample (about a second):
         // a few at a time, so 500 containers do not load the engine at once.
         let samples: Vec<_> = futures_util::stream::iter(running)

@@ -8,6 +8,7 @@
 //! It knows nothing of the daemon: it serves the snapshots it is handed and
 //! forwards reconcile requests on a channel.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
@@ -104,6 +105,9 @@ pub struct ApiState {
     /// CPU and memory of each container over the last hour, as sampled
     /// while a dashboard follows (the service page's charts).
     pub usage: Arc<RwLock<crate::core::usage::History>>,
+    /// The services whose pages follow now (how many of each): sampled
+    /// every round.
+    pub focus: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
 }
 
 #[derive(Debug, thiserror::Error)]

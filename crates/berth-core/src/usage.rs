@@ -44,6 +44,29 @@ impl History {
     }
 }
 
+/// The containers to sample this round: every one of the services a page
+/// follows (`focus`), then up to `budget` others, going round from `cursor`,
+/// so a big project is sampled a slice a round and a service's page every
+/// round. `running`: (container, service) pairs.
+pub fn round(
+    running: &[(String, String)],
+    focus: &std::collections::BTreeSet<String>,
+    cursor: &mut usize,
+    budget: usize,
+) -> Vec<String> {
+    let (mut picked, others): (Vec<_>, Vec<_>) =
+        running.iter().partition(|(_, s)| focus.contains(s));
+    let take = budget.min(others.len());
+    let start = if others.is_empty() {
+        0
+    } else {
+        *cursor % others.len()
+    };
+    picked.extend(others.iter().cycle().skip(start).take(take).copied());
+    *cursor = start + take;
+    picked.into_iter().map(|(c, _)| c.clone()).collect()
+}
+
 /// The SVG path (`M x y L x y …`) of `values` taken at `ats`, drawn in a box
 /// `width` by `height` whose right edge is `now` and left edge an hour
 /// before; the top is the largest value (at least `floor`). Empty: no path.
@@ -81,6 +104,19 @@ mod tests {
         h.push("b", s(1, 1.0));
         h.retain(&["b"]);
         assert!(h.of("a").is_empty() && h.of("b").len() == 1);
+    }
+
+    #[test]
+    fn a_round_samples_the_followed_services_and_a_slice_of_the_rest_in_turn() {
+        let running: Vec<(String, String)> =
+            (0..5).map(|i| (format!("c{i}"), format!("s{i}"))).collect();
+        let focus = std::collections::BTreeSet::from(["s3".to_string()]);
+        let mut cursor = 0;
+        assert_eq!(round(&running, &focus, &mut cursor, 2), ["c3", "c0", "c1"]);
+        assert_eq!(round(&running, &focus, &mut cursor, 2), ["c3", "c2", "c4"]);
+        assert_eq!(round(&running, &focus, &mut cursor, 2), ["c3", "c0", "c1"]);
+        let all = round(&running, &Default::default(), &mut cursor, 10);
+        assert_eq!(all.len(), 5, "no container twice in a round: {all:?}");
     }
 
     #[test]

@@ -629,13 +629,17 @@ async fn events(
     let usage = s.usage.clone();
     let service_name = q.service;
     let watching = Watching::new(s.watchers.clone());
+    let focused = service_name
+        .as_ref()
+        .map(|n| Focused::new(s.focus.clone(), n));
     // The page names the document it was rendered from: no first event that
     // would render the same rows again.
     let seen = q.seen.unwrap_or_default();
     let stream = futures_util::stream::unfold(seen, move |last| {
         let (status, may, usage) = (status.clone(), may.clone(), usage.clone());
         let service_name = service_name.clone();
-        let _watching = &watching;
+        // Both live as long as the stream: moved into it.
+        let (_watching, _focused) = (&watching, &focused);
         async move {
             loop {
                 let doc = status.read().expect("no panics hold it").clone();
@@ -664,6 +668,38 @@ async fn events(
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// A service's page following, counted while its stream lives: the sampler
+/// samples that service every round.
+struct Focused(
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>,
+    String,
+);
+
+impl Focused {
+    fn new(
+        focus: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>,
+        name: &str,
+    ) -> Focused {
+        if let Ok(mut f) = focus.lock() {
+            *f.entry(name.to_string()).or_default() += 1;
+        }
+        Focused(focus, name.to_string())
+    }
+}
+
+impl Drop for Focused {
+    fn drop(&mut self) {
+        if let Ok(mut f) = self.0.lock() {
+            if let Some(n) = f.get_mut(&self.1) {
+                *n -= 1;
+                if *n == 0 {
+                    f.remove(&self.1);
+                }
+            }
+        }
+    }
 }
 
 /// One dashboard following the overview, counted while its stream lives.
