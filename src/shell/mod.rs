@@ -10,6 +10,7 @@ pub mod context;
 pub mod digests;
 pub mod docker;
 pub mod engine;
+pub mod fake;
 pub mod forward;
 pub mod gateway;
 pub mod git;

@@ -191,6 +191,19 @@ impl DesiredContainer {
         format!("{project}/{}@{}", self.service, self.version)
     }
 
+    /// The labels every engine gives the container: the configuration's, its
+    /// hash, the configuration itself (what a plan diffs against), and the
+    /// commit it came from.
+    pub fn engine_labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.config.labels.clone();
+        labels.insert(LABEL_HASH.into(), self.hash.clone());
+        labels.insert(LABEL_CONFIG.into(), self.config.canonical());
+        if let Some(rev) = &self.revision {
+            labels.insert(LABEL_REVISION.into(), rev.clone());
+        }
+        labels
+    }
+
     /// Whether the gateway routes the service path to this version.
     pub fn is_active(&self) -> bool {
         self.active

@@ -86,6 +86,9 @@ pub enum EngineError {
     SecretCreate { name: String, message: String },
     #[error("{what} is not available on engine: swarm yet")]
     SwarmUnsupported { what: &'static str },
+    /// Engine-neutral: another object holds the name.
+    #[error("a {what} named {name} exists already")]
+    ObjectConflict { what: &'static str, name: String },
 }
 
 pub(super) fn is_not_found(e: &BollardError) -> bool {

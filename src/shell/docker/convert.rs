@@ -10,9 +10,7 @@ use bollard::models::{
     RestartPolicy, RestartPolicyNameEnum, Volume, VolumeCreateRequest,
 };
 
-use crate::core::desired::{
-    DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_CONFIG, LABEL_HASH, LABEL_REVISION,
-};
+use crate::core::desired::{DesiredContainer, DesiredNetwork, DesiredVolume};
 use crate::core::plan::{Observed, ObservedContainer, ObservedObject, PortBinding};
 
 /// The CFS scheduling period (µs) CPU limits are expressed in.
@@ -56,12 +54,7 @@ pub fn labels_and_env(
     secrets: &BTreeMap<String, String>,
 ) -> (HashMap<String, String>, Vec<String>) {
     let cfg = &c.config;
-    let mut labels = hashmap(&cfg.labels);
-    labels.insert(LABEL_HASH.into(), c.hash.clone());
-    labels.insert(LABEL_CONFIG.into(), cfg.canonical());
-    if let Some(rev) = &c.revision {
-        labels.insert(LABEL_REVISION.into(), rev.clone());
-    }
+    let labels = hashmap(&c.engine_labels());
     let env: Vec<String> = cfg
         .env
         .iter()
