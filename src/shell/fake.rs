@@ -76,6 +76,40 @@ impl FakeEngine {
         std::mem::take(&mut *self.calls.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Creates (`labels` given: refused when the name is taken) or removes a
+    /// network or volume.
+    fn object(
+        &self,
+        volume: bool,
+        labels: Option<&BTreeMap<String, String>>,
+        name: &str,
+    ) -> Result<(), EngineError> {
+        let (what, verb) = match (volume, labels.is_some()) {
+            (true, true) => ("volume", "create_volume"),
+            (true, false) => ("volume", "remove_volume"),
+            (false, true) => ("network", "create_network"),
+            (false, false) => ("network", "remove_network"),
+        };
+        self.call(format!("{verb} {name}"));
+        let mut s = self.lock();
+        let objects = if volume {
+            &mut s.volumes
+        } else {
+            &mut s.networks
+        };
+        match labels {
+            Some(_) if objects.contains_key(name) => Err(conflict(what, name)),
+            Some(l) => {
+                objects.insert(name.to_string(), l.clone());
+                Ok(())
+            }
+            None => {
+                objects.remove(name);
+                Ok(())
+            }
+        }
+    }
+
     pub fn containers(&self) -> Vec<FakeContainer> {
         self.lock().containers.clone()
     }
@@ -246,32 +280,16 @@ impl Engine for FakeEngine {
         Ok(objects.get(name).cloned())
     }
     async fn create_network(&self, n: &DesiredNetwork) -> Result<(), EngineError> {
-        self.call(format!("create_network {}", n.name));
-        let mut s = self.lock();
-        if s.networks.contains_key(&n.name) {
-            return Err(conflict("network", &n.name));
-        }
-        s.networks.insert(n.name.clone(), n.labels.clone());
-        Ok(())
+        self.object(false, Some(&n.labels), &n.name)
     }
     async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
-        self.call(format!("remove_network {name}"));
-        self.lock().networks.remove(name);
-        Ok(())
+        self.object(false, None, name)
     }
     async fn create_volume(&self, v: &DesiredVolume) -> Result<(), EngineError> {
-        self.call(format!("create_volume {}", v.name));
-        let mut s = self.lock();
-        if s.volumes.contains_key(&v.name) {
-            return Err(conflict("volume", &v.name));
-        }
-        s.volumes.insert(v.name.clone(), v.labels.clone());
-        Ok(())
+        self.object(true, Some(&v.labels), &v.name)
     }
     async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
-        self.call(format!("remove_volume {name}"));
-        self.lock().volumes.remove(name);
-        Ok(())
+        self.object(true, None, name)
     }
     async fn create_container(
         &self,
