@@ -169,3 +169,27 @@ async fn a_switch_moves_the_name_records_it_then_releases_the_old_version_and_re
     let after: Vec<u32> = w.fake.containers().iter().map(|c| c.starts).collect();
     assert_eq!(after, starts, "no container started again");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_plan_carried_out_records_the_active_versions_as_a_converge_does() {
+    let w = World::new();
+    w.converge(&file("1.0.0")).await;
+    let path = w.dir.path().join("services.yaml");
+    std::fs::write(&path, file("1.1.0")).unwrap();
+    let spec = converge::load(&w.ctx.settings, &path).unwrap();
+    let opts = Options {
+        allow_empty: false,
+        retry_failed: true,
+    };
+    let plan = converge::facts::make_plan(&w.ctx, &spec, &path, opts)
+        .await
+        .unwrap();
+    let held = converge::lock(&w.ctx.settings, "shop", "test", |_| {})
+        .await
+        .unwrap();
+    converge::saved::apply(&w.ctx, &held, &w.dir.path().join("plan.json"), &plan)
+        .await
+        .unwrap();
+    let history = berth::shell::state::history(&w.ctx.settings.state_dir, "shop").unwrap();
+    assert_eq!(history["web"], ["1.0.0", "1.1.0"], "{history:?}");
+}

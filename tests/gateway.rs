@@ -654,3 +654,30 @@ fn a_listener_address_may_say_localhost_and_a_bad_one_names_its_flag() {
         || serve.get("/web", None).0 == 401,
     );
 }
+
+#[test]
+fn destroy_lets_a_request_in_flight_through_the_gateway_finish_before_the_container_goes() {
+    let Some(p) = Project::new("gwdestroy") else {
+        return;
+    };
+    // A CGI script that answers after a second and a half.
+    p.write("project: {p}\nservices:\n  slow:\n    image: berth-local/busybox:stable\n    command: [sh, -c, 'mkdir -p /www/cgi-bin && printf \"#!/bin/sh\\nsleep 1.5\\nprintf \\\"Content-Type: text/plain\\\\r\\\\n\\\\r\\\\ndone\\\"\\n\" > /www/cgi-bin/slow && chmod +x /www/cgi-bin/slow && echo up > /www/index.html && exec httpd -f -p 8000 -h /www']\n    public: true\n");
+    p.ok(&["apply"]);
+    let gw = Serve::start(&p, &[]);
+    eventually(
+        Duration::from_secs(20),
+        || format!("the gateway came up: {:?}", gw.get("/slow/", None)),
+        || gw.get("/slow/", None) == (200, "up".into()),
+    );
+    let port = gw.port;
+    let asked = std::thread::spawn(move || http_get(port, "/slow/cgi-bin/slow", None));
+    std::thread::sleep(Duration::from_millis(400));
+    p.ok(&["destroy"]);
+    let (code, body) = asked.join().unwrap();
+    assert_eq!(
+        (code, body.trim()),
+        (200, "done"),
+        "the request in flight finished before its container was removed"
+    );
+    assert!(p.containers().is_empty());
+}

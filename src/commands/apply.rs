@@ -18,15 +18,8 @@ pub async fn run(
     if let Some(path) = saved_plan {
         let plan = saved::read_plan(path)?;
         let ctx = out.connect_for(plan.engine).await?;
-        let _lock = lock(&ctx, &plan.project, "apply").await?;
-        let observed = ctx.engine.observe(&plan.project).await?;
-        saved::check_fresh(path, &plan, &observed)?;
-        saved::check_owned(path, &plan, &observed, &ctx.settings)?;
-        let secrets = saved::plan_secrets(&plan, path, &ctx.settings.env)?;
-        if !plan.is_empty() {
-            converge::execute::execute(&ctx, &plan, &secrets, None).await?;
-            converge::images::prune(&ctx, &plan.project).await;
-        }
+        let held = lock(&ctx, &plan.project, "apply").await?;
+        saved::apply(&ctx, &held, path, &plan).await?;
         return report(&ctx, &plan, None).await;
     }
     let spec = converge::load(&out.settings, file)?;

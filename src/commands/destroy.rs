@@ -31,6 +31,20 @@ pub async fn run(
         ));
     }
     let observed = engine.observe(project).await?;
+    // Gateways stop routing to what goes and finish what they sent it first,
+    // as a plan's removals do (one look at the registrations when none runs).
+    let ports: Vec<u16> = observed
+        .containers
+        .iter()
+        .filter(|c| c.owned_by(project))
+        .flat_map(|c| c.ports.iter().filter_map(|p| p.public))
+        .collect();
+    if !crate::shell::state::gateways(&ctx.settings.state_dir, project).is_empty() {
+        let drains = ports
+            .iter()
+            .map(|&p| converge::gateways::drain(&ctx.settings, project, p));
+        futures_util::future::join_all(drains).await;
+    }
     // Made before the first await, so that the future stays `Send` (see
     // `converge::execute`).
     let removals: Vec<_> = observed

@@ -102,3 +102,37 @@ pub fn plan_secrets(
         Err(refused(origin, problems))
     }
 }
+
+/// `berth apply PLAN`: checks the saved plan against what runs now (fresh,
+/// acting only on what the project owns), carries it out, and records the
+/// active versions its routing step leaves, as a converge of the file does.
+/// The caller holds the project's lock (`_held`).
+pub async fn apply(
+    ctx: &super::Context,
+    _held: &crate::shell::lock::ProjectLock,
+    path: &Path,
+    plan: &Plan,
+) -> Result<(), ConvergeError> {
+    let observed = ctx.engine.observe(&plan.project).await?;
+    check_fresh(path, plan, &observed)?;
+    check_owned(path, plan, &observed, &ctx.settings)?;
+    let secrets = plan_secrets(plan, path, &ctx.settings.env)?;
+    if plan.is_empty() {
+        return Ok(());
+    }
+    super::execute::execute(ctx, plan, &secrets, None).await?;
+    super::images::prune(ctx, &plan.project).await;
+    if super::rollout_failure(plan).is_none() {
+        let actives = plan.steps.iter().find_map(|s| match &s.action {
+            crate::core::plan::Action::Route { active, .. } => Some(active.clone()),
+            _ => None,
+        });
+        if let Some(active) = actives {
+            let state = &ctx.settings.state_dir;
+            if let Err(e) = crate::shell::state::record_actives(state, &plan.project, active) {
+                tracing::warn!(error = %e, "cannot record the active versions");
+            }
+        }
+    }
+    Ok(())
+}

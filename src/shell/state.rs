@@ -132,11 +132,24 @@ pub fn history(state: &Path, project: &str) -> Result<BTreeMap<String, Vec<Strin
 /// Records each service's active version after a successful converge, when it
 /// differs from the last one recorded (at most 50 kept per service).
 pub fn record_active(state: &Path, spec: &Spec) -> Result<(), StateError> {
-    let mut history = history(state, &spec.project)?;
+    let actives = spec
+        .services
+        .iter()
+        .map(|s| (s.name.clone(), s.active.to_string()));
+    record_actives(state, &spec.project, actives)
+}
+
+/// Records (service, active version) pairs as [`record_active`] does: a
+/// saved plan's, whose routing step names them.
+pub fn record_actives(
+    state: &Path,
+    project: &str,
+    actives: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), StateError> {
+    let mut history = history(state, project)?;
     let mut changed = false;
-    for s in &spec.services {
-        let list = history.entry(s.name.clone()).or_default();
-        let active = s.active.to_string();
+    for (service, active) in actives {
+        let list = history.entry(service).or_default();
         if list.last() != Some(&active) {
             list.push(active);
             if list.len() > 50 {
@@ -146,10 +159,7 @@ pub fn record_active(state: &Path, spec: &Spec) -> Result<(), StateError> {
         }
     }
     if changed {
-        write_json(
-            &project_dir(state, &spec.project).join("history.json"),
-            &history,
-        )?;
+        write_json(&project_dir(state, project).join("history.json"), &history)?;
     }
     Ok(())
 }
