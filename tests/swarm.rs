@@ -362,6 +362,29 @@ fn a_project_on_a_swarm_applies_updates_one_service_per_change_rolls_back_a_fail
         "1.1.0",
         "the gateway routes to the new active version"
     );
+    // `berth rollback` on a swarm: the same switch back, held; `--release`
+    // ends the hold.
+    let out = berth(&["rollback", "greeter"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("Rolled back `greeter` to 1.0.0 (it was 1.1.0)"),
+        "{said}"
+    );
+    common::eventually(
+        std::time::Duration::from_secs(20),
+        || format!("the gateway serves 1.0.0: {}", through()),
+        || through() == "1.0.0",
+    );
+    let status = text(&berth(&["status"]).stdout);
+    assert!(status.contains("1.0.0 (active)"), "{status}");
+    let out = berth(&["rollback", "greeter", "--release"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    common::eventually(
+        std::time::Duration::from_secs(20),
+        || format!("the gateway serves 1.1.0 again: {}", through()),
+        || through() == "1.1.0",
+    );
     let _ = gateway.kill();
     let _ = gateway.wait();
     // The service's name is the new version's: `tasks.greeter`, the name's

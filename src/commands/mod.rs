@@ -52,7 +52,7 @@ pub enum CommandError {
     #[error(transparent)]
     Listener(#[from] ApiError),
     #[error(transparent)]
-    GatewayRegister(#[from] crate::shell::state::StateError),
+    State(#[from] crate::shell::state::StateError),
     #[error("cannot write the plan to {path}: {source}")]
     PlanWrite {
         path: PathBuf,

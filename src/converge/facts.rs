@@ -403,7 +403,7 @@ pub async fn build_images(
     let (_, cuda) = host_gpus(spec);
     let facts = build_facts(ctx, spec, file, &image_ids, cuda).await?;
     let Some((plan, cached)) = plan::builds_only(&spec.project, &facts, target) else {
-        return Err(ConvergeError::BuildTargetFind {
+        return Err(ConvergeError::BuildTargetNotFound {
             target: target.unwrap_or("any service").into(),
             project: spec.project.clone(),
         });

@@ -70,13 +70,13 @@ pub enum ConvergeError {
     #[error(
         "no container of `{target}` in project `{project}`\n  help: `berth status` lists what runs"
     )]
-    ContainerFind { target: String, project: String },
+    ContainerNotFound { target: String, project: String },
     #[error("nothing to build for `{target}` in project `{project}`: no such service version is built from a package\n  help: `berth build` builds the versions that have `package:` and `runtime:`")]
-    BuildTargetFind { target: String, project: String },
+    BuildTargetNotFound { target: String, project: String },
     #[error(
         "no service `{service}` in {file}\n  help: `berth status` lists the services that run"
     )]
-    ServiceFind { service: String, file: PathBuf },
+    ServiceNotFound { service: String, file: PathBuf },
     #[error("cannot roll back: {why}\n  help: {help}")]
     RollbackRefuse { why: String, help: String },
     #[error("a blocking task of berth failed: {0}")]

@@ -275,7 +275,7 @@ pub async fn find_target(
     candidates
         .into_iter()
         .next()
-        .ok_or_else(|| ConvergeError::ContainerFind {
+        .ok_or_else(|| ConvergeError::ContainerNotFound {
             target: target.to_string(),
             project: project.to_string(),
         })

@@ -60,7 +60,7 @@ pub async fn hold(
     let dir = &ctx.settings.state_dir;
     let service = req.service.as_str();
     let Some(svc) = spec.services.iter().find(|s| s.name == service) else {
-        return Err(ConvergeError::ServiceFind {
+        return Err(ConvergeError::ServiceNotFound {
             service: service.into(),
             file: file.into(),
         });

@@ -117,7 +117,7 @@ impl Daemon {
                 "built {built} image(s); {} already there",
                 cached.len()
             )),
-            Err(ConvergeError::BuildTargetFind { .. }) => {
+            Err(ConvergeError::BuildTargetNotFound { .. }) => {
                 Ok("nothing to build: no service is built from a package".into())
             }
             Err(e) => Err(AskFail(e.to_string())),

@@ -91,7 +91,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Listener(#[from] ApiError),
     #[error(transparent)]
-    GatewayRegister(#[from] StateError),
+    State(#[from] StateError),
     #[error("the file now names `engine: {engine}`, but this daemon follows another engine\n  help: restart `berth watch` to follow the new engine (what runs on the old one keeps running; `berth destroy` there removes it)")]
     EngineSwitch { engine: &'static str },
 }

@@ -20,7 +20,7 @@ const BUSYBOX_DOCKERFILE: &str = include_str!("../../baseimages/busybox/Dockerfi
 #[derive(Debug, thiserror::Error)]
 pub enum BaseImageError {
     #[error("no statically linked busybox at {path}: {why}\n  help: install Debian's busybox-static (`apt-get install busybox-static`), or point BERTH_BUSYBOX at a static busybox binary")]
-    BusyboxFind { path: PathBuf, why: String },
+    BusyboxNotFound { path: PathBuf, why: String },
     #[error("{path} is built for {binary}, but the engine runs {engine}\n  help: use a busybox built for {engine}")]
     PlatformMatch {
         path: PathBuf,
@@ -105,7 +105,7 @@ pub fn engine_arch(arch: &str) -> &str {
 
 /// The busybox build context, checked against the engine's architecture.
 pub fn busybox_context(path: &Path, arch: &str) -> Result<Context, BaseImageError> {
-    let find = |why: String| BaseImageError::BusyboxFind {
+    let find = |why: String| BaseImageError::BusyboxNotFound {
         path: path.to_path_buf(),
         why,
     };
