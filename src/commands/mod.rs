@@ -30,7 +30,6 @@ use crate::daemon::DaemonError;
 use crate::shell::api::ApiError;
 use crate::shell::baseimage::BaseImageError;
 use crate::shell::build::BuildError;
-use crate::shell::docker::Docker;
 use crate::shell::engine::EngineError;
 use crate::shell::settings::Settings;
 use crate::shell::source::SourceError;
@@ -202,7 +201,7 @@ pub struct Output {
 
 impl Output {
     /// The converge context over this host's Docker engine, reached by the
-    /// command's first call (see `Docker::client`): only for what has no
+    /// command's first call (see `shell::engine::host`): only for what has no
     /// file to name an engine (`baseimages`, `doctor`). A command with a file
     /// connects with [`Output::connect_for`] its `engine`.
     pub async fn connect_host(&self) -> Result<Context, CommandError> {
@@ -212,13 +211,10 @@ impl Output {
     /// Connected to the engine a file names: one Docker engine, or a swarm's
     /// manager (checked to be one).
     pub async fn connect_for(&self, kind: EngineKind) -> Result<Context, CommandError> {
-        match kind {
-            EngineKind::Docker => self.connect_host().await,
-            EngineKind::Swarm => Ok(Context {
-                engine: crate::shell::docker::Swarm::shared(&self.settings).await?,
-                ..self.connect_later()
-            }),
-        }
+        Ok(Context {
+            engine: crate::shell::engine::for_kind(kind, &self.settings).await?,
+            ..self.connect_later()
+        })
     }
 
     /// For the long-running commands (`watch`, `serve`): they listen at once
@@ -226,7 +222,7 @@ impl Output {
     /// answer (their `/healthz` says so meanwhile).
     pub fn connect_later(&self) -> Context {
         Context {
-            engine: Docker::shared_lazy(&self.settings),
+            engine: crate::shell::engine::host(&self.settings),
             settings: self.settings.clone(),
             verbose: self.verbose,
             color: self.color,

@@ -435,21 +435,25 @@ impl Daemon {
     /// a later change of engine needs a restart (the events followed, the
     /// services converged are the first engine's).
     async fn choose_engine(&mut self, spec: &Spec) -> Result<(), DaemonError> {
-        let swarm = spec.engine == crate::core::spec::EngineKind::Swarm;
-        if swarm == self.ctx.engine.orchestrates() {
+        if spec.engine == self.ctx.engine.kind() {
             return Ok(());
         }
-        if self.project.is_some() || !swarm {
+        // The daemon starts on this host's engine; only its first file may
+        // move it (what it converged and follows are that engine's).
+        if self.project.is_some() || spec.engine == crate::core::spec::EngineKind::Docker {
             return Err(DaemonError::EngineSwitch {
                 engine: spec.engine.name(),
             });
         }
-        let swarm = crate::shell::docker::Swarm::shared(&self.ctx.settings)
+        let engine = crate::shell::engine::for_kind(spec.engine, &self.ctx.settings)
             .await
             .map_err(ConvergeError::from)?;
-        *self.engine.write().expect("no panics hold it") = swarm.clone();
-        self.ctx.engine = swarm;
-        tracing::info!("the file names engine: swarm: following the swarm's manager");
+        *self.engine.write().expect("no panics hold it") = engine.clone();
+        self.ctx.engine = engine;
+        tracing::info!(
+            engine = spec.engine.name(),
+            "the file names another engine: following it"
+        );
         Ok(())
     }
 

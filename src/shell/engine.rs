@@ -116,8 +116,34 @@ pub struct BuildOptions {
     pub offline: bool,
 }
 
+/// The engine a file's `engine:` names, connected: the one place that maps a
+/// kind to an implementation (a new engine is one more arm here and its
+/// folder). One Docker engine connects on first use; a swarm's manager now
+/// (checked to be one).
+pub async fn for_kind(
+    kind: crate::core::spec::EngineKind,
+    settings: &super::settings::Settings,
+) -> Result<SharedEngine, EngineError> {
+    use crate::core::spec::EngineKind;
+    match kind {
+        EngineKind::Docker => Ok(host(settings)),
+        EngineKind::Swarm => super::docker::Swarm::shared(settings).await,
+    }
+}
+
+/// This host's engine (DOCKER_HOST, else the local socket), connected when
+/// first needed: for what has no file to name an engine, and for the
+/// long-running commands, which listen before the engine answers.
+pub fn host(settings: &super::settings::Settings) -> SharedEngine {
+    super::docker::Docker::shared_lazy(settings)
+}
+
 #[async_trait::async_trait]
 pub trait Engine: Send + Sync {
+    /// Which engine of a file's `engine:` this is.
+    fn kind(&self) -> crate::core::spec::EngineKind {
+        crate::core::spec::EngineKind::Docker
+    }
     /// Whether the engine rolls changes out itself (Swarm): then a version is
     /// created or replaced by [`Engine::deploy`], not started on probation and
     /// renamed by berth.

@@ -222,6 +222,9 @@ impl Swarm {
 
 #[async_trait::async_trait]
 impl Engine for Swarm {
+    fn kind(&self) -> crate::core::spec::EngineKind {
+        crate::core::spec::EngineKind::Swarm
+    }
     fn orchestrates(&self) -> bool {
         true
     }
