@@ -129,13 +129,13 @@ fn code(path: &Path) -> String {
 fn only_the_docker_module_imports_bollard() {
     let offences: Vec<String> = rust_files(Path::new("src"))
         .into_iter()
-        .filter(|p| !p.starts_with("src/shell/docker"))
+        .filter(|p| !p.starts_with("src/shell/engine/docker"))
         .filter(|p| code(p).contains("bollard"))
         .map(|p| p.display().to_string())
         .collect();
     assert!(
         offences.is_empty(),
-        "bollard outside src/shell/docker/: {offences:?}"
+        "bollard outside src/shell/engine/docker/: {offences:?}"
     );
 }
 
@@ -204,5 +204,37 @@ fn the_layers_of_src_import_downwards_only() {
     assert!(
         !graph["daemon"].contains("commands"),
         "the daemon imports nothing from the commands"
+    );
+}
+
+#[test]
+fn only_settings_reads_the_process_environment() {
+    // The debug-only fault switches (compiled out of release builds) are the
+    // named exceptions: a test arms them in the child's environment.
+    let exceptions = ["src/converge/rollout.rs", "src/shell/layer.rs"];
+    let mut offences = Vec::new();
+    for path in rust_files(Path::new("src")) {
+        let shown = path.display().to_string();
+        if shown == "src/shell/settings.rs" {
+            continue;
+        }
+        let text = code(&path);
+        let reads = ["std::env::var", "env::vars", "env::var_os", "env::var("];
+        let found = reads.iter().any(|r| text.contains(r));
+        match (found, exceptions.contains(&shown.as_str())) {
+            (true, false) => offences.push(shown),
+            (false, true) => offences.push(format!("{shown} no longer needs its exception")),
+            _ => {}
+        }
+    }
+    for exception in exceptions {
+        assert!(
+            code(Path::new(exception)).contains("debug_assertions"),
+            "{exception}: its environment read is debug-only"
+        );
+    }
+    assert!(
+        offences.is_empty(),
+        "the environment is read once, into Settings: {offences:?}"
     );
 }

@@ -1,13 +1,16 @@
-//! The converge path against the in-memory engine (`shell::fake`): the order
-//! the executor acts in, and the exact calls of a plan that does nothing, a
-//! drift repair and a switch of the active version. Fast, no Docker; the real
+//! The converge path against the in-memory engine (`shell::engine::fake`):
+//! the order the executor acts in, the exact calls of a plan that does
+//! nothing, a drift repair and a switch of the active version, and what an
+//! engine that fails a call (refuses it, or goes away) leaves for the next
+//! converge. Fast, no Docker; the real
 //! engine's tests stay beside these.
 
 use std::sync::Arc;
 
 use berth::converge::{self, Context};
 use berth::core::plan::Options;
-use berth::shell::fake::FakeEngine;
+use berth::shell::engine::fake::FakeEngine;
+use berth::shell::engine::Fault;
 use berth::shell::settings::Settings;
 
 const IMAGE: &str = "berth-local/busybox:stable";
@@ -42,6 +45,13 @@ impl World {
 
     /// Converges to `text` as `berth apply` does; the engine's calls made.
     async fn converge(&self, text: &str) -> Vec<String> {
+        let (calls, outcome) = self.try_converge(text).await;
+        outcome.unwrap();
+        calls
+    }
+
+    /// The same, with its outcome.
+    async fn try_converge(&self, text: &str) -> (Vec<String>, Result<(), converge::ConvergeError>) {
         let path = self.dir.path().join("services.yaml");
         std::fs::write(&path, text).unwrap();
         let spec = converge::load(&self.ctx.settings, &path).unwrap();
@@ -53,10 +63,10 @@ impl World {
             retry_failed: true,
         };
         self.fake.take_calls();
-        converge::converge(&self.ctx, &held, &spec, &path, opts, None, None)
+        let outcome = converge::converge(&self.ctx, &held, &spec, &path, opts, None, None)
             .await
-            .unwrap();
-        self.fake.take_calls()
+            .map(|_| ());
+        (self.fake.take_calls(), outcome)
     }
 }
 
@@ -192,4 +202,115 @@ async fn a_saved_plan_carried_out_records_the_active_versions_as_a_converge_does
         .unwrap();
     let history = berth::shell::state::history(&w.ctx.settings.state_dir, "shop").unwrap();
     assert_eq!(history["web"], ["1.0.0", "1.1.0"], "{history:?}");
+}
+
+/// A converge in which the engine fails the first call starting with
+/// `prefix` as `fault` says; its calls and error, then the next converge's
+/// changes (the engine well again).
+async fn failed_then_again(prefix: &str, fault: Fault) -> (Vec<String>, String, Vec<String>) {
+    let w = World::new();
+    w.fake.fail(prefix, fault);
+    let (calls, outcome) = w.try_converge(&file("1.0.0")).await;
+    let error = outcome.expect_err("the armed call fails the converge");
+    let again = changes(&w.converge(&file("1.0.0")).await);
+    let nothing = w.converge(&file("1.0.0")).await;
+    assert_eq!(
+        nothing,
+        ["image_ids", "observe shop"],
+        "then it has converged"
+    );
+    (changes(&calls), error.to_string(), again)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_the_engine_refuses_fails_that_version_alone_and_the_next_converge_makes_only_it()
+{
+    let (calls, error, again) =
+        failed_then_again("create_container shop-web-1.1.0", Fault::Refused).await;
+    assert!(error.contains("shop-web-1.1.0"), "{error}");
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("start_container shop-web-1.1.0")),
+        "nothing is started for the refused create: {calls:#?}"
+    );
+    // The active versions' phase ran before it: what serves came up once.
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("rename_container shop-web-1.0.0-next-")),
+        "{calls:#?}"
+    );
+    let made: Vec<&String> = again
+        .iter()
+        .filter(|c| c.starts_with("create_container"))
+        .collect();
+    assert_eq!(
+        made.len(),
+        1,
+        "only the refused version is made again: {again:#?}"
+    );
+    assert!(
+        made[0].starts_with("create_container shop-web-1.1.0-next-"),
+        "{made:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_that_goes_away_before_the_plan_changes_nothing_and_says_it_is_away() {
+    let w = World::new();
+    w.fake.fail("observe", Fault::Unreachable);
+    let (calls, outcome) = w.try_converge(&file("1.0.0")).await;
+    match outcome {
+        Err(converge::ConvergeError::Engine(e)) => {
+            assert!(e.engine_away(), "{e}");
+            assert!(
+                e.to_string().starts_with("cannot reach the fake engine"),
+                "{e}"
+            );
+        }
+        other => panic!("an engine error, not {other:?}"),
+    }
+    assert!(
+        changes(&calls).is_empty(),
+        "no action before a plan: {calls:#?}"
+    );
+    assert!(w.fake.containers().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_that_times_out_mid_rollout_is_finished_by_the_next_converge() {
+    let (calls, error, again) =
+        failed_then_again("start_container shop-worker-0.0.0", Fault::Timeout).await;
+    assert!(error.contains("did not answer"), "{error}");
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("create_container shop-worker-0.0.0-next-")),
+        "{calls:#?}"
+    );
+    // The failure stopped the later phases; the next converge does what was
+    // left (the worker, the routes, the other version) and never makes the
+    // version that came up again.
+    assert!(
+        !again
+            .iter()
+            .any(|c| c.contains("_container shop-web-1.0.0")),
+        "what came up is not made again: {again:#?}"
+    );
+    for left in [
+        "start_container shop-worker-0.0.0",
+        "create_volume shop-berth-routes-1",
+        "create_container shop-web-1.1.0",
+    ] {
+        assert!(
+            again.iter().any(|c| c.starts_with(left)),
+            "{left}: {again:#?}"
+        );
+    }
+    assert!(
+        at(&again, "start_container shop-worker-0.0.0")
+            < at(&again, "create_volume shop-berth-routes-1"),
+        "{again:#?}"
+    );
 }

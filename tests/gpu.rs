@@ -270,7 +270,7 @@ async fn the_cuda_base_chosen_names_the_base_and_so_changes_the_image_hash() {
         Default::default(),
     );
     // Never reached: the package has no dependencies to build.
-    let engine = berth::shell::docker::Docker::lazy(&settings);
+    let engine = berth::shell::engine::docker::Docker::lazy(&settings);
     let old = berth::shell::build::prepare(&engine, "p", &input("12.4"), "amd64", &settings)
         .await
         .unwrap();

@@ -877,7 +877,7 @@ fn on_a_swarm_the_class_reserves_a_quarter_of_its_memory_and_its_cpu_limit_fits_
     let on = |engine: &str| {
         let d = resolve(&parse("services.yaml", &yaml(engine)).unwrap(), &f).unwrap();
         let c = &d.containers[0].config;
-        (c.nano_cpus, c.reserve_memory)
+        (c.nano_cpus, c.placement.reserve_memory)
     };
     assert_eq!(
         on("swarm"),
@@ -902,7 +902,7 @@ fn on_a_swarm_a_class_avoids_nodes_labelled_smaller_and_a_gpu_class_needs_a_node
         resolve(&parse("services.yaml", &yaml(machine)).unwrap(), f)
             .map(|d| {
                 let c = &d.containers[0].config;
-                (c.constraints.join(" "), c.reserve_gpus)
+                (c.placement.constraints.join(" "), c.placement.reserve_gpus)
             })
             .map_err(|d| {
                 d.iter()

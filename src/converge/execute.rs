@@ -104,7 +104,7 @@ pub async fn execute(
         // Migrations copy whole volumes: one at a time too.
         let width = if phase == 1 || phase == 2 {
             1
-        } else if ctx.engine.orchestrates() {
+        } else if ctx.engine.capabilities().rolls_out {
             // The orchestrator rolls each version out itself; berth only
             // waits, so every rollout of a phase runs at once.
             ORCHESTRATED_PARALLEL

@@ -9,7 +9,7 @@ use crate::core::desired::{
 };
 use crate::core::diag::Diagnostic;
 use crate::core::plan::{self, Plan};
-use crate::core::spec::{self, EngineKind, Spec};
+use crate::core::spec::{self, Spec};
 use crate::shell::baseimage::{self, BaseImageError};
 use crate::shell::{asset, build, gpu, source};
 
@@ -122,7 +122,7 @@ async fn desired(ctx: &Context, spec: &Spec, file: &Path) -> Result<Desired, Con
 
 /// What a swarm's nodes offer (the largest node's CPUs); nothing on one engine.
 async fn swarm_facts(ctx: &Context, spec: &Spec) -> Result<SwarmFacts, ConvergeError> {
-    if spec.engine != EngineKind::Swarm {
+    if !spec.engine.capabilities().placement {
         return Ok(SwarmFacts::default());
     }
     let nodes = ctx.engine.nodes().await?.unwrap_or_default();
@@ -149,7 +149,7 @@ async fn swarm_facts(ctx: &Context, spec: &Spec) -> Result<SwarmFacts, ConvergeE
 /// when the spec has a GPU class or a CUDA runtime (most hosts have no GPU), and
 /// never for a swarm (its nodes' GPUs are Swarm's).
 fn host_gpus(spec: &Spec) -> (GpuInventory, Option<(u32, u32)>) {
-    if spec.engine == EngineKind::Swarm {
+    if !spec.engine.capabilities().host_gpus {
         return Default::default();
     }
     let wants = spec

@@ -211,7 +211,7 @@ async fn row_of(
         active: routes.is_active(service, version) && role == Some(ContainerRole::Canonical),
         container: c.name.clone(),
         state: c.state.clone(),
-        tasks: engine.orchestrates().then(|| c.status.clone()),
+        tasks: engine.capabilities().rolls_out.then(|| c.status.clone()),
         health,
         health_reason,
         restarts: restarts.count,

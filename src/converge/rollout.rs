@@ -101,7 +101,7 @@ pub async fn create(
     c: &DesiredContainer,
     secrets: &BTreeMap<String, String>,
 ) -> Result<(), StepError> {
-    if ctx.engine.orchestrates() {
+    if ctx.engine.capabilities().rolls_out {
         ctx.engine.deploy(None, &c.name, c, secrets).await?;
         return Ok(());
     }
@@ -318,7 +318,7 @@ pub async fn replace(
 ) -> Result<(), StepError> {
     let engine = ctx.engine.as_ref();
     // An orchestrator rolls the version out in place, gated by its own checks.
-    if engine.orchestrates() {
+    if engine.capabilities().rolls_out {
         engine.deploy(Some(old_id), old_name, c, secrets).await?;
         return Ok(());
     }

@@ -103,10 +103,13 @@ impl Daemon {
                 }
                 self.report.counters.errors += 1;
                 // What runs now (a failed rollout's container kept aside, the old
-                // one still serving), so /status shows the failure where it is.
+                // one still serving), so /status shows the failure where it is;
+                // not asked of an engine that is away (it would wait its
+                // timeout once more for the same answer).
+                let away = matches!(&e, DaemonError::Converge(ConvergeError::Engine(e)) if e.engine_away());
                 let rows = match self.project.clone() {
-                    Some(p) => self.look(&p, None).await.ok(),
-                    None => None,
+                    Some(p) if !away => self.look(&p, None).await.ok(),
+                    _ => None,
                 };
                 self.refresh_report();
                 if let Some(rows) = &rows {

@@ -161,7 +161,7 @@ async fn sample_usage(
             continue;
         }
         let e = engine.read().expect("no panics hold it").clone();
-        if e.orchestrates() {
+        if e.capabilities().rolls_out {
             continue;
         }
         let running: Vec<(String, String)> = {

@@ -12,7 +12,7 @@ use super::diag::Diagnostic;
 use super::gpu::{self, GpuRequest};
 use super::hash::{secret_hash, sha256_hex, ContainerConfig};
 pub use super::placement::{SwarmFacts, GPU_RESOURCE, LABEL_CLASS, RESERVE_SHARE};
-use super::spec::{EngineKind, Health, Runtime, Scope, Source, Spec, Version};
+use super::spec::{Health, Runtime, Scope, Source, Spec, Version};
 
 pub const LABEL_PROJECT: &str = "berth.project";
 pub const LABEL_SERVICE: &str = "berth.service";
@@ -315,11 +315,11 @@ pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
     let mut containers = Vec::new();
     let mut warnings = Vec::new();
 
-    // On a swarm the nodes' GPUs are Swarm's to hand out, not this host's.
-    let swarm = spec.engine == EngineKind::Swarm;
+    // A cluster's GPUs are its scheduler's to hand out, not this host's.
+    let caps = spec.engine.capabilities();
     let requests: Vec<GpuRequest> = spec
         .versions()
-        .filter(|_| !swarm)
+        .filter(|_| caps.host_gpus)
         .filter_map(|v| {
             Some(GpuRequest {
                 id: v.id(),
@@ -371,7 +371,7 @@ pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
                 ));
             }
             let placed = container(project, v, active, &databases, facts, gpus.get(&v.id()))
-                .and_then(|r| match swarm {
+                .and_then(|r| match caps.placement {
                     true => super::placement::place(r, v, &facts.swarm),
                     false => Ok(r),
                 });
@@ -581,10 +581,10 @@ fn container(
         labels,
         assets,
         gpu: gpu.cloned(),
-        replicas: v.replicas,
-        reserve_memory: 0,
-        constraints: Vec::new(),
-        reserve_gpus: 0,
+        placement: crate::hash::Placement {
+            replicas: v.replicas,
+            ..Default::default()
+        },
         job: v.job,
     };
     let hash = config.hash();

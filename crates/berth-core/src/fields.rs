@@ -42,21 +42,24 @@ pub fn display_fields(c: &ContainerConfig) -> BTreeMap<String, String> {
             format!("sha256:{}", super::observed::short(v)),
         );
     }
-    f.insert("replicas".to_string(), c.replicas.to_string());
-    if c.reserve_memory > 0 {
+    f.insert("replicas".to_string(), c.placement.replicas.to_string());
+    if c.placement.reserve_memory > 0 {
         f.insert(
             "reserve_memory".to_string(),
-            format!("{} MiB", c.reserve_memory >> 20),
+            format!("{} MiB", c.placement.reserve_memory >> 20),
         );
     }
     if let Some(g) = &c.gpu {
         f.insert("gpu".to_string(), g.clone());
     }
-    if !c.constraints.is_empty() {
-        f.insert("placement".to_string(), c.constraints.join(", "));
+    if !c.placement.constraints.is_empty() {
+        f.insert("placement".to_string(), c.placement.constraints.join(", "));
     }
-    if c.reserve_gpus > 0 {
-        f.insert("reserve_gpus".to_string(), c.reserve_gpus.to_string());
+    if c.placement.reserve_gpus > 0 {
+        f.insert(
+            "reserve_gpus".to_string(),
+            c.placement.reserve_gpus.to_string(),
+        );
     }
     for (k, v) in &c.networks {
         f.insert(

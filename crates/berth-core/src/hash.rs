@@ -41,23 +41,45 @@ pub struct ContainerConfig {
     /// The GPU handed to the container, by UUID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<String>,
-    /// Swarm: the tasks of the service. (Left out of the canonical form when 1,
-    /// so hashes from before it stay as they were.)
-    #[serde(default = "one", skip_serializing_if = "is_one")]
-    pub replicas: u32,
-    /// Swarm: memory reserved on the node, in bytes.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub reserve_memory: i64,
-    /// Swarm: placement constraints (`node.labels.berth.class!=small`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub constraints: Vec<String>,
-    /// Swarm: GPUs reserved on the node, as the generic resource `NVIDIA-GPU`.
-    #[serde(default, skip_serializing_if = "is_zero_u32")]
-    pub reserve_gpus: u32,
+    /// What only an engine that places versions on a cluster's nodes reads
+    /// (`Capabilities::placement`); its defaults on one engine. Flattened, so
+    /// the canonical form is what it was when these were fields of their own.
+    #[serde(flatten)]
+    pub placement: Placement,
     /// A job: run to completion, never restarted. (Left out of the canonical
     /// form when false, so hashes from before it stay as they were.)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub job: bool,
+}
+
+/// The engine section of a configuration: the tasks of a version and where
+/// they may run, for an engine that places them on a cluster's nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The tasks of the version. (Left out of the canonical form when 1, so
+    /// hashes from before it stay as they were.)
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub replicas: u32,
+    /// Memory reserved on the node, in bytes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reserve_memory: i64,
+    /// Placement constraints (`node.labels.berth.class!=small`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
+    /// GPUs reserved on the node, as the generic resource `NVIDIA-GPU`.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub reserve_gpus: u32,
+}
+
+impl Default for Placement {
+    fn default() -> Placement {
+        Placement {
+            replicas: 1,
+            reserve_memory: 0,
+            constraints: Vec::new(),
+            reserve_gpus: 0,
+        }
+    }
 }
 
 fn is_zero_u32(n: &u32) -> bool {

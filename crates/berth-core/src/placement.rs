@@ -37,11 +37,11 @@ pub(crate) fn place(
     swarm: &SwarmFacts,
 ) -> Result<Resolved, Vec<Diagnostic>> {
     let (mut c, nets, vols) = r;
-    c.config.reserve_memory = v.machine.memory_bytes() / RESERVE_SHARE;
+    c.config.placement.reserve_memory = v.machine.memory_bytes() / RESERVE_SHARE;
     if swarm.max_nano_cpus > 0 && c.config.nano_cpus > swarm.max_nano_cpus {
         c.config.nano_cpus = swarm.max_nano_cpus;
     }
-    c.config.constraints = smaller_classes(v.machine)
+    c.config.placement.constraints = smaller_classes(v.machine)
         .iter()
         .map(|m| format!("node.labels.{LABEL_CLASS}!={}", m.name()))
         .collect();
@@ -49,6 +49,7 @@ pub(crate) fn place(
     // runs there, so it finds its data again.
     if !v.keeps.is_empty() {
         c.config
+            .placement
             .constraints
             .push(format!("node.id=={}", swarm.this_node));
     }
@@ -65,7 +66,7 @@ pub(crate) fn place(
                 format!("advertise the GPU on its node (`\"node-generic-resources\": [\"{GPU_RESOURCE}=GPU-<uuid>\"]` in that daemon's daemon.json, with the NVIDIA runtime as its default), or choose a CPU class (small, medium, large)"),
             )]);
         }
-        c.config.reserve_gpus = 1;
+        c.config.placement.reserve_gpus = 1;
     }
     c.hash = c.config.hash();
     Ok((c, nets, vols))

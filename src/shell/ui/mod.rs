@@ -549,7 +549,7 @@ async fn logs(
         Ok(lines) => {
             use futures_util::StreamExt;
             let text: String = lines.collect::<Vec<_>>().await.concat();
-            Ok(crate::shell::docker::convert::strip_ansi(&text))
+            Ok(crate::shell::engine::docker::convert::strip_ansi(&text))
         }
         Err(e) => Err(e.to_string()),
     };
@@ -580,7 +580,7 @@ async fn log_events(
     };
     let events = lines.map(|chunk| {
         Ok::<_, Infallible>(Event::default().event("lines").data(
-            crate::shell::docker::convert::strip_ansi(chunk.trim_end_matches('\n')),
+            crate::shell::engine::docker::convert::strip_ansi(chunk.trim_end_matches('\n')),
         ))
     });
     Sse::new(events)

@@ -41,6 +41,76 @@ impl EngineKind {
             EngineKind::Swarm => "swarm",
         }
     }
+
+    /// What this engine can do. Validation, planning and the converge path
+    /// read these, never which engine it is, so a new engine is one more row.
+    pub fn capabilities(self) -> Capabilities {
+        match self {
+            EngineKind::Docker => Capabilities {
+                rolls_out: false,
+                replicas: false,
+                placement: false,
+                registry: false,
+                secrets_as_files: false,
+                host_ports: true,
+                health_command: false,
+                host_gpus: true,
+                assets: true,
+                jobs: true,
+            },
+            EngineKind::Swarm => Capabilities {
+                rolls_out: true,
+                replicas: true,
+                placement: true,
+                registry: true,
+                secrets_as_files: true,
+                host_ports: false,
+                health_command: true,
+                host_gpus: false,
+                assets: false,
+                jobs: false,
+            },
+        }
+    }
+
+    /// `engine: NAME` for each engine that has `capability`, joined by "or",
+    /// for the help of a file that asks what its engine lacks.
+    pub fn offering(capability: fn(&Capabilities) -> bool) -> String {
+        EngineKind::ALL
+            .iter()
+            .filter(|k| capability(&k.capabilities()))
+            .map(|k| format!("`engine: {}`", k.name()))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    }
+}
+
+/// What an engine can do, as data (see [`EngineKind::capabilities`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// It rolls a version out itself (start-first, health-checked, rolled
+    /// back on failure): berth deploys a version, never starts one on
+    /// probation and renames it.
+    pub rolls_out: bool,
+    /// More than one task per version (`replicas`).
+    pub replicas: bool,
+    /// Versions placed on the nodes of a cluster: class constraints, memory
+    /// reserved, GPUs as the nodes' generic resources.
+    pub placement: bool,
+    /// Its nodes pull built images from a `registry`.
+    pub registry: bool,
+    /// Secrets reach a version as files, never in its definition.
+    pub secrets_as_files: bool,
+    /// A version's port is published on this host's loopback (`publish`).
+    pub host_ports: bool,
+    /// The engine runs a health `command` in each task.
+    pub health_command: bool,
+    /// This host's GPUs, handed out by berth from the NVML inventory.
+    pub host_gpus: bool,
+    /// `assets` mounted from this host's cache.
+    pub assets: bool,
+    /// `job: true` versions, run to completion.
+    pub jobs: bool,
 }
 
 /// Machine classes: enforced container limits.

@@ -1,5 +1,6 @@
 //! What the file's engine decides: `engine`, `registry`, `replicas`, and what
-//! a swarm cannot run yet, each refused at its place, never half-done.
+//! the engine cannot run (its `Capabilities` say), each refused at its place,
+//! never half-done.
 
 use super::validate::{pick, Validator};
 use super::*;
@@ -23,11 +24,12 @@ impl Validator {
         }
         let r = raw.registry.as_ref()?;
         let at = Pos::from(r.referenced);
-        if self.engine != EngineKind::Swarm {
+        if !self.engine.capabilities().registry {
+            let engines = EngineKind::offering(|c| c.registry);
             self.err(
                 at,
-                "`registry` is for `engine: swarm` (one engine builds and runs its own images)",
-                "remove `registry`, or add `engine: swarm`",
+                format!("`registry` is for {engines} (one engine builds and runs its own images)"),
+                format!("remove `registry`, or add {engines}"),
             );
             return None;
         }
@@ -53,11 +55,12 @@ impl Validator {
     pub(super) fn replicas(&mut self, id: &str, s: &RawService, v: &RawVersion) -> u32 {
         match pick(&v.replicas, &s.replicas) {
             None => 1,
-            Some(r) if self.engine != EngineKind::Swarm && r.value != 1 => {
+            Some(r) if !self.engine.capabilities().replicas && r.value != 1 => {
+                let engines = EngineKind::offering(|c| c.replicas);
                 self.err(
                     Pos::from(r.referenced),
-                    format!("{id}: `replicas: {}` needs `engine: swarm`: one engine runs one container per version", r.value),
-                    "remove `replicas`, or add `engine: swarm` at the top and point DOCKER_HOST at a swarm manager",
+                    format!("{id}: `replicas: {}` needs {engines}: one engine runs one container per version", r.value),
+                    format!("remove `replicas`, or add {engines} at the top and point DOCKER_HOST at its manager"),
                 );
                 1
             }
@@ -73,18 +76,17 @@ impl Validator {
         }
     }
 
-    /// On a swarm, what it cannot run yet: secrets must become Swarm secrets
-    /// (never environment in a service spec), keeps volumes pinned to a node;
-    /// and a package's image must be pushed to a `registry` the nodes pull from.
-    pub(super) fn swarm_limits(&mut self, services: &[Service], registry: Option<&str>) {
-        if self.engine != EngineKind::Swarm {
-            return;
-        }
+    /// What the file's engine cannot run, by its capabilities: a cluster's
+    /// nodes pull a package's image from a `registry`; a keep is one volume
+    /// on one node; assets, host ports and jobs need an engine that has them.
+    pub(super) fn engine_limits(&mut self, services: &[Service], registry: Option<&str>) {
+        let caps = self.engine.capabilities();
+        let engine = self.engine.name();
         for v in services.iter().flat_map(|s| &s.versions) {
-            if matches!(v.source, Source::Package(_)) && registry.is_none() {
+            if caps.registry && matches!(v.source, Source::Package(_)) && registry.is_none() {
                 self.err(
                     v.pos,
-                    format!("{}: building from a `package` on `engine: swarm` needs a `registry`", v.id()),
+                    format!("{}: building from a `package` on `engine: {engine}` needs a `registry`", v.id()),
                     "add `registry: HOST:PORT` at the top: berth pushes the image there, so that every node can pull it (scripts/swarm-lab shows one from Debian's docker-registry package)",
                 );
             }
@@ -96,23 +98,30 @@ impl Validator {
                 );
             }
             let unsupported = [
-                (!v.assets.is_empty(), "`assets`", "leave them out for now"),
                 (
-                    v.publish.is_some(),
-                    "`publish`",
-                    "leave it out: on a swarm the gateway reaches the tasks",
+                    !caps.assets && !v.assets.is_empty(),
+                    "`assets`",
+                    "leave them out for now".to_string(),
                 ),
                 (
-                    v.job,
+                    !caps.host_ports && v.publish.is_some(),
+                    "`publish`",
+                    "leave it out: the gateway reaches the tasks".to_string(),
+                ),
+                (
+                    !caps.jobs && v.job,
                     "`job`",
-                    "run jobs on one engine (`engine: docker`) for now",
+                    format!("run jobs on {} for now", EngineKind::offering(|c| c.jobs)),
                 ),
             ];
             for (used, what, help) in unsupported {
                 if used {
                     self.err(
                         v.pos,
-                        format!("{}: {what} is not supported on `engine: swarm` yet", v.id()),
+                        format!(
+                            "{}: {what} is not supported on `engine: {engine}` yet",
+                            v.id()
+                        ),
                         help,
                     );
                 }

@@ -66,10 +66,10 @@ impl Validator {
         }
         if let Some(c) = &h.command {
             let at = Pos::from(c.referenced);
-            if self.engine != EngineKind::Swarm {
+            if !self.engine.capabilities().health_command {
                 self.err(
                     at,
-                    format!("{id}: health `command` is for `engine: swarm`, where Swarm runs it in each task"),
+                    format!("{id}: health `command` is for {}, where the engine runs it in each task", EngineKind::offering(|c| c.health_command)),
                     "on one engine berth asks the service from outside: use `path: /health` or `tcp: true`",
                 );
             } else if c.value.first().is_none_or(|a| a.trim().is_empty()) {

@@ -123,7 +123,7 @@ impl Validator {
             }
         }
         self.paths(&services);
-        self.swarm_limits(&services, registry.as_deref());
+        self.engine_limits(&services, registry.as_deref());
         services.sort_by(|a, b| a.name.cmp(&b.name));
         Spec {
             project: raw.project.value,

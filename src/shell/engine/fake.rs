@@ -10,9 +10,9 @@ use std::sync::Mutex;
 
 use futures_util::stream::BoxStream;
 
-use super::engine::{
+use super::{
     BuildOptions, ContainerEvent, ContainerOwner, ContainerState, Engine, EngineError,
-    EngineVersion, Restarts, Usage,
+    EngineVersion, Fault, Restarts, Usage,
 };
 use crate::core::desired::{DesiredContainer, DesiredNetwork, DesiredVolume, LABEL_PROJECT};
 use crate::core::plan::{Observed, ObservedContainer, ObservedObject, PortBinding};
@@ -47,6 +47,8 @@ struct State {
 pub struct FakeEngine {
     state: Mutex<State>,
     calls: Mutex<Vec<String>>,
+    /// Armed faults: a call prefix and how the call fails.
+    faults: Mutex<Vec<(String, Fault)>>,
 }
 
 impl FakeEngine {
@@ -64,11 +66,31 @@ impl FakeEngine {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn call(&self, what: impl Into<String>) {
+    /// Records a call; an armed fault for it (see [`FakeEngine::fail`])
+    /// fails it, once.
+    fn call(&self, what: impl Into<String>) -> Result<(), EngineError> {
+        let what = what.into();
         self.calls
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(what.into());
+            .push(what.clone());
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        match faults
+            .iter()
+            .position(|(prefix, _)| what.starts_with(prefix.as_str()))
+        {
+            Some(i) => Err(failure(faults.remove(i).1, &what)),
+            None => Ok(()),
+        }
+    }
+
+    /// Arms a fault: the next call that starts with `prefix` (`create_container
+    /// shop-web`, say) fails as `fault` says, once, having changed nothing.
+    pub fn fail(&self, prefix: &str, fault: Fault) {
+        self.faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((prefix.to_string(), fault));
     }
 
     /// Every call so far, `verb object` each, and forgets them.
@@ -90,7 +112,7 @@ impl FakeEngine {
             (false, true) => ("network", "create_network"),
             (false, false) => ("network", "remove_network"),
         };
-        self.call(format!("{verb} {name}"));
+        self.call(format!("{verb} {name}"))?;
         let mut s = self.lock();
         let objects = if volume {
             &mut s.volumes
@@ -125,6 +147,36 @@ impl FakeEngine {
         if let Some(id) = id {
             stop(&mut s, &id);
         }
+    }
+}
+
+/// The error of a call that an armed fault fails, as an engine would say it.
+fn failure(fault: Fault, call: &str) -> EngineError {
+    let (verb, name) = call.split_once(' ').unwrap_or((call, ""));
+    let source = || -> super::error::Cause { format!("fake engine: {verb} failed").into() };
+    match fault {
+        Fault::Unreachable => EngineError::EngineUnreachable {
+            engine: "fake",
+            address: "memory".into(),
+            source: source(),
+        },
+        Fault::Timeout => EngineError::EngineUnanswered {
+            engine: "fake",
+            address: "memory".into(),
+            after: std::time::Duration::from_secs(5),
+        },
+        Fault::Conflict => conflict("container", name),
+        Fault::Absent => EngineError::ObjectNotFound {
+            verb: "change",
+            what: "object",
+            name: name.to_string(),
+        },
+        Fault::Refused => EngineError::ObjectRefused {
+            verb: "change",
+            what: "object",
+            name: name.to_string(),
+            source: source(),
+        },
     }
 }
 
@@ -176,15 +228,19 @@ fn object(name: &str, labels: &BTreeMap<String, String>) -> ObservedObject {
 
 #[async_trait::async_trait]
 impl Engine for FakeEngine {
+    /// It stands in for one Docker engine.
+    fn kind(&self) -> crate::core::spec::EngineKind {
+        crate::core::spec::EngineKind::Docker
+    }
     async fn version(&self) -> Result<EngineVersion, EngineError> {
-        self.call("version");
+        self.call("version")?;
         Ok(EngineVersion {
             version: "fake".into(),
             arch: "amd64".into(),
         })
     }
     async fn observe(&self, project: &str) -> Result<Observed, EngineError> {
-        self.call(format!("observe {project}"));
+        self.call(format!("observe {project}"))?;
         let s = self.lock();
         let ours = |name: &str, labels: &BTreeMap<String, String>| {
             name.starts_with(&format!("{project}-"))
@@ -229,11 +285,11 @@ impl Engine for FakeEngine {
         })
     }
     async fn image_ids(&self) -> Result<BTreeMap<String, String>, EngineError> {
-        self.call("image_ids");
+        self.call("image_ids")?;
         Ok(self.lock().images.clone())
     }
     async fn port_holders(&self) -> Result<BTreeMap<u16, String>, EngineError> {
-        self.call("port_holders");
+        self.call("port_holders")?;
         let s = self.lock();
         Ok(s.containers
             .iter()
@@ -244,20 +300,20 @@ impl Engine for FakeEngine {
         &self,
         project: &str,
     ) -> Result<Vec<(String, Vec<String>)>, EngineError> {
-        self.call(format!("project_images {project}"));
+        self.call(format!("project_images {project}"))?;
         Ok(vec![])
     }
     async fn remove_image(&self, id: &str) -> Result<(), EngineError> {
-        self.call(format!("remove_image {id}"));
+        self.call(format!("remove_image {id}"))?;
         self.lock().images.retain(|_, v| v != id);
         Ok(())
     }
     async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
-        self.call(format!("image_id {reference}"));
+        self.call(format!("image_id {reference}"))?;
         Ok(self.lock().images.get(reference).cloned())
     }
     async fn image_arch(&self, reference: &str) -> Result<Option<String>, EngineError> {
-        self.call(format!("image_arch {reference}"));
+        self.call(format!("image_arch {reference}"))?;
         let known = self.lock().images.contains_key(reference);
         Ok(known.then(|| "amd64".into()))
     }
@@ -265,7 +321,7 @@ impl Engine for FakeEngine {
         &self,
         reference: &str,
     ) -> Result<Option<BTreeMap<String, String>>, EngineError> {
-        self.call(format!("image_labels {reference}"));
+        self.call(format!("image_labels {reference}"))?;
         let known = self.lock().images.contains_key(reference);
         Ok(known.then(BTreeMap::new))
     }
@@ -274,7 +330,7 @@ impl Engine for FakeEngine {
         volume: bool,
         name: &str,
     ) -> Result<Option<BTreeMap<String, String>>, EngineError> {
-        self.call(format!("object_labels {name}"));
+        self.call(format!("object_labels {name}"))?;
         let s = self.lock();
         let objects = if volume { &s.volumes } else { &s.networks };
         Ok(objects.get(name).cloned())
@@ -297,7 +353,7 @@ impl Engine for FakeEngine {
         c: &DesiredContainer,
         _secrets: &BTreeMap<String, String>,
     ) -> Result<String, EngineError> {
-        self.call(format!("create_container {name}"));
+        self.call(format!("create_container {name}"))?;
         let mut s = self.lock();
         if s.containers.iter().any(|x| x.name == name) {
             return Err(conflict("container", name));
@@ -318,7 +374,7 @@ impl Engine for FakeEngine {
         Ok(id)
     }
     async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
-        self.call(format!("start_container {name}"));
+        self.call(format!("start_container {name}"))?;
         let (port, known) = {
             let s = self.lock();
             let c = s.containers.iter().find(|c| c.id == id || c.name == id);
@@ -347,7 +403,7 @@ impl Engine for FakeEngine {
         Ok(())
     }
     async fn set_alias(&self, name: &str, alias: &str, present: bool) -> Result<bool, EngineError> {
-        self.call(format!("set_alias {name} {alias} {present}"));
+        self.call(format!("set_alias {name} {alias} {present}"))?;
         let mut s = self.lock();
         let Some(c) = s.containers.iter_mut().find(|c| c.name == name) else {
             return Ok(false);
@@ -363,12 +419,12 @@ impl Engine for FakeEngine {
         Ok(true)
     }
     async fn stop_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
-        self.call(format!("stop_container {name}"));
+        self.call(format!("stop_container {name}"))?;
         stop(&mut self.lock(), id);
         Ok(())
     }
     async fn restart_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
-        self.call(format!("restart_container {name}"));
+        self.call(format!("restart_container {name}"))?;
         stop(&mut self.lock(), id);
         self.start_container(id, name).await
     }
@@ -378,7 +434,7 @@ impl Engine for FakeEngine {
         name: &str,
         new_name: &str,
     ) -> Result<(), EngineError> {
-        self.call(format!("rename_container {name} {new_name}"));
+        self.call(format!("rename_container {name} {new_name}"))?;
         let mut s = self.lock();
         if s.containers
             .iter()
@@ -392,7 +448,7 @@ impl Engine for FakeEngine {
         Ok(())
     }
     async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
-        self.call(format!("remove_container {name}"));
+        self.call(format!("remove_container {name}"))?;
         let mut s = self.lock();
         stop(&mut s, id);
         s.containers.retain(|c| c.id != id);
@@ -406,7 +462,7 @@ impl Engine for FakeEngine {
         from: &str,
         to: &str,
     ) -> Result<(), EngineError> {
-        self.call(format!("copy_volume {name} {from} {to}"));
+        self.call(format!("copy_volume {name} {from} {to}"))?;
         Ok(())
     }
     async fn container_state(
@@ -414,7 +470,7 @@ impl Engine for FakeEngine {
         id: &str,
         _private: u16,
     ) -> Result<Option<ContainerState>, EngineError> {
-        self.call(format!("container_state {id}"));
+        self.call(format!("container_state {id}"))?;
         let s = self.lock();
         Ok(s.containers
             .iter()
@@ -426,7 +482,7 @@ impl Engine for FakeEngine {
             }))
     }
     async fn published_port(&self, id: &str) -> Result<Option<u16>, EngineError> {
-        self.call(format!("published_port {id}"));
+        self.call(format!("published_port {id}"))?;
         let s = self.lock();
         Ok(s.containers
             .iter()
@@ -434,7 +490,7 @@ impl Engine for FakeEngine {
             .and_then(|c| c.host_port))
     }
     async fn container_owner(&self, id: &str) -> Result<Option<ContainerOwner>, EngineError> {
-        self.call(format!("container_owner {id}"));
+        self.call(format!("container_owner {id}"))?;
         let s = self.lock();
         Ok(s.containers
             .iter()
@@ -445,7 +501,7 @@ impl Engine for FakeEngine {
             }))
     }
     async fn restarts(&self, id: &str) -> Result<Option<Restarts>, EngineError> {
-        self.call(format!("restarts {id}"));
+        self.call(format!("restarts {id}"))?;
         let s = self.lock();
         Ok(s.containers
             .iter()
@@ -453,7 +509,7 @@ impl Engine for FakeEngine {
             .map(|_| Restarts::default()))
     }
     async fn usage(&self, id: &str) -> Result<Option<Usage>, EngineError> {
-        self.call(format!("usage {id}"));
+        self.call(format!("usage {id}"))?;
         Ok(None)
     }
     fn logs(
@@ -462,15 +518,19 @@ impl Engine for FakeEngine {
         _follow: bool,
         _tail: Option<usize>,
     ) -> BoxStream<'static, Result<String, EngineError>> {
-        self.call(format!("logs {id}"));
-        Box::pin(futures_util::stream::empty())
+        match self.call(format!("logs {id}")) {
+            Ok(()) => Box::pin(futures_util::stream::empty()),
+            Err(e) => Box::pin(futures_util::stream::iter([Err(e)])),
+        }
     }
     fn container_events(
         &self,
         project: &str,
     ) -> BoxStream<'static, Result<ContainerEvent, EngineError>> {
-        self.call(format!("container_events {project}"));
-        Box::pin(futures_util::stream::pending())
+        match self.call(format!("container_events {project}")) {
+            Ok(()) => Box::pin(futures_util::stream::pending()),
+            Err(e) => Box::pin(futures_util::stream::iter([Err(e)])),
+        }
     }
     async fn build_image(
         &self,
@@ -479,7 +539,7 @@ impl Engine for FakeEngine {
         _options: BuildOptions,
         _on_line: &mut (dyn for<'l> FnMut(&'l str) + Send),
     ) -> Result<String, EngineError> {
-        self.call(format!("build_image {tag}"));
+        self.call(format!("build_image {tag}"))?;
         Err(EngineError::ImageBuild {
             tag: tag.to_string(),
             message: "the fake engine builds nothing".into(),
@@ -490,14 +550,14 @@ impl Engine for FakeEngine {
         reference: &str,
         _dir: &str,
     ) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
-        self.call(format!("image_files {reference}"));
+        self.call(format!("image_files {reference}"))?;
         Ok(vec![])
     }
     async fn image_parts(
         &self,
         reference: &str,
     ) -> Result<Option<crate::core::assemble::Parent>, EngineError> {
-        self.call(format!("image_parts {reference}"));
+        self.call(format!("image_parts {reference}"))?;
         Ok(None)
     }
     async fn load_image(
@@ -505,7 +565,7 @@ impl Engine for FakeEngine {
         tag: &str,
         _tarball: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
     ) -> Result<(), EngineError> {
-        self.call(format!("load_image {tag}"));
+        self.call(format!("load_image {tag}"))?;
         Ok(())
     }
     async fn import_rootfs(
@@ -515,7 +575,7 @@ impl Engine for FakeEngine {
         _changes: Vec<String>,
         _tarball: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
     ) -> Result<(), EngineError> {
-        self.call(format!("import_rootfs {repo}:{tag}"));
+        self.call(format!("import_rootfs {repo}:{tag}"))?;
         Ok(())
     }
 }

@@ -18,10 +18,7 @@ pub(super) async fn port_holders(d: &Docker) -> Result<BTreeMap<u16, String>, En
         .await?
         .list_containers(Some(ListContainersOptionsBuilder::default().build()))
         .await
-        .map_err(|source| EngineError::ObjectList {
-            what: "containers",
-            source,
-        })?;
+        .map_err(|source| list_error("containers")(source))?;
     let mut held = BTreeMap::new();
     for c in containers {
         let name = c
@@ -58,10 +55,7 @@ pub(super) async fn list_with(
             ..Default::default()
         }))
         .await
-        .map_err(|source| EngineError::ObjectList {
-            what: "images",
-            source,
-        })
+        .map_err(|source| list_error("images")(source))
 }
 
 pub(super) async fn project_images(
@@ -81,10 +75,7 @@ pub(super) async fn remove_image(d: &Docker, id: &str) -> Result<(), EngineError
         .force(true)
         .build();
     match d.client().await?.remove_image(id, Some(opts), None).await {
-        Err(e) if !is_not_found(&e) => Err(EngineError::ImageRemove {
-            name: id.into(),
-            source: e,
-        }),
+        Err(e) if !is_not_found(&e) => Err(object_error("remove", "image", id, e)),
         _ => Ok(()),
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use futures_util::StreamExt;
 
-use super::client::{is_not_found, EngineError};
+use super::client::{is_not_found, object_error, EngineError};
 use super::convert;
 use crate::shell::engine::Engine;
 
@@ -18,10 +18,13 @@ pub(super) async fn labels(
     volume: bool,
     name: &str,
 ) -> Result<Option<BTreeMap<String, String>>, EngineError> {
-    let inspect = |source| EngineError::ObjectInspect {
-        what: if volume { "volume" } else { "network" },
-        name: name.into(),
-        source,
+    let inspect = |source| {
+        object_error(
+            "inspect",
+            if volume { "volume" } else { "network" },
+            name,
+            source,
+        )
     };
     let labels = if volume {
         match client.inspect_volume(name).await {
@@ -109,13 +112,7 @@ pub(super) async fn set_alias(
     let inspected = match client.inspect_container(name, None).await {
         Ok(c) => c,
         Err(e) if is_not_found(&e) => return Ok(false),
-        Err(source) => {
-            return Err(EngineError::ObjectInspect {
-                what: "container",
-                name: name.into(),
-                source,
-            })
-        }
+        Err(source) => return Err(object_error("inspect", "container", name, source)),
     };
     let attached = inspected
         .network_settings
@@ -128,11 +125,7 @@ pub(super) async fn set_alias(
         .and_then(|t| serde_json::from_str::<crate::core::hash::ContainerConfig>(&t).ok())
         .map(|c| c.networks.into_keys().collect())
         .unwrap_or_else(|| attached.keys().cloned().collect());
-    let change = |source| EngineError::ContainerChange {
-        verb: "move the network name of",
-        name: name.into(),
-        source,
-    };
+    let change = |source| object_error("move the network name of", "container", name, source);
     let mut changed = false;
     for net in recorded {
         let now = attached.get(&net);

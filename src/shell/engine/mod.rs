@@ -1,5 +1,5 @@
 //! The seam between the converge path and a container engine: what berth needs
-//! of one, as a trait. Single-host Docker ([`super::docker::Docker`]) is the first
+//! of one, as a trait. Single-host Docker ([`docker::Docker`]) is the first
 //! implementation; a Swarm one sits beside it. The converge path, the commands and
 //! the daemon hold a [`SharedEngine`] and never name an implementation.
 //!
@@ -15,7 +15,11 @@ use futures_util::stream::BoxStream;
 use crate::core::desired::{DesiredContainer, DesiredNetwork, DesiredVolume};
 use crate::core::plan::Observed;
 
-pub use super::docker::EngineError;
+pub mod docker;
+pub mod error;
+pub mod fake;
+
+pub use error::{EngineError, Fault};
 
 /// A container's name and labels, as the engine says now.
 #[derive(Debug, Clone, Default)]
@@ -127,7 +131,7 @@ pub async fn for_kind(
     use crate::core::spec::EngineKind;
     match kind {
         EngineKind::Docker => Ok(host(settings)),
-        EngineKind::Swarm => super::docker::Swarm::shared(settings).await,
+        EngineKind::Swarm => docker::Swarm::shared(settings).await,
     }
 }
 
@@ -135,20 +139,19 @@ pub async fn for_kind(
 /// first needed: for what has no file to name an engine, and for the
 /// long-running commands, which listen before the engine answers.
 pub fn host(settings: &super::settings::Settings) -> SharedEngine {
-    super::docker::Docker::shared_lazy(settings)
+    docker::Docker::shared_lazy(settings)
 }
 
 #[async_trait::async_trait]
 pub trait Engine: Send + Sync {
     /// Which engine of a file's `engine:` this is.
-    fn kind(&self) -> crate::core::spec::EngineKind {
-        crate::core::spec::EngineKind::Docker
-    }
-    /// Whether the engine rolls changes out itself (Swarm): then a version is
-    /// created or replaced by [`Engine::deploy`], not started on probation and
-    /// renamed by berth.
-    fn orchestrates(&self) -> bool {
-        false
+    fn kind(&self) -> crate::core::spec::EngineKind;
+    /// What the engine can do, as data: the converge path asks these, never
+    /// which engine it is. An engine that `rolls_out` creates and replaces a
+    /// version by [`Engine::deploy`]; berth never starts one on probation and
+    /// renames it there.
+    fn capabilities(&self) -> crate::core::spec::Capabilities {
+        self.kind().capabilities()
     }
     /// Orchestrating engines: creates (`existing` None) or updates the version
     /// `name` to `c`, waits for the rollout to end and returns its ID; an error
@@ -160,7 +163,8 @@ pub trait Engine: Send + Sync {
         _c: &DesiredContainer,
         _secrets: &BTreeMap<String, String>,
     ) -> Result<String, EngineError> {
-        Err(EngineError::SwarmUnsupported {
+        Err(EngineError::EngineUnsupported {
+            engine: self.kind().name(),
             what: "deploy (the engine is not an orchestrator)",
         })
     }

@@ -3,15 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use crate::shell::docker::convert::btreemap;
-use crate::shell::docker::{Docker, EngineError, NodeInfo};
+use crate::shell::engine::docker::client::list_error;
+use crate::shell::engine::docker::convert::btreemap;
+use crate::shell::engine::docker::{Docker, EngineError, NodeInfo};
 
 /// The swarm's nodes, when `d` is a manager.
-pub(in crate::shell::docker) async fn nodes(
+pub(in crate::shell::engine::docker) async fn nodes(
     d: &Docker,
 ) -> Result<Option<Vec<NodeInfo>>, EngineError> {
     let client = d.client().await?;
-    let info = client.info().await.map_err(EngineError::EngineConnect)?;
+    let info = client.info().await.map_err(|e| d.unreachable(e))?;
     let swarm = info.swarm.unwrap_or_default();
     if !swarm.control_available.unwrap_or(false) {
         return Ok(None);
@@ -20,10 +21,7 @@ pub(in crate::shell::docker) async fn nodes(
     let nodes = client
         .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
         .await
-        .map_err(|source| EngineError::ObjectList {
-            what: "nodes",
-            source,
-        })?;
+        .map_err(list_error("nodes"))?;
     let word = |v: Option<String>| v.unwrap_or_default();
     let text = |v: serde_json::Result<serde_json::Value>| {
         v.ok()
@@ -73,7 +71,7 @@ pub(in crate::shell::docker) async fn nodes(
 
 /// Asks the engine to look up an image that does not exist in `registry`: a
 /// registry that answers says "not found", one that cannot be reached says why.
-pub(in crate::shell::docker) async fn registry_reachable(
+pub(in crate::shell::engine::docker) async fn registry_reachable(
     d: &Docker,
     registry: &str,
 ) -> Result<Result<(), String>, EngineError> {

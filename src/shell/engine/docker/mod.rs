@@ -15,7 +15,7 @@ pub mod swarm;
 
 pub use swarm::Swarm;
 
-use client::{is_not_found, is_not_modified};
+use client::{is_not_found, is_not_modified, list_error, object_error};
 pub use client::{Docker, EngineError};
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,7 +31,7 @@ use bollard::query_parameters::{
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
-pub use super::engine::{
+pub use super::{
     BuildOptions, ContainerEvent, ContainerOwner, ContainerState, Engine, EngineVersion, NodeInfo,
     Restarts, Run, SharedEngine, Usage,
 };
@@ -70,7 +70,7 @@ impl Docker {
                     .build()
             )),
         );
-        let list = |what| move |source| EngineError::ObjectList { what, source };
+        let list = list_error;
         Ok(convert::observed(
             project,
             containers.map_err(list("containers"))?,
@@ -112,12 +112,9 @@ impl Docker {
                     };
                     chunks
                         .map(move |chunk| {
-                            chunk
-                                .map(|c| c.to_string())
-                                .map_err(|source| EngineError::LogsRead {
-                                    name: owned.clone(),
-                                    source,
-                                })
+                            chunk.map(|c| c.to_string()).map_err(|source| {
+                                object_error("read logs of", "container", owned.clone(), source)
+                            })
                         })
                         .boxed()
                 }
@@ -150,10 +147,7 @@ impl Docker {
                         .events(Some(opts.clone()))
                         .filter_map(move |e| {
                             std::future::ready(match e {
-                                Err(source) => Some(Err(EngineError::ObjectList {
-                                    what: "events",
-                                    source,
-                                })),
+                                Err(source) => Some(Err(list_error("events")(source))),
                                 Ok(e) => keep(&e).map(Ok),
                             })
                         })
@@ -170,6 +164,9 @@ impl Docker {
 
 #[async_trait::async_trait]
 impl Engine for Docker {
+    fn kind(&self) -> crate::core::spec::EngineKind {
+        crate::core::spec::EngineKind::Docker
+    }
     async fn nodes(&self) -> Result<Option<Vec<NodeInfo>>, EngineError> {
         swarm::nodes(self).await
     }
@@ -184,7 +181,7 @@ impl Engine for Docker {
             .await?
             .version()
             .await
-            .map_err(EngineError::EngineConnect)?;
+            .map_err(|e| self.unreachable(e))?;
         Ok(EngineVersion {
             version: v.version.unwrap_or_default(),
             arch: v.arch.unwrap_or_default(),
@@ -253,18 +250,12 @@ impl Engine for Docker {
             .create_network(convert::network_request(n))
             .await
             .map(|_| ())
-            .map_err(|source| EngineError::NetworkCreate {
-                name: n.name.clone(),
-                source,
-            })
+            .map_err(|source| object_error("create", "network", n.name.clone(), source))
     }
 
     async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
         match self.client().await?.remove_network(name).await {
-            Err(e) if !is_not_found(&e) => Err(EngineError::NetworkRemove {
-                name: name.into(),
-                source: e,
-            }),
+            Err(e) if !is_not_found(&e) => Err(object_error("remove", "network", name, e)),
             _ => Ok(()),
         }
     }
@@ -283,10 +274,7 @@ impl Engine for Docker {
             .create_volume(convert::volume_request(v))
             .await
             .map(|_| ())
-            .map_err(|source| EngineError::VolumeCreate {
-                name: v.name.clone(),
-                source,
-            })
+            .map_err(|source| object_error("create", "volume", v.name.clone(), source))
     }
 
     async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
@@ -296,10 +284,7 @@ impl Engine for Docker {
             .remove_volume(name, None::<RemoveVolumeOptions>)
             .await
         {
-            Err(e) if !is_not_found(&e) => Err(EngineError::VolumeRemove {
-                name: name.into(),
-                source: e,
-            }),
+            Err(e) if !is_not_found(&e) => Err(object_error("remove", "volume", name, e)),
             _ => Ok(()),
         }
     }
@@ -310,10 +295,7 @@ impl Engine for Docker {
         c: &DesiredContainer,
         secrets: &BTreeMap<String, String>,
     ) -> Result<String, EngineError> {
-        let err = |source| EngineError::ContainerCreate {
-            name: name.to_string(),
-            source,
-        };
+        let err = |source| object_error("create", "container", name, source);
         let host_port = match c.config.publish {
             Some(_) => None,
             None => ports::pick(ports::is_local(self.address()), c.host_port),
@@ -346,11 +328,7 @@ impl Engine for Docker {
 
     async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
         match self.client().await?.start_container(id, None).await {
-            Err(e) if !is_not_modified(&e) => Err(EngineError::ContainerChange {
-                verb: "start",
-                name: name.into(),
-                source: e,
-            }),
+            Err(e) if !is_not_modified(&e) => Err(object_error("start", "container", name, e)),
             _ => Ok(()),
         }
     }
@@ -363,11 +341,7 @@ impl Engine for Docker {
             .await?
             .restart_container(id, Some(opts))
             .await
-            .map_err(|e| EngineError::ContainerChange {
-                verb: "restart",
-                name: name.into(),
-                source: e,
-            })
+            .map_err(|e| object_error("restart", "container", name, e))
     }
     async fn stop_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
         let opts = StopContainerOptionsBuilder::default()
@@ -375,11 +349,7 @@ impl Engine for Docker {
             .build();
         match self.client().await?.stop_container(id, Some(opts)).await {
             Err(e) if !is_not_modified(&e) && !is_not_found(&e) => {
-                Err(EngineError::ContainerChange {
-                    verb: "stop",
-                    name: name.into(),
-                    source: e,
-                })
+                Err(object_error("stop", "container", name, e))
             }
             _ => Ok(()),
         }
@@ -398,21 +368,13 @@ impl Engine for Docker {
             .await?
             .rename_container(id, opts)
             .await
-            .map_err(|source| EngineError::ContainerChange {
-                verb: "rename",
-                name: name.into(),
-                source,
-            })
+            .map_err(|source| object_error("rename", "container", name, source))
     }
 
     async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
         let opts = RemoveContainerOptionsBuilder::default().force(true).build();
         match self.client().await?.remove_container(id, Some(opts)).await {
-            Err(e) if !is_not_found(&e) => Err(EngineError::ContainerChange {
-                verb: "remove",
-                name: name.into(),
-                source: e,
-            }),
+            Err(e) if !is_not_found(&e) => Err(object_error("remove", "container", name, e)),
             _ => Ok(()),
         }
     }
@@ -515,11 +477,7 @@ impl Engine for Docker {
         match self.client().await?.stats(id, Some(opts)).next().await {
             None => Ok(None),
             Some(Err(e)) if is_not_found(&e) => Ok(None),
-            Some(Err(source)) => Err(EngineError::ObjectInspect {
-                what: "container stats of",
-                name: id.into(),
-                source,
-            }),
+            Some(Err(source)) => Err(object_error("inspect", "container stats of", id, source)),
             Some(Ok(s)) => Ok(convert::usage(&s)),
         }
     }

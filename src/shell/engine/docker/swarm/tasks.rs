@@ -9,7 +9,8 @@ use bollard::query_parameters::{
 };
 
 use crate::core::observed::PortBinding;
-use crate::shell::docker::{ContainerEvent, Docker, EngineError};
+use crate::shell::engine::docker::client::list_error;
+use crate::shell::engine::docker::{ContainerEvent, Docker, EngineError};
 
 /// Where a service's tasks run.
 #[derive(Debug, Default)]
@@ -35,10 +36,7 @@ pub(super) async fn tasks(
             ListTasksOptionsBuilder::default().filters(&filters).build(),
         ))
         .await
-        .map_err(|source| EngineError::ObjectList {
-            what: "tasks",
-            source,
-        })
+        .map_err(|source| list_error("tasks")(source))
 }
 
 /// The services whose `key` (`id`, `name`: a prefix) matches, with their
@@ -58,17 +56,14 @@ pub(super) async fn services(
                 .build(),
         ))
         .await
-        .map_err(|source| EngineError::ObjectList {
-            what: "services",
-            source,
-        })
+        .map_err(|source| list_error("services")(source))
 }
 
 /// Service ID -> where its running tasks are, in two calls whatever the
 /// number of services.
 pub(super) async fn placed(d: &Docker) -> Result<HashMap<String, Placed>, EngineError> {
     let client = d.client().await?;
-    let list = |what: &'static str| move |source| EngineError::ObjectList { what, source };
+    let list = |what: &'static str| move |source| list_error(what)(source);
     let nodes: BTreeMap<String, (String, String)> = client
         .list_nodes(None::<ListNodesOptions>)
         .await

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use bollard::models::{SecretSpec, TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets};
 use bollard::query_parameters::ListSecretsOptionsBuilder;
 
-use super::super::client::is_not_found;
+use super::super::client::{is_not_found, list_error, object_error};
 use super::super::{Docker, EngineError};
 use crate::core::desired::{DesiredContainer, LABEL_PROJECT};
 
@@ -77,13 +77,7 @@ pub(super) async fn ensure(
                     })?
                     .id
             }
-            Err(source) => {
-                return Err(EngineError::ObjectInspect {
-                    what: "secret",
-                    name: swarm_name,
-                    source,
-                })
-            }
+            Err(source) => return Err(object_error("inspect", "secret", swarm_name, source)),
         };
         refs.push(TaskSpecContainerSpecSecrets {
             file: Some(TaskSpecContainerSpecFile {
@@ -112,20 +106,14 @@ pub(super) async fn prune(d: &Docker, project: &str) -> Result<(), EngineError> 
                 .build(),
         ))
         .await
-        .map_err(|source| EngineError::ObjectList {
-            what: "secrets",
-            source,
-        })?;
+        .map_err(|source| list_error("secrets")(source))?;
     if secrets.is_empty() {
         return Ok(());
     }
     let services = client
         .list_services(None::<bollard::query_parameters::ListServicesOptions>)
         .await
-        .map_err(|source| EngineError::ObjectList {
-            what: "services",
-            source,
-        })?;
+        .map_err(|source| list_error("services")(source))?;
     let used: HashSet<String> = services
         .into_iter()
         .filter_map(|s| s.spec?.task_template?.container_spec?.secrets)

@@ -22,7 +22,7 @@ pub(super) use nodes::{nodes, registry_reachable};
 use spec::known_name;
 pub use spec::{service_name, service_spec};
 
-use super::client::is_not_found;
+use super::client::{is_not_found, object_error};
 use super::convert::btreemap;
 use super::{
     BuildOptions, ContainerEvent, ContainerOwner, ContainerState, Docker, Engine, EngineError,
@@ -40,6 +40,14 @@ const STUCK_AFTER: Duration = Duration::from_secs(20);
 /// The longest berth waits for a rollout to end.
 const ROLLOUT_LIMIT: Duration = Duration::from_secs(300);
 
+/// What this engine cannot do yet, as the engine-neutral error.
+fn unsupported(what: &'static str) -> EngineError {
+    EngineError::EngineUnsupported {
+        engine: "swarm",
+        what,
+    }
+}
+
 pub struct Swarm {
     docker: Docker,
     address: String,
@@ -54,14 +62,16 @@ impl Swarm {
             .await?
             .info()
             .await
-            .map_err(EngineError::EngineConnect)?;
+            .map_err(|e| docker.unreachable(e))?;
         let manager = info
             .swarm
             .and_then(|s| s.control_available)
             .unwrap_or(false);
         if !manager {
-            return Err(EngineError::SwarmMissing {
+            return Err(EngineError::EngineMismatch {
                 address: settings.engine_address.clone(),
+                wanted: "swarm manager",
+                help: "point DOCKER_HOST at a manager of the swarm (`docker node ls` answers there), or remove `engine: swarm` from the file",
             });
         }
         Ok(std::sync::Arc::new(Swarm {
@@ -87,11 +97,7 @@ impl Swarm {
             .update_service(id, spec, opts, None)
             .await
             .map(|_| ())
-            .map_err(|source| EngineError::ServiceChange {
-                verb: "update",
-                name: name.into(),
-                source,
-            })
+            .map_err(|source| object_error("update", "service", name, source))
     }
 
     async fn service(&self, id: &str) -> Result<Option<bollard::models::Service>, EngineError> {
@@ -104,11 +110,7 @@ impl Swarm {
         {
             Ok(s) => Ok(Some(s)),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(source) => Err(EngineError::ObjectInspect {
-                what: "service",
-                name: id.into(),
-                source,
-            }),
+            Err(source) => Err(object_error("inspect", "service", id, source)),
         }
     }
 
@@ -118,7 +120,7 @@ impl Swarm {
         let started = tokio::time::Instant::now();
         let deadline = started + ROLLOUT_LIMIT;
         let mut steady: Option<tokio::time::Instant> = None;
-        let fail = |message: String| EngineError::ServiceRollout {
+        let fail = |message: String| EngineError::VersionRollout {
             name: name.to_string(),
             message,
         };
@@ -225,9 +227,6 @@ impl Engine for Swarm {
     fn kind(&self) -> crate::core::spec::EngineKind {
         crate::core::spec::EngineKind::Swarm
     }
-    fn orchestrates(&self) -> bool {
-        true
-    }
 
     async fn deploy(
         &self,
@@ -243,11 +242,7 @@ impl Engine for Swarm {
             None => client
                 .create_service(spec, None)
                 .await
-                .map_err(|source| EngineError::ServiceChange {
-                    verb: "create",
-                    name: name.into(),
-                    source,
-                })?
+                .map_err(|source| object_error("create", "service", name, source))?
                 .id
                 .unwrap_or_default(),
             Some(id) => {
@@ -262,7 +257,7 @@ impl Engine for Swarm {
             }
         };
         let rollout = self
-            .await_rollout(&id, name, c.config.replicas as u64)
+            .await_rollout(&id, name, c.config.placement.replicas as u64)
             .await;
         // Whichever spec runs now (the new, or the old after a rollback),
         // the secrets no service names go.
@@ -370,10 +365,7 @@ impl Engine for Swarm {
             .create_network(req)
             .await
             .map(|_| ())
-            .map_err(|source| EngineError::NetworkCreate {
-                name: n.name.clone(),
-                source,
-            })
+            .map_err(|source| object_error("create", "network", n.name.clone(), source))
     }
     /// The tasks of removed services leave their networks a moment later, and
     /// until then the network stays: asked again until it is gone (30 s at most).
@@ -391,13 +383,7 @@ impl Engine for Swarm {
             {
                 Ok(_) => true,
                 Err(e) if is_not_found(&e) => false,
-                Err(source) => {
-                    return Err(EngineError::ObjectInspect {
-                        what: "network",
-                        name: name.into(),
-                        source,
-                    })
-                }
+                Err(source) => return Err(object_error("inspect", "network", name, source)),
             };
             if !still {
                 return Ok(());
@@ -440,17 +426,13 @@ impl Engine for Swarm {
         Ok(())
     }
     async fn stop_container(&self, _id: &str, _name: &str) -> Result<(), EngineError> {
-        Err(EngineError::SwarmUnsupported {
-            what: "stopping a service",
-        })
+        Err(unsupported("stopping a service"))
     }
     async fn restart_container(&self, _id: &str, name: &str) -> Result<(), EngineError> {
         rolling::restart(self, name).await
     }
     async fn rename_container(&self, _: &str, _: &str, _: &str) -> Result<(), EngineError> {
-        Err(EngineError::SwarmUnsupported {
-            what: "renaming a service",
-        })
+        Err(unsupported("renaming a service"))
     }
     /// The service, then the secrets no service of the project names any more.
     async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
@@ -459,13 +441,7 @@ impl Engine for Swarm {
             .await?
             .and_then(|s| s.spec?.labels?.remove(crate::core::desired::LABEL_PROJECT));
         match self.docker.client().await?.delete_service(id).await {
-            Err(e) if !is_not_found(&e) => {
-                return Err(EngineError::ServiceChange {
-                    verb: "remove",
-                    name: name.into(),
-                    source: e,
-                })
-            }
+            Err(e) if !is_not_found(&e) => return Err(object_error("remove", "service", name, e)),
             _ => {}
         }
         match project {
@@ -481,7 +457,7 @@ impl Engine for Swarm {
         _: &str,
         _: &str,
     ) -> Result<(), EngineError> {
-        Err(EngineError::SwarmUnsupported { what: "keeps" })
+        Err(unsupported("keeps"))
     }
 
     async fn container_state(

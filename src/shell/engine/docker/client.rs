@@ -1,4 +1,4 @@
-//! The engine's errors, and the connection to it: a bollard client made on
+//! Docker's errors as the engine's, and the connection to it: a bollard client made on
 //! first use within the engine timeout, so a hung engine is a named error and
 //! a daemon can listen before its engine answers.
 
@@ -7,88 +7,43 @@ use bollard::errors::Error as BollardError;
 use super::SharedEngine;
 use crate::shell::settings::Settings;
 
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("cannot copy volume {from} to {to}: {why}\n  help: the data stays in {from}; fix the cause and apply again")]
-    VolumeCopy {
-        from: String,
-        to: String,
-        why: String,
-    },
-    #[error("cannot reach the Docker engine: {0}\n  help: start the Docker engine, or point DOCKER_HOST at it; `berth doctor` checks the set-up")]
-    EngineConnect(#[source] BollardError),
-    #[error("cannot reach the Docker engine at {address}: {source}\n  help: start the Docker engine, or point DOCKER_HOST at it; `berth doctor` checks the set-up")]
-    EngineReach {
-        address: String,
-        source: BollardError,
-    },
-    #[error("the Docker engine at {address} did not answer within {}\n  help: check that it runs and answers (`docker info`); a slow one may be given longer with BERTH_ENGINE_TIMEOUT=30s", humantime::format_duration(*after))]
-    EngineUnanswered {
-        address: String,
-        after: std::time::Duration,
-    },
-    #[error("cannot list {what} on the engine: {source}")]
-    ObjectList {
-        what: &'static str,
-        source: BollardError,
-    },
-    #[error("cannot inspect {what} {name}: {source}")]
-    ObjectInspect {
-        what: &'static str,
-        name: String,
-        source: BollardError,
-    },
-    #[error("cannot create network {name}: {source}")]
-    NetworkCreate { name: String, source: BollardError },
-    #[error("cannot remove network {name}: {source}")]
-    NetworkRemove { name: String, source: BollardError },
-    #[error("cannot remove image {name}: {source}")]
-    ImageRemove { name: String, source: BollardError },
-    #[error("cannot create volume {name}: {source}")]
-    VolumeCreate { name: String, source: BollardError },
-    #[error("cannot remove volume {name}: {source}")]
-    VolumeRemove { name: String, source: BollardError },
-    #[error("cannot create container {name}: {source}")]
-    ContainerCreate { name: String, source: BollardError },
-    #[error("cannot {verb} container {name}: {source}")]
-    ContainerChange {
-        verb: &'static str,
-        name: String,
-        source: BollardError,
-    },
-    #[error("cannot read logs of {name}: {source}")]
-    LogsRead { name: String, source: BollardError },
-    #[error("cannot build image {tag}: {message}")]
-    ImageBuild { tag: String, message: String },
-    #[error("cannot read {dir} of image {reference}: {message}")]
-    ImageRead {
-        reference: String,
-        dir: String,
-        message: String,
-    },
-    #[error("cannot load image {tag}: {message}")]
-    ImageLoad { tag: String, message: String },
-    #[error("cannot send the build context of {tag}: {message}\n  help: make the plan again; if a package keeps changing, stop what writes to it")]
-    ContextSend { tag: String, message: String },
-    #[error("the engine at {address} is not a swarm manager\n  help: point DOCKER_HOST at a manager of the swarm (`docker node ls` answers there), or remove `engine: swarm` from the file")]
-    SwarmMissing { address: String },
-    #[error("cannot {verb} service {name}: {source}")]
-    ServiceChange {
-        verb: &'static str,
-        name: String,
-        source: BollardError,
-    },
-    #[error("{name}: {message}")]
-    ServiceRollout { name: String, message: String },
-    #[error("cannot push image {tag} to its registry: {message}\n  help: check that the registry answers the manager (`berth doctor`), and that the manager trusts it (`insecure-registries` for a plain-HTTP one)")]
-    ImagePush { tag: String, message: String },
-    #[error("cannot create Swarm secret {name}: {message}")]
-    SecretCreate { name: String, message: String },
-    #[error("{what} is not available on engine: swarm yet")]
-    SwarmUnsupported { what: &'static str },
-    /// Engine-neutral: another object holds the name.
-    #[error("a {what} named {name} exists already")]
-    ObjectConflict { what: &'static str, name: String },
+pub use crate::shell::engine::error::EngineError;
+
+/// The engine's name in berth's words about it.
+pub(super) const ENGINE: &str = "Docker";
+
+/// A failed call on one object, in engine-neutral terms: a 404 is absent, a
+/// 409 a name held already, anything else a refusal with bollard's words as
+/// the source.
+pub(super) fn object_error(
+    verb: &'static str,
+    what: &'static str,
+    name: impl AsRef<str>,
+    e: BollardError,
+) -> EngineError {
+    let name = name.as_ref().to_string();
+    match &e {
+        BollardError::DockerResponseServerError {
+            status_code: 404, ..
+        } => EngineError::ObjectNotFound { verb, what, name },
+        BollardError::DockerResponseServerError {
+            status_code: 409, ..
+        } if verb == "create" => EngineError::ObjectConflict { what, name },
+        _ => EngineError::ObjectRefused {
+            verb,
+            what,
+            name,
+            source: Box::new(e),
+        },
+    }
+}
+
+/// A failed list call.
+pub(super) fn list_error(what: &'static str) -> impl Fn(BollardError) -> EngineError {
+    move |e| EngineError::ObjectList {
+        what,
+        source: Box::new(e),
+    }
 }
 
 pub(super) fn is_not_found(e: &BollardError) -> bool {
@@ -215,17 +170,26 @@ impl Docker {
                 let _ = self.client.set(client);
                 Ok(done)
             }
-            Err(EngineError::ObjectList { source, .. }) if is_unreachable(&source) => {
-                Err(self.unreachable(source))
+            Err(EngineError::ObjectList { source, .. })
+                if source
+                    .downcast_ref::<BollardError>()
+                    .is_some_and(is_unreachable) =>
+            {
+                Err(EngineError::EngineUnreachable {
+                    engine: ENGINE,
+                    address: self.address.clone(),
+                    source,
+                })
             }
             Err(e) => Err(e),
         }
     }
 
-    fn unreachable(&self, source: BollardError) -> EngineError {
-        EngineError::EngineReach {
+    pub(super) fn unreachable(&self, source: BollardError) -> EngineError {
+        EngineError::EngineUnreachable {
+            engine: ENGINE,
             address: self.address.clone(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -239,6 +203,7 @@ impl Docker {
             .await
             .unwrap_or_else(|_| {
                 Err(EngineError::EngineUnanswered {
+                    engine: ENGINE,
                     address: self.address.clone(),
                     after: self.timeout,
                 })
@@ -253,11 +218,7 @@ impl Docker {
         match self.client().await?.inspect_container(id, None).await {
             Ok(c) => Ok(Some(c)),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(source) => Err(EngineError::ObjectInspect {
-                what: "container",
-                name: id.into(),
-                source,
-            }),
+            Err(e) => Err(object_error("inspect", "container", id, e)),
         }
     }
 
@@ -269,11 +230,69 @@ impl Docker {
         match self.client().await?.inspect_image(reference).await {
             Ok(img) => Ok(Some(img)),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(source) => Err(EngineError::ObjectInspect {
-                what: "image",
-                name: reference.into(),
-                source,
-            }),
+            Err(e) => Err(object_error("inspect", "image", reference, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shell::engine::Fault;
+
+    fn answered(status_code: u16) -> BollardError {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message: "the engine's own words".into(),
+        }
+    }
+
+    #[test]
+    fn an_engine_answer_becomes_the_engine_neutral_fault_with_its_words_kept() {
+        let check = |verb, status, fault: Fault, text: &str| {
+            let e = object_error(verb, "container", "p-web-1.0.0", answered(status));
+            assert_eq!(e.fault(), fault, "{verb} answered {status}");
+            assert_eq!(e.to_string(), text);
+            assert!(!e.engine_away());
+        };
+        check(
+            "start",
+            404,
+            Fault::Absent,
+            "cannot start container p-web-1.0.0: the engine has no such container",
+        );
+        check(
+            "create",
+            409,
+            Fault::Conflict,
+            "a container named p-web-1.0.0 exists already",
+        );
+        check("rename", 409, Fault::Refused, "cannot rename container p-web-1.0.0: Docker responded with status code 409: the engine's own words");
+        check("stop", 500, Fault::Refused, "cannot stop container p-web-1.0.0: Docker responded with status code 500: the engine's own words");
+        let e = list_error("containers")(answered(500));
+        assert_eq!(e.fault(), Fault::Refused);
+        let source = std::error::Error::source(&e).expect("the engine's error is the source");
+        assert!(source.downcast_ref::<BollardError>().is_some());
+    }
+
+    #[tokio::test]
+    async fn an_engine_with_no_socket_is_away_and_named_by_its_address() {
+        let env = [("DOCKER_HOST", "unix:///nonexistent/berth-test.sock")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let settings = Settings::from_env(Some("/nonexistent".into()), env);
+        let e = Docker::connect(&settings)
+            .await
+            .err()
+            .expect("no engine there");
+        assert_eq!(e.fault(), Fault::Unreachable);
+        assert!(e.engine_away());
+        assert!(
+            e.to_string().starts_with(
+                "cannot reach the Docker engine at unix:///nonexistent/berth-test.sock: "
+            ),
+            "{e}"
+        );
     }
 }

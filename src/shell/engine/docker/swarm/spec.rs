@@ -73,7 +73,8 @@ pub fn service_spec(
     secrets: Vec<TaskSpecContainerSpecSecrets>,
 ) -> ServiceSpec {
     let cfg = &c.config;
-    let (labels, mut env) = crate::shell::docker::convert::labels_and_env(c, &BTreeMap::new());
+    let (labels, mut env) =
+        crate::shell::engine::docker::convert::labels_and_env(c, &BTreeMap::new());
     env.extend(
         cfg.secrets
             .keys()
@@ -110,8 +111,8 @@ pub fn service_spec(
                 }),
                 ..Default::default()
             }),
-            placement: (!cfg.constraints.is_empty()).then(|| TaskSpecPlacement {
-                constraints: Some(cfg.constraints.clone()),
+            placement: (!cfg.placement.constraints.is_empty()).then(|| TaskSpecPlacement {
+                constraints: Some(cfg.placement.constraints.clone()),
                 ..Default::default()
             }),
             resources: Some(TaskSpecResources {
@@ -121,13 +122,14 @@ pub fn service_spec(
                     pids: None,
                 }),
                 reservations: Some(ResourceObject {
-                    memory_bytes: (cfg.reserve_memory > 0).then_some(cfg.reserve_memory),
-                    generic_resources: (cfg.reserve_gpus > 0).then(|| {
+                    memory_bytes: (cfg.placement.reserve_memory > 0)
+                        .then_some(cfg.placement.reserve_memory),
+                    generic_resources: (cfg.placement.reserve_gpus > 0).then(|| {
                         vec![GenericResourcesInner {
                             discrete_resource_spec: Some(
                                 GenericResourcesInnerDiscreteResourceSpec {
                                     kind: Some(GPU_RESOURCE.into()),
-                                    value: Some(cfg.reserve_gpus as i64),
+                                    value: Some(cfg.placement.reserve_gpus as i64),
                                 },
                             ),
                             ..Default::default()
@@ -168,7 +170,7 @@ pub fn service_spec(
         }),
         mode: Some(ServiceSpecMode {
             replicated: Some(ServiceSpecModeReplicated {
-                replicas: Some(cfg.replicas as i64),
+                replicas: Some(cfg.placement.replicas as i64),
             }),
             ..Default::default()
         }),
