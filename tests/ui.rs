@@ -326,6 +326,35 @@ async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_vi
         "colour codes are stripped: {log:?}"
     );
     shot("logs.png", &c.screenshot().await.unwrap());
+    // The live stream starts with the last lines, after a `reset` that clears
+    // the page's own: a line written between the page and its stream (here:
+    // before this second stream opened) is never lost.
+    let stream = c
+        .execute(
+            "return (async () => {
+             const r = await fetch('/ui/logs/events?target=web@0.0.0');
+             const reader = r.body.getReader();
+             let text = '';
+             const until = Date.now() + 5000;
+             while (!text.includes('line-after-open') && Date.now() < until) {
+               const next = await Promise.race([reader.read(), new Promise(ok => setTimeout(() => ok({}), 500))]);
+               if (next.done) break;
+               if (next.value) text += new TextDecoder().decode(next.value);
+             }
+             reader.cancel();
+             return text;
+             })();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let stream = stream.as_str().unwrap_or_default().to_string();
+    let reset = stream.find("event: reset");
+    let line = stream.find("line-after-open");
+    assert!(
+        reset.is_some() && line.is_some() && reset < line,
+        "the stream opens with a reset, then the last lines: {stream:?}"
+    );
 
     // A failed rollout appears with its reason, live.
     c.goto(&format!("{base}/ui/")).await.unwrap();

@@ -81,11 +81,11 @@ pub(super) async fn serve_api(
         tokens: Arc::new(opts.tokens.clone()),
         engine_down: engine_down.clone(),
         sessions: Default::default(),
-        follow: Arc::new(move |target| {
+        follow: Arc::new(move |target, tail| {
             let holds = for_follow.clone();
             Box::pin(async move {
                 let (e, c) = holds.target(&target).await?;
-                Ok(e.logs(&c.id, true, Some(0))
+                Ok(e.logs(&c.id, true, Some(tail))
                     .filter_map(|chunk| std::future::ready(chunk.ok()))
                     .boxed())
             })

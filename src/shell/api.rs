@@ -75,8 +75,9 @@ pub type Lines = std::pin::Pin<
 /// The last `tail` log lines of a target (`SERVICE` or `SERVICE@VERSION`).
 pub type LogsFn = Arc<dyn Fn(String, usize) -> Lines + Send + Sync>;
 
-/// A target's log lines from now on, as they are written.
-pub type FollowFn = Arc<dyn Fn(String) -> Lines + Send + Sync>;
+/// A target's last `n` log lines, then each line as it is written: one
+/// stream from the engine, so no line falls between the two.
+pub type FollowFn = Arc<dyn Fn(String, usize) -> Lines + Send + Sync>;
 
 /// The most lines `GET /logs/...?tail=N` sends.
 pub const MAX_TAIL: usize = 10_000;

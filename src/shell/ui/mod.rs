@@ -556,8 +556,8 @@ async fn logs(
     Html(pages::logs(&v.csrf, &t.target, &text).into_string()).into_response()
 }
 
-/// The lines a version writes from now on, one event each, colour codes
-/// stripped.
+/// A version's last lines and then each line it writes, one event each,
+/// colour codes stripped, after a `reset` event.
 async fn log_events(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -574,15 +574,21 @@ async fn log_events(
         )
             .into_response();
     }
-    let lines = match (s.follow)(t.target).await {
+    // The page's own last lines were read before this stream began: it
+    // starts again from the last lines, after a `reset` that clears them, so
+    // a line written between the page and this stream is never lost.
+    let lines = match (s.follow)(t.target, LOG_LINES).await {
         Ok(lines) => lines,
         Err(e) => return (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
     };
-    let events = lines.map(|chunk| {
+    let reset = futures_util::stream::once(async {
+        Ok::<_, Infallible>(Event::default().event("reset").data(""))
+    });
+    let events = reset.chain(lines.map(|chunk| {
         Ok::<_, Infallible>(Event::default().event("lines").data(
             crate::shell::engine::docker::convert::strip_ansi(chunk.trim_end_matches('\n')),
         ))
-    });
+    }));
     Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response()

@@ -76,6 +76,11 @@
       window.scrollTo(0, document.body.scrollHeight);
     }
     var tail = new EventSource("/ui/logs/events?target=" + encodeURIComponent(log.dataset.target));
+    // The stream starts with the last lines again: they replace the page's.
+    tail.addEventListener("reset", function () {
+      log.textContent = "";
+      held = [];
+    });
     tail.addEventListener("lines", function (e) {
       if (pause.checked) held.push(e.data);
       else add(e.data);
