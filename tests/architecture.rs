@@ -175,7 +175,9 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
 #[test]
 fn the_layers_of_src_import_downwards_only() {
     // Each layer may use those after it in this list, never those before it.
-    let order = ["commands", "daemon", "converge", "shell", "cli", "say"];
+    let order = [
+        "commands", "daemon", "converge", "serve", "build", "shell", "cli", "say",
+    ];
     let graph = imports();
     let rank = |m: &str| order.iter().position(|o| *o == m);
     let mut offences = Vec::new();
@@ -211,7 +213,7 @@ fn the_layers_of_src_import_downwards_only() {
 fn only_settings_reads_the_process_environment() {
     // The debug-only fault switches (compiled out of release builds) are the
     // named exceptions: a test arms them in the child's environment.
-    let exceptions = ["src/converge/rollout.rs", "src/shell/layer.rs"];
+    let exceptions = ["src/converge/rollout.rs", "src/build/layer.rs"];
     let mut offences = Vec::new();
     for path in rust_files(Path::new("src")) {
         let shown = path.display().to_string();
@@ -237,4 +239,172 @@ fn only_settings_reads_the_process_environment() {
         offences.is_empty(),
         "the environment is read once, into Settings: {offences:?}"
     );
+}
+
+/// The module path of a file under `root` (`converge/execute.rs` →
+/// `["converge", "execute"]`; a `mod.rs`, `lib.rs` or `main.rs` is its folder's).
+fn module_of(root: &Path, path: &Path) -> Vec<String> {
+    let rel = path.strip_prefix(root).unwrap();
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().to_string())
+        .collect();
+    let last = parts.pop().unwrap();
+    let stem = last.trim_end_matches(".rs");
+    if !["mod", "lib", "main"].contains(&stem) {
+        parts.push(stem.to_string());
+    }
+    parts
+}
+
+/// The module paths a file's code names: `crate::a::b`, `super::x`,
+/// `self::y`, with `{...}` groups opened one level.
+fn named_paths(module: &[String], is_mod_file: bool, text: &str) -> Vec<Vec<String>> {
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (prefix, base) in [
+        ("crate::", Vec::new()),
+        ("super::", {
+            // A mod.rs is its folder's module: its `super` is the folder's parent.
+            let mut m = module.to_vec();
+            m.pop();
+            m
+        }),
+        ("self::", module.to_vec()),
+    ] {
+        if prefix == "self::" && !is_mod_file {
+            continue;
+        }
+        for (i, _) in text.match_indices(prefix) {
+            // Not the tail of a longer path (`super::super::`, `x::crate::`).
+            if i >= 2 && &text[i - 2..i] == "::" {
+                continue;
+            }
+            let mut base = base.clone();
+            let mut rest = &text[i + prefix.len()..];
+            while let Some(r) = rest.strip_prefix("super::") {
+                base.pop();
+                rest = r;
+            }
+            if let Some(group) = rest.strip_prefix('{') {
+                let end = group.find('}').unwrap_or(group.len());
+                for item in group[..end].split(',') {
+                    let name = ident(item.trim());
+                    if !name.is_empty() {
+                        let mut p = base.clone();
+                        p.push(name);
+                        out.push(p);
+                    }
+                }
+            } else {
+                let mut p = base.clone();
+                let mut r = rest;
+                loop {
+                    let name = ident(r);
+                    if name.is_empty() {
+                        break;
+                    }
+                    p.push(name.clone());
+                    match r[name.len()..].strip_prefix("::") {
+                        Some(next) => r = next,
+                        None => break,
+                    }
+                }
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Cycles among sibling modules under `root`: for each folder's module, an
+/// edge from one child to another when code inside the first names the second.
+fn sibling_cycles(root: &Path, crate_prefix: &[&str]) -> Vec<String> {
+    let files = rust_files(root);
+    let modules: BTreeSet<Vec<String>> = files.iter().map(|f| module_of(root, f)).collect();
+    // parent module -> child -> children it names.
+    let mut edges: BTreeMap<Vec<String>, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for f in &files {
+        let module = module_of(root, f);
+        let is_mod_file = f
+            .file_name()
+            .is_some_and(|n| ["mod.rs", "lib.rs", "main.rs"].contains(&n.to_str().unwrap()));
+        for mut named in named_paths(&module, is_mod_file, &code(f)) {
+            // `crate::core::x` in the binary is the core crate: not ours here.
+            if !crate_prefix.is_empty() && named.first().map(String::as_str) == Some("core") {
+                continue;
+            }
+            // The longest prefix that is a module.
+            while !named.is_empty() && !modules.contains(&named) {
+                named.pop();
+            }
+            // Their nearest common parent, and the child of it on each side.
+            let common = module
+                .iter()
+                .zip(&named)
+                .take_while(|(a, b)| a == b)
+                .count();
+            if common < module.len() && common < named.len() {
+                let parent = module[..common].to_vec();
+                edges
+                    .entry(parent)
+                    .or_default()
+                    .entry(module[common].clone())
+                    .or_default()
+                    .insert(named[common].clone());
+            }
+        }
+    }
+    let mut cycles = Vec::new();
+    for (parent, graph) in &edges {
+        // Depth-first search for a back edge; each cycle said once, by its members.
+        fn visit(
+            n: &str,
+            graph: &BTreeMap<String, BTreeSet<String>>,
+            stack: &mut Vec<String>,
+            done: &mut BTreeSet<String>,
+            found: &mut BTreeSet<Vec<String>>,
+        ) {
+            if let Some(at) = stack.iter().position(|s| s == n) {
+                let mut cycle = stack[at..].to_vec();
+                cycle.sort();
+                found.insert(cycle);
+                return;
+            }
+            if done.contains(n) {
+                return;
+            }
+            stack.push(n.to_string());
+            for m in graph.get(n).into_iter().flatten() {
+                visit(m, graph, stack, done, found);
+            }
+            stack.pop();
+            done.insert(n.to_string());
+        }
+        let mut found = BTreeSet::new();
+        let mut done = BTreeSet::new();
+        for n in graph.keys() {
+            visit(n, graph, &mut Vec::new(), &mut done, &mut found);
+        }
+        for cycle in found {
+            let at = if parent.is_empty() {
+                crate_prefix.join("::")
+            } else {
+                parent.join("::")
+            };
+            cycles.push(format!("in {at}: {}", cycle.join(" <-> ")));
+        }
+    }
+    cycles
+}
+
+#[test]
+fn no_two_modules_of_one_folder_import_each_other() {
+    let mut cycles = sibling_cycles(Path::new("src"), &["crate"]);
+    cycles.extend(sibling_cycles(Path::new("crates/berth-core/src"), &[]));
+    assert!(cycles.is_empty(), "import cycles: {cycles:#?}");
 }

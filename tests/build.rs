@@ -480,7 +480,7 @@ fn two_versions_of_a_service_run_side_by_side() {
 #[test]
 fn a_build_step_is_told_apart_in_buildkit_and_classic_logs() {
     let check = |line: &str, expect: bool| {
-        assert_eq!(berth::shell::build::is_step(line), expect, "{line}");
+        assert_eq!(berth::build::is_step(line), expect, "{line}");
     };
     check(
         "[2/3] RUN --mount=type=bind,source=deps,target=/tmp/deps",
@@ -501,7 +501,7 @@ fn a_build_step_is_told_apart_in_buildkit_and_classic_logs() {
 fn a_build_context_sends_its_dockerfile_first_in_a_plain_header() {
     // BuildKit takes an upload whose first tar header is not a plain one (a
     // long name's extra header) for a bare Dockerfile of tar bytes.
-    let mut ctx = berth::shell::context::Context::default();
+    let mut ctx = berth::build::context::Context::default();
     let long = format!("0{}/x.py", "a".repeat(150));
     ctx.add(&long, 0o644, b"print(1)\n".to_vec());
     ctx.add("Dockerfile", 0o644, b"FROM scratch\n".to_vec());
@@ -522,7 +522,7 @@ fn a_build_context_sends_its_dockerfile_first_in_a_plain_header() {
 
 #[test]
 fn a_base_bootstrap_says_each_debootstrap_phase_once_as_it_comes() {
-    use berth::shell::baseimage::debootstrap_phase;
+    use berth::build::baseimage::debootstrap_phase;
     let log = "I: Retrieving InRelease\nI: Checking Release signature\nI: Valid Release signature (key id 4D64)\n\
 I: Retrieving Packages\nI: Validating Packages\nI: Resolving dependencies of required packages...\n\
 I: Found additional required dependencies: libzstd1\nI: Checking component main on http://deb/...\n\

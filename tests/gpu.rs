@@ -271,10 +271,10 @@ async fn the_cuda_base_chosen_names_the_base_and_so_changes_the_image_hash() {
     );
     // Never reached: the package has no dependencies to build.
     let engine = berth::shell::engine::docker::Docker::lazy(&settings);
-    let old = berth::shell::build::prepare(&engine, "p", &input("12.4"), "amd64", &settings)
+    let old = berth::build::prepare(&engine, "p", &input("12.4"), "amd64", &settings)
         .await
         .unwrap();
-    let new = berth::shell::build::prepare(&engine, "p", &input("12.8"), "amd64", &settings)
+    let new = berth::build::prepare(&engine, "p", &input("12.8"), "amd64", &settings)
         .await
         .unwrap();
     assert_eq!(old.base, "berth-local/python3.11-cuda12.4:stable");

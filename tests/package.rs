@@ -4,12 +4,12 @@
 use std::io::Write;
 use std::path::Path;
 
-use berth::shell::build::Entry;
-use berth::shell::package::{
+use berth::build::package::{
     archive, read, read_archive, read_cached, read_dir, Limits, PackageError,
 };
+use berth::build::Entry;
 
-fn archive_bytes(ctx: &berth::shell::build::Context) -> Vec<u8> {
+fn archive_bytes(ctx: &berth::build::Context) -> Vec<u8> {
     let mut out = Vec::new();
     archive(ctx, &mut out).unwrap();
     out
@@ -407,7 +407,7 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
-    fn read_bytes(bytes: &[u8]) -> Result<berth::shell::package::Package, PackageError> {
+    fn read_bytes(bytes: &[u8]) -> Result<berth::build::package::Package, PackageError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.tar.gz");
         std::fs::write(&path, bytes).unwrap();
@@ -486,7 +486,7 @@ fn a_link_to_the_wrapper_directory_is_refused_once_the_wrapper_is_unwrapped() {
 }
 
 /// Reads the context's tarball back as (path, kind, bytes), in path order.
-fn sent(ctx: &berth::shell::build::Context) -> std::io::Result<Vec<(String, String, Vec<u8>)>> {
+fn sent(ctx: &berth::build::Context) -> std::io::Result<Vec<(String, String, Vec<u8>)>> {
     use std::io::Read;
     let tar = ctx.tar()?;
     let mut out = Vec::new();

@@ -1,7 +1,8 @@
 //! Build recipes, pure: dependencies from pyproject.toml (with extras) or
 //! requirements.txt, and the entry-point rule.
 
-use berth::core::recipe::{deps, dockerfile, entry, Deps, Manifests};
+use berth::core::entry::entry;
+use berth::core::recipe::{deps, dockerfile, Deps, Manifests};
 use berth::core::spec::Runtime;
 
 const PYPROJECT: &str = r#"

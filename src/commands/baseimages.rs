@@ -1,7 +1,7 @@
 //! `berth baseimages [RUNTIME...] [--all]`: build the local base images if missing or stale.
 
+use crate::build::baseimage;
 use crate::core::spec::Runtime;
-use crate::shell::baseimage;
 
 use super::{CommandError, Output};
 

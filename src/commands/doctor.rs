@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use crate::shell::{baseimage, gpu, host};
+use crate::build::baseimage;
+use crate::shell::{gpu, host};
 
 use super::{CommandError, Output};
 

@@ -22,14 +22,14 @@ pub mod watch;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use crate::build::baseimage::BaseImageError;
+use crate::build::BuildError;
 use crate::cli::{Cli, Command, TokenCommand};
 use crate::converge::{Context, ConvergeError};
 use crate::core::diag::Diagnostics;
 use crate::core::spec::EngineKind;
 use crate::daemon::DaemonError;
-use crate::shell::api::ApiError;
-use crate::shell::baseimage::BaseImageError;
-use crate::shell::build::BuildError;
+use crate::serve::api::ApiError;
 use crate::shell::engine::EngineError;
 use crate::shell::settings::Settings;
 use crate::shell::source::SourceError;
@@ -233,9 +233,9 @@ impl Output {
 }
 
 /// The bounds of every listener, with the user's cap on connections.
-fn bounds(max_connections: usize) -> crate::shell::listen::Bounds {
-    crate::shell::listen::raise_fd_limit();
-    crate::shell::listen::Bounds {
+fn bounds(max_connections: usize) -> crate::serve::listen::Bounds {
+    crate::serve::listen::raise_fd_limit();
+    crate::serve::listen::Bounds {
         max_connections: max_connections.max(1),
         ..Default::default()
     }

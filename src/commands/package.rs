@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::shell::build::BuildError;
+use crate::build::BuildError;
 
 use super::CommandError;
 
@@ -17,7 +17,7 @@ pub fn run(dir: &Path, out: Option<PathBuf>) -> Result<u8, CommandError> {
             name.unwrap_or_else(|| "package".into())
         ))
     });
-    let (ctx, size) = crate::shell::package::package_dir(dir, &out).map_err(BuildError::from)?;
+    let (ctx, size) = crate::build::package::package_dir(dir, &out).map_err(BuildError::from)?;
     println!(
         "{}: {} files, {size} bytes, content {}",
         out.display(),

@@ -16,7 +16,7 @@ pub async fn run(
     addr: SocketAddr,
     tokens: Option<&Path>,
     root_token: Option<&str>,
-    bounds: crate::shell::listen::Bounds,
+    bounds: crate::serve::listen::Bounds,
 ) -> Result<u8, CommandError> {
     let spec = converge::load(&out.settings, file)?;
     let tokens = load_tokens(tokens, root_token)?;

@@ -6,54 +6,22 @@ use std::io::IsTerminal;
 
 use futures_util::StreamExt;
 
+use crate::build::baseimage;
+use crate::build::layer;
+use crate::build::{self, BuildError};
 use crate::core::audit::owner_problem;
 use crate::core::desired::{
     BuildFact, DesiredContainer, DesiredVolume, LABEL_PROJECT, LABEL_SERVICE,
 };
 use crate::core::plan::{Action, ContainerRef, Plan, Step};
-use crate::shell::baseimage::{self, BaseImageError};
-use crate::shell::build::{self, BuildError};
-use crate::shell::engine::EngineError;
-use crate::shell::layer;
 
-use super::rollout::{self, Unhealthy};
-use super::{gateways, Context, ConvergeError};
+use super::rollout;
+use super::{gateways, Context, ConvergeError, StepError};
 
 /// How many engine actions run at once within one phase of a plan.
 pub const PARALLEL: usize = 8;
 /// How many rollouts berth waits for at once on an orchestrating engine.
 pub const ORCHESTRATED_PARALLEL: usize = 64;
-
-/// Why one step of a plan failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StepError {
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-    #[error(transparent)]
-    Build(#[from] BuildError),
-    #[error(transparent)]
-    Base(#[from] BaseImageError),
-    #[error("the image of {0} was not built")]
-    ImageMissing(String),
-    #[error("the base image {0} is missing")]
-    BaseMissing(String),
-    #[error(transparent)]
-    Unhealthy(Box<Unhealthy>),
-    #[error("refused to touch container {id}: {why}; berth acts only on what the project owns, as the engine says at the moment of acting\n  help: plan again (`berth plan`) and apply that")]
-    ContainerForeign { id: String, why: String },
-    #[error("refused to create {what} {name}: one of that name exists without the label berth.project={project}, and the engine would hand it back as new\n  help: rename or remove that {what} yourself (berth never touches it), then plan again")]
-    ObjectForeign {
-        what: &'static str,
-        name: String,
-        project: String,
-    },
-}
-
-impl From<Unhealthy> for StepError {
-    fn from(e: Unhealthy) -> Self {
-        StepError::Unhealthy(Box::new(e))
-    }
-}
 
 /// Carries out a plan's steps; what one phase builds, a later phase uses.
 struct Executor<'a> {

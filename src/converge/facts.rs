@@ -4,14 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use crate::build;
+use crate::build::baseimage::{self, BaseImageError};
 use crate::core::desired::{
     resolve, AssetFact, BuildFact, BuildInput, Desired, Facts, GpuInventory, SwarmFacts,
 };
 use crate::core::diag::Diagnostic;
 use crate::core::plan::{self, Plan};
 use crate::core::spec::{self, Spec};
-use crate::shell::baseimage::{self, BaseImageError};
-use crate::shell::{asset, build, gpu, source};
+use crate::shell::{asset, gpu, source};
 
 use super::{refused, Context, ConvergeError};
 

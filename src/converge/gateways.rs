@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use crate::core::access::Tokens;
 use crate::core::route::{self, RouteTable};
-use crate::shell::api::ApiError;
+use crate::serve::api::ApiError;
+use crate::serve::gateway::{self, GatewayState, Refresh, Running};
+use crate::serve::listen::Bounds;
 use crate::shell::engine::{Engine, EngineError, SharedEngine};
-use crate::shell::gateway::{self, GatewayState, Refresh, Running};
-use crate::shell::listen::Bounds;
 use crate::shell::settings::Settings;
 use crate::shell::state::{self, GatewayRegistration, StateError};
 

@@ -20,16 +20,47 @@ pub mod switch;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::build::baseimage::BaseImageError;
+use crate::build::BuildError;
 use crate::core::diag::{Diagnostic, Diagnostics};
 use crate::core::plan::{self, Plan};
 use crate::core::spec::{self, Spec};
-use crate::shell::baseimage::BaseImageError;
-use crate::shell::build::BuildError;
 use crate::shell::engine::{EngineError, SharedEngine};
 use crate::shell::lock::{self, LockError, ProjectLock};
 use crate::shell::settings::Settings;
 use crate::shell::source::{self, SourceError};
 use crate::shell::state::{self, StateError};
+
+/// Why one step of a plan failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Base(#[from] BaseImageError),
+    #[error("the image of {0} was not built")]
+    ImageMissing(String),
+    #[error("the base image {0} is missing")]
+    BaseMissing(String),
+    #[error(transparent)]
+    Unhealthy(Box<rollout::Unhealthy>),
+    #[error("refused to touch container {id}: {why}; berth acts only on what the project owns, as the engine says at the moment of acting\n  help: plan again (`berth plan`) and apply that")]
+    ContainerForeign { id: String, why: String },
+    #[error("refused to create {what} {name}: one of that name exists without the label berth.project={project}, and the engine would hand it back as new\n  help: rename or remove that {what} yourself (berth never touches it), then plan again")]
+    ObjectForeign {
+        what: &'static str,
+        name: String,
+        project: String,
+    },
+}
+
+impl From<rollout::Unhealthy> for StepError {
+    fn from(e: rollout::Unhealthy) -> Self {
+        StepError::Unhealthy(Box::new(e))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConvergeError {
@@ -129,7 +160,7 @@ pub fn packages_exist(spec: &Spec, file: &Path) -> Result<(), ConvergeError> {
         .versions()
         .filter_map(|v| match &v.source {
             spec::Source::Package(p) => {
-                let at = crate::shell::build::package_path(file, p);
+                let at = crate::build::package_path(file, p);
                 (!at.exists()).then(|| {
                     crate::core::diag::Diagnostic::new(
                         Some(v.pos),

@@ -11,7 +11,7 @@ use crate::core::role::ContainerRole;
 use crate::shell::engine::{ContainerState, Engine};
 use crate::shell::probe;
 
-use super::execute::StepError;
+use super::StepError;
 use super::{gateways, Context};
 
 /// A container that never passed its health gate.

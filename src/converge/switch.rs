@@ -12,7 +12,7 @@ use crate::core::desired::container_name;
 use crate::core::plan::{ContainerRef, Switch};
 use crate::shell::engine::Engine;
 
-use super::execute::StepError;
+use super::StepError;
 use super::{gateways, Context};
 
 /// Runs one `Route` step: `generation` is the record the plan read, `records`

@@ -6,7 +6,7 @@ use crate::converge::{self, facts, ConvergeError};
 use crate::core::plan::Options;
 use crate::core::report::Trigger;
 use crate::core::timeline;
-use crate::shell::api::AskFail;
+use crate::serve::api::AskFail;
 
 use super::Daemon;
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::core::report::Trigger;
-use crate::shell::api::ReconcileReply;
+use crate::serve::api::ReconcileReply;
 use crate::shell::engine::ContainerEvent;
 
 use super::Event;

@@ -29,7 +29,7 @@ use crate::core::access::Tokens;
 use crate::core::report::Trigger;
 use crate::core::route::RouteTable;
 use crate::core::spec::Spec;
-use crate::shell::api::{ApiError, AskFail, ReconcileReply};
+use crate::serve::api::{ApiError, AskFail, ReconcileReply};
 use crate::shell::engine::{ContainerEvent, SharedEngine};
 use crate::shell::git::GitSource;
 use crate::shell::state::{GatewayRegistration, StateError};
@@ -116,7 +116,7 @@ pub struct WatchOptions {
     /// Serve the routing gateway here, its routes updated after every reconcile.
     pub gateway: Option<SocketAddr>,
     /// How each listener is bounded against floods.
-    pub bounds: crate::shell::listen::Bounds,
+    pub bounds: crate::serve::listen::Bounds,
     /// Converge only when asked; every other event is a look.
     pub manual: bool,
 }
@@ -147,7 +147,7 @@ struct Daemon {
     /// The project the gateway routes for, once known (its refreshes read it).
     gateway_project: Arc<RwLock<Option<String>>>,
     /// The gateway, registered for the project once known.
-    gateway: Option<crate::shell::gateway::Running>,
+    gateway: Option<crate::serve::gateway::Running>,
     _registration: Option<GatewayRegistration>,
     /// The spec of the last reconcile that got as far as its look, for the
     /// API's log requests and to tell a changed file from drift.

@@ -11,7 +11,7 @@ use crate::core::plan::Options;
 use crate::core::render::StatusRow;
 use crate::core::report::Trigger;
 use crate::core::timeline;
-use crate::shell::api::AskFail;
+use crate::serve::api::AskFail;
 
 use super::{batch, unix_now, Daemon, DaemonError, WatchSource};
 

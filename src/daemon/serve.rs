@@ -12,7 +12,7 @@ use super::{report, sources, DaemonError, Event, WatchOptions};
 use crate::converge::{observe, Context};
 use crate::core::observed::ObservedContainer;
 use crate::core::spec::Spec;
-use crate::shell::api::{self, ApiState, AskFail};
+use crate::serve::api::{self, ApiState, AskFail};
 use crate::shell::engine::SharedEngine;
 
 /// The engine and spec the daemon holds now, shared with the listener.

@@ -11,7 +11,7 @@ use git2::{FetchOptions, ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResu
 
 use crate::core::hash::sha256_hex;
 
-use super::package::link_stays_inside;
+use crate::core::manifest::link_stays_inside;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {

@@ -111,24 +111,7 @@ pub struct AssetFact {
     pub size: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Gpu {
-    pub index: u32,
-    pub uuid: String,
-    pub name: String,
-    pub memory_total: u64,
-    /// Free now (for `doctor`; admission goes by the total).
-    #[serde(default)]
-    pub memory_free: u64,
-}
-
-/// The GPUs of the host, or why there are none.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GpuInventory {
-    pub gpus: Vec<Gpu>,
-    /// Why no GPU is usable, when `gpus` is empty (no NVML library, no driver, ...).
-    pub problem: Option<String>,
-}
+pub use super::gpu::{Gpu, GpuInventory};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredNetwork {
@@ -371,9 +354,12 @@ pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
                 ));
             }
             let placed = container(project, v, active, &databases, facts, gpus.get(&v.id()))
-                .and_then(|r| match caps.placement {
-                    true => super::placement::place(r, v, &facts.swarm),
-                    false => Ok(r),
+                .and_then(|(mut c, nets, vols)| {
+                    if caps.placement {
+                        super::placement::place(&mut c.config, v, &facts.swarm)?;
+                        c.hash = c.config.hash();
+                    }
+                    Ok((c, nets, vols))
                 });
             match placed {
                 Ok((c, nets, vols)) => {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::hash::ContainerConfig;
-use super::plan::{Reason, SENSITIVE};
+use super::steps::{Reason, SENSITIVE};
 
 /// The fields of a container config as a user reads them: path -> display value.
 /// Secrets keep their path but their value is only used to compare.

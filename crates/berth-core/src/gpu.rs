@@ -10,7 +10,27 @@
 
 use std::collections::BTreeMap;
 
-use super::desired::{Gpu, GpuInventory};
+use serde::{Deserialize, Serialize};
+
+/// One GPU of the host, as NVML says it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gpu {
+    pub index: u32,
+    pub uuid: String,
+    pub name: String,
+    pub memory_total: u64,
+    /// Free now (for `doctor`; admission goes by the total).
+    #[serde(default)]
+    pub memory_free: u64,
+}
+
+/// The GPUs of the host, or why there are none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuInventory {
+    pub gpus: Vec<Gpu>,
+    /// Why no GPU is usable, when `gpus` is empty (no NVML library, no driver, ...).
+    pub problem: Option<String>,
+}
 
 /// One version that needs a GPU.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -109,6 +109,16 @@ impl ContainerConfig {
     }
 }
 
+/// The first 12 characters of an engine ID, without any `sha256:` prefix.
+pub fn short(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    // By characters: a value read from an edited file may hold any text.
+    match id.char_indices().nth(12) {
+        Some((end, _)) => &id[..end],
+        None => id,
+    }
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

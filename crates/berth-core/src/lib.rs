@@ -28,6 +28,7 @@ pub mod gpu;
 pub mod hash;
 pub mod health;
 pub mod layout;
+pub mod manifest;
 pub mod observed;
 pub mod pip;
 pub mod placement;

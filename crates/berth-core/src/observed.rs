@@ -121,15 +121,7 @@ impl Observed {
     }
 }
 
-/// The first 12 characters of an engine ID, without any `sha256:` prefix.
-pub fn short(id: &str) -> &str {
-    let id = id.strip_prefix("sha256:").unwrap_or(id);
-    // By characters: a value read from an edited file may hold any text.
-    match id.char_indices().nth(12) {
-        Some((end, _)) => &id[..end],
-        None => id,
-    }
-}
+pub use super::hash::short;
 
 /// What changed between a saved plan's summary (`was`) and the summary now, one
 /// line each: `- was: ...` for what is gone, `+ now: ...` for what is new.

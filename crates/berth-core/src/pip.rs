@@ -161,3 +161,50 @@ pub fn pip_reason(stderr: &str, written: &str, generated: &str, m: &Manifests) -
     }
     out.join("\n")
 }
+
+/// What wheels are downloaded for: the runtime's Python, the platforms pip
+/// accepts inside its base, and the pip arguments that say both.
+pub struct PipTarget {
+    pub python: String,
+    pub platforms: Vec<String>,
+    /// `linux_<machine>`'s machine (`x86_64`, `aarch64`).
+    pub machine: String,
+    pub args: Vec<String>,
+}
+
+impl PipTarget {
+    pub fn of(input: &crate::desired::BuildInput, arch: &str) -> PipTarget {
+        let python = input.runtime.python().unwrap_or("3.13").to_string();
+        let platforms = wheel_platforms(arch, base_glibc(input.runtime));
+        // The last platform is `linux_<machine>`.
+        let machine = platforms
+            .last()
+            .and_then(|p| p.strip_prefix("linux_"))
+            .unwrap_or("x86_64")
+            .to_string();
+        let abi = format!("cp{}", python.replace('.', ""));
+        let mut args: Vec<String> = [
+            "--python-version",
+            &python,
+            "--implementation",
+            "cp",
+            "--abi",
+            &abi,
+            "--abi",
+            "abi3",
+            "--abi",
+            "none",
+        ]
+        .map(String::from)
+        .to_vec();
+        for p in &platforms {
+            args.extend(["--platform".to_string(), p.clone()]);
+        }
+        PipTarget {
+            python,
+            platforms,
+            machine,
+            args,
+        }
+    }
+}

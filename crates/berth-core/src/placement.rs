@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::desired::Resolved;
 use super::diag::Diagnostic;
+use super::hash::ContainerConfig;
 use super::spec::{Machine, Version};
 
 /// What a swarm's nodes offer, for placement.
@@ -32,23 +32,22 @@ pub struct SwarmFacts {
 /// unlabelled node any class it has the resources for; a GPU class reserves
 /// one `NVIDIA-GPU`, which some node must advertise.
 pub(crate) fn place(
-    r: Resolved,
+    config: &mut ContainerConfig,
     v: &Version,
     swarm: &SwarmFacts,
-) -> Result<Resolved, Vec<Diagnostic>> {
-    let (mut c, nets, vols) = r;
-    c.config.placement.reserve_memory = v.machine.memory_bytes() / RESERVE_SHARE;
-    if swarm.max_nano_cpus > 0 && c.config.nano_cpus > swarm.max_nano_cpus {
-        c.config.nano_cpus = swarm.max_nano_cpus;
+) -> Result<(), Vec<Diagnostic>> {
+    config.placement.reserve_memory = v.machine.memory_bytes() / RESERVE_SHARE;
+    if swarm.max_nano_cpus > 0 && config.nano_cpus > swarm.max_nano_cpus {
+        config.nano_cpus = swarm.max_nano_cpus;
     }
-    c.config.placement.constraints = smaller_classes(v.machine)
+    config.placement.constraints = smaller_classes(v.machine)
         .iter()
         .map(|m| format!("node.labels.{LABEL_CLASS}!={}", m.name()))
         .collect();
     // A keep is a volume on the manager berth made it through: the version
     // runs there, so it finds its data again.
     if !v.keeps.is_empty() {
-        c.config
+        config
             .placement
             .constraints
             .push(format!("node.id=={}", swarm.this_node));
@@ -66,10 +65,9 @@ pub(crate) fn place(
                 format!("advertise the GPU on its node (`\"node-generic-resources\": [\"{GPU_RESOURCE}=GPU-<uuid>\"]` in that daemon's daemon.json, with the NVIDIA runtime as its default), or choose a CPU class (small, medium, large)"),
             )]);
         }
-        c.config.placement.reserve_gpus = 1;
+        config.placement.reserve_gpus = 1;
     }
-    c.hash = c.config.hash();
-    Ok((c, nets, vols))
+    Ok(())
 }
 
 /// The class memory is reserved on the node at one part in this many.

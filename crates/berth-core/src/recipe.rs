@@ -11,38 +11,11 @@ use serde::{Deserialize, Serialize};
 use super::layout;
 use super::spec::Runtime;
 
-pub use super::entry::{entry, EntryPoint};
-
-/// Bumped whenever the generated Dockerfile changes shape: part of every image hash.
-pub const RECIPE_VERSION: u32 = 4;
+pub(crate) use super::manifest::err;
+pub use super::manifest::{Manifests, RecipeError, RECIPE_VERSION};
 
 /// The uid/gid services run as inside built images (the base images create it).
 pub const APP_UID: u32 = 10001;
-
-/// The manifests of a package that decide how it is built and started.
-#[derive(Debug, Clone, Default)]
-pub struct Manifests {
-    /// Every path in the package.
-    pub paths: Vec<String>,
-    pub pyproject: Option<String>,
-    pub requirements: Option<String>,
-    pub package_json: Option<String>,
-    /// The other files berth reads, by path: `Procfile`, `setup.cfg`, the
-    /// lock files, the entry files (for a WSGI/ASGI app object).
-    pub files: BTreeMap<String, String>,
-}
-
-impl Manifests {
-    /// The text of a file berth reads, when the package has it.
-    pub fn file(&self, path: &str) -> Option<&str> {
-        match path {
-            "pyproject.toml" => self.pyproject.as_deref(),
-            "requirements.txt" => self.requirements.as_deref(),
-            "package.json" => self.package_json.as_deref(),
-            _ => self.files.get(path).map(String::as_str),
-        }
-    }
-}
 
 /// What a package needs installed, as the build will install it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,20 +42,6 @@ pub enum Deps {
         /// The file that computes them, for the plan line.
         file: String,
     },
-}
-
-/// A build recipe problem: the message names the package; the help says what to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecipeError {
-    pub message: String,
-    pub help: String,
-}
-
-pub(crate) fn err(message: impl Into<String>, help: impl Into<String>) -> RecipeError {
-    RecipeError {
-        message: message.into(),
-        help: help.into(),
-    }
 }
 
 pub fn is_python(r: Runtime) -> bool {

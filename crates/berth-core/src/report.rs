@@ -90,7 +90,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReconcileReport {
     /// When it started, as Unix seconds here and RFC 3339 (UTC) in the document.
-    #[serde(with = "rfc3339")]
+    #[serde(with = "super::timeline::rfc3339")]
     pub at: u64,
     pub trigger: Trigger,
     pub result: Outcome,
@@ -267,35 +267,6 @@ pub struct Counters {
     pub duration_sum: f64,
     pub last_duration: f64,
     pub managed: usize,
-}
-
-/// Times in the status document: RFC 3339 out; RFC 3339 or Unix seconds in.
-pub(crate) mod rfc3339 {
-    use std::time::{Duration, UNIX_EPOCH};
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(at: &u64, s: S) -> Result<S::Ok, S::Error> {
-        let t = UNIX_EPOCH + Duration::from_secs(*at);
-        s.serialize_str(&humantime::format_rfc3339_seconds(t).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum At {
-            Secs(u64),
-            Text(String),
-        }
-        match At::deserialize(d)? {
-            At::Secs(s) => Ok(s),
-            At::Text(t) => humantime::parse_rfc3339(&t)
-                .map_err(serde::de::Error::custom)?
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .map_err(serde::de::Error::custom),
-        }
-    }
 }
 
 /// `GET /metrics`, in Prometheus' text format.

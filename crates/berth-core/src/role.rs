@@ -43,7 +43,7 @@ impl ContainerRole {
     pub fn name(self, canonical: &str, tag: &str) -> String {
         match self.infix() {
             None => canonical.to_string(),
-            Some(infix) => format!("{canonical}{infix}{}", super::observed::short(tag)),
+            Some(infix) => format!("{canonical}{infix}{}", super::hash::short(tag)),
         }
     }
 

@@ -50,7 +50,7 @@ impl EventKind {
 /// One thing that happened to a service (to one of its versions, when named).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceEvent {
-    #[serde(with = "super::report::rfc3339")]
+    #[serde(with = "rfc3339")]
     pub at: u64,
     pub service: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -321,5 +321,34 @@ mod tests {
             kept[0].version.as_deref(),
             Some((KEPT + 4).to_string().as_str())
         );
+    }
+}
+
+/// Times in the status document: RFC 3339 out; RFC 3339 or Unix seconds in.
+pub(crate) mod rfc3339 {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &u64, s: S) -> Result<S::Ok, S::Error> {
+        let t = UNIX_EPOCH + Duration::from_secs(*at);
+        s.serialize_str(&humantime::format_rfc3339_seconds(t).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum At {
+            Secs(u64),
+            Text(String),
+        }
+        match At::deserialize(d)? {
+            At::Secs(s) => Ok(s),
+            At::Text(t) => humantime::parse_rfc3339(&t)
+                .map_err(serde::de::Error::custom)?
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .map_err(serde::de::Error::custom),
+        }
     }
 }

@@ -3,8 +3,9 @@
 //! setup.cfg, setup.py), and which command starts the service (Procfile, a
 //! WSGI/ASGI app object, `python -m`), with `$PORT` expanded.
 
+use berth_core::entry::entry;
 use berth_core::entry::expand_port;
-use berth_core::recipe::{deps, entry, Deps, Manifests};
+use berth_core::recipe::{deps, Deps, Manifests};
 use berth_core::spec::Runtime;
 
 /// A package of these files (path, text); every one is read as berth reads it.

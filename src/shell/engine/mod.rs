@@ -326,7 +326,7 @@ pub trait Engine: Send + Sync {
         dir: &str,
     ) -> Result<Vec<(String, Vec<u8>)>, EngineError>;
     /// What `reference` is made of, for an image berth assembles over it
-    /// (`shell::layer`); `None` when there is no such image.
+    /// (`build::layer`); `None` when there is no such image.
     async fn image_parts(
         &self,
         reference: &str,

@@ -4,7 +4,7 @@
 //! the runtime's base with no network, never on the host. This file holds
 //! the pure halves: the Dockerfile of that run and the reading of its report.
 
-use super::super::recipe::{err, RecipeError, RECIPE_VERSION};
+use super::super::manifest::{err, RecipeError, RECIPE_VERSION};
 
 /// Where the run leaves pip's installation report.
 pub const REPORT_DIR: &str = "/tmp/report";

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{get, norm, str_list, toml_of, Files, Found};
-use crate::recipe::{err, RecipeError};
+use crate::manifest::{err, RecipeError};
 
 /// The lock-file rules: one that is present decides.
 pub fn locked(files: Files, extras: &[String]) -> Result<Option<Found>, RecipeError> {

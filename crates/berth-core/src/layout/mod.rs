@@ -25,7 +25,7 @@ mod locks;
 
 pub use locks::locked;
 
-use super::recipe::{err, RecipeError};
+use super::manifest::{err, RecipeError};
 
 /// Where a project's requirements came from, and the lines pip gets.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,6 @@
 //! Parsing and validation: every problem of a file collected, then the raw file
 //! turned into the validated [`Spec`].
 
-use super::values::{normalize_path, route_path};
 #[allow(unused_imports)]
 use super::*;
 
@@ -57,12 +56,6 @@ pub fn is_valid_name(s: &str) -> bool {
     matches!(chars.next(), Some('a'..='z'))
         && s.len() <= 32
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-'))
-}
-
-pub(super) fn is_env_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some('A'..='Z' | 'a'..='z' | '_'))
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[derive(Default)]
@@ -280,26 +273,7 @@ impl Validator {
         let machine = self.machine(&id, s, v);
         let scope = self.scope(&id, s, v);
 
-        let (path, path_pos) = match pick(&v.path, &s.path) {
-            None => (format!("/{service}"), pos),
-            Some(p) => {
-                let at = Pos::from(p.referenced);
-                if !p.value.starts_with('/') {
-                    self.err(
-                        at,
-                        format!("{id}: path `{}` does not start with `/`", p.value),
-                        format!("write it as `/{}`", p.value),
-                    );
-                } else if let Err(why) = route_path(&p.value) {
-                    self.err(
-                        at,
-                        format!("{id}: path `{}` {why}", p.value),
-                        "write a plain path of the service's own, like `/orders` or `/api/orders`",
-                    );
-                }
-                (normalize_path(&p.value), at)
-            }
-        };
+        let (path, path_pos) = self.route(&id, service, pick(&v.path, &s.path), pos);
 
         let port = match pick(&v.port, &s.port) {
             None => DEFAULT_PORT,

@@ -1,7 +1,7 @@
 //! Checks on values a version carries that need more than their type: what
 //! its environment may hold, and where its path may route.
 
-use super::validate::{is_env_name, Validator};
+use super::validate::Validator;
 #[allow(unused_imports)]
 use super::*;
 
@@ -11,6 +11,12 @@ pub const ENV_VALUE_MAX: usize = 128 * 1024 - 1;
 /// The most one version's `env` may hold in all, well inside what a container's
 /// start (command line and environment together) can take.
 pub const ENV_TOTAL_MAX: usize = 1024 * 1024;
+
+pub(super) fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('A'..='Z' | 'a'..='z' | '_'))
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
 
 /// Why `path` (starting with `/`) cannot be a service's route: segments the
 /// gateway would resolve (`.`, `..`), the version separator `@`, characters a
@@ -39,6 +45,37 @@ pub(super) fn normalize_path(path: &str) -> String {
 }
 
 impl Validator {
+    /// A version's `path` (else `/<service>`) in the form the gateway
+    /// matches, and where it was written.
+    pub(super) fn route(
+        &mut self,
+        id: &str,
+        service: &str,
+        path: Option<&Spanned<String>>,
+        pos: Pos,
+    ) -> (String, Pos) {
+        match path {
+            None => (format!("/{service}"), pos),
+            Some(p) => {
+                let at = Pos::from(p.referenced);
+                if !p.value.starts_with('/') {
+                    self.err(
+                        at,
+                        format!("{id}: path `{}` does not start with `/`", p.value),
+                        format!("write it as `/{}`", p.value),
+                    );
+                } else if let Err(why) = route_path(&p.value) {
+                    self.err(
+                        at,
+                        format!("{id}: path `{}` {why}", p.value),
+                        "write a plain path of the service's own, like `/orders` or `/api/orders`",
+                    );
+                }
+                (normalize_path(&p.value), at)
+            }
+        }
+    }
+
     /// Two services never share a path, nor does one's path lie under
     /// another's: the gateway routes by longest prefix, so either would let one
     /// service take the other's requests (and its access rule).

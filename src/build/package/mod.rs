@@ -14,8 +14,9 @@ mod links;
 
 use std::path::{Component, Path, PathBuf};
 
+pub use crate::core::manifest::link_stays_inside;
 pub use archive::read_archive;
-pub use links::{check_links, link_stays_inside};
+pub use links::check_links;
 
 use super::context::{Context, Data, Entry, Origin};
 use super::digests::{Cache, Stamp};

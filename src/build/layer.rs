@@ -15,9 +15,9 @@ use crate::core::desired::LABEL_PROJECT;
 use crate::core::recipe::{ImageSettings, APP_UID, CODE_DIR};
 use crate::core::retain::DEPS_REPOSITORY;
 
-use super::build::{self, Built, Prepared, LABEL_CONTEXT_HASH};
 use super::context::{self, Context, Shape};
-use super::engine::{Engine, EngineError};
+use super::{Built, Prepared, LABEL_CONTEXT_HASH};
+use crate::shell::engine::{Engine, EngineError};
 
 /// The code layer's shape: the app user's, with `/app` and the keeps'
 /// directories in it.
@@ -157,7 +157,7 @@ pub async fn ensure_service_image(
     mut on_line: impl FnMut(&str) + Send,
 ) -> Result<Built, EngineError> {
     let hash = full.hash();
-    if build::is_built(engine, tag, &hash).await? {
+    if super::is_built(engine, tag, &hash).await? {
         return Ok(Built::Cached(hash));
     }
     let code = code_of(full);
@@ -174,7 +174,7 @@ pub async fn ensure_service_image(
                 (LABEL_PROJECT.to_string(), project.to_string()),
                 (LABEL_ROLE.to_string(), "dependencies".to_string()),
             ]);
-            build::ensure_image(engine, &deps_tag, &deps, deps_labels, &mut on_line).await?;
+            super::ensure_image(engine, &deps_tag, &deps, deps_labels, &mut on_line).await?;
             (deps_tag.clone(), deps_tag)
         }
         None => (base_id.to_string(), prepared.base.clone()),
@@ -182,14 +182,14 @@ pub async fn ensure_service_image(
     let parent = engine
         .image_parts(&parent_ref)
         .await?
-        .ok_or_else(|| build::missing_after_build(&parent_name))?;
+        .ok_or_else(|| super::missing_after_build(&parent_name))?;
     let files = match code.len() {
         1 => "1 file".to_string(),
         n => format!("{n} files"),
     };
     on_line(&format!(
         "{}{files} under /{CODE_DIR}, owned by {}, loaded over {}",
-        build::CODE_STEP,
+        super::CODE_STEP,
         prepared.settings.user,
         parent_name
     ));
@@ -205,14 +205,14 @@ pub async fn ensure_service_image(
         prepared.keep_dirs.clone(),
     );
     let loaded = engine.load_image(tag, tarball).await;
-    build::sent_whole(writer, tag).await?;
+    super::sent_whole(writer, tag).await?;
     match loaded {
         Ok(()) => Ok(Built::Fresh(hash)),
         Err(e) => {
             crate::say::warn(&format!(
                 "warning: {e}; the engine builds {tag} from its Dockerfile instead"
             ));
-            build::ensure_image(engine, tag, full, labels, on_line).await
+            super::ensure_image(engine, tag, full, labels, on_line).await
         }
     }
 }

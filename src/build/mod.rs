@@ -1,15 +1,24 @@
 //! Build contexts and image builds: one file list feeds both the content hash and
 //! the tarball sent to the engine, so the two cannot disagree.
 
+pub mod backend;
+pub mod baseimage;
+pub mod context;
+pub mod digests;
+pub mod layer;
+pub mod package;
+pub mod sdist;
+pub mod wheels;
+
 use std::collections::BTreeMap;
 
-use super::engine::{BuildOptions, Engine, EngineError};
-use super::settings::Settings;
+use crate::shell::engine::{BuildOptions, Engine, EngineError};
+use crate::shell::settings::Settings;
 
 /// The label that records what an image was built from.
 pub const LABEL_CONTEXT_HASH: &str = "berth.context-hash";
 
-pub use super::context::{normal_mode, Context, Data, Entry};
+pub use self::context::{normal_mode, Context, Data, Entry};
 
 /// Whether `tag` was built (or had to be built) now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +27,7 @@ pub enum Built {
     Fresh(String),
 }
 
-/// How the line that says berth loaded a code layer (`shell::layer`) starts.
+/// How the line that says berth loaded a code layer (`build::layer`) starts.
 pub const CODE_STEP: &str = "code layer: ";
 
 /// Whether a build log line starts a step: BuildKit's `[2/3] RUN ...`, the
@@ -141,7 +150,7 @@ use std::path::{Path, PathBuf};
 use crate::core::desired::BuildInput;
 use crate::core::recipe::{self, Deps, Manifests, RECIPE_VERSION};
 
-use super::package::{self, Limits, PackageError};
+use self::package::{Limits, PackageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -210,7 +219,7 @@ pub struct Prepared {
     /// A Node package's dependencies image, built (once) before the service's.
     pub node: Option<NodeDeps>,
     /// The dependencies stage's Dockerfile, when the service has one
-    /// (`shell::layer` puts the code over it).
+    /// (`build::layer` puts the code over it).
     pub deps_stage: Option<String>,
     /// What the image starts with: ENV, USER and CMD.
     pub settings: recipe::ImageSettings,
@@ -272,13 +281,14 @@ pub async fn prepare(
         .map_err(invalid)?
     {
         Deps::Backend { file } => {
-            super::backend::python_deps(engine, project, input, &pkg.context, &file, arch, settings)
+            self::backend::python_deps(engine, project, input, &pkg.context, &file, arch, settings)
                 .await?
         }
         deps => deps,
     };
-    let entry = recipe::entry(input.runtime, input.command.as_ref(), &m, &deps).map_err(invalid)?;
-    let base = super::baseimage::runtime_tag(input.runtime, input.cuda.as_deref());
+    let entry = crate::core::entry::entry(input.runtime, input.command.as_ref(), &m, &deps)
+        .map_err(invalid)?;
+    let base = self::baseimage::runtime_tag(input.runtime, input.cuda.as_deref());
     let node = match &deps {
         Deps::Node { lock } => Some(node_deps(project, &pkg.context, &base, *lock, settings)?),
         _ => None,
@@ -310,7 +320,7 @@ pub async fn prepare(
             requirements.clone().into_bytes(),
         );
         let wheels =
-            super::wheels::wheels(engine, project, input, requirements, &m, arch, settings).await?;
+            self::wheels::wheels(engine, project, input, requirements, &m, arch, settings).await?;
         for (name, data) in wheels {
             ctx.add_data(&format!("deps/wheels/{name}"), 0o644, data);
         }

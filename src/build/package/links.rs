@@ -1,6 +1,6 @@
 //! Links inside packages: resolved the way the container will resolve them.
 
-use crate::shell::build::{Context, Entry};
+use crate::build::{Context, Entry};
 
 /// Every link resolved the way the container will (following the links it
 /// meets, one after another) stays inside, and no entry lies below a link (the
@@ -78,27 +78,6 @@ fn resolves_inside(ctx: &Context, entry: &str, target: &str) -> bool {
                     }
                 }
             }
-        }
-    }
-    true
-}
-
-/// Whether a symlink at `entry` pointing to `target` resolves inside the package.
-pub fn link_stays_inside(entry: &str, target: &str) -> bool {
-    if target.starts_with('/') {
-        return false;
-    }
-    let mut depth: Vec<&str> = entry.split('/').collect();
-    depth.pop(); // the link itself
-    for part in target.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if depth.pop().is_none() {
-                    return false;
-                }
-            }
-            p => depth.push(p),
         }
     }
     true

@@ -8,6 +8,8 @@
 //! It knows nothing of the daemon: it serves the snapshots it is handed and
 //! forwards reconcile requests on a channel.
 
+pub mod ui;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -97,7 +99,7 @@ pub struct ApiState {
     /// Why the engine did not answer the daemon's last ping; `None` while it does.
     pub engine_down: Arc<RwLock<Option<String>>>,
     /// The dashboard's signed-in sessions.
-    pub sessions: Arc<super::ui::Sessions>,
+    pub sessions: Arc<self::ui::Sessions>,
     /// The dashboard's live log tail (logs:view).
     pub follow: FollowFn,
     /// How many dashboards follow the overview live now: the daemon samples
@@ -129,7 +131,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/rollback/{service}", post(rollback))
         .route("/logs/{target}", get(logs))
         .route("/healthz", get(healthz))
-        .merge(super::ui::router())
+        .merge(self::ui::router())
         // A page of 500 rows is mostly repeated markup: gzip takes it under the
         // dashboard's weight budget. Server-sent events are left as they are.
         .layer(tower_http::compression::CompressionLayer::new())
@@ -153,7 +155,7 @@ async fn healthz(State(s): State<ApiState>) -> Response {
 pub async fn serve(
     addr: SocketAddr,
     state: ApiState,
-    bounds: super::listen::Bounds,
+    bounds: crate::serve::listen::Bounds,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>, ApiError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -162,13 +164,13 @@ pub async fn serve(
     // A reserved connection (the cap is full) serves `/healthz`, a known
     // token and a live dashboard session: strangers cannot push them out.
     let (tokens, sessions) = (state.tokens.clone(), state.sessions.clone());
-    let priority: super::listen::Priority = Arc::new(move |path, headers| {
+    let priority: crate::serve::listen::Priority = Arc::new(move |path, headers| {
         path == "/healthz"
-            || super::forward::presented(headers).is_some_and(|t| tokens.knows(&t))
+            || crate::serve::forward::presented(headers).is_some_and(|t| tokens.knows(&t))
             || sessions.signed_in(headers)
     });
     let app = router(state);
-    Ok(tokio::spawn(super::listen::serve(
+    Ok(tokio::spawn(crate::serve::listen::serve(
         listener, app, bounds, priority, shutdown,
     )))
 }
@@ -179,7 +181,7 @@ async fn status(State(s): State<ApiState>, headers: HeaderMap) -> Response {
     }
     let doc = s.status.read().expect("no panics hold it").clone();
     // Excerpts of container output are for tokens that may read logs.
-    let token = super::forward::presented(&headers);
+    let token = crate::serve::forward::presented(&headers);
     match s.tokens.decide(token.as_deref(), Permission::LogsView) {
         Decision::Allow(_) => axum::Json(doc).into_response(),
         _ => axum::Json(doc.without_excerpts()).into_response(),
@@ -196,7 +198,7 @@ async fn metrics(State(s): State<ApiState>, headers: HeaderMap) -> Response {
 
 /// `None` when the request's bearer token holds `needed`; else the 401 or 403.
 fn refuse(s: &ApiState, headers: &HeaderMap, needed: Permission) -> Option<Response> {
-    let presented = super::forward::presented(headers);
+    let presented = crate::serve::forward::presented(headers);
     match s.tokens.decide(presented.as_deref(), needed) {
         Decision::Allow(name) => {
             tracing::debug!(

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use crate::core::hash::sha256_hex;
 use crate::core::spec::Runtime;
 
-use super::build::{ensure_image, Built, Context};
-use super::engine::{Engine, EngineError};
-use super::settings::Settings;
+use super::{ensure_image, Built, Context};
+use crate::shell::engine::{Engine, EngineError};
+use crate::shell::settings::Settings;
 
 pub const BUSYBOX_TAG: &str = "berth-local/busybox:stable";
 const BUSYBOX_DOCKERFILE: &str = include_str!("../../baseimages/busybox/Dockerfile");

@@ -22,7 +22,7 @@ use axum::Router;
 
 use subtle::ConstantTimeEq;
 
-use super::api::{ApiState, Ask};
+use super::{ApiState, Ask};
 use crate::core::access::{Decision, Permission};
 
 mod sessions;
@@ -329,9 +329,9 @@ async fn logout(State(s): State<ApiState>, req: Request) -> Response {
 /// Hands an ask to the daemon and waits for its answer.
 async fn ask(
     s: &ApiState,
-    what: impl FnOnce(super::api::ReconcileReply) -> Ask,
+    what: impl FnOnce(super::ReconcileReply) -> Ask,
 ) -> Result<String, String> {
-    match super::api::hand(s, what).await {
+    match super::hand(s, what).await {
         Some(answer) => answer.map_err(|e| e.to_string()),
         None => Err("the daemon is stopping".into()),
     }
@@ -346,7 +346,7 @@ async fn act<T: serde::de::DeserializeOwned + Csrf>(
     what: impl FnOnce(
         T,
     ) -> (
-        Box<dyn FnOnce(super::api::ReconcileReply) -> Ask + Send>,
+        Box<dyn FnOnce(super::ReconcileReply) -> Ask + Send>,
         &'static str,
     ),
 ) -> Response {

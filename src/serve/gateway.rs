@@ -403,8 +403,8 @@ pub async fn drain(
     control: SocketAddr,
     port: u16,
     timeout: Duration,
-) -> Result<u64, super::probe::ProbeError> {
-    use super::probe::ProbeError;
+) -> Result<u64, crate::shell::probe::ProbeError> {
+    use crate::shell::probe::ProbeError;
     let body = serde_json::to_vec(&DrainRequest {
         port,
         timeout_ms: timeout.as_millis() as u64,
@@ -416,7 +416,7 @@ pub async fn drain(
             .header(header::CONTENT_TYPE, "application/json")
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .map_err(ProbeError::RequestBuild)?;
-        let res = super::probe::send(control, req).await?;
+        let res = crate::shell::probe::send(control, req).await?;
         let bytes = res
             .into_body()
             .collect()

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use crate::core::desired::BuildInput;
 use crate::core::sdist::{self, IndexFile, Wanted};
 
-use super::build::{ensure_image_with, Context};
-use super::engine::{BuildOptions, Engine, EngineError};
-use super::settings::Settings;
-use super::wheels::PipTarget;
+use super::{ensure_image_with, Context};
+use crate::core::pip::PipTarget;
+use crate::shell::engine::{BuildOptions, Engine, EngineError};
+use crate::shell::settings::Settings;
 
 /// The largest source distribution fetched.
 const SDIST_LIMIT: usize = 256 << 20;
@@ -448,7 +448,7 @@ pub async fn run_offline(
             let said_by_build: Vec<&str> = log
                 .iter()
                 .map(String::as_str)
-                .filter(|l| !super::build::is_step(l))
+                .filter(|l| !super::is_step(l))
                 .filter(|l| {
                     !(l.ends_with(": started") || l.contains("finished with status 'done'"))
                 })

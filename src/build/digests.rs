@@ -108,7 +108,7 @@ impl<T: Serialize + DeserializeOwned> Cache<T> {
             return;
         };
         if let Ok(bytes) = serde_json::to_vec(&self.records) {
-            if let Err(e) = super::state::write_atomic(file, &bytes) {
+            if let Err(e) = crate::shell::state::write_atomic(file, &bytes) {
                 tracing::debug!("cannot write the digest cache {}: {e}", file.display());
             }
         }

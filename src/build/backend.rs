@@ -8,10 +8,10 @@ use crate::core::desired::BuildInput;
 use crate::core::layout::backend::{metadata_dockerfile, report_requirements, REPORT_DIR};
 use crate::core::recipe::Deps;
 
-use super::build::{BuildError, Context};
-use super::engine::Engine;
-use super::settings::Settings;
-use super::wheels::PipTarget;
+use super::{BuildError, Context};
+use crate::core::pip::PipTarget;
+use crate::shell::engine::Engine;
+use crate::shell::settings::Settings;
 
 /// The dependencies of the package `package` as its build backend reports
 /// them, with the version's extras; `file` computes them.

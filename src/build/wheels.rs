@@ -9,57 +9,12 @@ use crate::core::desired::BuildInput;
 use crate::core::pip;
 use crate::core::recipe::Manifests;
 
-use super::build::{BuildError, SdistBuildError};
 use super::context::Data;
-use super::engine::Engine;
-use super::settings::Settings;
+use super::{BuildError, SdistBuildError};
+use crate::shell::engine::Engine;
+use crate::shell::settings::Settings;
 
-/// What wheels are downloaded for: the runtime's Python, the platforms pip
-/// accepts inside its base, and the pip arguments that say both.
-pub struct PipTarget {
-    pub python: String,
-    pub platforms: Vec<String>,
-    /// `linux_<machine>`'s machine (`x86_64`, `aarch64`).
-    pub machine: String,
-    pub args: Vec<String>,
-}
-
-impl PipTarget {
-    pub fn of(input: &BuildInput, arch: &str) -> PipTarget {
-        let python = input.runtime.python().unwrap_or("3.13").to_string();
-        let platforms = pip::wheel_platforms(arch, pip::base_glibc(input.runtime));
-        // The last platform is `linux_<machine>`.
-        let machine = platforms
-            .last()
-            .and_then(|p| p.strip_prefix("linux_"))
-            .unwrap_or("x86_64")
-            .to_string();
-        let abi = format!("cp{}", python.replace('.', ""));
-        let mut args: Vec<String> = [
-            "--python-version",
-            &python,
-            "--implementation",
-            "cp",
-            "--abi",
-            &abi,
-            "--abi",
-            "abi3",
-            "--abi",
-            "none",
-        ]
-        .map(String::from)
-        .to_vec();
-        for p in &platforms {
-            args.extend(["--platform".to_string(), p.clone()]);
-        }
-        PipTarget {
-            python,
-            platforms,
-            machine,
-            args,
-        }
-    }
-}
+pub use crate::core::pip::PipTarget;
 
 /// Wheels for the requirements, for the runtime's Python and the engine's
 /// platform, downloaded with pip on the host once and cached by what decides them.
