@@ -146,3 +146,81 @@ fn env_values_each_allowed_but_too_many_together_are_refused() {
     assert!(err.contains("at most 1048576"), "{err}");
     assert!(parse("f.yaml", &with_env(&vars[..8])).is_ok());
 }
+
+/// The code literals at every place a diagnostic is made, in the core and
+/// the binary: (code, file).
+fn diagnostic_codes() -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![
+        std::path::PathBuf::from("src"),
+        std::path::PathBuf::from("crates/berth-core/src"),
+    ];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for opener in ["self.err(", "Diagnostic::new("] {
+                for (i, _) in text.match_indices(opener) {
+                    let rest = text[i + opener.len()..].trim_start();
+                    let code: String = rest
+                        .strip_prefix('"')
+                        .map(|r| r.chars().take_while(|c| *c != '"').collect())
+                        .unwrap_or_default();
+                    found.push((code, path.display().to_string()));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_diagnostic_has_its_own_stable_code_and_the_contract_lists_each() {
+    let found = diagnostic_codes();
+    assert!(
+        found.len() > 50,
+        "the walk found the diagnostics: {found:?}"
+    );
+    let shaped = |c: &str| {
+        c.len() == 4 && "SDPATF".contains(&c[..1]) && c[1..].bytes().all(|b| b.is_ascii_digit())
+    };
+    let mut seen = std::collections::BTreeMap::new();
+    for (code, file) in &found {
+        // `fn err`'s own body hands its caller's code on.
+        if code.is_empty() && file.ends_with("validate.rs") {
+            continue;
+        }
+        assert!(
+            shaped(code),
+            "{file}: `{code}` is not a code (letter of its area, three digits)"
+        );
+        if let Some(other) = seen.insert(code.clone(), file.clone()) {
+            panic!("{code} is used twice: in {other} and {file}");
+        }
+    }
+    let contract = std::fs::read_to_string("docs/contract.md").unwrap();
+    let listed: std::collections::BTreeSet<String> = contract
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|l| l.chars().take_while(|c| *c != '`').collect::<String>())
+        .filter(|c| shaped(c))
+        .collect();
+    let used: std::collections::BTreeSet<String> = seen.keys().cloned().collect();
+    assert_eq!(
+        used.difference(&listed).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "codes docs/contract.md does not list"
+    );
+    assert_eq!(
+        listed.difference(&used).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "codes docs/contract.md lists that no diagnostic uses"
+    );
+}

@@ -12,7 +12,7 @@ pub fn add(file: &Path, name: &str, permissions: &[String]) -> Result<u8, Comman
     let refuse = |message: String, help: String| {
         CommandError::TokensInvalid(Diagnostics {
             file: file.display().to_string(),
-            items: vec![Diagnostic::new(None, message, help)],
+            items: vec![Diagnostic::new("T005", None, message, help)],
         })
     };
     let mut perms = Vec::new();

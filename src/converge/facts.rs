@@ -89,7 +89,7 @@ async fn ports_free(
             .versions()
             .find(|v| v.service == service && v.version.to_string() == version)
             .map(|v| v.pos);
-        problems.push(Diagnostic::new(
+        problems.push(Diagnostic::new("F002", 
             pos,
             format!("{service}@{version}: host port {port} (`publish`) is taken by {holder}"),
             "free the port, or choose another `publish:` port (or none: berth then picks a free loopback port)",
@@ -193,6 +193,7 @@ async fn asset_facts(
     for (url, (a, id)) in wanted {
         if let Some(why) = guarded.then(|| asset::private_url(url)).flatten() {
             problems.push(Diagnostic::new(
+                "F003",
                 Some(a.pos),
                 format!("{id}: asset `{}` ({url}): {why}", a.env),
                 "fetch it from a public address, or allow private ones with --allow-private-assets",
@@ -203,7 +204,12 @@ async fn asset_facts(
             Ok(f) => {
                 facts.insert(url.to_string(), f);
             }
-            Err(e) => problems.push(Diagnostic::new(Some(a.pos), format!("{id}: {e}"), e.help())),
+            Err(e) => problems.push(Diagnostic::new(
+                "F004",
+                Some(a.pos),
+                format!("{id}: {e}"),
+                e.help(),
+            )),
         }
     }
     if problems.is_empty() {
@@ -255,6 +261,7 @@ async fn build_facts(
                     return Err(refused(
                         file,
                         vec![Diagnostic::new(
+                            "F005",
                             Some(v.pos),
                             format!("{}: runtime `{}`: {why}", v.id(), runtime.name()),
                             "upgrade the NVIDIA driver, or use a runtime without -cuda",
@@ -269,7 +276,7 @@ async fn build_facts(
             if Path::new(p).is_absolute() || !package.starts_with(&root) {
                 return Err(refused(
                     file,
-                    vec![Diagnostic::new(
+                    vec![Diagnostic::new("F006", 
                         Some(v.pos),
                         format!(
                             "{}: package `{p}` resolves to {}, outside the repository",

@@ -155,7 +155,7 @@ pub fn parse_tokens(file: &str, text: &str) -> Result<Tokens, Diagnostics> {
         items,
     };
     let raw: RawTokens = serde_saphyr::from_str(text).map_err(|e| {
-        fail(vec![Diagnostic::new(
+        fail(vec![Diagnostic::new("T001", 
             e.location().map(Pos::from),
             e.without_snippet().to_string(),
             "a token file is `tokens:` with a list of { name, sha256, permissions }; `berth token add` writes one",
@@ -168,6 +168,7 @@ pub fn parse_tokens(file: &str, text: &str) -> Result<Tokens, Diagnostics> {
         let mut sha = [0u8; 32];
         if hex::decode_to_slice(t.sha256.value.trim(), &mut sha).is_err() {
             items.push(Diagnostic::new(
+                "T002",
                 Some(Pos::from(t.sha256.referenced)),
                 format!("token `{}`: `sha256` is not 64 hex digits", t.name.value),
                 "store the SHA-256 of the token, never the token itself: `berth token add` does it",
@@ -175,6 +176,7 @@ pub fn parse_tokens(file: &str, text: &str) -> Result<Tokens, Diagnostics> {
         }
         if !names.insert(t.name.value.clone()) {
             items.push(Diagnostic::new(
+                "T003",
                 Some(Pos::from(t.name.referenced)),
                 format!("token `{}` is listed twice", t.name.value),
                 "give each token its own name",
@@ -187,6 +189,7 @@ pub fn parse_tokens(file: &str, text: &str) -> Result<Tokens, Diagnostics> {
                     permissions.insert(p);
                 }
                 None => items.push(Diagnostic::new(
+                    "T004",
                     Some(Pos::from(p.referenced)),
                     format!("token `{}`: unknown permission `{}`", t.name.value, p.value),
                     format!(

@@ -26,13 +26,14 @@ pub fn audit(plan: &Plan, observed: &Observed, asset_root: &str) -> Vec<Diagnost
     let project = plan.project.as_str();
     if !is_valid_name(project) {
         problems.push(Diagnostic::new(
+            "A001",
             None,
             format!("the plan names project `{project}`, which is not a project name"),
             HELP,
         ));
         return problems;
     }
-    let mut bad = |message: String| problems.push(Diagnostic::new(None, message, HELP));
+    let mut bad = |message: String| problems.push(Diagnostic::new("A002", None, message, HELP));
     for step in &plan.steps {
         if let Some(c) = step.action.existing(project) {
             // Leftovers and predecessors are removed or put back from a

@@ -320,7 +320,7 @@ pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
                     .versions()
                     .find(|v| v.id() == u.request.id)
                     .map(|v| v.pos);
-                problems.push(Diagnostic::new(
+                problems.push(Diagnostic::new("D001", 
                     pos,
                     format!(
                         "{}: machine class `{}` needs a GPU with at least {} GiB to itself{}; {}",
@@ -407,7 +407,7 @@ fn container(
         Source::Image(r) => match facts.image_ids.get(r) {
             Some(id) => (r.clone(), id.clone()),
             None => {
-                problems.push(Diagnostic::new(
+                problems.push(Diagnostic::new("D002", 
                     Some(v.pos),
                     format!("{id}: image `{r}` is not on the engine"),
                     "load or build it first (`docker load`, `docker build`); `berth baseimages` builds the berth-local/* images",
@@ -426,6 +426,7 @@ fn container(
             }
             None => {
                 problems.push(Diagnostic::new(
+                    "D003",
                     Some(v.pos),
                     format!("{id}: the package `{p}` was not prepared for building"),
                     "this is a bug in berth: please report it",
@@ -454,6 +455,7 @@ fn container(
                 asset_env.insert(a.env.clone(), at);
             }
             None => problems.push(Diagnostic::new(
+                "D004",
                 Some(a.pos),
                 format!("{id}: asset `{}` ({}) was not fetched", a.env, a.url),
                 "this is a bug in berth: please report it",
@@ -470,6 +472,7 @@ fn container(
                 secret_sources.insert(name.clone(), s.from_env.clone());
             }
             None => problems.push(Diagnostic::new(
+                "D005",
                 Some(s.pos),
                 format!(
                     "{id}: secret `{name}` reads the environment variable `{}`, which is not set",

@@ -31,6 +31,9 @@ impl From<serde_saphyr::Location> for Pos {
 /// One problem a user can fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// Its stable code (`S014`: an area's letter and a number), listed in
+    /// docs/contract.md; a code is never reused for another problem.
+    pub code: &'static str,
     /// What is wrong, lowercase, naming the service (and version) it concerns.
     pub message: String,
     /// Where in the file; `None` when the problem is not tied to one place.
@@ -40,21 +43,31 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(pos: Option<Pos>, message: impl Into<String>, help: impl Into<String>) -> Self {
+    pub fn new(
+        code: &'static str,
+        pos: Option<Pos>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Self {
         Diagnostic {
+            code,
             message: message.into(),
             pos,
             help: help.into(),
         }
     }
 
-    /// The two-line form: what and where first, then how to fix it.
+    /// The two-line form: what and where first (with the code), then how to
+    /// fix it.
     pub fn render(&self, file: &str) -> String {
         let place = match self.pos {
             Some(p) => format!("{file}:{}:{}", p.line, p.column),
             None => file.to_string(),
         };
-        format!("{place}: {}\n  help: {}", self.message, self.help)
+        format!(
+            "{place}: {} [{}]\n  help: {}",
+            self.message, self.code, self.help
+        )
     }
 }
 

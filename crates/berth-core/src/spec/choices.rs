@@ -17,6 +17,7 @@ impl Validator {
             (Some(i), None) => {
                 if i.value.trim().is_empty() {
                     self.err(
+                        "S022",
                         Pos::from(i.referenced),
                         format!("{id}: `image` is empty"),
                         "name an image, for example `berth-local/busybox:stable`",
@@ -27,6 +28,7 @@ impl Validator {
             (None, Some(p)) => Some(Source::Package(p.value.clone())),
             (Some(i), Some(_)) => {
                 self.err(
+                    "S023",
                     Pos::from(i.referenced),
                     format!("{id} sets both `image` and `package`"),
                     "keep exactly one: `image` to run a ready image, `package` to build from code",
@@ -34,7 +36,7 @@ impl Validator {
                 None
             }
             (None, None) => {
-                self.err(
+                self.err("S024", 
                     pos,
                     format!("{id} has neither `image` nor `package`"),
                     "add `image: REFERENCE` to run a ready image, or `package: PATH` to build from code",
@@ -59,6 +61,7 @@ impl Validator {
                 Some(rt) => Some(rt),
                 None => {
                     self.err(
+                        "S025",
                         Pos::from(r.referenced),
                         format!("{id}: unknown runtime `{}`", r.value),
                         format!("use one of {}", list_names(&Runtime::ALL, Runtime::name)),
@@ -69,6 +72,7 @@ impl Validator {
         };
         match (source, runtime, pick(&v.runtime, &s.runtime)) {
             (Some(Source::Package(_)), None, None) => self.err(
+                "S026",
                 pos,
                 format!("{id} builds from a package but names no `runtime`"),
                 format!(
@@ -77,6 +81,7 @@ impl Validator {
                 ),
             ),
             (Some(Source::Image(_)), _, Some(r)) => self.err(
+                "S027",
                 Pos::from(r.referenced),
                 format!(
                     "{id}: `runtime` applies only to code packages, and this version runs an image"
@@ -94,6 +99,7 @@ impl Validator {
             None => Machine::Small,
             Some(m) => parse_named(&Machine::ALL, Machine::name, &m.value).unwrap_or_else(|| {
                 self.err(
+                    "S028",
                     Pos::from(m.referenced),
                     format!("{id}: unknown machine class `{}`", m.value),
                     format!("use one of {}", list_names(&Machine::ALL, Machine::name)),
@@ -114,6 +120,7 @@ impl Validator {
                 }
                 RawScope::Database(d) => {
                     self.err(
+                        "S029",
                         Pos::from(sc.referenced),
                         format!("{id}: database name `{}` is not valid", d.database),
                         "use a lowercase letter, then up to 31 lowercase letters, digits or dashes",
@@ -121,7 +128,7 @@ impl Validator {
                     Scope::Global
                 }
                 RawScope::Named(n) => {
-                    self.err(
+                    self.err("S030", 
                         Pos::from(sc.referenced),
                         format!("{id}: unknown scope `{n}`"),
                         "write `scope: global`, or `scope: { database: NAME }` to bind the service to one database",

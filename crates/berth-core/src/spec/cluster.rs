@@ -13,6 +13,7 @@ impl Validator {
             match parse_named(&EngineKind::ALL, EngineKind::name, &e.value) {
                 Some(kind) => self.engine = kind,
                 None => self.err(
+                    "S049",
                     Pos::from(e.referenced),
                     format!("unknown engine `{}`", e.value),
                     format!(
@@ -27,6 +28,7 @@ impl Validator {
         if !self.engine.capabilities().registry {
             let engines = EngineKind::offering(|c| c.registry);
             self.err(
+                "S050",
                 at,
                 format!("`registry` is for {engines} (one engine builds and runs its own images)"),
                 format!("remove `registry`, or add {engines}"),
@@ -42,6 +44,7 @@ impl Validator {
         });
         if !ok {
             self.err(
+                "S051",
                 at,
                 format!("registry `{}` is not HOST:PORT", r.value),
                 "write the registry's host and port, e.g. `registry: 10.231.0.1:5000`",
@@ -57,7 +60,7 @@ impl Validator {
             None => 1,
             Some(r) if !self.engine.capabilities().replicas && r.value != 1 => {
                 let engines = EngineKind::offering(|c| c.replicas);
-                self.err(
+                self.err("S052", 
                     Pos::from(r.referenced),
                     format!("{id}: `replicas: {}` needs {engines}: one engine runs one container per version", r.value),
                     format!("remove `replicas`, or add {engines} at the top and point DOCKER_HOST at its manager"),
@@ -66,6 +69,7 @@ impl Validator {
             }
             Some(r) if r.value > 100 => {
                 self.err(
+                    "S053",
                     Pos::from(r.referenced),
                     format!("{id}: `replicas: {}` is more than 100", r.value),
                     "use at most 100 replicas per version",
@@ -84,14 +88,14 @@ impl Validator {
         let engine = self.engine.name();
         for v in services.iter().flat_map(|s| &s.versions) {
             if caps.registry && matches!(v.source, Source::Package(_)) && registry.is_none() {
-                self.err(
+                self.err("S054", 
                     v.pos,
                     format!("{}: building from a `package` on `engine: {engine}` needs a `registry`", v.id()),
                     "add `registry: HOST:PORT` at the top: berth pushes the image there, so that every node can pull it (scripts/swarm-lab shows one from Debian's docker-registry package)",
                 );
             }
             if !v.keeps.is_empty() && v.replicas > 1 {
-                self.err(
+                self.err("S055", 
                     v.pos,
                     format!("{}: `keeps` with `replicas: {}`: a keep is one volume on one node, written by one task", v.id(), v.replicas),
                     "run one replica of a version that keeps data, or keep the data in a database the replicas share",
@@ -117,6 +121,7 @@ impl Validator {
             for (used, what, help) in unsupported {
                 if used {
                     self.err(
+                        "S056",
                         v.pos,
                         format!(
                             "{}: {what} is not supported on `engine: {engine}` yet",

@@ -47,7 +47,7 @@ fn syntax_diagnostic(e: &serde_saphyr::Error, text: &str) -> Diagnostic {
         msg.truncate(i);
     }
     let (message, help) = super::explain::explain(&msg, text, pos);
-    Diagnostic::new(pos, message, help)
+    Diagnostic::new("S001", pos, message, help)
 }
 
 /// `[a-z][a-z0-9-]{0,31}`: names that prefix engine objects.
@@ -73,16 +73,18 @@ pub(super) fn pick<'a, T>(version: &'a Option<T>, service: &'a Option<T>) -> Opt
 impl Validator {
     pub(super) fn err(
         &mut self,
+        code: &'static str,
         pos: impl Into<Option<Pos>>,
         message: impl Into<String>,
         help: impl Into<String>,
     ) {
-        self.items.push(Diagnostic::new(pos.into(), message, help));
+        self.items
+            .push(Diagnostic::new(code, pos.into(), message, help));
     }
 
     fn name(&mut self, what: &str, name: &Spanned<String>) {
         if !is_valid_name(&name.value) {
-            self.err(
+            self.err("S002", 
                 Pos::from(name.referenced),
                 format!("{what} name `{}` is not valid", name.value),
                 "use a lowercase letter, then up to 31 lowercase letters, digits or dashes ([a-z][a-z0-9-]{0,31})",
@@ -102,7 +104,7 @@ impl Validator {
                 for v in &s.versions {
                     if let Some(p) = v.publish {
                         if let Some(first) = published.get(&p) {
-                            self.err(
+                            self.err("S003", 
                                 v.pos,
                                 format!("{}: host port {p} is already published by {first}", v.id()),
                                 "give each service version its own `publish` port, or drop `publish` to get a free one",
@@ -133,6 +135,7 @@ impl Validator {
         match (&svc.version, &svc.versions) {
             (Some(v), Some(_)) => {
                 self.err(
+                    "S004",
                     Pos::from(v.referenced),
                     format!("service `{name}` has both `version` and `versions`"),
                     "use `version:` for a single version, or list every version under `versions:`",
@@ -143,6 +146,7 @@ impl Validator {
             (None, Some(vs)) => {
                 if vs.is_empty() {
                     self.err(
+                        "S005",
                         pos,
                         format!("service `{name}` declares no versions"),
                         "add at least one entry under `versions:`",
@@ -162,7 +166,7 @@ impl Validator {
             let parsed = match semver::Version::parse(text) {
                 Ok(v) => v,
                 Err(e) => {
-                    self.err(
+                    self.err("S006", 
                         vpos,
                         format!("service `{name}`: `{}` is not a semantic version ({e})", text),
                         "write versions as MAJOR.MINOR.PATCH, optionally with a pre-release: `1.2.0`, `2.0.0-rc.1`",
@@ -171,7 +175,7 @@ impl Validator {
                 }
             };
             if !parsed.build.is_empty() {
-                self.err(
+                self.err("S007", 
                     vpos,
                     format!("service `{name}`: version `{}` carries build metadata", text),
                     "drop the `+...` part: build metadata does not order versions and cannot be part of a container name",
@@ -192,6 +196,7 @@ impl Validator {
                     let declared: Vec<String> =
                         versions.iter().map(|v| v.version.to_string()).collect();
                     self.err(
+                        "S008",
                         Pos::from(a.referenced),
                         format!(
                             "service `{name}`: active version `{}` is not declared",
@@ -231,6 +236,7 @@ impl Validator {
         let extras = pick(&v.extras, &s.extras).cloned().unwrap_or_default();
         if !extras.is_empty() && matches!(source, Some(Source::Image(_))) {
             self.err(
+                "S009",
                 pos,
                 format!("{id}: `extras` applies only to code packages"),
                 "remove `extras`, or build from a `package`",
@@ -241,12 +247,12 @@ impl Validator {
         if let Some(flag) = vendored.filter(|f| f.value) {
             let at = Pos::from(flag.referenced);
             match (&source, runtime) {
-                (Some(Source::Image(_)), _) => self.err(
+                (Some(Source::Image(_)), _) => self.err("S010", 
                     at,
                     format!("{id}: `vendored` applies only to code packages"),
                     "remove `vendored`, or build from a `package`",
                 ),
-                (_, Some(r)) if r.python().is_some() => self.err(
+                (_, Some(r)) if r.python().is_some() => self.err("S011", 
                     at,
                     format!("{id}: `vendored` applies to Node packages, and runtime `{}` is Python", r.name()),
                     "remove `vendored`: berth installs Python dependencies from wheels it resolves at plan time",
@@ -259,6 +265,7 @@ impl Validator {
         if let Some(flag) = job.filter(|f| f.value) {
             if pick(&v.publish, &s.publish).is_some() {
                 self.err(
+                    "S012",
                     Pos::from(flag.referenced),
                     format!(
                         "{id}: a job (`job: true`) serves nothing, so it cannot `publish` a port"
@@ -280,6 +287,7 @@ impl Validator {
             Some(p) => {
                 if p.value == 0 {
                     self.err(
+                        "S013",
                         Pos::from(p.referenced),
                         format!("{id}: port 0 is not a port"),
                         "use the port the service listens on, 1 to 65535 (8000 by default)",
@@ -291,6 +299,7 @@ impl Validator {
         let publish = pick(&v.publish, &s.publish).map(|p| {
             if p.value == 0 {
                 self.err(
+                    "S014",
                     Pos::from(p.referenced),
                     format!("{id}: publish port 0 is not a port"),
                     "use 1 to 65535, or drop `publish` to get a free port",
@@ -302,6 +311,7 @@ impl Validator {
         let command = pick(&v.command, &s.command).map(|c| {
             if c.value.is_empty() {
                 self.err(
+                    "S015",
                     Pos::from(c.referenced),
                     format!("{id}: `command` is empty"),
                     "list the program and its arguments, or remove `command` to use the image's",
@@ -316,19 +326,21 @@ impl Validator {
         let mut keeps = Vec::new();
         for k in pick(&v.keeps, &s.keeps).into_iter().flatten() {
             if !k.value.starts_with('/') || k.value.split('/').any(|c| c == "..") {
-                self.err(
+                self.err("S016", 
                     Pos::from(k.referenced),
                     format!("{id}: keep path `{}` is not a plain absolute path", k.value),
                     "write the absolute path inside the container, without `..`, for example `/data`",
                 );
             } else if keeps.contains(&k.value) {
                 self.err(
+                    "S017",
                     Pos::from(k.referenced),
                     format!("{id}: keep path `{}` is listed twice", k.value),
                     "list each path once",
                 );
             } else if k.value.trim_end_matches('/').is_empty() {
                 self.err(
+                    "S018",
                     Pos::from(k.referenced),
                     format!("{id}: `/` cannot be kept"),
                     "keep a directory below `/`, for example `/data`",
@@ -363,6 +375,7 @@ impl Validator {
                 || assets.iter().any(|b| b.env == a.env.value)
             {
                 self.err(
+                    "S019",
                     Pos::from(a.env.referenced),
                     format!(
                         "{id}: `{}` is set twice (env, secrets or another asset)",
@@ -377,6 +390,7 @@ impl Validator {
                 .or_else(|| url.strip_prefix("http://"));
             if after_scheme.is_none_or(|rest| rest.is_empty() || rest.starts_with('/')) {
                 self.err(
+                    "S020",
                     Pos::from(a.url.referenced),
                     format!("{id}: asset url `{url}` is not an http(s) URL"),
                     "write the full address, for example https://example.org/model.bin",
@@ -389,6 +403,7 @@ impl Validator {
             if let (Some(h), Some(raw)) = (&sha256, &a.sha256) {
                 if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
                     self.err(
+                        "S021",
                         Pos::from(raw.referenced),
                         format!(
                             "{id}: asset `{}`: sha256 `{}` is not 64 hex digits",

@@ -60,12 +60,14 @@ impl Validator {
                 let at = Pos::from(p.referenced);
                 if !p.value.starts_with('/') {
                     self.err(
+                        "S031",
                         at,
                         format!("{id}: path `{}` does not start with `/`", p.value),
                         format!("write it as `/{}`", p.value),
                     );
                 } else if let Err(why) = route_path(&p.value) {
                     self.err(
+                        "S032",
                         at,
                         format!("{id}: path `{}` {why}", p.value),
                         "write a plain path of the service's own, like `/orders` or `/api/orders`",
@@ -138,6 +140,7 @@ impl Validator {
                 };
                 told.insert((*svc, *other));
                 self.err(
+                    "S033",
                     *at,
                     format!("service `{svc}`: path `{path}` {clash}"),
                     "give each service a path of its own that no other service's path contains",
@@ -166,7 +169,7 @@ impl Validator {
                 self.contract_port(id, "environment variable", k, built);
                 let at = Pos::from(val.referenced);
                 if let Some(i) = val.value.find('\0') {
-                    self.err(
+                    self.err("S034", 
                         at,
                         format!("{id}: environment variable `{}` holds a NUL character (at character {}), which no process environment can carry", k.value, val.value[..i].chars().count() + 1),
                         "remove the NUL from the value",
@@ -174,7 +177,7 @@ impl Validator {
                 }
                 let size = k.value.len() + 1 + val.value.len();
                 if size > ENV_VALUE_MAX {
-                    self.err(
+                    self.err("S035", 
                         at,
                         format!("{id}: environment variable `{}` is {size} bytes; one variable may hold at most {ENV_VALUE_MAX} (the kernel's limit for one string)", k.value),
                         "pass large content as an asset (`assets:`) or in the package, not in `env`",
@@ -187,6 +190,7 @@ impl Validator {
         }
         if total > ENV_TOTAL_MAX {
             self.err(
+                "S036",
                 last,
                 format!(
                     "{id}: `env` holds {total} bytes in all; at most {ENV_TOTAL_MAX} are allowed"
@@ -201,6 +205,7 @@ impl Validator {
                 self.contract_port(id, "secret", k, built);
                 if env.contains_key(&k.value) {
                     self.err(
+                        "S037",
                         Pos::from(k.referenced),
                         format!(
                             "{id}: `{}` is both an environment variable and a secret",
@@ -210,7 +215,7 @@ impl Validator {
                     );
                 }
                 if !is_env_name(&sec.from_env.value) {
-                    self.err(
+                    self.err("S038", 
                         Pos::from(sec.from_env.referenced),
                         format!("{id}: secret `{}` reads `{}`, which is not an environment variable name", k.value, sec.from_env.value),
                         "name a variable of berth's environment: letters, digits and `_`, not starting with a digit",
@@ -232,7 +237,7 @@ impl Validator {
     /// `port`: a second value could only disagree with it.
     fn contract_port(&mut self, id: &str, what: &str, k: &Spanned<String>, built: bool) {
         if built && k.value == "PORT" {
-            self.err(
+            self.err("S039", 
                 Pos::from(k.referenced),
                 format!("{id}: {what} `PORT` is set by berth to the version's `port` for services built from code"),
                 "remove it and set `port: N` instead; the service reads PORT and listens there",
@@ -243,12 +248,14 @@ impl Validator {
     pub(super) fn env_name(&mut self, id: &str, what: &str, k: &Spanned<String>) {
         if !is_env_name(&k.value) {
             self.err(
+                "S040",
                 Pos::from(k.referenced),
                 format!("{id}: {what} name `{}` is not valid", k.value),
                 "use letters, digits and `_`, not starting with a digit",
             );
         } else if k.value.starts_with("BERTH_") {
             self.err(
+                "S041",
                 Pos::from(k.referenced),
                 format!("{id}: {what} `{}` uses the reserved prefix BERTH_", k.value),
                 "rename it: berth sets BERTH_* variables itself",
