@@ -89,7 +89,7 @@ async fn ports_free(
             .versions()
             .find(|v| v.service == service && v.version.to_string() == version)
             .map(|v| v.pos);
-        problems.push(Diagnostic::new("F002", 
+        problems.push(Diagnostic::new("F002",
             pos,
             format!("{service}@{version}: host port {port} (`publish`) is taken by {holder}"),
             "free the port, or choose another `publish:` port (or none: berth then picks a free loopback port)",
@@ -276,7 +276,7 @@ async fn build_facts(
             if Path::new(p).is_absolute() || !package.starts_with(&root) {
                 return Err(refused(
                     file,
-                    vec![Diagnostic::new("F006", 
+                    vec![Diagnostic::new("F006",
                         Some(v.pos),
                         format!(
                             "{}: package `{p}` resolves to {}, outside the repository",

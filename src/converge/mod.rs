@@ -162,7 +162,7 @@ pub fn packages_exist(spec: &Spec, file: &Path) -> Result<(), ConvergeError> {
             spec::Source::Package(p) => {
                 let at = crate::build::package_path(file, p);
                 (!at.exists()).then(|| {
-                    crate::core::diag::Diagnostic::new("F007", 
+                    crate::core::diag::Diagnostic::new("F007",
                         Some(v.pos),
                         format!("{}: package `{p}` does not exist (looked for {})", v.id(), at.display()),
                         "a package path is relative to the services file: a source directory or a .tar.gz (`berth package DIR` makes one)",

@@ -77,13 +77,13 @@ pub fn plan_secrets(
         for (name, var) in &container.secret_sources {
             let id = format!("{}@{}", container.service, container.version);
             match env.get(var) {
-                None => problems.push(Diagnostic::new("F008", 
+                None => problems.push(Diagnostic::new("F008",
                     None,
                     format!("{id}: secret `{name}` reads the environment variable `{var}`, which is not set"),
                     format!("export {var}=... in the environment that runs berth"),
                 )),
                 Some(v) if Some(&secret_hash(&plan.project, name, v)) != container.config.secrets.get(name) => {
-                    problems.push(Diagnostic::new("F009", 
+                    problems.push(Diagnostic::new("F009",
                         None,
                         format!("{id}: secret `{name}` (from `{var}`) changed since the plan was made"),
                         "make the plan again with the current value",

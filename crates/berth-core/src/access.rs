@@ -155,7 +155,7 @@ pub fn parse_tokens(file: &str, text: &str) -> Result<Tokens, Diagnostics> {
         items,
     };
     let raw: RawTokens = serde_saphyr::from_str(text).map_err(|e| {
-        fail(vec![Diagnostic::new("T001", 
+        fail(vec![Diagnostic::new("T001",
             e.location().map(Pos::from),
             e.without_snippet().to_string(),
             "a token file is `tokens:` with a list of { name, sha256, permissions }; `berth token add` writes one",

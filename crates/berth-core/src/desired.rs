@@ -320,7 +320,7 @@ pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
                     .versions()
                     .find(|v| v.id() == u.request.id)
                     .map(|v| v.pos);
-                problems.push(Diagnostic::new("D001", 
+                problems.push(Diagnostic::new("D001",
                     pos,
                     format!(
                         "{}: machine class `{}` needs a GPU with at least {} GiB to itself{}; {}",
@@ -407,7 +407,7 @@ fn container(
         Source::Image(r) => match facts.image_ids.get(r) {
             Some(id) => (r.clone(), id.clone()),
             None => {
-                problems.push(Diagnostic::new("D002", 
+                problems.push(Diagnostic::new("D002",
                     Some(v.pos),
                     format!("{id}: image `{r}` is not on the engine"),
                     "load or build it first (`docker load`, `docker build`); `berth baseimages` builds the berth-local/* images",

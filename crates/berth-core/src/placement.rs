@@ -54,7 +54,7 @@ pub(crate) fn place(
     }
     if v.machine.gpu_memory_bytes().is_some() {
         if swarm.gpu_nodes == 0 {
-            return Err(vec![Diagnostic::new("D006", 
+            return Err(vec![Diagnostic::new("D006",
                 Some(v.pos),
                 format!(
                     "{}: machine class `{}` needs a node that advertises the generic resource {GPU_RESOURCE}; none of the swarm's {} node(s) does",

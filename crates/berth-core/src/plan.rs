@@ -91,7 +91,7 @@ pub fn plan(
     let index = super::observed::Index::new(observed, project);
     let ours: &[&ObservedContainer] = &index.ours;
     if desired.containers.is_empty() && !ours.is_empty() && !opts.allow_empty {
-        problems.push(Diagnostic::new("P001", 
+        problems.push(Diagnostic::new("P001",
             None,
             format!(
                 "the file declares no services, and applying it would remove all {} containers of project `{project}`",
@@ -516,7 +516,7 @@ fn mounts_of(c: &ObservedContainer) -> BTreeMap<String, String> {
 }
 
 fn taken(kind: &str, name: &str, id: &str, project: &str) -> Diagnostic {
-    Diagnostic::new("P002", 
+    Diagnostic::new("P002",
         None,
         format!(
             "{kind} name `{name}` is taken by a {kind} berth does not manage (id {}, no label {LABEL_PROJECT}={project})",

@@ -36,7 +36,7 @@ impl Validator {
                 None
             }
             (None, None) => {
-                self.err("S024", 
+                self.err("S024",
                     pos,
                     format!("{id} has neither `image` nor `package`"),
                     "add `image: REFERENCE` to run a ready image, or `package: PATH` to build from code",
@@ -128,7 +128,7 @@ impl Validator {
                     Scope::Global
                 }
                 RawScope::Named(n) => {
-                    self.err("S030", 
+                    self.err("S030",
                         Pos::from(sc.referenced),
                         format!("{id}: unknown scope `{n}`"),
                         "write `scope: global`, or `scope: { database: NAME }` to bind the service to one database",

@@ -60,7 +60,7 @@ impl Validator {
             None => 1,
             Some(r) if !self.engine.capabilities().replicas && r.value != 1 => {
                 let engines = EngineKind::offering(|c| c.replicas);
-                self.err("S052", 
+                self.err("S052",
                     Pos::from(r.referenced),
                     format!("{id}: `replicas: {}` needs {engines}: one engine runs one container per version", r.value),
                     format!("remove `replicas`, or add {engines} at the top and point DOCKER_HOST at its manager"),
@@ -88,14 +88,14 @@ impl Validator {
         let engine = self.engine.name();
         for v in services.iter().flat_map(|s| &s.versions) {
             if caps.registry && matches!(v.source, Source::Package(_)) && registry.is_none() {
-                self.err("S054", 
+                self.err("S054",
                     v.pos,
                     format!("{}: building from a `package` on `engine: {engine}` needs a `registry`", v.id()),
                     "add `registry: HOST:PORT` at the top: berth pushes the image there, so that every node can pull it (scripts/swarm-lab shows one from Debian's docker-registry package)",
                 );
             }
             if !v.keeps.is_empty() && v.replicas > 1 {
-                self.err("S055", 
+                self.err("S055",
                     v.pos,
                     format!("{}: `keeps` with `replicas: {}`: a keep is one volume on one node, written by one task", v.id(), v.replicas),
                     "run one replica of a version that keeps data, or keep the data in a database the replicas share",

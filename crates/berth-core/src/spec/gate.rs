@@ -23,7 +23,7 @@ impl Validator {
         .collect();
         if chosen.len() > 1 {
             let names: Vec<&str> = chosen.iter().map(|(n, _)| *n).collect();
-            self.err("S042", 
+            self.err("S042",
                 chosen[1].1,
                 format!("{id}: health has more than one check ({})", names.join(", ")),
                 "choose one: `path: /health` (GET answers 2xx or 3xx), `tcp: true` (the port accepts a connection), `none: true` (started is enough) or, on a swarm, `command: [...]` (exits 0)",
@@ -54,7 +54,7 @@ impl Validator {
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control() || c == '#');
             if !p.value.starts_with('/') || p.value.starts_with("//") || bad {
-                self.err("S044", 
+                self.err("S044",
                     Pos::from(p.referenced),
                     format!("{id}: health path `{}` is not a request path", p.value),
                     "write the path the service answers on, from its root: for example `/health` or `/healthz?full=1`",
@@ -68,13 +68,13 @@ impl Validator {
         if let Some(c) = &h.command {
             let at = Pos::from(c.referenced);
             if !self.engine.capabilities().health_command {
-                self.err("S045", 
+                self.err("S045",
                     at,
                     format!("{id}: health `command` is for {}, where the engine runs it in each task", EngineKind::offering(|c| c.health_command)),
                     "on one engine berth asks the service from outside: use `path: /health` or `tcp: true`",
                 );
             } else if c.value.first().is_none_or(|a| a.trim().is_empty()) {
-                self.err("S046", 
+                self.err("S046",
                     at,
                     format!("{id}: health `command` is empty"),
                     "name a program and its arguments, for example `command: [wget, -q, -O, /dev/null, http://127.0.0.1:8000/health]`",

@@ -84,7 +84,7 @@ impl Validator {
 
     fn name(&mut self, what: &str, name: &Spanned<String>) {
         if !is_valid_name(&name.value) {
-            self.err("S002", 
+            self.err("S002",
                 Pos::from(name.referenced),
                 format!("{what} name `{}` is not valid", name.value),
                 "use a lowercase letter, then up to 31 lowercase letters, digits or dashes ([a-z][a-z0-9-]{0,31})",
@@ -104,7 +104,7 @@ impl Validator {
                 for v in &s.versions {
                     if let Some(p) = v.publish {
                         if let Some(first) = published.get(&p) {
-                            self.err("S003", 
+                            self.err("S003",
                                 v.pos,
                                 format!("{}: host port {p} is already published by {first}", v.id()),
                                 "give each service version its own `publish` port, or drop `publish` to get a free one",
@@ -166,7 +166,7 @@ impl Validator {
             let parsed = match semver::Version::parse(text) {
                 Ok(v) => v,
                 Err(e) => {
-                    self.err("S006", 
+                    self.err("S006",
                         vpos,
                         format!("service `{name}`: `{}` is not a semantic version ({e})", text),
                         "write versions as MAJOR.MINOR.PATCH, optionally with a pre-release: `1.2.0`, `2.0.0-rc.1`",
@@ -175,7 +175,7 @@ impl Validator {
                 }
             };
             if !parsed.build.is_empty() {
-                self.err("S007", 
+                self.err("S007",
                     vpos,
                     format!("service `{name}`: version `{}` carries build metadata", text),
                     "drop the `+...` part: build metadata does not order versions and cannot be part of a container name",
@@ -247,12 +247,12 @@ impl Validator {
         if let Some(flag) = vendored.filter(|f| f.value) {
             let at = Pos::from(flag.referenced);
             match (&source, runtime) {
-                (Some(Source::Image(_)), _) => self.err("S010", 
+                (Some(Source::Image(_)), _) => self.err("S010",
                     at,
                     format!("{id}: `vendored` applies only to code packages"),
                     "remove `vendored`, or build from a `package`",
                 ),
-                (_, Some(r)) if r.python().is_some() => self.err("S011", 
+                (_, Some(r)) if r.python().is_some() => self.err("S011",
                     at,
                     format!("{id}: `vendored` applies to Node packages, and runtime `{}` is Python", r.name()),
                     "remove `vendored`: berth installs Python dependencies from wheels it resolves at plan time",
@@ -326,7 +326,7 @@ impl Validator {
         let mut keeps = Vec::new();
         for k in pick(&v.keeps, &s.keeps).into_iter().flatten() {
             if !k.value.starts_with('/') || k.value.split('/').any(|c| c == "..") {
-                self.err("S016", 
+                self.err("S016",
                     Pos::from(k.referenced),
                     format!("{id}: keep path `{}` is not a plain absolute path", k.value),
                     "write the absolute path inside the container, without `..`, for example `/data`",

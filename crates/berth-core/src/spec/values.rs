@@ -169,7 +169,7 @@ impl Validator {
                 self.contract_port(id, "environment variable", k, built);
                 let at = Pos::from(val.referenced);
                 if let Some(i) = val.value.find('\0') {
-                    self.err("S034", 
+                    self.err("S034",
                         at,
                         format!("{id}: environment variable `{}` holds a NUL character (at character {}), which no process environment can carry", k.value, val.value[..i].chars().count() + 1),
                         "remove the NUL from the value",
@@ -177,7 +177,7 @@ impl Validator {
                 }
                 let size = k.value.len() + 1 + val.value.len();
                 if size > ENV_VALUE_MAX {
-                    self.err("S035", 
+                    self.err("S035",
                         at,
                         format!("{id}: environment variable `{}` is {size} bytes; one variable may hold at most {ENV_VALUE_MAX} (the kernel's limit for one string)", k.value),
                         "pass large content as an asset (`assets:`) or in the package, not in `env`",
@@ -215,7 +215,7 @@ impl Validator {
                     );
                 }
                 if !is_env_name(&sec.from_env.value) {
-                    self.err("S038", 
+                    self.err("S038",
                         Pos::from(sec.from_env.referenced),
                         format!("{id}: secret `{}` reads `{}`, which is not an environment variable name", k.value, sec.from_env.value),
                         "name a variable of berth's environment: letters, digits and `_`, not starting with a digit",
@@ -237,7 +237,7 @@ impl Validator {
     /// `port`: a second value could only disagree with it.
     fn contract_port(&mut self, id: &str, what: &str, k: &Spanned<String>, built: bool) {
         if built && k.value == "PORT" {
-            self.err("S039", 
+            self.err("S039",
                 Pos::from(k.referenced),
                 format!("{id}: {what} `PORT` is set by berth to the version's `port` for services built from code"),
                 "remove it and set `port: N` instead; the service reads PORT and listens there",
