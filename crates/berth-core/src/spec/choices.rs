@@ -138,4 +138,45 @@ impl Validator {
             },
         }
     }
+
+    /// A version's `extras` and `vendored`, which only some packages take.
+    pub(super) fn packaging(
+        &mut self,
+        id: &str,
+        pos: Pos,
+        s: &RawService,
+        v: &RawVersion,
+        source: Option<&Source>,
+        runtime: Option<Runtime>,
+    ) -> (Vec<String>, bool) {
+        let extras = pick(&v.extras, &s.extras).cloned().unwrap_or_default();
+        if !extras.is_empty() && matches!(source, Some(Source::Image(_))) {
+            self.err(
+                "S009",
+                pos,
+                format!("{id}: `extras` applies only to code packages"),
+                "remove `extras`, or build from a `package`",
+            );
+        }
+
+        let vendored = pick(&v.vendored, &s.vendored);
+        if let Some(flag) = vendored.filter(|f| f.value) {
+            let at = Pos::from(flag.referenced);
+            match (source, runtime) {
+            (Some(Source::Image(_)), _) => self.err("S010",
+                at,
+                format!("{id}: `vendored` applies only to code packages"),
+                "remove `vendored`, or build from a `package`",
+            ),
+            (_, Some(r)) if r.python().is_some() => self.err("S011",
+                at,
+                format!("{id}: `vendored` applies to Node packages, and runtime `{}` is Python", r.name()),
+                "remove `vendored`: berth installs Python dependencies from wheels it resolves at plan time",
+            ),
+            _ => {}
+        }
+        }
+        let vendored = vendored.is_some_and(|f| f.value);
+        (extras, vendored)
+    }
 }

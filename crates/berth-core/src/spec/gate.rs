@@ -101,4 +101,37 @@ impl Validator {
         }
         health
     }
+
+    /// Whether a version is a job (`job: true`), which publishes nothing.
+    pub(super) fn job(&mut self, id: &str, s: &RawService, v: &RawVersion) -> bool {
+        let job = pick(&v.job, &s.job);
+        if let Some(flag) = job.filter(|f| f.value) {
+            if pick(&v.publish, &s.publish).is_some() {
+                self.err(
+                    "S012",
+                    Pos::from(flag.referenced),
+                    format!(
+                        "{id}: a job (`job: true`) serves nothing, so it cannot `publish` a port"
+                    ),
+                    "remove `publish`, or `job: true` to run it as a service",
+                );
+            }
+        }
+        job.is_some_and(|f| f.value)
+    }
+
+    /// A version's health gate; a job's is its exit, within its timeout.
+    pub(super) fn gate(&mut self, id: &str, raw_health: Option<&RawHealth>, job: bool) -> Health {
+        let mut health = self.health(id, raw_health);
+        if job {
+            // A job's only gate is its exit: the check is not asked, and the
+            // timeout is how long one run may take.
+            health.check = HealthCheck::None;
+            if raw_health.is_none_or(|h| h.timeout.is_none()) {
+                health.timeout_ms = JOB_TIMEOUT_MS;
+            }
+        }
+
+        health
+    }
 }

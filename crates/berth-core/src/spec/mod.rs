@@ -12,6 +12,7 @@ mod cluster;
 mod explain;
 mod gate;
 mod model;
+mod mounts;
 mod raw;
 mod validate;
 mod values;

@@ -233,48 +233,8 @@ impl Validator {
 
         let source = self.source(&id, pos, s, v);
         let runtime = self.runtime(&id, pos, s, v, source.as_ref());
-        let extras = pick(&v.extras, &s.extras).cloned().unwrap_or_default();
-        if !extras.is_empty() && matches!(source, Some(Source::Image(_))) {
-            self.err(
-                "S009",
-                pos,
-                format!("{id}: `extras` applies only to code packages"),
-                "remove `extras`, or build from a `package`",
-            );
-        }
-
-        let vendored = pick(&v.vendored, &s.vendored);
-        if let Some(flag) = vendored.filter(|f| f.value) {
-            let at = Pos::from(flag.referenced);
-            match (&source, runtime) {
-                (Some(Source::Image(_)), _) => self.err("S010",
-                    at,
-                    format!("{id}: `vendored` applies only to code packages"),
-                    "remove `vendored`, or build from a `package`",
-                ),
-                (_, Some(r)) if r.python().is_some() => self.err("S011",
-                    at,
-                    format!("{id}: `vendored` applies to Node packages, and runtime `{}` is Python", r.name()),
-                    "remove `vendored`: berth installs Python dependencies from wheels it resolves at plan time",
-                ),
-                _ => {}
-            }
-        }
-        let vendored = vendored.is_some_and(|f| f.value);
-        let job = pick(&v.job, &s.job);
-        if let Some(flag) = job.filter(|f| f.value) {
-            if pick(&v.publish, &s.publish).is_some() {
-                self.err(
-                    "S012",
-                    Pos::from(flag.referenced),
-                    format!(
-                        "{id}: a job (`job: true`) serves nothing, so it cannot `publish` a port"
-                    ),
-                    "remove `publish`, or `job: true` to run it as a service",
-                );
-            }
-        }
-        let job = job.is_some_and(|f| f.value);
+        let (extras, vendored) = self.packaging(&id, pos, s, v, source.as_ref(), runtime);
+        let job = self.job(&id, s, v);
         let replicas = self.replicas(&id, s, v);
 
         let machine = self.machine(&id, s, v);
@@ -282,144 +242,20 @@ impl Validator {
 
         let (path, path_pos) = self.route(&id, service, pick(&v.path, &s.path), pos);
 
-        let port = match pick(&v.port, &s.port) {
-            None => DEFAULT_PORT,
-            Some(p) => {
-                if p.value == 0 {
-                    self.err(
-                        "S013",
-                        Pos::from(p.referenced),
-                        format!("{id}: port 0 is not a port"),
-                        "use the port the service listens on, 1 to 65535 (8000 by default)",
-                    );
-                }
-                p.value
-            }
-        };
-        let publish = pick(&v.publish, &s.publish).map(|p| {
-            if p.value == 0 {
-                self.err(
-                    "S014",
-                    Pos::from(p.referenced),
-                    format!("{id}: publish port 0 is not a port"),
-                    "use 1 to 65535, or drop `publish` to get a free port",
-                );
-            }
-            p.value
-        });
-
-        let command = pick(&v.command, &s.command).map(|c| {
-            if c.value.is_empty() {
-                self.err(
-                    "S015",
-                    Pos::from(c.referenced),
-                    format!("{id}: `command` is empty"),
-                    "list the program and its arguments, or remove `command` to use the image's",
-                );
-            }
-            c.value.clone()
-        });
+        let (port, publish) = self.ports(&id, s, v);
+        let command = self.command(&id, s, v);
 
         let (env, secrets) =
             self.environment(&id, s, v, matches!(source, Some(Source::Package(_))));
 
-        let mut keeps = Vec::new();
-        for k in pick(&v.keeps, &s.keeps).into_iter().flatten() {
-            if !k.value.starts_with('/') || k.value.split('/').any(|c| c == "..") {
-                self.err("S016",
-                    Pos::from(k.referenced),
-                    format!("{id}: keep path `{}` is not a plain absolute path", k.value),
-                    "write the absolute path inside the container, without `..`, for example `/data`",
-                );
-            } else if keeps.contains(&k.value) {
-                self.err(
-                    "S017",
-                    Pos::from(k.referenced),
-                    format!("{id}: keep path `{}` is listed twice", k.value),
-                    "list each path once",
-                );
-            } else if k.value.trim_end_matches('/').is_empty() {
-                self.err(
-                    "S018",
-                    Pos::from(k.referenced),
-                    format!("{id}: `/` cannot be kept"),
-                    "keep a directory below `/`, for example `/data`",
-                );
-            } else {
-                keeps.push(k.value.clone());
-            }
-        }
+        let keeps = self.keeps(&id, s, v);
 
-        let raw_health = pick(&v.health, &s.health);
-        let mut health = self.health(&id, raw_health);
-        if job {
-            // A job's only gate is its exit: the check is not asked, and the
-            // timeout is how long one run may take.
-            health.check = HealthCheck::None;
-            if raw_health.is_none_or(|h| h.timeout.is_none()) {
-                health.timeout_ms = JOB_TIMEOUT_MS;
-            }
-        }
+        let health = self.gate(&id, pick(&v.health, &s.health), job);
 
         let public = pick(&v.public, &s.public).is_some_and(|p| p.value);
 
         let share_gpu = pick(&v.share_gpu, &s.share_gpu).is_some_and(|p| p.value);
-        let mut assets: Vec<Asset> = Vec::new();
-        for a in pick(&v.assets, &s.assets)
-            .map(|a| a.value.as_slice())
-            .unwrap_or(&[])
-        {
-            self.env_name(&id, "asset variable", &a.env);
-            if env.contains_key(&a.env.value)
-                || secrets.contains_key(&a.env.value)
-                || assets.iter().any(|b| b.env == a.env.value)
-            {
-                self.err(
-                    "S019",
-                    Pos::from(a.env.referenced),
-                    format!(
-                        "{id}: `{}` is set twice (env, secrets or another asset)",
-                        a.env.value
-                    ),
-                    "give each asset its own variable name",
-                );
-            }
-            let url = a.url.value.trim();
-            let after_scheme = url
-                .strip_prefix("https://")
-                .or_else(|| url.strip_prefix("http://"));
-            if after_scheme.is_none_or(|rest| rest.is_empty() || rest.starts_with('/')) {
-                self.err(
-                    "S020",
-                    Pos::from(a.url.referenced),
-                    format!("{id}: asset url `{url}` is not an http(s) URL"),
-                    "write the full address, for example https://example.org/model.bin",
-                );
-            }
-            let sha256 = a
-                .sha256
-                .as_ref()
-                .map(|h| h.value.trim().to_ascii_lowercase());
-            if let (Some(h), Some(raw)) = (&sha256, &a.sha256) {
-                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    self.err(
-                        "S021",
-                        Pos::from(raw.referenced),
-                        format!(
-                            "{id}: asset `{}`: sha256 `{}` is not 64 hex digits",
-                            a.env.value, raw.value
-                        ),
-                        "write the SHA-256 of the file, as `sha256sum FILE` prints it",
-                    );
-                }
-            }
-            assets.push(Asset {
-                env: a.env.value.clone(),
-                url: url.to_string(),
-                sha256,
-                pos: Pos::from(a.env.referenced),
-            });
-        }
+        let assets = self.assets(&id, s, v, &env, &secrets);
 
         if self.items.len() > before {
             return None;

@@ -262,4 +262,56 @@ impl Validator {
             );
         }
     }
+
+    /// The port a version listens on (8000 unless said) and the host port it
+    /// is published on, if any.
+    pub(super) fn ports(&mut self, id: &str, s: &RawService, v: &RawVersion) -> (u16, Option<u16>) {
+        let port = match pick(&v.port, &s.port) {
+            None => DEFAULT_PORT,
+            Some(p) => {
+                if p.value == 0 {
+                    self.err(
+                        "S013",
+                        Pos::from(p.referenced),
+                        format!("{id}: port 0 is not a port"),
+                        "use the port the service listens on, 1 to 65535 (8000 by default)",
+                    );
+                }
+                p.value
+            }
+        };
+        let publish = pick(&v.publish, &s.publish).map(|p| {
+            if p.value == 0 {
+                self.err(
+                    "S014",
+                    Pos::from(p.referenced),
+                    format!("{id}: publish port 0 is not a port"),
+                    "use 1 to 65535, or drop `publish` to get a free port",
+                );
+            }
+            p.value
+        });
+
+        (port, publish)
+    }
+
+    /// A version's `command`, when it has one: never empty.
+    pub(super) fn command(
+        &mut self,
+        id: &str,
+        s: &RawService,
+        v: &RawVersion,
+    ) -> Option<Vec<String>> {
+        pick(&v.command, &s.command).map(|c| {
+            if c.value.is_empty() {
+                self.err(
+                    "S015",
+                    Pos::from(c.referenced),
+                    format!("{id}: `command` is empty"),
+                    "list the program and its arguments, or remove `command` to use the image's",
+                );
+            }
+            c.value.clone()
+        })
+    }
 }
