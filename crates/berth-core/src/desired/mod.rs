@@ -4,15 +4,17 @@
 //! Facts (image IDs, secret values, GPUs) are gathered by the shell and passed in,
 //! so this stays a pure function that tests can drive with made-up hosts.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod container;
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::diag::Diagnostic;
 use super::gpu::{self, GpuRequest};
-use super::hash::{secret_hash, sha256_hex, ContainerConfig};
+use super::hash::{sha256_hex, ContainerConfig};
 pub use super::placement::{SwarmFacts, GPU_RESOURCE, LABEL_CLASS, RESERVE_SHARE};
-use super::spec::{Health, Runtime, Scope, Source, Spec, Version};
+use super::spec::{Health, Runtime, Scope, Spec};
 
 pub const LABEL_PROJECT: &str = "berth.project";
 pub const LABEL_SERVICE: &str = "berth.service";
@@ -353,14 +355,15 @@ pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
                     a.url
                 ));
             }
-            let placed = container(project, v, active, &databases, facts, gpus.get(&v.id()))
-                .and_then(|(mut c, nets, vols)| {
-                    if caps.placement {
-                        super::placement::place(&mut c.config, v, &facts.swarm)?;
-                        c.hash = c.config.hash();
-                    }
-                    Ok((c, nets, vols))
-                });
+            let placed =
+                container::container(project, v, active, &databases, facts, gpus.get(&v.id()))
+                    .and_then(|(mut c, nets, vols)| {
+                        if caps.placement {
+                            super::placement::place(&mut c.config, v, &facts.swarm)?;
+                            c.hash = c.config.hash();
+                        }
+                        Ok((c, nets, vols))
+                    });
             match placed {
                 Ok((c, nets, vols)) => {
                     for n in nets {
@@ -389,214 +392,6 @@ pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
 }
 
 pub(crate) type Resolved = (DesiredContainer, Vec<DesiredNetwork>, Vec<DesiredVolume>);
-
-fn container(
-    project: &str,
-    v: &Version,
-    active: bool,
-    databases: &BTreeSet<&str>,
-    facts: &Facts,
-    gpu: Option<&String>,
-) -> Result<Resolved, Vec<Diagnostic>> {
-    let id = v.id();
-    let mut problems = Vec::new();
-    let version = v.version.to_string();
-
-    let mut build = None;
-    let (image_ref, image_id) = match &v.source {
-        Source::Image(r) => match facts.image_ids.get(r) {
-            Some(id) => (r.clone(), id.clone()),
-            None => {
-                problems.push(Diagnostic::new("D002",
-                    Some(v.pos),
-                    format!("{id}: image `{r}` is not on the engine"),
-                    "load or build it first (`docker load`, `docker build`); `berth baseimages` builds the berth-local/* images",
-                ));
-                (r.clone(), String::new())
-            }
-        },
-        Source::Package(p) => match facts.builds.get(&id) {
-            Some(b) => {
-                build = Some(b.clone());
-                let image = b
-                    .image_id
-                    .clone()
-                    .unwrap_or_else(|| pending_image(b.tag.as_deref()));
-                (b.tag.clone().unwrap_or_else(|| p.clone()), image)
-            }
-            None => {
-                problems.push(Diagnostic::new(
-                    "D003",
-                    Some(v.pos),
-                    format!("{id}: the package `{p}` was not prepared for building"),
-                    "this is a bug in berth: please report it",
-                ));
-                (p.clone(), String::new())
-            }
-        },
-    };
-
-    // Assets: mounted read-only under a path named by their content.
-    let mut assets = BTreeMap::new();
-    let mut asset_sources = BTreeMap::new();
-    let mut asset_env = BTreeMap::new();
-    for a in &v.assets {
-        match facts.assets.get(&a.url) {
-            Some(f) => {
-                let name = a
-                    .url
-                    .rsplit('/')
-                    .next()
-                    .filter(|n| !n.is_empty() && !n.contains(['?', '#']))
-                    .unwrap_or("asset");
-                let at = format!("/berth/assets/{}/{name}", &f.sha256[..16]);
-                assets.insert(at.clone(), f.sha256.clone());
-                asset_sources.insert(at.clone(), f.path.clone());
-                asset_env.insert(a.env.clone(), at);
-            }
-            None => problems.push(Diagnostic::new(
-                "D004",
-                Some(a.pos),
-                format!("{id}: asset `{}` ({}) was not fetched", a.env, a.url),
-                "this is a bug in berth: please report it",
-            )),
-        }
-    }
-
-    let mut secrets = BTreeMap::new();
-    let mut secret_sources = BTreeMap::new();
-    for (name, s) in &v.secrets {
-        match facts.env.get(&s.from_env) {
-            Some(value) => {
-                secrets.insert(name.clone(), secret_hash(project, name, value));
-                secret_sources.insert(name.clone(), s.from_env.clone());
-            }
-            None => problems.push(Diagnostic::new(
-                "D005",
-                Some(s.pos),
-                format!(
-                    "{id}: secret `{name}` reads the environment variable `{}`, which is not set",
-                    s.from_env
-                ),
-                format!(
-                    "export {}=... in the environment that runs berth",
-                    s.from_env
-                ),
-            )),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-
-    let mut labels = BTreeMap::new();
-    labels.insert(LABEL_PROJECT.to_string(), project.to_string());
-    labels.insert(LABEL_SERVICE.to_string(), v.service.clone());
-    labels.insert(LABEL_VERSION.to_string(), version.clone());
-    labels.insert(LABEL_SCOPE.to_string(), v.scope.label());
-    // What the gateway needs, on the container itself: routes follow what was
-    // converged, not a file that may have been saved since.
-    labels.insert(LABEL_PATH.to_string(), v.path.clone());
-    labels.insert(LABEL_PUBLIC.to_string(), v.public.to_string());
-    // The check is part of what the container promises (a new one is gated
-    // again), and `status` reads it back from the container alone.
-    if let Some(check) = v.health.check.label() {
-        labels.insert(LABEL_HEALTH.to_string(), check);
-    }
-    if v.job {
-        labels.insert(LABEL_JOB.to_string(), "true".to_string());
-    }
-
-    let mut env = v.env.clone();
-    env.extend(asset_env);
-    env.insert("BERTH_PROJECT".into(), project.to_string());
-    env.insert("BERTH_SERVICE".into(), v.service.clone());
-    env.insert("BERTH_VERSION".into(), version.clone());
-    if let Scope::Database(db) = &v.scope {
-        env.insert("BERTH_DATABASE".into(), db.clone());
-    }
-    if build.is_some() {
-        // Built services follow the contract's port; frameworks read PORT.
-        env.insert("PORT".into(), v.port.to_string());
-    }
-
-    // A global service joins every database network too, so database-scoped
-    // services reach it; a database service joins its own network only.
-    let scopes: Vec<Scope> = match &v.scope {
-        Scope::Global => std::iter::once(Scope::Global)
-            .chain(databases.iter().map(|d| Scope::Database(d.to_string())))
-            .collect(),
-        db => vec![db.clone()],
-    };
-    // The service's name is given at create and moved by a switch, never
-    // hashed (see `create_networks`).
-    let aliases: Vec<String> = Vec::new();
-    let mut nets = Vec::new();
-    let mut networks = BTreeMap::new();
-    for scope in scopes {
-        let name = network_name(project, &scope);
-        networks.insert(name.clone(), aliases.clone());
-        let labels = object_labels(&name, project, &scope, &[]);
-        nets.push(DesiredNetwork { name, labels });
-    }
-
-    let mut vols = Vec::new();
-    let mut mounts = BTreeMap::new();
-    for keep in &v.keeps {
-        let name = volume_name(project, &v.service, keep);
-        mounts.insert(keep.clone(), name.clone());
-        let extra = [
-            (LABEL_SERVICE, v.service.as_str()),
-            (LABEL_KEEP, keep.as_str()),
-        ];
-        let labels = object_labels(&name, project, &v.scope, &extra);
-        vols.push(DesiredVolume { name, labels });
-    }
-
-    let config = ContainerConfig {
-        image: image_id,
-        command: v
-            .command
-            .as_deref()
-            .map(|c| crate::entry::expand_port(c, v.port)),
-        env,
-        secrets,
-        nano_cpus: v.machine.nano_cpus(),
-        memory: v.machine.memory_bytes(),
-        port: v.port,
-        publish: v.publish,
-        mounts,
-        networks,
-        labels,
-        assets,
-        gpu: gpu.cloned(),
-        placement: crate::hash::Placement {
-            replicas: v.replicas,
-            ..Default::default()
-        },
-        job: v.job,
-    };
-    let hash = config.hash();
-    Ok((
-        DesiredContainer {
-            name: container_name(project, &v.service, &version),
-            service: v.service.clone(),
-            version,
-            image_ref,
-            secret_sources,
-            asset_sources,
-            build,
-            revision: None,
-            health: v.health.clone(),
-            active,
-            host_port: None,
-            config,
-            hash,
-        },
-        nets,
-        vols,
-    ))
-}
 
 /// The labels of a network or volume, `berth.hash` over the others included.
 fn object_labels(
