@@ -139,7 +139,7 @@ struct Daemon {
     /// after tick, is logged at DEBUG (`/status` still has it).
     logged_error: Option<String>,
     /// The file to converge to and the commit it came from (git), once known.
-    current: Option<(Option<String>, PathBuf)>,
+    current: Current,
     /// The project, once a file parsed: engine events are followed for it.
     project: Option<String>,
     /// What the gateway routes to, refreshed after every reconcile.
@@ -163,6 +163,9 @@ struct Daemon {
     _following: Option<crate::shell::lock::ProjectLock>,
 }
 
+/// What the daemon converges from: the commit (under `--git`) and the file.
+type Current = Option<(Option<String>, PathBuf)>;
+
 /// Seconds since the Unix epoch, now.
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -176,39 +179,18 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     let report = report::Report::new(&opts.source);
     let engine = Arc::new(RwLock::new(ctx.engine.clone()));
-
-    let mut _file_watch = None;
     // The commit the daemon converges from: its checkout is never pruned.
     let checkout_in_use: Arc<std::sync::Mutex<Option<String>>> = Default::default();
-    let current = match &opts.source {
-        WatchSource::File(path) => {
-            let t = tx.clone();
-            _file_watch = Some(watch::watch_file(path, watch::DEBOUNCE, move || {
-                let _ = t.try_send(Event::FileChanged);
-            })?);
-            Some((None, path.clone()))
-        }
-        WatchSource::Git {
-            url,
-            reference,
-            path,
-        } => {
-            let src = GitSource::new(url, reference, path, &ctx.settings.state_dir);
-            tokio::spawn(sources::follow_git(
-                src,
-                opts.interval,
-                tx.clone(),
-                checkout_in_use.clone(),
-            ));
-            None
-        }
-    };
+    let (_file_watch, current) = follow_source(&ctx, &opts, &tx, &checkout_in_use)?;
     tokio::spawn(ticker(opts.interval, tx.clone()));
     tokio::spawn(sources::signals(tx.clone()));
 
     let shared_spec: Arc<RwLock<Option<Spec>>> = Default::default();
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(addr) = opts.listen {
+        let stopped = async {
+            let _ = api_stopped.await;
+        };
         serve::serve_api(
             &ctx,
             &engine,
@@ -217,9 +199,7 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
             &shared_spec,
             &tx,
             addr,
-            async {
-                let _ = api_stopped.await;
-            },
+            stopped,
         )
         .await?;
         tracing::info!(%addr, "API listening");
@@ -236,15 +216,18 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
     let (stop_gateway, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
     let mut gateway = None;
     if let Some(addr) = opts.gateway {
+        let refresh = converge::gateways::refresh(engine.clone(), gateway_project.clone());
+        let stopped = async {
+            let _ = gateway_stopped.await;
+        };
+        let bounds = opts.bounds;
         let running = converge::gateways::start(
-            converge::gateways::refresh(engine.clone(), gateway_project.clone()),
+            refresh,
             addr,
             opts.tokens.clone(),
             routes.clone(),
-            opts.bounds,
-            async {
-                let _ = gateway_stopped.await;
-            },
+            bounds,
+            stopped,
         )
         .await?;
         gateway = Some(running);
@@ -289,38 +272,67 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         while let Ok(e) = rx.try_recv() {
             events.push(e);
         }
-        let mut b = batch::Batch::of(events, d.own_until);
+        let batch = batch::Batch::of(events, d.own_until);
+        if d.handle(batch, &checkout_in_use).await.is_break() {
+            break;
+        }
+    }
+    let _ = stop_api.send(());
+    let _ = stop_gateway.send(());
+    tracing::info!("stopped; the services keep running");
+    Ok(0)
+}
+
+/// The file watcher (kept alive by the caller) or the git follower, and the
+/// source known at start (a file; a repository's first commit comes as an
+/// event).
+fn follow_source(
+    ctx: &Context,
+    opts: &WatchOptions,
+    tx: &mpsc::Sender<Event>,
+    checkout_in_use: &Arc<std::sync::Mutex<Option<String>>>,
+) -> Result<(Option<watch::FileWatch>, Current), DaemonError> {
+    match &opts.source {
+        WatchSource::File(path) => {
+            let t = tx.clone();
+            let watcher = watch::watch_file(path, watch::DEBOUNCE, move || {
+                let _ = t.try_send(Event::FileChanged);
+            })?;
+            Ok((Some(watcher), Some((None, path.clone()))))
+        }
+        WatchSource::Git {
+            url,
+            reference,
+            path,
+        } => {
+            let src = GitSource::new(url, reference, path, &ctx.settings.state_dir);
+            tokio::spawn(sources::follow_git(
+                src,
+                opts.interval,
+                tx.clone(),
+                checkout_in_use.clone(),
+            ));
+            Ok((None, None))
+        }
+    }
+}
+
+impl Daemon {
+    /// One batch of events: what they say noted, the asks answered, then at
+    /// most one reconcile. `Break` once the daemon is to stop.
+    async fn handle(
+        &mut self,
+        mut b: batch::Batch,
+        checkout_in_use: &std::sync::Mutex<Option<String>>,
+    ) -> std::ops::ControlFlow<()> {
         // Manual sync: only an ask converges; what else moved is looked at.
-        let look = d.opts.manual && b.wakes;
-        if d.opts.manual {
+        let look = self.opts.manual && b.wakes;
+        if self.opts.manual {
             b.wakes = !b.replies.is_empty() || !b.builds.is_empty();
         }
-        if b.engine_changed {
-            d.known.forget();
-        }
-        if b.health_due {
-            d.health_due.fired();
-        }
-        if let Some((revision, file)) = b.fetched {
-            tracing::info!(revision, "new commit");
-            if let Ok(mut used) = checkout_in_use.lock() {
-                *used = Some(revision.clone());
-            }
-            // `/status` names the commit converged to, set once a reconcile
-            // of it succeeds: a broken commit never reads as what runs.
-            d.current = Some((Some(revision), file));
-            d.fetched_subject = b.subject.take();
-            d.report.source_error = None;
-        }
-        for e in &b.fetch_errors {
-            tracing::warn!(error = %e, "git fetch failed; the last good commit keeps running");
-            d.report.record_source_error(e);
-        }
-        for e in &b.engine_events {
-            tracing::info!(action = e.action, container = e.container, "engine changed");
-        }
+        self.note(&mut b, checkout_in_use);
         for r in std::mem::take(&mut b.plans) {
-            let _ = r.send(d.plan_json().await);
+            let _ = r.send(self.plan_json().await);
         }
         if b.shutdown {
             let rollbacks = b.rollbacks.into_iter().map(|(_, r)| r);
@@ -330,48 +342,74 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
             for r in b.replies.into_iter().chain(b.builds).chain(asked) {
                 let _ = r.send(Err(AskFail("the daemon is stopping".into())));
             }
-            break;
+            return std::ops::ControlFlow::Break(());
         }
         // Each rollback is its own hold and reconcile, before the batch's.
         for (request, r) in std::mem::take(&mut b.rollbacks) {
-            let _ = r.send(d.rollback(&request).await);
+            let _ = r.send(self.rollback(&request).await);
         }
         for (target, who, r) in std::mem::take(&mut b.restarts) {
-            let _ = r.send(d.restart(&target, &who).await);
+            let _ = r.send(self.restart(&target, &who).await);
         }
         for (digest, r) in std::mem::take(&mut b.applies) {
-            let _ = r.send(d.reconcile_shown(Trigger::Api, Some(&digest)).await);
+            let _ = r.send(self.reconcile_shown(Trigger::Api, Some(&digest)).await);
         }
         if !b.wakes {
             if look {
-                d.look_only().await;
+                self.look_only().await;
             } else if b.health_due {
-                d.look_again().await;
+                self.look_again().await;
             }
-            continue;
+            return std::ops::ControlFlow::Continue(());
         }
-        if d.current.is_none() {
+        if self.current.is_none() {
             for r in b.replies.into_iter().chain(b.builds) {
                 let _ = r.send(Err(AskFail("no commit has been fetched yet".into())));
             }
-            continue;
+            return std::ops::ControlFlow::Continue(());
         }
         if !b.builds.is_empty() {
-            let result = d.build().await;
+            let result = self.build().await;
             for r in b.builds {
                 let _ = r.send(result.clone());
             }
         }
-        let result = d.reconcile(b.trigger).await;
+        let result = self.reconcile(b.trigger).await;
         for r in b.replies {
             let _ = r.send(result.clone());
         }
         crate::shell::memory::give_back();
+        std::ops::ControlFlow::Continue(())
     }
-    let _ = stop_api.send(());
-    let _ = stop_gateway.send(());
-    tracing::info!("stopped; the services keep running");
-    Ok(0)
+
+    /// What a batch says happened: the engine moved, health is due, a new
+    /// commit (taken as the source), fetch errors, engine events.
+    fn note(&mut self, b: &mut batch::Batch, checkout_in_use: &std::sync::Mutex<Option<String>>) {
+        if b.engine_changed {
+            self.known.forget();
+        }
+        if b.health_due {
+            self.health_due.fired();
+        }
+        if let Some((revision, file)) = b.fetched.take() {
+            tracing::info!(revision, "new commit");
+            if let Ok(mut used) = checkout_in_use.lock() {
+                *used = Some(revision.clone());
+            }
+            // `/status` names the commit converged to, set once a reconcile
+            // of it succeeds: a broken commit never reads as what runs.
+            self.current = Some((Some(revision), file));
+            self.fetched_subject = b.subject.take();
+            self.report.source_error = None;
+        }
+        for e in &b.fetch_errors {
+            tracing::warn!(error = %e, "git fetch failed; the last good commit keeps running");
+            self.report.record_source_error(e);
+        }
+        for e in &b.engine_events {
+            tracing::info!(action = e.action, container = e.container, "engine changed");
+        }
+    }
 }
 
 impl Daemon {
