@@ -36,194 +36,251 @@ pub fn read_archive(path: &Path, limits: Limits) -> Result<Package, PackageError
         count: compressed.clone(),
     });
     let mut archive = tar::Archive::new(gz);
-    let refuse = |entry: &str, rule: String, help: &str| PackageError::EntryRefuse {
-        path: path.into(),
-        entry: entry.to_string(),
-        rule,
-        help: help.to_string(),
+    let mut r = Reader {
+        path,
+        limits,
+        compressed,
+        count: 0,
+        total: 0,
+        ctx: Context::default(),
     };
-    let read_err = |source| PackageError::PackageRead {
-        path: path.into(),
-        source,
-    };
-    let mut ctx = Context::default();
-    let (mut count, mut total) = (0usize, 0u64);
-    for (index, entry) in archive.entries().map_err(read_err)?.enumerate() {
-        let mut entry = entry.map_err(read_err)?;
-        count += 1;
-        if count > limits.max_entries {
-            return Err(PackageError::PackageRefuse {
-                path: path.into(),
-                rule: format!("it has more than {} entries", limits.max_entries),
-                help: "package less (a .berthignore in the source directory excludes paths)".into(),
-            });
+    for (index, entry) in archive.entries().map_err(|e| r.read_err(e))?.enumerate() {
+        let entry = entry.map_err(|e| r.read_err(e))?;
+        r.entry(entry, index)?;
+    }
+    // The tar reader stops at the archive's end marker; the gzip trailer (CRC
+    // and size) is only checked once the stream is read to its very end.
+    let mut rest = archive.into_inner();
+    std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| {
+        r.package_refuse(
+            format!("its gzip stream is damaged ({e})"),
+            "make the package again, with `berth package DIR`",
+        )
+    })?;
+    r.finish()
+}
+
+/// An archive being read: its limits, what was read so far, and the
+/// package's entries.
+struct Reader<'p> {
+    path: &'p Path,
+    limits: Limits,
+    /// Compressed bytes read, for the expansion ratio.
+    compressed: Arc<AtomicU64>,
+    count: usize,
+    /// Uncompressed bytes of files read.
+    total: u64,
+    ctx: Context,
+}
+
+impl Reader<'_> {
+    fn read_err(&self, source: std::io::Error) -> PackageError {
+        PackageError::PackageRead {
+            path: self.path.into(),
+            source,
         }
-        let raw = entry.path().map_err(read_err)?.to_path_buf();
+    }
+
+    fn refuse(&self, entry: &str, rule: String, help: &str) -> PackageError {
+        PackageError::EntryRefuse {
+            path: self.path.into(),
+            entry: entry.to_string(),
+            rule,
+            help: help.to_string(),
+        }
+    }
+
+    fn package_refuse(&self, rule: String, help: &str) -> PackageError {
+        PackageError::PackageRefuse {
+            path: self.path.into(),
+            rule,
+            help: help.into(),
+        }
+    }
+
+    /// One entry: its name checked, then taken by its kind.
+    fn entry<R: Read>(
+        &mut self,
+        mut entry: tar::Entry<'_, R>,
+        index: usize,
+    ) -> Result<(), PackageError> {
+        self.count += 1;
+        if self.count > self.limits.max_entries {
+            return Err(self.package_refuse(
+                format!("it has more than {} entries", self.limits.max_entries),
+                "package less (a .berthignore in the source directory excludes paths)",
+            ));
+        }
+        let raw = entry.path().map_err(|e| self.read_err(e))?.to_path_buf();
         let shown = raw.display().to_string();
         let name = normal_path(&raw).map_err(|why| {
-            refuse(
+            self.refuse(
                 &shown,
                 why.into(),
                 "packages hold relative paths inside the package only",
             )
         })?;
         if name.is_empty() {
-            continue;
+            return Ok(());
         }
-        let kind = entry.header().entry_type();
-        match kind {
+        match entry.header().entry_type() {
             // Directories are implied by the files in them.
-            tar::EntryType::Directory => {}
+            tar::EntryType::Directory => Ok(()),
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let size = entry.header().size().map_err(read_err)?;
-                if size > limits.max_entry_bytes {
-                    return Err(refuse(
-                        &name,
-                        format!(
-                            "it is {size} bytes, over the limit of {}",
-                            limits.max_entry_bytes
-                        ),
-                        "keep large files out of the code package (use assets)",
-                    ));
-                }
-                // Read in chunks, the limits checked after each: a bomb is
-                // stopped as it expands, and nothing is held but the few files
-                // berth reads itself.
-                let keep = super::inline(&name, size);
-                let mut bytes = Vec::new();
-                let mut hasher = sha2::Sha256::new();
-                let mut seen = 0u64;
-                let mut buf = vec![0u8; 64 << 10];
-                let mut body = (&mut entry).take(limits.max_entry_bytes + 1);
-                loop {
-                    let n = body.read(&mut buf).map_err(read_err)?;
-                    if n == 0 {
-                        break;
-                    }
-                    seen += n as u64;
-                    total += n as u64;
-                    if keep {
-                        bytes.extend_from_slice(&buf[..n]);
-                    } else {
-                        hasher.update(&buf[..n]);
-                    }
-                    if total > limits.max_total_bytes {
-                        return Err(PackageError::PackageRefuse {
-                            path: path.into(),
-                            rule: format!("its content exceeds {} bytes", limits.max_total_bytes),
-                            help: "package less, or keep data out of the code package".into(),
-                        });
-                    }
-                    let packed = compressed.load(Ordering::Relaxed).max(1);
-                    if total > (1 << 20) && total / packed > limits.max_ratio {
-                        return Err(PackageError::PackageRefuse {
-                            path: path.into(),
-                            rule: format!(
-                                "it expands more than {}x (a compression bomb?)",
-                                limits.max_ratio
-                            ),
-                            help: "make the package with `berth package DIR`".into(),
-                        });
-                    }
-                }
-                let mode = entry.header().mode().map_err(read_err)?;
-                if keep {
-                    ctx.add(&name, mode, bytes);
-                } else {
-                    ctx.add_data(
-                        &name,
-                        mode,
-                        Data::Stored {
-                            size: seen,
-                            digest: hasher.finalize().into(),
-                            from: Origin::Member {
-                                archive: path.to_path_buf(),
-                                index,
-                            },
-                        },
-                    );
-                }
+                self.file(&mut entry, &name, index)
             }
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name()
-                    .map_err(read_err)?
+                    .map_err(|e| self.read_err(e))?
                     .map(|t| t.display().to_string())
                     .unwrap_or_default();
                 if !link_stays_inside(&name, &target) {
-                    return Err(refuse(
+                    return Err(self.refuse(
                         &name,
                         format!("it is a symlink to `{target}`, outside the package"),
                         "links may point only inside the package",
                     ));
                 }
-                ctx.add_symlink(&name, &target);
+                self.ctx.add_symlink(&name, &target);
+                Ok(())
             }
             tar::EntryType::Link => {
                 let target = entry
                     .link_name()
-                    .map_err(read_err)?
+                    .map_err(|e| self.read_err(e))?
                     .map(|t| t.to_path_buf())
                     .unwrap_or_default();
                 let target = normal_path(&target).unwrap_or_default();
-                match ctx.get(&target).cloned() {
-                    Some(Entry::File { mode, data }) => ctx.add_data(&name, mode, data),
-                    _ => {
-                        return Err(refuse(&name, format!("it is a hardlink to `{target}`, which is not an earlier file of the package"), "hardlinks may point only to files earlier in the package"))
+                match self.ctx.get(&target).cloned() {
+                    Some(Entry::File { mode, data }) => {
+                        self.ctx.add_data(&name, mode, data);
+                        Ok(())
                     }
+                    _ => Err(self.refuse(&name, format!("it is a hardlink to `{target}`, which is not an earlier file of the package"), "hardlinks may point only to files earlier in the package")),
                 }
             }
             tar::EntryType::XHeader
             | tar::EntryType::XGlobalHeader
             | tar::EntryType::GNULongName
-            | tar::EntryType::GNULongLink => {}
-            other => {
-                return Err(refuse(
-                    &name,
-                    format!(
-                        "it is a {other:?} entry; only files, directories and links are allowed"
-                    ),
-                    "remove device files, FIFOs and sockets from the package",
-                ))
-            }
+            | tar::EntryType::GNULongLink => Ok(()),
+            other => Err(self.refuse(
+                &name,
+                format!("it is a {other:?} entry; only files, directories and links are allowed"),
+                "remove device files, FIFOs and sockets from the package",
+            )),
         }
     }
-    // The tar reader stops at the archive's end marker; the gzip trailer (CRC
-    // and size) is only checked once the stream is read to its very end.
-    let mut rest = archive.into_inner();
-    std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| PackageError::PackageRefuse {
-        path: path.into(),
-        rule: format!("its gzip stream is damaged ({e})"),
-        help: "make the package again, with `berth package DIR`".into(),
-    })?;
-    if ctx.is_empty() {
-        return Err(PackageError::PackageRefuse {
-            path: path.into(),
-            rule: "it holds no files".into(),
-            help: "make it with `berth package DIR`".into(),
-        });
+
+    /// A regular file, read in chunks with the limits checked after each: a
+    /// bomb is stopped as it expands, and nothing is held but the few files
+    /// berth reads itself (the others stay in the archive, by digest).
+    fn file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        name: &str,
+        index: usize,
+    ) -> Result<(), PackageError> {
+        let size = entry.header().size().map_err(|e| self.read_err(e))?;
+        if size > self.limits.max_entry_bytes {
+            return Err(self.refuse(
+                name,
+                format!(
+                    "it is {size} bytes, over the limit of {}",
+                    self.limits.max_entry_bytes
+                ),
+                "keep large files out of the code package (use assets)",
+            ));
+        }
+        let keep = super::inline(name, size);
+        let mut bytes = Vec::new();
+        let mut hasher = sha2::Sha256::new();
+        let mut seen = 0u64;
+        let mut buf = vec![0u8; 64 << 10];
+        let mut body = (&mut *entry).take(self.limits.max_entry_bytes + 1);
+        loop {
+            let n = body.read(&mut buf).map_err(|e| self.read_err(e))?;
+            if n == 0 {
+                break;
+            }
+            seen += n as u64;
+            self.total += n as u64;
+            if keep {
+                bytes.extend_from_slice(&buf[..n]);
+            } else {
+                hasher.update(&buf[..n]);
+            }
+            self.check_expansion()?;
+        }
+        let mode = entry.header().mode().map_err(|e| self.read_err(e))?;
+        if keep {
+            self.ctx.add(name, mode, bytes);
+        } else {
+            let data = Data::Stored {
+                size: seen,
+                digest: hasher.finalize().into(),
+                from: Origin::Member {
+                    archive: self.path.to_path_buf(),
+                    index,
+                },
+            };
+            self.ctx.add_data(name, mode, data);
+        }
+        Ok(())
     }
-    // Checked on what is built: unwrapping the top-level directory moves the
-    // package's root, and a link to `..` inside it would then climb out.
-    let stripped = strip_wrapper(&mut ctx);
-    let shown = |entry: String| match &stripped {
-        Some(w) => format!("{w}/{entry}"),
-        None => entry,
-    };
-    super::check_names(&ctx)
-        .map_err(|(entry, rule)| refuse(&shown(entry), rule, super::NAMES_HELP))?;
-    check_links(&ctx).map_err(|(entry, rule)| {
-        refuse(
-            &shown(entry),
-            rule,
-            "links may point only inside the package, and nothing may lie below a link",
-        )
-    })?;
-    Ok(Package {
-        context: ctx,
-        stripped,
-        cached: false,
-    })
+
+    /// The package's whole content and its expansion ratio, within bounds.
+    fn check_expansion(&self) -> Result<(), PackageError> {
+        if self.total > self.limits.max_total_bytes {
+            return Err(self.package_refuse(
+                format!("its content exceeds {} bytes", self.limits.max_total_bytes),
+                "package less, or keep data out of the code package",
+            ));
+        }
+        let packed = self.compressed.load(Ordering::Relaxed).max(1);
+        if self.total > (1 << 20) && self.total / packed > self.limits.max_ratio {
+            return Err(self.package_refuse(
+                format!(
+                    "it expands more than {}x (a compression bomb?)",
+                    self.limits.max_ratio
+                ),
+                "make the package with `berth package DIR`",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The whole package checked: not empty, its wrapper directory taken
+    /// off, names and links checked on what is built.
+    fn finish(mut self) -> Result<Package, PackageError> {
+        if self.ctx.is_empty() {
+            return Err(self.package_refuse(
+                "it holds no files".into(),
+                "make it with `berth package DIR`",
+            ));
+        }
+        // Checked on what is built: unwrapping the top-level directory moves the
+        // package's root, and a link to `..` inside it would then climb out.
+        let stripped = strip_wrapper(&mut self.ctx);
+        let shown = |entry: String| match &stripped {
+            Some(w) => format!("{w}/{entry}"),
+            None => entry,
+        };
+        super::check_names(&self.ctx)
+            .map_err(|(entry, rule)| self.refuse(&shown(entry), rule, super::NAMES_HELP))?;
+        check_links(&self.ctx).map_err(|(entry, rule)| {
+            self.refuse(
+                &shown(entry),
+                rule,
+                "links may point only inside the package, and nothing may lie below a link",
+            )
+        })?;
+        Ok(Package {
+            context: self.ctx,
+            stripped,
+            cached: false,
+        })
+    }
 }
 
 /// A package whose every path starts with one directory is unwrapped.
