@@ -45,168 +45,220 @@ pub enum Command {
     /// Parse and check the file; prints nothing but errors.
     Validate(FileArg),
     /// Show what apply would do, and why, field by field.
-    Plan {
-        #[command(flatten)]
-        file: FileArg,
-        /// Print the plan as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Exit 2 when there are changes (0: none, 1: error), as Terraform does.
-        #[arg(long)]
-        detailed_exitcode: bool,
-        /// Save the plan, with a fingerprint of the engine state, for `apply --plan`.
-        #[arg(long, value_name = "PLAN")]
-        out: Option<PathBuf>,
-        /// Allow a file with no services to remove everything.
-        #[arg(long)]
-        allow_empty: bool,
-    },
+    Plan(PlanArgs),
     /// Converge the engine to the file, printing each action as it happens.
-    Apply {
-        #[command(flatten)]
-        file: FileArg,
-        /// Apply exactly this saved plan, or refuse if the engine changed since.
-        #[arg(long, value_name = "PLAN")]
-        plan: Option<PathBuf>,
-        /// Allow a file with no services to remove everything.
-        #[arg(long)]
-        allow_empty: bool,
-    },
+    Apply(ApplyArgs),
     /// Every owned container: service, version, state, health, port, CPU and memory.
-    Status {
-        #[command(flatten)]
-        file: FileArg,
-        #[command(flatten)]
-        project: ProjectArg,
-        /// Print the rows as JSON, for scripts.
-        #[arg(long)]
-        json: bool,
-    },
+    Status(StatusArgs),
     /// A container's logs.
-    Logs {
-        #[command(flatten)]
-        file: FileArg,
-        #[command(flatten)]
-        project: ProjectArg,
-        /// SERVICE or SERVICE@VERSION (default: the active version).
-        target: String,
-        /// Keep printing new lines as the container writes them.
-        #[arg(long)]
-        follow: bool,
-        /// Only the last N lines.
-        #[arg(long, value_name = "N")]
-        tail: Option<usize>,
-    },
+    Logs(LogsArgs),
     /// Remove everything the project owns; keeps survive unless --volumes.
-    Destroy {
-        #[command(flatten)]
-        file: FileArg,
-        #[command(flatten)]
-        project: ProjectArg,
-        /// Remove the keeps (named volumes) too.
-        #[arg(long)]
-        volumes: bool,
-        /// Leave the images berth built for the project (removed by default).
-        #[arg(long)]
-        keep_images: bool,
-    },
+    Destroy(DestroyArgs),
     /// Remove the project's built images that no container uses (previous images and dependency caches included).
-    Gc {
-        #[command(flatten)]
-        file: FileArg,
-        #[command(flatten)]
-        project: ProjectArg,
-        /// Only list what would be removed.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Gc(GcArgs),
     /// Print the JSON Schema of services.yaml.
     Schema,
     /// Print a shell completion script: `berth completions bash > ~/.local/share/bash-completion/completions/berth`.
-    Completions {
-        /// bash, zsh, fish, elvish or powershell.
-        shell: clap_complete::Shell,
-    },
+    Completions(CompletionsArgs),
     /// Build the local base images (berth-local/*) from Debian packages and PyPI, if missing or stale.
-    Baseimages {
-        /// Runtimes whose bases to build too (python3.11, python3.13, node20, node22, ...).
-        runtimes: Vec<String>,
-        /// Every runtime base that can be built on this machine.
-        #[arg(long)]
-        all: bool,
-    },
+    Baseimages(BaseimagesArgs),
     /// Check the engine, base images, GPUs, the host's neighbour table and ports.
     Doctor(FileArg),
     /// The daemon: converge now, then on every change of the file or the branch,
     /// and whenever the engine drifts. Stops on SIGTERM or Ctrl-C; services keep running.
     Watch(WatchArgs),
     /// Serve the routing gateway for what runs, without converging anything.
-    Serve {
-        #[command(flatten)]
-        file: FileArg,
-        /// The gateway's address.
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7780", value_parser = parse_addr)]
-        gateway: std::net::SocketAddr,
-        /// The token file (hashed tokens with permissions; default ./tokens.yaml
-        /// when it exists, where `berth token add` writes); $BERTH_TOKEN may do anything.
-        #[arg(long, value_name = "FILE")]
-        tokens: Option<PathBuf>,
-        #[command(flatten)]
-        token: RootToken,
-        /// At most this many connections at once; more wait in the kernel's queue.
-        #[arg(long, value_name = "N", default_value_t = 1000)]
-        max_connections: usize,
-    },
+    Serve(ServeArgs),
     /// Make the version that was active before (or --to VERSION) active again,
     /// when it runs healthy; it holds until the file's `active` changes.
-    Rollback {
-        #[command(flatten)]
-        file: FileArg,
-        /// The service to roll back.
-        service: String,
-        /// The version to make active (default: the one active before).
-        #[arg(long, value_name = "VERSION", conflicts_with = "release")]
-        to: Option<String>,
-        /// End the service's rollback hold: the file's `active` serves again.
-        #[arg(long)]
-        release: bool,
-    },
+    Rollback(RollbackArgs),
     /// Manage the tokens of the gateway and the API.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
     /// Make a deterministic .tar.gz code package of a directory (same content, same bytes).
-    Package {
-        /// The source directory (`.berthignore` and the usual exclusions apply).
-        dir: PathBuf,
-        /// The archive to write (default: DIR's name + .tar.gz).
-        #[arg(short = 'o', long = "out")]
-        out: Option<PathBuf>,
-    },
+    Package(PackageArgs),
     /// Build the images of services built from code, without running them.
-    Build {
-        #[command(flatten)]
-        file: FileArg,
-        /// SERVICE or SERVICE@VERSION (default: every one built from a package).
-        target: Option<String>,
-    },
+    Build(BuildArgs),
+}
+
+/// The arguments of `berth plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 2 when there are changes (0: none, 1: error), as Terraform does.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Save the plan, with a fingerprint of the engine state, for `apply --plan`.
+    #[arg(long, value_name = "PLAN")]
+    pub out: Option<PathBuf>,
+    /// Allow a file with no services to remove everything.
+    #[arg(long)]
+    pub allow_empty: bool,
+}
+
+/// The arguments of `berth apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// Apply exactly this saved plan, or refuse if the engine changed since.
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Allow a file with no services to remove everything.
+    #[arg(long)]
+    pub allow_empty: bool,
+}
+
+/// The arguments of `berth status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// Print the rows as JSON, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `berth logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// SERVICE or SERVICE@VERSION (default: the active version).
+    pub target: String,
+    /// Keep printing new lines as the container writes them.
+    #[arg(long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+}
+
+/// The arguments of `berth destroy`.
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// Remove the keeps (named volumes) too.
+    #[arg(long)]
+    pub volumes: bool,
+    /// Leave the images berth built for the project (removed by default).
+    #[arg(long)]
+    pub keep_images: bool,
+}
+
+/// The arguments of `berth gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The arguments of `berth completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
+}
+
+/// The arguments of `berth baseimages`.
+#[derive(Debug, Args)]
+pub struct BaseimagesArgs {
+    /// Runtimes whose bases to build too (python3.11, python3.13, node20, node22, ...).
+    pub runtimes: Vec<String>,
+    /// Every runtime base that can be built on this machine.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// The arguments of `berth serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// The gateway's address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7780", value_parser = parse_addr)]
+    pub gateway: std::net::SocketAddr,
+    /// The token file (hashed tokens with permissions; default ./tokens.yaml
+    /// when it exists, where `berth token add` writes); $BERTH_TOKEN may do anything.
+    #[arg(long, value_name = "FILE")]
+    pub tokens: Option<PathBuf>,
+    #[command(flatten)]
+    pub token: RootToken,
+    /// At most this many connections at once; more wait in the kernel's queue.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_connections: usize,
+}
+
+/// The arguments of `berth rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// The service to roll back.
+    pub service: String,
+    /// The version to make active (default: the one active before).
+    #[arg(long, value_name = "VERSION", conflicts_with = "release")]
+    pub to: Option<String>,
+    /// End the service's rollback hold: the file's `active` serves again.
+    #[arg(long)]
+    pub release: bool,
+}
+
+/// The arguments of `berth package`.
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    /// The source directory (`.berthignore` and the usual exclusions apply).
+    pub dir: PathBuf,
+    /// The archive to write (default: DIR's name + .tar.gz).
+    #[arg(short = 'o', long = "out")]
+    pub out: Option<PathBuf>,
+}
+
+/// The arguments of `berth build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// SERVICE or SERVICE@VERSION (default: every one built from a package).
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a token: printed once, stored only as its SHA-256 in the token file.
-    Add {
-        /// The token's name (shown in logs instead of the token).
-        #[arg(value_parser = parse_project)]
-        name: String,
-        /// A permission: services:view, services:deploy, services:stop, logs:view, images:build.
-        #[arg(short = 'p', long = "permission", required = true, value_parser = parse_permission)]
-        permission: Vec<String>,
-        /// The token file.
-        #[arg(long, value_name = "FILE", default_value = "tokens.yaml")]
-        tokens: PathBuf,
-    },
+    Add(TokenAddArgs),
+}
+
+/// The arguments of `berth token add`.
+#[derive(Debug, Args)]
+pub struct TokenAddArgs {
+    /// The token's name (shown in logs instead of the token).
+    #[arg(value_parser = parse_project)]
+    pub name: String,
+    /// A permission: services:view, services:deploy, services:stop, logs:view, images:build.
+    #[arg(short = 'p', long = "permission", required = true, value_parser = parse_permission)]
+    pub permission: Vec<String>,
+    /// The token file.
+    #[arg(long, value_name = "FILE", default_value = "tokens.yaml")]
+    pub tokens: PathBuf,
 }
 
 /// A token with every permission, from the environment (`BERTH_TOKEN`); a flag

@@ -1,7 +1,7 @@
 //! `berth apply`: converge the engine to the file (or to a saved plan), printing
 //! each action as it happens, then where each service answers.
 
-use std::path::Path;
+use crate::cli::ApplyArgs;
 
 use crate::converge::{self, saved, Context};
 use crate::core::plan::{Options, Plan};
@@ -9,12 +9,9 @@ use crate::core::render::hold_notes;
 
 use super::{CommandError, Output};
 
-pub async fn run(
-    out: &Output,
-    file: &Path,
-    saved_plan: Option<&Path>,
-    allow_empty: bool,
-) -> Result<u8, CommandError> {
+pub async fn run(out: &Output, args: ApplyArgs) -> Result<u8, CommandError> {
+    let (file, saved_plan) = (args.file.file.as_path(), args.plan.as_deref());
+    let allow_empty = args.allow_empty;
     if let Some(path) = saved_plan {
         let plan = saved::read_plan(path)?;
         let ctx = out.connect_for(plan.engine).await?;

@@ -1,11 +1,13 @@
 //! `berth baseimages [RUNTIME...] [--all]`: build the local base images if missing or stale.
 
 use crate::build::baseimage;
+use crate::cli::BaseimagesArgs;
 use crate::core::spec::Runtime;
 
 use super::{CommandError, Output};
 
-pub async fn run(out: &Output, runtimes: &[String], all: bool) -> Result<u8, CommandError> {
+pub async fn run(out: &Output, args: BaseimagesArgs) -> Result<u8, CommandError> {
+    let (runtimes, all) = (&args.runtimes, args.all);
     let mut wanted = Vec::new();
     for name in runtimes {
         match Runtime::ALL.iter().find(|r| r.name() == name) {

@@ -1,7 +1,7 @@
 //! `berth destroy`: remove everything the project owns; keeps survive unless
 //! `--volumes`. Only objects labelled with the project are touched.
 
-use std::path::Path;
+use crate::cli::DestroyArgs;
 
 use futures_util::StreamExt;
 
@@ -10,13 +10,9 @@ use crate::core::desired::LABEL_PROJECT;
 
 use super::{apply, CommandError, Output};
 
-pub async fn run(
-    out: &Output,
-    file: &Path,
-    project: Option<&str>,
-    volumes: bool,
-    keep_images: bool,
-) -> Result<u8, CommandError> {
+pub async fn run(out: &Output, args: DestroyArgs) -> Result<u8, CommandError> {
+    let (file, project) = (args.file.file.as_path(), args.project.project.as_deref());
+    let (volumes, keep_images) = (args.volumes, args.keep_images);
     let (project, spec) = converge::project_of(&out.settings, file, project)?;
     let project = project.as_str();
     let ctx = out

@@ -1,18 +1,15 @@
 //! `berth gc`: remove the project's built images that no container uses, the
 //! previous images kept for quick reverts and the dependency caches included.
 
-use std::path::Path;
+use crate::cli::GcArgs;
 
 use crate::converge;
 
 use super::{apply, CommandError, Output};
 
-pub async fn run(
-    out: &Output,
-    file: &Path,
-    project: Option<&str>,
-    dry_run: bool,
-) -> Result<u8, CommandError> {
+pub async fn run(out: &Output, args: GcArgs) -> Result<u8, CommandError> {
+    let (file, project) = (args.file.file.as_path(), args.project.project.as_deref());
+    let dry_run = args.dry_run;
     let (project, spec) = converge::project_of(&out.settings, file, project)?;
     let ctx = out
         .connect_for(spec.map(|s| s.engine).unwrap_or_default())

@@ -1,6 +1,6 @@
 //! `berth logs SERVICE[@VERSION]`: a container's logs, optionally followed.
 
-use std::path::Path;
+use crate::cli::LogsArgs;
 
 use futures_util::StreamExt;
 
@@ -8,14 +8,9 @@ use crate::converge::{self, observe};
 
 use super::{CommandError, Output};
 
-pub async fn run(
-    out: &Output,
-    file: &Path,
-    project: Option<&str>,
-    target: &str,
-    follow: bool,
-    tail: Option<usize>,
-) -> Result<u8, CommandError> {
+pub async fn run(out: &Output, args: LogsArgs) -> Result<u8, CommandError> {
+    let (file, project) = (args.file.file.as_path(), args.project.project.as_deref());
+    let (target, follow, tail) = (args.target.as_str(), args.follow, args.tail);
     let (project, spec) = converge::project_of(&out.settings, file, project)?;
     let ctx = out
         .connect_for(spec.as_ref().map(|s| s.engine).unwrap_or_default())

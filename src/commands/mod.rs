@@ -93,101 +93,23 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<u8, CommandError> {
     match cli.command {
         Command::Validate(f) => validate::run(&out, &f.file),
         Command::Schema => schema::run(),
-        Command::Completions { shell } => completions::run(shell),
-        Command::Plan {
-            file,
-            json,
-            detailed_exitcode,
-            out: saved,
-            allow_empty,
-        } => {
-            plan::run(
-                &out,
-                &file.file,
-                json,
-                detailed_exitcode,
-                saved,
-                allow_empty,
-            )
-            .await
-        }
-        Command::Apply {
-            file,
-            plan,
-            allow_empty,
-        } => apply::run(&out, &file.file, plan.as_deref(), allow_empty).await,
-        Command::Status {
-            file,
-            project,
-            json,
-        } => status::run(&out, &file.file, project.project.as_deref(), json).await,
-        Command::Logs {
-            file,
-            project,
-            target,
-            follow,
-            tail,
-        } => {
-            let project = project.project.as_deref();
-            logs::run(&out, &file.file, project, &target, follow, tail).await
-        }
-        Command::Destroy {
-            file,
-            project,
-            volumes,
-            keep_images,
-        } => {
-            let project = project.project.as_deref();
-            destroy::run(&out, &file.file, project, volumes, keep_images).await
-        }
-        Command::Gc {
-            file,
-            project,
-            dry_run,
-        } => gc::run(&out, &file.file, project.project.as_deref(), dry_run).await,
-        Command::Baseimages { runtimes, all } => baseimages::run(&out, &runtimes, all).await,
+        Command::Completions(a) => completions::run(a),
+        Command::Plan(a) => plan::run(&out, a).await,
+        Command::Apply(a) => apply::run(&out, a).await,
+        Command::Status(a) => status::run(&out, a).await,
+        Command::Logs(a) => logs::run(&out, a).await,
+        Command::Destroy(a) => destroy::run(&out, a).await,
+        Command::Gc(a) => gc::run(&out, a).await,
+        Command::Baseimages(a) => baseimages::run(&out, a).await,
         Command::Doctor(f) => doctor::run(&out, &f.file).await,
-        Command::Serve {
-            file,
-            gateway,
-            tokens,
-            token,
-            max_connections,
-        } => {
-            serve::run(
-                &out,
-                &file.file,
-                gateway,
-                tokens.as_deref(),
-                token.token.as_deref(),
-                bounds(max_connections),
-            )
-            .await
-        }
-        Command::Rollback {
-            file,
-            service,
-            to,
-            release,
-        } => {
-            let req = crate::converge::rollback::Request {
-                service,
-                to,
-                release,
-            };
-            rollback::run(&out, &file.file, req).await
-        }
+        Command::Serve(a) => serve::run(&out, a).await,
+        Command::Rollback(a) => rollback::run(&out, a).await,
         Command::Token {
-            command:
-                TokenCommand::Add {
-                    name,
-                    permission,
-                    tokens,
-                },
-        } => token::add(&tokens, &name, &permission),
+            command: TokenCommand::Add(a),
+        } => token::add(a),
         Command::Watch(args) => watch::run(&out, args).await,
-        Command::Package { dir, out: archive } => package::run(&dir, archive),
-        Command::Build { file, target } => build::run(&out, &file.file, target.as_deref()).await,
+        Command::Package(a) => package::run(a),
+        Command::Build(a) => build::run(&out, a).await,
     }
 }
 

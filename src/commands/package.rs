@@ -1,12 +1,14 @@
 //! `berth package DIR`: a deterministic .tar.gz code package (same content, same bytes).
 
-use std::path::{Path, PathBuf};
+use crate::cli::PackageArgs;
+use std::path::PathBuf;
 
 use crate::build::BuildError;
 
 use super::CommandError;
 
-pub fn run(dir: &Path, out: Option<PathBuf>) -> Result<u8, CommandError> {
+pub fn run(args: PackageArgs) -> Result<u8, CommandError> {
+    let (dir, out) = (args.dir.as_path(), args.out);
     let out = out.unwrap_or_else(|| {
         let name = dir
             .canonicalize()

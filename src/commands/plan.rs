@@ -1,6 +1,6 @@
 //! `berth plan`: what apply would do, and why, field by field.
 
-use std::path::{Path, PathBuf};
+use crate::cli::PlanArgs;
 
 use crate::converge::{self, facts};
 use crate::core::plan::Options;
@@ -8,14 +8,15 @@ use crate::core::render::{hold_notes, plan_text, Style};
 
 use super::{CommandError, Output};
 
-pub async fn run(
-    out: &Output,
-    file: &Path,
-    json: bool,
-    detailed_exitcode: bool,
-    saved: Option<PathBuf>,
-    allow_empty: bool,
-) -> Result<u8, CommandError> {
+pub async fn run(out: &Output, args: PlanArgs) -> Result<u8, CommandError> {
+    let PlanArgs {
+        file,
+        json,
+        detailed_exitcode,
+        out: saved,
+        allow_empty,
+    } = args;
+    let file = file.file.as_path();
     let spec = converge::load(&out.settings, file)?;
     let ctx = out.connect_for(spec.engine).await?;
     let opts = Options {

@@ -3,7 +3,7 @@
 //! healthy. It holds until the file's `active` for that service changes. The
 //! decision and the hold are [`converge::rollback`]'s, shared with the dashboard.
 
-use std::path::Path;
+use crate::cli::RollbackArgs;
 
 use crate::converge;
 use crate::converge::rollback::{self, Decided, Request};
@@ -11,7 +11,13 @@ use crate::core::plan::Options;
 
 use super::{apply, CommandError, Output};
 
-pub async fn run(out: &Output, file: &Path, req: Request) -> Result<u8, CommandError> {
+pub async fn run(out: &Output, args: RollbackArgs) -> Result<u8, CommandError> {
+    let file = args.file.file.as_path();
+    let req = Request {
+        service: args.service,
+        to: args.to,
+        release: args.release,
+    };
     let spec = converge::load(&out.settings, file)?;
     let ctx = out.connect_for(spec.engine).await?;
     let held = apply::lock(&ctx, &spec.project, "rollback").await?;

@@ -2,22 +2,17 @@
 //! (refreshed every second, and at once when an apply switches a container); the
 //! file only names the project.
 
-use std::net::SocketAddr;
-use std::path::Path;
+use crate::cli::ServeArgs;
 use std::sync::{Arc, RwLock};
 
 use crate::converge::{self, gateways};
 
 use super::{load_tokens, CommandError, Output};
 
-pub async fn run(
-    out: &Output,
-    file: &Path,
-    addr: SocketAddr,
-    tokens: Option<&Path>,
-    root_token: Option<&str>,
-    bounds: crate::serve::listen::Bounds,
-) -> Result<u8, CommandError> {
+pub async fn run(out: &Output, args: ServeArgs) -> Result<u8, CommandError> {
+    let (file, addr) = (args.file.file.as_path(), args.gateway);
+    let (tokens, root_token) = (args.tokens.as_deref(), args.token.token.as_deref());
+    let bounds = super::bounds(args.max_connections);
     let spec = converge::load(&out.settings, file)?;
     let tokens = load_tokens(tokens, root_token)?;
     // One engine is connected when first needed; a swarm's manager now.

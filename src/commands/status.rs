@@ -1,18 +1,15 @@
 //! `berth status`: every owned container with its state, health, URL and usage.
 
-use std::path::Path;
+use crate::cli::StatusArgs;
 
 use crate::converge::{self, observe};
 use crate::core::render::status_text;
 
 use super::{CommandError, Output};
 
-pub async fn run(
-    out: &Output,
-    file: &Path,
-    project: Option<&str>,
-    json: bool,
-) -> Result<u8, CommandError> {
+pub async fn run(out: &Output, args: StatusArgs) -> Result<u8, CommandError> {
+    let (file, project) = (args.file.file.as_path(), args.project.project.as_deref());
+    let json = args.json;
     let (project, spec) = converge::project_of(&out.settings, file, project)?;
     let ctx = out
         .connect_for(spec.as_ref().map(|s| s.engine).unwrap_or_default())

@@ -1,14 +1,13 @@
 //! `berth token add NAME -p PERMISSION...`: a new random token, printed once;
 //! only its SHA-256 is appended to the token file.
 
-use std::path::Path;
-
 use crate::core::access::{parse_tokens, token_entry, Permission, TOKEN_PREFIX};
 use crate::core::diag::{Diagnostic, Diagnostics};
 
 use super::CommandError;
 
-pub fn add(file: &Path, name: &str, permissions: &[String]) -> Result<u8, CommandError> {
+pub fn add(args: crate::cli::TokenAddArgs) -> Result<u8, CommandError> {
+    let (file, name, permissions) = (args.tokens.as_path(), args.name.as_str(), &args.permission);
     let refuse = |message: String, help: String| {
         CommandError::TokensInvalid(Diagnostics {
             file: file.display().to_string(),
