@@ -231,10 +231,11 @@ async fn build_facts(
     let engine = ctx.engine.as_ref();
     let mut facts = BTreeMap::new();
     let mut arch = None;
-    let mut checked = BTreeSet::new();
-    // Bases by local ID (a build's FROM), asked once each: on a swarm the
-    // image list names only what a node can pull (by registry digest).
-    let mut base_ids: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut bases = Bases {
+        engine,
+        ids: BTreeMap::new(),
+        checked: BTreeSet::new(),
+    };
     for v in spec.versions() {
         let (spec::Source::Package(p), Some(runtime)) = (&v.source, v.runtime) else {
             continue;
@@ -243,51 +244,8 @@ async fn build_facts(
             Some(a) => a,
             None => arch.insert(engine.version().await?.arch),
         };
-        // A CUDA runtime is built on the newest CUDA base the driver supports;
-        // the choice names the base, so it is part of the image's hash.
-        let cuda = match runtime.is_cuda() {
-            false => None,
-            true => match crate::core::gpu::cuda_base(driver_cuda) {
-                Ok(((major, minor), why)) => {
-                    tracing::info!(
-                        id = v.id(),
-                        cuda = format!("{major}.{minor}"),
-                        why,
-                        "CUDA base chosen"
-                    );
-                    Some(format!("{major}.{minor}"))
-                }
-                Err(why) => {
-                    return Err(refused(
-                        file,
-                        vec![Diagnostic::new(
-                            "F005",
-                            Some(v.pos),
-                            format!("{}: runtime `{}`: {why}", v.id(), runtime.name()),
-                            "upgrade the NVIDIA driver, or use a runtime without -cuda",
-                        )],
-                    ))
-                }
-            },
-        };
-        let package = build::package_path(file, p);
-        if let Some(root) = &ctx.confine {
-            let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
-            if Path::new(p).is_absolute() || !package.starts_with(&root) {
-                return Err(refused(
-                    file,
-                    vec![Diagnostic::new("F006",
-                        Some(v.pos),
-                        format!(
-                            "{}: package `{p}` resolves to {}, outside the repository",
-                            v.id(),
-                            package.display()
-                        ),
-                        "a services file from a git repository may name only paths inside that repository, relative to the file",
-                    )],
-                ));
-            }
-        }
+        let cuda = cuda_choice(file, v, runtime, driver_cuda)?;
+        let package = package_within(ctx, file, v, p)?;
         let input = BuildInput {
             id: v.id(),
             package: package.display().to_string(),
@@ -305,66 +263,21 @@ async fn build_facts(
         // A base that cannot be had here is said before anything is read or
         // downloaded for the package (dependencies can be gigabytes).
         let base = baseimage::runtime_tag(runtime, input.cuda.as_deref());
-        let base_id = match base_ids.get(&base) {
-            Some(id) => id.clone(),
-            None => {
-                let id = engine.image_id(&base).await?;
-                base_ids.insert(base.clone(), id.clone());
-                id
-            }
-        };
-        let base_id = base_id.as_ref();
-        if base_id.is_some() && checked.insert(base.clone()) {
-            baseimage::check_arch(engine, &base, arch).await?;
-        }
-        if base_id.is_none() {
-            if let baseimage::BaseSource::Provided { why, how } = baseimage::base_source(runtime) {
-                return Err(BaseImageError::RuntimeUnavailable {
-                    runtime: runtime.name(),
-                    why: why.into(),
-                    how: format!("{how} (here: {base})"),
-                }
-                .into());
-            }
-        }
+        let base_id = bases.available(&base, runtime, arch).await?;
         let prepared = build::prepare(engine, &spec.project, &input, arch, &ctx.settings).await?;
         // Building a wheel from a source distribution builds a missing base.
-        let rechecked;
         let base_id = match base_id {
-            None => {
-                rechecked = engine.image_id(&base).await?;
-                if rechecked.is_some() {
-                    base_ids.insert(base.clone(), rechecked.clone());
-                }
-                rechecked.as_ref()
-            }
+            None => bases.again(&base).await?,
             id => id,
         };
-        // Node dependencies install in their base, at plan time: a missing
-        // base that can be built here is built now, so a plan that passes
-        // has its base and its dependencies, and apply cannot fail on them
-        // after minutes of building.
-        let built_now;
         let base_id = match (base_id, &prepared.node) {
-            (None, Some(_)) => {
-                crate::say::info(&format!(
-                    "  {}: building the base {base} now, to install the Node dependencies at plan time",
-                    input.id
-                ));
-                baseimage::ensure_runtime(engine, &ctx.settings, runtime, &mut |l| {
-                    crate::say::info(&format!("  {l}"))
-                })
-                .await?;
-                built_now = engine.image_id(&base).await?;
-                base_ids.insert(base.clone(), built_now.clone());
-                built_now.as_ref()
-            }
+            (None, Some(_)) => bases.build_now(ctx, &base, &input).await?,
             (id, _) => id,
         };
         // Node dependencies are installed now, in their base, so an unreachable
         // registry is a plan error; without the base yet, apply installs them
         // right after building it, before anything else changes.
-        let tag = match base_id {
+        let tag = match &base_id {
             None => None,
             Some(id) => {
                 let deps_id = match &prepared.node {
@@ -397,6 +310,144 @@ async fn build_facts(
         );
     }
     Ok(facts)
+}
+
+/// The CUDA base a `-cuda` runtime is built on: the newest the driver
+/// supports. The choice names the base, so it is part of the image's hash.
+fn cuda_choice(
+    file: &Path,
+    v: &spec::Version,
+    runtime: spec::Runtime,
+    driver_cuda: Option<(u32, u32)>,
+) -> Result<Option<String>, ConvergeError> {
+    if !runtime.is_cuda() {
+        return Ok(None);
+    }
+    match crate::core::gpu::cuda_base(driver_cuda) {
+        Ok(((major, minor), why)) => {
+            tracing::info!(
+                id = v.id(),
+                cuda = format!("{major}.{minor}"),
+                why,
+                "CUDA base chosen"
+            );
+            Ok(Some(format!("{major}.{minor}")))
+        }
+        Err(why) => Err(refused(
+            file,
+            vec![Diagnostic::new(
+                "F005",
+                Some(v.pos),
+                format!("{}: runtime `{}`: {why}", v.id(), runtime.name()),
+                "upgrade the NVIDIA driver, or use a runtime without -cuda",
+            )],
+        )),
+    }
+}
+
+/// Where a version's package is; from a git repository (`confine`), only
+/// inside it.
+fn package_within(
+    ctx: &Context,
+    file: &Path,
+    v: &spec::Version,
+    p: &str,
+) -> Result<std::path::PathBuf, ConvergeError> {
+    let package = build::package_path(file, p);
+    if let Some(root) = &ctx.confine {
+        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
+        if Path::new(p).is_absolute() || !package.starts_with(&root) {
+            return Err(refused(
+                file,
+                vec![Diagnostic::new("F006",
+                    Some(v.pos),
+                    format!(
+                        "{}: package `{p}` resolves to {}, outside the repository",
+                        v.id(),
+                        package.display()
+                    ),
+                    "a services file from a git repository may name only paths inside that repository, relative to the file",
+                )],
+            ));
+        }
+    }
+    Ok(package)
+}
+
+/// The runtime bases of a plan's builds by local ID (a build's FROM), asked
+/// once each: on a swarm the image list names only what a node can pull
+/// (by registry digest).
+struct Bases<'e> {
+    engine: &'e dyn crate::shell::engine::Engine,
+    ids: BTreeMap<String, Option<String>>,
+    /// Bases whose architecture was checked against the engine's.
+    checked: BTreeSet<String>,
+}
+
+impl Bases<'_> {
+    /// The base's ID, if the engine has it (its architecture checked once);
+    /// a missing base that cannot be built here is an error now.
+    async fn available(
+        &mut self,
+        base: &str,
+        runtime: spec::Runtime,
+        arch: &str,
+    ) -> Result<Option<String>, ConvergeError> {
+        let id = match self.ids.get(base) {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.engine.image_id(base).await?;
+                self.ids.insert(base.to_string(), id.clone());
+                id
+            }
+        };
+        if id.is_some() && self.checked.insert(base.to_string()) {
+            baseimage::check_arch(self.engine, base, arch).await?;
+        }
+        if id.is_none() {
+            if let baseimage::BaseSource::Provided { why, how } = baseimage::base_source(runtime) {
+                return Err(BaseImageError::RuntimeUnavailable {
+                    runtime: runtime.name(),
+                    why: why.into(),
+                    how: format!("{how} (here: {base})"),
+                }
+                .into());
+            }
+        }
+        Ok(id)
+    }
+
+    /// The base asked again (something may have built it meanwhile).
+    async fn again(&mut self, base: &str) -> Result<Option<String>, ConvergeError> {
+        let id = self.engine.image_id(base).await?;
+        if id.is_some() {
+            self.ids.insert(base.to_string(), id.clone());
+        }
+        Ok(id)
+    }
+
+    /// Node dependencies install in their base, at plan time: a missing base
+    /// that can be built here is built now, so a plan that passes has its
+    /// base and its dependencies, and apply cannot fail on them after
+    /// minutes of building.
+    async fn build_now(
+        &mut self,
+        ctx: &Context,
+        base: &str,
+        input: &BuildInput,
+    ) -> Result<Option<String>, ConvergeError> {
+        crate::say::info(&format!(
+            "  {}: building the base {base} now, to install the Node dependencies at plan time",
+            input.id
+        ));
+        baseimage::ensure_runtime(self.engine, &ctx.settings, input.runtime, &mut |l| {
+            crate::say::info(&format!("  {l}"))
+        })
+        .await?;
+        let id = self.engine.image_id(base).await?;
+        self.ids.insert(base.to_string(), id.clone());
+        Ok(id)
+    }
 }
 
 /// Builds what `berth build [target]` asks for (the plan's build steps and
