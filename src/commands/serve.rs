@@ -44,19 +44,19 @@ pub async fn run(out: &Output, args: ServeArgs) -> Result<u8, CommandError> {
     .await?;
     let _registration = gateways::register(&out.settings, &spec.project, &running)?;
     tracing::info!(%addr, "gateway listening");
+    let follower = tokio::spawn(gateways::follow_routes(
+        ctx.engine.clone(),
+        spec.project.clone(),
+        table,
+        std::time::Duration::from_secs(1),
+    ));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(CommandError::SignalListen)?;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-        }
-        match gateways::route_table(engine, &spec.project).await {
-            Ok(t) => *table.write().expect("no panics hold it") = t,
-            Err(e) => tracing::warn!(error = %e, "cannot refresh the routes"),
-        }
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
+    follower.abort();
     let _ = stop.send(());
     Ok(0)
 }

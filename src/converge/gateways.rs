@@ -69,6 +69,24 @@ pub enum GatewayStartError {
     State(#[from] StateError),
 }
 
+/// Keeps `table` the project's routes as the engine says, asked every
+/// `every` (what changes without a drain: drift, another tool): the
+/// standalone gateway's follower; the daemon's follows its reconciles.
+pub async fn follow_routes(
+    engine: SharedEngine,
+    project: String,
+    table: Arc<RwLock<RouteTable>>,
+    every: std::time::Duration,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        match route_table(engine.as_ref(), &project).await {
+            Ok(t) => *table.write().expect("no panics hold it") = t,
+            Err(e) => tracing::warn!(error = %e, "cannot refresh the routes"),
+        }
+    }
+}
+
 /// Starts a gateway whose routes come from `refresh` (see [`refresh`]),
 /// serving until `shutdown`.
 pub async fn start(
