@@ -118,7 +118,7 @@ fn the_cuda_base_is_the_newest_the_driver_supports() {
     let (base, why) = cuda_base(None).unwrap();
     assert_eq!(base, (12, 8), "no driver: the newest");
     assert!(why.contains("no NVIDIA driver"), "{why}");
-    let err = cuda_base(Some((11, 4))).unwrap_err();
+    let err = cuda_base(Some((11, 4))).unwrap_err().to_string();
     assert!(
         err.contains("CUDA 11.4, older than every CUDA base") && err.contains("11.8"),
         "{err}"

@@ -96,8 +96,8 @@ pub enum ConvergeError {
     RolloutFail { failed: String },
     #[error("the plan changed since it was shown (it was {shown}, it is {now} now): the file or the engine moved meanwhile; nothing was done\n  help: look at the plan again and apply that one")]
     PlanChange { shown: String, now: String },
-    #[error("{0}")]
-    RestartRefuse(String),
+    #[error(transparent)]
+    RestartRefuse(#[from] crate::core::restart::RestartRefusal),
     #[error(
         "no container of `{target}` in project `{project}`\n  help: `berth status` lists what runs"
     )]

@@ -127,7 +127,7 @@ async fn row_of(
         (true, Some(p), None) if !unchecked => {
             match probe::check(p, &check, std::time::Duration::from_secs(2)).await {
                 Ok(()) => (Some(true), None),
-                Err(e) => (Some(false), Some(e)),
+                Err(e) => (Some(false), Some(e.to_string())),
             }
         }
         _ => (None, None),

@@ -4,6 +4,7 @@
 
 use super::{execute, Context, ConvergeError};
 use crate::core::plan::Plan;
+use crate::core::restart::RestartRefusal;
 use crate::shell::lock::ProjectLock;
 
 /// Stops and starts `service@version` of `project`; the plan it carried out.
@@ -15,13 +16,13 @@ pub async fn restart(
     who: &str,
 ) -> Result<Plan, ConvergeError> {
     let Some((service, version)) = target.split_once('@') else {
-        return Err(ConvergeError::RestartRefuse(format!(
-            "`{target}` names no version\n  help: restart one version: SERVICE@VERSION"
-        )));
+        return Err(RestartRefusal::VersionMissing {
+            target: target.into(),
+        }
+        .into());
     };
     let observed = ctx.engine.observe(project).await?;
-    let plan = crate::core::restart::restart(project, &observed, service, version, who)
-        .map_err(ConvergeError::RestartRefuse)?;
+    let plan = crate::core::restart::restart(project, &observed, service, version, who)?;
     execute::execute(ctx, &plan, &Default::default(), None).await?;
     Ok(plan)
 }

@@ -76,7 +76,7 @@ pub async fn start_on_probation(
         // marked as an excerpt (shown only to tokens with logs:view).
         let values = secrets.values().map(String::as_str);
         let exposed = engine.exposed_ports(&id).await.unwrap_or_default();
-        let why = crate::core::health::gate_words(&why, c.config.port, &exposed);
+        let why = crate::core::health::gate_words(&why.to_string(), c.config.port, &exposed);
         return Err(Unhealthy {
             id: format!("{}@{}", c.service, c.version),
             check: c.health.check.describe(),
@@ -172,9 +172,34 @@ pub async fn restore(
     Ok(())
 }
 
+/// What a health gate saw instead of a healthy version (or a job that ran to
+/// exit code 0 in time).
+#[derive(Debug, thiserror::Error)]
+enum GateFail {
+    #[error("the container disappeared")]
+    ContainerGone,
+    #[error("the process exited with code {code}{} (a service keeps running; its check is {check})", if *.restarting { "; the engine restarts it" } else { "" })]
+    ProcessExited {
+        code: i64,
+        restarting: bool,
+        check: String,
+    },
+    #[error("the container {state} (last answer: {last})")]
+    ContainerStopped { state: String, last: String },
+    /// The timeout passed; the last try's words.
+    #[error("{last}")]
+    CheckTimeout { last: String },
+    #[error("the job exited with code {code} after {took}")]
+    JobFailed { code: i64, took: String },
+    #[error("the job's container {state} without an exit code")]
+    JobStopped { state: String },
+    #[error("the job still ran after {limit} (its `health.timeout`)")]
+    JobTimeout { limit: String },
+}
+
 /// Runs the container's health check every interval until it passes, the
-/// timeout, or the process ends. Err says what was seen last, in words.
-async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Result<(), String> {
+/// timeout, or the process ends. Err says what was seen last.
+async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Result<(), GateFail> {
     let h = &c.health;
     if h.timeout_ms == 0 {
         return Ok(());
@@ -189,7 +214,7 @@ async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Re
     let mut tries = 0u32;
     loop {
         match engine.container_state(id, c.config.port).await {
-            Ok(None) => return Err("the container disappeared".into()),
+            Ok(None) => return Err(GateFail::ContainerGone),
             Err(e) => last = format!("the engine did not say: {e}"),
             // A process that ended is the answer, whatever the port says: a
             // script that prints and exits is not a service.
@@ -198,18 +223,14 @@ async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Re
                 state,
                 ..
             })) => {
-                let again = if state == "restarting" || state == "running" {
-                    "; the engine restarts it"
-                } else {
-                    ""
-                };
-                return Err(format!(
-                    "the process exited with code {code}{again} (a service keeps running; its check is {})",
-                    h.check.describe()
-                ));
+                return Err(GateFail::ProcessExited {
+                    code,
+                    restarting: state == "restarting" || state == "running",
+                    check: h.check.describe(),
+                });
             }
             Ok(Some(ContainerState { state, .. })) if state == "exited" || state == "dead" => {
-                return Err(format!("the container {state} (last answer: {last})"));
+                return Err(GateFail::ContainerStopped { state, last });
             }
             Ok(Some(ContainerState { port: None, .. })) => {
                 last = "the port is not published yet".into()
@@ -218,12 +239,12 @@ async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Re
                 port: Some(port), ..
             })) => match probe::check(port, &h.check, Duration::from_secs(2)).await {
                 Ok(()) => return Ok(()),
-                Err(why) => last = why,
+                Err(why) => last = why.to_string(),
             },
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            return Err(last);
+            return Err(GateFail::CheckTimeout { last });
         }
         // A gate can take a while: say what is awaited, every few seconds.
         if now >= next_word {
@@ -243,8 +264,8 @@ async fn wait_healthy(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Re
 }
 
 /// A job's gate: its run ends within the timeout with exit code 0. Err says
-/// how it ended (or that it still ran), in words.
-async fn wait_run(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Result<(), String> {
+/// how it ended (or that it still ran).
+async fn wait_run(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Result<(), GateFail> {
     let started = tokio::time::Instant::now();
     let deadline = started + Duration::from_millis(c.health.timeout_ms);
     let mut next_word = started + WORD_EVERY;
@@ -254,25 +275,30 @@ async fn wait_run(engine: &dyn Engine, id: &str, c: &DesiredContainer) -> Result
             humantime::format_duration(Duration::from_millis(started.elapsed().as_millis() as u64))
         };
         match engine.container_state(id, c.config.port).await {
-            Ok(None) => return Err("the container disappeared".into()),
+            Ok(None) => return Err(GateFail::ContainerGone),
             Ok(Some(ContainerState {
                 exit_code: Some(0), ..
             })) => return Ok(()),
             Ok(Some(ContainerState {
                 exit_code: Some(code),
                 ..
-            })) => return Err(format!("the job exited with code {code} after {}", took())),
+            })) => {
+                return Err(GateFail::JobFailed {
+                    code,
+                    took: took().to_string(),
+                })
+            }
             Ok(Some(ContainerState { state, .. })) if state == "exited" || state == "dead" => {
-                return Err(format!("the job's container {state} without an exit code"))
+                return Err(GateFail::JobStopped { state })
             }
             Ok(Some(_)) | Err(_) => {}
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            return Err(format!(
-                "the job still ran after {} (its `health.timeout`)",
-                humantime::format_duration(Duration::from_millis(c.health.timeout_ms))
-            ));
+            let limit = Duration::from_millis(c.health.timeout_ms);
+            return Err(GateFail::JobTimeout {
+                limit: humantime::format_duration(limit).to_string(),
+            });
         }
         if now >= next_word {
             next_word = now + WORD_EVERY;

@@ -67,9 +67,23 @@ pub async fn get(port: u16, path: &str, timeout: Duration) -> Result<u16, ProbeE
         .map_err(|_| ProbeError::ProbeTimeout)?
 }
 
+/// What one try of a health check saw instead of a healthy service; its
+/// words go into the gate's progress and failure lines.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckFail {
+    #[error("nothing accepts connections on the port: {0}")]
+    PortClosed(#[source] std::io::Error),
+    #[error("a TCP connection timed out")]
+    ConnectTimeout,
+    #[error("GET {path} answered {status}")]
+    AnswerStatus { path: String, status: u16 },
+    #[error("GET {path} failed: {source}")]
+    AnswerMissing { path: String, source: ProbeError },
+}
+
 /// One try of a container's health check on 127.0.0.1:`port`: `Err` says what
 /// was seen instead.
-pub async fn check(port: u16, check: &HealthCheck, timeout: Duration) -> Result<(), String> {
+pub async fn check(port: u16, check: &HealthCheck, timeout: Duration) -> Result<(), CheckFail> {
     match check {
         // A command is Swarm's to run in its tasks; one engine never has one.
         HealthCheck::None | HealthCheck::Command { .. } => Ok(()),
@@ -78,14 +92,20 @@ pub async fn check(port: u16, check: &HealthCheck, timeout: Duration) -> Result<
                 .await
             {
                 Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(format!("nothing accepts connections on the port: {e}")),
-                Err(_) => Err("a TCP connection timed out".into()),
+                Ok(Err(e)) => Err(CheckFail::PortClosed(e)),
+                Err(_) => Err(CheckFail::ConnectTimeout),
             }
         }
         HealthCheck::Http { path } => match get(port, path, timeout).await {
             Ok(status) if (200..400).contains(&status) => Ok(()),
-            Ok(status) => Err(format!("GET {path} answered {status}")),
-            Err(e) => Err(format!("GET {path} failed: {e}")),
+            Ok(status) => Err(CheckFail::AnswerStatus {
+                path: path.clone(),
+                status,
+            }),
+            Err(source) => Err(CheckFail::AnswerMissing {
+                path: path.clone(),
+                source,
+            }),
         },
     }
 }

@@ -124,7 +124,15 @@ pub const CUDA_BASES: [(u32, u32); 5] = [(12, 8), (12, 6), (12, 4), (12, 2), (11
 /// driver supports. Without a driver (no NVML: a build host, or a CPU-only
 /// run), the newest base, said so in `why`. A driver older than every base is
 /// an error naming both.
-pub fn cuda_base(driver_cuda: Option<(u32, u32)>) -> Result<((u32, u32), String), String> {
+/// No CUDA base berth has runs on this driver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the NVIDIA driver supports CUDA {}.{}, older than every CUDA base berth has (the oldest is {}.{})", driver.0, driver.1, oldest.0, oldest.1)]
+pub struct CudaTooOld {
+    pub driver: (u32, u32),
+    pub oldest: (u32, u32),
+}
+
+pub fn cuda_base(driver_cuda: Option<(u32, u32)>) -> Result<((u32, u32), String), CudaTooOld> {
     match driver_cuda {
         None => Ok((
             CUDA_BASES[0],
@@ -134,12 +142,9 @@ pub fn cuda_base(driver_cuda: Option<(u32, u32)>) -> Result<((u32, u32), String)
             .iter()
             .find(|b| **b <= d)
             .map(|b| (*b, format!("the driver supports CUDA {}.{}", d.0, d.1)))
-            .ok_or_else(|| {
-                let oldest = CUDA_BASES[CUDA_BASES.len() - 1];
-                format!(
-                    "the NVIDIA driver supports CUDA {}.{}, older than every CUDA base berth has (the oldest is {}.{})",
-                    d.0, d.1, oldest.0, oldest.1
-                )
+            .ok_or(CudaTooOld {
+                driver: d,
+                oldest: CUDA_BASES[CUDA_BASES.len() - 1],
             }),
     }
 }

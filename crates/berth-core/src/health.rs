@@ -160,7 +160,20 @@ pub struct NeighbourTable {
 /// neighbour table: `Ok` says how much, `Err` says what goes wrong and the fix.
 /// Past the soft bound, connects to some containers wait for an address the
 /// kernel evicted: their probes time out and they read unhealthy.
-pub fn neighbour_room(containers: usize, t: NeighbourTable) -> Result<String, String> {
+/// The host keeps fewer neighbour addresses than a file's containers need.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("neighbour table: the file declares {containers} containers, {how} the {kept} addresses this host keeps (net.ipv4.neigh.default.gc_thresh2; at most {most}, gc_thresh3): health probes and the gateway's connects to some containers time out, and they read unhealthy\n  help: raise it, e.g. `sysctl -w net.ipv4.neigh.default.gc_thresh1={} net.ipv4.neigh.default.gc_thresh2={raise} net.ipv4.neigh.default.gc_thresh3={}`", .raise / 2, .raise * 2)]
+pub struct NeighbourTableShort {
+    pub containers: u64,
+    /// "more than" or "close to".
+    pub how: &'static str,
+    pub kept: u64,
+    pub most: u64,
+    /// The `gc_thresh2` to raise it to.
+    pub raise: u64,
+}
+
+pub fn neighbour_room(containers: usize, t: NeighbourTable) -> Result<String, NeighbourTableShort> {
     let n = containers as u64;
     if n * 4 <= t.soft * 3 {
         return Ok(format!(
@@ -172,13 +185,13 @@ pub fn neighbour_room(containers: usize, t: NeighbourTable) -> Result<String, St
     // the host's neighbours and for growth.
     let soft = (n * 2).next_power_of_two().max(t.soft);
     let how = if n > t.soft { "more than" } else { "close to" };
-    Err(format!(
-        "neighbour table: the file declares {n} containers, {how} the {} addresses this host keeps (net.ipv4.neigh.default.gc_thresh2; at most {}, gc_thresh3): health probes and the gateway's connects to some containers time out, and they read unhealthy\n  help: raise it, e.g. `sysctl -w net.ipv4.neigh.default.gc_thresh1={} net.ipv4.neigh.default.gc_thresh2={soft} net.ipv4.neigh.default.gc_thresh3={}`",
-        t.soft,
-        t.hard,
-        soft / 2,
-        soft * 2
-    ))
+    Err(NeighbourTableShort {
+        containers: n,
+        how,
+        kept: t.soft,
+        most: t.hard,
+        raise: soft,
+    })
 }
 
 /// What a failed health gate saw, in words that say what to change: with
@@ -225,7 +238,8 @@ mod tests {
             },
         );
         let (text, words) = match (&got, expect) {
-            (Ok(t), Ok(w)) | (Err(t), Err(w)) => (t, w),
+            (Ok(t), Ok(w)) => (t.clone(), w),
+            (Err(e), Err(w)) => (e.to_string(), w),
             _ => panic!("{containers}: {got:?}"),
         };
         for w in words {

@@ -7,6 +7,25 @@ use super::observed::{owned, Observed};
 use super::role::ContainerRole;
 use super::steps::{Action, Plan, Reason, Step};
 
+/// Why a restart is refused, with what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestartRefusal {
+    #[error("`{target}` names no version\n  help: restart one version: SERVICE@VERSION")]
+    VersionMissing { target: String },
+    #[error("no container of `{service}@{version}` in project `{project}`\n  help: `berth status` lists what runs")]
+    ContainerNotFound {
+        service: String,
+        version: String,
+        project: String,
+    },
+    #[error("`{service}@{version}` is {state}, not running: a reconcile starts it again")]
+    ContainerStopped {
+        service: String,
+        version: String,
+        state: String,
+    },
+}
+
 /// A restart of `service@version` asked for by `who`; refused, with why and
 /// what to do, when no running container of the project is that version.
 pub fn restart(
@@ -15,22 +34,25 @@ pub fn restart(
     service: &str,
     version: &str,
     who: &str,
-) -> Result<Plan, String> {
+) -> Result<Plan, RestartRefusal> {
     let canonical = container_name(project, service, version);
     let target = observed.containers.iter().find(|c| {
         owned(&c.labels, project)
             && ContainerRole::of(&c.name, &canonical) == Some(ContainerRole::Canonical)
     });
     let Some(c) = target else {
-        return Err(format!(
-            "no container of `{service}@{version}` in project `{project}`\n  help: `berth status` lists what runs"
-        ));
+        return Err(RestartRefusal::ContainerNotFound {
+            service: service.into(),
+            version: version.into(),
+            project: project.into(),
+        });
     };
     if c.state != "running" {
-        return Err(format!(
-            "`{service}@{version}` is {}, not running: a reconcile starts it again",
-            c.state
-        ));
+        return Err(RestartRefusal::ContainerStopped {
+            service: service.into(),
+            version: version.into(),
+            state: c.state.clone(),
+        });
     }
     let step = Step {
         action: Action::RestartContainer {
@@ -82,7 +104,10 @@ mod tests {
         });
         match expect {
             Ok(e) => assert_eq!(got.as_deref(), Ok(e)),
-            Err(e) => assert!(got.as_ref().is_err_and(|g| g.contains(e)), "{got:?}"),
+            Err(e) => assert!(
+                got.as_ref().is_err_and(|g| g.to_string().contains(e)),
+                "{got:?}"
+            ),
         }
     }
 

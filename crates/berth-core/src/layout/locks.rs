@@ -52,8 +52,18 @@ struct Walk<'a> {
     deps: &'a dyn Fn(&str) -> Option<Node>,
 }
 
+/// A package a walk reached that the lock file does not hold.
+struct Unlocked(String);
+
 impl Walk<'_> {
-    fn visit(&mut self, name: &str, cond: Option<String>, extras: &[String]) -> Result<(), String> {
+    /// Reaches `name` and what it depends on; `Err` names a package the
+    /// lock file does not hold.
+    fn visit(
+        &mut self,
+        name: &str,
+        cond: Option<String>,
+        extras: &[String],
+    ) -> Result<(), Unlocked> {
         let (name, mut wanted) = with_extras(name);
         wanted.extend(extras.iter().cloned());
         let mut work = vec![(name, cond, wanted)];
@@ -63,7 +73,7 @@ impl Walk<'_> {
             if steps > 100_000 {
                 break;
             }
-            let (version, edges) = (self.deps)(&name).ok_or_else(|| name.clone())?;
+            let (version, edges) = (self.deps)(&name).ok_or_else(|| Unlocked(name.clone()))?;
             let entry = self
                 .reached
                 .entry(name.clone())
@@ -259,7 +269,7 @@ fn uv_lock(
     }
     for (name, marker, _) in roots {
         walk.visit(&name, marker, &[])
-            .map_err(|n| missing("uv.lock", &n))?;
+            .map_err(|n| missing("uv.lock", &n.0))?;
     }
     Ok(locked_found("uv.lock", walk))
 }
@@ -369,7 +379,7 @@ fn poetry_lock(
     };
     for (name, marker) in roots {
         walk.visit(&name, marker, &[])
-            .map_err(|n| missing("poetry.lock", &n))?;
+            .map_err(|n| missing("poetry.lock", &n.0))?;
     }
     Ok(locked_found("poetry.lock", walk))
 }

@@ -75,11 +75,18 @@ fn str_list(v: Option<&toml::Value>) -> Vec<String> {
 /// A Poetry version constraint as PEP 440 specifiers: `^1.2.3` is
 /// `>=1.2.3,<2.0.0`, `~1.2` is `>=1.2,<1.3`, a bare `1.2` is `==1.2`, `*`
 /// is anything.
-pub fn poetry_constraint(c: &str) -> Result<String, String> {
+/// A Poetry constraint PEP 440 cannot say.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConstraintUnreadable {
+    #[error("`{0}` (an alternative of constraints has no PEP 440 form)")]
+    Alternative(String),
+    #[error("`{0}`")]
+    Version(String),
+}
+
+pub fn poetry_constraint(c: &str) -> Result<String, ConstraintUnreadable> {
     if c.contains("||") || c.contains('|') {
-        return Err(format!(
-            "`{c}` (an alternative of constraints has no PEP 440 form)"
-        ));
+        return Err(ConstraintUnreadable::Alternative(c.to_string()));
     }
     let mut out = Vec::new();
     for part in c
@@ -87,9 +94,12 @@ pub fn poetry_constraint(c: &str) -> Result<String, String> {
         .map(str::trim)
         .filter(|p| !p.is_empty() && *p != "*")
     {
-        let nums = |v: &str| -> Result<Vec<u64>, String> {
+        let nums = |v: &str| -> Result<Vec<u64>, ConstraintUnreadable> {
             v.split('.')
-                .map(|n| n.parse::<u64>().map_err(|_| format!("`{c}`")))
+                .map(|n| {
+                    n.parse::<u64>()
+                        .map_err(|_| ConstraintUnreadable::Version(c.to_string()))
+                })
                 .collect()
         };
         let join = |v: &[u64]| {
