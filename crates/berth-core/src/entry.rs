@@ -127,168 +127,241 @@ pub fn entry(
     m: &Manifests,
     deps: &Deps,
 ) -> Result<EntryPoint, RecipeError> {
-    let ep = |command: Vec<String>, why: String| Ok(EntryPoint { command, why });
     if let Some(c) = command {
-        return ep(c.clone(), "the `command` of services.yaml".into());
+        return Ok(EntryPoint {
+            command: c.clone(),
+            why: "the `command` of services.yaml".into(),
+        });
     }
-    if let Some(procfile) = m.file("Procfile") {
-        if let Some(web) = procfile_web(procfile)? {
-            return ep(
-                vec!["sh".into(), "-c".into(), format!("exec {web}")],
-                "the `web:` line of the Procfile".into(),
-            );
-        }
+    let lang = Lang::of(runtime);
+    if let Some(e) = procfile(m)? {
+        return Ok(e);
     }
-    let has = |p: &str| m.paths.iter().any(|x| x == p);
-    let python = is_python(runtime);
-    if python {
+    if lang.python {
         if let Some(served) = app_object(m, deps)? {
             return Ok(served);
         }
     }
-    type Run = fn(&str) -> Vec<String>;
-    let (files, run, kind, exts): (&[&str], Run, &str, &[&str]) = if python {
-        (
-            &["main.py", "app.py", "server.py"],
-            |f| vec!["python3".into(), f.into()],
-            "Python",
-            &[".py"],
-        )
-    } else {
-        (
-            &["server.js", "index.js", "main.js"],
-            |f| vec!["node".into(), f.into()],
-            "JavaScript",
-            &[".js", ".mjs", ".cjs"],
-        )
+    if let Some(e) = conventional(m, &lang)? {
+        return Ok(e);
+    }
+    let declared = match lang.python {
+        true => match python_script(m)? {
+            Some(e) => Some(e),
+            None => module_main(m)?,
+        },
+        false => node_main(m)?,
     };
-    let found: Vec<&&str> = files.iter().filter(|f| has(f)).collect();
+    if let Some(e) = declared {
+        return Ok(e);
+    }
+    if let Some(e) = only_file(m, &lang)? {
+        return Ok(e);
+    }
+    Err(no_entry(m, &lang))
+}
+
+/// What a runtime's language starts from: its conventional entry files, how
+/// one is run, its name and its source files' extensions.
+struct Lang {
+    python: bool,
+    files: &'static [&'static str],
+    run: fn(&str) -> Vec<String>,
+    kind: &'static str,
+    exts: &'static [&'static str],
+}
+
+impl Lang {
+    fn of(runtime: Runtime) -> Lang {
+        match is_python(runtime) {
+            true => Lang {
+                python: true,
+                files: &["main.py", "app.py", "server.py"],
+                run: |f| vec!["python3".into(), f.into()],
+                kind: "Python",
+                exts: &[".py"],
+            },
+            false => Lang {
+                python: false,
+                files: &["server.js", "index.js", "main.js"],
+                run: |f| vec!["node".into(), f.into()],
+                kind: "JavaScript",
+                exts: &[".js", ".mjs", ".cjs"],
+            },
+        }
+    }
+}
+
+fn ep(command: Vec<String>, why: impl Into<String>) -> Result<Option<EntryPoint>, RecipeError> {
+    Ok(Some(EntryPoint {
+        command,
+        why: why.into(),
+    }))
+}
+
+/// A Procfile's `web:` line, through a shell as Heroku runs it.
+fn procfile(m: &Manifests) -> Result<Option<EntryPoint>, RecipeError> {
+    match m.file("Procfile").map(procfile_web).transpose()?.flatten() {
+        Some(web) => ep(
+            vec!["sh".into(), "-c".into(), format!("exec {web}")],
+            "the `web:` line of the Procfile",
+        ),
+        None => Ok(None),
+    }
+}
+
+/// The one conventional entry file (`main.py`, `server.js`, ...); two are
+/// ambiguous.
+fn conventional(m: &Manifests, lang: &Lang) -> Result<Option<EntryPoint>, RecipeError> {
+    let found: Vec<&str> = lang
+        .files
+        .iter()
+        .copied()
+        .filter(|f| m.paths.iter().any(|x| x == f))
+        .collect();
     match found.as_slice() {
-        [one] => return ep(run(one), format!("{one} is a conventional entry file")),
-        [_, _, ..] => {
-            let names: Vec<&str> = found.iter().map(|f| **f).collect();
-            return Err(err(
-                format!(
-                    "the entry point is ambiguous: the package has {}",
-                    names.join(" and ")
-                ),
-                "set `command:` in services.yaml to say which one starts the service",
-            ));
-        }
-        [] => {}
+        [one] => ep(
+            (lang.run)(one),
+            format!("{one} is a conventional entry file"),
+        ),
+        [_, _, ..] => Err(err(
+            format!(
+                "the entry point is ambiguous: the package has {}",
+                found.join(" and ")
+            ),
+            "set `command:` in services.yaml to say which one starts the service",
+        )),
+        [] => Ok(None),
     }
-    if python {
-        let scripts = recipe::python_scripts(m)?;
-        match scripts.as_slice() {
-            [(name, target, file)] => {
-                let (module, func) = target.split_once(':').unwrap_or((target.as_str(), "main"));
-                let root = module.split('.').next().unwrap_or(module);
-                let (mut command, mut why) = (
-                    vec![
-                        "python3".into(),
-                        "-c".into(),
-                        format!("import {module}; {module}.{func}()"),
-                    ],
-                    format!("`{name}` is the one script {file} declares"),
-                );
-                if src_layout(m, root) {
-                    command = from_src(command);
-                    why.push_str(&format!(
-                        " (its package is under src/: {SRC_PATH} is on PYTHONPATH)"
-                    ));
-                }
-                return ep(command, why);
-            }
-            [_, _, ..] => {
-                return Err(err(
-                    "the entry point is ambiguous: pyproject.toml declares several scripts",
-                    "set `command:` in services.yaml",
-                ))
-            }
-            [] => {}
-        }
-        // A top-level package, or one under src/ (the src layout).
-        let mains: Vec<&str> = m
-            .paths
-            .iter()
-            .filter_map(|p| p.strip_suffix("/__main__.py"))
-            .filter(|pkg| !pkg.trim_start_matches("src/").contains('/'))
-            .collect();
-        match mains.as_slice() {
-            [pkg] => {
-                let name = pkg.trim_start_matches("src/");
-                let run = vec!["python3".into(), "-m".into(), name.to_string()];
-                return match pkg.starts_with("src/") {
-                    false => ep(run, format!("{pkg}/__main__.py makes the package {pkg} runnable")),
-                    true => ep(
-                        from_src(run),
-                        format!("{pkg}/__main__.py makes the package {name} runnable ({SRC_PATH} is on PYTHONPATH)"),
-                    ),
-                };
-            }
-            [_, _, ..] => {
-                return Err(err(
-                    format!(
-                        "the entry point is ambiguous: several top-level packages have a __main__.py ({})",
-                        mains.join(", ")
-                    ),
-                    format!("set `command:` in services.yaml, for example `command: [python3, -m, {}]`", mains[0]),
-                ))
-            }
-            [] => {}
-        }
-    } else if let Some(pj) = recipe::package_json(m)? {
-        if let Some(main) = pj.main {
-            return ep(
-                vec!["node".into(), main],
-                "the `main` of package.json".into(),
+}
+
+/// The one script a Python project declares (PEP 621, Poetry, setup.cfg).
+fn python_script(m: &Manifests) -> Result<Option<EntryPoint>, RecipeError> {
+    let scripts = recipe::python_scripts(m)?;
+    match scripts.as_slice() {
+        [(name, target, file)] => {
+            let (module, func) = target.split_once(':').unwrap_or((target.as_str(), "main"));
+            let root = module.split('.').next().unwrap_or(module);
+            let (mut command, mut why) = (
+                vec![
+                    "python3".into(),
+                    "-c".into(),
+                    format!("import {module}; {module}.{func}()"),
+                ],
+                format!("`{name}` is the one script {file} declares"),
             );
+            if src_layout(m, root) {
+                command = from_src(command);
+                why.push_str(&format!(
+                    " (its package is under src/: {SRC_PATH} is on PYTHONPATH)"
+                ));
+            }
+            ep(command, why)
         }
-        if pj.scripts.contains_key("start") {
-            return ep(
-                vec!["npm".into(), "start".into()],
-                "the `start` script of package.json".into(),
-            );
-        }
+        [_, _, ..] => Err(err(
+            "the entry point is ambiguous: pyproject.toml declares several scripts",
+            "set `command:` in services.yaml",
+        )),
+        [] => Ok(None),
     }
-    // As the platforms berth replaces do: a package with one top-level source
-    // file runs it.
-    let top: Vec<&String> = m
+}
+
+/// `python -m PACKAGE` for the one top-level package (or one under src/,
+/// the src layout) with a `__main__.py`.
+fn module_main(m: &Manifests) -> Result<Option<EntryPoint>, RecipeError> {
+    let mains: Vec<&str> = m
         .paths
         .iter()
-        .filter(|p| !p.contains('/') && exts.iter().any(|e| p.ends_with(e)))
-        .filter(|p| !NOT_ENTRY.contains(&p.as_str()) && !p.starts_with("test_"))
+        .filter_map(|p| p.strip_suffix("/__main__.py"))
+        .filter(|pkg| !pkg.trim_start_matches("src/").contains('/'))
         .collect();
-    match top.as_slice() {
-        [one] => return ep(run(one), format!("{one} is the only top-level {kind} file")),
-        [_, _, ..] => {
-            let names: Vec<&str> = top.iter().map(|p| p.as_str()).collect();
-            return Err(err(
-                format!(
-                    "no entry point: no `command`, no Procfile, no conventional entry file ({}), and several top-level {kind} files: {}",
-                    files.join(", "),
-                    names.join(", ")
+    match mains.as_slice() {
+        [pkg] => {
+            let name = pkg.trim_start_matches("src/");
+            let run = vec!["python3".into(), "-m".into(), name.to_string()];
+            match pkg.starts_with("src/") {
+                false => ep(run, format!("{pkg}/__main__.py makes the package {pkg} runnable")),
+                true => ep(
+                    from_src(run),
+                    format!("{pkg}/__main__.py makes the package {name} runnable ({SRC_PATH} is on PYTHONPATH)"),
                 ),
-                format!("set `command:` in services.yaml, for example `command: [{}]`", run(names[0]).join(", ")),
-            ));
+            }
         }
-        [] => {}
+        [_, _, ..] => Err(err(
+            format!(
+                "the entry point is ambiguous: several top-level packages have a __main__.py ({})",
+                mains.join(", ")
+            ),
+            format!(
+                "set `command:` in services.yaml, for example `command: [python3, -m, {}]`",
+                mains[0]
+            ),
+        )),
+        [] => Ok(None),
     }
+}
+
+/// package.json's `main`, else its `start` script.
+fn node_main(m: &Manifests) -> Result<Option<EntryPoint>, RecipeError> {
+    let Some(pj) = recipe::package_json(m)? else {
+        return Ok(None);
+    };
+    if let Some(main) = pj.main {
+        return ep(vec!["node".into(), main], "the `main` of package.json");
+    }
+    if pj.scripts.contains_key("start") {
+        return ep(
+            vec!["npm".into(), "start".into()],
+            "the `start` script of package.json",
+        );
+    }
+    Ok(None)
+}
+
+/// As the platforms berth replaces do: a package with one top-level source
+/// file runs it; several are ambiguous.
+fn only_file(m: &Manifests, lang: &Lang) -> Result<Option<EntryPoint>, RecipeError> {
+    let top: Vec<&str> = m
+        .paths
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !p.contains('/') && lang.exts.iter().any(|e| p.ends_with(e)))
+        .filter(|p| !NOT_ENTRY.contains(p) && !p.starts_with("test_"))
+        .collect();
+    let kind = lang.kind;
+    match top.as_slice() {
+        [one] => ep((lang.run)(one), format!("{one} is the only top-level {kind} file")),
+        [_, _, ..] => Err(err(
+            format!(
+                "no entry point: no `command`, no Procfile, no conventional entry file ({}), and several top-level {kind} files: {}",
+                lang.files.join(", "),
+                top.join(", ")
+            ),
+            format!("set `command:` in services.yaml, for example `command: [{}]`", (lang.run)(top[0]).join(", ")),
+        )),
+        [] => Ok(None),
+    }
+}
+
+/// Why nothing starts the package: a layout berth does not run (a virtual
+/// environment, a built bundle), or no rule matched.
+fn no_entry(m: &Manifests, lang: &Lang) -> RecipeError {
     if let Some(layout) = foreign_layout(m) {
-        return Err(err(
+        return err(
             format!("the package is {layout}, which berth does not run as it is"),
-            if python {
+            if lang.python {
                 "package the source instead: the .py files with requirements.txt or pyproject.toml at the top (`berth package DIR` leaves virtual environments out); berth builds the environment itself"
             } else {
                 "package the source instead: package.json and the .js files at the top; berth installs the dependencies itself (or ships node_modules when the service says so)"
             },
-        ));
+        );
     }
-    let conventional = files.join(", ");
-    Err(err(
+    let conventional = lang.files.join(", ");
+    let kind = lang.kind;
+    err(
         format!("no entry point: no `command`, no Procfile, none of {conventional}, no declared script, no package with a __main__.py, and no top-level {kind} file"),
         format!("add one of {conventional} or a Procfile with a `web:` line to the package, or set `command:` in services.yaml"),
-    ))
+    )
 }
 
 /// Where a src-layout project's packages are in the image.
