@@ -28,7 +28,7 @@ pub async fn wheels(
     settings: &Settings,
 ) -> Result<Vec<(String, Data)>, BuildError> {
     let target = PipTarget::of(input, arch);
-    let (py, platforms, machine) = (target.python.as_str(), &target.platforms, &target.machine);
+    let (py, platforms) = (target.python.as_str(), &target.platforms);
     let key = crate::core::hash::sha256_hex(
         format!("{py}\n{}\n{requirements}", platforms.join(",")).as_bytes(),
     );
@@ -36,100 +36,18 @@ pub async fn wheels(
         .state_dir
         .join("wheels")
         .join(format!("py-{}", &key[..16]));
-    let fail = |message: String| BuildError::DepsResolve {
-        id: input.id.clone(),
-        package: input.package.clone(),
-        message,
-        python: py.to_string(),
-        platform: platforms[0].clone(),
-    };
+    let fail = |message: String| resolve_fail(input, &target, message);
     if !dir.is_dir() {
-        let tmp = dir.with_extension("partial");
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| fail(e.to_string()))?;
-        let req = tmp.join("requirements.txt");
-        std::fs::write(&req, requirements).map_err(|e| fail(e.to_string()))?;
-        let target_args = &target.args;
-        // Wheels built from source distributions, offered to pip beside the
-        // index, where the other find-links are too.
-        let built = settings
-            .state_dir
-            .join("wheels")
-            .join(format!("built-py{py}-{machine}"));
-        // Dependencies can be gigabytes (torch): never downloaded silently.
-        let count = requirements
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .count();
-        crate::say::info(&format!(
-            "  {}: downloading Python dependencies ({count} requirement(s)) for Python {py} with pip",
-            input.id
-        ));
-        let started = std::time::Instant::now();
-        let mut sought = std::collections::BTreeSet::new();
-        loop {
-            let mut links = settings.pip_find_links.clone();
-            if built.is_dir() {
-                links.push(built.display().to_string());
-            }
-            let log = match pip_download(settings, target_args, &links, &tmp.join("wheels"), &req)
-                .await
-            {
-                Ok(()) => break,
-                Err(PipFailed::Run(e)) => {
-                    let _ = std::fs::remove_dir_all(&tmp);
-                    return Err(fail(format!("cannot run pip: {e}")));
-                }
-                Err(PipFailed::Said(log)) => log,
-            };
-            // A requirement with no wheel is built from its source
-            // distribution, once each, and pip asked again.
-            if let Some(wanted) =
-                crate::core::sdist::wanted(&log).filter(|w| sought.insert(w.name.clone()))
-            {
-                match super::sdist::build(
-                    engine, settings, project, input, &wanted, &target, &built,
-                )
-                .await
-                {
-                    Ok(Some(_)) => continue,
-                    Ok(None) => {}
-                    Err(f) => {
-                        let _ = std::fs::remove_dir_all(&tmp);
-                        return Err(BuildError::SdistBuild(Box::new(SdistBuildError {
-                            id: input.id.clone(),
-                            name: wanted.name.clone(),
-                            file: f.file.unwrap_or_else(|| "its source distribution".into()),
-                            python: py.to_string(),
-                            message: f.message,
-                            help: match f.compiler {
-                                Some(line) => format!("{} needs a compiler to build (`{line}`), and a base image has none: pick a version of {} that has wheels for Python {py}, or build the wheel yourself and offer it to pip through a find-links directory (PIP_FIND_LINKS)", wanted.name, wanted.name),
-                                None => format!("the build's last lines are above; pick a version of {} that has wheels for Python {py}, or build the wheel yourself and offer it to pip through a find-links directory (PIP_FIND_LINKS)", wanted.name),
-                            },
-                        })));
-                    }
-                }
-            }
-            // pip's whole reason, naming the package's own file and line
-            // rather than the requirements file berth wrote (deleted now).
-            let reason = pip::pip_reason(&log, &req.display().to_string(), requirements, manifests);
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(fail(reason.trim().to_string()));
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::rename(&tmp, &dir).map_err(|e| fail(e.to_string()))?;
-        let (files, bytes) = std::fs::read_dir(dir.join("wheels"))
-            .map(|d| {
-                d.filter_map(|e| e.ok()?.metadata().ok())
-                    .fold((0, 0u64), |(n, b), m| (n + 1, b + m.len()))
-            })
-            .unwrap_or_default();
-        crate::say::info(&format!(
-            "  {}: downloaded {files} wheel(s), {:.1} MB, in {:.0} s (cached for later plans)",
-            input.id,
-            bytes as f64 / 1e6,
-            started.elapsed().as_secs_f64()
-        ));
+        let asked = Asked {
+            engine,
+            project,
+            input,
+            requirements,
+            manifests,
+            settings,
+            target: &target,
+        };
+        download(&asked, &dir).await?;
     }
     let mut out = Vec::new();
     // Wheels can be large (torch is gigabytes): hashed once, then known by stamp.
@@ -167,6 +85,131 @@ pub async fn wheels(
     }
     cache.save();
     Ok(out)
+}
+
+/// What a download of wheels is asked for.
+struct Asked<'a> {
+    engine: &'a dyn Engine,
+    project: &'a str,
+    input: &'a BuildInput,
+    requirements: &'a str,
+    manifests: &'a Manifests,
+    settings: &'a Settings,
+    target: &'a PipTarget,
+}
+
+/// The error of a resolution pip could not make.
+fn resolve_fail(input: &BuildInput, target: &PipTarget, message: String) -> BuildError {
+    BuildError::DepsResolve {
+        id: input.id.clone(),
+        package: input.package.clone(),
+        message,
+        python: target.python.clone(),
+        platform: target.platforms[0].clone(),
+    }
+}
+
+/// pip downloads the wheels into `dir`, whole or not at all (a `.partial`
+/// directory renamed into place); a requirement with no wheel is built from
+/// its source distribution, once each, and pip asked again.
+async fn download(a: &Asked<'_>, dir: &Path) -> Result<(), BuildError> {
+    let (input, settings, requirements, target) = (a.input, a.settings, a.requirements, a.target);
+    let (py, machine) = (target.python.as_str(), target.machine.as_str());
+    let fail = |message: String| resolve_fail(input, target, message);
+    let tmp = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| fail(e.to_string()))?;
+    let req = tmp.join("requirements.txt");
+    std::fs::write(&req, requirements).map_err(|e| fail(e.to_string()))?;
+    let target_args = &target.args;
+    // Wheels built from source distributions, offered to pip beside the
+    // index, where the other find-links are too.
+    let built = settings
+        .state_dir
+        .join("wheels")
+        .join(format!("built-py{py}-{machine}"));
+    // Dependencies can be gigabytes (torch): never downloaded silently.
+    let count = requirements
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    crate::say::info(&format!(
+        "  {}: downloading Python dependencies ({count} requirement(s)) for Python {py} with pip",
+        input.id
+    ));
+    let started = std::time::Instant::now();
+    let mut sought = std::collections::BTreeSet::new();
+    loop {
+        let mut links = settings.pip_find_links.clone();
+        if built.is_dir() {
+            links.push(built.display().to_string());
+        }
+        let log = match pip_download(settings, target_args, &links, &tmp.join("wheels"), &req).await
+        {
+            Ok(()) => break,
+            Err(PipFailed::Run(e)) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(fail(format!("cannot run pip: {e}")));
+            }
+            Err(PipFailed::Said(log)) => log,
+        };
+        // A requirement with no wheel is built from its source
+        // distribution, once each, and pip asked again.
+        if let Some(wanted) =
+            crate::core::sdist::wanted(&log).filter(|w| sought.insert(w.name.clone()))
+        {
+            match super::sdist::build(
+                a.engine, settings, a.project, input, &wanted, target, &built,
+            )
+            .await
+            {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(f) => {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    return Err(sdist_fail(input, &wanted.name, py, f));
+                }
+            }
+        }
+        // pip's whole reason, naming the package's own file and line
+        // rather than the requirements file berth wrote (deleted now).
+        let reason = pip::pip_reason(&log, &req.display().to_string(), requirements, a.manifests);
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(fail(reason.trim().to_string()));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&tmp, dir).map_err(|e| fail(e.to_string()))?;
+    let (files, bytes) = std::fs::read_dir(dir.join("wheels"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .fold((0, 0u64), |(n, b), m| (n + 1, b + m.len()))
+        })
+        .unwrap_or_default();
+    crate::say::info(&format!(
+        "  {}: downloaded {files} wheel(s), {:.1} MB, in {:.0} s (cached for later plans)",
+        input.id,
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// A source distribution that did not build, with what to do instead.
+fn sdist_fail(input: &BuildInput, name: &str, py: &str, f: super::sdist::Failed) -> BuildError {
+    let instead = format!("pick a version of {name} that has wheels for Python {py}, or build the wheel yourself and offer it to pip through a find-links directory (PIP_FIND_LINKS)");
+    BuildError::SdistBuild(Box::new(SdistBuildError {
+        id: input.id.clone(),
+        name: name.to_string(),
+        file: f.file.unwrap_or_else(|| "its source distribution".into()),
+        python: py.to_string(),
+        message: f.message,
+        help: match f.compiler {
+            Some(line) => format!(
+                "{name} needs a compiler to build (`{line}`), and a base image has none: {instead}"
+            ),
+            None => format!("the build's last lines are above; {instead}"),
+        },
+    }))
 }
 
 enum PipFailed {
