@@ -16,10 +16,7 @@ pub async fn run(out: &Output, args: ServeArgs) -> Result<u8, CommandError> {
     let spec = converge::load(&out.settings, file)?;
     let tokens = load_tokens(tokens, root_token)?;
     // One engine is connected when first needed; a swarm's manager now.
-    let ctx = match spec.engine {
-        crate::core::spec::EngineKind::Docker => out.connect_later(),
-        swarm => out.connect_for(swarm).await?,
-    };
+    let ctx = out.connect_for(spec.engine).await?;
     let engine = ctx.engine.as_ref();
     // Listening comes first: routes follow once the engine answers.
     let first = gateways::route_table(engine, &spec.project)
