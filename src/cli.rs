@@ -320,6 +320,11 @@ pub struct WatchArgs {
     /// At most this many connections at once on each listener (API, gateway).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_connections: usize,
+    /// A file holding the shared secret of push webhooks: `POST /hooks/push`
+    /// on --listen (GitHub, GitLab, Gitea/Forgejo or generic signatures)
+    /// fetches the followed branch at once; the poll stays.
+    #[arg(long, value_name = "FILE", requires = "git")]
+    pub webhook_secret: Option<PathBuf>,
 }
 
 /// `30s`, `1m`, `500ms`, `2h` -> a duration of more than zero.

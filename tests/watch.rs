@@ -534,3 +534,157 @@ fn a_code_only_commit_is_a_change_of_source_not_drift_and_a_broken_commit_never_
     assert_eq!(said(), "two", "the last good commit serves");
     assert_eq!(s["drift_corrections"], 0, "{s}");
 }
+
+#[test]
+fn a_signed_push_webhook_fetches_at_once_and_a_bad_foreign_or_replayed_one_changes_nothing() {
+    use berth::core::webhook::sign;
+    let Some(p) = Project::new("whook") else {
+        return;
+    };
+    let (bare, work) = remote_with_one(&p);
+    let first = git(&work, &["rev-parse", "HEAD"]);
+    let secret = p.dir.path().join("hook.secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let url = format!("file://{}", bare.display());
+    // A poll of an hour: only a webhook can make the daemon fetch in time.
+    let d = Daemon::start(
+        &p,
+        &[
+            "--git",
+            &url,
+            "--interval",
+            "1h",
+            "--webhook-secret",
+            secret.to_str().unwrap(),
+        ],
+    );
+    d.wait_for(Duration::from_secs(60), |s| s["revision"] == first.as_str());
+    let commit = |greeting: &str| {
+        std::fs::write(
+            work.join("services.yaml"),
+            ONE.replace("{p}", &p.name)
+                .replace("GREETING: one", &format!("GREETING: {greeting}")),
+        )
+        .unwrap();
+        git(&work, &["commit", "-qam", greeting]);
+        git(&work, &["push", "-q", "origin", "HEAD:main"]);
+        git(&work, &["rev-parse", "HEAD"])
+    };
+    let body =
+        |reference: &str, after: &str| format!(r#"{{"ref":"{reference}","after":"{after}"}}"#);
+    let post = |headers: &[(&str, String)], body: &str| {
+        let mut args: Vec<String> = vec![
+            "/hooks/push".into(),
+            "-X".into(),
+            "POST".into(),
+            "--data-binary".into(),
+            body.into(),
+        ];
+        for (k, v) in headers {
+            args.push("-H".into());
+            args.push(format!("{k}: {v}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        d.curl(&args)
+    };
+    let revision = || {
+        d.status()["revision"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    // Push → converged: polled every 10 ms.
+    let converged_after = |rev: &str| {
+        let started = std::time::Instant::now();
+        while revision() != rev {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{rev} never converged after the webhook"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        started.elapsed()
+    };
+
+    let second = commit("two");
+    let main_push = body("refs/heads/main", &second);
+    let (code, said) = post(
+        &[
+            ("X-GitHub-Event", "push".into()),
+            ("X-Hub-Signature-256", sign(b"guess", main_push.as_bytes())),
+        ],
+        &main_push,
+    );
+    assert_eq!(
+        (code, said.contains("does not hold")),
+        (401, true),
+        "{said}"
+    );
+    let other = body("refs/heads/feature", &second);
+    let (code, said) = post(
+        &[
+            ("X-GitHub-Event", "push".into()),
+            ("X-Hub-Signature-256", sign(b"s3cret", other.as_bytes())),
+        ],
+        &other,
+    );
+    assert_eq!(code, 200, "{said}");
+    assert!(
+        said.contains("ignored: a push to refs/heads/feature"),
+        "{said}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        revision(),
+        first,
+        "a refused or foreign push fetches nothing"
+    );
+
+    let github = [
+        ("X-GitHub-Event", "push".to_string()),
+        ("X-GitHub-Delivery", "delivery-1".to_string()),
+        ("X-Hub-Signature-256", sign(b"s3cret", main_push.as_bytes())),
+    ];
+    let (code, said) = post(&github, &main_push);
+    assert_eq!(code, 202, "{said}");
+    let mut took = vec![("GitHub", converged_after(&second))];
+    let (code, said) = post(&github, &main_push);
+    assert_eq!((code, said.contains("replayed")), (200, true), "{said}");
+
+    // GitLab, Gitea/Forgejo and a generic sender, each for a new commit.
+    for (host, greeting) in [("GitLab", "three"), ("Gitea", "four"), ("generic", "five")] {
+        let rev = commit(greeting);
+        let push = body("refs/heads/main", &rev);
+        let signature = sign(b"s3cret", push.as_bytes());
+        let headers: Vec<(&str, String)> = match host {
+            "GitLab" => vec![
+                ("X-Gitlab-Event", "Push Hook".into()),
+                ("X-Gitlab-Token", "s3cret".into()),
+            ],
+            "Gitea" => vec![
+                ("X-Gitea-Event", "push".into()),
+                (
+                    "X-Gitea-Signature",
+                    signature.trim_start_matches("sha256=").into(),
+                ),
+            ],
+            _ => vec![("X-Berth-Signature-256", signature)],
+        };
+        let (code, said) = post(&headers, &push);
+        assert_eq!(code, 202, "{host}: {said}");
+        took.push((host, converged_after(&rev)));
+    }
+    wait_greeting(&p, "five");
+    for (host, t) in &took {
+        eprintln!("{host} push webhook -> converged: {} ms", t.as_millis());
+    }
+    let (_, metrics) = d.curl(&["/metrics", "-H", "Authorization: Bearer test-token"]);
+    for line in [
+        "berth_webhooks_total{outcome=\"accepted\"} 4",
+        "berth_webhooks_total{outcome=\"refused\"} 1",
+        "berth_webhooks_total{outcome=\"ignored\"} 1",
+        "berth_webhooks_total{outcome=\"replayed\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+}

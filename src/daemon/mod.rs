@@ -119,6 +119,8 @@ pub struct WatchOptions {
     pub bounds: crate::serve::listen::Bounds,
     /// Converge only when asked; every other event is a look.
     pub manual: bool,
+    /// The push webhooks' shared secret (`--webhook-secret`, under `--git`).
+    pub webhook_secret: Option<Vec<u8>>,
 }
 
 struct Daemon {
@@ -181,7 +183,15 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
     let engine = Arc::new(RwLock::new(ctx.engine.clone()));
     // The commit the daemon converges from: its checkout is never pruned.
     let checkout_in_use: Arc<std::sync::Mutex<Option<String>>> = Default::default();
-    let (_file_watch, current) = follow_source(&ctx, &opts, &tx, &checkout_in_use)?;
+    // A push webhook wakes the git follower, which fetches at once.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let (_file_watch, current) = follow_source(&ctx, &opts, &tx, &checkout_in_use, &wake)?;
+    let hook = match (&opts.source, &opts.webhook_secret) {
+        (WatchSource::Git { reference, .. }, Some(secret)) => Some(Arc::new(
+            crate::serve::api::hooks::Hook::new(secret.clone(), reference, wake.clone()),
+        )),
+        _ => None,
+    };
     tokio::spawn(ticker(opts.interval, tx.clone()));
     tokio::spawn(sources::signals(tx.clone()));
 
@@ -198,7 +208,10 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
             &report,
             &shared_spec,
             &tx,
-            addr,
+            serve::Listener {
+                addr,
+                hook: hook.clone(),
+            },
             stopped,
         )
         .await?;
@@ -291,6 +304,7 @@ fn follow_source(
     opts: &WatchOptions,
     tx: &mpsc::Sender<Event>,
     checkout_in_use: &Arc<std::sync::Mutex<Option<String>>>,
+    wake: &Arc<tokio::sync::Notify>,
 ) -> Result<(Option<watch::FileWatch>, Current), DaemonError> {
     match &opts.source {
         WatchSource::File(path) => {
@@ -311,6 +325,7 @@ fn follow_source(
                 opts.interval,
                 tx.clone(),
                 checkout_in_use.clone(),
+                wake.clone(),
             ));
             Ok((None, None))
         }

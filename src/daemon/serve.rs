@@ -36,6 +36,12 @@ impl Holds {
     }
 }
 
+/// Where the API listens, and the push webhooks it takes.
+pub(super) struct Listener {
+    pub addr: SocketAddr,
+    pub hook: crate::serve::api::hooks::SharedHook,
+}
+
 /// The API, serving the daemon's report and forwarding its asks as events.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn serve_api(
@@ -45,9 +51,10 @@ pub(super) async fn serve_api(
     report: &report::Report,
     shared_spec: &Arc<RwLock<Option<Spec>>>,
     tx: &mpsc::Sender<Event>,
-    addr: SocketAddr,
+    listener: Listener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
+    let Listener { addr, hook } = listener;
     let (ask_tx, mut ask_rx) = mpsc::channel::<api::Ask>(16);
     let holds = Holds {
         engine: engine.clone(),
@@ -72,6 +79,7 @@ pub(super) async fn serve_api(
     ));
     let (for_follow, for_logs) = (holds.clone(), holds);
     let state = ApiState {
+        hook,
         watchers,
         usage,
         focus,

@@ -31,6 +31,7 @@ pub async fn follow_git(
     interval: Duration,
     tx: mpsc::Sender<Event>,
     in_use: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    wake: std::sync::Arc<tokio::sync::Notify>,
 ) {
     let mut last: Option<String> = None;
     let mut failures = 0u32;
@@ -91,7 +92,11 @@ pub async fn follow_git(
                 return;
             }
         }
-        tokio::time::sleep(git::next_delay(interval, failures)).await;
+        // The next poll, or at once when a push webhook says the branch moved.
+        tokio::select! {
+            _ = tokio::time::sleep(git::next_delay(interval, failures)) => {}
+            _ = wake.notified() => {}
+        }
     }
 }
 

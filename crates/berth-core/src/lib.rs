@@ -47,3 +47,4 @@ pub mod spec;
 pub mod steps;
 pub mod timeline;
 pub mod usage;
+pub mod webhook;

@@ -8,6 +8,7 @@
 //! It knows nothing of the daemon: it serves the snapshots it is handed and
 //! forwards reconcile requests on a channel.
 
+pub mod hooks;
 pub mod ui;
 
 use std::collections::BTreeMap;
@@ -111,6 +112,8 @@ pub struct ApiState {
     /// The services whose pages follow now (how many of each): sampled
     /// every round.
     pub focus: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
+    /// Push webhooks (`watch --git --webhook-secret`); `None`: none taken.
+    pub hook: hooks::SharedHook,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +134,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/rollback/{service}", post(rollback))
         .route("/logs/{target}", get(logs))
         .route("/healthz", get(healthz))
+        .route("/hooks/push", post(hooks::push))
         .merge(self::ui::router())
         // A page of 500 rows is mostly repeated markup: gzip takes it under the
         // dashboard's weight budget. Server-sent events are left as they are.
@@ -192,7 +196,10 @@ async fn metrics(State(s): State<ApiState>, headers: HeaderMap) -> Response {
     if let Some(r) = refuse(&s, &headers, Permission::ServicesView) {
         return r;
     }
-    let text = s.metrics.read().expect("no panics hold it").clone();
+    let mut text = s.metrics.read().expect("no panics hold it").clone();
+    if let Some(hook) = &s.hook {
+        text.push_str(&hook.metrics());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
