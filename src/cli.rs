@@ -325,6 +325,10 @@ pub struct WatchArgs {
     /// fetches the followed branch at once; the poll stays.
     #[arg(long, value_name = "FILE", requires = "git")]
     pub webhook_secret: Option<PathBuf>,
+    /// A file naming where each reconcile's outcome is sent: generic signed
+    /// JSON webhooks, Slack/Mattermost incoming webhooks, ntfy topics.
+    #[arg(long, value_name = "FILE")]
+    pub notify: Option<PathBuf>,
 }
 
 /// `30s`, `1m`, `500ms`, `2h` -> a duration of more than zero.

@@ -82,6 +82,23 @@ async fn browser() -> Option<(Killed, Client)> {
     }
 }
 
+/// Opens `url`, again when Chromium shows its own error page instead: it
+/// aborts a navigation with ERR_NETWORK_CHANGED whenever the engine adds or
+/// removes a network interface, as the tests beside this one do.
+async fn goto(c: &Client, url: &str) {
+    for _ in 0..10 {
+        c.goto(url).await.unwrap();
+        if c.find(Locator::Css("#main-frame-error")).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    panic!(
+        "{url} kept failing to load:\n{}",
+        c.source().await.unwrap_or_default()
+    );
+}
+
 /// Waits (60 s at most) until `ok` holds for the text of `css`.
 async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
     let started = Instant::now();
@@ -116,7 +133,7 @@ async fn at(c: &Client, path: &str) -> bool {
 }
 
 async fn sign_in(c: &Client, base: &str, token: &str) {
-    c.goto(&format!("{base}/ui/")).await.unwrap();
+    goto(c, &format!("{base}/ui/")).await;
     assert!(at(c, "/ui/login").await);
     c.find(Locator::Css("#token"))
         .await
@@ -272,9 +289,7 @@ async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_vi
     );
 
     // The service's page tells the repair on its timeline.
-    c.goto(&format!("{base}/ui/service?name=web"))
-        .await
-        .unwrap();
+    goto(&c, &format!("{base}/ui/service?name=web")).await;
     let repaired = wait_text(&c, "#timeline li[data-kind='drift repaired']", |t| {
         !t.is_empty()
     })
@@ -283,14 +298,14 @@ async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_vi
         repaired.contains("0.0.0") && repaired.contains("started again"),
         "{repaired}"
     );
-    c.goto(&format!("{base}/ui/")).await.unwrap();
+    goto(&c, &format!("{base}/ui/")).await;
 
     // An action, confirmed first: reconcile now, its result in place.
     press(&c, "#reconcile").await;
     wait_text(&c, "p.result", |t| t.contains("converged")).await;
 
     // What the file would change: nothing, as `berth plan` says it.
-    c.goto(&format!("{base}/ui/plan")).await.unwrap();
+    goto(&c, &format!("{base}/ui/plan")).await;
     wait_text(&c, "#no-changes", |t| t.contains("No changes")).await;
     assert!(
         c.find(Locator::Css("#apply")).await.is_err(),
@@ -298,7 +313,7 @@ async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_vi
     );
 
     // Logs: the last lines, then a line printed after the page opened.
-    c.goto(&format!("{base}/ui/")).await.unwrap();
+    goto(&c, &format!("{base}/ui/")).await;
     c.find(Locator::Css("tr[data-service=web] a.logs"))
         .await
         .unwrap()
@@ -357,7 +372,7 @@ async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_vi
     );
 
     // A failed rollout appears with its reason, live.
-    c.goto(&format!("{base}/ui/")).await.unwrap();
+    goto(&c, &format!("{base}/ui/")).await;
     p.write(BROKEN);
     let said = wait_text(&c, "#rollout-error", |t| t.contains("GET / answered 404")).await;
     shot("failed-rollout.png", &c.screenshot().await.unwrap());
@@ -377,12 +392,10 @@ async fn the_dashboard_signs_in_shows_health_repairs_drift_live_and_refuses_a_vi
     assert!(top < 800, "the services start {top} px down");
     c.set_window_size(1280, 800).await.unwrap();
     // The failure is on the service's timeline, with its first line.
-    c.goto(&format!("{base}/ui/service?name=web"))
-        .await
-        .unwrap();
+    goto(&c, &format!("{base}/ui/service?name=web")).await;
     let failed = wait_text(&c, "#timeline li[data-kind='failed']", |t| !t.is_empty()).await;
     assert!(failed.contains("never became healthy"), "{failed}");
-    c.goto(&format!("{base}/ui/")).await.unwrap();
+    goto(&c, &format!("{base}/ui/")).await;
     p.write(ONE);
     wait_text(&c, "#last-reconcile", |t| t.starts_with("ok")).await;
 
@@ -641,7 +654,7 @@ async fn a_service_page_says_why_a_version_is_active_restarts_one_charts_it_and_
     // A change of the file waits; the plan page shows it field by field.
     p.write(&GREET.replace("GREETING: one", "GREETING: two"));
     std::thread::sleep(Duration::from_secs(1));
-    c.goto(&format!("{base}/ui/plan")).await.unwrap();
+    goto(&c, &format!("{base}/ui/plan")).await;
     let steps = texts(&c, "#plan-steps li.step.change").await;
     assert_eq!(steps.len(), 2, "{steps:?}");
     assert!(steps[0].contains("env.GREETING"), "{steps:?}");
@@ -663,14 +676,12 @@ async fn a_service_page_says_why_a_version_is_active_restarts_one_charts_it_and_
     assert_eq!(started(&p, "1.1.0").0, id, "nothing was replaced");
     assert_eq!(http_get(gw, "/web/", None).1, "one 1.0.0");
     // Looked at again and applied: exactly that.
-    c.goto(&format!("{base}/ui/plan")).await.unwrap();
+    goto(&c, &format!("{base}/ui/plan")).await;
     wait_text(&c, "#plan-steps li.step.change ins", |t| t == "\"three\"").await;
     press(&c, "#apply-button").await;
     wait_text(&c, "#said", |t| t.contains("Apply: converged: ")).await;
     assert_eq!(http_get(gw, "/web/", None).1, "three 1.0.0");
-    c.goto(&format!("{base}/ui/service?name=web"))
-        .await
-        .unwrap();
+    goto(&c, &format!("{base}/ui/service?name=web")).await;
     let kinds = texts(&c, "#timeline li .kind").await;
     assert!(
         kinds.iter().filter(|k| *k == "replaced").count() == 2
@@ -687,9 +698,7 @@ async fn a_service_page_says_why_a_version_is_active_restarts_one_charts_it_and_
     wait_text(&c, "p.result", |t| t.contains("Rolled back `web` to 1.1.0")).await;
     assert_eq!(http_get(gw, "/web/", None).1, "three 1.1.0");
     assert_eq!((started(&p, "1.0.0"), started(&p, "1.1.0")), before);
-    c.goto(&format!("{base}/ui/service?name=web"))
-        .await
-        .unwrap();
+    goto(&c, &format!("{base}/ui/service?name=web")).await;
     let why = wait_text(&c, "#active", |t| t.contains("1.1.0")).await;
     assert!(why.contains("held by a rollback"), "{why}");
     let kinds = texts(&c, "#timeline li .kind").await;

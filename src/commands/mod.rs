@@ -76,6 +76,8 @@ pub enum CommandError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    NotifyRead(#[from] crate::shell::notices::NotifyRead),
     #[error("cannot read the webhook secret {path}: {why}\n  help: write the secret the git host signs with into that file (`openssl rand -hex 32 > {path}`), and give the host the same one")]
     WebhookSecretRead { path: PathBuf, why: String },
     #[error("unknown runtime `{name}`\n  help: use one of python3.11, python3.12, python3.13 (each also -cuda), node20, node22")]

@@ -33,6 +33,10 @@ pub async fn run(out: &Output, args: WatchArgs) -> Result<u8, CommandError> {
         Some(path) => Some(read_secret(path)?),
         None => None,
     };
+    let notify = match &args.notify {
+        Some(path) => Some(crate::shell::notices::read(path)?),
+        None => None,
+    };
     let mut ctx = out.connect_later();
     ctx.private_assets = args.allow_private_assets;
     Ok(daemon::run(
@@ -46,6 +50,7 @@ pub async fn run(out: &Output, args: WatchArgs) -> Result<u8, CommandError> {
             manual: args.manual,
             bounds: super::bounds(args.max_connections),
             webhook_secret,
+            notify,
         },
     )
     .await?)

@@ -80,7 +80,10 @@ impl Daemon {
             Decided::Held(h) => h,
         };
         tracing::info!(service = held.service, to = held.target, "rollback");
-        match self.reconcile(Trigger::Api).await {
+        self.untold = true;
+        let reconciled = self.reconcile(Trigger::Api).await;
+        self.untold = false;
+        match reconciled {
             Ok(_) => {
                 let event = timeline::of_rollback(
                     &held.service,
@@ -90,6 +93,9 @@ impl Daemon {
                 );
                 timeline::push(&mut self.report.events, vec![event]);
                 self.report.publish_events();
+                if held.target != held.file_active {
+                    self.tell_rolled_back(&held.service, &held.target, &held.file_active);
+                }
                 Ok(held.said(&file))
             }
             Err(e) => {

@@ -11,6 +11,7 @@
 
 mod asks;
 pub mod batch;
+mod notices;
 mod recheck;
 mod reconcile;
 pub mod report;
@@ -121,6 +122,8 @@ pub struct WatchOptions {
     pub manual: bool,
     /// The push webhooks' shared secret (`--webhook-secret`, under `--git`).
     pub webhook_secret: Option<Vec<u8>>,
+    /// Where outcomes are sent (`--notify`).
+    pub notify: Option<crate::shell::notices::NotifyConfig>,
 }
 
 struct Daemon {
@@ -163,6 +166,11 @@ struct Daemon {
     health_due: recheck::Recheck,
     /// The mark that says this daemon follows the project (`destroy` warns).
     _following: Option<crate::shell::lock::ProjectLock>,
+    /// Each outcome's notice goes here (`--notify`); never waited for.
+    notifier: Option<crate::shell::notices::Notifier>,
+    /// An ask that tells its own outcome (a rollback) runs its reconcile
+    /// untold, so one rollback is one notice.
+    untold: bool,
 }
 
 /// What the daemon converges from: the commit (under `--git`) and the file.
@@ -267,7 +275,14 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
         known: Default::default(),
         health_due: Default::default(),
         _following: None,
+        notifier: None,
+        untold: false,
     };
+    d.notifier = d
+        .opts
+        .notify
+        .clone()
+        .map(crate::shell::notices::Notifier::start);
     d.report.manual = d.opts.manual;
     d.report.publish(None, Trigger::Start, None);
     match (d.current.is_some(), d.opts.manual) {

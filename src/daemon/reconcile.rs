@@ -80,6 +80,7 @@ impl Daemon {
                 self.refresh_report();
                 self.recheck_if_starting(&rows, true);
                 self.report.publish(Some(rows), trigger, None);
+                self.tell_converged(&plan, trigger, changed);
                 Ok(format!("converged: {steps} steps"))
             }
             Err(e) => {
@@ -100,6 +101,7 @@ impl Daemon {
                 } else {
                     tracing::error!(trigger = trigger.word(), error = %text, "reconcile failed; what runs keeps running");
                     self.logged_error = Some(text.clone());
+                    self.tell_failed(&e, &text, trigger);
                 }
                 self.report.counters.errors += 1;
                 // What runs now (a failed rollout's container kept aside, the old

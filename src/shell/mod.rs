@@ -8,6 +8,7 @@ pub mod gpu;
 pub mod host;
 pub mod lock;
 pub mod memory;
+pub mod notices;
 pub mod probe;
 pub mod settings;
 pub mod source;

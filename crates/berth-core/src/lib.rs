@@ -29,6 +29,7 @@ pub mod hash;
 pub mod health;
 pub mod layout;
 pub mod manifest;
+pub mod notice;
 pub mod observed;
 pub mod pip;
 pub mod placement;
