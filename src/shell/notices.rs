@@ -114,7 +114,7 @@ impl Notifier {
         for (sink, tx) in &self.queues {
             if sink.wants(notice.kind) && tx.try_send(notice.clone()).is_err() {
                 tracing::warn!(
-                    sink = sink.url,
+                    sink = sink.shown(),
                     kind = notice.kind.word(),
                     "notice dropped: the sink's queue is full"
                 );
@@ -140,7 +140,7 @@ async fn deliver_all(
             };
             if tries >= retry.attempts {
                 tracing::warn!(
-                    sink = sink.url,
+                    sink = sink.shown(),
                     kind = notice.kind.word(),
                     tries,
                     why,
@@ -149,7 +149,7 @@ async fn deliver_all(
                 break;
             }
             tracing::debug!(
-                sink = sink.url,
+                sink = sink.shown(),
                 tries,
                 why,
                 "notice not delivered; tried again"
@@ -192,9 +192,26 @@ async fn deliver(
                 .body(notice.text())
         }
     };
-    let answer = req.send().await.map_err(|e| e.to_string())?;
+    // reqwest's error names the URL, which is the sink's secret: not said.
+    let answer = req
+        .send()
+        .await
+        .map_err(|e| format!("no answer ({})", error_kind(&e)))?;
     match answer.status().is_success() {
         true => Ok(()),
         false => Err(format!("answered {}", answer.status())),
+    }
+}
+
+/// What kind of failure a try was, without the URL reqwest's words carry.
+fn error_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_request() {
+        "the request failed"
+    } else {
+        "the exchange failed"
     }
 }

@@ -208,6 +208,16 @@ impl Sink {
     pub fn wants(&self, kind: Kind) -> bool {
         self.kinds.as_ref().is_none_or(|k| k.contains(&kind))
     }
+
+    /// The sink as it may be logged: its scheme and host alone. An incoming
+    /// webhook's path is its secret (Slack's `/services/T/B/KEY`), an ntfy
+    /// topic is as good as one, and a URL may carry `user:password@`.
+    pub fn shown(&self) -> String {
+        let (scheme, rest) = self.url.split_once("://").unwrap_or(("", &self.url));
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit('@').next().unwrap_or(authority);
+        format!("{scheme}://{host}/…")
+    }
 }
 
 /// Why a notify file is refused.

@@ -102,3 +102,16 @@ fn each_sink_form_says_the_kind_and_a_rollback_is_never_a_success() {
         assert_eq!(json["kind"], kind.word());
     }
 }
+
+#[test]
+fn a_sink_is_logged_by_its_host_alone() {
+    let sinks = Sinks::parse(
+        "sinks:\n  - { kind: slack, url: 'https://hooks.slack.com/services/T0/B0/SECRETKEY' }\n  - { kind: ntfy, url: 'http://user:pass@ntfy.example:8080/topic?x=1' }\n",
+    )
+    .unwrap();
+    let shown: Vec<String> = sinks.sinks.iter().map(|s| s.shown()).collect();
+    assert_eq!(
+        shown,
+        ["https://hooks.slack.com/…", "http://ntfy.example:8080/…"]
+    );
+}
