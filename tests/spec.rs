@@ -48,7 +48,7 @@ fn summary(spec: &Spec) -> String {
             let secrets: Vec<String> = v
                 .secrets
                 .iter()
-                .map(|(k, s)| format!("{k}<-${}", s.from_env))
+                .map(|(k, s)| format!("{k}<-${}", s.key()))
                 .collect();
             let _ = writeln!(
                 out,

@@ -45,6 +45,7 @@ pub async fn plan_observed(
         .map_err(|items| refused(file, items))?;
     let mut plan = plan::plan(&desired, &observed, &opts).map_err(|items| refused(file, items))?;
     plan.engine = spec.engine;
+    plan.secrets_file = sealed_file(spec, file).map(|f| f.display().to_string());
     Ok((plan, observed))
 }
 
@@ -102,6 +103,35 @@ async fn ports_free(
     }
 }
 
+/// The encrypted secrets file a spec names, beside its file.
+fn sealed_file(spec: &Spec, file: &Path) -> Option<std::path::PathBuf> {
+    let name = spec.secrets_file.as_ref()?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    Some(std::path::absolute(dir.join(name)).unwrap_or_else(|_| dir.join(name)))
+}
+
+/// The values of a spec's secrets, by key (`SecretRef::key`): its
+/// variables of berth's environment, and the encrypted secrets file opened
+/// in memory when a version reads one. Never written anywhere.
+pub fn secret_values(
+    ctx: &Context,
+    spec: &Spec,
+    file: &Path,
+) -> Result<BTreeMap<String, String>, ConvergeError> {
+    let mut values = source::secret_env(spec, &ctx.settings.env);
+    let sealed = spec
+        .versions()
+        .flat_map(|v| v.secrets.values())
+        .any(|s| matches!(s.source, spec::SecretSource::Encrypted(_)));
+    if let (true, Some(path)) = (sealed, sealed_file(spec, file)) {
+        values.extend(crate::shell::sealed::open(
+            &path,
+            ctx.settings.age_key_file.as_deref(),
+        )?);
+    }
+    Ok(values)
+}
+
 /// One image list, the secrets' variables, the assets (fetched and verified now,
 /// so a bad one changes nothing), and the GPU inventory only when a GPU class or
 /// a CUDA runtime is asked for.
@@ -113,7 +143,7 @@ async fn desired(ctx: &Context, spec: &Spec, file: &Path) -> Result<Desired, Con
     let facts = Facts {
         builds,
         image_ids,
-        env: source::secret_env(spec, &ctx.settings.env),
+        env: secret_values(ctx, spec, file)?,
         gpus,
         assets: asset_facts(ctx, spec, file).await?,
         swarm: swarm_facts(ctx, spec).await?,

@@ -80,6 +80,8 @@ pub enum ConvergeError {
     BaseImage(#[from] BaseImageError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Sealed(#[from] crate::shell::sealed::SealedError),
     #[error(
         "cannot read the saved plan {path}: {why}\n  help: make one with `berth plan --out {path}`"
     )]
@@ -306,7 +308,8 @@ pub async fn converge(
             now: plan.digest(),
         });
     }
-    let secrets = saved::plan_secrets(&plan, file, &ctx.settings.env)?;
+    let values = facts::secret_values(ctx, spec, file)?;
+    let secrets = saved::plan_secrets(&plan, file, &values)?;
     end_stale_holds(&ctx.settings, spec)?;
     if !plan.is_empty() {
         execute::execute(ctx, &plan, &secrets, revision).await?;

@@ -76,16 +76,29 @@ pub fn plan_secrets(
         let mut values = BTreeMap::new();
         for (name, var) in &container.secret_sources {
             let id = format!("{}@{}", container.service, container.version);
+            let origin = crate::core::spec::secret_origin(var);
             match env.get(var) {
-                None => problems.push(Diagnostic::new("F008",
+                None => problems.push(Diagnostic::new(
+                    "F008",
                     None,
-                    format!("{id}: secret `{name}` reads the environment variable `{var}`, which is not set"),
-                    format!("export {var}=... in the environment that runs berth"),
+                    format!("{id}: secret `{name}` reads {origin}, which is not set"),
+                    match var.strip_prefix(crate::core::spec::ENCRYPTED_KEY) {
+                        Some(n) => {
+                            format!("add `{n}` to the secrets file, encrypted to berth's age key")
+                        }
+                        None => format!("export {var}=... in the environment that runs berth"),
+                    },
                 )),
-                Some(v) if Some(&secret_hash(&plan.project, name, v)) != container.config.secrets.get(name) => {
-                    problems.push(Diagnostic::new("F009",
+                Some(v)
+                    if Some(&secret_hash(&plan.project, name, v))
+                        != container.config.secrets.get(name) =>
+                {
+                    problems.push(Diagnostic::new(
+                        "F009",
                         None,
-                        format!("{id}: secret `{name}` (from `{var}`) changed since the plan was made"),
+                        format!(
+                            "{id}: secret `{name}` (from {origin}) changed since the plan was made"
+                        ),
                         "make the plan again with the current value",
                     ))
                 }
@@ -116,7 +129,16 @@ pub async fn apply(
     let observed = ctx.engine.observe(&plan.project).await?;
     check_fresh(path, plan, &observed)?;
     check_owned(path, plan, &observed, &ctx.settings)?;
-    let secrets = plan_secrets(plan, path, &ctx.settings.env)?;
+    // The saved plan's encrypted secrets come from the file it names, opened
+    // now as when it was made; every value is checked against its hash.
+    let mut values = (*ctx.settings.env).clone();
+    if let Some(sealed) = &plan.secrets_file {
+        values.extend(crate::shell::sealed::open(
+            Path::new(sealed),
+            ctx.settings.age_key_file.as_deref(),
+        )?);
+    }
+    let secrets = plan_secrets(plan, path, &values)?;
     if plan.is_empty() {
         return Ok(());
     }

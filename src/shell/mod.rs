@@ -10,6 +10,7 @@ pub mod lock;
 pub mod memory;
 pub mod notices;
 pub mod probe;
+pub mod sealed;
 pub mod settings;
 pub mod source;
 pub mod state;

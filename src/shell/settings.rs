@@ -32,6 +32,9 @@ pub struct Settings {
     /// How long connecting to the engine may take, agreeing on an API version
     /// and a ping included (`BERTH_ENGINE_TIMEOUT`, default 5s).
     pub engine_timeout: Duration,
+    /// The age identities encrypted secrets are opened with
+    /// (`BERTH_AGE_KEY_FILE`).
+    pub age_key_file: Option<PathBuf>,
 }
 
 /// The engine answers a ping in milliseconds; five seconds is a hung engine.
@@ -82,6 +85,7 @@ impl Settings {
             engine_timeout: var("BERTH_ENGINE_TIMEOUT")
                 .and_then(|t| humantime::parse_duration(&t).ok())
                 .unwrap_or(ENGINE_TIMEOUT),
+            age_key_file: var("BERTH_AGE_KEY_FILE").map(PathBuf::from),
             env: Arc::new(env),
         }
     }

@@ -29,8 +29,10 @@ pub fn secret_env(spec: &Spec, env: &BTreeMap<String, String>) -> BTreeMap<Strin
     spec.versions()
         .flat_map(|v| v.secrets.values())
         .filter_map(|s| {
-            env.get(&s.from_env)
-                .map(|val| (s.from_env.clone(), val.clone()))
+            let crate::core::spec::SecretSource::Env(var) = &s.source else {
+                return None;
+            };
+            env.get(var).map(|val| (var.clone(), val.clone()))
         })
         .collect()
 }

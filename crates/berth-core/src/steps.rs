@@ -287,6 +287,10 @@ pub struct Plan {
     /// Allowed but worth saying (an asset without a checksum).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The encrypted secrets file the plan's secrets are opened from (an
+    /// absolute path), so a saved plan is applied with the same values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_file: Option<String>,
 }
 
 fn is_docker(e: &crate::spec::EngineKind) -> bool {
@@ -306,6 +310,7 @@ impl Plan {
             unchanged: vec![],
             failed: vec![],
             warnings: vec![],
+            secrets_file: None,
         }
     }
 

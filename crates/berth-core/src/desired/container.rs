@@ -12,7 +12,7 @@ use super::{
 };
 use crate::diag::Diagnostic;
 use crate::hash::{secret_hash, ContainerConfig};
-use crate::spec::{Scope, Source, Version};
+use crate::spec::{Scope, SecretSource, Source, Version};
 
 /// The desired container of version `v`, with the networks and volumes it
 /// needs; every fact it lacks is a problem, all said at once.
@@ -170,23 +170,28 @@ fn secrets(
     let mut hashes = BTreeMap::new();
     let mut sources = BTreeMap::new();
     for (name, s) in &v.secrets {
-        match facts.env.get(&s.from_env) {
+        let key = s.key();
+        match facts.env.get(&key) {
             Some(value) => {
                 hashes.insert(name.clone(), secret_hash(project, name, value));
-                sources.insert(name.clone(), s.from_env.clone());
+                sources.insert(name.clone(), key);
             }
             None => problems.push(Diagnostic::new(
                 "D005",
                 Some(s.pos),
                 format!(
-                    "{}: secret `{name}` reads the environment variable `{}`, which is not set",
+                    "{}: secret `{name}` reads {}, which is not set",
                     v.id(),
-                    s.from_env
+                    crate::spec::secret_origin(&key)
                 ),
-                format!(
-                    "export {}=... in the environment that runs berth",
-                    s.from_env
-                ),
+                match &s.source {
+                    SecretSource::Env(var) => {
+                        format!("export {var}=... in the environment that runs berth")
+                    }
+                    SecretSource::Encrypted(n) => {
+                        format!("add `{n}` to the secrets file, encrypted to berth's age key")
+                    }
+                },
             )),
         }
     }

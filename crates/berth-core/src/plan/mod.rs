@@ -106,6 +106,7 @@ pub fn plan(
         unchanged,
         failed: versions.failed,
         warnings: desired.warnings.clone(),
+        secrets_file: None,
     })
 }
 

@@ -105,9 +105,14 @@ pub(super) fn explain(msg: &str, text: &str, pos: Option<Pos>) -> (String, Strin
     }
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let key = rest.split('`').next().unwrap_or_default();
-        if msg.contains("expected one of project, engine, registry, services")
-            && is_service_key(key)
-        {
+        // The top level's keys, whatever they are now: its list names both
+        // `project` and `services`.
+        let expected: Vec<&str> = msg
+            .split_once("expected one of ")
+            .map(|(_, l)| l.split(", ").map(str::trim).collect())
+            .unwrap_or_default();
+        let top_level = expected.contains(&"project") && expected.contains(&"services");
+        if top_level && is_service_key(key) {
             return (
                 format!("`{key}` is a service setting, but it is at the top level of the file"),
                 under(key),

@@ -145,8 +145,50 @@ pub struct Asset {
 /// A secret: the environment variable it is handed in, and where its value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretRef {
-    pub from_env: String,
+    pub source: SecretSource,
     pub pos: Pos,
+}
+
+/// Where a secret's value is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A variable of berth's own environment.
+    Env(String),
+    /// A name in the file's `secrets_file`, decrypted in memory.
+    Encrypted(String),
+}
+
+/// The prefix of an encrypted secret's key among the secret values.
+pub const ENCRYPTED_KEY: &str = "age:";
+
+impl SecretRef {
+    /// The key of its value among the secret values berth holds: the
+    /// variable's name, or `age:NAME`.
+    pub fn key(&self) -> String {
+        match &self.source {
+            SecretSource::Env(var) => var.clone(),
+            SecretSource::Encrypted(name) => format!("{ENCRYPTED_KEY}{name}"),
+        }
+    }
+}
+
+/// An encrypted secrets file that is not a mapping of names to text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SecretsFileShape(pub String);
+
+/// The entries of an encrypted secrets file (NAME: armored value), still
+/// encrypted; read from its text, nothing opened.
+pub fn secrets_file_entries(text: &str) -> Result<BTreeMap<String, String>, SecretsFileShape> {
+    serde_saphyr::from_str(text).map_err(|e| SecretsFileShape(e.to_string()))
+}
+
+/// Where a secret's value is read, in words, from its key.
+pub fn secret_origin(key: &str) -> String {
+    match key.strip_prefix(ENCRYPTED_KEY) {
+        Some(name) => format!("`{name}` of the encrypted secrets file"),
+        None => format!("the environment variable `{key}`"),
+    }
 }
 
 /// One version of one service, with every service-level default already applied.
@@ -219,6 +261,8 @@ pub struct Spec {
     pub engine: EngineKind,
     /// Swarm: where images built here are pushed (HOST:PORT).
     pub registry: Option<String>,
+    /// The age-encrypted secrets file, as written (relative to the file).
+    pub secrets_file: Option<String>,
     /// Sorted by name.
     pub services: Vec<Service>,
 }

@@ -24,8 +24,12 @@ pub struct RawDatabaseScope {
 #[serde(deny_unknown_fields)]
 pub struct RawSecret {
     /// The environment variable of berth's own environment that holds the value.
-    #[schemars(with = "String")]
-    pub from_env: Spanned<String>,
+    #[schemars(with = "Option<String>")]
+    pub from_env: Option<Spanned<String>>,
+    /// The name of an age-encrypted value in the file's `secrets_file`,
+    /// decrypted in memory with the key in `BERTH_AGE_KEY_FILE`.
+    #[schemars(with = "Option<String>")]
+    pub encrypted: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -179,6 +183,10 @@ pub struct RawFile {
     /// Swarm: the registry images built here are pushed to, so every node can pull them (HOST:PORT).
     #[schemars(with = "Option<String>")]
     pub registry: Option<Spanned<String>>,
+    /// A file beside this one (relative to it) mapping names to age-encrypted
+    /// values (ASCII-armored), which secrets read with `encrypted: NAME`.
+    #[schemars(with = "Option<String>")]
+    pub secrets_file: Option<Spanned<String>>,
     /// The services, keyed by name: [a-z][a-z0-9-]{0,31}.
     #[serde(default)]
     #[schemars(with = "IndexMap<String, RawService>")]

@@ -63,6 +63,8 @@ pub(super) struct Validator {
     pub(super) items: Vec<Diagnostic>,
     /// The file's engine, read before its services (replicas depend on it).
     pub(super) engine: EngineKind,
+    /// Whether the file names a `secrets_file` (encrypted secrets need one).
+    pub(super) secrets_file: bool,
 }
 
 /// Service settings merged with one version's: the version's value wins.
@@ -94,6 +96,20 @@ impl Validator {
 
     fn file(&mut self, raw: RawFile) -> Spec {
         self.name("project", &raw.project);
+        self.secrets_file = raw.secrets_file.is_some();
+        if let Some(f) = &raw.secrets_file {
+            let plain = !f.value.is_empty()
+                && !f.value.starts_with('/')
+                && f.value.split('/').all(|c| c != ".." && !c.is_empty());
+            if !plain {
+                self.err(
+                    "S061",
+                    Pos::from(f.referenced),
+                    format!("secrets_file `{}` is not a plain path beside the file", f.value),
+                    "name a file relative to services.yaml, inside its directory, without `..` (it travels with the file, in its repository)",
+                );
+            }
+        }
         let registry = self.engine_and_registry(&raw);
         let mut services = Vec::with_capacity(raw.services.len());
         // publish port -> (who, where), to report clashes at the second use.
@@ -124,6 +140,7 @@ impl Validator {
             project: raw.project.value,
             engine: self.engine,
             registry,
+            secrets_file: raw.secrets_file.map(|f| f.value),
             services,
         }
     }

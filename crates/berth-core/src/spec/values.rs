@@ -214,23 +214,62 @@ impl Validator {
                         "keep it in one of `env` or `secrets`",
                     );
                 }
-                if !is_env_name(&sec.from_env.value) {
-                    self.err("S038",
-                        Pos::from(sec.from_env.referenced),
-                        format!("{id}: secret `{}` reads `{}`, which is not an environment variable name", k.value, sec.from_env.value),
-                        "name a variable of berth's environment: letters, digits and `_`, not starting with a digit",
-                    );
+                if let Some(r) = self.secret(id, k, sec) {
+                    secrets.insert(k.value.clone(), r);
                 }
-                secrets.insert(
-                    k.value.clone(),
-                    SecretRef {
-                        from_env: sec.from_env.value.clone(),
-                        pos: Pos::from(sec.from_env.referenced),
-                    },
-                );
             }
         }
         (env, secrets)
+    }
+
+    /// Where one secret's value is read: exactly one of `from_env` (a name
+    /// of berth's environment) or `encrypted` (a name in the file's
+    /// `secrets_file`, which the file must then name).
+    fn secret(&mut self, id: &str, k: &Spanned<String>, sec: &RawSecret) -> Option<SecretRef> {
+        let (source, at) = match (&sec.from_env, &sec.encrypted) {
+            (Some(var), None) => (SecretSource::Env(var.value.clone()), var),
+            (None, Some(name)) => (SecretSource::Encrypted(name.value.clone()), name),
+            (Some(var), Some(_)) => {
+                self.err(
+                    "S057",
+                    Pos::from(var.referenced),
+                    format!("{id}: secret `{}` has both `from_env` and `encrypted`", k.value),
+                    "keep one: `from_env: VAR` reads berth's environment, `encrypted: NAME` the encrypted secrets file",
+                );
+                return None;
+            }
+            (None, None) => {
+                self.err(
+                    "S058",
+                    Pos::from(k.referenced),
+                    format!("{id}: secret `{}` says nowhere to read its value", k.value),
+                    "write `{ from_env: VAR }` or `{ encrypted: NAME }`",
+                );
+                return None;
+            }
+        };
+        let pos = Pos::from(at.referenced);
+        match &source {
+            SecretSource::Env(var) if !is_env_name(var) => self.err("S038",
+                pos,
+                format!("{id}: secret `{}` reads `{var}`, which is not an environment variable name", k.value),
+                "name a variable of berth's environment: letters, digits and `_`, not starting with a digit",
+            ),
+            SecretSource::Encrypted(name) if !is_env_name(name) => self.err(
+                "S059",
+                pos,
+                format!("{id}: secret `{}` reads `{name}`, which is not a name of the encrypted secrets file", k.value),
+                "name a key of the secrets file: letters, digits and `_`, not starting with a digit",
+            ),
+            SecretSource::Encrypted(_) if !self.secrets_file => self.err(
+                "S060",
+                pos,
+                format!("{id}: secret `{}` is `encrypted`, and the file names no `secrets_file`", k.value),
+                "add `secrets_file: secrets.yaml` at the top: a file beside this one of NAME: <age-armored value>",
+            ),
+            _ => return Some(SecretRef { source, pos }),
+        }
+        None
     }
 
     /// A version built from code listens on `PORT`, which berth sets to its
