@@ -110,6 +110,11 @@ async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
         if ok(&got) {
             return got;
         }
+        // A navigation (a click's, a form's) that Chromium aborted on a
+        // network change left its own error page: load the page again.
+        if c.find(Locator::Css("#main-frame-error")).await.is_ok() {
+            let _ = c.refresh().await;
+        }
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "`{css}` still reads {got:?}\n{}",
