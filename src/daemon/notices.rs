@@ -39,7 +39,8 @@ impl Daemon {
                 kind_of_failure(details)
             }
             DaemonError::Converge(ConvergeError::SpecInvalid(_))
-            | DaemonError::Converge(ConvergeError::Source(_)) => Kind::SourceRefused,
+            | DaemonError::Converge(ConvergeError::Source(_))
+            | DaemonError::Converge(ConvergeError::Sealed(_)) => Kind::SourceRefused,
             _ => Kind::Failed,
         };
         let summary = match kind {
