@@ -241,14 +241,41 @@ pub(crate) fn python_scripts(
 fn python_deps(runtime: Runtime, extras: &[String], m: &Manifests) -> Result<Deps, RecipeError> {
     let py = pyproject(m)?;
     let raw: Option<toml::Table> = m.pyproject.as_deref().and_then(|t| t.parse().ok());
-    let poetry = |key: &str| -> Option<&toml::Table> {
-        raw.as_ref()?
-            .get("tool")?
-            .get("poetry")?
-            .get(key)?
-            .as_table()
+    python_version_fits(runtime, py.as_ref(), raw.as_ref())?;
+    let chosen = match declared_deps(extras, m, py.as_ref(), raw.as_ref())? {
+        Declared::Found(found) => found,
+        Declared::Backend(file) => return Ok(Deps::Backend { file }),
     };
-    if let Some(spec) = py.as_ref().and_then(|p| p.project.requires_python.as_ref()) {
+    let lines: Vec<String> = chosen
+        .lines
+        .into_iter()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if lines.is_empty() {
+        return Ok(Deps::None);
+    }
+    let mut requirements = lines.join("\n");
+    requirements.push('\n');
+    Ok(Deps::Python {
+        requirements,
+        from: chosen.from,
+    })
+}
+
+/// Poetry's table `[tool.poetry.KEY]` of a pyproject.toml.
+fn poetry_table<'t>(raw: Option<&'t toml::Table>, key: &str) -> Option<&'t toml::Table> {
+    raw?.get("tool")?.get("poetry")?.get(key)?.as_table()
+}
+
+/// The runtime's Python against what the project asks: PEP 621's
+/// `requires-python`, else Poetry's `python` dependency.
+fn python_version_fits(
+    runtime: Runtime,
+    py: Option<&PyProject>,
+    raw: Option<&toml::Table>,
+) -> Result<(), RecipeError> {
+    let poetry = |key: &str| poetry_table(raw, key);
+    if let Some(spec) = py.and_then(|p| p.project.requires_python.as_ref()) {
         requires_python(runtime, spec)?;
     } else if let Some(range) = poetry("dependencies")
         .and_then(|d| d.get("python"))
@@ -258,13 +285,32 @@ fn python_deps(runtime: Runtime, extras: &[String], m: &Manifests) -> Result<Dep
             requires_python(runtime, &spec)?;
         }
     }
+    Ok(())
+}
+
+/// Where a project's dependencies are declared.
+enum Declared {
+    Found(layout::Found),
+    /// Only its build backend can tell (a computed setup.py, `dynamic`).
+    Backend(String),
+}
+
+/// The first of the documented sources that has them: a lock file, PEP 621,
+/// Poetry, a Pipfile, requirements.txt, setup.cfg, a literal setup.py.
+fn declared_deps(
+    extras: &[String],
+    m: &Manifests,
+    py: Option<&PyProject>,
+    raw: Option<&toml::Table>,
+) -> Result<Declared, RecipeError> {
+    let poetry = |key: &str| poetry_table(raw, key);
     let found = |lines: Vec<String>, from: &str, file: &'static str| layout::Found {
         lines,
         from: from.to_string(),
         file,
     };
     let files = |p: &str| m.file(p);
-    let project = py.as_ref().map(|p| &p.project);
+    let project = py.map(|p| &p.project);
     let pep621 = project.is_some_and(|p| !p.dependencies.is_empty() || !p.optional.is_empty());
     let cfg = m
         .file("setup.cfg")
@@ -333,34 +379,17 @@ fn python_deps(runtime: Runtime, extras: &[String], m: &Manifests) -> Result<Dep
             match layout::setup_py(text) {
                 Some(lines) => found(lines, "setup.py", "setup.py"),
                 None if text.contains("install_requires") => {
-                    return Ok(Deps::Backend {
-                        file: "setup.py".into(),
-                    })
+                    return Ok(Declared::Backend("setup.py".into()))
                 }
                 None => found(Vec::new(), "setup.py", "setup.py"),
             }
         } else if project.is_some_and(|p| p.dynamic.iter().any(|d| d == "dependencies")) {
-            return Ok(Deps::Backend {
-                file: "pyproject.toml (`dynamic`)".into(),
-            });
+            return Ok(Declared::Backend("pyproject.toml (`dynamic`)".into()));
         } else {
             found(Vec::new(), "", "requirements.txt")
         }
     };
-    let lines: Vec<String> = chosen
-        .lines
-        .into_iter()
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    if lines.is_empty() {
-        return Ok(Deps::None);
-    }
-    let mut requirements = lines.join("\n");
-    requirements.push('\n');
-    Ok(Deps::Python {
-        requirements,
-        from: chosen.from,
-    })
+    Ok(Declared::Found(chosen))
 }
 
 /// How long npm may wait for one answer of the registry. No retries: an
