@@ -430,6 +430,17 @@ fn post_build_builds_the_images_of_a_changed_package_for_a_token_with_images_bui
     assert_eq!(code, 200, "{body}");
     assert_eq!(body.trim(), "built 1 image(s); 0 already there");
     assert_eq!(images().lines().count(), before + 1, "a new image exists");
+    // The reconcile that follows the build runs to its end before the test
+    // does: a daemon killed mid-create leaves a container its engine makes
+    // after `destroy` has looked.
+    eventually(
+        Duration::from_secs(300),
+        || "the reconcile after the build ended".into(),
+        || {
+            d.metric("berth_reconcile_total") >= 2.0
+                && d.status()["last_reconcile"]["result"] == "ok"
+        },
+    );
 }
 
 #[test]
