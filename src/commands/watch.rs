@@ -30,7 +30,12 @@ pub async fn run(out: &Output, args: WatchArgs) -> Result<u8, CommandError> {
         None => WatchSource::File(args.file.unwrap_or_else(|| PathBuf::from("services.yaml"))),
     };
     let webhook_secret = match &args.webhook_secret {
-        Some(path) => Some(read_secret(path)?),
+        Some(path) => Some(crate::shell::source::secret_file(path).map_err(|why| {
+            CommandError::WebhookSecretRead {
+                path: path.clone(),
+                why,
+            }
+        })?),
         None => None,
     };
     let notify = match &args.notify {
@@ -54,21 +59,4 @@ pub async fn run(out: &Output, args: WatchArgs) -> Result<u8, CommandError> {
         },
     )
     .await?)
-}
-
-/// The webhooks' shared secret: the file's bytes less a trailing newline;
-/// an empty one would believe anybody.
-fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, CommandError> {
-    let refuse = |why: String| CommandError::WebhookSecretRead {
-        path: path.to_path_buf(),
-        why,
-    };
-    let mut bytes = std::fs::read(path).map_err(|e| refuse(e.to_string()))?;
-    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        bytes.pop();
-    }
-    if bytes.is_empty() {
-        return Err(refuse("it is empty".into()));
-    }
-    Ok(bytes)
 }

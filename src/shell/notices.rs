@@ -52,22 +52,12 @@ pub fn read(path: &Path) -> Result<NotifyConfig, NotifyRead> {
             None => None,
             Some(f) => {
                 let file = dir.join(f);
-                let mut bytes = std::fs::read(&file).map_err(|e| {
+                Some(super::source::secret_file(&file).map_err(|why| {
                     refuse(
-                        format!("its secret_file {}: {e}", file.display()),
+                        format!("its secret_file {}: {why}", file.display()),
                         "write the secret the receiver checks signatures with into that file",
                     )
-                })?;
-                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    bytes.pop();
-                }
-                if bytes.is_empty() {
-                    return Err(refuse(
-                        format!("its secret_file {} is empty", file.display()),
-                        "write the secret the receiver checks signatures with into that file",
-                    ));
-                }
-                Some(bytes)
+                })?)
             }
         };
         secrets.push(secret);

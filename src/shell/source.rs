@@ -36,3 +36,17 @@ pub fn secret_env(spec: &Spec, env: &BTreeMap<String, String>) -> BTreeMap<Strin
         })
         .collect()
 }
+
+/// A file that holds a shared secret (a webhook's, a sink's): its bytes
+/// less a trailing newline. An empty one would believe anybody, so it is
+/// refused; `Err` says why, for the caller to name the file.
+pub fn secret_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let mut bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    match bytes.is_empty() {
+        true => Err("it is empty".into()),
+        false => Ok(bytes),
+    }
+}
