@@ -66,7 +66,7 @@ pub enum Command {
     Doctor(FileArg),
     /// The daemon: converge now, then on every change of the file or the branch,
     /// and whenever the engine drifts. Stops on SIGTERM or Ctrl-C; services keep running.
-    Watch(WatchArgs),
+    Watch(Box<WatchArgs>),
     /// Serve the routing gateway for what runs, without converging anything.
     Serve(ServeArgs),
     /// Make the version that was active before (or --to VERSION) active again,
@@ -253,7 +253,8 @@ pub struct TokenAddArgs {
     /// The token's name (shown in logs instead of the token).
     #[arg(value_parser = parse_project)]
     pub name: String,
-    /// A permission: services:view, services:deploy, services:stop, logs:view, images:build.
+    /// A permission: services:view, services:deploy, services:stop, logs:view,
+    /// images:build; `PERMISSION@PROJECT` grants it in that project alone.
     #[arg(short = 'p', long = "permission", required = true, value_parser = parse_permission)]
     pub permission: Vec<String>,
     /// The token file.
@@ -277,11 +278,15 @@ pub struct RootToken {
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// The services file to follow (default ./services.yaml, unless --git).
-    #[arg(short = 'f', long = "file", conflicts_with = "git")]
+    #[arg(short = 'f', long = "file", conflicts_with_all = ["git", "projects"])]
     pub file: Option<PathBuf>,
     /// A git repository to follow instead (https, ssh, file:// or a path).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "projects")]
     pub git: Option<String>,
+    /// A file listing several projects to follow, each from its own file or
+    /// repository, with one listener and one gateway for all of them.
+    #[arg(long, value_name = "FILE")]
+    pub projects: Option<PathBuf>,
     /// The branch to follow.
     #[arg(long = "ref", default_value = "main", requires = "git")]
     pub reference: String,
@@ -356,14 +361,7 @@ pub fn parse_project(text: &str) -> Result<String, String> {
 }
 
 pub fn parse_permission(text: &str) -> Result<String, String> {
-    use berth_core::access::Permission;
-    match Permission::parse(text) {
-        Some(_) => Ok(text.to_string()),
-        None => Err(format!(
-            "unknown permission `{text}`: use some of {}",
-            Permission::ALL.map(Permission::name).join(", ")
-        )),
-    }
+    berth_core::access::Grant::parse(text).map(|_| text.to_string())
 }
 
 pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {

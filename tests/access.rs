@@ -18,7 +18,7 @@ fn tokens() -> Tokens {
 
 fn check(presented: Option<&str>, needed: Permission, expect: Decision) {
     assert_eq!(
-        tokens().decide(presented, needed),
+        tokens().decide(presented, needed, berth::core::access::Scope::Any),
         expect,
         "{presented:?} for {}",
         needed.name()
@@ -69,7 +69,7 @@ fn a_token_given_in_clear_may_do_anything() {
     let t = Tokens::default().with_root("root-token");
     for p in Permission::ALL {
         assert_eq!(
-            t.decide(Some("root-token"), p),
+            t.decide(Some("root-token"), p, berth::core::access::Scope::Any),
             Decision::Allow("root".into())
         );
     }
@@ -158,4 +158,129 @@ fn token_add_appends_to_an_existing_file_and_leaves_no_temporary_file() {
     let after = String::from_utf8(after).unwrap();
     assert!(after.starts_with(&content), "{after}");
     assert!(after.contains("name: carol"), "{after}");
+}
+
+#[test]
+fn a_grant_for_one_project_holds_there_alone_and_a_bare_one_everywhere() {
+    use berth::core::access::{Grant, Scope};
+    let grants =
+        |list: &[&str]| -> Vec<Grant> { list.iter().map(|g| Grant::parse(g).unwrap()).collect() };
+    let text = format!(
+        "tokens:\n{}{}",
+        token_entry(
+            "shop-team",
+            "secret-s",
+            &grants(&["services:view", "services:deploy@shop", "logs:view@shop"])
+        ),
+        token_entry("ops", "secret-o", &grants(&["services:deploy"])),
+    );
+    let t = parse_tokens("tokens.yaml", &text).unwrap();
+    let allow = |n: &str| Decision::Allow(n.into());
+    let forbid = |n: &str| Decision::Forbidden(n.into());
+    for (token, needed, scope, want) in [
+        (
+            "secret-s",
+            Permission::ServicesDeploy,
+            Scope::Project("shop"),
+            allow("shop-team"),
+        ),
+        (
+            "secret-s",
+            Permission::ServicesDeploy,
+            Scope::Project("billing"),
+            forbid("shop-team"),
+        ),
+        (
+            "secret-s",
+            Permission::ServicesView,
+            Scope::Project("billing"),
+            allow("shop-team"),
+        ),
+        (
+            "secret-s",
+            Permission::LogsView,
+            Scope::Project("billing"),
+            forbid("shop-team"),
+        ),
+        // Before the one project's file parses, only a bare grant holds.
+        (
+            "secret-s",
+            Permission::ServicesDeploy,
+            Scope::Unknown,
+            forbid("shop-team"),
+        ),
+        (
+            "secret-s",
+            Permission::ServicesDeploy,
+            Scope::Any,
+            allow("shop-team"),
+        ),
+        (
+            "secret-o",
+            Permission::ServicesDeploy,
+            Scope::Project("billing"),
+            allow("ops"),
+        ),
+        (
+            "secret-o",
+            Permission::ServicesDeploy,
+            Scope::Unknown,
+            allow("ops"),
+        ),
+        (
+            "secret-o",
+            Permission::ServicesView,
+            Scope::Any,
+            forbid("ops"),
+        ),
+    ] {
+        assert_eq!(
+            t.decide(Some(token), needed, scope),
+            want,
+            "{token} {} {scope:?}",
+            needed.name()
+        );
+    }
+}
+
+#[test]
+fn a_grant_naming_no_project_or_an_invalid_one_is_refused_where_it_is() {
+    check_refused(
+        "tokens:\n  - name: a\n    sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n    permissions: [services:deploy@, services:view@Shop, services:fly@shop]\n",
+        &[
+            "tokens.yaml:4:",
+            "`services:deploy@` names project ``",
+            "`services:view@Shop` names project `Shop`",
+            "unknown permission `services:fly`",
+            "services:deploy@shop",
+        ],
+    );
+}
+
+#[test]
+fn token_add_writes_a_grant_for_one_project_and_refuses_a_bad_one_as_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |perm: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .current_dir(dir.path())
+            .args(["token", "add", "shop", "-p", perm])
+            .env("BERTH_STATE_DIR", dir.path().join("state"))
+            .output()
+            .unwrap()
+    };
+    let bad = run("services:deploy@Not_A_Project");
+    assert_eq!(bad.status.code(), Some(2), "a usage error");
+    assert!(!dir.path().join("tokens.yaml").exists());
+    let good = run("services:deploy@shop");
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let file = std::fs::read_to_string(dir.path().join("tokens.yaml")).unwrap();
+    assert!(
+        file.contains("permissions: [services:deploy@shop]"),
+        "{file}"
+    );
+    parse_tokens("tokens.yaml", &file).unwrap();
 }

@@ -189,7 +189,7 @@ fn every_diagnostic_has_its_own_stable_code_and_the_contract_lists_each() {
         "the walk found the diagnostics: {found:?}"
     );
     let shaped = |c: &str| {
-        c.len() == 4 && "SDPATF".contains(&c[..1]) && c[1..].bytes().all(|b| b.is_ascii_digit())
+        c.len() == 4 && "SDPATFW".contains(&c[..1]) && c[1..].bytes().all(|b| b.is_ascii_digit())
     };
     let mut seen = std::collections::BTreeMap::new();
     for (code, file) in &found {

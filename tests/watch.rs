@@ -110,23 +110,7 @@ fn a_broken_save_keeps_what_runs_and_reports_then_the_fix_converges() {
     });
 }
 
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.org",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
-    text(&out.stdout).trim().to_string()
-}
+use common::git_http::git;
 
 /// A bare repository and a clone of it, with ONE committed and pushed to main.
 fn remote_with_one(p: &Project) -> (std::path::PathBuf, std::path::PathBuf) {

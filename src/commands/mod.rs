@@ -59,6 +59,13 @@ pub enum CommandError {
     },
     #[error("{0}")]
     TokensInvalid(Diagnostics),
+    #[error("{0}")]
+    ProjectsInvalid(Diagnostics),
+    #[error("cannot read the projects file {path}: {source}\n  help: pass a readable file to --projects")]
+    ProjectsRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read the token file {path}: {source}\n  help: fix its permissions, or pass another file with --tokens")]
     TokensRead {
         path: PathBuf,
@@ -111,7 +118,7 @@ pub async fn run(cli: Cli, settings: Settings) -> Result<u8, CommandError> {
         Command::Token {
             command: TokenCommand::Add(a),
         } => token::add(a),
-        Command::Watch(args) => watch::run(&out, args).await,
+        Command::Watch(args) => watch::run(&out, *args).await,
         Command::Package(a) => package::run(a),
         Command::Build(a) => build::run(&out, a).await,
     }

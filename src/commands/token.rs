@@ -1,7 +1,7 @@
 //! `berth token add NAME -p PERMISSION...`: a new random token, printed once;
 //! only its SHA-256 is appended to the token file.
 
-use crate::core::access::{parse_tokens, token_entry, Permission, TOKEN_PREFIX};
+use crate::core::access::{parse_tokens, token_entry, Grant, TOKEN_PREFIX};
 use crate::core::diag::{Diagnostic, Diagnostics};
 
 use super::CommandError;
@@ -16,15 +16,12 @@ pub fn add(args: crate::cli::TokenAddArgs) -> Result<u8, CommandError> {
     };
     let mut perms = Vec::new();
     for p in permissions {
-        match Permission::parse(p) {
-            Some(p) => perms.push(p),
-            None => {
+        match Grant::parse(p) {
+            Ok(g) => perms.push(g),
+            Err(why) => {
                 return Err(refuse(
-                    format!("unknown permission `{p}`"),
-                    format!(
-                        "use some of {}",
-                        Permission::ALL.map(Permission::name).join(", ")
-                    ),
+                    why,
+                    "write `services:deploy` (every project) or `services:deploy@shop` (project shop alone)".into(),
                 ))
             }
         }

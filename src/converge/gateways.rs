@@ -61,6 +61,110 @@ pub fn refresh(engine: Arc<RwLock<SharedEngine>>, project: Arc<RwLock<Option<Str
     })
 }
 
+/// A project's engine and name (once known), as a daemon holds them.
+pub type Cells = (Arc<RwLock<SharedEngine>>, Arc<RwLock<Option<String>>>);
+
+/// The routes of every project one gateway serves, each in its slot (the
+/// projects file's order), and the table the gateway routes by: their
+/// merge, where a project listed first keeps a path two projects name
+/// (`core::route::merge`).
+pub struct Board {
+    slots: std::sync::Mutex<Vec<Option<(String, RouteTable)>>>,
+    table: Arc<RwLock<RouteTable>>,
+    conflicts: RwLock<Vec<route::Conflict>>,
+}
+
+impl Board {
+    pub fn new(slots: usize) -> Board {
+        Board {
+            slots: std::sync::Mutex::new(vec![None; slots]),
+            table: Default::default(),
+            conflicts: Default::default(),
+        }
+    }
+
+    /// The table the gateway routes by.
+    pub fn table(&self) -> Arc<RwLock<RouteTable>> {
+        self.table.clone()
+    }
+
+    /// A project's routes as it sees them now; the merge is made again.
+    pub fn set(&self, slot: usize, project: &str, table: RouteTable) {
+        let mut slots = self.slots.lock().expect("no panics hold it");
+        if let Some(s) = slots.get_mut(slot) {
+            *s = Some((project.to_string(), table));
+        }
+        let listed: Vec<(&str, &RouteTable)> = slots
+            .iter()
+            .flatten()
+            .map(|(p, t)| (p.as_str(), t))
+            .collect();
+        let (merged, conflicts) = route::merge(&listed);
+        for c in &conflicts {
+            tracing::warn!(
+                project = c.project,
+                prefix = c.prefix,
+                holder = c.holder,
+                "a path another project routes already is left out of the gateway"
+            );
+        }
+        *self.table.write().expect("no panics hold it") = merged;
+        *self.conflicts.write().expect("no panics hold it") = conflicts;
+    }
+
+    /// What the gateway routes for `project` (prefix -> `service@version`),
+    /// and the paths of its own it leaves out for another's.
+    pub fn of(
+        &self,
+        project: &str,
+    ) -> (
+        std::collections::BTreeMap<String, String>,
+        Vec<route::Conflict>,
+    ) {
+        let table = self.table.read().expect("no panics hold it");
+        let routes = table
+            .routes
+            .iter()
+            .filter(|(_, r)| r.project == project)
+            .map(|(p, r)| (p.clone(), format!("{}@{}", r.service, r.version)))
+            .collect();
+        let conflicts = self.conflicts.read().expect("no panics hold it");
+        let mine = conflicts
+            .iter()
+            .filter(|c| c.project == project)
+            .cloned()
+            .collect();
+        (routes, mine)
+    }
+}
+
+/// A gateway's route refresh over every project on `board`: one list call
+/// each, to the engine each project's daemon holds then (a project not
+/// known yet keeps its slot as it is).
+pub fn refresh_board(board: Arc<Board>, cells: Vec<Cells>) -> Refresh {
+    Arc::new(move || {
+        let now: Vec<(usize, SharedEngine, Option<String>)> = cells
+            .iter()
+            .enumerate()
+            .map(|(slot, (e, p))| {
+                let e = e.read().expect("no panics hold it").clone();
+                (slot, e, p.read().expect("no panics hold it").clone())
+            })
+            .collect();
+        let board = board.clone();
+        Box::pin(async move {
+            for (slot, e, project) in now {
+                let Some(project) = project else { continue };
+                if let Ok(t) = route_table(e.as_ref(), &project).await {
+                    board.set(slot, &project, t);
+                }
+            }
+            let table = board.table.read().expect("no panics hold it").clone();
+            Some(table)
+        })
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayStartError {
     #[error(transparent)]

@@ -17,6 +17,7 @@ mod reconcile;
 pub mod report;
 mod serve;
 pub mod sources;
+mod start;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,13 +29,11 @@ use tokio::sync::mpsc;
 use crate::converge::{self, observe, Context, ConvergeError};
 use crate::core::access::Tokens;
 use crate::core::report::Trigger;
-use crate::core::route::RouteTable;
 use crate::core::spec::Spec;
 use crate::serve::api::{ApiError, AskFail, ReconcileReply};
 use crate::shell::engine::{ContainerEvent, SharedEngine};
-use crate::shell::git::GitSource;
 use crate::shell::state::{GatewayRegistration, StateError};
-use crate::shell::watch::{self, WatchError};
+use crate::shell::watch::WatchError;
 
 pub use sources::ticker;
 
@@ -95,6 +94,8 @@ pub enum DaemonError {
     State(#[from] StateError),
     #[error("the file now names `engine: {engine}`, but this daemon follows another engine\n  help: restart `berth watch` to follow the new engine (what runs on the old one keeps running; `berth destroy` there removes it)")]
     EngineSwitch { engine: &'static str },
+    #[error("the file names project `{named}`, but the projects file follows it as `{expected}`: nothing was changed\n  help: make the file say `project: {expected}`, or list it as `{named}` in the projects file (a token's grants for `{expected}` must not reach another project)")]
+    ProjectNamed { expected: String, named: String },
 }
 
 #[derive(Debug, Clone)]
@@ -107,9 +108,24 @@ pub enum WatchSource {
     },
 }
 
+/// One project the daemon follows.
+#[derive(Debug, Clone)]
+pub struct ProjectOptions {
+    /// The name the projects file gives it (`--projects`): the file followed
+    /// must say `project:` with it, and its API and dashboard are under
+    /// `/projects/NAME/`. `None`: the one project of `--file` or `--git`,
+    /// served at the listener's root.
+    pub name: Option<String>,
+    pub source: WatchSource,
+    /// The push webhooks' shared secret (a `git` source only).
+    pub webhook_secret: Option<Vec<u8>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
-    pub source: WatchSource,
+    /// Each followed by its own loop, lock and sources: one failing or slow
+    /// never delays another.
+    pub projects: Vec<ProjectOptions>,
     pub interval: Duration,
     pub listen: Option<SocketAddr>,
     /// Who may use the API and the gateway's private services.
@@ -120,8 +136,6 @@ pub struct WatchOptions {
     pub bounds: crate::serve::listen::Bounds,
     /// Converge only when asked; every other event is a look.
     pub manual: bool,
-    /// The push webhooks' shared secret (`--webhook-secret`, under `--git`).
-    pub webhook_secret: Option<Vec<u8>>,
     /// Where outcomes are sent (`--notify`).
     pub notify: Option<crate::shell::notices::NotifyConfig>,
 }
@@ -132,6 +146,8 @@ struct Daemon {
     /// names a swarm and the daemon moves to its manager.
     engine: Arc<RwLock<SharedEngine>>,
     opts: WatchOptions,
+    /// The project this loop follows, as the options name it.
+    me: ProjectOptions,
     /// When the last converge that acted ended (ns since the Unix epoch; 0
     /// before the first): engine events from before then are its doing.
     own_until: i64,
@@ -147,12 +163,14 @@ struct Daemon {
     current: Current,
     /// The project, once a file parsed: engine events are followed for it.
     project: Option<String>,
-    /// What the gateway routes to, refreshed after every reconcile.
-    routes: Arc<RwLock<RouteTable>>,
-    /// The project the gateway routes for, once known (its refreshes read it).
-    gateway_project: Arc<RwLock<Option<String>>>,
+    /// The project's name as the API, its grants and the gateway's refresh
+    /// read it, once known.
+    named: Arc<RwLock<Option<String>>>,
+    /// The gateway's routes of every project, this one's in `slot`.
+    board: Option<Arc<converge::gateways::Board>>,
+    slot: usize,
     /// The gateway, registered for the project once known.
-    gateway: Option<crate::serve::gateway::Running>,
+    gateway: Option<Arc<crate::serve::gateway::Running>>,
     _registration: Option<GatewayRegistration>,
     /// The spec of the last reconcile that got as far as its look, for the
     /// API's log requests and to tell a changed file from drift.
@@ -184,45 +202,27 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs the daemon until SIGTERM or Ctrl-C. The services keep running after it.
+/// Runs the daemon until SIGTERM or Ctrl-C: one loop per project, one
+/// listener and one gateway for all of them. The services keep running after it.
 pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
-    let (tx, mut rx) = mpsc::channel::<Event>(1024);
-    let report = report::Report::new(&opts.source);
-    let engine = Arc::new(RwLock::new(ctx.engine.clone()));
-    // The commit the daemon converges from: its checkout is never pruned.
-    let checkout_in_use: Arc<std::sync::Mutex<Option<String>>> = Default::default();
-    // A push webhook wakes the git follower, which fetches at once.
-    let wake = Arc::new(tokio::sync::Notify::new());
-    let (_file_watch, current) = follow_source(&ctx, &opts, &tx, &checkout_in_use, &wake)?;
-    let hook = match (&opts.source, &opts.webhook_secret) {
-        (WatchSource::Git { reference, .. }, Some(secret)) => Some(Arc::new(
-            crate::serve::api::hooks::Hook::new(secret.clone(), reference, wake.clone()),
-        )),
-        _ => None,
+    let door = crate::serve::api::Door {
+        sessions: Default::default(),
+        tokens: Arc::new(opts.tokens.clone()),
     };
-    tokio::spawn(ticker(opts.interval, tx.clone()));
-    tokio::spawn(sources::signals(tx.clone()));
-
-    let shared_spec: Arc<RwLock<Option<Spec>>> = Default::default();
+    let board = opts
+        .gateway
+        .map(|_| Arc::new(converge::gateways::Board::new(opts.projects.len())));
+    let mut started = Vec::new();
+    for (slot, me) in opts.projects.iter().enumerate() {
+        started.push(start::project(&ctx, &opts, me, slot, &door, board.clone()).await?);
+    }
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(addr) = opts.listen {
+        let app = start::listener_app(&started, door.clone());
         let stopped = async {
             let _ = api_stopped.await;
         };
-        serve::serve_api(
-            &ctx,
-            &engine,
-            &opts,
-            &report,
-            &shared_spec,
-            &tx,
-            serve::Listener {
-                addr,
-                hook: hook.clone(),
-            },
-            stopped,
-        )
-        .await?;
+        crate::serve::api::serve(addr, app, door.clone(), opts.bounds, stopped).await?;
         tracing::info!(%addr, "API listening");
         if opts.tokens.tokens.is_empty() {
             tracing::warn!(
@@ -231,120 +231,34 @@ pub async fn run(ctx: Context, opts: WatchOptions) -> Result<u8, DaemonError> {
             );
         }
     }
-
-    let routes = Arc::new(RwLock::new(RouteTable::default()));
-    let gateway_project: Arc<RwLock<Option<String>>> = Default::default();
     let (stop_gateway, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut gateway = None;
-    if let Some(addr) = opts.gateway {
-        let refresh = converge::gateways::refresh(engine.clone(), gateway_project.clone());
+    if let (Some(addr), Some(board)) = (opts.gateway, &board) {
+        let cells = started.iter().map(|p| p.cells()).collect();
+        let refresh = converge::gateways::refresh_board(board.clone(), cells);
         let stopped = async {
             let _ = gateway_stopped.await;
         };
-        let bounds = opts.bounds;
         let running = converge::gateways::start(
             refresh,
             addr,
             opts.tokens.clone(),
-            routes.clone(),
-            bounds,
+            board.table(),
+            opts.bounds,
             stopped,
         )
         .await?;
-        gateway = Some(running);
+        let running = Arc::new(running);
+        for p in &mut started {
+            p.daemon.gateway = Some(running.clone());
+        }
         tracing::info!(%addr, "gateway listening");
     }
-
-    let mut d = Daemon {
-        ctx,
-        engine,
-        opts,
-        current,
-        project: None,
-        shared_spec,
-        routes,
-        gateway_project,
-        gateway,
-        _registration: None,
-        own_until: 0,
-        converged_revision: None,
-        fetched_subject: None,
-        logged_error: None,
-        report,
-        tx,
-        known: Default::default(),
-        health_due: Default::default(),
-        _following: None,
-        notifier: None,
-        untold: false,
-    };
-    d.notifier = d
-        .opts
-        .notify
-        .clone()
-        .map(crate::shell::notices::Notifier::start);
-    d.report.manual = d.opts.manual;
-    d.report.publish(None, Trigger::Start, None);
-    match (d.current.is_some(), d.opts.manual) {
-        (false, _) => {}
-        (true, false) => {
-            let _ = d.reconcile(Trigger::Start).await;
-        }
-        (true, true) => d.look_only().await,
-    }
-    while let Some(first) = rx.recv().await {
-        // Everything queued now is one reconcile; a short pause lets a burst
-        // (an editor's several writes, a container's die+stop) arrive whole.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let mut events = vec![first];
-        while let Ok(e) = rx.try_recv() {
-            events.push(e);
-        }
-        let batch = batch::Batch::of(events, d.own_until);
-        if d.handle(batch, &checkout_in_use).await.is_break() {
-            break;
-        }
-    }
+    let loops: Vec<_> = started.into_iter().map(|p| tokio::spawn(p.run())).collect();
+    futures_util::future::join_all(loops).await;
     let _ = stop_api.send(());
     let _ = stop_gateway.send(());
     tracing::info!("stopped; the services keep running");
     Ok(0)
-}
-
-/// The file watcher (kept alive by the caller) or the git follower, and the
-/// source known at start (a file; a repository's first commit comes as an
-/// event).
-fn follow_source(
-    ctx: &Context,
-    opts: &WatchOptions,
-    tx: &mpsc::Sender<Event>,
-    checkout_in_use: &Arc<std::sync::Mutex<Option<String>>>,
-    wake: &Arc<tokio::sync::Notify>,
-) -> Result<(Option<watch::FileWatch>, Current), DaemonError> {
-    match &opts.source {
-        WatchSource::File(path) => {
-            let t = tx.clone();
-            let watcher = watch::watch_file(path, watch::DEBOUNCE, move || {
-                let _ = t.try_send(Event::FileChanged);
-            })?;
-            Ok((Some(watcher), Some((None, path.clone()))))
-        }
-        WatchSource::Git {
-            url,
-            reference,
-            path,
-        } => {
-            let src = GitSource::new(url, reference, path, &ctx.settings.state_dir);
-            tokio::spawn(sources::follow_git(
-                src,
-                opts.interval,
-                tx.clone(),
-                checkout_in_use.clone(),
-                wake.clone(),
-            ));
-            Ok((None, None))
-        }
-    }
 }
 
 impl Daemon {
@@ -454,7 +368,7 @@ impl Daemon {
     /// An error in the words of the repository: the checkout berth made of a
     /// commit (a directory under its state) is named as `URL@REV12:` instead.
     fn in_user_terms(&self, text: &str, file: &std::path::Path, revision: Option<&str>) -> String {
-        let WatchSource::Git { url, path, .. } = &self.opts.source else {
+        let WatchSource::Git { url, path, .. } = &self.me.source else {
             return text.to_string();
         };
         // The checkout's root: the file less the path it has in the repository.
@@ -485,14 +399,21 @@ impl Daemon {
                 })
                 .collect();
         }
-        if let (Some(addr), Some(_)) = (self.opts.gateway, &self.gateway) {
-            let table = self.routes.read().expect("no panics hold it");
+        if let (Some(addr), Some(board), Some(project)) =
+            (self.opts.gateway, &self.board, &self.project)
+        {
+            let (routes, left_out) = board.of(project);
             self.report.gateway = Some(crate::core::report::GatewayReport {
                 address: addr.to_string(),
-                routes: table
-                    .routes
-                    .iter()
-                    .map(|(p, r)| (p.clone(), format!("{}@{}", r.service, r.version)))
+                routes,
+                left_out: left_out
+                    .into_iter()
+                    .map(|c| {
+                        format!(
+                            "{} (project {} routes {})",
+                            c.prefix, c.holder, c.holder_prefix
+                        )
+                    })
                     .collect(),
             });
         }
@@ -525,6 +446,19 @@ impl Daemon {
         Ok(())
     }
 
+    /// A file of a named project must name it: a repository that names
+    /// another project would act with that project's grants and on its
+    /// containers.
+    fn claim(&self, spec: &Spec) -> Result<(), DaemonError> {
+        match &self.me.name {
+            Some(expected) if *expected != spec.project => Err(DaemonError::ProjectNamed {
+                expected: expected.clone(),
+                named: spec.project.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The first time a project is known: follow its engine events, and register
     /// the gateway for it.
     fn adopt(&mut self, project: &str) -> Result<(), DaemonError> {
@@ -540,8 +474,8 @@ impl Daemon {
             ),
             Err(e) => tracing::warn!(error = %e, "cannot mark the project as followed"),
         }
+        *self.named.write().expect("no panics hold it") = Some(project.to_string());
         if let Some(running) = &self.gateway {
-            *self.gateway_project.write().expect("no panics hold it") = Some(project.to_string());
             self._registration = Some(converge::gateways::register(
                 &self.ctx.settings,
                 project,

@@ -55,7 +55,7 @@ impl Daemon {
                 self.report.revision = revision.clone();
                 // A change of source is reported as such, unless asked for
                 // (a rollback changes the spec through its hold).
-                let trigger = match (&self.opts.source, changed) {
+                let trigger = match (&self.me.source, changed) {
                     (_, false) => trigger,
                     _ if trigger == Trigger::Api => trigger,
                     (WatchSource::File(_), true) => Trigger::File,
@@ -133,6 +133,7 @@ impl Daemon {
         shown: Option<&str>,
     ) -> Result<(crate::core::plan::Plan, Vec<StatusRow>, bool), DaemonError> {
         let spec = converge::load(&self.ctx.settings, file)?;
+        self.claim(&spec)?;
         self.report.actives = crate::core::report::active_of(&spec);
         // Steps taken for a spec that did not change undo drift; steps for a new
         // spec are the change itself, whatever event woke the loop first.
@@ -145,7 +146,7 @@ impl Daemon {
             retry_failed,
         };
         // A repository names paths for its own checkout only.
-        let ctx = match &self.opts.source {
+        let ctx = match &self.me.source {
             WatchSource::Git { path, .. } => Context {
                 confine: file
                     .ancestors()
@@ -197,6 +198,7 @@ impl Daemon {
 
     async fn load_and_adopt(&mut self, file: &Path) -> Result<String, DaemonError> {
         let spec = converge::load(&self.ctx.settings, file)?;
+        self.claim(&spec)?;
         self.report.actives = crate::core::report::active_of(&spec);
         self.choose_engine(&spec).await?;
         self.adopt(&spec.project)?;

@@ -2,13 +2,12 @@
 //! reading logs through the engine the daemon follows, and forwarding their
 //! asks to the event loop.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{report, sources, DaemonError, Event, WatchOptions};
+use super::{report, sources, Event};
 use crate::converge::{observe, Context};
 use crate::core::observed::ObservedContainer;
 use crate::core::spec::Spec;
@@ -36,25 +35,29 @@ impl Holds {
     }
 }
 
-/// Where the API listens, and the push webhooks it takes.
-pub(super) struct Listener {
-    pub addr: SocketAddr,
+/// What a project's API shares with the listener and the daemon: the push
+/// webhooks it takes, the sign-in, the project's name once known.
+pub(super) struct Shared {
     pub hook: crate::serve::api::hooks::SharedHook,
+    pub door: api::Door,
+    pub project: Arc<RwLock<Option<String>>>,
 }
 
-/// The API, serving the daemon's report and forwarding its asks as events.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn serve_api(
+/// A project's API state: serving the daemon's report, reading logs through
+/// its engine, forwarding its asks as events to its loop.
+pub(super) fn api_state(
     ctx: &Context,
     engine: &Arc<RwLock<SharedEngine>>,
-    opts: &WatchOptions,
     report: &report::Report,
     shared_spec: &Arc<RwLock<Option<Spec>>>,
     tx: &mpsc::Sender<Event>,
-    listener: Listener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), DaemonError> {
-    let Listener { addr, hook } = listener;
+    shared: Shared,
+) -> ApiState {
+    let Shared {
+        hook,
+        door,
+        project,
+    } = shared;
     let (ask_tx, mut ask_rx) = mpsc::channel::<api::Ask>(16);
     let holds = Holds {
         engine: engine.clone(),
@@ -86,9 +89,10 @@ pub(super) async fn serve_api(
         status: report.status.clone(),
         metrics: report.metrics.clone(),
         asks: ask_tx,
-        tokens: Arc::new(opts.tokens.clone()),
+        tokens: door.tokens,
         engine_down: engine_down.clone(),
-        sessions: Default::default(),
+        sessions: door.sessions,
+        project,
         follow: Arc::new(move |target, tail| {
             let holds = for_follow.clone();
             Box::pin(async move {
@@ -108,7 +112,6 @@ pub(super) async fn serve_api(
             })
         }),
     };
-    api::serve(addr, state, opts.bounds, shutdown).await?;
     let t = tx.clone();
     tokio::spawn(async move {
         while let Some(ask) = ask_rx.recv().await {
@@ -139,7 +142,7 @@ pub(super) async fn serve_api(
             }
         }
     });
-    Ok(())
+    state
 }
 
 /// How often CPU and memory are sampled while a dashboard watches.
@@ -235,9 +238,9 @@ impl super::Daemon {
                 &listed
             }
         };
-        if self.gateway.is_some() {
+        if let Some(board) = &self.board {
             let table = crate::converge::gateways::routes_over(project, observed).await;
-            *self.routes.write().expect("no panics hold it") = table;
+            board.set(self.slot, project, table);
         }
         Ok(observe::rows_of(
             self.ctx.engine.as_ref(),

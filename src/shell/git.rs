@@ -55,7 +55,9 @@ pub struct GitSource {
 
 impl GitSource {
     pub fn new(url: &str, reference: &str, path: &str, state: &Path) -> GitSource {
-        let key = &sha256_hex(format!("{url}\n{reference}").as_bytes())[..16];
+        // One directory per file followed: two projects from one repository
+        // (a monorepo, two paths) each prune only their own checkouts.
+        let key = &sha256_hex(format!("{url}\n{reference}\n{path}").as_bytes())[..16];
         GitSource {
             url: url.to_string(),
             reference: reference.to_string(),

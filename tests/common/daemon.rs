@@ -44,7 +44,27 @@ impl Daemon {
         Daemon::start_env(p, args, &[])
     }
 
+    /// `watch --projects ...` (the root serves a list, not one project's
+    /// status): returned once the listener answers.
+    pub fn start_projects(p: &Project, args: &[&str]) -> Daemon {
+        let d = Daemon::spawn(p, args, &[]);
+        eventually(
+            Duration::from_secs(30),
+            || "the listener".into(),
+            || d.curl(&["/healthz"]).0 != 0,
+        );
+        d
+    }
+
     pub fn start_env(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let d = Daemon::spawn(p, args, env);
+        d.wait_for(Duration::from_secs(60), |s| {
+            !s["last_reconcile"].is_null() || !s["last_error"].is_null()
+        });
+        d
+    }
+
+    fn spawn(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(p.dir.path().join("daemon.log")).unwrap();
@@ -60,11 +80,7 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .unwrap();
-        let d = Daemon { child, port };
-        d.wait_for(Duration::from_secs(60), |s| {
-            !s["last_reconcile"].is_null() || !s["last_error"].is_null()
-        });
-        d
+        Daemon { child, port }
     }
 
     pub fn curl(&self, args: &[&str]) -> (u16, String) {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod git_http;
 pub mod lab;
 
 use std::collections::BTreeMap;

@@ -7,7 +7,13 @@
 //!   - name: deployer
 //!     sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 //!     permissions: [services:view, services:deploy]
+//!   - name: shop-team
+//!     sha256: 60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752
+//!     permissions: [services:view, services:deploy@shop, logs:view@shop]
 //! ```
+//!
+//! A grant `PERMISSION@PROJECT` holds in that project alone (one daemon may
+//! follow several, `watch --projects`); a bare one holds in every project.
 
 use std::collections::BTreeSet;
 
@@ -62,12 +68,98 @@ impl Permission {
     }
 }
 
+/// A permission, in every project or in one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Grant {
+    pub permission: Permission,
+    /// `None`: every project.
+    pub project: Option<String>,
+}
+
+impl Grant {
+    /// A grant in every project.
+    pub fn everywhere(permission: Permission) -> Grant {
+        Grant {
+            permission,
+            project: None,
+        }
+    }
+
+    /// `services:deploy` or `services:deploy@shop`; why not, in words.
+    pub fn parse(text: &str) -> Result<Grant, String> {
+        let (name, project) = match text.split_once('@') {
+            Some((name, project)) => (name, Some(project)),
+            None => (text, None),
+        };
+        let Some(permission) = Permission::parse(name) else {
+            return Err(format!(
+                "unknown permission `{name}`: use some of {}, each alone or as PERMISSION@PROJECT",
+                Permission::ALL.map(Permission::name).join(", ")
+            ));
+        };
+        if let Some(p) = project {
+            if !super::spec::is_valid_name(p) {
+                return Err(format!(
+                    "`{text}` names project `{p}`, which is not a project name: a lowercase letter, then lowercase letters, digits or dashes"
+                ));
+            }
+        }
+        Ok(Grant {
+            permission,
+            project: project.map(str::to_string),
+        })
+    }
+
+    /// As the token file writes it.
+    pub fn name(&self) -> String {
+        match &self.project {
+            None => self.permission.name().to_string(),
+            Some(p) => format!("{}@{p}", self.permission.name()),
+        }
+    }
+
+    /// Whether this grant holds for `needed` in `scope`.
+    fn holds(&self, needed: Permission, scope: Scope<'_>) -> bool {
+        self.permission == needed
+            && match (&self.project, scope) {
+                (None, _) => true,
+                (Some(mine), Scope::Project(p)) => mine == p,
+                (Some(_), Scope::Any) => true,
+                (Some(_), Scope::Unknown) => false,
+            }
+    }
+}
+
+impl From<Permission> for Grant {
+    fn from(permission: Permission) -> Grant {
+        Grant::everywhere(permission)
+    }
+}
+
+/// Which project a request is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// This project: a grant for it, or for every project, holds.
+    Project(&'a str),
+    /// Some project, whichever (signing in to a dashboard that lists several).
+    Any,
+    /// Not known yet (no file has parsed): only a grant for every project holds.
+    Unknown,
+}
+
+impl<'a> Scope<'a> {
+    /// The scope of a request about `project`, once known.
+    pub fn of(project: Option<&'a str>) -> Scope<'a> {
+        project.map_or(Scope::Unknown, Scope::Project)
+    }
+}
+
 /// One token: its name (for logs), the SHA-256 of its value, what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
     pub name: String,
     pub sha256: [u8; 32],
-    pub permissions: BTreeSet<Permission>,
+    pub grants: BTreeSet<Grant>,
 }
 
 /// Every token berth accepts.
@@ -101,19 +193,25 @@ impl Tokens {
         self.tokens.push(Token {
             name: "root".into(),
             sha256: token_hash(value),
-            permissions: Permission::ALL.into_iter().collect(),
+            grants: Permission::ALL.into_iter().map(Grant::everywhere).collect(),
         });
         self
     }
 
     /// Whether `value` is one of berth's tokens, whatever it may do.
     pub fn knows(&self, value: &str) -> bool {
-        self.decide(Some(value), Permission::ServicesView) != Decision::Unauthenticated
+        self.decide(Some(value), Permission::ServicesView, Scope::Any) != Decision::Unauthenticated
     }
 
-    /// Decides on the bearer token presented (if any) for `needed`. Every stored
-    /// hash is compared, in constant time, so timing says nothing of which matched.
-    pub fn decide(&self, presented: Option<&str>, needed: Permission) -> Decision {
+    /// Decides on the bearer token presented (if any) for `needed` in `scope`.
+    /// Every stored hash is compared, in constant time, so timing says nothing
+    /// of which matched.
+    pub fn decide(
+        &self,
+        presented: Option<&str>,
+        needed: Permission,
+        scope: Scope<'_>,
+    ) -> Decision {
         let Some(value) = presented else {
             return Decision::Unauthenticated;
         };
@@ -126,7 +224,9 @@ impl Tokens {
         }
         match found {
             None => Decision::Unauthenticated,
-            Some(t) if t.permissions.contains(&needed) => Decision::Allow(t.name.clone()),
+            Some(t) if t.grants.iter().any(|g| g.holds(needed, scope)) => {
+                Decision::Allow(t.name.clone())
+            }
             Some(t) => Decision::Forbidden(t.name.clone()),
         }
     }
@@ -182,27 +282,24 @@ pub fn parse_tokens(file: &str, text: &str) -> Result<Tokens, Diagnostics> {
                 "give each token its own name",
             ));
         }
-        let mut permissions = BTreeSet::new();
+        let mut grants = BTreeSet::new();
         for p in &t.permissions {
-            match Permission::parse(&p.value) {
-                Some(p) => {
-                    permissions.insert(p);
+            match Grant::parse(&p.value) {
+                Ok(g) => {
+                    grants.insert(g);
                 }
-                None => items.push(Diagnostic::new(
+                Err(why) => items.push(Diagnostic::new(
                     "T004",
                     Some(Pos::from(p.referenced)),
-                    format!("token `{}`: unknown permission `{}`", t.name.value, p.value),
-                    format!(
-                        "use some of {}",
-                        Permission::ALL.map(Permission::name).join(", ")
-                    ),
+                    format!("token `{}`: {why}", t.name.value),
+                    "write each as `services:deploy` (every project) or `services:deploy@shop` (project shop alone)",
                 )),
             }
         }
         tokens.push(Token {
             name: t.name.value,
             sha256: sha,
-            permissions,
+            grants,
         });
     }
     if items.is_empty() {
@@ -213,8 +310,8 @@ pub fn parse_tokens(file: &str, text: &str) -> Result<Tokens, Diagnostics> {
 }
 
 /// The lines `berth token add` appends to a token file for a new token.
-pub fn token_entry(name: &str, value: &str, permissions: &[Permission]) -> String {
-    let perms: Vec<&str> = permissions.iter().map(|p| p.name()).collect();
+pub fn token_entry<G: Clone + Into<Grant>>(name: &str, value: &str, grants: &[G]) -> String {
+    let perms: Vec<String> = grants.iter().map(|g| g.clone().into().name()).collect();
     format!(
         "  - name: {name}\n    sha256: {}\n    permissions: [{}]\n",
         hex::encode(token_hash(value)),

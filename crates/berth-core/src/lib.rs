@@ -34,6 +34,7 @@ pub mod observed;
 pub mod pip;
 pub mod placement;
 pub mod plan;
+pub mod projects;
 pub mod recipe;
 pub mod redact;
 pub mod render;

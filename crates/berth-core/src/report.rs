@@ -194,6 +194,10 @@ pub struct HoldReport {
 pub struct GatewayReport {
     pub address: String,
     pub routes: std::collections::BTreeMap<String, String>,
+    /// This project's paths the gateway leaves out, as another project
+    /// listed before it routes them (`watch --projects`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 impl GatewayReport {

@@ -33,6 +33,8 @@ pub struct Route {
     /// port goes through the engine's port proxy, one more copy of every byte.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct: Option<String>,
+    /// The project the service is of (a daemon may route for several).
+    pub project: String,
     pub service: String,
     pub version: String,
     /// Served without a token.
@@ -146,6 +148,7 @@ pub fn routes(project: &str, observed: &Observed) -> RouteTable {
             port: s.port,
             backends: s.backends.clone(),
             direct: s.backends.is_empty().then(|| s.direct.clone()).flatten(),
+            project: project.to_string(),
             service: service.to_string(),
             version: version.to_string(),
             public: label(LABEL_PUBLIC) == "true",
@@ -167,6 +170,59 @@ pub fn routes(project: &str, observed: &Observed) -> RouteTable {
         }
     }
     table
+}
+
+/// A prefix one project's routes would take from another's: the gateway
+/// keeps it for the project listed first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    /// The project whose route is left out.
+    pub project: String,
+    pub prefix: String,
+    /// The project that routes there (or above it) already.
+    pub holder: String,
+    pub holder_prefix: String,
+}
+
+/// Whether two prefixes would share requests: the same, or one above the
+/// other at a segment boundary (`/api` and `/api/v2`).
+fn overlap(a: &str, b: &str) -> bool {
+    let under = |long: &str, short: &str| {
+        long.starts_with(short)
+            && (long.len() == short.len()
+                || short.ends_with('/')
+                || long.as_bytes().get(short.len()) == Some(&b'/'))
+    };
+    under(a, b) || under(b, a)
+}
+
+/// One gateway's table over several projects' (in the order the projects
+/// are listed): a project never takes a prefix, or a path under or above
+/// one, that a project listed before it routes, so no project's requests
+/// can be drawn off by another's file. What is left out is said.
+pub fn merge(tables: &[(&str, &RouteTable)]) -> (RouteTable, Vec<Conflict>) {
+    let mut merged = RouteTable::default();
+    let mut conflicts = Vec::new();
+    for (project, table) in tables {
+        let mut taken = Vec::new();
+        for (prefix, route) in &table.routes {
+            let held = merged
+                .routes
+                .iter()
+                .find(|(p, r)| r.project != *project && overlap(p, prefix));
+            match held {
+                Some((p, r)) => conflicts.push(Conflict {
+                    project: project.to_string(),
+                    prefix: prefix.clone(),
+                    holder: r.project.clone(),
+                    holder_prefix: p.clone(),
+                }),
+                None => taken.push((prefix.clone(), route.clone())),
+            }
+        }
+        merged.routes.extend(taken);
+    }
+    (merged, conflicts)
 }
 
 /// The bindings on an address other than this host's loopback or any: a
@@ -215,26 +271,26 @@ pub enum Admission<'a> {
 
 /// The gateway's rule for a request to `path` presenting `token` (as
 /// `credential::presented` reads it): private routes need a token with
-/// services:view.
+/// services:view in the route's project.
 pub fn admit<'a>(
     table: &'a RouteTable,
     tokens: &super::access::Tokens,
     path: &str,
     token: Option<&str>,
 ) -> Admission<'a> {
-    use super::access::{Decision, Permission};
+    use super::access::{Decision, Permission, Scope};
     if has_dot_segment(path) {
         return Admission::DotSegment;
     }
-    let decision = tokens.decide(token, Permission::ServicesView);
     let Some(to) = table.resolve(path) else {
-        return match decision {
+        return match tokens.decide(token, Permission::ServicesView, Scope::Any) {
             Decision::Unauthenticated => Admission::Unauthenticated,
             _ => Admission::NotFound,
         };
     };
     if !to.route.public {
-        match decision {
+        let scope = Scope::Project(&to.route.project);
+        match tokens.decide(token, Permission::ServicesView, scope) {
             Decision::Allow(_) => {}
             Decision::Unauthenticated => return Admission::Unauthenticated,
             Decision::Forbidden(token) => {

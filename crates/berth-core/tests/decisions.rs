@@ -378,24 +378,31 @@ fn a_build_only_plan_builds_the_target_and_its_missing_base_once() {
 /// The gateway's table: `/pub` public, `/priv` private; token `v` may view,
 /// token `d` may only deploy.
 fn check_admission(cases: &[(&str, Option<&str>, &str)]) {
-    use berth_core::access::{parse_tokens, token_entry, Permission};
+    use berth_core::access::{parse_tokens, token_entry, Grant, Permission};
     use berth_core::route::{admit, Admission, Route, RouteTable};
     let mut table = RouteTable::default();
-    for (prefix, public) in [("/pub", true), ("/priv", false)] {
+    for (prefix, public, project) in [
+        ("/pub", true, "shop"),
+        ("/priv", false, "shop"),
+        ("/books", false, "billing"),
+    ] {
         table.routes.insert(
             prefix.into(),
             Route {
                 port: 1,
                 backends: vec![],
                 direct: None,
+                project: project.into(),
                 service: prefix[1..].into(),
                 version: "1.0.0".into(),
                 public,
             },
         );
     }
+    let shop = Grant::parse("services:view@shop").unwrap();
     let text = token_entry("viewer", "v", &[Permission::ServicesView])
-        + &token_entry("deployer", "d", &[Permission::ServicesDeploy]);
+        + &token_entry("deployer", "d", &[Permission::ServicesDeploy])
+        + &token_entry("shopper", "s", &[shop]);
     let tokens = parse_tokens("tokens.yaml", &format!("tokens:\n{text}")).unwrap();
     for (path, bearer, want) in cases {
         let got = match admit(&table, &tokens, path, *bearer) {
@@ -426,6 +433,17 @@ fn a_stranger_gets_one_answer_for_private_and_unknown_paths() {
         ("/pub/%2E%2e/priv", Some("v"), "400"),
         ("/pub/./x", None, "400"),
         ("/pub/.x/..y", None, "forward /pub"),
+    ]);
+}
+
+#[test]
+fn a_token_granted_one_project_reaches_its_private_services_and_no_other_projects() {
+    check_admission(&[
+        ("/priv/a", Some("s"), "forward /priv"),
+        ("/books/a", Some("s"), "403 shopper"),
+        ("/books/a", Some("v"), "forward /books"),
+        ("/nothing", Some("s"), "404"),
+        ("/books", None, "401"),
     ]);
 }
 

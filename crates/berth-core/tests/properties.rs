@@ -89,6 +89,7 @@ fn table(prefixes: &[String]) -> RouteTable {
                 port: 1000 + i as u16,
                 backends: vec![],
                 direct: None,
+                project: "p".into(),
                 service: format!("s{i}"),
                 version: "1.0.0".into(),
                 public: i % 2 == 0,
@@ -139,7 +140,7 @@ proptest! {
         let text = token_entry("viewer", "v", &[Permission::ServicesView])
             + &token_entry("deployer", "d", &[Permission::ServicesDeploy]);
         let tokens = parse_tokens("tokens.yaml", &format!("tokens:\n{text}")).unwrap();
-        let decision = tokens.decide(bearer.as_deref(), Permission::ServicesView);
+        let decision = tokens.decide(bearer.as_deref(), Permission::ServicesView, berth_core::access::Scope::Any);
         match admit(&t, &tokens, &path, bearer.as_deref()) {
             Admission::Forward { to } => {
                 prop_assert!(to.route.public || matches!(decision, Decision::Allow(_)), "{path} reached private {}", to.prefix);

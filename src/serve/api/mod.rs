@@ -9,20 +9,21 @@
 //! forwards reconcile requests on a channel.
 
 pub mod hooks;
+pub mod hub;
 pub mod ui;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::access::{Decision, Permission, Tokens};
+use crate::core::access::{Decision, Permission, Scope, Tokens};
 
 /// Why the daemon could not do what the API asked, as the daemon reports it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,6 +115,35 @@ pub struct ApiState {
     pub focus: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
     /// Push webhooks (`watch --git --webhook-secret`); `None`: none taken.
     pub hook: hooks::SharedHook,
+    /// The project this API serves, once known: a token's grant for one
+    /// project holds here only when it names this one.
+    pub project: Arc<RwLock<Option<String>>>,
+}
+
+impl ApiState {
+    /// Whether the bearer token presented holds `needed` in this API's project.
+    pub fn decide(&self, presented: Option<&str>, needed: Permission) -> Decision {
+        let project = self.project.read().expect("no panics hold it");
+        self.tokens
+            .decide(presented, needed, Scope::of(project.as_deref()))
+    }
+}
+
+/// What signing in and out needs: the sessions and the tokens, shared by
+/// every project a listener serves (one sign-in for all of them).
+#[derive(Clone)]
+pub struct Door {
+    pub sessions: Arc<self::ui::Sessions>,
+    pub tokens: Arc<Tokens>,
+}
+
+impl axum::extract::FromRef<ApiState> for Door {
+    fn from_ref(s: &ApiState) -> Door {
+        Door {
+            sessions: s.sessions.clone(),
+            tokens: s.tokens.clone(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +155,14 @@ pub enum ApiError {
     },
 }
 
+/// One project's API and dashboard, with the sign-in: what a daemon that
+/// follows one project serves.
 pub fn router(state: ApiState) -> Router {
+    project_router(state.clone()).merge(self::ui::door().with_state(Door::from_ref(&state)))
+}
+
+/// One project's API and dashboard pages (signing in is the listener's).
+pub fn project_router(state: ApiState) -> Router {
     Router::new()
         .route("/status", get(status))
         .route("/metrics", get(metrics))
@@ -155,10 +192,12 @@ async fn healthz(State(s): State<ApiState>) -> Response {
     }
 }
 
-/// Binds now (so a taken port is an error at start), serves until `shutdown`.
+/// Binds now (so a taken port is an error at start), serves `app` until
+/// `shutdown`.
 pub async fn serve(
     addr: SocketAddr,
-    state: ApiState,
+    app: Router,
+    door: Door,
     bounds: crate::serve::listen::Bounds,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>, ApiError> {
@@ -167,13 +206,12 @@ pub async fn serve(
         .map_err(|source| ApiError::ListenerBind { addr, source })?;
     // A reserved connection (the cap is full) serves `/healthz`, a known
     // token and a live dashboard session: strangers cannot push them out.
-    let (tokens, sessions) = (state.tokens.clone(), state.sessions.clone());
+    let Door { tokens, sessions } = door;
     let priority: crate::serve::listen::Priority = Arc::new(move |path, headers| {
         path == "/healthz"
             || crate::serve::forward::presented(headers).is_some_and(|t| tokens.knows(&t))
             || sessions.signed_in(headers)
     });
-    let app = router(state);
     Ok(tokio::spawn(crate::serve::listen::serve(
         listener, app, bounds, priority, shutdown,
     )))
@@ -186,7 +224,7 @@ async fn status(State(s): State<ApiState>, headers: HeaderMap) -> Response {
     let doc = s.status.read().expect("no panics hold it").clone();
     // Excerpts of container output are for tokens that may read logs.
     let token = crate::serve::forward::presented(&headers);
-    match s.tokens.decide(token.as_deref(), Permission::LogsView) {
+    match s.decide(token.as_deref(), Permission::LogsView) {
         Decision::Allow(_) => axum::Json(doc).into_response(),
         _ => axum::Json(doc.without_excerpts()).into_response(),
     }
@@ -206,7 +244,18 @@ async fn metrics(State(s): State<ApiState>, headers: HeaderMap) -> Response {
 /// `None` when the request's bearer token holds `needed`; else the 401 or 403.
 fn refuse(s: &ApiState, headers: &HeaderMap, needed: Permission) -> Option<Response> {
     let presented = crate::serve::forward::presented(headers);
-    match s.tokens.decide(presented.as_deref(), needed) {
+    let project = s.project.read().expect("no panics hold it").clone();
+    refusal(
+        s.decide(presented.as_deref(), needed),
+        needed,
+        project.as_deref(),
+    )
+}
+
+/// The 401 or 403 of a decision about `project` (if known), or `None` when
+/// it allows.
+pub fn refusal(decision: Decision, needed: Permission, project: Option<&str>) -> Option<Response> {
+    match decision {
         Decision::Allow(name) => {
             tracing::debug!(
                 token = name,
@@ -226,7 +275,10 @@ fn refuse(s: &ApiState, headers: &HeaderMap, needed: Permission) -> Option<Respo
         Decision::Forbidden(name) => Some(
             (
                 StatusCode::FORBIDDEN,
-                format!("token `{name}` lacks {}\n", needed.name()),
+                match project {
+                    Some(p) => format!("token `{name}` lacks {} in project {p}\n", needed.name()),
+                    None => format!("token `{name}` lacks {}\n", needed.name()),
+                },
             )
                 .into_response(),
         ),

@@ -30,12 +30,7 @@ pub(super) async fn checked<T: serde::de::DeserializeOwned + Csrf>(
 ) -> Result<(Viewer, T, HeaderMap), Response> {
     let no = |status: StatusCode, why: String| Err((status, why).into_response());
     let headers = req.headers().clone();
-    let Some(v) = viewer(s, &headers) else {
-        return no(
-            StatusCode::UNAUTHORIZED,
-            "sign in first: /ui/login\n".into(),
-        );
-    };
+    let v = viewer(s, &headers, Asked::Data)?;
     let f: T = form(req).await?;
     if !bool::from(f.csrf().as_bytes().ct_eq(v.csrf.as_bytes())) {
         return no(
@@ -52,11 +47,24 @@ pub(super) async fn checked<T: serde::de::DeserializeOwned + Csrf>(
     Ok((v, f, headers))
 }
 
-pub(super) async fn logout(State(s): State<ApiState>, req: Request) -> Response {
-    let headers = match checked::<ActionForm>(&s, req, Permission::ServicesView).await {
-        Ok((_, _, headers)) => headers,
+/// Sign-out: the session's own form (its CSRF token), whatever the token
+/// may do.
+pub(super) async fn logout(State(s): State<super::super::Door>, req: Request) -> Response {
+    let headers = req.headers().clone();
+    let Some((_, csrf)) = s.sessions.get(&headers) else {
+        return (StatusCode::UNAUTHORIZED, "sign in first: /ui/login\n").into_response();
+    };
+    let f: ActionForm = match form(req).await {
+        Ok(f) => f,
         Err(r) => return r,
     };
+    if !bool::from(f.csrf.as_bytes().ct_eq(csrf.as_bytes())) {
+        return (
+            StatusCode::FORBIDDEN,
+            "the form's CSRF token does not match this session\n",
+        )
+            .into_response();
+    }
     s.sessions.close(&headers);
     (
         StatusCode::SEE_OTHER,
@@ -64,7 +72,7 @@ pub(super) async fn logout(State(s): State<ApiState>, req: Request) -> Response 
             (header::LOCATION, "/ui/login".to_string()),
             (
                 header::SET_COOKIE,
-                format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/ui; Max-Age=0"),
+                format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
             ),
         ],
     )
@@ -166,8 +174,9 @@ pub(super) async fn rollback(State(s): State<ApiState>, req: Request) -> Respons
 /// What the file would change now, as `berth plan` computes it, field by
 /// field, with "Apply" for that plan.
 pub(super) async fn plan(State(s): State<ApiState>, headers: HeaderMap) -> Response {
-    let Some(v) = viewer(&s, &headers) else {
-        return Redirect::to("/ui/login").into_response();
+    let v = match viewer(&s, &headers, Asked::Page) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let said = ask(&s, Ask::Plan).await.and_then(|json| {
         serde_json::from_str::<crate::core::plan::Plan>(&json).map_err(|e| e.to_string())

@@ -92,7 +92,7 @@ fn steps(p: &Plan, may: &Mays) -> Markup {
         @for f in &p.failed { p.error { "! failed: " (f) } }
         @for w in &p.warnings { p.hint { "warning: " (w) } }
         @if may.deploy && !(p.is_empty() && p.failed.is_empty()) {
-            form #apply method="post" action="/ui/apply" data-confirm=(format!("Apply this plan? {summary}")) {
+            form #apply method="post" action="apply" data-confirm=(format!("Apply this plan? {summary}")) {
                 input type="hidden" name="csrf" value=(may.csrf);
                 input type="hidden" name="digest" value=(p.digest());
                 button #apply-button type="submit" { "Apply" }

@@ -16,8 +16,9 @@ pub(super) async fn logs(
     headers: HeaderMap,
     axum::extract::Query(t): axum::extract::Query<Target>,
 ) -> Response {
-    let Some(v) = viewer(&s, &headers) else {
-        return Redirect::to("/ui/login").into_response();
+    let v = match viewer(&s, &headers, Asked::Page) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     if !v.may(&s, Permission::LogsView) {
         return (
@@ -45,8 +46,9 @@ pub(super) async fn log_events(
     axum::extract::Query(t): axum::extract::Query<Target>,
 ) -> Response {
     use futures_util::StreamExt;
-    let Some(v) = viewer(&s, &headers) else {
-        return (StatusCode::UNAUTHORIZED, "sign in first: /ui/login\n").into_response();
+    let v = match viewer(&s, &headers, Asked::Data) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     if !v.may(&s, Permission::LogsView) {
         return (
@@ -89,8 +91,9 @@ pub(super) async fn events(
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<Seen>,
 ) -> Response {
-    let Some(v) = viewer(&s, &headers) else {
-        return (StatusCode::UNAUTHORIZED, "sign in first: /ui/login\n").into_response();
+    let v = match viewer(&s, &headers, Asked::Data) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let may = mays(&s, &v, &headers);
     let logs_view = may.logs;

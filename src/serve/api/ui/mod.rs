@@ -28,10 +28,11 @@ use axum::Router;
 use subtle::ConstantTimeEq;
 
 use super::{ApiState, Ask};
-use crate::core::access::{Decision, Permission};
+use crate::core::access::{Decision, Permission, Scope};
 
 mod sessions;
 
+pub(super) use pages::{page, top};
 pub use sessions::Sessions;
 use sessions::SESSION_TTL;
 
@@ -56,12 +57,12 @@ async fn form<T: serde::de::DeserializeOwned>(req: Request) -> Result<T, Respons
     }
 }
 
+/// One project's pages. Their links are relative, so the same pages serve
+/// at `/ui/` and under `/projects/NAME/ui/`.
 pub fn router() -> Router<ApiState> {
     Router::new()
-        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui", get(|| async { Redirect::to("ui/") }))
         .route("/ui/", get(overview))
-        .route("/ui/login", get(login_form).post(login))
-        .route("/ui/logout", post(logout))
         .route("/ui/events", get(events))
         .route("/ui/reconcile", post(reconcile))
         .route("/ui/build", post(build))
@@ -72,6 +73,19 @@ pub fn router() -> Router<ApiState> {
         .route("/ui/service", get(service_page))
         .route("/ui/logs", get(logs))
         .route("/ui/logs/events", get(log_events))
+        .layer(DefaultBodyLimit::max(FORM_LIMIT))
+}
+
+/// Signing in and out, and the pages' assets: the listener's, whatever
+/// projects it serves.
+pub fn door<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    super::Door: axum::extract::FromRef<S>,
+{
+    Router::new()
+        .route("/ui/login", get(login_form).post(login))
+        .route("/ui/logout", post(logout))
         .route(
             "/ui/ui.css",
             get(|| async { asset("text/css", include_str!("ui.css")) }),
@@ -101,17 +115,48 @@ struct Viewer {
     token: String,
 }
 
-fn viewer(s: &ApiState, headers: &HeaderMap) -> Option<Viewer> {
-    let (token, csrf) = s.sessions.get(headers)?;
-    match s.tokens.decide(Some(&token), Permission::ServicesView) {
-        Decision::Allow(name) => Some(Viewer { name, csrf, token }),
-        _ => None,
+/// How a refusal to a request without a viewer is answered.
+#[derive(Clone, Copy)]
+enum Asked {
+    /// A page: sent to the sign-in form.
+    Page,
+    /// A form or a stream: 401 in words.
+    Data,
+}
+
+/// The signed-in viewer, when their token may view this project; else the
+/// way to sign in (none, or a token no longer known) or a 403 naming the
+/// project (a token that may view others).
+// The refusal is the handler's answer, returned as it is.
+#[allow(clippy::result_large_err)]
+fn viewer(s: &ApiState, headers: &HeaderMap, asked: Asked) -> Result<Viewer, Response> {
+    let signed = s.sessions.get(headers);
+    let decision = signed
+        .as_ref()
+        .map(|(token, _)| s.decide(Some(token), Permission::ServicesView));
+    match (signed, decision) {
+        (Some((token, csrf)), Some(Decision::Allow(name))) => Ok(Viewer { name, csrf, token }),
+        (Some(_), Some(Decision::Forbidden(name))) => {
+            let project = s.project.read().expect("no panics hold it").clone();
+            Err((
+                StatusCode::FORBIDDEN,
+                format!(
+                    "token `{name}` lacks services:view in project {}\n",
+                    project.as_deref().unwrap_or("(not known yet)")
+                ),
+            )
+                .into_response())
+        }
+        _ => Err(match asked {
+            Asked::Page => Redirect::to("/ui/login").into_response(),
+            Asked::Data => (StatusCode::UNAUTHORIZED, "sign in first: /ui/login\n").into_response(),
+        }),
     }
 }
 
 impl Viewer {
     fn may(&self, s: &ApiState, p: Permission) -> bool {
-        matches!(s.tokens.decide(Some(&self.token), p), Decision::Allow(_))
+        matches!(s.decide(Some(&self.token), p), Decision::Allow(_))
     }
 
     /// The status document as this viewer may read it: excerpts of container
@@ -126,8 +171,9 @@ impl Viewer {
 }
 
 async fn overview(State(s): State<ApiState>, headers: HeaderMap) -> Response {
-    let Some(v) = viewer(&s, &headers) else {
-        return Redirect::to("/ui/login").into_response();
+    let v = match viewer(&s, &headers, Asked::Page) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let doc = v.document(&s);
     let may = mays(&s, &v, &headers);
@@ -190,7 +236,7 @@ fn login_cookie(headers: &HeaderMap) -> Option<String> {
 
 /// Sign-in: limited per client address, refused from another site and without
 /// the form's CSRF value, all before the body is read.
-async fn login(State(s): State<ApiState>, req: Request) -> Response {
+async fn login(State(s): State<super::Door>, req: Request) -> Response {
     let client = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -228,7 +274,12 @@ async fn login(State(s): State<ApiState>, req: Request) -> Response {
         );
     }
     let token = crate::core::credential::from_form(&f.token);
-    match s.tokens.decide(Some(&token), Permission::ServicesView) {
+    // A token that may view any project signs in; each project's pages
+    // decide again for their own.
+    match s
+        .tokens
+        .decide(Some(&token), Permission::ServicesView, Scope::Any)
+    {
         Decision::Allow(name) => {
             let (id, _) = s.sessions.open(token);
             tracing::info!(token = name, "dashboard sign-in");
@@ -239,7 +290,7 @@ async fn login(State(s): State<ApiState>, req: Request) -> Response {
                     (
                         header::SET_COOKIE,
                         format!(
-                            "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/ui; Max-Age={}",
+                            "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
                             SESSION_TTL.as_secs()
                         ),
                     ),
@@ -276,8 +327,9 @@ async fn service_page(
     headers: HeaderMap,
     axum::extract::Query(n): axum::extract::Query<Named>,
 ) -> Response {
-    let Some(v) = viewer(&s, &headers) else {
-        return Redirect::to("/ui/login").into_response();
+    let v = match viewer(&s, &headers, Asked::Page) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     service_response(&s, &v, &headers, &n.name, None)
 }

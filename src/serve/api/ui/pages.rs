@@ -7,7 +7,7 @@ use crate::core::health::Health;
 use crate::core::render::{ago, StatusRow};
 use crate::core::report::{Outcome, ReconcileReport, SourceReport, StatusDocument};
 
-pub(super) fn page(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
+pub(in crate::serve::api) fn page(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -58,13 +58,13 @@ pub struct Mays {
 }
 
 /// The bar at the top of every signed-in page.
-pub(super) fn top(csrf: &str, who: Option<&str>) -> Markup {
+pub(in crate::serve::api) fn top(csrf: &str, who: Option<&str>) -> Markup {
     html! {
         header {
             h1 { a href="/ui/" { "berth" } }
             nav aria-label="Views" {
-                a href="/ui/" { "Overview" }
-                a href="/ui/plan" { "What would change" }
+                a href="./" { "Overview" }
+                a href="plan" { "What would change" }
             }
             span #live-state.live-state role="status" {}
             @if let Some(who) = who { span.who { "signed in as " strong { (who) } } }
@@ -131,17 +131,17 @@ pub fn overview(doc: &StatusDocument, who: &str, csrf: &str, may: &Mays, said: S
                     _ => (said_line(said)),
                 }
                 @if doc.manual {
-                    p #manual.hint { "Manual sync: a change of the file or the engine waits until someone applies it, from " a href="/ui/plan" { "What would change" } "." }
+                    p #manual.hint { "Manual sync: a change of the file or the engine waits until someone applies it, from " a href="plan" { "What would change" } "." }
                 }
                 div.actions {
                     @if may.deploy {
-                        form method="post" action="/ui/reconcile" data-confirm="Reconcile the engine to the file now?" {
+                        form method="post" action="reconcile" data-confirm="Reconcile the engine to the file now?" {
                             input type="hidden" name="csrf" value=(csrf);
                             button #reconcile type="submit" { "Reconcile now" }
                         }
                     }
                     @if may.build {
-                        form method="post" action="/ui/build" data-confirm="Build the file's images now?" {
+                        form method="post" action="build" data-confirm="Build the file's images now?" {
                             input type="hidden" name="csrf" value=(csrf);
                             button #build type="submit" { "Build images" }
                         }
@@ -299,8 +299,8 @@ pub(super) fn row(doc: &StatusDocument, r: &StatusRow, may: &Mays) -> Markup {
     let target = format!("{}@{}", r.service, r.version);
     html! {
         tr data-service=(r.service) data-version=(r.version) data-health=(r.health.word()) data-scope=(r.scope) {
-            td { a.service href=(format!("/ui/service?name={}", r.service)) { (r.service) }
-                @if may.logs { " " a.logs href=(format!("/ui/logs?target={target}")) { "logs" } } }
+            td { a.service href=(format!("service?name={}", r.service)) { (r.service) }
+                @if may.logs { " " a.logs href=(format!("logs?target={target}")) { "logs" } } }
             td { (r.version) @if r.active { " " span.badge { "active" } } }
             (health_cell(r))
             td { (r.tasks.clone().unwrap_or_else(|| r.state.clone())) }
@@ -326,7 +326,7 @@ pub(super) fn row(doc: &StatusDocument, r: &StatusRow, may: &Mays) -> Markup {
             @if may.deploy {
                 td { div.acts {
                     @if !r.active && r.health == Health::Healthy {
-                        form method="post" action="/ui/rollback" data-confirm=(format!("Make {target} the active version of {}? It holds until the file's active changes.", r.service)) {
+                        form method="post" action="rollback" data-confirm=(format!("Make {target} the active version of {}? It holds until the file's active changes.", r.service)) {
                             input type="hidden" name="csrf" value=(may.csrf);
                             input type="hidden" name="service" value=(r.service);
                             input type="hidden" name="to" value=(r.version);
@@ -334,7 +334,7 @@ pub(super) fn row(doc: &StatusDocument, r: &StatusRow, may: &Mays) -> Markup {
                         }
                     }
                     @if r.state == "running" {
-                        form method="post" action="/ui/restart" data-confirm=(format!("Restart {target}? Its container stops and starts again.")) {
+                        form method="post" action="restart" data-confirm=(format!("Restart {target}? Its container stops and starts again.")) {
                             input type="hidden" name="csrf" value=(may.csrf);
                             input type="hidden" name="target" value=(target);
                             button.restart type="submit" aria-label=(format!("Restart {target}")) { "Restart" }
@@ -359,7 +359,7 @@ pub(super) fn holds(doc: &StatusDocument, may: &Mays) -> Markup {
                         code { "active" } " changes (set it to " code { (h.version) } " to keep it), or with "
                         code { "berth rollback " (h.service) " --release" } "."
                         @if may.deploy {
-                            form.inline method="post" action="/ui/rollback" data-confirm=(format!("End the hold: make {} run {} again, as the file says?", h.service, h.file_active)) {
+                            form.inline method="post" action="rollback" data-confirm=(format!("End the hold: make {} run {} again, as the file says?", h.service, h.file_active)) {
                                 input type="hidden" name="csrf" value=(may.csrf);
                                 input type="hidden" name="service" value=(h.service);
                                 input type="hidden" name="release" value="1";

@@ -34,7 +34,7 @@ pub fn service(
             (top(csrf, Some(who)))
             main {
                 (said_line(said))
-                nav.crumbs aria-label="Breadcrumb" { a href="/ui/" { "Overview" } " / " }
+                nav.crumbs aria-label="Breadcrumb" { a href="./" { "Overview" } " / " }
                 h2 #service-name { (name) }
                 section #live aria-live="polite" data-seen=(super::pages::version(doc)) data-service=(name) {
                     (live(doc, may, name, usage, now))
@@ -59,7 +59,7 @@ pub fn live(doc: &StatusDocument, may: &Mays, name: &str, usage: &History, now: 
     let events: Vec<_> = doc.events.iter().filter(|e| e.service == name).collect();
     html! {
         @if rows.is_empty() && active.is_none() {
-            p.error role="alert" { "No service `" (name) "` in this project. " a href="/ui/" { "Back to the overview" } }
+            p.error role="alert" { "No service `" (name) "` in this project. " a href="./" { "Back to the overview" } }
         }
         @if let Some(a) = active {
             p #active { "Active: " strong { (a.active) } " — " span #active-why { (a.why) } }

@@ -42,7 +42,7 @@
     if (el) el.addEventListener("input", filter);
   });
   if (live && window.EventSource) {
-    var url = "/ui/events?seen=" + encodeURIComponent(live.dataset.seen || "");
+    var url = "events?seen=" + encodeURIComponent(live.dataset.seen || "");
     if (live.dataset.service) url += "&service=" + encodeURIComponent(live.dataset.service);
     var events = new EventSource(url);
     events.addEventListener("overview", function (e) {
@@ -75,7 +75,7 @@
       });
       window.scrollTo(0, document.body.scrollHeight);
     }
-    var tail = new EventSource("/ui/logs/events?target=" + encodeURIComponent(log.dataset.target));
+    var tail = new EventSource("logs/events?target=" + encodeURIComponent(log.dataset.target));
     // The stream starts with the last lines again: they replace the page's.
     tail.addEventListener("reset", function () {
       log.textContent = "";
