@@ -6,7 +6,12 @@ Engine API directly over its socket, `workers` at a time; then to see each one
 answer on its port (the health gate's work). No berth, no Compose: nothing
 can be faster than this on this engine.
 
+The teardown floor: N such containers taken down by the engine alone, W at
+once, either as `DELETE ?force=true` (a kill and a removal in one call) or as
+`POST /stop?t=10` then `DELETE` (what `compose down` does).
+
 Usage: bench/floor.py [N] [workers]   (prints seconds; removes what it made)
+       bench/floor.py teardown N W [force|stop]
 """
 import http.client, json, socket, sys, threading, time, urllib.request
 
@@ -64,8 +69,25 @@ def answers(port):
 
 def floor(n, workers):
     """(seconds to create and start all, seconds until all answer); cleans up."""
+    t = time.perf_counter()
+    ids = create(n, workers)
+    started = time.perf_counter() - t
+    conn = UnixConnection()
+    for cid in ids:
+        info = call(conn, "GET", f"/containers/{cid}/json")
+        answers(int(info["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"]))
+    answered = time.perf_counter() - t
+    for cid in ids:
+        call(conn, "DELETE", f"/containers/{cid}?force=true")
+    if len(ids) != n:
+        sys.exit(f"only {len(ids)} of {n} containers started")
+    return started, answered
+
+
+def create(n, workers):
+    """Creates and starts N floor containers, `workers` at once; their IDs."""
     todo = list(range(n))
-    ids, lock = {}, threading.Lock()
+    ids, lock = [], threading.Lock()
 
     def work():
         conn = UnixConnection()
@@ -77,7 +99,32 @@ def floor(n, workers):
             cid = call(conn, "POST", f"/containers/create?name=berth-floor-s{i}", body(i))["Id"]
             call(conn, "POST", f"/containers/{cid}/start")
             with lock:
-                ids[i] = cid
+                ids.append(cid)
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return ids
+
+
+def teardown(ids, workers, mode="force"):
+    """Seconds for the engine alone to take `ids` down, `workers` at once."""
+    todo, lock = list(ids), threading.Lock()
+
+    def work():
+        conn = UnixConnection()
+        while True:
+            with lock:
+                if not todo:
+                    return
+                cid = todo.pop()
+            if mode == "stop":
+                call(conn, "POST", f"/containers/{cid}/stop?t=10")
+                call(conn, "DELETE", f"/containers/{cid}")
+            else:
+                call(conn, "DELETE", f"/containers/{cid}?force=true")
 
     t = time.perf_counter()
     threads = [threading.Thread(target=work) for _ in range(workers)]
@@ -85,20 +132,15 @@ def floor(n, workers):
         th.start()
     for th in threads:
         th.join()
-    started = time.perf_counter() - t
-    conn = UnixConnection()
-    for cid in ids.values():
-        info = call(conn, "GET", f"/containers/{cid}/json")
-        answers(int(info["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"]))
-    answered = time.perf_counter() - t
-    for cid in ids.values():
-        call(conn, "DELETE", f"/containers/{cid}?force=true")
-    if len(ids) != n:
-        sys.exit(f"only {len(ids)} of {n} containers started")
-    return started, answered
+    return time.perf_counter() - t
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:2] == ["teardown"]:
+    n, workers = int(sys.argv[2]), int(sys.argv[3])
+    mode = sys.argv[4] if len(sys.argv) > 4 else "force"
+    ids = create(n, 8)
+    print(f"teardown floor, {n} containers, {workers} at once, {mode}: {teardown(ids, workers, mode):.2f} s")
+elif __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     workers = int(sys.argv[2]) if len(sys.argv) > 2 else 8
     s, a = floor(n, workers)

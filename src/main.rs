@@ -36,8 +36,19 @@ fn main() -> ExitCode {
         .get("BERTH_LOG")
         .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| filter.into());
+    // `BERTH_TIMINGS=1`: each phase's time (load, connect, every list call,
+    // desired, plan, render, the whole command) as it ends, for the benchmarks.
+    let timings = settings.env.get("BERTH_TIMINGS").is_some_and(|v| v == "1");
+    let (filter, spans) = match timings {
+        true => (
+            filter.add_directive("berth::timing=info".parse().expect("a valid directive")),
+            tracing_subscriber::fmt::format::FmtSpan::CLOSE,
+        ),
+        false => (filter, tracing_subscriber::fmt::format::FmtSpan::NONE),
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(spans)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal() && !settings.env.contains_key("NO_COLOR"));
     berth::say::set_json(cli.log_format == "json");
@@ -60,8 +71,11 @@ fn main() -> ExitCode {
     // The command runs on a worker, not on this thread: a future that
     // `block_on` polls here is woken from a worker at each I/O event, a context
     // switch each (a fifth of the CPU of a daemon's look at every container).
-    let command =
-        runtime.block_on(async { tokio::spawn(berth::commands::run(cli, settings)).await });
+    let whole = tracing::info_span!(target: "berth::timing", "command");
+    let command = runtime.block_on(async {
+        use tracing::Instrument;
+        tokio::spawn(berth::commands::run(cli, settings).instrument(whole)).await
+    });
     match command {
         Ok(Ok(code)) => ExitCode::from(code),
         Ok(Err(e)) => {

@@ -144,8 +144,13 @@ impl Output {
     /// Connected to the engine a file names: one Docker engine, or a swarm's
     /// manager (checked to be one).
     pub async fn connect_for(&self, kind: EngineKind) -> Result<Context, CommandError> {
+        use tracing::Instrument;
+        let span = tracing::info_span!(target: "berth::timing", "connect");
+        let engine = crate::shell::engine::for_kind(kind, &self.settings)
+            .instrument(span)
+            .await?;
         Ok(Context {
-            engine: crate::shell::engine::for_kind(kind, &self.settings).await?,
+            engine,
             ..self.connect_later()
         })
     }

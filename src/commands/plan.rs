@@ -24,6 +24,7 @@ pub async fn run(out: &Output, args: PlanArgs) -> Result<u8, CommandError> {
         retry_failed: true,
     };
     let plan = facts::make_plan(&ctx, &spec, file, opts).await?;
+    let rendered = tracing::info_span!(target: "berth::timing", "render").entered();
     let text = serde_json::to_string_pretty(&plan).expect("a plan always serializes");
     if json {
         println!("{text}");
@@ -33,6 +34,7 @@ pub async fn run(out: &Output, args: PlanArgs) -> Result<u8, CommandError> {
             println!("{n}");
         }
     }
+    drop(rendered);
     if let Some(path) = saved {
         std::fs::write(&path, text + "\n").map_err(|source| CommandError::PlanWrite {
             path: path.clone(),

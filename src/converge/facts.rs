@@ -43,7 +43,11 @@ pub async fn plan_observed(
     ports_free(ctx, spec, &desired, &observed)
         .await
         .map_err(|items| refused(file, items))?;
-    let mut plan = plan::plan(&desired, &observed, &opts).map_err(|items| refused(file, items))?;
+    let planned = {
+        let _timed = tracing::info_span!(target: "berth::timing", "plan").entered();
+        plan::plan(&desired, &observed, &opts)
+    };
+    let mut plan = planned.map_err(|items| refused(file, items))?;
     plan.engine = spec.engine;
     plan.secrets_file = sealed_file(spec, file).map(|f| f.display().to_string());
     Ok((plan, observed))
@@ -136,6 +140,13 @@ pub fn secret_values(
 /// so a bad one changes nothing), and the GPU inventory only when a GPU class or
 /// a CUDA runtime is asked for.
 async fn desired(ctx: &Context, spec: &Spec, file: &Path) -> Result<Desired, ConvergeError> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(target: "berth::timing", "desired");
+    desired_now(ctx, spec, file).instrument(span).await
+}
+
+/// The facts gathered, and the desired state resolved from them.
+async fn desired_now(ctx: &Context, spec: &Spec, file: &Path) -> Result<Desired, ConvergeError> {
     super::packages_exist(spec, file)?;
     let (gpus, cuda) = host_gpus(spec);
     let image_ids = ctx.engine.image_ids().await?;

@@ -144,6 +144,7 @@ pub(crate) fn refused(file: &Path, items: Vec<Diagnostic>) -> ConvergeError {
 /// Reads and validates the file, then applies the rollback holds that still
 /// apply (`berth rollback`), so every command sees the same active versions.
 pub fn load(settings: &Settings, file: &Path) -> Result<Spec, ConvergeError> {
+    let _timed = tracing::info_span!(target: "berth::timing", "load").entered();
     let text = source::read_spec(file)?;
     let spec =
         spec::parse(&file.display().to_string(), &text).map_err(ConvergeError::SpecInvalid)?;

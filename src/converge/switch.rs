@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use tracing::Instrument;
+
 use crate::core::active;
 use crate::core::audit::owner_problem;
 use crate::core::desired::container_name;
@@ -34,7 +36,16 @@ pub async fn route(
         engine.set_alias(&name, &s.service, true).await?;
         Ok::<(), StepError>(())
     });
-    first_error(futures_util::future::join_all(taking).await)?;
+    // The engine moves an alias by disconnecting and connecting the container
+    // again (a tenth of a second): the new version is not routed to yet, so
+    // its address and port may change under it. (Written after the record,
+    // the move dropped the route of a version the gateways already used.)
+    let span = tracing::info_span!(target: "berth::timing", "alias");
+    first_error(
+        futures_util::future::join_all(taking)
+            .instrument(span)
+            .await,
+    )?;
     super::rollout::crash_point("aliased");
 
     let releasing: BTreeMap<String, Vec<String>> = switches
@@ -51,6 +62,7 @@ pub async fn route(
         &releasing,
         records,
     )
+    .instrument(tracing::info_span!(target: "berth::timing", "record"))
     .await?;
 
     // Every gateway routes the paths anew now; what they sent to a releasing
@@ -71,7 +83,10 @@ pub async fn route(
     let drains = ports
         .iter()
         .map(|&p| gateways::drain(&ctx.settings, project, p));
-    futures_util::future::join_all(drains).await;
+    let span = tracing::info_span!(target: "berth::timing", "drain");
+    futures_util::future::join_all(drains)
+        .instrument(span)
+        .await;
 
     let giving = switches.iter().flat_map(|s| {
         s.release.iter().map(move |version| async move {

@@ -54,21 +54,30 @@ impl Docker {
             .all(true)
             .filters(&filters)
             .build();
+        use tracing::Instrument;
+        // `BERTH_TIMINGS` shows each list call's time (the engine's floor).
+        let span = |kind: &str| tracing::info_span!(target: "berth::timing", "list", kind);
         let (containers, networks, volumes) = tokio::join!(
-            client.list_containers(Some(opts)),
-            client.list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&HashMap::from([(
-                        "name",
-                        vec![format!("berth-{project}-")]
-                    )]))
-                    .build()
-            )),
-            client.list_volumes(Some(
-                ListVolumesOptionsBuilder::default()
-                    .filters(&HashMap::from([("name", vec![format!("{project}-")])]))
-                    .build()
-            )),
+            client
+                .list_containers(Some(opts))
+                .instrument(span("containers")),
+            client
+                .list_networks(Some(
+                    ListNetworksOptionsBuilder::default()
+                        .filters(&HashMap::from([(
+                            "name",
+                            vec![format!("berth-{project}-")]
+                        )]))
+                        .build()
+                ))
+                .instrument(span("networks")),
+            client
+                .list_volumes(Some(
+                    ListVolumesOptionsBuilder::default()
+                        .filters(&HashMap::from([("name", vec![format!("{project}-")])]))
+                        .build()
+                ))
+                .instrument(span("volumes")),
         );
         let list = list_error;
         Ok(convert::observed(
@@ -202,8 +211,11 @@ impl Engine for Docker {
     /// first calls.
     async fn image_ids(&self) -> Result<BTreeMap<String, String>, EngineError> {
         let client = self.client_unpinged()?;
+        use tracing::Instrument;
+        let span = tracing::info_span!(target: "berth::timing", "list", kind = "images");
         self.first_calls(client.clone(), async {
-            Ok(convert::image_ids(images::list_with(&client, None).await?))
+            let listed = images::list_with(&client, None).instrument(span).await?;
+            Ok(convert::image_ids(listed))
         })
         .await
     }
