@@ -51,7 +51,7 @@ def ratio(name, a, b, goal):
 
 # --- teardown -----------------------------------------------------------------
 
-def teardown(n, workers=(8, 32)):
+def teardown(n, workers=(8,)):
     d = tempfile.mkdtemp(prefix=f"berth-teardown-{n}-")
     env = env_for(d)
     bench.write_specs(d, n)
@@ -112,7 +112,7 @@ def noop(n, reps=15):
     timed([BERTH, "destroy"], d, env)
     timed(COMPOSE + PROJECT + ["up", "-d"], d)
     compose = statistics.median(timed(COMPOSE + PROJECT + ["up", "-d"], d) for _ in range(5))
-    timed(COMPOSE + PROJECT + ["down", "-t", "1"], d)
+    compose_down(d)
     print(f"\nno-op, N = {n} (medians of {reps}; load {' '.join(open('/proc/loadavg').read().split()[:3])})")
     row("compose up -d (no-op, median of 5)", compose)
     for cmd, (wall, med) in results.items():
@@ -230,11 +230,26 @@ def bench_port():
 
 # --- scale ---------------------------------------------------------------------
 
+def compose_down(d):
+    """`compose down`; what an engine error leaves (seen at N=1,000: "unable
+    to remove filesystem") is removed by its label, so the next measure starts clean."""
+    p = subprocess.run(COMPOSE + PROJECT + ["down", "-t", "1"], cwd=d, capture_output=True, text=True)
+    if p.returncode != 0:
+        print(f"  (compose down failed: {p.stderr.strip().splitlines()[-1:]}; removing what is left)", flush=True)
+        ids = subprocess.run(["docker", "ps", "-aq", "--filter", "label=com.docker.compose.project=benchc"],
+                             capture_output=True, text=True).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+        subprocess.run(COMPOSE + PROJECT + ["down", "-t", "1"], cwd=d, capture_output=True)
+
+
 def scale(n, seconds=60):
     d = tempfile.mkdtemp(prefix=f"berth-scale-{n}-")
     env = env_for(d, BERTH_TOKEN="bench-token")
     bench.write_specs(d, n)
+    print(f"\nscale, N = {n}")
     up = timed([BERTH, "apply"], d, env)
+    row("berth apply (from nothing)", up)
     port = bench_port()
     daemon = subprocess.Popen([BERTH, "watch", "--listen", f"127.0.0.1:{port}", "--interval", "30s"],
                               cwd=d, env=env, stderr=subprocess.DEVNULL)
@@ -252,19 +267,17 @@ def scale(n, seconds=60):
     cpu = (cpu_ticks(daemon.pid) - before) / os.sysconf("SC_CLK_TCK") / (time.time() - t)
     daemon.terminate()
     daemon.wait()
+    print(f"  berth watch, dashboard live stream open, {seconds} s: "
+          f"RSS {rss0 / 1024:.1f} MiB at start, {peak / 1024:.1f} MiB peak; CPU {100 * cpu:.2f} % of a core", flush=True)
     timed([BERTH, "destroy"], d, env)
     cup = timed(COMPOSE + PROJECT + ["up", "-d", "--wait"], d, timeout=3600)
-    timed(COMPOSE + PROJECT + ["down", "-t", "1"], d, timeout=3600)
-    started, answered = floor.floor(n, 8)
-    print(f"\nscale, N = {n}")
-    row("berth apply (from nothing)", up)
     row("compose up -d --wait (from nothing)", cup)
+    compose_down(d)
+    started, answered = floor.floor(n, 8)
     row("floor: create+start, 8 at once", started)
     row("floor: ... and every port answers", answered)
     ratio("apply / compose up --wait", up, cup, "<= 0.8")
     ratio("apply / floor (all answering)", up, answered, "the floor is 1.0")
-    print(f"  berth watch, dashboard live stream open, {seconds} s: "
-          f"RSS {rss0 / 1024:.1f} MiB at start, {peak / 1024:.1f} MiB peak; CPU {100 * cpu:.2f} % of a core")
     shutil.rmtree(d, ignore_errors=True)
 
 
