@@ -84,10 +84,10 @@ def floor(n, workers):
     return started, answered
 
 
-def create(n, workers):
-    """Creates and starts N floor containers, `workers` at once; their IDs."""
-    todo = list(range(n))
-    ids, lock = [], threading.Lock()
+def each(items, workers, act):
+    """`act(conn, item)` for every item, `workers` at once, each worker with
+    its own connection; seconds taken."""
+    todo, lock = list(items), threading.Lock()
 
     def work():
         conn = UnixConnection()
@@ -95,36 +95,8 @@ def create(n, workers):
             with lock:
                 if not todo:
                     return
-                i = todo.pop()
-            cid = call(conn, "POST", f"/containers/create?name=berth-floor-s{i}", body(i))["Id"]
-            call(conn, "POST", f"/containers/{cid}/start")
-            with lock:
-                ids.append(cid)
-
-    threads = [threading.Thread(target=work) for _ in range(workers)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    return ids
-
-
-def teardown(ids, workers, mode="force"):
-    """Seconds for the engine alone to take `ids` down, `workers` at once."""
-    todo, lock = list(ids), threading.Lock()
-
-    def work():
-        conn = UnixConnection()
-        while True:
-            with lock:
-                if not todo:
-                    return
-                cid = todo.pop()
-            if mode == "stop":
-                call(conn, "POST", f"/containers/{cid}/stop?t=10")
-                call(conn, "DELETE", f"/containers/{cid}")
-            else:
-                call(conn, "DELETE", f"/containers/{cid}?force=true")
+                item = todo.pop()
+            act(conn, item)
 
     t = time.perf_counter()
     threads = [threading.Thread(target=work) for _ in range(workers)]
@@ -133,6 +105,33 @@ def teardown(ids, workers, mode="force"):
     for th in threads:
         th.join()
     return time.perf_counter() - t
+
+
+def create(n, workers):
+    """Creates and starts N floor containers, `workers` at once; their IDs."""
+    ids, lock = [], threading.Lock()
+
+    def act(conn, i):
+        cid = call(conn, "POST", f"/containers/create?name=berth-floor-s{i}", body(i))["Id"]
+        call(conn, "POST", f"/containers/{cid}/start")
+        with lock:
+            ids.append(cid)
+
+    each(range(n), workers, act)
+    return ids
+
+
+def teardown(ids, workers, mode="force"):
+    """Seconds for the engine alone to take `ids` down, `workers` at once."""
+
+    def act(conn, cid):
+        if mode == "stop":
+            call(conn, "POST", f"/containers/{cid}/stop?t=10")
+            call(conn, "DELETE", f"/containers/{cid}")
+        else:
+            call(conn, "DELETE", f"/containers/{cid}?force=true")
+
+    return each(ids, workers, act)
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["teardown"]:
