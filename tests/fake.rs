@@ -115,15 +115,19 @@ async fn a_first_converge_creates_the_network_first_and_each_version_on_probatio
         assert!(calls[rename].ends_with(&format!(" {v}")), "{calls:#?}");
     }
     // The routes record comes once each active version runs under its name
-    // and answers to its service's; the other version follows in its phase.
+    // (created answering to its service's); the other version follows in its
+    // phase.
     let record = at(&calls, "create_volume shop-berth-routes-1");
     for active in [
         "rename_container shop-web-1.0.0-next-",
         "rename_container shop-worker-0.0.0-next-",
-        "set_alias shop-web-1.0.0 web true",
     ] {
         assert!(at(&calls, active) < record, "{active}: {calls:#?}");
     }
+    assert!(
+        at(&calls, "create_network berth-shop-serve") < at(&calls, "create_container"),
+        "the serve network comes before any version: {calls:#?}"
+    );
     let names: Vec<String> = w.fake.containers().iter().map(|c| c.name.clone()).collect();
     assert_eq!(names.len(), 3, "{names:?}");
     let web = w
@@ -159,12 +163,53 @@ async fn a_version_stopped_by_hand_is_started_again_and_nothing_else_changes() {
     assert_eq!(calls, ["start_container shop-worker-0.0.0"]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_switch_moves_the_name_records_it_then_releases_the_old_version_and_restarts_nothing() {
+/// The calls of a switch of web from 1.0.0 to 1.1.0, where every container
+/// was first made as `made` says; no container may start again.
+async fn switch_calls(made: impl Fn(&FakeEngine, &str)) -> Vec<String> {
     let w = World::new();
     w.converge(&file("1.0.0")).await;
+    for c in w.fake.containers() {
+        made(&w.fake, &c.name);
+    }
     let starts: Vec<u32> = w.fake.containers().iter().map(|c| c.starts).collect();
     let calls = changes(&w.converge(&file("1.1.0")).await);
+    let after: Vec<u32> = w.fake.containers().iter().map(|c| c.starts).collect();
+    assert_eq!(after, starts, "no container started again: {calls:#?}");
+    calls
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switch_records_the_route_then_moves_the_name_then_releases_the_old_version_and_restarts_nothing(
+) {
+    let calls = switch_calls(|_, _| {}).await;
+    assert_eq!(
+        calls,
+        [
+            "create_volume shop-berth-routes-2",
+            "remove_volume shop-berth-routes-1",
+            "set_alias shop-web-1.1.0 web true",
+            "set_alias shop-web-1.0.0 web false",
+            "create_volume shop-berth-routes-3",
+            "remove_volume shop-berth-routes-2",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_made_before_the_serve_network_still_fits_and_takes_the_name_before_the_route_moves(
+) {
+    // As the berth before the serve network labelled its containers: the
+    // configuration without it, hashed.
+    let before_serve = |fake: &FakeEngine, name: &str| {
+        fake.relabel(name, |labels| {
+            let mut config: berth::core::hash::ContainerConfig =
+                serde_json::from_str(&labels["berth.config"]).unwrap();
+            config.networks.remove("berth-shop-serve");
+            labels.insert("berth.hash".into(), config.hash());
+            labels.insert("berth.config".into(), config.canonical());
+        })
+    };
+    let calls = switch_calls(before_serve).await;
     assert_eq!(
         calls,
         [
@@ -174,10 +219,9 @@ async fn a_switch_moves_the_name_records_it_then_releases_the_old_version_and_re
             "set_alias shop-web-1.0.0 web false",
             "create_volume shop-berth-routes-3",
             "remove_volume shop-berth-routes-2",
-        ]
+        ],
+        "nothing replaced, and the name moved first"
     );
-    let after: Vec<u32> = w.fake.containers().iter().map(|c| c.starts).collect();
-    assert_eq!(after, starts, "no container started again");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -335,17 +335,17 @@ fn started(p: &Project) -> Vec<String> {
 /// A greeter version's address on the project's network.
 fn address(p: &Project, version: &str) -> String {
     let name = format!("{}-greeter-{version}", p.name);
-    docker(&[
-        "inspect",
-        "-f",
-        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-        &name,
-    ])
-    .trim()
-    .to_string()
+    let global = format!(
+        "{{{{(index .NetworkSettings.Networks \"berth-{}-global\").IPAddress}}}}",
+        p.name
+    );
+    docker(&["inspect", "-f", &global, &name])
+        .trim()
+        .to_string()
 }
 
-/// The address the name `greeter` resolves to, asked from inside `version`.
+/// The address the name `greeter` resolves to, asked from inside `version`
+/// (on the global network: the serve network carries no names).
 fn name_answers(p: &Project, version: &str) -> String {
     let name = format!("{}-greeter-{version}", p.name);
     let out = docker(&["exec", &name, "nslookup", "greeter"]);

@@ -1,9 +1,13 @@
 //! `berth destroy`: remove everything the project owns; keeps survive unless
 //! `--volumes`. Only objects labelled with the project are touched.
 
-use crate::cli::DestroyArgs;
+use std::collections::BTreeMap;
 
 use futures_util::StreamExt;
+
+use crate::cli::DestroyArgs;
+use crate::core::observed::ObservedContainer;
+use crate::shell::engine::{Engine, Fault};
 
 use crate::converge::{self, execute::PARALLEL};
 use crate::core::desired::LABEL_PROJECT;
@@ -41,22 +45,60 @@ pub async fn run(out: &Output, args: DestroyArgs) -> Result<u8, CommandError> {
             .map(|&p| converge::gateways::drain(&ctx.settings, project, p));
         futures_util::future::join_all(drains).await;
     }
-    // Made before the first await, so that the future stays `Send` (see
-    // `converge::execute`).
-    let removals: Vec<_> = observed
+    // The project's built images go as soon as no container of it uses them,
+    // beside the containers' removals rather than after them all.
+    let images = match keep_images {
+        true => Vec::new(),
+        false => engine.project_images(project).await?,
+    };
+    let mut users: BTreeMap<&str, usize> = images.iter().map(|(id, _)| (id.as_str(), 0)).collect();
+    let ours: Vec<_> = observed
         .containers
         .iter()
         .filter(|c| c.owned_by(project))
-        .map(|c| async move { (c, engine.remove_container(&c.id, &c.name).await) })
         .collect();
-    let mut removing = futures_util::stream::iter(removals).buffer_unordered(PARALLEL);
-    let mut removed = 0;
-    while let Some((c, r)) = removing.next().await {
-        r?;
-        removed += 1;
-        println!("- removed   {}", c.subject(project));
+    let image_of: Vec<Option<String>> = ours.iter().map(|c| image_of(c)).collect();
+    for id in image_of.iter().flatten() {
+        if let Some(n) = users.get_mut(id.as_str()) {
+            *n += 1;
+        }
     }
-    drop(removing);
+    let (free, freed) = tokio::sync::mpsc::unbounded_channel::<String>();
+    for (id, _) in users.iter().filter(|(_, n)| **n == 0) {
+        let _ = free.send(id.to_string());
+    }
+    // Made before the first await, so that the future stays `Send` (see
+    // `converge::execute`).
+    let removals: Vec<_> = ours
+        .iter()
+        .zip(&image_of)
+        .map(|(c, image)| async move { (c, image, engine.remove_container(&c.id, &c.name).await) })
+        .collect();
+    let containers = async {
+        let mut removing = futures_util::stream::iter(removals).buffer_unordered(PARALLEL);
+        let mut removed = 0;
+        while let Some((c, image, r)) = removing.next().await {
+            r?;
+            removed += 1;
+            println!("- removed   {}", c.subject(project));
+            let Some(n) = image.as_deref().and_then(|i| users.get_mut(i)) else {
+                continue;
+            };
+            *n -= 1;
+            if *n == 0 {
+                let _ = free.send(image.clone().unwrap_or_default());
+            }
+        }
+        drop(free);
+        Ok::<usize, CommandError>(removed)
+    };
+    let tags: BTreeMap<&str, &[String]> = images
+        .iter()
+        .map(|(id, tags)| (id.as_str(), tags.as_slice()))
+        .collect();
+    let images_gone = remove_images(engine, freed, &tags);
+    let (removed, images) = futures_util::future::join(containers, images_gone).await;
+    let (removed, images) = (removed?, images?);
     let owned = |labels: &std::collections::BTreeMap<String, String>| {
         labels.get(LABEL_PROJECT).map(String::as_str) == Some(project)
     };
@@ -77,17 +119,6 @@ pub async fn run(out: &Output, args: DestroyArgs) -> Result<u8, CommandError> {
             kept.push(v.name.clone());
         }
     }
-    // The images berth built for the project go too (as `compose down
-    // --rmi local` would); the local bases are shared and stay.
-    let mut images = 0;
-    if !keep_images {
-        for (id, tags) in engine.project_images(project).await? {
-            engine.remove_image(&id).await?;
-            images += 1;
-            let name = tags.first().cloned().unwrap_or_else(|| id.clone());
-            println!("- removed   image {name}");
-        }
-    }
     // A rollback hold outlives nothing it held.
     let dir = &out.settings.state_dir;
     let holds = crate::shell::state::holds(dir, project).map_err(converge::ConvergeError::from)?;
@@ -105,4 +136,57 @@ pub async fn run(out: &Output, args: DestroyArgs) -> Result<u8, CommandError> {
         );
     }
     Ok(0)
+}
+
+/// The image a container of the project runs, from its recorded configuration.
+fn image_of(c: &ObservedContainer) -> Option<String> {
+    let config = c.labels.get(crate::core::desired::LABEL_CONFIG)?;
+    serde_json::from_str::<crate::core::hash::ContainerConfig>(config)
+        .ok()
+        .map(|c| c.image)
+}
+
+/// Removes each image as it is freed (4 at once; the images berth built for
+/// the project, as `compose down --rmi local` would; the local bases are
+/// shared and stay). One another image is built on is refused until that one
+/// is gone: those are removed again at the end, one at a time.
+async fn remove_images(
+    engine: &dyn Engine,
+    freed: tokio::sync::mpsc::UnboundedReceiver<String>,
+    tags: &BTreeMap<&str, &[String]>,
+) -> Result<usize, CommandError> {
+    let said = |id: &str| {
+        let name = tags
+            .get(id)
+            .and_then(|t| t.first())
+            .map_or(id, String::as_str);
+        println!("- removed   image {name}");
+    };
+    let mut later = Vec::new();
+    let freed =
+        futures_util::stream::unfold(
+            freed,
+            |mut rx| async move { rx.recv().await.map(|id| (id, rx)) },
+        );
+    let removing = freed
+        .map(|id| async move { (engine.remove_image(&id).await, id) })
+        .buffer_unordered(4);
+    let mut removing = std::pin::pin!(removing);
+    let mut removed = 0;
+    while let Some((r, id)) = removing.next().await {
+        match r {
+            Ok(()) => {
+                removed += 1;
+                said(&id);
+            }
+            Err(e) if e.fault() == Fault::Conflict => later.push(id),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for id in later {
+        engine.remove_image(&id).await?;
+        removed += 1;
+        said(&id);
+    }
+    Ok(removed)
 }

@@ -146,7 +146,10 @@ impl Executor<'_> {
 
     /// A network or volume about to be created: none of that name exists, or
     /// the one that does is the project's (asked of the engine now).
-    async fn ensure_free(&self, volume: bool, name: &str) -> Result<(), StepError> {
+    /// Whether the volume or network `name` is there already, the project's
+    /// (made since the plan looked, e.g. by an apply killed while the engine
+    /// was creating it); someone else's is refused.
+    async fn ensure_free(&self, volume: bool, name: &str) -> Result<bool, StepError> {
         match self.ctx.engine.object_labels(volume, name).await? {
             Some(labels) if !crate::core::observed::owned(&labels, self.project) => {
                 Err(StepError::ObjectForeign {
@@ -155,7 +158,7 @@ impl Executor<'_> {
                     project: self.project.into(),
                 })
             }
-            _ => Ok(()),
+            found => Ok(found.is_some()),
         }
     }
 
@@ -181,12 +184,14 @@ impl Executor<'_> {
                 built.insert(tag, id);
             }
             Action::CreateNetwork { network } => {
-                self.ensure_free(false, &network.name).await?;
-                engine.create_network(network).await?
+                if !self.ensure_free(false, &network.name).await? {
+                    engine.create_network(network).await?
+                }
             }
             Action::CreateVolume { volume } => {
-                self.ensure_free(true, &volume.name).await?;
-                engine.create_volume(volume).await?
+                if !self.ensure_free(true, &volume.name).await? {
+                    engine.create_volume(volume).await?
+                }
             }
             Action::MigrateVolume { volume, from, stop } => {
                 self.migrate(volume, from, stop).await?

@@ -1,6 +1,6 @@
-//! A change of active version, carried out as a routing change: the new
-//! version answers to the service's name, the routes record says it is
-//! active (every gateway then routes the path there), the old version's
+//! A change of active version, carried out as a routing change: the routes
+//! record says the new version is active (every gateway then routes the path
+//! there), the new version answers to the service's name, the old version's
 //! requests drain, and only then does it give up the name. No container is
 //! stopped, started or replaced.
 
@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use crate::core::active;
 use crate::core::audit::owner_problem;
-use crate::core::desired::container_name;
+use crate::core::desired::{container_name, routed_apart};
 use crate::core::plan::{ContainerRef, Switch};
 use crate::shell::engine::Engine;
 
@@ -28,42 +28,53 @@ pub async fn route(
     switches: &[Switch],
 ) -> Result<(), StepError> {
     let engine = ctx.engine.as_ref();
-    // The versions that take a path answer to the service's name first, so
-    // the name never resolves to nothing.
-    let taking = switches.iter().map(|s| async move {
+    let owners = switches.iter().map(|s| async move {
         let name = container_name(project, &s.service, &s.to);
-        ensure_ours(engine, project, &name, &s.service, &s.to, true).await?;
-        engine.set_alias(&name, &s.service, true).await?;
-        Ok::<(), StepError>(())
+        ensure_ours(engine, project, &name, &s.service, &s.to, true).await
     });
-    // The engine moves an alias by disconnecting and connecting the container
-    // again (a tenth of a second): the new version is not routed to yet, so
-    // its address and port may change under it. (Written after the record,
-    // the move dropped the route of a version the gateways already used.)
-    let span = tracing::info_span!(target: "berth::timing", "alias");
-    first_error(
-        futures_util::future::join_all(taking)
-            .instrument(span)
-            .await,
-    )?;
-    super::rollout::crash_point("aliased");
-
+    let owners = futures_util::future::join_all(owners).await;
+    let mut apart = true;
+    for labels in owners {
+        apart &= labels?.is_some_and(|l| routed_apart(&l, project));
+    }
     let releasing: BTreeMap<String, Vec<String>> = switches
         .iter()
         .filter(|s| !s.release.is_empty())
         .map(|s| (s.service.clone(), s.release.clone()))
         .collect();
     // The record is the switch: gateways read it on their next refresh.
-    write(
-        ctx,
-        project,
-        generation + 1,
-        active_now,
-        &releasing,
-        records,
-    )
-    .instrument(tracing::info_span!(target: "berth::timing", "record"))
-    .await?;
+    let record = || async {
+        write(
+            ctx,
+            project,
+            generation + 1,
+            active_now,
+            &releasing,
+            records,
+        )
+        .instrument(tracing::info_span!(target: "berth::timing", "record"))
+        .await
+    };
+    // The engine moves a name by disconnecting the container from its scope
+    // networks and connecting it again (a tenth of a second), and its
+    // address there changes. A version on the serve network is routed to at
+    // its address there, which the move leaves alone: the record goes first,
+    // and the gateways route to it at once. One made before the serve network
+    // takes the name first, while nothing routes to it yet. (The record
+    // written first for such a version dropped requests the gateways sent it.)
+    // Either way the versions that take a path answer to the service's name
+    // before the old ones give it up, so the name never resolves to nothing.
+    if apart {
+        record().await?;
+        super::rollout::crash_point("route-recorded");
+        take_names(engine, project, switches).await?;
+        super::rollout::crash_point("aliased");
+    } else {
+        take_names(engine, project, switches).await?;
+        super::rollout::crash_point("aliased");
+        record().await?;
+        super::rollout::crash_point("route-recorded");
+    }
 
     // Every gateway routes the paths anew now; what they sent to a releasing
     // version finishes before it gives up the name (its address may change).
@@ -91,7 +102,10 @@ pub async fn route(
     let giving = switches.iter().flat_map(|s| {
         s.release.iter().map(move |version| async move {
             let name = container_name(project, &s.service, version);
-            if ensure_ours(engine, project, &name, &s.service, version, false).await? {
+            if ensure_ours(engine, project, &name, &s.service, version, false)
+                .await?
+                .is_some()
+            {
                 engine.set_alias(&name, &s.service, false).await?;
             }
             Ok::<(), StepError>(())
@@ -109,10 +123,30 @@ pub async fn route(
             &previous,
         )
         .await?;
+        super::rollout::crash_point("route-recorded");
     }
     // The releasing versions' new addresses, for the gateways.
     gateways::drain(&ctx.settings, project, 0).await;
     Ok(())
+}
+
+/// The versions that take a path answer to the service's name, all at once.
+async fn take_names(
+    engine: &dyn Engine,
+    project: &str,
+    switches: &[Switch],
+) -> Result<(), StepError> {
+    let taking = switches.iter().map(|s| async move {
+        let name = container_name(project, &s.service, &s.to);
+        engine.set_alias(&name, &s.service, true).await?;
+        Ok::<(), StepError>(())
+    });
+    let span = tracing::info_span!(target: "berth::timing", "alias");
+    first_error(
+        futures_util::future::join_all(taking)
+            .instrument(span)
+            .await,
+    )
 }
 
 /// Writes the routes record `generation`, then removes the `older` ones.
@@ -138,16 +172,15 @@ async fn write(
         engine.remove_volume(&record.name).await?;
     }
     engine.create_volume(&record).await?;
-    super::rollout::crash_point("route-recorded");
     for name in older.iter().filter(|n| **n != record.name) {
         engine.remove_volume(name).await?;
     }
     Ok(())
 }
 
-/// Whether `name` is the project's container of `service@version`: refused
-/// when it is someone else's; `Ok(false)` (nothing to do) when it is gone and
-/// `required` is false.
+/// The labels of `name` when it is the project's container of
+/// `service@version`: refused when it is someone else's; `Ok(None)` (nothing
+/// to do) when it is gone and `required` is false.
 async fn ensure_ours(
     engine: &dyn Engine,
     project: &str,
@@ -155,7 +188,7 @@ async fn ensure_ours(
     service: &str,
     version: &str,
     required: bool,
-) -> Result<bool, StepError> {
+) -> Result<Option<BTreeMap<String, String>>, StepError> {
     let expected = ContainerRef {
         id: name.to_string(),
         name: name.to_string(),
@@ -167,10 +200,10 @@ async fn ensure_ours(
     };
     match engine.container_owner(name).await? {
         None if required => Err(foreign("it is gone".into())),
-        None => Ok(false),
+        None => Ok(None),
         Some(now) => match owner_problem(project, &expected, &now.name, &now.labels) {
             Some(why) => Err(foreign(why)),
-            None => Ok(true),
+            None => Ok(Some(now.labels)),
         },
     }
 }

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use super::desired::{
-    container_name, network_name, DesiredContainer, LABEL_PROJECT, LABEL_SERVICE, LABEL_VERSION,
+    container_name, network_name, serve_network_name, DesiredContainer, LABEL_PROJECT,
+    LABEL_SERVICE, LABEL_VERSION,
 };
 use super::diag::Diagnostic;
 use super::observed::{owned, Observed};
@@ -65,10 +66,16 @@ pub fn audit(plan: &Plan, observed: &Observed, asset_root: &str) -> Vec<Diagnost
                 desired(project, container, plan, observed, asset_root, &mut bad)
             }
             Action::CreateNetwork { network } => {
-                let expected = network
-                    .name
-                    .starts_with(&network_name(project, &super::spec::Scope::Global))
-                    || network.name.starts_with(&format!("berth-{project}-db-"));
+                // The serve network is marked as such, and only it.
+                let expected = match network.serve {
+                    true => network.name == serve_network_name(project),
+                    false => {
+                        network
+                            .name
+                            .starts_with(&network_name(project, &super::spec::Scope::Global))
+                            || network.name.starts_with(&format!("berth-{project}-db-"))
+                    }
+                };
                 if !expected || !owned(&network.labels, project) {
                     bad(format!(
                         "network `{}` is not a name or label berth gives project `{project}`'s networks",

@@ -136,6 +136,14 @@ impl FakeEngine {
         self.lock().containers.clone()
     }
 
+    /// A container's labels changed in place, as an earlier berth would have
+    /// written them.
+    pub fn relabel(&self, name: &str, change: impl FnOnce(&mut BTreeMap<String, String>)) {
+        if let Some(c) = self.lock().containers.iter_mut().find(|c| c.name == name) {
+            change(&mut c.labels);
+        }
+    }
+
     /// A container stopped behind berth's back (drift).
     pub fn stop_by_hand(&self, name: &str) {
         let mut s = self.lock();

@@ -6,9 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    container_name, network_name, object_labels, pending_image, volume_name, BuildFact,
-    DesiredContainer, DesiredNetwork, DesiredVolume, Facts, Resolved, LABEL_HEALTH, LABEL_JOB,
-    LABEL_KEEP, LABEL_PATH, LABEL_PROJECT, LABEL_PUBLIC, LABEL_SCOPE, LABEL_SERVICE, LABEL_VERSION,
+    container_name, network_name, object_labels, pending_image, serve_network_name, volume_name,
+    BuildFact, DesiredContainer, DesiredNetwork, DesiredVolume, Facts, Resolved, LABEL_HEALTH,
+    LABEL_JOB, LABEL_KEEP, LABEL_PATH, LABEL_PROJECT, LABEL_PUBLIC, LABEL_SCOPE, LABEL_SERVICE,
+    LABEL_VERSION,
 };
 use crate::diag::Diagnostic;
 use crate::hash::{secret_hash, ContainerConfig};
@@ -23,6 +24,7 @@ pub(super) fn container(
     databases: &BTreeSet<&str>,
     facts: &Facts,
     gpu: Option<&String>,
+    serve: bool,
 ) -> Result<Resolved, Vec<Diagnostic>> {
     let version = v.version.to_string();
     let mut problems = Vec::new();
@@ -32,7 +34,7 @@ pub(super) fn container(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let (nets, networks) = networks(project, v, databases);
+    let (nets, networks) = networks(project, v, databases, serve);
     let (vols, mounts) = volumes(project, v);
     let config = ContainerConfig {
         image: image_id,
@@ -243,12 +245,14 @@ fn env(
 
 /// The networks a version joins: a global service every database network
 /// too, so database-scoped services reach it; a database service its own
-/// only. The service's name is given at create and moved by a switch, never
-/// hashed (see `create_networks`).
+/// only; and, where the engine has one, the project's serve network. The
+/// service's name is given at create and moved by a switch, never hashed
+/// (see `create_networks`).
 fn networks(
     project: &str,
     v: &Version,
     databases: &BTreeSet<&str>,
+    serve: bool,
 ) -> (Vec<DesiredNetwork>, BTreeMap<String, Vec<String>>) {
     let scopes: Vec<Scope> = match &v.scope {
         Scope::Global => std::iter::once(Scope::Global)
@@ -262,7 +266,21 @@ fn networks(
         let name = network_name(project, &scope);
         networks.insert(name.clone(), Vec::new());
         let labels = object_labels(&name, project, &scope, &[]);
-        nets.push(DesiredNetwork { name, labels });
+        nets.push(DesiredNetwork {
+            name,
+            labels,
+            serve: false,
+        });
+    }
+    if serve {
+        let name = serve_network_name(project);
+        networks.insert(name.clone(), Vec::new());
+        let labels = object_labels(&name, project, &Scope::Global, &[]);
+        nets.push(DesiredNetwork {
+            name,
+            labels,
+            serve: true,
+        });
     }
     (nets, networks)
 }

@@ -119,6 +119,10 @@ pub use super::gpu::{Gpu, GpuInventory};
 pub struct DesiredNetwork {
     pub name: String,
     pub labels: BTreeMap<String, String>,
+    /// The project's serve network ([`serve_network_name`]): internal, and its
+    /// containers do not reach each other; only this host reaches them there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub serve: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,27 +207,45 @@ impl DesiredContainer {
     }
 
     /// Network -> the aliases the container is created with: the service's
-    /// name where it is active (a later switch moves it without a restart).
+    /// name where it is active (a later switch moves it without a restart),
+    /// on every network that carries names.
     pub fn create_networks(&self) -> BTreeMap<String, Vec<String>> {
         let mut networks = self.config.networks.clone();
-        for aliases in networks.values_mut() {
-            aliases.extend(service_aliases(&self.service, self.active));
+        let project = self.config.labels.get(LABEL_PROJECT).cloned();
+        for (name, aliases) in networks.iter_mut() {
+            if carries_names(project.as_deref().unwrap_or_default(), name) {
+                aliases.extend(service_aliases(&self.service, self.active));
+            }
         }
         networks
     }
 
-    /// The hash berth gave this configuration before the active mark left it
-    /// (a `berth.active` label and the service alias were hashed): a container
-    /// created then with `active` still fits, and is not replaced for it.
-    pub fn legacy_hash(&self, active: bool) -> String {
-        let mut config = self.config.clone();
-        config
-            .labels
-            .insert(LABEL_ACTIVE.to_string(), active.to_string());
-        for aliases in config.networks.values_mut() {
-            *aliases = service_aliases(&self.service, active);
-        }
-        config.hash()
+    /// The hashes berth gave this configuration before, which a container
+    /// still fits and is not replaced for: before the active mark left it (a
+    /// `berth.active` label and the service alias were hashed), and before
+    /// the serve network (the container then keeps the switch's older order,
+    /// see `converge::switch`).
+    pub fn earlier_hashes(&self, active: bool) -> [String; 3] {
+        let project = self.config.labels.get(LABEL_PROJECT).cloned();
+        let mut before_serve = self.config.clone();
+        before_serve
+            .networks
+            .retain(|name, _| carries_names(project.as_deref().unwrap_or_default(), name));
+        let legacy = |config: &ContainerConfig| {
+            let mut config = config.clone();
+            config
+                .labels
+                .insert(LABEL_ACTIVE.to_string(), active.to_string());
+            for aliases in config.networks.values_mut() {
+                *aliases = service_aliases(&self.service, active);
+            }
+            config.hash()
+        };
+        [
+            legacy(&self.config),
+            before_serve.hash(),
+            legacy(&before_serve),
+        ]
     }
 }
 
@@ -248,6 +270,32 @@ pub fn network_name(project: &str, scope: &Scope) -> String {
         Scope::Global => format!("berth-{project}-global"),
         Scope::Database(db) => format!("berth-{project}-db-{db}"),
     }
+}
+
+/// The project's serve network: every version of a single-host project joins
+/// it, and a gateway on the host reaches the version at its address there. No
+/// name is ever given on it, so moving a service's name (a disconnect and a
+/// connect on the scope networks) never moves the address a gateway routes to.
+/// None of the project's scope networks is called this (theirs end in
+/// `-global` or start `-db-`).
+pub fn serve_network_name(project: &str) -> String {
+    format!("berth-{project}-serve")
+}
+
+/// Whether a service's name is given on `network`: on every network of the
+/// project but its serve network.
+pub fn carries_names(project: &str, network: &str) -> bool {
+    network != serve_network_name(project)
+}
+
+/// Whether a container (by its labels) was created on the project's serve
+/// network, so that moving its name never moves the address the gateways
+/// route to.
+pub fn routed_apart(labels: &BTreeMap<String, String>, project: &str) -> bool {
+    labels
+        .get(LABEL_CONFIG)
+        .and_then(|t| serde_json::from_str::<ContainerConfig>(t).ok())
+        .is_some_and(|c| c.networks.contains_key(&serve_network_name(project)))
 }
 
 /// `/var/lib/data` -> `var-lib-data`: a volume-name-safe form of a keep path.
@@ -355,15 +403,22 @@ pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
                     a.url
                 ));
             }
-            let placed =
-                container::container(project, v, active, &databases, facts, gpus.get(&v.id()))
-                    .and_then(|(mut c, nets, vols)| {
-                        if caps.placement {
-                            super::placement::place(&mut c.config, v, &facts.swarm)?;
-                            c.hash = c.config.hash();
-                        }
-                        Ok((c, nets, vols))
-                    });
+            let placed = container::container(
+                project,
+                v,
+                active,
+                &databases,
+                facts,
+                gpus.get(&v.id()),
+                caps.serve_network,
+            )
+            .and_then(|(mut c, nets, vols)| {
+                if caps.placement {
+                    super::placement::place(&mut c.config, v, &facts.swarm)?;
+                    c.hash = c.config.hash();
+                }
+                Ok((c, nets, vols))
+            });
             match placed {
                 Ok((c, nets, vols)) => {
                     for n in nets {

@@ -136,9 +136,12 @@ pub fn side_by_side(d: &DesiredContainer) -> bool {
 }
 
 /// Whether an observed container runs the desired configuration: its hash,
-/// or the hash berth gave the same configuration while the active mark was
-/// part of it (see [`DesiredContainer::legacy_hash`]).
+/// or a hash berth gave the same configuration before (see
+/// [`DesiredContainer::earlier_hashes`]).
 pub(super) fn fits(c: &ObservedContainer, d: &DesiredContainer) -> bool {
     let hash = c.label(LABEL_HASH);
-    hash == d.hash || hash == d.legacy_hash(c.label(LABEL_ACTIVE) == "true")
+    hash == d.hash
+        || d.earlier_hashes(c.label(LABEL_ACTIVE) == "true")
+            .iter()
+            .any(|h| h == hash)
 }

@@ -26,7 +26,10 @@ pub(super) fn networks(
                 action: Action::CreateNetwork {
                     network: net.clone(),
                 },
-                reasons: vec![Reason::note("needed by the services of this scope")],
+                reasons: vec![Reason::note(match net.serve {
+                    true => "where the gateways reach the project's versions",
+                    false => "needed by the services of this scope",
+                })],
             }),
         }
     }

@@ -57,6 +57,7 @@ impl EngineKind {
                 host_gpus: true,
                 assets: true,
                 jobs: true,
+                serve_network: true,
             },
             EngineKind::Swarm => Capabilities {
                 rolls_out: true,
@@ -69,6 +70,7 @@ impl EngineKind {
                 host_gpus: false,
                 assets: false,
                 jobs: false,
+                serve_network: false,
             },
         }
     }
@@ -111,6 +113,11 @@ pub struct Capabilities {
     pub assets: bool,
     /// `job: true` versions, run to completion.
     pub jobs: bool,
+    /// Every version also joins the project's serve network, where a gateway
+    /// on this host reaches it and no name ever moves: a switch moves the
+    /// service's name on the scope networks without touching the address the
+    /// gateways route to.
+    pub serve_network: bool,
 }
 
 /// Machine classes: enforced container limits.

@@ -155,10 +155,25 @@ pub fn create_request(
 }
 
 pub fn network_request(n: &DesiredNetwork) -> NetworkCreateRequest {
+    // The serve network leads nowhere (internal) and its containers do not
+    // reach each other on it (no inter-container traffic): only the host's
+    // gateways reach them there, so it opens no path between scopes.
+    let (internal, options) = match n.serve {
+        true => (
+            Some(true),
+            Some(HashMap::from([(
+                "com.docker.network.bridge.enable_icc".to_string(),
+                "false".to_string(),
+            )])),
+        ),
+        false => (None, None),
+    };
     NetworkCreateRequest {
         name: n.name.clone(),
         driver: Some("bridge".into()),
         labels: Some(hashmap(&n.labels)),
+        internal,
+        options,
         ..Default::default()
     }
 }
@@ -169,6 +184,24 @@ pub fn volume_request(v: &DesiredVolume) -> VolumeCreateRequest {
         labels: Some(hashmap(&v.labels)),
         ..Default::default()
     }
+}
+
+/// A container's address on each network, the serve network's first: that
+/// one never moves when a switch moves the service's name, so the gateways
+/// route there (`core::route` takes the first).
+fn addresses(
+    project: &str,
+    settings: Option<bollard::models::ContainerSummaryNetworkSettings>,
+) -> Vec<String> {
+    let serve = crate::core::desired::serve_network_name(project);
+    let mut found: Vec<(bool, String)> = settings
+        .and_then(|n| n.networks)
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, n)| Some((name != serve, n.ip_address.filter(|ip| !ip.is_empty())?)))
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, ip)| ip).collect()
 }
 
 /// An engine enum (state, status) as the word the API spells.
@@ -217,13 +250,7 @@ pub fn observed(
                     ip: p.ip,
                 })
                 .collect(),
-            addresses: c
-                .network_settings
-                .and_then(|n| n.networks)
-                .into_iter()
-                .flatten()
-                .filter_map(|(_, n)| n.ip_address.filter(|ip| !ip.is_empty()))
-                .collect(),
+            addresses: addresses(project, c.network_settings),
         });
     }
     let network_prefix = format!("berth-{project}-");

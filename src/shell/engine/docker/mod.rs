@@ -257,12 +257,7 @@ impl Engine for Docker {
     }
 
     async fn create_network(&self, n: &DesiredNetwork) -> Result<(), EngineError> {
-        self.client()
-            .await?
-            .create_network(convert::network_request(n))
-            .await
-            .map(|_| ())
-            .map_err(|source| object_error("create", "network", n.name.clone(), source))
+        objects::create_network(&self.client().await?, n).await
     }
 
     async fn remove_network(&self, name: &str) -> Result<(), EngineError> {

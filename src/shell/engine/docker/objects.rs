@@ -11,6 +11,54 @@ use super::client::{is_not_found, object_error, EngineError};
 use super::convert;
 use crate::shell::engine::Engine;
 
+/// Creates network `n`, and leaves one of that name. The engine does not
+/// refuse a second network of a name (this API version sends no duplicate
+/// check), so an apply killed while the engine was still creating one can
+/// leave two, and every container that names it then fails as "ambiguous":
+/// of the project's networks of that name, the first made stays and this one
+/// goes if it came later.
+pub(super) async fn create_network(
+    client: &bollard::Docker,
+    n: &crate::core::desired::DesiredNetwork,
+) -> Result<(), EngineError> {
+    let fail = |verb, source| object_error(verb, "network", n.name.clone(), source);
+    let id = client
+        .create_network(convert::network_request(n))
+        .await
+        .map_err(|e| fail("create", e))?
+        .id;
+    let opts = bollard::query_parameters::ListNetworksOptionsBuilder::default()
+        .filters(&std::collections::HashMap::from([(
+            "name",
+            vec![n.name.clone()],
+        )]))
+        .build();
+    let same = client
+        .list_networks(Some(opts))
+        .await
+        .map_err(|e| fail("list", e))?;
+    let project = n.labels.get(crate::core::desired::LABEL_PROJECT);
+    let first = same
+        .iter()
+        .filter(|o| o.name.as_ref() == Some(&n.name))
+        .filter(|o| {
+            o.labels
+                .as_ref()
+                .and_then(|l| l.get(crate::core::desired::LABEL_PROJECT))
+                == project
+        })
+        .filter_map(|o| Some((o.created?, o.id.clone()?)))
+        .min();
+    if let Some((_, first)) = first.filter(|(_, first)| *first != id) {
+        tracing::warn!(network = %n.name, kept = %first, "a second network of this name was made; removing it");
+        client
+            .remove_network(&id)
+            .await
+            .map_err(|e| fail("remove", e))?;
+    }
+    Ok(())
+}
+
 /// The labels of the volume (`volume`) or network named `name`; `None` when
 /// there is none.
 pub(super) async fn labels(
@@ -118,13 +166,21 @@ pub(super) async fn set_alias(
         .network_settings
         .and_then(|n| n.networks)
         .unwrap_or_default();
-    let recorded: Vec<String> = inspected
-        .config
-        .and_then(|c| c.labels)
-        .and_then(|l| l.get(crate::core::desired::LABEL_CONFIG).cloned())
-        .and_then(|t| serde_json::from_str::<crate::core::hash::ContainerConfig>(&t).ok())
-        .map(|c| c.networks.into_keys().collect())
-        .unwrap_or_else(|| attached.keys().cloned().collect());
+    let labels = inspected.config.and_then(|c| c.labels).unwrap_or_default();
+    let project = labels
+        .get(crate::core::desired::LABEL_PROJECT)
+        .cloned()
+        .unwrap_or_default();
+    // Never on the serve network: a reconnect there would move the address
+    // the gateways route to.
+    let recorded: Vec<String> = labels
+        .get(crate::core::desired::LABEL_CONFIG)
+        .and_then(|t| serde_json::from_str::<crate::core::hash::ContainerConfig>(t).ok())
+        .map(|c| c.networks.into_keys().collect::<Vec<_>>())
+        .unwrap_or_else(|| attached.keys().cloned().collect())
+        .into_iter()
+        .filter(|net| crate::core::desired::carries_names(&project, net))
+        .collect();
     let change = |source| object_error("move the network name of", "container", name, source);
     let mut changed = false;
     for net in recorded {
