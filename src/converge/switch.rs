@@ -64,40 +64,48 @@ pub async fn route(
     // written first for such a version dropped requests the gateways sent it.)
     // Either way the versions that take a path answer to the service's name
     // before the old ones give it up, so the name never resolves to nothing.
+    // Every gateway routes the paths anew once told; what they sent to a
+    // releasing version finishes before it gives up the name (its address
+    // may change).
+    let drain = async {
+        let mut ports = Vec::new();
+        for s in switches {
+            for version in &s.release {
+                let name = container_name(project, &s.service, version);
+                if let Some(port) = engine.published_port(&name).await? {
+                    ports.push(port);
+                }
+            }
+        }
+        if ports.is_empty() {
+            // Port 0 is nobody's: the gateways refresh and answer at once.
+            ports.push(0);
+        }
+        let drains = ports
+            .iter()
+            .map(|&p| gateways::drain(&ctx.settings, project, p));
+        let span = tracing::info_span!(target: "berth::timing", "drain");
+        futures_util::future::join_all(drains)
+            .instrument(span)
+            .await;
+        Ok::<(), StepError>(())
+    };
     if apart {
         record().await?;
         super::rollout::crash_point("route-recorded");
-        take_names(engine, project, switches).await?;
+        // The gateways are told at once; the name moves meanwhile.
+        let (drained, taken) =
+            futures_util::future::join(drain, take_names(engine, project, switches)).await;
+        taken?;
         super::rollout::crash_point("aliased");
+        drained?;
     } else {
         take_names(engine, project, switches).await?;
         super::rollout::crash_point("aliased");
         record().await?;
         super::rollout::crash_point("route-recorded");
+        drain.await?;
     }
-
-    // Every gateway routes the paths anew now; what they sent to a releasing
-    // version finishes before it gives up the name (its address may change).
-    let mut ports = Vec::new();
-    for s in switches {
-        for version in &s.release {
-            let name = container_name(project, &s.service, version);
-            if let Some(port) = engine.published_port(&name).await? {
-                ports.push(port);
-            }
-        }
-    }
-    if ports.is_empty() {
-        // Port 0 is nobody's: the gateways refresh and answer at once.
-        ports.push(0);
-    }
-    let drains = ports
-        .iter()
-        .map(|&p| gateways::drain(&ctx.settings, project, p));
-    let span = tracing::info_span!(target: "berth::timing", "drain");
-    futures_util::future::join_all(drains)
-        .instrument(span)
-        .await;
 
     let giving = switches.iter().flat_map(|s| {
         s.release.iter().map(move |version| async move {
