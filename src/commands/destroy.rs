@@ -1,6 +1,7 @@
 //! `berth destroy`: remove everything the project owns; keeps survive unless
 //! `--volumes`. Only objects labelled with the project are touched.
 
+use crate::serve::gateway::Look;
 use std::collections::BTreeMap;
 
 use futures_util::StreamExt;
@@ -42,7 +43,7 @@ pub async fn run(out: &Output, args: DestroyArgs) -> Result<u8, CommandError> {
     if !crate::shell::state::gateways(&ctx.settings.state_dir, project).is_empty() {
         let drains = ports
             .iter()
-            .map(|&p| converge::gateways::drain(&ctx.settings, project, p));
+            .map(|&p| converge::gateways::drain(&ctx.settings, project, p, Look::All));
         futures_util::future::join_all(drains).await;
     }
     // The project's built images go as soon as no container of it uses them,

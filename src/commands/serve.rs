@@ -28,8 +28,9 @@ pub async fn run(out: &Output, args: ServeArgs) -> Result<u8, CommandError> {
     let table = Arc::new(RwLock::new(first));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let project = Arc::new(RwLock::new(Some(spec.project.clone())));
+    let refresh = gateways::refresh(Arc::new(RwLock::new(ctx.engine.clone())), project);
     let running = gateways::start(
-        gateways::refresh(Arc::new(RwLock::new(ctx.engine.clone())), project),
+        refresh.clone(),
         addr,
         tokens,
         table.clone(),
@@ -42,8 +43,7 @@ pub async fn run(out: &Output, args: ServeArgs) -> Result<u8, CommandError> {
     let _registration = gateways::register(&out.settings, &spec.project, &running)?;
     tracing::info!(%addr, "gateway listening");
     let follower = tokio::spawn(gateways::follow_routes(
-        ctx.engine.clone(),
-        spec.project.clone(),
+        refresh,
         table,
         std::time::Duration::from_secs(1),
     ));

@@ -1,6 +1,7 @@
 //! Carries out a plan's steps, phase by phase: exactly the steps of the plan it
 //! is handed, each printed as it completes.
 
+use crate::serve::gateway::Look;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
@@ -220,7 +221,7 @@ impl Executor<'_> {
                 // No longer declared: gateways stop routing to it and finish what
                 // they sent before it goes.
                 if let Some(port) = engine.published_port(id).await? {
-                    gateways::drain(&self.ctx.settings, self.project, port).await;
+                    gateways::drain(&self.ctx.settings, self.project, port, Look::All).await;
                 }
                 engine.remove_container(id, name).await?
             }

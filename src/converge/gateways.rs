@@ -6,9 +6,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::core::access::Tokens;
+use crate::core::plan::Observed;
 use crate::core::route::{self, RouteTable};
 use crate::serve::api::ApiError;
-use crate::serve::gateway::{self, GatewayState, Refresh, Running};
+use crate::serve::gateway::{self, GatewayState, Look, Refresh, Running};
 use crate::serve::listen::Bounds;
 use crate::shell::engine::{Engine, EngineError, SharedEngine};
 use crate::shell::settings::Settings;
@@ -21,10 +22,10 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Tells every gateway of the project (in this process or another) to route away
 /// from `port` now, and waits until the requests they sent there are done. A
 /// gateway that no longer answers is forgotten.
-pub async fn drain(settings: &Settings, project: &str, port: u16) {
+pub async fn drain(settings: &Settings, project: &str, port: u16, look: Look) {
     let gateways = state::gateways(&settings.state_dir, project);
     futures_util::future::join_all(gateways.into_iter().map(|(file, addr)| async move {
-        match gateway::drain(addr, port, DRAIN_TIMEOUT).await {
+        match gateway::drain(addr, port, DRAIN_TIMEOUT, look).await {
             Ok(0) => tracing::debug!(%addr, port, "gateway drained"),
             Ok(left) => tracing::warn!(%addr, port, left, "requests still in flight after the drain timeout"),
             Err(e) => {
@@ -42,6 +43,48 @@ pub async fn route_table(engine: &dyn Engine, project: &str) -> Result<RouteTabl
     Ok(routes_over(project, &observed).await)
 }
 
+/// The last look a gateway's refresh took at one project.
+pub type Seen = Arc<std::sync::Mutex<Option<(String, Observed)>>>;
+
+/// The routes over what runs now, as [`route_table`]; with [`Look::Record`]
+/// only the volumes (the routes record) are listed again, over the
+/// containers `seen` last time (a switch moves none; at 500 services that
+/// saves the containers' list, a few tens of milliseconds).
+pub async fn route_table_after(
+    engine: &dyn Engine,
+    project: &str,
+    look: Look,
+    seen: &Seen,
+) -> Result<RouteTable, EngineError> {
+    let last = seen
+        .lock()
+        .expect("no panics hold it")
+        .clone()
+        .filter(|(p, _)| p == project);
+    let mut observed = None;
+    if let (Look::Record, Some((_, mut o))) = (look, last) {
+        o.volumes = engine.observe_volumes(project).await?;
+        // A version the record names that was not there last time (a new
+        // service's) means the containers changed too: look at them all.
+        let routes = crate::core::active::observed(project, &o);
+        let names: std::collections::HashSet<&str> =
+            o.containers.iter().map(|c| c.name.as_str()).collect();
+        let known = routes.active.iter().all(|(service, version)| {
+            names.contains(crate::core::desired::container_name(project, service, version).as_str())
+        });
+        if known {
+            observed = Some(o);
+        }
+    }
+    let observed = match observed {
+        Some(o) => o,
+        None => engine.observe(project).await?,
+    };
+    let table = routes_over(project, &observed).await;
+    *seen.lock().expect("no panics hold it") = Some((project.to_string(), observed));
+    Ok(table)
+}
+
 /// The routes over an observation, each container's own address kept only
 /// where this process reaches it.
 pub async fn routes_over(project: &str, observed: &crate::core::plan::Observed) -> RouteTable {
@@ -54,10 +97,16 @@ pub async fn routes_over(project: &str, observed: &crate::core::plan::Observed) 
 /// then, for the project named in `project` (none yet: the routes stay as
 /// they are).
 pub fn refresh(engine: Arc<RwLock<SharedEngine>>, project: Arc<RwLock<Option<String>>>) -> Refresh {
-    Arc::new(move || {
+    let seen = Seen::default();
+    Arc::new(move |look| {
         let e = engine.read().expect("no panics hold it").clone();
         let project = project.read().expect("no panics hold it").clone();
-        Box::pin(async move { route_table(e.as_ref(), &project?).await.ok() })
+        let seen = seen.clone();
+        Box::pin(async move {
+            route_table_after(e.as_ref(), &project?, look, &seen)
+                .await
+                .ok()
+        })
     })
 }
 
@@ -70,6 +119,8 @@ pub type Cells = (Arc<RwLock<SharedEngine>>, Arc<RwLock<Option<String>>>);
 /// (`core::route::merge`).
 pub struct Board {
     slots: std::sync::Mutex<Vec<Option<(String, RouteTable)>>>,
+    /// Each slot's last look, which a switch's refresh reads the record over.
+    seen: Vec<Seen>,
     table: Arc<RwLock<RouteTable>>,
     conflicts: RwLock<Vec<route::Conflict>>,
 }
@@ -78,9 +129,21 @@ impl Board {
     pub fn new(slots: usize) -> Board {
         Board {
             slots: std::sync::Mutex::new(vec![None; slots]),
+            seen: (0..slots).map(|_| Seen::default()).collect(),
             table: Default::default(),
             conflicts: Default::default(),
         }
+    }
+
+    /// A project's routes over `observed`, its daemon's own look: kept for
+    /// the next switch's refresh too.
+    pub async fn look(&self, slot: usize, project: &str, observed: &Observed) {
+        let table = routes_over(project, observed).await;
+        if let Some(seen) = self.seen.get(slot) {
+            *seen.lock().expect("no panics hold it") =
+                Some((project.to_string(), observed.clone()));
+        }
+        self.set(slot, project, table);
     }
 
     /// The table the gateway routes by.
@@ -142,7 +205,7 @@ impl Board {
 /// each, to the engine each project's daemon holds then (a project not
 /// known yet keeps its slot as it is).
 pub fn refresh_board(board: Arc<Board>, cells: Vec<Cells>) -> Refresh {
-    Arc::new(move || {
+    Arc::new(move |look| {
         let now: Vec<(usize, SharedEngine, Option<String>)> = cells
             .iter()
             .enumerate()
@@ -155,7 +218,10 @@ pub fn refresh_board(board: Arc<Board>, cells: Vec<Cells>) -> Refresh {
         Box::pin(async move {
             for (slot, e, project) in now {
                 let Some(project) = project else { continue };
-                if let Ok(t) = route_table(e.as_ref(), &project).await {
+                let Some(seen) = board.seen.get(slot) else {
+                    continue;
+                };
+                if let Ok(t) = route_table_after(e.as_ref(), &project, look, seen).await {
                     board.set(slot, &project, t);
                 }
             }
@@ -174,19 +240,16 @@ pub enum GatewayStartError {
 }
 
 /// Keeps `table` the project's routes as the engine says, asked every
-/// `every` (what changes without a drain: drift, another tool): the
-/// standalone gateway's follower; the daemon's follows its reconciles.
-pub async fn follow_routes(
-    engine: SharedEngine,
-    project: String,
-    table: Arc<RwLock<RouteTable>>,
-    every: std::time::Duration,
-) {
+/// `every` (what changes without a drain: drift, another tool) through the
+/// gateway's own `refresh`, so a switch's refresh reads the record over this
+/// look: the standalone gateway's follower; the daemon's follows its
+/// reconciles.
+pub async fn follow_routes(refresh: Refresh, table: Arc<RwLock<RouteTable>>, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
-        match route_table(engine.as_ref(), &project).await {
-            Ok(t) => *table.write().expect("no panics hold it") = t,
-            Err(e) => tracing::warn!(error = %e, "cannot refresh the routes"),
+        match refresh(Look::All).await {
+            Some(t) => *table.write().expect("no panics hold it") = t,
+            None => tracing::warn!("cannot refresh the routes"),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! side (or stop-first with a fixed port or keeps) with the gateways drained
 //! before the old container stops.
 
+use crate::serve::gateway::Look;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -372,7 +373,7 @@ pub async fn replace(
         rename(engine, &new_id, &next, &c.name, true).await?;
         crash_point("renamed");
         if let Some(port) = old_port {
-            gateways::drain(&ctx.settings, project, port).await;
+            gateways::drain(&ctx.settings, project, port, Look::All).await;
         }
         engine.stop_container(old_id, &aside).await?;
         crash_point("stopped-old");

@@ -16,6 +16,7 @@ use crate::shell::engine::Engine;
 
 use super::StepError;
 use super::{gateways, Context};
+use crate::serve::gateway::Look;
 
 /// Runs one `Route` step: `generation` is the record the plan read, `records`
 /// the record volumes there were then.
@@ -67,6 +68,12 @@ pub async fn route(
     // Every gateway routes the paths anew once told; what they sent to a
     // releasing version finishes before it gives up the name (its address
     // may change).
+    // A switch of versions on the serve network moves no address a gateway
+    // routes to: the gateways read the record alone again.
+    let look = match apart {
+        true => Look::Record,
+        false => Look::All,
+    };
     let drain = async {
         let mut ports = Vec::new();
         for s in switches {
@@ -83,7 +90,7 @@ pub async fn route(
         }
         let drains = ports
             .iter()
-            .map(|&p| gateways::drain(&ctx.settings, project, p));
+            .map(|&p| gateways::drain(&ctx.settings, project, p, look));
         let span = tracing::info_span!(target: "berth::timing", "drain");
         futures_util::future::join_all(drains)
             .instrument(span)
@@ -134,7 +141,7 @@ pub async fn route(
         super::rollout::crash_point("route-recorded");
     }
     // The releasing versions' new addresses, for the gateways.
-    gateways::drain(&ctx.settings, project, 0).await;
+    gateways::drain(&ctx.settings, project, 0, Look::All).await;
     Ok(())
 }
 

@@ -239,8 +239,7 @@ impl super::Daemon {
             }
         };
         if let Some(board) = &self.board {
-            let table = crate::converge::gateways::routes_over(project, observed).await;
-            board.set(self.slot, project, table);
+            board.look(self.slot, project, observed).await;
         }
         Ok(observe::rows_of(
             self.ctx.engine.as_ref(),

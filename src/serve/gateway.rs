@@ -33,9 +33,22 @@ use crate::core::route::{self, Admission, RouteTable};
 
 use super::forward;
 
-/// Produces fresh routes (from the spec and the engine); `None` keeps the old ones.
+/// Produces fresh routes (from the spec and the engine), looking again at
+/// what [`Look`] says; `None` keeps the old ones.
 pub type Refresh =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<RouteTable>> + Send>> + Send + Sync>;
+    Arc<dyn Fn(Look) -> Pin<Box<dyn Future<Output = Option<RouteTable>> + Send>> + Send + Sync>;
+
+/// What a refresh looks at again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Look {
+    /// Everything the routes come from: containers and the routes record.
+    #[default]
+    All,
+    /// Only the routes record (a switch, which moves no container and no
+    /// address a gateway routes to); the containers as last seen.
+    Record,
+}
 
 /// How long a service may take to start answering (its headers); the body then
 /// streams for as long as it takes.
@@ -379,6 +392,9 @@ struct DrainRequest {
     port: u16,
     /// How long to wait for its requests to finish.
     timeout_ms: u64,
+    /// What changed (a request from an older berth says nothing: all of it).
+    #[serde(default)]
+    look: Look,
 }
 
 /// Refreshes the routes, then waits until nothing is in flight to `port` (or the
@@ -387,7 +403,9 @@ async fn drain_handler(
     State(g): State<Gateway>,
     axum::Json(d): axum::Json<DrainRequest>,
 ) -> Response {
-    if let Some(t) = (g.state.refresh)().await {
+    use tracing::Instrument;
+    let span = tracing::info_span!(target: "berth::timing", "refresh", look = ?d.look);
+    if let Some(t) = (g.state.refresh)(d.look).instrument(span).await {
         *g.state.table.write().expect("no panics hold it") = t;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(d.timeout_ms);
@@ -403,11 +421,13 @@ pub async fn drain(
     control: SocketAddr,
     port: u16,
     timeout: Duration,
+    look: Look,
 ) -> Result<u64, crate::shell::probe::ProbeError> {
     use crate::shell::probe::ProbeError;
     let body = serde_json::to_vec(&DrainRequest {
         port,
         timeout_ms: timeout.as_millis() as u64,
+        look,
     })
     .expect("a drain request serializes");
     let attempt = async {

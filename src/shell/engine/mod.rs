@@ -181,6 +181,14 @@ pub trait Engine: Send + Sync {
     /// Everything under the project's names, ours or not, whatever the number of
     /// services in a constant number of calls.
     async fn observe(&self, project: &str) -> Result<Observed, EngineError>;
+    /// The volumes of `observe` alone (the routes record is one): what a
+    /// gateway reads again after a switch, which moves no container.
+    async fn observe_volumes(
+        &self,
+        project: &str,
+    ) -> Result<Vec<crate::core::observed::ObservedObject>, EngineError> {
+        Ok(self.observe(project).await?.volumes)
+    }
     /// Reference -> image ID for every local image tag.
     async fn image_ids(&self) -> Result<BTreeMap<String, String>, EngineError>;
     /// Host port -> the name of the running container that publishes it, over

@@ -264,17 +264,23 @@ pub fn observed(
             });
         }
     }
-    for v in volumes {
-        if v.name.starts_with(&prefix) {
-            observed.volumes.push(ObservedObject {
-                id: v.name.clone(),
-                name: v.name,
-                labels: v.labels.into_iter().collect(),
-            });
-        }
-    }
+    observed.volumes = self::volumes(project, volumes);
     observed.containers.sort_by(|a, b| a.name.cmp(&b.name));
     observed
+}
+
+/// The volumes of a list reply under the project's names.
+pub fn volumes(project: &str, volumes: Vec<Volume>) -> Vec<ObservedObject> {
+    let prefix = format!("{project}-");
+    volumes
+        .into_iter()
+        .filter(|v| v.name.starts_with(&prefix))
+        .map(|v| ObservedObject {
+            id: v.name.clone(),
+            name: v.name,
+            labels: v.labels.into_iter().collect(),
+        })
+        .collect()
 }
 
 /// Reference -> image ID for every local image tag. A reference without a tag

@@ -207,6 +207,25 @@ impl Engine for Docker {
             .await
     }
 
+    async fn observe_volumes(
+        &self,
+        project: &str,
+    ) -> Result<Vec<crate::core::observed::ObservedObject>, EngineError> {
+        let opts = ListVolumesOptionsBuilder::default()
+            .filters(&HashMap::from([("name", vec![format!("{project}-")])]))
+            .build();
+        let volumes = self
+            .client()
+            .await?
+            .list_volumes(Some(opts))
+            .await
+            .map_err(list_error("volumes"))?;
+        Ok(convert::volumes(
+            project,
+            volumes.volumes.unwrap_or_default(),
+        ))
+    }
+
     /// Within the engine timeout, as [`Docker::observe`]: the two are a plan's
     /// first calls.
     async fn image_ids(&self) -> Result<BTreeMap<String, String>, EngineError> {
