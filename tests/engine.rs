@@ -128,38 +128,17 @@ fn machine_classes_are_enforced_as_limits_visible_in_docker_inspect() {
         p.inspect(&notes, "{{len (index .Config.Labels \"berth.hash\")}}"),
         "64"
     );
-    // Scopes as networks: the database service on its own network only, the
-    // global one on both; each on the serve network too.
+    // Scopes as networks: the database service on its own network only, the global one on both.
     let nets = |c: &str| {
         p.inspect(
             c,
             "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
         )
     };
-    assert_eq!(
-        nets(&notes),
-        format!("berth-{0}-db-sales berth-{0}-serve", p.name)
-    );
+    assert_eq!(nets(&notes), format!("berth-{}-db-sales", p.name));
     assert_eq!(
         nets(&web),
-        format!(
-            "berth-{0}-db-sales berth-{0}-global berth-{0}-serve",
-            p.name
-        )
-    );
-    // The serve network leads nowhere and joins no two containers: it opens
-    // no path between scopes.
-    let serve = format!("berth-{}-serve", p.name);
-    assert_eq!(
-        docker(&[
-            "network",
-            "inspect",
-            "-f",
-            "{{.Internal}} {{index .Options \"com.docker.network.bridge.enable_icc\"}}",
-            &serve
-        ])
-        .trim(),
-        "true false"
+        format!("berth-{0}-db-sales berth-{0}-global", p.name)
     );
     assert!(p
         .inspect(&notes, "{{.Config.Env}}")

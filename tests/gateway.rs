@@ -425,6 +425,18 @@ fn a_client_hammering_the_path_sees_no_failed_request_through_changes_switches_a
     );
     let before = started(&p);
     assert_eq!(before.len(), 2, "{before:?}");
+    // Both versions can be switched to, so both are on the serve network,
+    // which leads nowhere and joins no two containers: it opens no path
+    // between scopes.
+    let serve = format!("berth-{}-serve", p.name);
+    let on_it = docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Internal}} {{index .Options \"com.docker.network.bridge.enable_icc\"}} {{len .Containers}}",
+        &serve,
+    ]);
+    assert_eq!(on_it.trim(), "true false 2");
     assert_eq!(name_answers(&p, "1.0.0"), address(&p, "1.0.0"));
     let out = p.ok(&["apply"]);
     assert!(out.contains("routed"), "{out}");

@@ -115,13 +115,12 @@ fn an_empty_engine_gets_networks_and_volumes_before_containers() {
         "\
 + create   network berth-demo-db-sales           needed by the services of this scope
 + create   network berth-demo-global             needed by the services of this scope
-+ create   network berth-demo-serve              where the gateways reach the project's versions
 + create   volume demo-hello-data-52cbba7651d2   keeps /data of hello
 + create   demo/hello@0.0.0                      new service
 + create   demo/notes@1.0.0                      new service
 = route    routes of demo                        demo/hello: 0.0.0 takes the service's path
                                                  demo/notes: 1.0.0 takes the service's path
-Plan: 6 to create, 0 to replace, 0 to remove, 0 unchanged.",
+Plan: 5 to create, 0 to replace, 0 to remove, 0 unchanged.",
     );
 }
 
@@ -266,8 +265,8 @@ error: the file declares no services, and applying it would remove all 2 contain
     .unwrap();
     assert_eq!(
         allowed.counts(),
-        (0, 0, 0, 5),
-        "two containers and three networks (two scopes' and the serve network) go"
+        (0, 0, 0, 4),
+        "two containers and two networks go"
     );
 }
 
@@ -730,12 +729,11 @@ fn a_package_without_an_image_gets_its_base_and_image_built_before_its_container
         "\
 + build    image berth-local/python3.11:stable   the python3.11 runtime's base is not on the engine yet
 + create   network berth-demo-global             needed by the services of this scope
-+ create   network berth-demo-serve              where the gateways reach the project's versions
 + build    image of demo/api@1.0.0               package /src/api (its single top-level directory `api-1.0.0/` is stripped)
                                                  starts with `python3 main.py`: main.py is a conventional entry file
 + create   demo/api@1.0.0                        new service
 = route    routes of demo                        demo/api: 1.0.0 takes the service's path
-Plan: 2 to build, 3 to create, 0 to replace, 0 to remove, 0 unchanged."
+Plan: 2 to build, 2 to create, 0 to replace, 0 to remove, 0 unchanged."
     );
     assert_eq!(
         d.containers[0].config.env.get("PORT").map(String::as_str),

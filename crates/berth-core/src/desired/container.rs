@@ -245,7 +245,7 @@ fn env(
 
 /// The networks a version joins: a global service every database network
 /// too, so database-scoped services reach it; a database service its own
-/// only; and, where the engine has one, the project's serve network. The
+/// only; and, where `serve` says so, the project's serve network. The
 /// service's name is given at create and moved by a switch, never hashed
 /// (see `create_networks`).
 fn networks(

@@ -272,8 +272,9 @@ pub fn network_name(project: &str, scope: &Scope) -> String {
     }
 }
 
-/// The project's serve network: every version of a single-host project joins
-/// it, and a gateway on the host reaches the version at its address there. No
+/// The project's serve network: on one host, every version of a service
+/// that declares more than one (one that can be switched to) joins it, and a
+/// gateway on the host reaches the version at its address there. No
 /// name is ever given on it, so moving a service's name (a disconnect and a
 /// connect on the scope networks) never moves the address a gateway routes to.
 /// None of the project's scope networks is called this (theirs end in
@@ -410,7 +411,10 @@ pub fn resolve(spec: &Spec, facts: &Facts) -> Result<Desired, Vec<Diagnostic>> {
                 &databases,
                 facts,
                 gpus.get(&v.id()),
-                caps.serve_network,
+                // Only a version that can be switched to needs it: a second
+                // endpoint doubles what the engine does to start and remove
+                // a container.
+                caps.serve_network && svc.versions.len() > 1,
             )
             .and_then(|(mut c, nets, vols)| {
                 if caps.placement {

@@ -113,7 +113,8 @@ pub struct Capabilities {
     pub assets: bool,
     /// `job: true` versions, run to completion.
     pub jobs: bool,
-    /// Every version also joins the project's serve network, where a gateway
+    /// A version that can be switched to (its service declares more than
+    /// one) also joins the project's serve network, where a gateway
     /// on this host reaches it and no name ever moves: a switch moves the
     /// service's name on the scope networks without touching the address the
     /// gateways route to.
