@@ -31,7 +31,7 @@ import bench, floor  # noqa: E402
 BERTH, COMPOSE = bench.BERTH, bench.COMPOSE
 # Not bench.py's `benchc`: an engine that failed a removal can keep a record
 # under that project that nothing removes, and Compose trips over it.
-PROJECT = ["-p", "benchp"]
+PROJECT = ["-p", os.environ.get("BENCH_COMPOSE_PROJECT", "benchp")]
 
 
 def env_for(d, **extra):
