@@ -903,3 +903,55 @@ fn changing_active_ends_a_rollback_hold_even_when_the_new_version_fails_and_the_
     assert_eq!(now, "2.0.0", "the file's active serves");
     assert!(held.iter().all(|h| h.is_null()), "no hold: {held:?}");
 }
+
+#[test]
+fn destroy_removes_all_it_can_when_the_engine_keeps_a_network_then_fails_naming_it() {
+    let Some(p) = Project::new("stuck") else {
+        return;
+    };
+    p.write(TWO);
+    p.ok(&["apply"]);
+    // Someone else's container on the project's network: the engine refuses
+    // to remove a network with an endpoint (as it does when it still counts
+    // one whose container is gone).
+    let global = format!("berth-{}-global", p.name);
+    let intruder = format!("intruder-{}", p.name);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &intruder,
+        "--network",
+        &global,
+        "berth-local/busybox:stable",
+        "sleep",
+        "300",
+    ]);
+    let out = p.berth(&["destroy"]);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &intruder])
+        .output();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("! kept      network {global}")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("- removed   network berth-{}-db-sales", p.name)),
+        "the other network went: {said}"
+    );
+    assert!(p.containers().is_empty(), "{said}");
+    let records = docker(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        "label=berth.routes",
+        "--filter",
+        &format!("label=berth.project={}", p.name),
+    ]);
+    assert_eq!(records.trim(), "", "the routes record went too: {said}");
+    // With the intruder gone, destroy finishes.
+    p.ok(&["destroy"]);
+}

@@ -103,21 +103,35 @@ pub async fn run(out: &Output, args: DestroyArgs) -> Result<u8, CommandError> {
     let owned = |labels: &std::collections::BTreeMap<String, String>| {
         labels.get(LABEL_PROJECT).map(String::as_str) == Some(project)
     };
+    // A network or volume the engine refuses to remove (it can count an
+    // endpoint after its container is gone) stops nothing else: the rest
+    // goes, then the first refusal is the command's error.
+    let mut refused = None;
     for n in observed.networks.iter().filter(|n| owned(&n.labels)) {
-        engine.remove_network(&n.name).await?;
-        println!("- removed   network {}", n.name);
+        match engine.remove_network(&n.name).await {
+            Ok(()) => println!("- removed   network {}", n.name),
+            Err(e) => {
+                println!("! kept      network {}: {e}", n.name);
+                refused.get_or_insert(e);
+            }
+        }
     }
     let mut kept = Vec::new();
     for v in observed.volumes.iter().filter(|v| owned(&v.labels)) {
         // The routes record says what routes where; with no container left,
         // nothing does.
-        if crate::core::active::is_record(&v.labels) {
-            engine.remove_volume(&v.name).await?;
-        } else if volumes {
-            engine.remove_volume(&v.name).await?;
-            println!("- removed   volume {}", v.name);
-        } else {
+        let record = crate::core::active::is_record(&v.labels);
+        if !record && !volumes {
             kept.push(v.name.clone());
+            continue;
+        }
+        match engine.remove_volume(&v.name).await {
+            Ok(()) if record => {}
+            Ok(()) => println!("- removed   volume {}", v.name),
+            Err(e) => {
+                println!("! kept      volume {}: {e}", v.name);
+                refused.get_or_insert(e);
+            }
         }
     }
     // A rollback hold outlives nothing it held.
@@ -127,6 +141,9 @@ pub async fn run(out: &Output, args: DestroyArgs) -> Result<u8, CommandError> {
         crate::shell::state::write_holds(dir, project, &Default::default())
             .map_err(converge::ConvergeError::from)?;
         println!("- ended     rollback holds");
+    }
+    if let Some(e) = refused {
+        return Err(e.into());
     }
     println!("Destroyed project `{project}`: {removed} containers and {images} images removed.");
     if !kept.is_empty() {
