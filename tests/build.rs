@@ -370,8 +370,10 @@ fn versions_built_from_the_same_package_share_one_image_built_once() {
     let out = p.berth(&["apply"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    // Two networks (the scope's, and the serve network of a service with
+    // several versions) and three versions.
     assert!(
-        stdout.contains("Applied: 1 built, 4 created"),
+        stdout.contains("Applied: 1 built, 5 created"),
         "counted as the plan was: {stdout}"
     );
     assert!(

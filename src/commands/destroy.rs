@@ -64,8 +64,12 @@ pub async fn run(out: &Output, args: DestroyArgs) -> Result<u8, CommandError> {
             *n += 1;
         }
     }
+    // A cluster's versions name their image by its registry digest, not the
+    // ID here, and their tasks stop a while after the service is gone: there,
+    // the images wait for the networks and volumes too, as they always did.
+    let early = !engine.capabilities().rolls_out;
     let (free, freed) = tokio::sync::mpsc::unbounded_channel::<String>();
-    for (id, _) in users.iter().filter(|(_, n)| **n == 0) {
+    for (id, _) in users.iter().filter(|(_, n)| early && **n == 0) {
         let _ = free.send(id.to_string());
     }
     // Made before the first await, so that the future stays `Send` (see
@@ -86,7 +90,7 @@ pub async fn run(out: &Output, args: DestroyArgs) -> Result<u8, CommandError> {
                 continue;
             };
             *n -= 1;
-            if *n == 0 {
+            if early && *n == 0 {
                 let _ = free.send(image.clone().unwrap_or_default());
             }
         }
@@ -142,6 +146,17 @@ pub async fn run(out: &Output, args: DestroyArgs) -> Result<u8, CommandError> {
             .map_err(converge::ConvergeError::from)?;
         println!("- ended     rollback holds");
     }
+    let images = match early {
+        true => images,
+        false => {
+            let (free, freed) = tokio::sync::mpsc::unbounded_channel::<String>();
+            for id in tags.keys() {
+                let _ = free.send(id.to_string());
+            }
+            drop(free);
+            remove_images(engine, freed, &tags).await?
+        }
+    };
     if let Some(e) = refused {
         return Err(e.into());
     }
