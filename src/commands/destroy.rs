@@ -1,17 +1,15 @@
 //! `berth destroy`: remove everything the project owns; keeps survive unless
 //! `--volumes`. Only objects labelled with the project are touched.
 
-use crate::serve::gateway::Look;
 use std::collections::BTreeMap;
 
 use futures_util::StreamExt;
 
 use crate::cli::DestroyArgs;
-use crate::core::observed::ObservedContainer;
-use crate::shell::engine::{Engine, Fault};
-
 use crate::converge::{self, execute::PARALLEL};
 use crate::core::desired::LABEL_PROJECT;
+use crate::serve::gateway::Look;
+use crate::shell::engine::{Engine, Fault};
 
 use super::{apply, CommandError, Output};
 
@@ -58,7 +56,10 @@ pub async fn run(out: &Output, args: DestroyArgs) -> Result<u8, CommandError> {
         .iter()
         .filter(|c| c.owned_by(project))
         .collect();
-    let image_of: Vec<Option<String>> = ours.iter().map(|c| image_of(c)).collect();
+    let image_of: Vec<Option<String>> = ours
+        .iter()
+        .map(|c| c.recorded_config().map(|config| config.image))
+        .collect();
     for id in image_of.iter().flatten() {
         if let Some(n) = users.get_mut(id.as_str()) {
             *n += 1;
@@ -101,6 +102,11 @@ pub async fn run(out: &Output, args: DestroyArgs) -> Result<u8, CommandError> {
         .iter()
         .map(|(id, tags)| (id.as_str(), tags.as_slice()))
         .collect();
+    let freed =
+        futures_util::stream::unfold(
+            freed,
+            |mut rx| async move { rx.recv().await.map(|id| (id, rx)) },
+        );
     let images_gone = remove_images(engine, freed, &tags);
     let (removed, images) = futures_util::future::join(containers, images_gone).await;
     let (removed, images) = (removed?, images?);
@@ -149,12 +155,10 @@ pub async fn run(out: &Output, args: DestroyArgs) -> Result<u8, CommandError> {
     let images = match early {
         true => images,
         false => {
-            let (free, freed) = tokio::sync::mpsc::unbounded_channel::<String>();
-            for id in tags.keys() {
-                let _ = free.send(id.to_string());
-            }
-            drop(free);
-            remove_images(engine, freed, &tags).await?
+            // Collected first: a closure over the borrowed map would keep the
+            // command's future from being `Send` (see `converge::execute`).
+            let all: Vec<String> = tags.keys().map(|id| id.to_string()).collect();
+            remove_images(engine, futures_util::stream::iter(all), &tags).await?
         }
     };
     if let Some(e) = refused {
@@ -171,21 +175,13 @@ pub async fn run(out: &Output, args: DestroyArgs) -> Result<u8, CommandError> {
     Ok(0)
 }
 
-/// The image a container of the project runs, from its recorded configuration.
-fn image_of(c: &ObservedContainer) -> Option<String> {
-    let config = c.labels.get(crate::core::desired::LABEL_CONFIG)?;
-    serde_json::from_str::<crate::core::hash::ContainerConfig>(config)
-        .ok()
-        .map(|c| c.image)
-}
-
-/// Removes each image as it is freed (4 at once; the images berth built for
-/// the project, as `compose down --rmi local` would; the local bases are
-/// shared and stay). One another image is built on is refused until that one
-/// is gone: those are removed again at the end, one at a time.
+/// Removes each image as `freed` hands it over (4 at once; the images berth
+/// built for the project, as `compose down --rmi local` would; the local
+/// bases are shared and stay). One another image is built on is refused until
+/// that one is gone: those are removed again at the end, one at a time.
 async fn remove_images(
     engine: &dyn Engine,
-    freed: tokio::sync::mpsc::UnboundedReceiver<String>,
+    freed: impl futures_util::Stream<Item = String>,
     tags: &BTreeMap<&str, &[String]>,
 ) -> Result<usize, CommandError> {
     let said = |id: &str| {
@@ -196,11 +192,6 @@ async fn remove_images(
         println!("- removed   image {name}");
     };
     let mut later = Vec::new();
-    let freed =
-        futures_util::stream::unfold(
-            freed,
-            |mut rx| async move { rx.recv().await.map(|id| (id, rx)) },
-        );
     let removing = freed
         .map(|id| async move { (engine.remove_image(&id).await, id) })
         .buffer_unordered(4);

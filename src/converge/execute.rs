@@ -1,7 +1,6 @@
 //! Carries out a plan's steps, phase by phase: exactly the steps of the plan it
 //! is handed, each printed as it completes.
 
-use crate::serve::gateway::Look;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
@@ -15,6 +14,7 @@ use crate::core::desired::{
     BuildFact, DesiredContainer, DesiredVolume, LABEL_PROJECT, LABEL_SERVICE,
 };
 use crate::core::plan::{Action, ContainerRef, Plan, Step};
+use crate::serve::gateway::Look;
 
 use super::rollout;
 use super::{gateways, Context, ConvergeError, StepError};
@@ -145,11 +145,10 @@ impl Executor<'_> {
         }
     }
 
-    /// A network or volume about to be created: none of that name exists, or
-    /// the one that does is the project's (asked of the engine now).
-    /// Whether the volume or network `name` is there already, the project's
-    /// (made since the plan looked, e.g. by an apply killed while the engine
-    /// was creating it); someone else's is refused.
+    /// A network or volume about to be created, asked of the engine now:
+    /// whether one of that name is there already and the project's (made
+    /// since the plan looked, e.g. by an apply killed while the engine was
+    /// creating it); someone else's is refused.
     async fn ensure_free(&self, volume: bool, name: &str) -> Result<bool, StepError> {
         match self.ctx.engine.object_labels(volume, name).await? {
             Some(labels) if !crate::core::observed::owned(&labels, self.project) => {

@@ -56,13 +56,17 @@ pub async fn route_table_after(
     look: Look,
     seen: &Seen,
 ) -> Result<RouteTable, EngineError> {
-    let last = seen
-        .lock()
-        .expect("no panics hold it")
-        .clone()
-        .filter(|(p, _)| p == project);
+    // Copied only where it is read: a full look replaces it.
+    let last = match look {
+        Look::Record => seen
+            .lock()
+            .expect("no panics hold it")
+            .clone()
+            .filter(|(p, _)| p == project),
+        Look::All => None,
+    };
     let mut observed = None;
-    if let (Look::Record, Some((_, mut o))) = (look, last) {
+    if let Some((_, mut o)) = last {
         o.volumes = engine.observe_volumes(project).await?;
         // A version the record names that was not there last time (a new
         // service's) means the containers changed too: look at them all.

@@ -4,8 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::core::desired::{container_name, LABEL_CONFIG, LABEL_SERVICE, LABEL_VERSION};
-use crate::core::hash::ContainerConfig;
+use crate::core::desired::{container_name, LABEL_SERVICE, LABEL_VERSION};
 use crate::core::plan::Observed;
 use crate::core::retain::{self, ProjectImage};
 use crate::shell::state;
@@ -18,11 +17,7 @@ fn used(project: &str, observed: &Observed) -> (BTreeSet<String>, BTreeMap<Strin
     let mut in_use = BTreeSet::new();
     let mut running = BTreeMap::new();
     for c in observed.containers.iter().filter(|c| c.owned_by(project)) {
-        let Some(config) = c
-            .labels
-            .get(LABEL_CONFIG)
-            .and_then(|l| serde_json::from_str::<ContainerConfig>(l).ok())
-        else {
+        let Some(config) = c.recorded_config() else {
             continue;
         };
         let (service, version) = (c.label(LABEL_SERVICE), c.label(LABEL_VERSION));

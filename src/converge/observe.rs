@@ -1,10 +1,7 @@
 //! What runs now, read-only: the status rows (`status`, `/status`), the container
 //! a `logs` target names, where a container answers.
 
-use crate::core::desired::{
-    LABEL_CONFIG, LABEL_JOB, LABEL_REVISION, LABEL_SCOPE, LABEL_SERVICE, LABEL_VERSION,
-};
-use crate::core::hash::ContainerConfig;
+use crate::core::desired::{LABEL_JOB, LABEL_REVISION, LABEL_SCOPE, LABEL_SERVICE, LABEL_VERSION};
 use crate::core::health::{classify, reason, HealthFacts};
 use crate::core::plan::{Observed, ObservedContainer};
 use crate::core::render::{JobRun, StatusRow};
@@ -187,10 +184,7 @@ async fn row_of(
     };
     let health = classify(facts);
     let health_reason = Some(reason(health, &facts, probe_error.as_deref()));
-    let config: Option<ContainerConfig> = c
-        .labels
-        .get(LABEL_CONFIG)
-        .and_then(|t| serde_json::from_str(t).ok());
+    let config = c.recorded_config();
     StatusRow {
         gpu: config.as_ref().and_then(|c| c.gpu.clone()),
         assets: config

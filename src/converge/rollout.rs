@@ -2,13 +2,13 @@
 //! side (or stop-first with a fixed port or keeps) with the gateways drained
 //! before the old container stops.
 
-use crate::serve::gateway::Look;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::core::desired::DesiredContainer;
 use crate::core::plan::short;
 use crate::core::role::ContainerRole;
+use crate::serve::gateway::Look;
 use crate::shell::engine::{ContainerState, Engine};
 use crate::shell::probe;
 

@@ -65,11 +65,11 @@ pub async fn route(
     // written first for such a version dropped requests the gateways sent it.)
     // Either way the versions that take a path answer to the service's name
     // before the old ones give it up, so the name never resolves to nothing.
-    // Every gateway routes the paths anew once told; what they sent to a
-    // releasing version finishes before it gives up the name (its address
-    // may change).
-    // A switch of versions on the serve network moves no address a gateway
-    // routes to: the gateways read the record alone again.
+    //
+    // Every gateway routes the paths anew once told (after a switch on the
+    // serve network, from the record alone: no address it routes to moved);
+    // what they sent to a releasing version finishes before it gives up the
+    // name (its address may change).
     let look = match apart {
         true => Look::Record,
         false => Look::All,

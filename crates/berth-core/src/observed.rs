@@ -57,6 +57,10 @@ impl ObservedContainer {
     pub fn owned_by(&self, project: &str) -> bool {
         owned(&self.labels, project)
     }
+    /// The configuration it was created with (its `berth.config` label).
+    pub fn recorded_config(&self) -> Option<super::hash::ContainerConfig> {
+        super::desired::recorded_config(&self.labels)
+    }
     pub fn label(&self, key: &str) -> &str {
         self.labels.get(key).map(String::as_str).unwrap_or("")
     }

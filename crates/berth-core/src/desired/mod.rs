@@ -206,14 +206,21 @@ impl DesiredContainer {
         c
     }
 
+    /// The project it belongs to (its `berth.project` label).
+    fn project(&self) -> &str {
+        self.config
+            .labels
+            .get(LABEL_PROJECT)
+            .map_or("", String::as_str)
+    }
+
     /// Network -> the aliases the container is created with: the service's
     /// name where it is active (a later switch moves it without a restart),
     /// on every network that carries names.
     pub fn create_networks(&self) -> BTreeMap<String, Vec<String>> {
         let mut networks = self.config.networks.clone();
-        let project = self.config.labels.get(LABEL_PROJECT).cloned();
         for (name, aliases) in networks.iter_mut() {
-            if carries_names(project.as_deref().unwrap_or_default(), name) {
+            if carries_names(self.project(), name) {
                 aliases.extend(service_aliases(&self.service, self.active));
             }
         }
@@ -226,11 +233,10 @@ impl DesiredContainer {
     /// the serve network (the container then keeps the switch's older order,
     /// see `converge::switch`).
     pub fn earlier_hashes(&self, active: bool) -> [String; 3] {
-        let project = self.config.labels.get(LABEL_PROJECT).cloned();
         let mut before_serve = self.config.clone();
         before_serve
             .networks
-            .retain(|name, _| carries_names(project.as_deref().unwrap_or_default(), name));
+            .retain(|name, _| carries_names(self.project(), name));
         let legacy = |config: &ContainerConfig| {
             let mut config = config.clone();
             config
@@ -289,14 +295,17 @@ pub fn carries_names(project: &str, network: &str) -> bool {
     network != serve_network_name(project)
 }
 
+/// The configuration a container was created with, as its `berth.config`
+/// label records it (`None` without one, or one that does not parse).
+pub fn recorded_config(labels: &BTreeMap<String, String>) -> Option<ContainerConfig> {
+    serde_json::from_str(labels.get(LABEL_CONFIG)?).ok()
+}
+
 /// Whether a container (by its labels) was created on the project's serve
 /// network, so that moving its name never moves the address the gateways
 /// route to.
 pub fn routed_apart(labels: &BTreeMap<String, String>, project: &str) -> bool {
-    labels
-        .get(LABEL_CONFIG)
-        .and_then(|t| serde_json::from_str::<ContainerConfig>(t).ok())
-        .is_some_and(|c| c.networks.contains_key(&serve_network_name(project)))
+    recorded_config(labels).is_some_and(|c| c.networks.contains_key(&serve_network_name(project)))
 }
 
 /// `/var/lib/data` -> `var-lib-data`: a volume-name-safe form of a keep path.

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{taken, Action, ContainerRef, Observed, ObservedContainer, Reason, Step};
-use crate::desired::{legacy_volume_name, Desired, LABEL_CONFIG, LABEL_KEEP, LABEL_SERVICE};
+use crate::desired::{legacy_volume_name, Desired, LABEL_KEEP, LABEL_SERVICE};
 use crate::diag::Diagnostic;
 use crate::observed::owned;
 
@@ -127,9 +127,7 @@ pub(super) fn unused_networks(desired: &Desired, observed: &Observed, project: &
 
 /// Keep path -> volume, as the container's recorded configuration says.
 fn mounts_of(c: &ObservedContainer) -> BTreeMap<String, String> {
-    c.labels
-        .get(LABEL_CONFIG)
-        .and_then(|t| serde_json::from_str::<crate::hash::ContainerConfig>(t).ok())
+    c.recorded_config()
         .map(|config| config.mounts)
         .unwrap_or_default()
 }
